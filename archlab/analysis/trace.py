@@ -1,0 +1,486 @@
+"""One trace of a model, read by every analysis.
+
+The trace runs the model's forward once on *meta* tensors under a
+``TorchDispatchMode``: every ATen operation is recorded (so functional calls
+inside ``forward`` -- ``F.relu``, ``x + y``, ``torch.cat``, ``F.interpolate`` --
+are seen as well as modules), attributed to the innermost module call it
+happened in, and linked to the operations that produced its inputs (the data
+flow that the receptive-field and memory analyses follow through branches and
+merges).
+
+No convolution runs and no activation is allocated: meta tensors carry shapes
+only. Parameters may live on any device; each operation sees meta copies of
+its arguments (``Tensor.to("meta")`` copies no data), so the user's model is
+never moved or modified. This is the only module that installs hooks, and it
+removes them in ``finally``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from archlab.errors import UserError
+
+# Producers of values that no traced operation made.
+INPUT = -1  # an input of the model
+PARAM = -2  # a parameter or buffer of the model
+CONST = -3  # any other tensor the forward found (a constant, a captured tensor)
+
+
+@dataclass
+class Value:
+    """A tensor as it flows through the trace."""
+
+    id: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    producer: int  # op index, or INPUT / PARAM / CONST
+    alias_of: int | None = None  # the value whose storage this one shares (views, in-place results)
+    name: str = ""  # parameter name for PARAM values
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+
+@dataclass
+class Op:
+    """One ATen operation."""
+
+    index: int
+    target: str  # e.g. "aten.convolution.default"
+    name: str  # overload packet, e.g. "convolution"
+    call: int  # innermost module call, -1 when outside every module
+    inputs: list[int]  # value ids, in argument order (tensors only)
+    outputs: list[int]
+    attrs: dict[str, Any] = field(default_factory=dict)  # geometry of conv/pool ops
+
+
+@dataclass
+class Call:
+    """One call of a module's ``forward``."""
+
+    index: int
+    name: str  # qualified name in the model ("" for the model itself)
+    type: str  # class name
+    parent: int  # -1 for the root call
+    depth: int
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    first_op: int = 0
+    end_op: int = 0  # one past the last op inside this call
+    params: int = 0  # parameters of the module, its children included
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Trace:
+    input_shape: tuple[int, ...]
+    values: list[Value]
+    ops: list[Op]
+    calls: list[Call]
+    inputs: list[int]
+    outputs: list[int]
+    params: int
+    trainable_params: int
+    buffers: int
+    param_bytes: int
+
+    def value(self, vid: int) -> Value:
+        return self.values[vid]
+
+
+# --- shapes answered by the trace itself ---------------------------------------
+# The meta kernels of these ops are Python functions that import sympy or
+# torch._dynamo on first use (about 2 s); their output shapes are simple, so the
+# trace answers them directly. tests/test_trace.py checks these rules against
+# PyTorch's own meta kernels.
+
+
+def _conv_shape(inp, weight, stride, padding, dilation, transposed, output_padding, groups):
+    n = inp.shape[0]
+    spatial_in = inp.shape[2:]
+    k = weight.shape[2:]
+    out = []
+    for i, size in enumerate(spatial_in):
+        if transposed:
+            o = (size - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k[i] - 1) + output_padding[i] + 1
+        else:
+            o = (size + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1
+        out.append(o)
+    channels = weight.shape[1] * groups if transposed else weight.shape[0]
+    if any(o <= 0 for o in out):
+        raise _Vanished(tuple(spatial_in), tuple(k))
+    return (n, channels, *out)
+
+
+class _Vanished(Exception):
+    def __init__(self, spatial, kernel):
+        super().__init__(spatial, kernel)
+        self.spatial = spatial
+        self.kernel = kernel
+
+
+def _meta(shape, like) -> torch.Tensor:
+    return torch.empty(shape, dtype=like.dtype, device="meta")
+
+
+def _shape_convolution(args):
+    inp, weight, _bias, stride, padding, dilation, transposed, output_padding, groups = args[:9]
+    return _meta(_conv_shape(inp, weight, stride, padding, dilation, transposed, output_padding, groups), inp)
+
+
+def _shape_batch_norm(args):
+    inp = args[0]
+    training = args[5] if len(args) > 5 else False
+    c = inp.shape[1] if training else 0
+    return (_meta(inp.shape, inp), _meta((c,), inp), _meta((c,), inp))
+
+
+def _shape_batch_norm_no_training(args):
+    inp = args[0]
+    return (_meta(inp.shape, inp), _meta((0,), inp), _meta((0,), inp))
+
+
+def _shape_mean(args, kwargs):
+    inp = args[0]
+    dims = args[1] if len(args) > 1 else kwargs.get("dim")
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    if dims is None:
+        return _meta((), inp)
+    dims = {d % inp.dim() for d in (dims if isinstance(dims, (list, tuple)) else [dims])}
+    shape = [1 if i in dims else s for i, s in enumerate(inp.shape) if keepdim or i not in dims]
+    return _meta(tuple(shape), inp)
+
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    span = size + 2 * p - d * (k - 1) - 1
+    if span < 0:
+        raise _Vanished((size,), (k,))
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1  # the last window must start inside the input or its left padding
+    return out
+
+
+def _shape_pool(args, kwargs, with_indices):
+    inp = args[0]
+    kernel = _pair(args[1])
+    stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
+    padding = _pair(args[3]) if len(args) > 3 else (0, 0)
+    if with_indices:
+        dilation = _pair(args[4]) if len(args) > 4 else (1, 1)
+        ceil_mode = bool(args[5]) if len(args) > 5 else False
+    else:
+        dilation = (1, 1)
+        ceil_mode = bool(args[4]) if len(args) > 4 else False
+    spatial = inp.shape[-2:]
+    try:
+        out = tuple(_pool_out(spatial[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2))
+    except _Vanished:
+        raise _Vanished(tuple(spatial), kernel) from None
+    if min(out) <= 0:
+        raise _Vanished(tuple(spatial), kernel)
+    shape = (*inp.shape[:-2], *out)
+    if with_indices:
+        return (_meta(shape, inp), torch.empty(shape, dtype=torch.int64, device="meta"))
+    return _meta(shape, inp)
+
+
+def _shape_binary(args, kwargs):
+    a, b = args[0], args[1]
+    shape = _broadcast(a.shape, b.shape) if isinstance(b, torch.Tensor) else tuple(a.shape)
+    dtype = torch.result_type(a, b)
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _broadcast(a, b):
+    # torch.broadcast_shapes imports sympy on first use; this is the same rule
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + tuple(a)
+    b = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            raise RuntimeError(f"shapes {tuple(a)} and {tuple(b)} cannot be broadcast together")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+def _shape_mm(args, kwargs):
+    a, b = args[-2], args[-1]
+    if a.shape[-1] != b.shape[-2]:
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({'x'.join(map(str, a.shape))} and "
+            f"{'x'.join(map(str, b.shape))})"
+        )
+    return torch.empty((*a.shape[:-1], b.shape[-1]), dtype=a.dtype, device="meta")
+
+
+def _shape_inplace(args, kwargs):
+    # an in-place op returns its first argument; the identity of the tensor is what the trace follows
+    return args[0]
+
+
+_aten = torch.ops.aten
+_SHAPE_RULES = {
+    _aten.addmm.default: _shape_mm,
+    _aten.mm.default: _shape_mm,
+    _aten.bmm.default: _shape_mm,
+    _aten.max_pool2d_with_indices.default: lambda a, k: _shape_pool(a, k, True),
+    _aten.avg_pool2d.default: lambda a, k: _shape_pool(a, k, False),
+    **{getattr(_aten, n).Tensor: _shape_binary for n in ("add", "sub", "mul", "div")},
+    **{getattr(_aten, n).Scalar: _shape_binary for n in ("add", "sub", "mul", "div")},
+    **{getattr(_aten, n).Tensor: _shape_inplace for n in ("add_", "sub_", "mul_", "div_")},
+    **{getattr(_aten, n).Scalar: _shape_inplace for n in ("add_", "sub_", "mul_", "div_")},
+    _aten.convolution.default: lambda a, k: _shape_convolution(a),
+    _aten.native_batch_norm.default: lambda a, k: _shape_batch_norm(a),
+    _aten._native_batch_norm_legit_no_training.default: lambda a, k: _shape_batch_norm_no_training(a),
+    _aten.mean.dim: _shape_mean,
+}
+
+
+# --- geometry recorded for the analyses ----------------------------------------
+
+
+def _pair(v, n=2):
+    if isinstance(v, (list, tuple)):
+        v = list(v)
+        return tuple(v * n) if len(v) == 1 else tuple(v)
+    return (v,) * n
+
+
+def _op_attrs(name: str, args) -> dict[str, Any]:
+    if name == "convolution":
+        _i, w, _b, stride, padding, dilation, transposed, output_padding, groups = args[:9]
+        return {
+            "kernel": tuple(w.shape[2:]),
+            "stride": tuple(stride),
+            "padding": tuple(padding),
+            "dilation": tuple(dilation),
+            "transposed": bool(transposed),
+            "output_padding": tuple(output_padding),
+            "groups": int(groups),
+        }
+    if name in ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d"):
+        kernel = _pair(args[1])
+        stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
+        padding = _pair(args[3]) if len(args) > 3 else (0, 0)
+        dilation = _pair(args[4]) if name != "avg_pool2d" and len(args) > 4 else (1, 1)
+        ceil_mode = bool(args[5] if name != "avg_pool2d" and len(args) > 5 else (args[4] if name == "avg_pool2d" and len(args) > 4 else False))
+        return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode}
+    return {}
+
+
+def _module_attrs(module: nn.Module) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("kernel_size", "stride", "padding", "dilation", "groups", "in_channels", "out_channels",
+                "in_features", "out_features"):
+        v = getattr(module, key, None)
+        if isinstance(v, (int, tuple)) and not isinstance(v, bool):
+            out[key] = v
+    return out
+
+
+# --- the tracer -----------------------------------------------------------------
+
+
+class _Recorder(TorchDispatchMode):
+    """Records every ATen op; runs it on meta tensors."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # The base class wraps __torch_dispatch__ in torch._disable_dynamo, whose
+        # first call imports torch._dynamo (1.5 s). The trace is never compiled.
+        return False
+
+    def __init__(self, tracer: "_Tracer") -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        return self.tracer.on_op(func, args, kwargs)
+
+
+class _Tracer:
+    def __init__(self, model: nn.Module) -> None:
+        self.values: list[Value] = []
+        self.ops: list[Op] = []
+        self.calls: list[Call] = []
+        self.stack: list[int] = []
+        self.failed_call: int | None = None  # the module call in which an op failed
+        self.vid_of: dict[int, int] = {}  # id(tensor) -> value id
+        self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so their ids stay unique
+        self.names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+        self.param_counts: dict[int, int] = {}
+        for n, p in list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers()):
+            self._new_value(p, PARAM, name=n)
+
+    # values
+    def _new_value(self, t: torch.Tensor, producer: int, alias_of: int | None = None, name: str = "") -> int:
+        vid = len(self.values)
+        self.values.append(Value(vid, tuple(t.shape), t.dtype, producer, alias_of, name))
+        self.vid_of[id(t)] = vid
+        self.keep.append(t)
+        return vid
+
+    def value_of(self, t: torch.Tensor) -> int:
+        vid = self.vid_of.get(id(t))
+        if vid is None:
+            vid = self._new_value(t, CONST)
+        return vid
+
+    # ops
+    def on_op(self, func, args, kwargs):
+        name = func._overloadpacket.__name__
+        flat_in, _ = tree_flatten((args, kwargs))
+        in_ids = [self.value_of(t) for t in flat_in if isinstance(t, torch.Tensor)]
+        margs, mkwargs = tree_map(_to_meta, (args, kwargs))
+        rule = _SHAPE_RULES.get(func)
+        try:
+            out = rule(margs, mkwargs) if rule is not None else func(*margs, **mkwargs)
+        except Exception as e:
+            if self.failed_call is None:
+                self.failed_call = self.stack[-1] if self.stack else -1
+            if not isinstance(e, _Vanished):
+                raise
+            call = self.calls[self.stack[-1]] if self.stack else None
+            where = f"layer '{call.name}' ({call.type})" if call else f"op {name}"
+            raise UserError(
+                f"the input is too small: the feature map vanishes at {where} "
+                f"(a {'x'.join(map(str, e.spatial))} map under a {'x'.join(map(str, e.kernel))} kernel)"
+            ) from None
+        index = len(self.ops)
+        op = Op(index, str(func), name, self.stack[-1] if self.stack else -1, in_ids, [], _op_attrs(name, margs))
+        self.ops.append(op)
+        flat_out, _ = tree_flatten(out)
+        schema_aliases = _output_aliases(func)
+        for pos, t in enumerate(flat_out):
+            if not isinstance(t, torch.Tensor):
+                continue
+            alias = None
+            arg_pos = schema_aliases.get(pos)
+            if arg_pos is not None and arg_pos < len(args) and isinstance(args[arg_pos], torch.Tensor):
+                alias = self.value_of(args[arg_pos])
+            op.outputs.append(self._new_value(t, index, alias))
+        return out
+
+    # module calls
+    def pre_hook(self, module, args):
+        parent = self.stack[-1] if self.stack else -1
+        depth = self.calls[parent].depth + 1 if parent >= 0 else 0
+        key = id(module)
+        if key not in self.param_counts:
+            self.param_counts[key] = sum(p.numel() for p in module.parameters())
+        call = Call(
+            index=len(self.calls),
+            name=self.names.get(key, type(module).__name__),
+            type=type(module).__name__,
+            parent=parent,
+            depth=depth,
+            inputs=[self.value_of(t) for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)],
+            first_op=len(self.ops),
+            params=self.param_counts[key],
+            attrs=_module_attrs(module),
+        )
+        self.calls.append(call)
+        self.stack.append(call.index)
+
+    def post_hook(self, module, args, output):
+        if not self.stack:
+            return
+        call = self.calls[self.stack.pop()]
+        call.end_op = len(self.ops)
+        call.outputs = [self.value_of(t) for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+
+
+def _to_meta(x):
+    if isinstance(x, torch.Tensor) and x.device.type != "meta":
+        return x.to("meta")
+    return x
+
+
+_ALIAS_CACHE: dict[Any, dict[int, int]] = {}
+
+
+def _output_aliases(func) -> dict[int, int]:
+    """Which outputs share storage with which argument (views and in-place ops)."""
+    cached = _ALIAS_CACHE.get(func)
+    if cached is not None:
+        return cached
+    schema = func._schema
+    arg_sets = {}
+    for i, a in enumerate(schema.arguments):
+        if a.alias_info is not None:
+            for s in a.alias_info.before_set:
+                arg_sets.setdefault(s, i)
+    result = {}
+    for j, r in enumerate(schema.returns):
+        if r.alias_info is not None:
+            for s in r.alias_info.before_set:
+                if s in arg_sets:
+                    result[j] = arg_sets[s]
+    _ALIAS_CACHE[func] = result
+    return result
+
+
+def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> Trace:
+    """Trace ``model`` on ``inputs`` (shapes only; any device, converted to meta).
+
+    The model is put in eval mode for the trace and its mode restored after;
+    no hook is left behind, even when the forward raises.
+    """
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    meta_inputs = tuple(_to_meta(t) for t in inputs)
+    tracer = _Tracer(model)
+    in_ids = [tracer._new_value(t, INPUT) for t in meta_inputs]
+    modes = {m: m.training for m in model.modules()}
+    from torch.nn.modules import module as module_mod
+
+    h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
+    h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
+    try:
+        model.eval()
+        with torch.no_grad(), _Recorder(tracer):
+            out = model(*meta_inputs)
+    except UserError:
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+        failed = tracer.failed_call if tracer.failed_call is not None else (tracer.stack[-1] if tracer.stack else -1)
+        call = tracer.calls[failed] if failed >= 0 else None
+        where = f" at layer '{call.name}' ({call.type})" if call and call.name else ""
+        shape = "x".join(map(str, inputs[0].shape[1:]))
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"the forward pass failed{where} for input {shape}: {msg}") from None
+    finally:
+        h_pre.remove()
+        h_post.remove()
+        for m, mode in modes.items():
+            m.training = mode
+    out_ids = [tracer.value_of(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    params = list({id(p): p for p in model.parameters()}.values())
+    buffers = list(model.buffers())
+    return Trace(
+        input_shape=tuple(inputs[0].shape),
+        values=tracer.values,
+        ops=tracer.ops,
+        calls=tracer.calls,
+        inputs=in_ids,
+        outputs=out_ids,
+        params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        buffers=sum(b.numel() for b in buffers),
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+    )

@@ -1,0 +1,262 @@
+"""The Python API: ``list_models``, ``build``, ``count``. The CLI is a thin layer over it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from archlab.errors import UserError
+from archlab.registry import ModelInfo, get_model_info, list_models  # noqa: F401  (re-exported)
+from archlab.spec import ModelSpec, coerce, parse_spec
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A model spec resolved against the registry: what to build and what to feed it."""
+
+    info: ModelInfo
+    options: dict[str, Any]  # typed builder options (only those given)
+    input_shape: tuple[int, ...]  # N, C, H, W
+    label: str  # the spec as the user should read it
+
+    def build(self, device: str | None = None):
+        import torch
+
+        if device is None:
+            return self.info.build(**self.options)
+        with torch.device(device):
+            return self.info.build(**self.options)
+
+
+def resolve(
+    spec: str | ModelSpec,
+    *,
+    res: int | None = None,
+    input_size: tuple[int, ...] | None = None,
+    batch: int | None = None,
+    alpha: float | None = None,
+    options: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
+) -> Resolved:
+    """Resolve a model name or spec and command-line style overrides.
+
+    Explicit arguments override the spec's own ``@key=value`` settings.
+    """
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    info = get_model_info(spec.name)
+    known = info.options
+    raw: dict[str, Any] = dict(spec.options)
+    raw.update(dict(options or {}))
+    if alpha is not None:
+        if "alpha" not in known:
+            raise UserError(f"model '{info.name}' has no width multiplier (--alpha)")
+        raw["alpha"] = alpha
+    typed: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            choices = ", ".join(sorted(known)) or "none"
+            raise UserError(f"model '{info.name}' has no option '{key}' (its options: {choices})")
+        typed[key] = coerce(key, value, known[key])
+    if "alpha" in typed and not (isinstance(typed["alpha"], (int, float)) and typed["alpha"] > 0):
+        raise UserError(f"alpha must be greater than 0, got {typed['alpha']}")
+    res = res if res is not None else spec.res
+    input_size = input_size if input_size is not None else spec.input_size
+    batch = batch if batch is not None else (spec.batch or 1)
+    if batch < 1:
+        raise UserError(f"batch must be at least 1, got {batch}")
+    if res is not None and input_size is not None:
+        raise UserError("give either --res or --input-size, not both")
+    c, h, w = info.input_shape(**typed)
+    if input_size is not None:
+        c, h, w = input_size
+    elif res is not None:
+        if res < 1:
+            raise UserError(f"resolution must be at least 1, got {res}")
+        h = w = res
+    parts = [f"{k}={v}" for k, v in typed.items()]
+    default_c, default_h, default_w = info.input_shape(**typed)
+    if c == default_c and h == w and (h, w) != (default_h, default_w):
+        parts.append(f"res={h}")
+    elif (c, h, w) != (default_c, default_h, default_w):
+        parts.append(f"input={c}x{h}x{w}")
+    label = info.name + ("@" + ",".join(parts) if parts else "")
+    return Resolved(info, typed, (batch, c, h, w), label)
+
+
+def build(name: str, **options: Any):
+    """Build a registered model (a real ``nn.Module`` with initialised weights)."""
+    spec = parse_spec(name)
+    return resolve(spec, options=options).build()
+
+
+# --- count --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    type: str
+    depth: int
+    output_shape: tuple[int, ...] | None
+    params: int
+    macs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["output_shape"] = list(self.output_shape) if self.output_shape else None
+        return d
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """What a model costs: the JSON of ``archlab count --format json`` is ``to_dict()``."""
+
+    model: str
+    input_shape: tuple[int, ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    params: int
+    trainable_params: int
+    macs: int
+    macs_by_kind: dict[str, int]
+    other_ops: dict[str, int]
+    unsupported_ops: tuple[tuple[str, int], ...]
+    layers: tuple[LayerCost, ...]
+    engine: str
+    fvcore: dict[str, Any] | None = field(default=None)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def status(self) -> str:
+        return "partial" if self.unsupported_ops else "complete"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "input_shape": list(self.input_shape),
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "units": {
+                "macs": "multiply-accumulates of conv (incl. transposed), linear and matmul ops, whole batch",
+                "flops": "2 x macs",
+                "other_ops": "element-wise operations by kind, not included in macs or flops",
+            },
+            "macs_by_kind": dict(self.macs_by_kind),
+            "other_ops": dict(self.other_ops),
+            "unsupported_ops": [{"op": op, "count": n} for op, n in self.unsupported_ops],
+            "status": self.status,
+            "layers": [layer.to_dict() for layer in self.layers],
+            "engine": self.engine,
+        }
+        if self.fvcore is not None:
+            d["fvcore"] = self.fvcore
+        return d
+
+
+def _module_costs(trace, op_macs: list[int], depth: int) -> tuple[LayerCost, ...]:
+    """Per module call down to ``depth`` (1 = the model's children)."""
+    # cumulative sums make each call's MACs an O(1) range query
+    prefix = [0]
+    for m in op_macs:
+        prefix.append(prefix[-1] + m)
+    rows = []
+    for call in trace.calls:
+        if call.depth == 0 or call.depth > depth:
+            continue
+        shape = trace.values[call.outputs[0]].shape if call.outputs else None
+        rows.append(LayerCost(call.name, call.type, call.depth, shape, call.params,
+                              prefix[call.end_op] - prefix[call.first_op]))
+    return tuple(rows)
+
+
+def count_trace(trace, label: str, depth: int = 3, engine: str = "archlab") -> CountResult:
+    from archlab.analysis.counting import MAC_KINDS, OTHER_KINDS, op_cost, other_kind, unsupported
+
+    macs_by_kind = {k: 0 for k in MAC_KINDS}
+    other = {k: 0 for k in OTHER_KINDS}
+    op_macs = []
+    for op in trace.ops:
+        kind, macs, extra = op_cost(op, trace)
+        op_macs.append(macs)
+        if macs:
+            macs_by_kind[kind] += macs
+        if extra:
+            other[other_kind(kind)] += extra
+    unknown = unsupported(trace)
+    return CountResult(
+        model=label,
+        input_shape=trace.input_shape,
+        output_shapes=tuple(trace.values[v].shape for v in trace.outputs),
+        params=trace.params,
+        trainable_params=trace.trainable_params,
+        macs=sum(macs_by_kind.values()),
+        macs_by_kind=macs_by_kind,
+        other_ops=other,
+        unsupported_ops=tuple(sorted(unknown.items())),
+        layers=_module_costs(trace, op_macs, depth),
+        engine=engine,
+    )
+
+
+def trace_model(model_or_spec: Any, *, input_size=None, res=None, batch=None, alpha=None, options=None):
+    """Build (on the meta device, for a registered model) and trace. Returns (trace, label)."""
+    import torch
+
+    from archlab.analysis.trace import trace
+
+    if isinstance(model_or_spec, torch.nn.Module):
+        if input_size is None:
+            raise UserError("input_size (C,H,W) is required for a model that is not registered")
+        shape = (batch or 1, *input_size)
+        return trace(model_or_spec, torch.empty(shape, device="meta")), type(model_or_spec).__name__
+    resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
+    model = resolved.build(device="meta")
+    try:
+        return trace(model, torch.empty(resolved.input_shape, device="meta")), resolved.label
+    except UserError as e:
+        default = tuple(resolved.info.input_shape(**resolved.options))
+        if tuple(resolved.input_shape[1:]) != default:
+            raise UserError(f"{e} (the model's default input is {'x'.join(map(str, default))})") from None
+        raise
+
+
+def count(
+    model_or_spec: Any,
+    *,
+    input_size: tuple[int, ...] | None = None,
+    res: int | None = None,
+    batch: int | None = None,
+    alpha: float | None = None,
+    options: dict[str, Any] | None = None,
+    depth: int = 3,
+    engine: str = "archlab",
+    device: str = "cpu",
+) -> CountResult:
+    """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model.
+
+    ``model_or_spec`` is a registered name or spec (``"mobilenet@alpha=0.5"``) or
+    an ``nn.Module`` (then ``input_size`` = (C, H, W) is required). The default
+    engine never runs a convolution (meta tensors); ``engine="fvcore"`` also runs
+    fvcore's FlopCountAnalysis on real tensors on ``device`` and reconciles it.
+    """
+    if engine not in ("archlab", "fvcore"):
+        raise UserError(f"unknown engine '{engine}' (choose archlab or fvcore)")
+    if depth < 0:
+        raise UserError(f"depth must be at least 0, got {depth}")
+    tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
+                            options=options)
+    result = count_trace(tr, label, depth=depth, engine=engine)
+    if engine == "fvcore":
+        from archlab.engines.fvcore_engine import fvcore_count
+
+        report = fvcore_count(model_or_spec, tr.input_shape, device=device, alpha=alpha, options=options,
+                              archlab_macs=result.macs)
+        result = CountResult(**{**result.__dict__, "fvcore": report})
+    return result

@@ -1,0 +1,197 @@
+"""The ``archlab`` command line: a thin layer over the Python API.
+
+Each command parses its options, calls the library, renders and writes. This
+module imports no torch at import time, so ``archlab --help`` stays fast.
+
+Error contract: a user error prints one line on stderr and exits with 2; an
+internal error exits with 1 and asks for a bug report; ``--debug`` shows the
+traceback of either.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+from archlab.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="archlab: build the course's CNN architectures and say exactly what they cost.\n\n"
+    "MACs are multiply-accumulates (the papers' mult-adds); FLOPs = 2 x MACs.",
+)
+
+_state = {"debug": False}
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    md = "md"
+
+
+class Engine(str, Enum):
+    archlab = "archlab"
+    fvcore = "fvcore"
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
+    _state["debug"] = debug
+
+
+# --- shared options -------------------------------------------------------------
+
+RES = typer.Option(None, "--res", help="Input resolution H = W in pixels (default: the model's own).")
+INPUT_SIZE = typer.Option(None, "--input-size", help="Input size C,H,W (instead of --res).")
+BATCH = typer.Option(1, "--batch", help="Batch size; counts are for the whole batch.")
+ALPHA = typer.Option(None, "--alpha", help="Width multiplier, for models that have one (MobileNet).")
+SET = typer.Option(None, "--set", help="Builder option key=value (repeatable), e.g. stacks=2.")
+DEPTH = typer.Option(2, "--depth", help="Depth of the per-layer table (1 = the model's children).")
+FORMAT = typer.Option(Format.table, "--format", "-f", help="Output format.")
+OUTPUT = typer.Option(None, "-o", "--output", help="Write to this file (atomically) instead of stdout.")
+
+
+def _parse_common(input_size: Optional[str], sets: Optional[List[str]]):
+    from archlab.spec import parse_assignment, parse_input_size
+
+    size = parse_input_size(input_size) if input_size is not None else None
+    options = dict(parse_assignment(s) for s in (sets or []))
+    return size, options
+
+
+def _emit(text: str, output: Optional[str]) -> None:
+    from archlab.report.formats import write_atomic
+
+    if output:
+        write_atomic(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+def _emit_table(renderable_fn, output: Optional[str]) -> None:
+    """Print a rich renderable, or write its plain-text form to a file."""
+    from rich.console import Console
+
+    if output:
+        import io
+
+        console = Console(record=True, width=140, file=io.StringIO(), color_system=None)
+        renderable_fn(console)
+        _emit(console.export_text(), output)
+    else:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=max(console.width, 140))
+        renderable_fn(console)
+
+
+# --- commands -------------------------------------------------------------------
+
+
+@app.command()
+def count(
+    model: str = typer.Argument(..., help="Model name or spec, e.g. resnet50 or mobilenet@alpha=0.5,res=160."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    batch: int = BATCH,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    depth: int = DEPTH,
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+    engine: Engine = typer.Option(Engine.archlab, "--engine", help="archlab (meta trace, nothing runs) or fvcore."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (where --engine fvcore runs the model)."),
+) -> None:
+    """Parameters, MACs, FLOPs and the other operations of a model, per layer."""
+    from archlab.api import count as count_api
+    from archlab.engines.fvcore_engine import check_device
+    from archlab.report import count_report
+
+    check_device(device)
+    size, options = _parse_common(input_size, sets)
+    result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
+                       depth=depth, engine=engine.value, device=device)
+    if fmt is Format.table:
+        _emit_table(lambda console: count_report.print_table(result, console), output)
+    else:
+        _emit(count_report.render(result, fmt.value), output)
+
+
+@app.command("list")
+def list_cmd(
+    pattern: Optional[str] = typer.Argument(None, help="Glob over model names, e.g. 'resnet*'."),
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Every registered model: family, paper, default input, params and MACs."""
+    from archlab.report import zoo
+
+    rows = zoo.zoo_rows(pattern)
+    if not rows:
+        raise UserError(f"no model matches '{pattern}'; see 'archlab list'")
+    if fmt is Format.table:
+        _emit_table(lambda console: zoo.print_table(rows, console), output)
+    else:
+        _emit(zoo.render(rows, fmt.value), output)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: runs the app under the error contract and returns the exit code."""
+    try:  # typer >= 0.20 vendors click; its exceptions live in two places
+        from typer import _click as click
+        from typer.exceptions import Abort, Exit
+    except ImportError:  # pragma: no cover - older typer depends on click
+        import click
+        from click.exceptions import Abort, Exit
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="archlab", standalone_mode=False)
+        return 0
+    except Exit as e:
+        return e.exit_code
+    except click.exceptions.NoArgsIsHelpError as e:
+        print(e.format_message() if hasattr(e, "format_message") else str(e), file=sys.stderr)
+        return 2
+    except click.exceptions.ClickException as e:
+        if debug:
+            raise
+        print(f"archlab: error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except Abort:
+        print("archlab: aborted", file=sys.stderr)
+        return 130
+    except UserError as e:
+        if debug:
+            raise
+        print(f"archlab: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("archlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - the contract: one line, exit 1, unless --debug
+        if debug:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            f"archlab: internal error: {type(e).__name__}: {first} "
+            "(this is a bug in archlab: please report it with the command you ran; --debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""``--engine fvcore``: fvcore's FlopCountAnalysis beside archlab's count.
+
+fvcore runs a real forward under the JIT tracer (it cannot run on the meta
+device), counts one "flop" per multiply-accumulate for conv/linear/matmul, and
+adds terms for batch norm, adaptive pooling and upsampling into the same
+total. The reconciliation splits its total into the multiply-accumulate terms,
+which must equal archlab's MACs, and the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from archlab.errors import UserError
+
+# fvcore's operator names whose counts are multiply-accumulates
+FVCORE_MAC_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"unknown device '{device}' (choose cpu or cuda)")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA GPU is available to PyTorch on this machine")
+
+
+def fvcore_count(model_or_spec: Any, input_shape: tuple[int, ...], *, device: str = "cpu", alpha=None,
+                 options=None, archlab_macs: int | None = None) -> dict[str, Any]:
+    import torch
+
+    check_device(device)
+    try:
+        from fvcore.nn import FlopCountAnalysis
+    except ImportError:  # pragma: no cover - fvcore is a dependency
+        raise UserError("--engine fvcore needs fvcore: pip install fvcore") from None
+    from archlab.api import resolve
+
+    if isinstance(model_or_spec, torch.nn.Module):
+        model = model_or_spec
+    else:
+        model = resolve(model_or_spec, alpha=alpha, options=options).build()
+    was_training = model.training
+    # fvcore's tracer logs every op it skips; archlab reports them instead
+    logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
+    try:
+        model = model.to(device)
+        model.eval()
+        x = torch.zeros(input_shape, device=device)
+        with torch.no_grad():
+            analysis = FlopCountAnalysis(model, x)
+            analysis.unsupported_ops_warnings(False)
+            analysis.uncalled_modules_warnings(False)
+            analysis.tracer_warnings("none")
+            total = int(analysis.total())
+            by_op = {k: int(v) for k, v in sorted(analysis.by_operator().items())}
+            skipped = {k: int(v) for k, v in sorted(analysis.unsupported_ops().items())}
+    finally:
+        model.train(was_training)
+    mac_terms = {k: v for k, v in by_op.items() if k in FVCORE_MAC_OPS}
+    other_terms = {k: v for k, v in by_op.items() if k not in FVCORE_MAC_OPS}
+    fv_macs = sum(mac_terms.values())
+    return {
+        "total": total,
+        "unit": "fvcore 'flops' = multiply-accumulates for conv/linear/matmul, plus the other terms",
+        "mac_terms": mac_terms,
+        "other_terms": other_terms,
+        "macs": fv_macs,
+        "unsupported_ops": skipped,
+        "device": device,
+        "agrees_with_archlab_macs": archlab_macs is not None and fv_macs == archlab_macs,
+    }

@@ -1,0 +1,127 @@
+"""The one registry of models.
+
+Every model of the zoo is registered here once, by a decorator on its builder
+function. ``archlab list``, the CLI's name checks, ``reports/zoo.md`` and the
+registry-parametrized tests all read this registry; no second list of names
+exists anywhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from archlab.errors import UserError
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published number that the model must reproduce exactly.
+
+    ``params`` is the parameter count of a reference implementation that has
+    the same layers (torchvision, timm, ...); ``options`` are the builder
+    options under which the equality holds (e.g. auxiliary heads on).
+    """
+
+    params: int
+    source: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str
+    paper: str
+    builder: Callable[..., Any]
+    input_spec: tuple[int, int, int] | Callable[..., tuple[int, int, int]]
+    reference: Reference | None = None
+    note: str = ""
+
+    def input_shape(self, **options: Any) -> tuple[int, int, int]:
+        """C, H, W of the default input; a callable spec receives the builder options
+        (EfficientNet's compound builder derives its resolution from phi)."""
+        if callable(self.input_spec):
+            merged = {**self.options, **options}
+            return tuple(self.input_spec(**merged))
+        return self.input_spec
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The builder's keyword options and their defaults."""
+        sig = inspect.signature(self.builder)
+        return {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
+        }
+
+    def build(self, **options: Any):
+        known = self.options
+        for key in options:
+            if key not in known:
+                choices = ", ".join(sorted(known)) or "none"
+                raise UserError(f"model '{self.name}' has no option '{key}' (its options: {choices})")
+        return self.builder(**options)
+
+
+_MODELS: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    paper: str,
+    input_shape: tuple[int, int, int] | Callable[..., tuple[int, int, int]] = (3, 224, 224),
+    reference: Reference | None = None,
+    note: str = "",
+    name: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a model builder under its function name (or ``name``)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        key = name or fn.__name__
+        if key in _MODELS:
+            raise ValueError(f"model '{key}' is registered twice")
+        _MODELS[key] = ModelInfo(key, family, paper, fn, input_shape if callable(input_shape) else tuple(input_shape), reference, note)
+        return fn
+
+    return decorate
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _ensure_loaded() -> None:
+    import importlib
+
+    from archlab.models import FAMILIES
+
+    for family in FAMILIES:
+        importlib.import_module(f"archlab.models.{family}")
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, naturally sorted; ``pattern`` is an fnmatch glob."""
+    _ensure_loaded()
+    names = sorted(_MODELS, key=_natural_key)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return names
+
+
+def get_model_info(name: str) -> ModelInfo:
+    _ensure_loaded()
+    try:
+        return _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        if not close:
+            close = [n for n in _MODELS if n.startswith(name[:3])][:3]
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see 'archlab list'"
+        raise UserError(f"unknown model '{name}'{hint}") from None

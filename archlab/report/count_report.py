@@ -1,0 +1,93 @@
+"""Renderers for ``archlab count``: a rich table, JSON, CSV and markdown."""
+
+from __future__ import annotations
+
+from archlab.api import CountResult
+from archlab.analysis.counting import OTHER_KINDS
+from archlab.report.formats import csv_table, human, md_table, shape_str, to_json
+
+LAYER_HEADERS = ("name", "type", "output shape", "params", "MACs", "share of MACs")
+
+
+def _share(macs: int, total: int) -> str:
+    return f"{100 * macs / total:.1f}%" if total else "-"
+
+
+def _layer_rows(result: CountResult) -> list[tuple]:
+    return [
+        ("  " * (layer.depth - 1) + layer.name, layer.type, shape_str(layer.output_shape),
+         f"{layer.params:,}", f"{layer.macs:,}", _share(layer.macs, result.macs))
+        for layer in result.layers
+    ]
+
+
+def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
+    """(quantity, exact value, what it is) rows shared by every format."""
+    rows = [
+        ("parameters", f"{result.params:,}", f"{human(result.params)}; trainable {result.trainable_params:,}"),
+        ("MACs", f"{result.macs:,}", f"{human(result.macs)}MACs: multiply-accumulates of conv, linear and matmul "
+                                      f"(the papers' mult-adds), whole batch"),
+        ("FLOPs", f"{result.flops:,}", f"{human(result.flops)}FLOPs = 2 x MACs"),
+    ]
+    for kind in OTHER_KINDS:
+        n = result.other_ops.get(kind, 0)
+        if n:
+            rows.append((f"other: {kind}", f"{n:,}", "element-wise ops, not in MACs/FLOPs"))
+    if result.fvcore is not None:
+        fv = result.fvcore
+        rows.append(("fvcore total", f"{fv['total']:,}", "fvcore 'flops': its conv/linear/matmul MACs plus the terms below"))
+        rows.append(("  fvcore MAC terms", f"{fv['macs']:,}",
+                     ", ".join(f"{k} {v:,}" for k, v in fv["mac_terms"].items())
+                     + ("  (= archlab MACs)" if fv["agrees_with_archlab_macs"] else "  (DIFFERS from archlab MACs)")))
+        if fv["other_terms"]:
+            rows.append(("  fvcore other terms", f"{sum(fv['other_terms'].values()):,}",
+                         ", ".join(f"{k} {v:,}" for k, v in fv["other_terms"].items())
+                         + " (archlab counts these under other ops)"))
+        if fv["unsupported_ops"]:
+            rows.append(("  fvcore skipped", str(sum(fv["unsupported_ops"].values())),
+                         ", ".join(f"{k} x{v}" for k, v in fv["unsupported_ops"].items())))
+    if result.unsupported_ops:
+        rows.append(("NOT COUNTED", str(sum(n for _, n in result.unsupported_ops)),
+                     ", ".join(f"{op} x{n}" for op, n in result.unsupported_ops)))
+    return rows
+
+
+def _title(result: CountResult) -> str:
+    engine = "meta trace, nothing run" if result.engine == "archlab" else "meta trace + fvcore on real tensors"
+    return f"{result.model}  input {shape_str(result.input_shape)}  ({result.engine} engine: {engine})"
+
+
+def print_table(result: CountResult, console) -> None:
+    from rich.table import Table
+
+    console.print(_title(result))
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    summary.add_column()
+    for row in summary_lines(result):
+        summary.add_row(*row)
+    console.print(summary)
+    if result.layers:
+        table = Table(*LAYER_HEADERS)
+        for col in table.columns[3:]:
+            col.justify = "right"
+        for row in _layer_rows(result):
+            table.add_row(*row)
+        console.print(table)
+
+
+def render(result: CountResult, fmt: str) -> str:
+    if fmt == "json":
+        return to_json(result.to_dict())
+    if fmt == "csv":
+        rows = [(result.model, "(total)", 0, shape_str(result.output_shapes[0] if result.output_shapes else None),
+                 result.params, result.macs)]
+        rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs) for l in result.layers]
+        return csv_table(("name", "type", "depth", "output_shape", "params", "macs"), rows)
+    if fmt == "md":
+        out = [f"### {_title(result)}\n", md_table(("quantity", "value", "meaning"), summary_lines(result), "lrl")]
+        if result.layers:
+            out.append("\n" + md_table(LAYER_HEADERS, [(r[0].strip(),) + r[1:] for r in _layer_rows(result)], "lllrrr"))
+        return "\n".join(out)
+    raise ValueError(fmt)

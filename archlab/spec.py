@@ -1,0 +1,112 @@
+"""Model specs: ``name@key=value,...`` names a model and its options in one word.
+
+``res``, ``batch`` and ``input`` (``CxHxW``) set the input; every other key is a
+builder option of the model (``alpha``, ``stacks``, ``aux_logits`` ...), parsed
+to the type of that option's default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from archlab.errors import UserError
+
+INPUT_KEYS = ("res", "batch", "input")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    options: dict[str, str] = field(default_factory=dict)  # raw strings, typed by resolve()
+    res: int | None = None
+    batch: int | None = None
+    input_size: tuple[int, ...] | None = None
+
+    def __str__(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.options.items()]
+        if self.res is not None:
+            parts.append(f"res={self.res}")
+        if self.input_size is not None:
+            parts.append("input=" + "x".join(map(str, self.input_size)))
+        if self.batch is not None:
+            parts.append(f"batch={self.batch}")
+        return self.name + ("@" + ",".join(parts) if parts else "")
+
+
+def parse_positive_int(text: str, what: str, minimum: int = 1) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise UserError(f"{what} must be an integer, got '{text}'") from None
+    if value < minimum:
+        raise UserError(f"{what} must be at least {minimum}, got {value}")
+    return value
+
+
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """``C,H,W`` (or ``CxHxW``) -> a tuple of positive ints."""
+    parts = [p for p in str(text).replace("x", ",").replace("×", ",").split(",")]
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise UserError(f"--input-size must be C,H,W (three positive integers), got '{text}'")
+    return tuple(parse_positive_int(p, "each --input-size value") for p in parts)
+
+
+def parse_assignment(text: str, flag: str = "--set") -> tuple[str, str]:
+    key, sep, value = str(text).partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key or not value:
+        raise UserError(f"{flag} expects key=value, got '{text}'")
+    return key, value
+
+
+def parse_spec(text: str) -> ModelSpec:
+    text = str(text).strip()
+    name, sep, rest = text.partition("@")
+    name = name.strip()
+    if not name:
+        raise UserError(f"empty model name in '{text}'")
+    options: dict[str, str] = {}
+    res = batch = None
+    input_size = None
+    if sep:
+        if not rest.strip():
+            raise UserError(f"model spec '{text}' has '@' but no key=value options after it")
+        for item in rest.split(","):
+            key, value = parse_assignment(item, flag=f"model spec '{text}'")
+            if key == "res":
+                res = parse_positive_int(value, "res")
+            elif key == "batch":
+                batch = parse_positive_int(value, "batch")
+            elif key == "input":
+                input_size = parse_input_size(value)
+            else:
+                options[key] = value
+    return ModelSpec(name, options, res, batch, input_size)
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"}
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def coerce(key: str, raw: Any, default: Any) -> Any:
+    """Parse ``raw`` to the type of ``default`` (an option's default value)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if isinstance(default, bool):
+            low = raw.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        kind = type(default).__name__
+        raise UserError(f"option '{key}' must be {_TYPE_WORDS.get(kind, kind)}, got '{raw}'") from None
+    return raw
