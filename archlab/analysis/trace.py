@@ -174,28 +174,76 @@ def _pool_out(size, k, s, p, d, ceil_mode):
     return out
 
 
-def _shape_pool(args, kwargs, with_indices):
+def _shape_pool(args, kwargs, with_indices, ndim=2):
     inp = args[0]
-    kernel = _pair(args[1])
-    stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
-    padding = _pair(args[3]) if len(args) > 3 else (0, 0)
+    kernel = _pair(args[1], ndim)
+    stride = _pair(args[2], ndim) if len(args) > 2 and args[2] else kernel
+    padding = _pair(args[3], ndim) if len(args) > 3 else (0,) * ndim
     if with_indices:
-        dilation = _pair(args[4]) if len(args) > 4 else (1, 1)
+        dilation = _pair(args[4], ndim) if len(args) > 4 else (1,) * ndim
         ceil_mode = bool(args[5]) if len(args) > 5 else False
     else:
-        dilation = (1, 1)
+        dilation = (1,) * ndim
         ceil_mode = bool(args[4]) if len(args) > 4 else False
-    spatial = inp.shape[-2:]
+    spatial = inp.shape[-ndim:]
     try:
-        out = tuple(_pool_out(spatial[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2))
+        out = tuple(_pool_out(spatial[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode)
+                    for i in range(ndim))
     except _Vanished:
         raise _Vanished(tuple(spatial), kernel) from None
     if min(out) <= 0:
         raise _Vanished(tuple(spatial), kernel)
-    shape = (*inp.shape[:-2], *out)
+    shape = (*inp.shape[:-ndim], *out)
     if with_indices:
         return (_meta(shape, inp), torch.empty(shape, dtype=torch.int64, device="meta"))
     return _meta(shape, inp)
+
+
+def _shape_same(args, kwargs):
+    return _meta(args[0].shape, args[0])
+
+
+def _shape_cat(args, kwargs):
+    tensors = [t for t in args[0] if not (t.dim() == 1 and t.shape[0] == 0)]  # legacy empty inputs are skipped
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    dim %= tensors[0].dim()
+    shape = list(tensors[0].shape)
+    for t in tensors[1:]:
+        if t.dim() != len(shape) or any(a != b for i, (a, b) in enumerate(zip(t.shape, shape)) if i != dim):
+            raise RuntimeError(
+                f"torch.cat: sizes of tensors must match except in dimension {dim}: "
+                f"{'x'.join(map(str, shape))} and {'x'.join(map(str, t.shape))}"
+            )
+        shape[dim] += t.shape[dim]
+    return _meta(tuple(shape), tensors[0])
+
+
+def _shape_upsample(args, kwargs, ndim=2):
+    inp, size = args[0], args[1] if len(args) > 1 else None
+    if size:
+        out = tuple(size)
+    else:
+        scales = args[-1] if isinstance(args[-1], (list, tuple)) else kwargs.get("scale_factors")
+        out = tuple(int(s * f) for s, f in zip(inp.shape[-ndim:], _pair(scales, ndim)))
+    return _meta((*inp.shape[:-ndim], *out), inp)
+
+
+def _shape_adaptive(args, kwargs, with_indices=False):
+    inp, size = args[0], _pair(args[1])
+    shape = (*inp.shape[:-2], *size)
+    if with_indices:
+        return (_meta(shape, inp), torch.empty(shape, dtype=torch.int64, device="meta"))
+    return _meta(shape, inp)
+
+
+def _shape_pad(args, kwargs):
+    inp, pad = args[0], list(args[1])
+    shape = list(inp.shape)
+    for i in range(len(pad) // 2):  # pairs from the last dimension backwards
+        shape[-1 - i] += pad[2 * i] + pad[2 * i + 1]
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"padding {pad} makes a negative size from {tuple(inp.shape)}")
+    return _meta(tuple(shape), inp)
 
 
 def _shape_binary(args, kwargs):
@@ -234,12 +282,29 @@ def _shape_inplace(args, kwargs):
 
 
 _aten = torch.ops.aten
+# Element-wise ops of one tensor whose output has the input's shape.
+_UNARY = ("relu", "sigmoid", "tanh", "silu", "gelu", "hardtanh", "hardswish", "hardsigmoid", "leaky_relu",
+          "elu", "clamp", "clamp_min", "clamp_max", "neg", "exp", "sqrt", "rsqrt", "reciprocal", "abs",
+          "_softmax", "_log_softmax", "mish", "softplus")
 _SHAPE_RULES = {
     _aten.addmm.default: _shape_mm,
     _aten.mm.default: _shape_mm,
     _aten.bmm.default: _shape_mm,
     _aten.max_pool2d_with_indices.default: lambda a, k: _shape_pool(a, k, True),
     _aten.avg_pool2d.default: lambda a, k: _shape_pool(a, k, False),
+    _aten.avg_pool3d.default: lambda a, k: _shape_pool(a, k, False, ndim=3),
+    _aten.cat.default: _shape_cat,
+    _aten._adaptive_avg_pool2d.default: _shape_adaptive,
+    _aten.adaptive_max_pool2d.default: lambda a, k: _shape_adaptive(a, k, True),
+    _aten.constant_pad_nd.default: _shape_pad,
+    _aten.upsample_nearest2d.default: _shape_upsample,
+    _aten.upsample_nearest2d.vec: _shape_upsample,
+    _aten.upsample_bilinear2d.default: _shape_upsample,
+    _aten.upsample_bilinear2d.vec: _shape_upsample,
+    _aten.pow.Tensor_Scalar: _shape_same,
+    _aten.pow_.Scalar: _shape_inplace,
+    **{getattr(_aten, n).default: _shape_same for n in _UNARY},
+    **{getattr(_aten, n + "_").default: _shape_inplace for n in _UNARY if hasattr(_aten, n + "_")},
     **{getattr(_aten, n).Tensor: _shape_binary for n in ("add", "sub", "mul", "div")},
     **{getattr(_aten, n).Scalar: _shape_binary for n in ("add", "sub", "mul", "div")},
     **{getattr(_aten, n).Tensor: _shape_inplace for n in ("add_", "sub_", "mul_", "div_")},
@@ -248,6 +313,7 @@ _SHAPE_RULES = {
     _aten.native_batch_norm.default: lambda a, k: _shape_batch_norm(a),
     _aten._native_batch_norm_legit_no_training.default: lambda a, k: _shape_batch_norm_no_training(a),
     _aten.mean.dim: _shape_mean,
+    _aten.sum.dim_IntList: _shape_mean,  # a reduction keeps the same shape as a mean
 }
 
 

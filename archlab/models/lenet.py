@@ -17,6 +17,8 @@ connections.
 
 from __future__ import annotations
 
+import random
+
 from collections import OrderedDict
 from typing import Sequence
 
@@ -127,7 +129,11 @@ class EuclideanRBF(nn.Module):
         self.out_features = out_features
         # The paper draws the class vectors from {-1, +1} (hand-designed bitmaps for
         # digits, random codes otherwise); random +-1 is its stated alternative.
-        self.weight = nn.Parameter(torch.randint(0, 2, (out_features, in_features)).float() * 2 - 1)
+        # Drawn with Python's own seeded generator: no tensor arithmetic, so building on
+        # the meta device stays cheap (meta arithmetic imports sympy).
+        rng = random.Random(0)
+        codes = [[rng.choice((-1.0, 1.0)) for _ in range(in_features)] for _ in range(out_features)]
+        self.weight = nn.Parameter(torch.tensor(codes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.unsqueeze(1) - self.weight).pow(2).sum(dim=-1)
