@@ -9,6 +9,7 @@ exists anywhere.
 from __future__ import annotations
 
 import difflib
+import functools
 import fnmatch
 import inspect
 import re
@@ -53,12 +54,7 @@ class ModelInfo:
     @property
     def options(self) -> dict[str, Any]:
         """The builder's keyword options and their defaults."""
-        sig = inspect.signature(self.builder)
-        return {
-            p.name: p.default
-            for p in sig.parameters.values()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
-        }
+        return dict(_builder_options(self.builder))
 
     def build(self, **options: Any):
         known = self.options
@@ -67,6 +63,16 @@ class ModelInfo:
                 choices = ", ".join(sorted(known)) or "none"
                 raise UserError(f"model '{self.name}' has no option '{key}' (its options: {choices})")
         return self.builder(**options)
+
+
+@functools.lru_cache(maxsize=None)
+def _builder_options(builder: Callable[..., Any]) -> tuple[tuple[str, Any], ...]:
+    sig = inspect.signature(builder)
+    return tuple(
+        (p.name, p.default)
+        for p in sig.parameters.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
+    )
 
 
 _MODELS: dict[str, ModelInfo] = {}

@@ -158,6 +158,20 @@ OTHER_KINDS = ("bias", "normalization", "activation", "pooling", "reduction", "e
                "softmax", "data")
 
 
+# What one unit of each other-op kind is, for reports.
+OTHER_KIND_MEANING = {
+    "bias": "bias additions of conv/linear, one per output element",
+    "normalization": "one per normalized element",
+    "activation": "one per output element",
+    "pooling": "window size x output elements (adaptive: one per input element)",
+    "reduction": "one per input element (mean, sum: e.g. global average pooling)",
+    "elementwise": "one per output element (add, mul, ...)",
+    "upsampling": "one per output element",
+    "softmax": "one per element",
+    "data": "elements copied (cat, pad, clone, indexing); views copy nothing",
+}
+
+
 def op_cost(op: Op, trace: Trace) -> tuple[str, int, int]:
     """(kind, MACs, other ops) of one traced op; kind ``unknown`` when not in the table."""
     rule = RULE_OF.get(op.name)

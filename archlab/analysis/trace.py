@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
 
 from archlab.errors import UserError
 
@@ -351,9 +350,10 @@ def _op_attrs(name: str, args) -> dict[str, Any]:
 
 def _module_attrs(module: nn.Module) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    attrs = module.__dict__  # plain attributes only: nn.Module.__getattr__ on a miss is slow
     for key in ("kernel_size", "stride", "padding", "dilation", "groups", "in_channels", "out_channels",
                 "in_features", "out_features"):
-        v = getattr(module, key, None)
+        v = attrs.get(key)
         if isinstance(v, (int, tuple)) and not isinstance(v, bool):
             out[key] = v
     return out
@@ -411,9 +411,12 @@ class _Tracer:
     # ops
     def on_op(self, func, args, kwargs):
         name = func._overloadpacket.__name__
-        flat_in, _ = tree_flatten((args, kwargs))
-        in_ids = [self.value_of(t) for t in flat_in if isinstance(t, torch.Tensor)]
-        margs, mkwargs = tree_map(_to_meta, (args, kwargs))
+        flat_in = _tensors(args) + (_tensors(tuple(kwargs.values())) if kwargs else [])
+        in_ids = [self.value_of(t) for t in flat_in]
+        if all(t.device.type == "meta" for t in flat_in):
+            margs, mkwargs = args, kwargs
+        else:
+            margs, mkwargs = _to_meta_args(args), {k: _to_meta_args((v,))[0] for k, v in kwargs.items()}
         rule = _SHAPE_RULES.get(func)
         try:
             out = rule(margs, mkwargs) if rule is not None else func(*margs, **mkwargs)
@@ -431,7 +434,7 @@ class _Tracer:
         index = len(self.ops)
         op = Op(index, str(func), name, self.stack[-1] if self.stack else -1, in_ids, [], _op_attrs(name, margs))
         self.ops.append(op)
-        flat_out, _ = tree_flatten(out)
+        flat_out = _tensors(out if isinstance(out, (tuple, list)) else (out,), keep_none=True)
         schema_aliases = _output_aliases(func)
         for pos, t in enumerate(flat_out):
             if not isinstance(t, torch.Tensor):
@@ -449,14 +452,14 @@ class _Tracer:
         depth = self.calls[parent].depth + 1 if parent >= 0 else 0
         key = id(module)
         if key not in self.param_counts:
-            self.param_counts[key] = sum(p.numel() for p in module.parameters())
+            self.param_counts[key] = _count_params(module, self.param_counts)
         call = Call(
             index=len(self.calls),
             name=self.names.get(key, type(module).__name__),
             type=type(module).__name__,
             parent=parent,
             depth=depth,
-            inputs=[self.value_of(t) for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)],
+            inputs=[self.value_of(t) for t in _nested_tensors(args)],
             first_op=len(self.ops),
             params=self.param_counts[key],
             attrs=_module_attrs(module),
@@ -469,7 +472,49 @@ class _Tracer:
             return
         call = self.calls[self.stack.pop()]
         call.end_op = len(self.ops)
-        call.outputs = [self.value_of(t) for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        call.outputs = [self.value_of(t) for t in _nested_tensors(output)]
+
+
+def _tensors(items, keep_none: bool = False) -> list:
+    """The tensors among an ATen op's arguments (or outputs): flat, or in one level of lists."""
+    out = []
+    for x in items:
+        if isinstance(x, torch.Tensor):
+            out.append(x)
+        elif isinstance(x, (list, tuple)):
+            out.extend(t for t in x if isinstance(t, torch.Tensor))
+        elif keep_none and x is None:
+            out.append(None)
+    return out
+
+
+def _nested_tensors(obj) -> list:
+    """The tensors in a module's inputs or outputs, however nested (tuples, lists, dicts)."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [t for x in obj for t in _nested_tensors(x)]
+    if isinstance(obj, dict):
+        return [t for x in obj.values() for t in _nested_tensors(x)]
+    return []
+
+
+def _to_meta_args(args):
+    return tuple([_to_meta(t) for t in x] if isinstance(x, list) else _to_meta(x) for x in args)
+
+
+def _count_params(module: nn.Module, memo: dict[int, int]) -> int:
+    """Parameters of a module and its children (memoized over the module tree)."""
+    own = sum(p.numel() for p in module._parameters.values() if p is not None)
+    total = own
+    for child in module._modules.values():
+        if child is None:
+            continue
+        key = id(child)
+        if key not in memo:
+            memo[key] = _count_params(child, memo)
+        total += memo[key]
+    return total
 
 
 def _to_meta(x):
@@ -535,7 +580,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         h_post.remove()
         for m, mode in modes.items():
             m.training = mode
-    out_ids = [tracer.value_of(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    out_ids = [tracer.value_of(t) for t in _nested_tensors(out)]
     params = list({id(p): p for p in model.parameters()}.values())
     buffers = list(model.buffers())
     return Trace(

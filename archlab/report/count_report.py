@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from archlab.api import CountResult
-from archlab.analysis.counting import OTHER_KINDS
+from archlab.analysis.counting import OTHER_KIND_MEANING, OTHER_KINDS
 from archlab.report.formats import csv_table, human, md_table, shape_str, to_json
+from archlab.report.text import text_table
 
 LAYER_HEADERS = ("name", "type", "output shape", "params", "MACs", "share of MACs")
 
@@ -32,7 +33,7 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
     for kind in OTHER_KINDS:
         n = result.other_ops.get(kind, 0)
         if n:
-            rows.append((f"other: {kind}", f"{n:,}", "element-wise ops, not in MACs/FLOPs"))
+            rows.append((f"other: {kind}", f"{n:,}", f"{OTHER_KIND_MEANING[kind]}; not in MACs/FLOPs"))
     if result.fvcore is not None:
         fv = result.fvcore
         rows.append(("fvcore total", f"{fv['total']:,}", "fvcore 'flops': its conv/linear/matmul MACs plus the terms below"))
@@ -57,27 +58,16 @@ def _title(result: CountResult) -> str:
     return f"{result.model}  input {shape_str(result.input_shape)}  ({result.engine} engine: {engine})"
 
 
-def print_table(result: CountResult, console) -> None:
-    from rich.table import Table
-
-    console.print(_title(result))
-    summary = Table(show_header=False, box=None, pad_edge=False)
-    summary.add_column(style="bold")
-    summary.add_column(justify="right")
-    summary.add_column()
-    for row in summary_lines(result):
-        summary.add_row(*row)
-    console.print(summary)
+def render_text(result: CountResult) -> str:
+    out = [_title(result), text_table(None, summary_lines(result), "lrl", max_width=200)]
     if result.layers:
-        table = Table(*LAYER_HEADERS)
-        for col in table.columns[3:]:
-            col.justify = "right"
-        for row in _layer_rows(result):
-            table.add_row(*row)
-        console.print(table)
+        out.append(text_table(LAYER_HEADERS, _layer_rows(result), "lllrrr"))
+    return "\n".join(out)
 
 
 def render(result: CountResult, fmt: str) -> str:
+    if fmt == "table":
+        return render_text(result)
     if fmt == "json":
         return to_json(result.to_dict())
     if fmt == "csv":

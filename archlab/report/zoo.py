@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from archlab.report.formats import csv_table, human, md_table, shape_str, to_json
+from archlab.report.text import text_table
 
 HEADERS = ("name", "family", "paper", "input", "params", "MACs")
 
@@ -39,18 +40,10 @@ def _cells(row: dict[str, Any]) -> tuple:
             f"{row['params']:,}", f"{row['macs']:,} ({human(row['macs'])})")
 
 
-def print_table(rows: list[dict[str, Any]], console) -> None:
-    from rich.table import Table
-
-    table = Table(*HEADERS, caption="MACs: multiply-accumulates of conv/linear/matmul at the default input, batch 1")
-    for col in table.columns[4:]:
-        col.justify = "right"
-    for row in rows:
-        table.add_row(*_cells(row))
-    console.print(table)
-
-
 def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "table":
+        caption = "MACs: multiply-accumulates of conv/linear/matmul at the default input, batch 1\n"
+        return text_table(HEADERS, [_cells(r) for r in rows], "llllrr", max_width=60) + caption
     if fmt == "json":
         return to_json(rows)
     if fmt == "csv":

@@ -1,0 +1,156 @@
+"""One test per command and its error paths: exit code 2 and one clear line, never a traceback."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import assert_one_line_error
+
+
+def test_count_table_names_its_units(cli):
+    r = cli("count", "resnet18", "--depth", "1")
+    assert r.code == 0, r.err
+    assert "resnet18  input 1x3x224x224" in r.out
+    assert "1,814,073,344" in r.out and "multiply-accumulates" in r.out
+    assert "FLOPs = 2 x MACs" in r.out
+    assert "layer4" in r.out and "share of MACs" in r.out
+
+
+def test_count_json_is_the_stable_interface(cli):
+    r = cli("count", "mobilenet@alpha=0.5,res=160", "--format", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    for key in ("model", "input_shape", "params", "trainable_params", "macs", "flops", "other_ops",
+                "unsupported_ops", "layers", "engine"):
+        assert key in d
+    assert d["model"] == "mobilenet@alpha=0.5,res=160"
+    assert d["input_shape"] == [1, 3, 160, 160]
+    assert d["flops"] == 2 * d["macs"]
+    assert d["engine"] == "archlab" and d["unsupported_ops"] == []
+    layer = d["layers"][0]
+    assert set(layer) >= {"name", "type", "output_shape", "params", "macs"}
+    assert sum(l["macs"] for l in d["layers"] if l["depth"] == 1) == d["macs"]
+
+
+def test_count_options_res_batch_alpha_set(cli):
+    base = cli("count", "mobilenet", "--format", "json", "--depth", "0").json()
+    r = cli("count", "mobilenet", "--alpha", "0.5", "--res", "112", "--batch", "2", "--format", "json")
+    d = r.json()
+    assert d["input_shape"] == [2, 3, 112, 112]
+    assert d["macs"] < base["macs"] / 4
+    r = cli("count", "hourglass", "--set", "stacks=2", "--format", "json", "--depth", "1")
+    assert len(r.json()["output_shapes"]) == 2
+    r = cli("count", "unet", "--input-size", "1,188,188", "--format", "json", "--depth", "0")
+    assert r.json()["output_shapes"] == [[1, 2, 4, 4]]
+
+
+def test_count_csv_and_markdown(cli):
+    r = cli("count", "lenet", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.out)))
+    assert rows[0]["type"] == "(total)" and int(rows[0]["macs"]) == 63_660
+    assert {"name", "type", "depth", "output_shape", "params", "macs"} == set(rows[0])
+    r = cli("count", "lenet", "--format", "md")
+    assert r.out.startswith("### lenet") and "| MACs | 63,660 |" in r.out
+
+
+def test_output_file_is_written_atomically(cli, tmp_path):
+    target = tmp_path / "r.json"
+    target.write_text("old")
+    r = cli("count", "lenet", "--format", "json", "-o", str(target))
+    assert r.code == 0 and r.out == ""
+    assert json.loads(target.read_text())["params"] == 9_760
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"], "no temporary file left behind"
+    r = cli("count", "lenet", "-o", str(tmp_path / "t.txt"))
+    assert "63,660" in (tmp_path / "t.txt").read_text()
+
+
+def test_list_json_and_pattern(cli):
+    r = cli("list", "resnet5*", "--format", "json")
+    rows = r.json()
+    assert [x["name"] for x in rows] == ["resnet50", "resnet50_v1_5"]
+    assert rows[0]["family"] == "resnet" and rows[0]["input_shape"] == [3, 224, 224]
+    assert rows[0]["params"] == 25_557_032 and rows[0]["macs"] == 3_857_973_248
+    r = cli("list", "lenet*")
+    assert "lenet5" in r.out and "LeCun" in r.out
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("count", "resnet5"), ("unknown model 'resnet5'", "did you mean resnet50")),
+    (("count", "vgg17"), ("unknown model", "vgg16")),
+    (("count", "mobilenet", "--alpha", "0"), ("alpha must be greater than 0",)),
+    (("count", "mobilenet", "--alpha", "-0.5"), ("alpha",)),
+    (("count", "resnet50", "--alpha", "0.5"), ("has no width multiplier",)),
+    (("count", "resnet50", "--res", "0"), ("resolution must be at least 1",)),
+    (("count", "alexnet", "--res", "8"), ("vanishes at layer 'features.conv1'",)),
+    (("count", "vgg16", "--res", "112"), ("classifier.fc6", "default input is 3x224x224")),
+    (("count", "resnet50", "--input-size", "3,224"), ("--input-size must be C,H,W",)),
+    (("count", "resnet50", "--input-size", "3,x,2"), ("--input-size",)),
+    (("count", "resnet50", "--res", "64", "--input-size", "3,64,64"), ("either --res or --input-size",)),
+    (("count", "resnet50", "--set", "stacks"), ("--set expects key=value",)),
+    (("count", "resnet50", "--set", "stacks=2"), ("has no option 'stacks'", "num_classes")),
+    (("count", "hourglass", "--set", "stacks=two"), ("must be an integer",)),
+    (("count", "googlenet@aux_logits=maybe"), ("true or false",)),
+    (("count", "resnet50@"), ("no key=value",)),
+    (("count", "resnet50", "--batch", "0"), ("batch",)),
+    (("count", "resnet50", "--depth", "-1"), ("depth",)),
+    (("count", "resnet50", "--format", "xml"), ("--format",)),
+    (("count", "resnet50", "--engine", "ptflops"), ("--engine",)),
+    (("count", "resnet50", "--device", "tpu"), ("unknown device 'tpu'",)),
+    (("count", "resnet50", "-o", "/nonexistent-dir/x.txt"), ("does not exist",)),
+    (("count",), ("Missing argument",)),
+    (("count", "resnet50", "--bogus"), ("No such option",)),
+    (("list", "zzz*"), ("no model matches 'zzz*'",)),
+])
+def test_bad_input_gives_one_line_and_exit_2(cli, args, needles):
+    assert_one_line_error(cli(*args), *needles)
+
+
+def test_cuda_absent_is_a_clear_error(cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert_one_line_error(cli("count", "resnet18", "--device", "cuda"), "no CUDA GPU")
+
+
+def test_internal_error_exits_1_and_asks_for_a_report(cli, monkeypatch):
+    import archlab.api
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(archlab.api, "count_trace", boom)
+    r = cli("count", "lenet")
+    assert r.code == 1
+    assert "internal error" in r.err and "bug" in r.err and "Traceback" not in r.err
+    with pytest.raises(ZeroDivisionError):
+        cli("--debug", "count", "lenet")
+
+
+def test_console_script_and_module_entry_points():
+    for cmd in (["archlab"], [sys.executable, "-m", "archlab"]):
+        p = subprocess.run(cmd + ["count", "lenet", "--format", "json"], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["macs"] == 63_660
+        p = subprocess.run(cmd + ["count", "nosuchnet"], capture_output=True, text=True)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_same_command_gives_byte_identical_json(cli):
+    a = cli("count", "densenet121", "--format", "json").out
+    b = cli("count", "densenet121", "--format", "json").out
+    assert a == b
+
+
+def test_zoo_report_is_up_to_date(cli):
+    """reports/zoo.md is `archlab list --format md`; regenerate it with that command when this fails."""
+    path = os.path.join(os.path.dirname(__file__), "..", "reports", "zoo.md")
+    r = cli("list", "--format", "md")
+    with open(path, encoding="utf-8") as f:
+        committed = f.read()
+    assert committed == r.out, "reports/zoo.md is out of date: run `archlab list --format md -o reports/zoo.md`"
