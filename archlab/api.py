@@ -134,6 +134,8 @@ class CountResult:
         return "partial" if self.unsupported_ops else "complete"
 
     def to_dict(self) -> dict[str, Any]:
+        from archlab.analysis.counting import OTHER_KIND_MEANING
+
         d: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
@@ -146,7 +148,7 @@ class CountResult:
             "units": {
                 "macs": "multiply-accumulates of conv (incl. transposed), linear and matmul ops, whole batch",
                 "flops": "2 x macs",
-                "other_ops": "element-wise operations by kind, not included in macs or flops",
+                "other_ops": {kind: f"{meaning}; not in macs or flops" for kind, meaning in OTHER_KIND_MEANING.items()},
             },
             "macs_by_kind": dict(self.macs_by_kind),
             "other_ops": dict(self.other_ops),
