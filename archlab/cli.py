@@ -116,6 +116,51 @@ def count(
     _emit(count_report.render(result, fmt.value), output)
 
 
+@app.command("trace")
+def trace_cmd(
+    model: str = typer.Argument(..., help="Model name or spec."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    batch: int = BATCH,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    depth: int = typer.Option(3, "--depth", help="Depth of the per-layer table (1 = the model's children)."),
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Per layer: input/output shapes, kernel/stride/padding/dilation/groups, params, MACs, receptive field,
+    output activation size."""
+    from archlab import views
+    from archlab.report import views_report
+
+    _settle()
+    size, options = _parse_common(input_size, sets)
+    result = views.trace_layers(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
+                                depth=depth)
+    _emit(views_report.render_trace(result, fmt.value), output)
+
+
+@app.command("rf")
+def rf_cmd(
+    model: str = typer.Argument(..., help="Model name or spec."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    depth: int = DEPTH,
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Receptive field, effective stride (jump) and first-unit centre per layer, on the data-flow graph."""
+    from archlab import views
+    from archlab.report import views_report
+
+    _settle()
+    size, options = _parse_common(input_size, sets)
+    result = views.receptive_field(model, res=res, input_size=size, alpha=alpha, options=options, depth=depth)
+    _emit(views_report.render_rf(result, fmt.value), output)
+
+
 @app.command("list")
 def list_cmd(
     pattern: Optional[str] = typer.Argument(None, help="Glob over model names, e.g. 'resnet*'."),

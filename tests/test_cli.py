@@ -154,3 +154,76 @@ def test_zoo_report_is_up_to_date(cli):
     with open(path, encoding="utf-8") as f:
         committed = f.read()
     assert committed == r.out, "reports/zoo.md is out of date: run `archlab list --format md -o reports/zoo.md`"
+
+
+# --- trace and rf ---------------------------------------------------------------------------
+
+# The course's Table 1 (MobileNet body): type / stride, filter shape, input size.
+MOBILENET_TABLE_1 = [
+    ("Conv", 2, "3x3x3x32", "224x224x3"),
+    ("Conv dw", 1, "3x3x32 dw", "112x112x32"),
+    ("Conv", 1, "1x1x32x64", "112x112x32"),
+    ("Conv dw", 2, "3x3x64 dw", "112x112x64"),
+    ("Conv", 1, "1x1x64x128", "56x56x64"),
+    ("Conv dw", 1, "3x3x128 dw", "56x56x128"),
+    ("Conv", 1, "1x1x128x128", "56x56x128"),
+    ("Conv dw", 2, "3x3x128 dw", "56x56x128"),
+    ("Conv", 1, "1x1x128x256", "28x28x128"),
+    ("Conv dw", 1, "3x3x256 dw", "28x28x256"),
+    ("Conv", 1, "1x1x256x256", "28x28x256"),
+    ("Conv dw", 2, "3x3x256 dw", "28x28x256"),
+    ("Conv", 1, "1x1x256x512", "14x14x256"),
+    *[("Conv dw", 1, "3x3x512 dw", "14x14x512"), ("Conv", 1, "1x1x512x512", "14x14x512")] * 5,
+    ("Conv dw", 2, "3x3x512 dw", "14x14x512"),
+    ("Conv", 1, "1x1x512x1024", "7x7x512"),
+    # The table prints "Conv dw / s2" here, but its input and output are both 7x7: the paper's
+    # erratum; the model (like the official TF-slim code) uses stride 1.
+    ("Conv dw", 1, "3x3x1024 dw", "7x7x1024"),
+    ("Conv", 1, "1x1x1024x1024", "7x7x1024"),
+    ("FC", 1, "1024x1000", "1x1x1024"),
+]
+
+
+def test_trace_lines_up_with_mobilenet_table_1(cli):
+    d = cli("trace", "mobilenet", "--depth", "4", "--format", "json").json()
+    rows = [r for r in d["layers"] if r["type"] in ("Conv2d", "Linear")]
+    got = []
+    for r in rows:
+        n, c, h, w = r["input_shapes"][0] if len(r["input_shapes"][0]) == 4 else (1, r["input_shapes"][0][1], 1, 1)
+        kind = "FC" if r["type"] == "Linear" else ("Conv dw" if r["filter"].endswith("dw") else "Conv")
+        got.append((kind, r["stride"][0] if r["stride"] else 1, r["filter"], f"{h}x{w}x{c}"))
+    assert got == MOBILENET_TABLE_1
+    first = rows[0]
+    assert first["output_elements"] == 32 * 112 * 112 and first["output_bytes"] == 4 * 32 * 112 * 112
+    assert first["kernel"] == [3, 3] and first["padding"] == [1, 1] and first["groups"] == 1
+
+
+def test_trace_formats(cli):
+    r = cli("trace", "lenet5", "--depth", "1")
+    assert r.code == 0 and "out bytes" in r.out
+    c1 = next(line for line in r.out.splitlines() if line.startswith("c1 "))
+    assert c1.split()[1:5] == ["Conv2d", "1x1x32x32", "1x6x28x28", "5x5x1x6"] and "117,600" in c1
+    assert cli("trace", "lenet5", "--format", "csv").out.startswith("name,type,depth")
+    assert cli("trace", "lenet5", "--format", "md").out.startswith("### lenet5")
+
+
+def test_rf_command(cli):
+    r = cli("rf", "vgg16", "--depth", "3")
+    assert r.code == 0
+    assert "receptive field: 212 input pixels at 'features.block5.pool'" in r.out
+    d = cli("rf", "resnet50", "--format", "json").json()
+    assert d["rf"] == 483 and d["rf_layer"]["exceeds_input"] is True
+    assert {"model", "input_shape", "layers", "rf"} <= set(d)
+    r = cli("rf", "efficientnet_b0")
+    assert "exceeds the 224x224 input" in r.out and "squeeze-and-excitation" in r.out
+    assert cli("rf", "unet", "--format", "csv").out.startswith("name,type,depth")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("trace", "nosuchnet"), ("unknown model",)),
+    (("rf", "resnet50", "--res", "0"), ("resolution",)),
+    (("rf", "vgg16", "--depth", "-2"), ("depth",)),
+    (("trace", "mobilenet", "--alpha", "-1"), ("alpha",)),
+])
+def test_trace_and_rf_bad_input(cli, args, needles):
+    assert_one_line_error(cli(*args), *needles)

@@ -338,6 +338,20 @@ def _op_attrs(name: str, args) -> dict[str, Any]:
             "output_padding": tuple(output_padding),
             "groups": int(groups),
         }
+    if name in ("avg_pool3d", "max_pool3d_with_indices"):
+        kernel = _pair(args[1], 3)
+        stride = _pair(args[2], 3) if len(args) > 2 and args[2] else kernel
+        padding = _pair(args[3], 3) if len(args) > 3 else (0, 0, 0)
+        return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": (1, 1, 1)}
+    if name == "slice":
+        dim = args[1] if len(args) > 1 else 0
+        start = args[2] if len(args) > 2 and args[2] is not None else 0
+        step = args[4] if len(args) > 4 else 1
+        size = args[0].shape[dim]
+        start = max(start + size, 0) if start < 0 else min(start, size)
+        return {"slice": (dim, start, step)}
+    if name == "constant_pad_nd":
+        return {"pad": tuple(args[1])}
     if name in ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d"):
         kernel = _pair(args[1])
         stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel

@@ -1,0 +1,159 @@
+"""Per-layer views of one trace: ``archlab trace`` and ``archlab rf``.
+
+Both read the same trace as ``count``; the receptive field comes from the data-flow
+analysis in ``archlab.analysis.receptive_field``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from archlab.analysis.receptive_field import RFAnalysis, describe, receptive_fields
+from archlab.api import SCHEMA_VERSION, trace_model
+from archlab.errors import UserError
+
+
+def _filter_shape(call) -> str:
+    """The course's 'filter shape' column: kh x kw x Cin x Cout, or kh x kw x C dw."""
+    a = call.attrs
+    if "kernel_size" not in a or "in_channels" not in a:
+        if "in_features" in a:
+            return f"{a['in_features']}x{a['out_features']}"
+        return ""
+    k = a["kernel_size"] if isinstance(a["kernel_size"], tuple) else (a["kernel_size"],) * 2
+    cin, cout, groups = a["in_channels"], a["out_channels"], a.get("groups", 1)
+    ks = "x".join(map(str, k))
+    if groups == cin and groups > 1 and cout == cin:
+        return f"{ks}x{cin} dw"
+    return f"{ks}x{cin // groups}x{cout}" + (f" g{groups}" if groups > 1 else "")
+
+
+def _last_spatial_call(trace, rf: RFAnalysis):
+    """The last layer (in data-flow order) whose output still has spatial extent."""
+    best = None
+    for call in trace.calls:
+        if call.depth == 0 or not call.outputs:
+            continue
+        vid = call.outputs[0]
+        f = rf.of(vid)
+        if f is None:
+            continue
+        key = (trace.values[vid].producer, call.depth)  # the deepest call naming the latest value
+        if best is None or key >= best[0]:
+            best = (key, call)
+    return best[1] if best else None
+
+
+def _op_macs(trace) -> list[int]:
+    from archlab.analysis.counting import op_cost
+
+    prefix = [0]
+    for op in trace.ops:
+        prefix.append(prefix[-1] + op_cost(op, trace)[1])
+    return prefix
+
+
+@dataclass(frozen=True)
+class RFResult:
+    model: str
+    input_shape: tuple[int, ...]
+    layers: tuple[dict[str, Any], ...]
+    rf: dict[str, Any] | None
+    misaligned: tuple[dict[str, Any], ...]
+    unsupported_ops: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "input_shape": list(self.input_shape),
+            "units": "rf and start in input pixels; jump = input pixels between neighbouring units",
+            "rf": self.rf["rf"] if self.rf else None,
+            "rf_layer": self.rf,
+            "misaligned": list(self.misaligned),
+            "unsupported_ops": self.unsupported_ops,
+            "layers": list(self.layers),
+        }
+
+
+def _rf_row(trace, call, rf: RFAnalysis, input_hw) -> dict[str, Any] | None:
+    if not call.outputs:
+        return None
+    f = rf.of(call.outputs[0])
+    row = {"name": call.name, "type": call.type, "depth": call.depth,
+           "output_shape": list(trace.values[call.outputs[0]].shape)}
+    if f is None:
+        row.update(rf=None, jump=None, start=None, exceeds_input=None)
+    else:
+        row.update(describe(f))
+        row["exceeds_input"] = any(f.rf[a] > input_hw[a] for a in range(2))
+    return row
+
+
+def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw) -> RFResult:
+    """Receptive field, jump and first-unit centre per layer, on the data-flow graph."""
+    if depth < 0:
+        raise UserError(f"depth must be at least 0, got {depth}")
+    trace, label = trace_model(model_or_spec, **kw)
+    rf = receptive_fields(trace)
+    input_hw = trace.input_shape[-2:]
+    rows = tuple(r for c in trace.calls if 0 < c.depth <= depth
+                 for r in [_rf_row(trace, c, rf, input_hw)] if r is not None)
+    last = _last_spatial_call(trace, rf)
+    top = _rf_row(trace, last, rf, input_hw) if last is not None else None
+    mis = tuple({"op": m.op, "module": m.module, "jumps": [list(j) for j in m.jumps],
+                 "starts": [list(s) for s in m.starts]} for m in rf.misaligned)
+    return RFResult(label, trace.input_shape, rows, top, mis, dict(rf.unsupported))
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    model: str
+    input_shape: tuple[int, ...]
+    layers: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "model": self.model, "input_shape": list(self.input_shape),
+                "units": {"macs": "multiply-accumulates", "output_bytes": "bytes of the output activation"},
+                "layers": list(self.layers)}
+
+
+def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
+    """One row per module call: shapes, geometry, params, MACs, receptive field, activation size."""
+    if depth < 0:
+        raise UserError(f"depth must be at least 0, got {depth}")
+    trace, label = trace_model(model_or_spec, **kw)
+    rf = receptive_fields(trace)
+    prefix = _op_macs(trace)
+    rows = []
+    for call in trace.calls:
+        if not 0 < call.depth <= depth:
+            continue
+        outs = [trace.values[v] for v in call.outputs]
+        a = call.attrs
+        f = rf.of(call.outputs[0]) if call.outputs else None
+        rows.append({
+            "name": call.name,
+            "type": call.type,
+            "depth": call.depth,
+            "input_shapes": [list(trace.values[v].shape) for v in call.inputs],
+            "output_shapes": [list(v.shape) for v in outs],
+            "kernel": list(_pair(a["kernel_size"])) if "kernel_size" in a else None,
+            "stride": list(_pair(a["stride"])) if "stride" in a else None,
+            "padding": list(_pair(a["padding"])) if isinstance(a.get("padding"), (int, tuple)) else None,
+            "dilation": list(_pair(a["dilation"])) if "dilation" in a else None,
+            "groups": a.get("groups"),
+            "filter": _filter_shape(call),
+            "params": call.params,
+            "macs": prefix[call.end_op] - prefix[call.first_op],
+            "rf": describe(f)["rf"] if f else None,
+            "output_elements": sum(v.numel for v in outs),
+            "output_bytes": sum(v.numel * v.itemsize for v in outs),
+        })
+    return TraceResult(label, trace.input_shape, tuple(rows))
+
+
+def _pair(v) -> tuple:
+    return tuple(v) if isinstance(v, tuple) else (v, v)
+

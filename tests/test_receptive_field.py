@@ -1,0 +1,193 @@
+"""Receptive fields: hand-computed tiny graphs, the course's and published values, and an
+empirical check that back-propagates from one output unit to the input pixels it depends on."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import archlab
+from archlab.analysis.receptive_field import receptive_fields
+from archlab.analysis.trace import trace
+from archlab.views import receptive_field
+
+
+def _field(model, *shape):
+    tr = trace(model, torch.empty(1, *shape, device="meta"))
+    rf = receptive_fields(tr)
+    return rf.of(tr.outputs[0]), rf
+
+
+def conv(k=3, s=1, p=None, d=1, c=2):
+    return nn.Conv2d(c, c, k, s, (d * (k - 1)) // 2 if p is None else p, dilation=d)
+
+
+@pytest.mark.parametrize("layers, rf, jump, start", [
+    ([conv()], 3, 1, 0),
+    ([conv(), conv()], 5, 1, 0),  # the course: two stacked 3x3 layers see 5x5
+    ([conv(), conv(), conv()], 7, 1, 0),  # three see 7x7
+    ([conv(d=2)], 5, 1, 0),  # dilation 2: a 3x3 kernel spans 5
+    ([conv(k=2, s=2, p=0)], 2, 2, 0.5),  # 2x2 stride 2: centre between pixels 0 and 1
+    ([conv(s=2, p=1), conv()], 7, 2, 0),  # a 3x3 at jump 2 adds 2*2
+    ([nn.MaxPool2d(2), conv()], 6, 2, 0.5),
+    ([conv(k=7, s=2, p=3), nn.MaxPool2d(3, 2, 1)], 11, 4, 0),  # ResNet's stem
+])
+def test_chains(layers, rf, jump, start):
+    f, _ = _field(nn.Sequential(*layers), 2, 32, 32)
+    assert f.rf == (rf, rf) and f.jump == (jump, jump) and f.start == (start, start)
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = conv(), conv()
+
+    def forward(self, x):
+        return self.b(self.a(x)) + x
+
+
+class TwoBranches(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.b1, self.b5 = conv(k=1), conv(k=5)
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b5(x)], 1)
+
+
+def test_residual_add_takes_the_larger_field():
+    f, rf = _field(Residual(), 2, 16, 16)
+    assert f.rf == (5, 5) and not rf.misaligned
+
+
+def test_concat_takes_the_larger_field():
+    f, rf = _field(TwoBranches(), 2, 16, 16)
+    assert f.rf == (5, 5) and not rf.misaligned
+
+
+class Misaligned(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = conv(k=2, p=0)
+
+    def forward(self, x):
+        return self.a(x) + x[:, :, 1:, 1:]  # centres 0.5 and 1: the grids do not line up
+
+
+def test_misaligned_merge_is_reported_and_the_union_taken():
+    f, rf = _field(Misaligned(), 2, 9, 9)
+    assert len(rf.misaligned) == 1
+    m = rf.misaligned[0]
+    assert m.starts == ((0.5, 0.5), (1.0, 1.0))
+    assert f.rf == (2, 2) and f.start == (0.5, 0.5)  # pixels [0, 1] and [1, 1]: the union is [0, 1]
+
+
+def test_transposed_conv_and_upsampling_divide_the_jump():
+    f, _ = _field(nn.Sequential(conv(k=2, s=2, p=0), nn.ConvTranspose2d(2, 2, 2, stride=2)), 2, 16, 16)
+    assert f.jump == (1, 1) and f.rf == (2, 2)
+    f, _ = _field(nn.Sequential(conv(k=2, s=2, p=0), nn.Upsample(scale_factor=2)), 2, 16, 16)
+    # the upsampled grid: unit o sits at (o + 0.5)/2 - 0.5 on the coarse grid, i.e. at input pixel o
+    assert f.jump == (1, 1) and f.rf == (2, 2) and f.start == (0, 0)
+    f, _ = _field(nn.Sequential(conv(k=2, s=2, p=0), nn.Upsample(scale_factor=2, mode="bilinear")), 2, 16, 16)
+    assert f.rf == (4, 4)  # bilinear interpolation reads two neighbours at jump 2
+
+
+def test_global_pooling_ends_the_field_and_a_gate_is_flagged():
+    class SE(nn.Module):
+        def forward(self, x):
+            return x * torch.sigmoid(x.mean((2, 3), keepdim=True))
+
+    f, _ = _field(nn.Sequential(conv(), SE()), 2, 8, 8)
+    assert f.rf == (3, 3) and f.global_context
+    f, _ = _field(nn.Sequential(conv(), nn.AdaptiveAvgPool2d(1), nn.Flatten()), 2, 8, 8)
+    assert f is None
+
+
+@pytest.mark.parametrize("spec, layer, rf", [
+    ("vgg16", "features.block5.conv3", 196),  # published: 196 after conv5_3
+    ("vgg16", "features.block5.pool", 212),  # and 212 after the last pooling layer
+    ("vgg16", "features.block1.conv2", 5),  # the course: two stacked 3x3 see 5x5
+    ("alexnet_owt", "features.pool5", 195),  # Araujo et al. 2019, "Computing receptive fields of CNNs"
+    ("resnet50", "layer4", 483),  # same source, resnet_v1_50
+    ("inception_v3", "Mixed_7c", 1311),  # same source
+    ("mobilenet", "features", 315),  # same source, mobilenet_v1
+])
+def test_published_receptive_fields(spec, layer, rf):
+    result = receptive_field(spec, depth=4)
+    row = next(r for r in result.layers if r["name"] == layer)
+    assert row["rf"] == rf
+
+
+def test_rf_json_reports_the_last_spatial_layer_and_the_input_overflow():
+    d = receptive_field("vgg16", depth=1).to_dict()
+    assert d["rf"] == 212 and d["rf_layer"]["name"] == "features.block5.pool"
+    assert {"name", "rf", "jump", "start"} <= set(d["layers"][0])
+    assert d["rf_layer"]["exceeds_input"] is False
+    assert receptive_field("resnet50").rf["exceeds_input"] is True  # 483 > 224
+
+
+# --- measured against real gradients -------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def measured_region(model, layer, input_size, samples=64, seed=0):
+    """The input pixels one centre unit of ``layer`` depends on, found by back-propagation:
+    weights made positive and inputs positive keep every ReLU open; the union over random
+    inputs lets each max-pool window pass gradient through each of its positions."""
+    torch.manual_seed(seed)
+    model.eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    captured = {}
+
+    def hook(module, args, output):
+        captured["out"] = output
+        raise _Stop
+
+    module = dict(model.named_modules())[layer]
+    handle = module.register_forward_hook(hook)
+    x = torch.rand(samples, *input_size, requires_grad=True)
+    try:
+        model(x)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    out = captured["out"]
+    oy, ox = out.shape[-2] // 2, out.shape[-1] // 2
+    out[:, :, oy, ox].sum().backward()
+    hit = x.grad.abs().sum((0, 1)) > 0
+    rows = hit.any(1).nonzero().flatten()
+    cols = hit.any(0).nonzero().flatten()
+    return (oy, ox), (int(rows.min()), int(rows.max())), (int(cols.min()), int(cols.max()))
+
+
+def analytic_region(spec, layer, input_size, unit):
+    tr, _ = archlab.api.trace_model(spec, input_size=input_size)
+    rf = receptive_fields(tr)
+    call = [c for c in tr.calls if c.name == layer][-1]
+    f = rf.of(call.outputs[0])
+    region = []
+    for axis, o in enumerate(unit):
+        centre = f.start[axis] + o * f.jump[axis]
+        half = (f.rf[axis] - 1) / 2
+        lo, hi = max(0, int(centre - half)), min(input_size[axis + 1] - 1, int(centre + half))
+        region.append((lo, hi))
+    return f, tuple(region)
+
+
+@pytest.mark.parametrize("spec, layer, input_size", [
+    ("vgg16@adaptive_pool=true", "features.block3", (3, 64, 64)),  # a plain chain of convs and pools
+    ("resnet18", "layer2", (3, 128, 128)),  # residual adds, with projection shortcuts
+    ("googlenet", "inception3a", (3, 224, 224)),  # parallel branches concatenated, LRN
+])
+def test_analytic_field_equals_the_measured_one(spec, layer, input_size):
+    model = archlab.build(spec)
+    unit, rows, cols = measured_region(model, layer, input_size)
+    f, (a_rows, a_cols) = analytic_region(spec, layer, input_size, unit)
+    assert rows == a_rows and cols == a_cols, (f, unit)
+    assert rows[1] - rows[0] + 1 == f.rf[0], "the field fits inside the input, so nothing is clipped"
