@@ -227,3 +227,40 @@ def test_rf_command(cli):
 ])
 def test_trace_and_rf_bad_input(cli, args, needles):
     assert_one_line_error(cli(*args), *needles)
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+def test_memory_command_single_and_side_by_side(cli):
+    r = cli("memory", "resnet18", "--res", "64")
+    assert r.code == 0 and "M(G)" in r.out and "training activations" in r.out
+    d = cli("memory", "mobilenet_v2", "--act-dtype", "fp16", "--format", "json").json()
+    assert d["act_dtype"] == "fp16" and d["mg_fused_bytes"] < d["mg_bytes"]
+    rows = cli("memory", "mobilenet", "mobilenet_v2", "resnet50", "--act-dtype", "fp16", "--format", "json").json()
+    assert [x["model"] for x in rows] == ["mobilenet", "mobilenet_v2", "resnet50"]
+    r = cli("memory", "mobilenet", "mobilenet_v2", "--format", "md")
+    assert r.out.startswith("| model |")
+    d = cli("memory", "lenet5", "--measure", "--format", "json").json()
+    assert d["measured_peak_bytes"] > 0 and "measured_diff_percent" in d
+    d = cli("memory", "mobilenet_v2", "--no-fuse", "--format", "json").json()
+    assert "mg_fused_bytes" not in d
+    d = cli("memory", "resnet18", "--fuse", "BasicBlock", "--format", "json").json()
+    assert d["fused_types"] == ["BasicBlock"]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("memory", "resnet51"), ("unknown model", "resnet50")),
+    (("memory", "resnet18", "--dtype", "fp8"), ("--dtype",)),
+    (("memory", "resnet18", "--act-dtype", "int4"), ("--act-dtype",)),
+    (("memory", "resnet18", "--fuse", "InvertedResidual"), ("no module of that type",)),
+    (("memory", "resnet18", "--workspace", "winograd"), ("--workspace",)),
+    (("memory", "resnet18", "--fuse", "BasicBlock", "--no-fuse"), ("not both",)),
+    (("memory", "resnet18", "--measure", "--device", "cuda:9"), ("cuda",)),
+])
+def test_memory_bad_input(cli, args, needles):
+    import torch
+
+    if torch.cuda.is_available() and "--device" in args:
+        pytest.skip("a GPU is present")
+    assert_one_line_error(cli(*args), *needles)

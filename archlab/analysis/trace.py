@@ -609,3 +609,49 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         buffers=sum(b.numel() for b in buffers),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
     )
+
+
+class _MetaMode(TorchDispatchMode):
+    """Runs every op on meta copies of its arguments (for models whose weights are real)."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not all(t.device.type == "meta" for t in _tensors(args) + _tensors(tuple(kwargs.values()))):
+            args = _to_meta_args(args)
+            kwargs = {k: _to_meta_args((v,))[0] for k, v in kwargs.items()}
+        rule = _SHAPE_RULES.get(func)
+        return rule(args, kwargs) if rule is not None else func(*args, **kwargs)
+
+
+def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Tensor]:
+    """The activations autograd keeps for the backward pass of one training step.
+
+    Runs the forward once in training mode on meta tensors (nothing is computed or
+    allocated) under ``saved_tensors_hooks`` and returns the distinct saved tensors that
+    are not parameters or buffers. The model's modes are restored afterwards.
+    """
+    params = {id(p) for p in model.parameters()} | {id(b) for b in model.buffers()}
+    saved: dict[int, torch.Tensor] = {}
+
+    def pack(t: torch.Tensor):
+        base = t._base if t._base is not None else t
+        if id(t) not in params and id(base) not in params:
+            saved.setdefault(id(base), base)
+        return t
+
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.train()
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaMode():
+            model(_to_meta(inputs))
+    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"the training-mode forward failed: {msg}") from None
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    return list(saved.values())

@@ -1,0 +1,204 @@
+"""``archlab memory``: parameter memory, inference peak, training activations, M(G), and a
+measured peak to check the prediction against."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from archlab.analysis.memory import DEFAULT_FUSE, DTYPE_BYTES, inference_peak, m_of_g, training_bytes
+from archlab.api import SCHEMA_VERSION, resolve, trace_model
+from archlab.errors import UserError
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    model: str
+    input_shape: tuple[int, ...]
+    dtype: str
+    act_dtype: str
+    params: int
+    params_bytes: int
+    buffers_bytes: int
+    activation_peak_bytes: int
+    activation_peak_at: str
+    activation_peak_held_bytes: int
+    activation_peak_held_at: str
+    training_activation_bytes: int
+    mg_bytes: int
+    mg_op: str
+    max_tensor_bytes: int
+    fused_types: tuple[str, ...]
+    mg_fused_bytes: int | None
+    mg_fused_op: str | None
+    max_tensor_fused_bytes: int | None
+    workspace: str
+    measured_peak_bytes: int | None = None
+    measured_method: str | None = None
+    predicted_for_measure_bytes: int | None = None
+
+    @property
+    def measured_diff_percent(self) -> float | None:
+        if self.measured_peak_bytes is None or not self.measured_peak_bytes:
+            return None
+        return 100.0 * (self.predicted_for_measure_bytes - self.measured_peak_bytes) / self.measured_peak_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        d["fused_types"] = list(self.fused_types)
+        d["measured_diff_percent"] = self.measured_diff_percent
+        if not self.fused_types:
+            for k in ("mg_fused_bytes", "mg_fused_op", "max_tensor_fused_bytes"):
+                d.pop(k)
+        if self.measured_peak_bytes is None:
+            for k in ("measured_peak_bytes", "measured_method", "predicted_for_measure_bytes",
+                      "measured_diff_percent"):
+                d.pop(k)
+        return {"schema_version": SCHEMA_VERSION,
+                "units": {"bytes": "bytes, whole batch", "activations": f"floating-point tensors at {self.act_dtype}"},
+                **d}
+
+
+def _check_dtype(value: str, flag: str) -> int:
+    if value not in DTYPE_BYTES:
+        raise UserError(f"unknown {flag} '{value}' (choose {', '.join(DTYPE_BYTES)})")
+    return DTYPE_BYTES[value]
+
+
+def memory(
+    model_or_spec: Any,
+    *,
+    dtype: str = "fp32",
+    act_dtype: str = "fp32",
+    fuse: Sequence[str] | None = None,
+    workspace: str = "none",
+    measure: bool = False,
+    device: str = "cpu",
+    **kw: Any,
+) -> MemoryResult:
+    """Memory of a model. ``fuse``: module type names treated as single ops in M(G)
+    (default: MobileNetV2's inverted residual blocks, where present; ``()`` for none)."""
+    import torch
+
+    from archlab.analysis.trace import saved_for_backward
+
+    param_bytes = _check_dtype(dtype, "--dtype")
+    act_bytes = _check_dtype(act_dtype, "--act-dtype")
+    if workspace not in ("none", "im2col"):
+        raise UserError(f"unknown --workspace '{workspace}' (choose none or im2col)")
+    trace, label = trace_model(model_or_spec, **kw)
+    present = {c.type for c in trace.calls}
+    if fuse is None:
+        fuse_types = tuple(t for t in DEFAULT_FUSE if t in present)
+    else:
+        fuse_types = tuple(fuse)
+        missing = [t for t in fuse_types if t not in present]
+        if missing:
+            types = ", ".join(sorted(present - {"Sequential"}))
+            raise UserError(f"--fuse {missing[0]}: no module of that type in {label} (its types: {types})")
+    peak = inference_peak(trace, act_bytes)
+    held = inference_peak(trace, act_bytes, held=True)
+    mg, biggest = m_of_g(trace, act_bytes, (), workspace)
+    fused = m_of_g(trace, act_bytes, fuse_types, workspace) if fuse_types else None
+    if isinstance(model_or_spec, torch.nn.Module):
+        model = model_or_spec
+    else:
+        model = resolve(model_or_spec, **{k: v for k, v in kw.items() if k != "input_size"},
+                        input_size=kw.get("input_size")).build(device="meta")
+    saved = saved_for_backward(model, torch.empty(trace.input_shape, device="meta"))
+    measured = method = predicted_measure = None
+    if measure:
+        fp32_peak = inference_peak(trace, 4, held=True) if act_bytes != 4 else held
+        measured, method = measure_peak(model_or_spec, trace.input_shape, device=device, **kw)
+        predicted_measure = fp32_peak.bytes
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    return MemoryResult(
+        model=label, input_shape=trace.input_shape, dtype=dtype, act_dtype=act_dtype,
+        params=trace.params, params_bytes=trace.params * param_bytes, buffers_bytes=buffers,
+        activation_peak_bytes=peak.bytes, activation_peak_at=peak.where,
+        activation_peak_held_bytes=held.bytes, activation_peak_held_at=held.where,
+        training_activation_bytes=training_bytes(saved, act_bytes),
+        mg_bytes=mg.bytes, mg_op=mg.where, max_tensor_bytes=biggest.bytes,
+        fused_types=fuse_types,
+        mg_fused_bytes=fused[0].bytes if fused else None, mg_fused_op=fused[0].where if fused else None,
+        max_tensor_fused_bytes=fused[1].bytes if fused else None, workspace=workspace,
+        measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted_measure,
+    )
+
+
+def measure_peak(model_or_spec: Any, input_shape: tuple[int, ...], *, device: str = "cpu",
+                 **kw: Any) -> tuple[int, str]:
+    """Peak of memory allocated during one real fp32 inference forward (the input included)."""
+    import torch
+
+    from archlab.engines.fvcore_engine import check_device
+
+    check_device(device)
+    if isinstance(model_or_spec, torch.nn.Module):
+        model = model_or_spec
+    else:
+        model = resolve(model_or_spec, **{k: v for k, v in kw.items() if k != "input_size"},
+                        input_size=kw.get("input_size")).build()
+    was_training = model.training
+    try:
+        model = model.to(device).eval()
+        with torch.inference_mode():
+            model(torch.zeros(input_shape, device=device))  # warm-up: one-off allocations are not the model's
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+                base = torch.cuda.memory_allocated()
+                torch.cuda.reset_peak_memory_stats()
+                model(torch.zeros(input_shape, device=device))
+                torch.cuda.synchronize()
+                return torch.cuda.max_memory_allocated() - base, "CUDA allocator: max_memory_allocated"
+            return _cpu_peak(model, input_shape), "PyTorch profiler (profile_memory), CPU allocations"
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """The profiler's C++ side prints start/stop lines on file descriptor 2; hide them."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _cpu_peak(model, input_shape) -> int:
+    import logging
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    logging.getLogger("torch.profiler").setLevel(logging.ERROR)
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        model(torch.zeros(input_shape))
+    # An op event carries what it allocated and freed itself; a "[memory]" event is a free
+    # (or allocation) outside any op. In time order, their running sum is the allocated total.
+    timeline = []
+    for e in prof.events():
+        if e.name == "[memory]":
+            timeline.append((e.time_range.start, e.cpu_memory_usage))
+        elif e.self_cpu_memory_usage:
+            timeline.append((e.time_range.start, e.self_cpu_memory_usage))
+    timeline.sort()
+    current = peak = 0
+    for _, delta in timeline:
+        current += delta
+        peak = max(peak, current)
+    return peak
