@@ -218,6 +218,9 @@ def list_cmd(
     _emit(zoo.render(rows, fmt.value), output)
 
 
+import archlab.commands  # noqa: E402,F401  (registers the commands defined in their own modules)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: runs the app under the error contract and returns the exit code."""
     try:  # typer >= 0.20 vendors click; its exceptions live in two places

@@ -1,0 +1,1 @@
+"""archlab latency (filled in by its issue)."""

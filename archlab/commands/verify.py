@@ -1,0 +1,1 @@
+"""archlab verify (filled in by its issue)."""
