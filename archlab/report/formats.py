@@ -56,8 +56,8 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed into place,
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Write ``text`` (or bytes) to ``path`` through a temporary file renamed into place,
     so an interrupted run never leaves half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -67,8 +67,8 @@ def write_atomic(path: str, text: str) -> None:
     except OSError as e:
         raise UserError(f"cannot write '{path}': {e.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text if isinstance(text, bytes) else text.encode("utf-8"))
         os.replace(tmp, path)
     except OSError as e:
         if os.path.exists(tmp):

@@ -1,0 +1,358 @@
+"""The course's closed-form cost laws, each computed two ways: by its formula and by counting
+the real network (or real layers), side by side.
+
+* Depthwise-separable vs standard convolution (the course, after Howard et al. 2017):
+  multiplications D_K²·M·D_G²·N vs D_G²·M·(D_K² + N), parameters D_K²·M·N vs M·(D_K² + N),
+  ratio 1/N + 1/D_K².
+* MobileNet's width multiplier α and resolution multiplier ρ: cost ∝ α²ρ², params ≈ α².
+* EfficientNet's compound scaling: d = α^φ, w = β^φ, r = γ^φ, cost × (α·β²·γ²)^φ.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from archlab.errors import UserError
+
+# --- depthwise-separable convolution -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DwscResult:
+    k: int
+    m: int
+    n: int
+    size: int
+    stride: int
+    out_size: int  # D_G: the side of the output feature map
+    standard_macs: int  # counted on a real nn.Conv2d
+    separable_macs: int  # counted on real depthwise + pointwise nn.Conv2d layers
+    standard_params: int
+    separable_params: int
+    formula_standard_macs: int
+    formula_separable_macs: int
+    formula_standard_params: int
+    formula_separable_params: int
+
+    @property
+    def ratio(self) -> float:
+        return self.separable_macs / self.standard_macs
+
+    @property
+    def params_ratio(self) -> float:
+        return self.separable_params / self.standard_params
+
+    @property
+    def formula_ratio(self) -> float:
+        return 1 / self.n + 1 / self.k**2
+
+    @property
+    def agrees(self) -> bool:
+        return (self.standard_macs, self.separable_macs, self.standard_params, self.separable_params) == (
+            self.formula_standard_macs, self.formula_separable_macs, self.formula_standard_params,
+            self.formula_separable_params)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(ratio=self.ratio, params_ratio=self.params_ratio, formula_ratio=self.formula_ratio,
+                 formula_agrees_with_count=self.agrees,
+                 units={"macs": "multiply-accumulates (the course's 'multiplications')", "params": "weights, no bias"})
+        return d
+
+
+def _positive(name: str, value: int, minimum: int = 1) -> int:
+    if not isinstance(value, int) or value < minimum:
+        raise UserError(f"--{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def dwsc(k: int = 3, m: int = 32, n: int = 64, size: int = 112, stride: int = 1) -> DwscResult:
+    """Standard vs depthwise-separable convolution of an M-channel size×size map to N channels,
+    kernel k, 'same' padding k//2, with ``stride``; D_G is the output side."""
+    import torch
+    from torch import nn
+
+    from archlab.api import count
+
+    for name, value in (("k", k), ("m", m), ("n", n), ("size", size), ("stride", stride)):
+        _positive(name, value)
+    pad = k // 2
+    out = (size + 2 * pad - k) // stride + 1  # >= 1: 'same' padding never empties the map
+    with torch.device("meta"):
+        standard = nn.Conv2d(m, n, k, stride, pad, bias=False)
+        separable = nn.Sequential(nn.Conv2d(m, m, k, stride, pad, groups=m, bias=False),
+                                  nn.Conv2d(m, n, 1, bias=False))
+    s = count(standard, input_size=(m, size, size), depth=0)
+    d = count(separable, input_size=(m, size, size), depth=0)
+    g2 = out * out
+    return DwscResult(
+        k, m, n, size, stride, out, s.macs, d.macs, s.params, d.params,
+        formula_standard_macs=k * k * m * g2 * n, formula_separable_macs=g2 * m * (k * k + n),
+        formula_standard_params=k * k * m * n, formula_separable_params=m * (k * k + n),
+    )
+
+
+def parse_sweep(text: str) -> tuple[str, list[int]]:
+    """``n=64..2048`` (doubling) or ``n=64,128,1024`` -> ("n", [values])."""
+    key, sep, rest = str(text).partition("=")
+    key = key.strip().lower()
+    if not sep or key not in ("k", "m", "n", "size", "stride"):
+        raise UserError(f"--sweep expects KEY=A..B or KEY=A,B,C with KEY one of k, m, n, size, stride; got '{text}'")
+    try:
+        if ".." in rest:
+            lo, hi = (int(x) for x in rest.split(".."))
+            if lo < 1 or hi < lo:
+                raise ValueError
+            values = []
+            v = lo
+            while v <= hi:
+                values.append(v)
+                v *= 2
+        else:
+            values = [int(x) for x in rest.split(",")]
+    except ValueError:
+        raise UserError(f"--sweep expects KEY=A..B (doubling from A to B) or KEY=A,B,C; got '{text}'") from None
+    if not values or len(values) > 64:
+        raise UserError(f"--sweep gives {len(values)} values; between 1 and 64 are allowed")
+    return key, values
+
+
+# --- width and resolution multipliers ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalingComparison:
+    model: str
+    alpha: float
+    resolution: int  # pixels
+    rho: float  # resolution / baseline resolution
+    baseline: dict[str, Any]
+    variant: dict[str, Any]
+    predicted: dict[str, float]
+    measured: dict[str, float]
+    course: dict[str, Any] | None = None
+
+    @property
+    def params_law_error_percent(self) -> float:
+        return 100 * (self.measured["params_ratio"] - self.predicted["params_ratio"]) / self.predicted["params_ratio"]
+
+    @property
+    def macs_law_error_percent(self) -> float:
+        return 100 * (self.measured["macs_ratio"] - self.predicted["macs_ratio"]) / self.predicted["macs_ratio"]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params_law_error_percent"] = self.params_law_error_percent
+        d["macs_law_error_percent"] = self.macs_law_error_percent
+        d["laws"] = {"macs_ratio": "alpha^2 * rho^2 (the course's O(alpha^2 rho^2))", "params_ratio": "alpha^2"}
+        return d
+
+
+def parse_rho(value: str | float, base: int) -> tuple[int, float]:
+    """--rho: an integer > 1 is a resolution in pixels; a number in (0, 1] a multiplier."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"--rho must be a resolution in pixels (an integer > 1) or a multiplier in (0, 1], "
+                        f"got '{value}'") from None
+    if not math.isfinite(x) or x <= 0:
+        raise UserError(f"--rho must be greater than 0, got {value}")
+    if x <= 1:
+        return max(1, round(base * x)), x
+    if not x.is_integer():
+        raise UserError(f"--rho above 1 is a resolution in pixels and must be an integer, got {value}")
+    return int(x), int(x) / base
+
+
+def compare_scaling(model: str, alpha: float = 1.0, rho: str | float | None = None,
+                    course_lookup=None) -> ScalingComparison:
+    """A width/resolution variant of ``model`` against its baseline (α = 1, default resolution)."""
+    from archlab.api import count, resolve
+
+    base = resolve(model)
+    if "alpha" not in base.info.options or base.info.family == "efficientnet":
+        raise UserError(f"model '{base.info.name}' has no width multiplier; the alpha/rho comparison is for "
+                        "mobilenet and mobilenet_v2")
+    if not (isinstance(alpha, (int, float)) and 0 < alpha <= 4):
+        raise UserError(f"alpha must be in (0, 4], got {alpha}")
+    res0 = base.input_shape[-1]
+    res, rho_mult = parse_rho(rho, res0) if rho is not None else (res0, 1.0)
+    b = count(base.info.name, depth=0)
+    v = count(base.info.name, alpha=alpha, res=res, depth=0)
+    predicted = {"macs_ratio": alpha**2 * rho_mult**2, "params_ratio": alpha**2}
+    measured = {"macs_ratio": v.macs / b.macs, "params_ratio": v.params / b.params}
+    course = course_lookup(base.info.name, alpha, res) if course_lookup else None
+    return ScalingComparison(
+        model=base.info.name, alpha=alpha, resolution=res, rho=rho_mult,
+        baseline={"model": b.model, "params": b.params, "macs": b.macs},
+        variant={"model": v.model, "params": v.params, "macs": v.macs},
+        predicted=predicted, measured=measured, course=course,
+    )
+
+
+def course_mobilenet_row(model: str, alpha: float, resolution: int) -> dict[str, Any] | None:
+    """The course's MobileNet width/resolution table entry for this variant, when it has one
+    (the numbers live in archlab/data, where `archlab verify` checks them)."""
+    try:
+        from archlab.verify import course_value
+    except ImportError:
+        return None
+    return course_value(model, alpha, resolution)
+
+
+# --- model lists -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    model: str
+    params: int
+    macs: int
+    rf: int | None
+    params_bytes: int
+    activation_peak_bytes: int
+    latency_ms: float | None = None
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+def compare_models(specs: list[str], latency: bool = False, **latency_options) -> list[CompareRow]:
+    """One row per spec: params, MACs, receptive field, memory (and latency), in the given order."""
+    from archlab.analysis.memory import inference_peak
+    from archlab.analysis.receptive_field import receptive_fields
+    from archlab.api import count_trace, trace_model
+    from archlab.views import _last_spatial_call
+
+    rows = []
+    for spec in specs:
+        trace, label = trace_model(spec)
+        c = count_trace(trace, label, depth=0)
+        rf = receptive_fields(trace)
+        last = _last_spatial_call(trace, rf)
+        f = rf.of(last.outputs[0]) if last is not None else None
+        lat = None
+        if latency:
+            lat = _latency_ms(spec, **latency_options)
+        rows.append(CompareRow(label, c.params, c.macs, int(max(f.rf)) if f else None, 4 * c.params,
+                               inference_peak(trace, 4).bytes, lat))
+    return rows
+
+
+def _latency_ms(spec: str, **options) -> float:
+    try:
+        from archlab.latency import measure_latency
+    except ImportError:  # pragma: no cover - latency ships with archlab
+        raise UserError("--latency needs archlab's latency module") from None
+    return measure_latency(spec, **options).median_ms
+
+
+# --- compound scaling ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompoundResult:
+    phi: float
+    alpha: float
+    beta: float
+    gamma: float
+    depth: float
+    width: float
+    resolution_multiplier: float
+    resolution: int
+    constraint: float  # alpha * beta^2 * gamma^2
+    stages: list[dict[str, Any]]
+    params: int
+    macs: int
+    b0_params: int
+    b0_macs: int
+    official: dict[str, Any] | None = None
+    curve: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def predicted_cost_ratio(self) -> float:
+        return self.constraint**self.phi
+
+    @property
+    def measured_cost_ratio(self) -> float:
+        return self.macs / self.b0_macs
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(predicted_cost_ratio=self.predicted_cost_ratio, measured_cost_ratio=self.measured_cost_ratio,
+                 units={"macs": "multiply-accumulates at the scaled resolution, batch 1"})
+        return d
+
+
+def _stage_table(spec: str) -> tuple[list[dict[str, Any]], int, int]:
+    """Stage rows (operator, input resolution, channels, layers) read from the built network."""
+    from archlab.api import count_trace, trace_model
+    from archlab.models.efficientnet import EFFICIENTNET_B0_TABLE1
+
+    trace, label = trace_model(spec)
+    c = count_trace(trace, label, depth=0)
+    stages = []
+    for i, row in enumerate(EFFICIENTNET_B0_TABLE1, start=1):
+        call = next((x for x in trace.calls if x.name == f"features.stage{i}"), None)
+        if call is None:
+            continue
+        in_shape = trace.values[call.inputs[0]].shape
+        out_shape = trace.values[call.outputs[0]].shape
+        blocks = sum(1 for x in trace.calls if x.parent == call.index)
+        stages.append({"stage": i, "operator": row.operator, "resolution": f"{in_shape[-2]}x{in_shape[-1]}",
+                       "channels": out_shape[1], "layers": blocks if i not in (1, 9) else 1})
+    return stages, c.params, c.macs
+
+
+def compound(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
+             curve: bool = False) -> CompoundResult:
+    from archlab.models.efficientnet import EFFICIENTNET_COEFFICIENTS, compound_coefficients, compound_resolution
+
+    d, w, r = compound_coefficients(phi, alpha, beta, gamma)
+    spec = f"efficientnet_phi@phi={phi},alpha={alpha},beta={beta},gamma={gamma}"
+    stages, params, macs = _stage_table(spec)
+    _, b0_params, b0_macs = _stage_table("efficientnet_phi@phi=0")
+    official = None
+    if float(phi).is_integer() and 0 <= phi <= 7:
+        key = f"b{int(phi)}"
+        o_stages, o_params, o_macs = _stage_table(f"efficientnet_{key}")
+        coef = EFFICIENTNET_COEFFICIENTS[key]
+        official = {"model": f"efficientnet_{key}", "width": coef.width, "depth": coef.depth,
+                    "resolution": coef.resolution, "params": o_params, "macs": o_macs,
+                    "params_diff_percent": 100 * (params - o_params) / o_params,
+                    "macs_diff_percent": 100 * (macs - o_macs) / o_macs}
+    points = []
+    if curve:
+        for p in range(8):
+            _, pp, pm = _stage_table(f"efficientnet_phi@phi={p},alpha={alpha},beta={beta},gamma={gamma}")
+            points.append({"phi": p, "params": pp, "macs": pm, "predicted_cost_ratio": (alpha * beta**2 * gamma**2)**p,
+                           "measured_cost_ratio": pm / b0_macs})
+    return CompoundResult(phi, alpha, beta, gamma, d, w, r, compound_resolution(phi, alpha, beta, gamma),
+                          alpha * beta**2 * gamma**2, stages, params, macs, b0_params, b0_macs, official, points)
+
+
+def grid_search(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,
+                limits: tuple[float, float, float] = (2.0, 1.5, 1.5)) -> list[dict[str, Any]]:
+    """The paper's step 1 as a cost study: every (α, β, γ) on a grid with α·β²·γ² within
+    target ± tolerance, with its network's params and MACs at φ = 1. (Choosing among them needs
+    the accuracy of each trained network, which archlab does not train.)"""
+    from archlab.api import count
+
+    def axis(hi: float) -> list[float]:
+        n = int(round((hi - 1.0) / step))
+        return [round(1.0 + i * step, 4) for i in range(n + 1)]
+
+    rows = []
+    for a, b, g in itertools.product(axis(limits[0]), axis(limits[1]), axis(limits[2])):
+        c = a * b * b * g * g
+        if abs(c - target) > tolerance:
+            continue
+        r = count(f"efficientnet_phi@phi=1,alpha={a},beta={b},gamma={g}", depth=0)
+        rows.append({"alpha": a, "beta": b, "gamma": g, "constraint": c, "resolution": r.input_shape[-1],
+                     "params": r.params, "macs": r.macs})
+    rows.sort(key=lambda x: x["macs"])
+    return rows
