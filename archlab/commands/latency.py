@@ -1,1 +1,74 @@
-"""archlab latency (filled in by its issue)."""
+"""``archlab latency``: measured forward time beside MACs (the library: ``archlab.latency``)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+from archlab.cli import ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, _emit, _parse_common, _settle, app
+
+
+class TimeDType(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+@app.command("latency")
+def latency_cmd(
+    models: List[str] = typer.Argument(..., help="One or more model names or specs, e.g. mobilenet "
+                                                 "mobilenet_v2 mobilenet_v2@alpha=1.4 (several: compared)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N for another GPU)."),
+    batch: int = BATCH,
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch intra-op threads while timing "
+                                                                  "(default: torch's current setting)."),
+    dtype: TimeDType = typer.Option(TimeDType.fp32, "--dtype", help="Weights and input dtype."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format for weights and input."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed forwards per model, at least."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="Also time each module (torch.profiler) beside "
+                                                              "its share of MACs."),
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Measured latency (median, IQR), throughput and achieved GFLOP/s; several models: latency vs MACs."""
+    from archlab.latency import compare, measure_all
+    from archlab.report import latency_report
+
+    _settle()
+    size, options = _parse_common(input_size, sets)
+    kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
+              input_size=size, alpha=alpha, options=options, min_time=min_time, per_layer=per_layer)
+    if len(models) > 1:
+        results = _with_progress(models, kw)
+    else:
+        results = measure_all(models, **kw)
+    for r in results:
+        if r.noisy:
+            print(f"archlab: warning: {r.model}: noisy run (IQR {100 * r.iqr_fraction:.1f}% of the median, "
+                  "over 10%); close other programs or raise --min-time", file=sys.stderr)
+    comparison = compare(results) if len(results) > 1 else None
+    _emit(latency_report.render(results, fmt.value, comparison), output)
+
+
+def _with_progress(models: List[str], kw: dict):
+    """A rich progress bar on stderr while measuring; gone once done."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from archlab.latency import measure_all
+
+    columns = (TextColumn("measuring {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=len(models))
+
+        def step(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, description=label)
+
+        return measure_all(models, progress=step, **kw)

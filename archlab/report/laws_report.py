@@ -95,12 +95,12 @@ def render_scaling(c: ScalingComparison, fmt: str) -> str:
              f"{c.baseline['model']}'s default resolution ({c.resolution / c.rho:.0f} px)")
     notes = []
     if abs(c.params_law_error_percent) > 0.5:
-        notes.append(f"params ≈ α² is off by {c.params_law_error_percent:+.1f}%: the stem, the classifier and the "
-                     "depthwise filters do not scale as α² (the 1024·α x 1000 classifier scales as α, the "
-                     "depthwise layers as α), and channel counts are rounded to integers")
+        notes.append(f"params ≈ α² is off by {c.params_law_error_percent:+.1f}%: not every layer scales as α²: "
+                     "depthwise filters and the classifier scale as α (MobileNetV2's last 1x1 layer only grows "
+                     "for α > 1), the first convolution still reads 3 channels, and channel counts are rounded")
     if abs(c.macs_law_error_percent) > 0.5:
         notes.append(f"cost ∝ α²ρ² is off by {c.macs_law_error_percent:+.1f}%: the depthwise layers and the "
-                     "classifier cost ∝ α (not α²), and feature maps are rounded to integers at each stride")
+                     "classifier cost ∝ α (not α²), and feature-map sides are rounded at each stride")
     if c.course:
         notes.append("the course's table: " + ", ".join(f"{k} {v}" for k, v in c.course.items()))
     if fmt == "md":
@@ -196,7 +196,7 @@ def render_compound(r: CompoundResult, fmt: str) -> str:
     if fmt == "md":
         return _markdown(r, plot=None)
     title = f"EfficientNet compound scaling, φ = {r.phi:g} (α = {r.alpha:g}, β = {r.beta:g}, γ = {r.gamma:g})"
-    return "\n".join([title, text_table(None, _scaling_table(r), "llr", max_width=120),
+    return "\n".join([title, text_table(None, _scaling_table(r), "lll", max_width=120),
                       text_table(STAGE_HEADERS, _stage_rows(r), "rlrrr"), _why_not_exact(r)]) + "\n"
 
 

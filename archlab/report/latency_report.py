@@ -1,0 +1,171 @@
+"""Renderers for ``archlab latency``: one model, several side by side, and per layer."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from archlab.latency import NOISY_IQR, Comparison, LatencyResult, by_kind
+from archlab.report.formats import csv_table, human, md_table, shape_str, to_json
+from archlab.report.text import text_table
+
+
+def ms(v: float) -> str:
+    return f"{v:.1f}" if v >= 100 else (f"{v:.2f}" if v >= 1 else f"{v:.3f}")
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _setting(r: LatencyResult) -> str:
+    threads = f", {r.threads} thread{'s' if r.threads != 1 else ''}" if not r.device.startswith("cuda") else ""
+    layout = ", channels_last" if r.channels_last else ""
+    return f"{r.device} ({r.device_name}{threads}), {r.dtype}{layout}"
+
+
+def _title(r: LatencyResult) -> str:
+    return f"{r.model}  input {shape_str(r.input_shape)}  on {_setting(r)}"
+
+
+def _lines(r: LatencyResult) -> list[tuple[str, str, str]]:
+    runs = f"{r.runs_per_sample} forward{'s' if r.runs_per_sample != 1 else ''}"
+    noise = f"{_pct(r.iqr_fraction)} of the median"
+    if r.noisy:
+        noise += f": NOISY (over {_pct(NOISY_IQR)}); close other programs or raise --min-time"
+    return [
+        ("median latency", f"{ms(r.median_ms)} ms",
+         f"per forward of the whole batch; {r.samples} timed blocks of {runs}, at least {r.min_time_s:g} s"),
+        ("interquartile range", f"{ms(r.iqr_ms)} ms", noise),
+        ("throughput", f"{r.throughput:,.1f} images/s", f"batch {r.batch} / median"),
+        ("MACs", f"{r.macs:,}", f"{human(r.macs, 'MACs')}, whole batch (meta trace, exact)"),
+        ("achieved", f"{r.achieved_gflops:,.2f} GFLOP/s", "2 x MACs / median"),
+    ]
+
+
+LAYER_HEADERS = ("name", "type", "kind", "time ms", "share of time", "MACs", "share of MACs", "time/MAC share")
+KIND_HEADERS = ("kind", "modules", "time ms", "share of time", "MACs", "share of MACs", "time/MAC share")
+
+
+def _layer_rows(r: LatencyResult) -> list[tuple]:
+    return [(layer.name or "(model)", layer.type, layer.kind, ms(layer.time_ms), _pct(layer.time_share),
+             f"{layer.macs:,}", _pct(layer.mac_share), _ratio(layer.time_per_mac_share)) for layer in r.layers]
+
+
+def _kind_rows(r: LatencyResult) -> list[tuple]:
+    return [(k["kind"], k["modules"], ms(k["time_ms"]), _pct(k["time_share"]), f"{k['macs']:,}",
+             _pct(k["mac_share"]), _ratio(k["time_share_over_mac_share"])) for k in by_kind(r.layers)]
+
+
+def _layer_caption(r: LatencyResult) -> str:
+    return (f"per layer: {r.layer_time_method}; {r.profiled_runs} profiled forwards, "
+            f"{ms(r.profiled_forward_ms)} ms each (benchmark median {ms(r.median_ms)} ms). "
+            "A module's own time and MACs exclude its children's; time/MAC share > 1: "
+            "more of the time than of the MACs.")
+
+
+def _per_layer(r: LatencyResult, fmt: str) -> str:
+    if fmt == "table":
+        return (f"\n{r.model}: {_layer_caption(r)}\n\nby kind\n"
+                + text_table(KIND_HEADERS, _kind_rows(r), "lrrrrrr")
+                + "\nby module\n" + text_table(LAYER_HEADERS, _layer_rows(r), "lllrrrrr"))
+    return (f"\n#### {r.model}: per layer\n\n{_layer_caption(r)}\n\n"
+            + md_table(KIND_HEADERS, _kind_rows(r), "lrrrrrr") + "\n"
+            + md_table(LAYER_HEADERS, _layer_rows(r), "lllrrrrr"))
+
+
+def _compare_headers(c: Comparison) -> tuple[str, ...]:
+    headers = ("model", "input", "median ms", "IQR ms", "images/s", "MACs", "GFLOP/s", "latency ratio",
+               "MACs ratio")
+    return headers + (("paper ms", "paper ratio") if c.paper_source else ())
+
+
+def _compare_rows(c: Comparison) -> list[tuple]:
+    rows = []
+    for row in c.rows:
+        r = row.result
+        cells = (r.model + (" (noisy)" if r.noisy else ""), shape_str(r.input_shape), ms(r.median_ms),
+                 ms(r.iqr_ms), f"{r.throughput:,.1f}", human(r.macs), f"{r.achieved_gflops:,.2f}",
+                 _ratio(row.latency_ratio), _ratio(row.macs_ratio))
+        if c.paper_source:
+            cells += ("-" if row.paper_ms is None else f"{row.paper_ms:g}", _ratio(row.paper_ratio))
+        rows.append(cells)
+    return rows
+
+
+def _compare_caption(results: Sequence[LatencyResult], c: Comparison) -> list[str]:
+    settings = sorted({_setting(r) for r in results})
+    lines = [f"on {'; '.join(settings)}; sorted by median latency; ratios are to {c.baseline} "
+             "(the first model given), all measured in this run",
+             "MACs: multiply-accumulates, whole batch (meta trace); GFLOP/s achieved = 2 x MACs / median"]
+    if c.spearman is None:
+        lines.append("Spearman's rank correlation of MACs and latency: undefined (needs two models with "
+                     "different MACs and different latencies)")
+    else:
+        lines.append(f"Spearman's rank correlation of MACs and latency: {c.spearman:+.2f} "
+                     f"over {len(c.rows)} models (+1: MACs order the models exactly as their latency does)")
+    if c.paper_source:
+        lines.append(f"paper ms: the paper's measurement, not ours ({c.paper_source}); "
+                     "compare its ratios with the measured ones, not the milliseconds")
+    noisy = [r.model for r in results if r.noisy]
+    if noisy:
+        lines.append(f"noisy (IQR over {_pct(NOISY_IQR)} of the median): {', '.join(noisy)}")
+    return lines
+
+
+CSV_KEYS = ("model", "input_shape", "device", "dtype", "channels_last", "threads", "batch", "median_ms", "iqr_ms",
+            "noisy", "throughput", "macs", "achieved_gflops")
+LAYER_CSV_KEYS = ("name", "type", "kind", "calls", "time_ms", "time_share", "macs", "mac_share",
+                  "time_share_over_mac_share")
+
+
+def _csv(results: Sequence[LatencyResult], c: Comparison | None) -> str:
+    if any(r.layers is not None for r in results):
+        rows = [[r.model] + [layer.to_dict()[k] for k in LAYER_CSV_KEYS] for r in results for layer in r.layers]
+        return csv_table(("model",) + LAYER_CSV_KEYS, rows)
+    extra: dict[int, list[Any]] = {}
+    keys = CSV_KEYS
+    ordered = list(results)
+    if c is not None:
+        keys += ("latency_ratio", "macs_ratio", "paper_ms", "paper_ratio")
+        ordered = [row.result for row in c.rows]
+        extra = {id(row.result): [row.latency_ratio, row.macs_ratio, row.paper_ms, row.paper_ratio]
+                 for row in c.rows}
+    rows = []
+    for r in ordered:
+        d = r.to_dict()
+        d["input_shape"] = shape_str(r.input_shape)
+        rows.append([d[k] for k in CSV_KEYS] + extra.get(id(r), []))
+    return csv_table(keys, rows)
+
+
+def render(results: Sequence[LatencyResult], fmt: str, comparison: Comparison | None = None) -> str:
+    """``comparison`` (from ``archlab.latency.compare``) is required for several results."""
+    if len(results) > 1 and comparison is None:
+        raise ValueError("several results need their comparison")
+    c = comparison if len(results) > 1 else None
+    if fmt == "json":
+        return to_json(results[0].to_dict() if c is None else c.to_dicts(results))
+    if fmt == "csv":
+        return _csv(results, c)
+    if fmt not in ("table", "md"):
+        raise ValueError(fmt)
+    if c is None:
+        r = results[0]
+        if fmt == "table":
+            out = _title(r) + "\n" + text_table(None, _lines(r), "lrl", max_width=200)
+        else:
+            out = f"### {_title(r)}\n\n" + md_table(("quantity", "value", "what"), _lines(r), "lrl")
+    else:
+        caption = _compare_caption(results, c)
+        if fmt == "table":
+            out = text_table(_compare_headers(c), _compare_rows(c), "llrrrrrrrrr") + "\n".join(caption) + "\n"
+        else:
+            out = md_table(_compare_headers(c), _compare_rows(c), "llrrrrrrrrr") + "\n" + "\n\n".join(caption) + "\n"
+    for r in results:
+        if r.layers is not None:
+            out += _per_layer(r, fmt)
+    return out
