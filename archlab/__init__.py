@@ -5,7 +5,8 @@ The public API is imported lazily, so that ``archlab --help`` does not import to
 
 __version__ = "0.1.0"
 
-__all__ = ["build", "count", "list_models", "resolve", "UserError", "__version__"]
+__all__ = ["analyze", "build", "compare", "count", "dwsc", "list_models", "memory", "receptive_field", "resolve",
+           "trace_layers", "UserError", "__version__"]
 
 
 def __getattr__(name: str):
@@ -13,6 +14,26 @@ def __getattr__(name: str):
         from archlab import api
 
         return getattr(api, name)
+    if name == "analyze":
+        from archlab.analyze import analyze
+
+        return analyze
+    if name in ("receptive_field", "trace_layers"):
+        from archlab import views
+
+        return getattr(views, name)
+    if name == "memory":
+        from archlab.memory_api import memory
+
+        return memory
+    if name == "dwsc":
+        from archlab.laws import dwsc
+
+        return dwsc
+    if name == "compare":
+        from archlab.laws import compare_models
+
+        return compare_models
     if name == "list_models":
         from archlab.registry import list_models
 

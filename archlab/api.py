@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from archlab.errors import UserError
 from archlab.registry import ModelInfo, get_model_info, list_models  # noqa: F401  (re-exported)
-from archlab.spec import ModelSpec, coerce, parse_spec
+from archlab.spec import ModelSpec, coerce, literal, parse_spec
 
 SCHEMA_VERSION = 1
 
@@ -18,8 +18,13 @@ class Resolved:
 
     info: ModelInfo
     options: dict[str, Any]  # typed builder options (only those given)
-    input_shape: tuple[int, ...]  # N, C, H, W
+    input_shape: tuple[int, ...]  # N, C, H, W (of the first input)
     label: str  # the spec as the user should read it
+    extra_inputs: tuple[tuple[int, ...], ...] = ()  # further inputs, batch first, for multi-input models
+
+    @property
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return (self.input_shape, *self.extra_inputs)
 
     def build(self, device: str | None = None):
         import torch
@@ -53,11 +58,12 @@ def resolve(
             raise UserError(f"model '{info.name}' has no width multiplier (--alpha)")
         raw["alpha"] = alpha
     typed: dict[str, Any] = {}
+    open_options = info.external and info.open_options is None
     for key, value in raw.items():
-        if key not in known:
+        if key not in known and not open_options:
             choices = ", ".join(sorted(known)) or "none"
             raise UserError(f"model '{info.name}' has no option '{key}' (its options: {choices})")
-        typed[key] = coerce(key, value, known[key])
+        typed[key] = coerce(key, value, known[key]) if key in known else literal(value)
     if "alpha" in typed and not (isinstance(typed["alpha"], (int, float)) and typed["alpha"] > 0):
         raise UserError(f"alpha must be greater than 0, got {typed['alpha']}")
     res = res if res is not None else spec.res
@@ -67,21 +73,31 @@ def resolve(
         raise UserError(f"batch must be at least 1, got {batch}")
     if res is not None and input_size is not None:
         raise UserError("give either --res or --input-size, not both")
-    c, h, w = info.input_shape(**typed)
-    if input_size is not None:
-        c, h, w = input_size
-    elif res is not None:
-        if res < 1:
-            raise UserError(f"resolution must be at least 1, got {res}")
-        h = w = res
+    extra: tuple[tuple[int, ...], ...] = ()
+    if input_size is not None and input_size and isinstance(input_size[0], (tuple, list)):
+        input_size, *rest = [tuple(s) for s in input_size]
+        extra = tuple((batch, *s) for s in rest)
     parts = [f"{k}={v}" for k, v in typed.items()]
-    default_c, default_h, default_w = info.input_shape(**typed)
-    if c == default_c and h == w and (h, w) != (default_h, default_w):
-        parts.append(f"res={h}")
-    elif (c, h, w) != (default_c, default_h, default_w):
-        parts.append(f"input={c}x{h}x{w}")
+    if input_size is not None:
+        shape = tuple(input_size)
+        try:
+            default = tuple(info.input_shape(**typed))
+        except UserError:
+            default = None
+        if shape != default:
+            parts.append("input=" + ";".join("x".join(map(str, s)) for s in (shape, *[e[1:] for e in extra])))
+    else:
+        shape = tuple(info.input_shape(**typed))
+        if res is not None:
+            if res < 1:
+                raise UserError(f"resolution must be at least 1, got {res}")
+            if len(shape) != 3:
+                raise UserError(f"--res sets H = W of a C,H,W input; '{info.name}' takes {len(shape)}-d inputs")
+            if res != shape[1] or res != shape[2]:
+                parts.append(f"res={res}")
+            shape = (shape[0], res, res)
     label = info.name + ("@" + ",".join(parts) if parts else "")
-    return Resolved(info, typed, (batch, c, h, w), label)
+    return Resolved(info, typed, (batch, *shape), label, extra)
 
 
 def build(name: str, **options: Any):
@@ -124,6 +140,7 @@ class CountResult:
     layers: tuple[LayerCost, ...]
     engine: str
     fvcore: dict[str, Any] | None = field(default=None)
+    input_shapes: tuple[tuple[int, ...], ...] = ()  # every input, for models that take several
 
     @property
     def flops(self) -> int:
@@ -140,6 +157,7 @@ class CountResult:
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
             "input_shape": list(self.input_shape),
+            **({"input_shapes": [list(s) for s in self.input_shapes]} if len(self.input_shapes) > 1 else {}),
             "output_shapes": [list(s) for s in self.output_shapes],
             "params": self.params,
             "trainable_params": self.trainable_params,
@@ -204,6 +222,7 @@ def count_trace(trace, label: str, depth: int = 3, engine: str = "archlab") -> C
         unsupported_ops=tuple(sorted(unknown.items())),
         layers=_module_costs(trace, op_macs, depth),
         engine=engine,
+        input_shapes=tuple(trace.values[v].shape for v in trace.inputs),
     )
 
 
@@ -216,12 +235,14 @@ def trace_model(model_or_spec: Any, *, input_size=None, res=None, batch=None, al
     if isinstance(model_or_spec, torch.nn.Module):
         if input_size is None:
             raise UserError("input_size (C,H,W) is required for a model that is not registered")
-        shape = (batch or 1, *input_size)
-        return trace(model_or_spec, torch.empty(shape, device="meta")), type(model_or_spec).__name__
+        shapes = [tuple(s) for s in input_size] if isinstance(input_size[0], (tuple, list)) else [tuple(input_size)]
+        inputs = tuple(torch.empty((batch or 1, *s), device="meta") for s in shapes)
+        return trace(model_or_spec, inputs), type(model_or_spec).__name__
     resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
     model = resolved.build(device="meta")
     try:
-        return trace(model, torch.empty(resolved.input_shape, device="meta")), resolved.label
+        inputs = tuple(torch.empty(s, device="meta") for s in resolved.input_shapes)
+        return trace(model, inputs), resolved.label
     except UserError as e:
         default = tuple(resolved.info.input_shape(**resolved.options))
         if tuple(resolved.input_shape[1:]) != default:

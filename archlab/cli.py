@@ -188,7 +188,7 @@ def memory_cmd(
     output: Optional[str] = OUTPUT,
 ) -> None:
     """Parameter memory, inference peak, training activations and M(G) (the MobileNetV2 paper's model)."""
-    from archlab.memory import memory
+    from archlab.memory_api import memory
     from archlab.report import memory_report
 
     _settle()

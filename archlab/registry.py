@@ -39,9 +39,16 @@ class ModelInfo:
     family: str
     paper: str
     builder: Callable[..., Any]
-    input_spec: tuple[int, int, int] | Callable[..., tuple[int, int, int]]
+    input_spec: tuple[int, int, int] | Callable[..., tuple[int, int, int]] | None
     reference: Reference | None = None
     note: str = ""
+    # External models (archlab.external): their options with defaults, or None when the
+    # factory takes **kwargs and any option must be passed through.
+    open_options: dict[str, Any] | None = field(default=None)
+
+    @property
+    def external(self) -> bool:
+        return self.note == "external"
 
     def input_shape(self, **options: Any) -> tuple[int, int, int]:
         """C, H, W of the default input; a callable spec receives the builder options
@@ -49,14 +56,20 @@ class ModelInfo:
         if callable(self.input_spec):
             merged = {**self.options, **options}
             return tuple(self.input_spec(**merged))
+        if self.input_spec is None:
+            raise UserError(f"'{self.name}' has no default input size: give --input-size C,H,W")
         return self.input_spec
 
     @property
     def options(self) -> dict[str, Any]:
         """The builder's keyword options and their defaults."""
+        if self.external:
+            return dict(self.open_options or {})
         return dict(_builder_options(self.builder))
 
     def build(self, **options: Any):
+        if self.external and self.open_options is None:
+            return self.builder(**options)
         known = self.options
         for key in options:
             if key not in known:
@@ -122,6 +135,10 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def get_model_info(name: str) -> ModelInfo:
+    from archlab.external import external_info, is_external
+
+    if is_external(name):
+        return external_info(name)
     _ensure_loaded()
     try:
         return _MODELS[name]

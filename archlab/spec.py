@@ -44,12 +44,19 @@ def parse_positive_int(text: str, what: str, minimum: int = 1) -> int:
     return value
 
 
-def parse_input_size(text: str) -> tuple[int, ...]:
-    """``C,H,W`` (or ``CxHxW``) -> a tuple of positive ints."""
-    parts = [p for p in str(text).replace("x", ",").replace("×", ",").split(",")]
-    if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise UserError(f"--input-size must be C,H,W (three positive integers), got '{text}'")
-    return tuple(parse_positive_int(p, "each --input-size value") for p in parts)
+def parse_input_size(text: str):
+    """``C,H,W`` (or ``CxHxW``) -> a tuple of positive ints; several inputs separated by ``;``
+    (``3,224,224;10``, for a model whose forward takes two tensors) -> a list of tuples.
+    Each shape is one sample's: the batch is prepended."""
+    chunks = str(text).split(";")
+    shapes = []
+    for chunk in chunks:
+        parts = chunk.replace("x", ",").replace("×", ",").split(",")
+        if not chunk.strip() or not all(p.strip() for p in parts) or (len(chunks) == 1 and len(parts) != 3):
+            raise UserError(f"--input-size must be C,H,W (three positive integers; several inputs separated by ';'), "
+                            f"got '{text}'")
+        shapes.append(tuple(parse_positive_int(p, "each --input-size value") for p in parts))
+    return shapes[0] if len(shapes) == 1 else shapes
 
 
 def parse_assignment(text: str, flag: str = "--set") -> tuple[str, str]:
@@ -83,6 +90,23 @@ def parse_spec(text: str) -> ModelSpec:
             else:
                 options[key] = value
     return ModelSpec(name, options, res, batch, input_size)
+
+
+def literal(raw: Any) -> Any:
+    """An option of a factory that declares no default: true/false, an int, a float, else the string."""
+    if not isinstance(raw, str):
+        return raw
+    low = raw.lower()
+    if low in _TRUE - {"1"}:
+        return True
+    if low in _FALSE - {"0"}:
+        return False
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"}

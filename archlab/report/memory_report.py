@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archlab.memory import MemoryResult
+from archlab.memory_api import MemoryResult
 from archlab.report.formats import csv_table, human_bytes, md_table, shape_str, to_json
 from archlab.report.text import text_table
 

@@ -1,0 +1,106 @@
+"""``archlab.analyze``: every analysis of a model in one report object, for notebooks and scripts.
+
+    report = archlab.analyze("mobilenet_v2", analyses=("count", "rf", "memory"))
+    report.to_dict()        # what the CLI's --format json commands print, by analysis
+    report.to_pandas()      # {"summary": DataFrame, "layers": DataFrame, "rf": DataFrame, "memory": DataFrame}
+    report                  # in Jupyter: rendered through _repr_markdown_ / _repr_html_
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from archlab.errors import UserError
+
+ANALYSES = ("count", "rf", "memory", "trace")
+
+
+@dataclass(frozen=True)
+class Report:
+    model: str
+    input_shape: tuple[int, ...]
+    count: Any = None  # archlab.api.CountResult
+    rf: Any = None  # archlab.views.RFResult
+    memory: Any = None  # archlab.memory_api.MemoryResult
+    trace: Any = None  # archlab.views.TraceResult
+
+    def _present(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ANALYSES if getattr(self, name) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "input_shape": list(self.input_shape),
+                **{name: result.to_dict() for name, result in self._present().items()}}
+
+    def to_pandas(self) -> dict[str, Any]:
+        """One DataFrame per table."""
+        import pandas as pd
+
+        frames: dict[str, Any] = {}
+        if self.count is not None:
+            c = self.count
+            frames["summary"] = pd.DataFrame([{"model": c.model, "params": c.params,
+                                               "trainable_params": c.trainable_params, "macs": c.macs,
+                                               "flops": c.flops, **{f"other_{k}": v for k, v in c.other_ops.items()}}])
+            frames["layers"] = pd.DataFrame([layer.to_dict() for layer in c.layers])
+        if self.rf is not None:
+            frames["rf"] = pd.DataFrame(list(self.rf.layers))
+        if self.memory is not None:
+            d = self.memory.to_dict()
+            frames["memory"] = pd.DataFrame([{k: v for k, v in d.items() if not isinstance(v, (dict, list))}])
+        if self.trace is not None:
+            frames["trace"] = pd.DataFrame(list(self.trace.layers))
+        return frames
+
+    def _repr_markdown_(self) -> str:
+        from archlab.report import count_report, memory_report, views_report
+
+        parts = []
+        if self.count is not None:
+            parts.append(count_report.render(self.count, "md"))
+        if self.rf is not None:
+            parts.append(views_report.render_rf(self.rf, "md"))
+        if self.memory is not None:
+            parts.append(memory_report.render([self.memory], "md"))
+        if self.trace is not None:
+            parts.append(views_report.render_trace(self.trace, "md"))
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        parts = [f"<h3>{html.escape(self.model)}: input {'x'.join(map(str, self.input_shape))}</h3>"]
+        for name, frame in self.to_pandas().items():
+            parts.append(f"<h4>{html.escape(name)}</h4>")
+            parts.append(frame.to_html(index=False, max_rows=60))
+        return "\n".join(parts)
+
+
+def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
+            analyses: Sequence[str] = ("count", "rf", "memory"), *, depth: int = 2, **options: Any) -> Report:
+    """Run the named analyses on a registered model (name or spec), an external spec
+    (``torchvision:resnet50``, ``file.py:factory``) or an ``nn.Module`` (give ``input_size``).
+    ``options`` go to every analysis: ``res``, ``batch``, ``alpha``, ``options`` (builder
+    options), and per analysis ``act_dtype``/``dtype``/``fuse`` (memory)."""
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown or not analyses:
+        raise UserError(f"unknown analysis '{unknown[0] if unknown else ''}' (choose from {', '.join(ANALYSES)})")
+    from archlab import views
+    from archlab.api import count
+    from archlab.memory_api import memory
+
+    memory_keys = ("dtype", "act_dtype", "fuse", "workspace", "measure", "device")
+    common = {k: v for k, v in options.items() if k not in memory_keys}
+    if input_size is not None:
+        common["input_size"] = input_size
+    results: dict[str, Any] = {}
+    if "count" in analyses:
+        results["count"] = count(model_or_spec, depth=depth, **common)
+    if "rf" in analyses:
+        results["rf"] = views.receptive_field(model_or_spec, depth=depth, **common)
+    if "memory" in analyses:
+        results["memory"] = memory(model_or_spec, **common, **{k: v for k, v in options.items() if k in memory_keys})
+    if "trace" in analyses:
+        results["trace"] = views.trace_layers(model_or_spec, depth=depth, **common)
+    first = next(iter(results.values()))
+    return Report(first.model, tuple(first.input_shape), **results)

@@ -1,0 +1,146 @@
+"""Models from outside the zoo, named wherever a model spec is accepted:
+
+* ``torchvision:resnet50`` and ``timm:efficientnet_b0`` (when those packages are installed),
+  built without pretrained weights;
+* ``path/to/file.py:factory`` or ``package.module:callable``: any callable returning an
+  ``nn.Module``. Loading a user's file runs its code, as importing it would.
+
+The input size comes from ``--input-size`` or, when it is not given, from the factory's or
+the model's ``input_size`` attribute (C, H, W), from timm's ``default_cfg``, or 3x224x224
+for torchvision (299x299 for its Inception v3).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from typing import Any, Callable
+
+from archlab.errors import UserError
+from archlab.registry import ModelInfo
+
+
+def is_external(name: str) -> bool:
+    return ":" in name
+
+
+def _torchvision(name: str) -> tuple[Callable[..., Any], tuple[int, int, int]]:
+    try:
+        import torchvision.models as tvm
+    except ImportError:
+        raise UserError("'torchvision:' models need torchvision: pip install torchvision (a build matching torch)") from None
+    except Exception as e:  # a torchvision built for another torch fails at import
+        raise UserError(f"torchvision is installed but cannot be imported here: {str(e).splitlines()[0]}") from None
+    names = tvm.list_models(module=tvm)
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UserError(f"torchvision has no model '{name}'{hint}")
+
+    def build(**options):
+        return tvm.get_model(name, weights=None, **options)
+
+    return build, (3, 299, 299) if name.startswith("inception") else (3, 224, 224)
+
+
+def _timm(name: str) -> tuple[Callable[..., Any], tuple[int, int, int] | None]:
+    try:
+        import timm
+    except ImportError:
+        raise UserError("'timm:' models need timm: pip install timm") from None
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name[:6]}*")[:3]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UserError(f"timm has no model '{name}'{hint}")
+
+    def build(**options):
+        return timm.create_model(name, pretrained=False, **options)
+
+    cfg = timm.get_pretrained_cfg(name)
+    size = tuple(cfg.input_size) if cfg is not None and getattr(cfg, "input_size", None) else None
+    return build, size
+
+
+def _user_callable(target: str) -> Callable[..., Any]:
+    module_part, _, attr = target.rpartition(":")
+    if not module_part or not attr:
+        raise UserError(f"'{target}' is not of the form path/to/file.py:factory or package.module:callable")
+    if module_part.endswith(".py") or os.sep in module_part:
+        path = os.path.abspath(module_part)
+        if not os.path.isfile(path):
+            raise UserError(f"no such file: '{module_part}'")
+        mod_name = "archlab_user_" + os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:  # the user's code: report it in one line
+            sys.modules.pop(mod_name, None)
+            raise UserError(f"loading '{module_part}' failed: {type(e).__name__}: {_first(e)}") from None
+    else:
+        try:
+            module = importlib.import_module(module_part)
+        except ImportError as e:
+            raise UserError(f"cannot import '{module_part}': {_first(e)}") from None
+        except Exception as e:
+            raise UserError(f"importing '{module_part}' failed: {type(e).__name__}: {_first(e)}") from None
+    fn = getattr(module, attr, None)
+    if fn is None:
+        public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+        raise UserError(f"'{module_part}' has no '{attr}' (its callables: {', '.join(public[:8]) or 'none'})")
+    if not callable(fn):
+        raise UserError(f"'{target}' is not callable")
+    return fn
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _options_of(fn: Callable[..., Any]) -> dict[str, Any] | None:
+    """Keyword options with defaults, or None when the callable takes ``**kwargs``."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {p.name: p.default for p in sig.parameters.values() if p.default is not p.empty}
+
+
+def external_info(name: str) -> ModelInfo:
+    """A ModelInfo for an external spec (its builder checks that it returns an nn.Module)."""
+    prefix, _, rest = name.partition(":")
+    if prefix == "torchvision":
+        fn, size = _torchvision(rest)
+        family, paper = "torchvision", f"torchvision.models.{rest}"
+    elif prefix == "timm":
+        fn, size = _timm(rest)
+        family, paper = "timm", f"timm.create_model('{rest}')"
+    else:
+        fn = _user_callable(name)
+        size = getattr(fn, "input_size", None)
+        family, paper = "user", name
+
+    def builder(**options):
+        import torch
+
+        try:
+            model = fn(**options)
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"building '{name}' failed: {type(e).__name__}: {_first(e)}") from None
+        if not isinstance(model, torch.nn.Module):
+            raise UserError(f"'{name}' returned a {type(model).__name__}, not an nn.Module")
+        return model
+
+    return ModelInfo(name, family, paper, builder, tuple(size) if size else None, None,
+                     note="external", open_options=_options_of(fn))
