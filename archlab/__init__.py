@@ -15,7 +15,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name == "analyze":
-        from archlab.analyze import analyze
+        from archlab.reporting import analyze
 
         return analyze
     if name in ("receptive_field", "trace_layers"):

@@ -184,6 +184,7 @@ def memory_cmd(
     workspace: str = typer.Option("none", "--workspace", help="|op| of M(G): none or im2col."),
     measure: bool = typer.Option(False, "--measure", help="Also run a real forward and measure its peak."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for --measure."),
+    force: bool = typer.Option(False, "--force", help="Run --measure even if it looks too big for memory."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
@@ -197,7 +198,7 @@ def memory_cmd(
         raise UserError("give either --fuse or --no-fuse, not both")
     fuse_types = () if no_fuse else (tuple(fuse) if fuse else None)
     results = [memory(m, dtype=dtype.value, act_dtype=act_dtype.value, fuse=fuse_types, workspace=workspace,
-                      measure=measure, device=device, res=res, input_size=size, batch=batch, alpha=alpha,
+                      measure=measure, device=device, force=force, res=res, input_size=size, batch=batch, alpha=alpha,
                       options=options) for m in models]
     _emit(memory_report.render(results, fmt.value), output)
 

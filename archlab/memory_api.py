@@ -78,6 +78,7 @@ def memory(
     workspace: str = "none",
     measure: bool = False,
     device: str = "cpu",
+    force: bool = False,
     **kw: Any,
 ) -> MemoryResult:
     """Memory of a model. ``fuse``: module type names treated as single ops in M(G)
@@ -112,7 +113,12 @@ def memory(
     saved = saved_for_backward(model, torch.empty(trace.input_shape, device="meta"))
     measured = method = predicted_measure = None
     if measure:
+        from archlab.engines.fvcore_engine import check_device
+        from archlab.guard import check_fits
+
+        check_device(device)
         fp32_peak = inference_peak(trace, 4, held=True) if act_bytes != 4 else held
+        check_fits(trace.params * 4 + fp32_peak.bytes, device, force, what="--measure (a real forward)")
         measured, method = measure_peak(model_or_spec, trace.input_shape, device=device, **kw)
         predicted_measure = fp32_peak.bytes
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())

@@ -1,0 +1,51 @@
+"""Refuse, before allocating, a real run that would not fit in memory (``--force`` overrides).
+
+Counting never allocates activations (meta tensors), so ``archlab count vgg19 --res 4096``
+is always safe. What runs the model for real (``memory --measure``, ``latency``) first
+estimates what it needs: the parameters plus the eager inference peak of the activations,
+both from the meta trace.
+"""
+
+from __future__ import annotations
+
+import os
+
+from archlab.errors import UserError
+from archlab.report.formats import human_bytes
+
+
+def available_bytes(device: str = "cpu") -> int | None:
+    if device.startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate_run_bytes(model_or_spec, *, bytes_per_element: int = 4, **kw) -> int:
+    """Parameters plus the eager activation peak of one inference forward."""
+    from archlab.analysis.memory import inference_peak
+    from archlab.api import trace_model
+
+    trace, _ = trace_model(model_or_spec, **kw)
+    return trace.params * bytes_per_element + inference_peak(trace, bytes_per_element, held=True).bytes
+
+
+def check_fits(needed: int, device: str = "cpu", force: bool = False, what: str = "this run") -> None:
+    if force:
+        return
+    free = available_bytes(device)
+    if free is not None and needed > 0.9 * free:
+        raise UserError(f"{what} needs about {human_bytes(needed)} on {device} but only {human_bytes(free)} is "
+                        "available; use a smaller --res/--batch, or --force to try anyway")

@@ -1,0 +1,224 @@
+"""Robustness: any input to the CLI ends in a result or one clear line (property-based),
+users' models come back exactly as they were, huge inputs are counted without memory, and a
+real run that would not fit is refused."""
+
+import json
+import os
+import textwrap
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import archlab
+from conftest import assert_one_line_error
+
+NAMES = ["lenet", "lenet5", "mobilenet", "mobilenet_v2", "resnet18", "googlenet", "unet", "hourglass",
+         "efficientnet_b0", "vgg11", "alexnet", "fcn8s", "densenet121", "nosuchnet", "resnet", "", "@", "mobilenet@",
+         "lenet@res=0", "hourglass@stacks=1", "mobilenet@alpha=2", "../x.py:f", "torchvision:resnet18"]
+COMMANDS = ["count", "trace", "rf", "memory"]
+FORMATS = ["table", "json", "csv", "md", "xml"]
+
+
+@st.composite
+def command_lines(draw):
+    cmd = draw(st.sampled_from(COMMANDS))
+    args = [cmd, draw(st.sampled_from(NAMES))]
+    if draw(st.booleans()):
+        args += ["--res", str(draw(st.integers(-2, 300)))]
+    elif draw(st.booleans()):
+        args += ["--input-size", draw(st.sampled_from(["3,32,32", "1,16,16", "3,x,4", "0,3,3", "3,64", "2,7,7"]))]
+    if draw(st.booleans()):
+        args += ["--alpha", str(draw(st.sampled_from([-1, 0, 0.1, 0.25, 1.0, 1.4, 5, "nan", "abc"])))]
+    if cmd != "rf" and draw(st.booleans()):
+        args += ["--batch", str(draw(st.integers(-1, 3)))]
+    if draw(st.booleans()):
+        args += ["--set", draw(st.sampled_from(["stacks=2", "num_classes=5", "num_classes=0", "bogus", "x=1",
+                                                 "aux_logits=true", "adaptive_pool=yes"]))]
+    if cmd in ("count", "trace", "rf") and draw(st.booleans()):
+        args += ["--depth", str(draw(st.integers(-1, 4)))]
+    fmt = draw(st.sampled_from(FORMATS))
+    args += ["--format", fmt]
+    return args, fmt
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command_lines())
+def test_cli_never_crashes(cli, line):
+    args, fmt = line
+    r = cli(*args)
+    assert r.code in (0, 2), (args, r.code, r.err)  # 1 would be an internal error: a bug
+    assert "Traceback" not in r.err and "Traceback" not in r.out
+    if r.code == 2:
+        assert len(r.err.strip().splitlines()) == 1, (args, r.err)
+    elif fmt == "json":
+        json.loads(r.out)
+
+
+# --- the user's model is left as it was -----------------------------------------------------
+
+
+class UserNet(nn.Module):
+    def __init__(self, fail=False):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8, 4)
+        self.fail = fail
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.conv(x)))
+        if self.fail:
+            raise ValueError("the user's forward raised")
+        return self.head(y.mean((2, 3)))
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(getattr(m, "_state_dict_hooks", {})) for m in model.modules())
+
+
+@pytest.mark.parametrize("analysis", ["count", "rf", "memory", "trace", "analyze"])
+@pytest.mark.parametrize("fail", [False, True])
+@pytest.mark.parametrize("training", [True, False])
+def test_analysing_a_users_model_leaves_it_exactly_as_it_was(analysis, fail, training):
+    torch.manual_seed(0)
+    model = UserNet(fail=fail).train(training)
+    before = _state(model)
+    run = {
+        "count": lambda: archlab.count(model, input_size=(3, 8, 8)),
+        "rf": lambda: archlab.receptive_field(model, input_size=(3, 8, 8)),
+        "memory": lambda: archlab.memory(model, input_size=(3, 8, 8)),
+        "trace": lambda: archlab.trace_layers(model, input_size=(3, 8, 8)),
+        "analyze": lambda: archlab.analyze(model, input_size=(3, 8, 8), analyses=("count", "rf", "memory")),
+    }[analysis]
+    if fail:
+        with pytest.raises(archlab.UserError, match="the user's forward raised"):
+            run()
+    else:
+        run()
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before), "weights and BN statistics unchanged"
+    assert all(m.training == training for m in model.modules())
+    assert _hooks(model) == 0
+    assert next(model.parameters()).device.type == "cpu"
+    from torch.nn.modules import module as module_mod
+
+    assert not module_mod._global_forward_hooks and not module_mod._global_forward_pre_hooks
+
+
+def test_huge_inputs_are_counted_without_allocating():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r = archlab.count("vgg19@adaptive_pool=true", res=4096, depth=0)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert r.macs > 6e12
+    assert grown_mb < 200, "a 4096x4096 VGG-19 forward would need over 10 GB of activations"
+
+
+def test_a_real_run_that_cannot_fit_is_refused_unless_forced(cli):
+    assert_one_line_error(cli("memory", "vgg19@adaptive_pool=true", "--res", "16384", "--measure"),
+                          "--force", "available")
+
+
+def test_json_is_byte_identical_across_runs(cli):
+    for args in (["count", "googlenet"], ["rf", "resnet50"], ["memory", "mobilenet_v2"], ["trace", "lenet5"],
+                 ["dwsc"], ["compare", "alexnet", "googlenet"], ["efficientnet", "--phi", "2"]):
+        a = cli(*args, "--format", "json").out
+        assert a == cli(*args, "--format", "json").out, args
+
+
+# --- external models --------------------------------------------------------------------------
+
+USER_FILE = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+    class TwoInputs(nn.Module):
+        def __init__(self, width=8):
+            super().__init__()
+            self.conv = nn.Conv2d(3, width, 3, padding=1)
+            self.fc = nn.Linear(10, width)
+
+        def forward(self, image, vector):
+            x = F.relu(self.conv(image))            # functional ops are counted too
+            x = F.interpolate(x, scale_factor=2.0)
+            g = x.mean((2, 3))
+            return {"logits": g + self.fc(vector), "gram": torch.matmul(g.t(), g)}
+
+    def make(width: int = 8):
+        return TwoInputs(width)
+
+    def small():
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    small.input_size = (3, 16, 16)
+
+    def not_a_model():
+        return 42
+''')
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "mynet.py"
+    path.write_text(USER_FILE)
+    return str(path)
+
+
+def test_a_users_file_with_two_inputs_and_a_dict_output(cli, user_file):
+    d = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--format", "json").json()
+    assert d["input_shapes"] == [[1, 3, 16, 16], [1, 10]]
+    conv, fc, gram = 16 * 16 * 4 * 27, 10 * 4, 4 * 4 * 1
+    assert d["macs"] == conv + fc + gram
+    assert d["other_ops"]["upsampling"] == 4 * 32 * 32 and d["other_ops"]["activation"] == 4 * 16 * 16
+    assert len(d["output_shapes"]) == 2
+    d = cli("count", f"{user_file}:small", "--format", "json").json()
+    assert d["input_shape"] == [1, 3, 16, 16], "the factory's input_size attribute is the default"
+
+
+@pytest.mark.parametrize("suffix, args, needle", [
+    (":make", (), "no default input size"),
+    (":missing", ("--input-size", "3,8,8"), "has no 'missing'"),
+    (":not_a_model", ("--input-size", "3,8,8"), "not an nn.Module"),
+    ("x:make", ("--input-size", "3,8,8"), "no such file"),
+    (":make@depth=3", ("--input-size", "3,8,8"), "no option 'depth'"),
+])
+def test_users_file_errors(cli, user_file, suffix, args, needle):
+    assert_one_line_error(cli("count", user_file + suffix, *args), needle)
+
+
+def test_package_module_callable_and_missing_packages(cli):
+    d = cli("count", "torch.nn:Identity", "--input-size", "3,4,4", "--format", "json").json()
+    assert d["macs"] == 0 and d["params"] == 0
+    assert_one_line_error(cli("count", "no_such_package_xyz:f", "--input-size", "3,4,4"), "cannot import")
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        assert_one_line_error(cli("count", "torchvision:resnet18"), "torchvision")
+    try:
+        import timm  # noqa: F401
+    except ImportError:
+        assert_one_line_error(cli("count", "timm:resnet18"), "pip install timm")
+
+
+def test_examples_run():
+    import subprocess
+    import sys
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "examples")
+    scripts = sorted(f for f in os.listdir(folder) if f.endswith(".py"))
+    assert len(scripts) >= 4
+    for script in scripts:
+        p = subprocess.run([sys.executable, os.path.join(folder, script)], capture_output=True, text=True,
+                           cwd=folder, timeout=300)
+        assert p.returncode == 0, (script, p.stderr[-2000:])
+        assert p.stdout.strip(), f"{script} printed nothing"
