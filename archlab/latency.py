@@ -7,9 +7,10 @@ time under PyTorch's profiler beside its share of MACs, which shows the layers w
 their operation count does not predict (depthwise convolutions, normalization, activations).
 
 Timing: real weights, eval mode, ``torch.inference_mode()``, a few warm-up forwards, then
-``torch.utils.benchmark.Timer`` (which synchronizes CUDA around each block of runs) until
-the minimum time has passed and at least four blocks were timed. MACs come from the meta
-trace of the same model, so they are exact.
+blocks of forwards timed by ``torch.utils.benchmark``'s clock (which synchronizes CUDA) until
+the minimum time has passed and at least four blocks were timed; the median and IQR are
+``torch.utils.benchmark.Measurement``'s. Several models take turns block by block. MACs come
+from the meta trace of the same model, so they are exact.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class LayerTime:
     name: str  # qualified module name ("" for the model itself)
     type: str
     kind: str  # type, with convolutions told apart: depthwise, pointwise 1x1, kxk, grouped
-    calls: int
-    time_ms: float  # per forward, averaged over the profiled forwards
+    calls: int  # calls per forward (the containers row: how many container calls)
+    time_ms: float  # in one forward: the median over the profiled forwards
     time_share: float  # fraction of the profiled forward
     macs: int  # MACs of the operations the module runs itself
     mac_share: float  # fraction of the model's MACs
@@ -77,8 +78,9 @@ class LatencyResult:
     min_time_s: float
     params: int
     macs: int  # whole batch
+    models_interleaved: int = 1  # models whose timed blocks took turns with this one's
     layers: tuple[LayerTime, ...] | None = None
-    profiled_forward_ms: float | None = None
+    profiled_forward_ms: float | None = None  # the sum of the layers' time_ms
     profiled_runs: int | None = None
     layer_time_method: str | None = None
 
@@ -132,8 +134,10 @@ class LatencyResult:
                 "macs": "multiply-accumulates of conv, linear and matmul, whole batch (meta trace)",
                 "achieved_gflops": "2 x macs / median, in 1e9 per second",
             },
-            "method": "torch.utils.benchmark.Timer under torch.inference_mode(), eval mode, "
-                      f"after {WARMUP_RUNS} warm-up forwards",
+            "models_interleaved": self.models_interleaved,
+            "method": "blocks of forwards timed by torch.utils.benchmark's clock (CUDA synchronized), "
+                      "statistics by torch.utils.benchmark.Measurement; eval mode, torch.inference_mode(), "
+                      f"after {WARMUP_RUNS} warm-up forwards; several models: their blocks take turns",
         }
         if self.layers is not None:
             d["profiled_forward_ms"] = self.profiled_forward_ms
@@ -146,8 +150,15 @@ class LatencyResult:
 # --- measurement ----------------------------------------------------------------
 
 
-def latency(
-    model_or_spec: Any,
+def latency(model_or_spec: Any, **kw: Any) -> LatencyResult:
+    """Measure the forward latency of one registered model (name or spec) or ``nn.Module``
+    (then ``input_size`` = (C, H, W) is required; it is measured on a copy and left as it was).
+    The keywords are ``measure_all``'s."""
+    return measure_all([model_or_spec], **kw)[0]
+
+
+def measure_all(
+    specs: Sequence[Any],
     *,
     device: str = "cpu",
     dtype: str = "fp32",
@@ -155,60 +166,72 @@ def latency(
     threads: int | None = None,
     min_time: float = 1.0,
     per_layer: bool = False,
+    force: bool = False,
     input_size: tuple[int, ...] | None = None,
     res: int | None = None,
     batch: int | None = None,
     alpha: float | None = None,
     options: dict[str, Any] | None = None,
-) -> LatencyResult:
-    """Measure the forward latency of a registered model (name or spec) or an ``nn.Module``
-    (then ``input_size`` = (C, H, W) is required; it is measured on a copy and left as it was).
+    progress: Callable[[float, float, str], Any] | None = None,
+) -> list[LatencyResult]:
+    """Measure several models with the same settings, their timed blocks taking turns.
+
+    Interleaving matters on a shared machine: a burst of another process's work lands on
+    every model alike instead of on whichever model was being timed, so ratios between the
+    models hold far better than with one model timed after the other.
 
     ``threads``: torch's intra-op threads for the measurement (default: torch's current
-    setting), restored afterwards. ``min_time``: seconds of timed forwards, at least.
+    setting), restored afterwards. ``min_time``: seconds of timed forwards per model, at
+    least. Runs that look too big for the device's free memory together are refused unless
+    ``force``. ``progress(done, total, what)`` is called as the work advances.
     """
     import torch
 
+    from archlab.guard import check_fits
+
     check_options(device, dtype, threads, min_time)
-    tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
-                            options=options)
-    macs = count_trace(tr, label, depth=0).macs
-    if isinstance(model_or_spec, torch.nn.Module):
-        model = copy.deepcopy(model_or_spec)
-    else:
-        model = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha,
-                        options=options).build()
-    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.eval().to(device=device, dtype=torch_dtype)
-    if channels_last:
-        model = model.to(memory_format=memory_format)
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(tr.input_shape, generator=generator).to(device=device, dtype=torch_dtype)
-    x = x.contiguous(memory_format=memory_format)
+    shape_kw = dict(input_size=input_size, res=res, batch=batch, alpha=alpha, options=options)
+    plans = [_plan(spec, dtype, shape_kw) for spec in specs]
+    labels = ", ".join(p.label for p in plans)
+    check_fits(sum(p.bytes_needed for p in plans), device, force, what=f"timing {labels}")
+    total = len(plans) * (3 if per_layer else 2)
+    report = progress or (lambda done, total, what: None)
 
     previous_threads = torch.get_num_threads()
     n_threads = threads or previous_threads
-    where = f"{label} on {device} at {dtype}"
+    runs = []
     try:
         torch.set_num_threads(n_threads)
         with torch.inference_mode():
-            _warm_up(model, x, where)
-            measurement = _time(model, x, n_threads, min_time, label)
-            layers = None
+            for i, plan in enumerate(plans):
+                report(i, total, f"building {plan.label}")
+                runs.append(_Run(plan, *_build(plan, spec=specs[i], device=device, dtype=dtype,
+                                               channels_last=channels_last, shape_kw=shape_kw)))
+                runs[-1].warm_up(device, dtype, min_time)
+            _interleave(runs, min_time, lambda done: report(len(plans) + done, total, "timing"))
+            layers = {}
             if per_layer:
-                runs = min(max(math.ceil(min_time / measurement.median), PROFILE_RUNS[0]), PROFILE_RUNS[1])
-                layers = profile_layers(model, x, tr, device, runs)
+                for i, run in enumerate(runs):
+                    report(2 * len(plans) + i, total, f"profiling {run.plan.label}")
+                    median = run.measurement(n_threads).median
+                    n = min(max(math.ceil(min_time / median), PROFILE_RUNS[0]), PROFILE_RUNS[1])
+                    layers[i] = profile_layers(run.model, run.inputs, run.plan.trace, device, n)
     finally:
         torch.set_num_threads(previous_threads)
-    return LatencyResult(
-        model=label, input_shape=tuple(tr.input_shape), device=device, device_name=device_name(device),
-        dtype=dtype, channels_last=channels_last, threads=n_threads,
-        median_ms=measurement.median * 1e3, iqr_ms=measurement.iqr * 1e3, samples=len(measurement.raw_times),
-        runs_per_sample=measurement.number_per_run, min_time_s=min_time, params=tr.params, macs=macs,
-        layers=layers[0] if layers else None, profiled_forward_ms=layers[1] if layers else None,
-        profiled_runs=layers[2] if layers else None, layer_time_method=layers[3] if layers else None,
-    )
+    report(total, total, "done")
+    results = []
+    for i, run in enumerate(runs):
+        m = run.measurement(n_threads)
+        lay = layers.get(i)
+        results.append(LatencyResult(
+            model=run.plan.label, input_shape=tuple(run.plan.trace.input_shape), device=device,
+            device_name=device_name(device), dtype=dtype, channels_last=channels_last, threads=n_threads,
+            median_ms=m.median * 1e3, iqr_ms=m.iqr * 1e3, samples=len(m.raw_times), runs_per_sample=m.number_per_run,
+            min_time_s=min_time, params=run.plan.trace.params, macs=run.plan.macs, models_interleaved=len(runs),
+            layers=lay[0] if lay else None, profiled_forward_ms=lay[1] if lay else None,
+            profiled_runs=lay[2] if lay else None, layer_time_method=lay[3] if lay else None,
+        ))
+    return results
 
 
 def check_options(device: str, dtype: str, threads: int | None, min_time: float) -> None:
@@ -219,34 +242,141 @@ def check_options(device: str, dtype: str, threads: int | None, min_time: float)
     if dtype not in DTYPES:
         raise UserError(f"unknown --dtype '{dtype}' (choose {', '.join(DTYPES)})")
     if threads is not None and threads < 1:
-        raise UserError(f"threads must be at least 1, got {threads}")
+        raise UserError(f"--threads must be at least 1, got {threads}")
     if not (min_time > 0 and math.isfinite(min_time)):
         raise UserError(f"--min-time must be a positive number of seconds, got {min_time}")
 
 
-def _forward_failed(where: str, e: Exception) -> UserError:
+def check_specs(specs: Sequence[Any], *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
+                min_time: float = 1.0, input_size=None, res=None, batch=None, alpha=None, options=None,
+                **_ignored: Any) -> list[str]:
+    """Check the options and resolve every spec (nothing is built or run); returns the labels.
+    A typo in the last of several models fails before anything is timed."""
+    check_options(device, dtype, threads, min_time)
+    return [resolve(s, input_size=input_size, res=res, batch=batch, alpha=alpha, options=options).label
+            if isinstance(s, str) else type(s).__name__ for s in specs]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the meta trace says before anything is built."""
+
+    label: str
+    trace: Any
+    macs: int
+    bytes_needed: int  # fp32 parameters (built in fp32, then cast) + the eager activation peak
+
+
+def _plan(spec: Any, dtype: str, shape_kw: dict[str, Any]) -> _Plan:
+    from archlab.analysis.memory import inference_peak
+
+    tr, label = trace_model(spec, **shape_kw)
+    elem = 4 if dtype == "fp32" else 2
+    return _Plan(label, tr, count_trace(tr, label, depth=0).macs,
+                 tr.params * 4 + inference_peak(tr, elem, held=True).bytes)
+
+
+def _build(plan: _Plan, *, spec: Any, device: str, dtype: str, channels_last: bool, shape_kw: dict[str, Any]):
+    """The model with real weights, in eval mode, cast and placed, and its inputs."""
+    import torch
+
+    if isinstance(spec, torch.nn.Module):
+        model = copy.deepcopy(spec)  # the user's model stays as it was: mode, dtype, device
+    else:
+        model = resolve(spec, **shape_kw).build()
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.eval().to(device=device, dtype=torch_dtype)
+    if channels_last:
+        model = model.to(memory_format=layout)
+    generator = torch.Generator().manual_seed(0)
+    inputs = []
+    for v in plan.trace.inputs:
+        x = torch.randn(plan.trace.values[v].shape, generator=generator).to(device=device, dtype=torch_dtype)
+        inputs.append(x.contiguous(memory_format=layout) if x.dim() == 4 else x)
+    return model, tuple(inputs)
+
+
+class _Run:
+    """One model being timed: blocks of ``number`` forwards, each block timed by
+    ``torch.utils.benchmark``'s clock, which synchronizes CUDA before it reads the time."""
+
+    BLOCK_OVERHEAD = 1000  # a block lasts at least this many clock overheads (overhead <= 0.1%)
+
+    def __init__(self, plan: _Plan, model, inputs) -> None:
+        self.plan, self.model, self.inputs = plan, model, inputs
+        self.number = 1
+        self.raw_times: list[float] = []
+
+    def block(self, number: int) -> float:
+        from torch.utils.benchmark import timer
+
+        model, inputs = self.model, self.inputs
+        start = timer()
+        for _ in range(number):
+            model(*inputs)
+        return timer() - start
+
+    def warm_up(self, device: str, dtype: str, min_time: float) -> None:
+        """A few forwards, then the block size: the smallest power of ten whose block lasts
+        BLOCK_OVERHEAD clock overheads and min_time/1000 (torch.utils.benchmark.Timer's rule),
+        or a MIN_BLOCKS-th of min_time."""
+        import statistics
+
+        from torch.utils.benchmark import timer
+
+        try:
+            self.block(WARMUP_RUNS)
+            overhead = statistics.median(_clock_overhead(timer) for _ in range(5))
+            while True:
+                t = self.block(self.number)
+                if (t >= self.BLOCK_OVERHEAD * overhead and t >= min_time / 1000) or t >= min_time / MIN_BLOCKS \
+                        or self.number >= 10**6:
+                    break
+                self.number *= 10
+        except RuntimeError as e:  # an operator without a kernel for this dtype, CUDA out of memory
+            raise _forward_failed(self.plan.label, device, dtype, e) from None
+
+    def done(self, min_time: float) -> bool:
+        return len(self.raw_times) >= MIN_BLOCKS and sum(self.raw_times) >= min_time
+
+    def measurement(self, threads: int):
+        from torch.utils.benchmark import Measurement, TaskSpec
+
+        spec = TaskSpec(stmt="model(*inputs)", setup="pass", label=self.plan.label, num_threads=threads)
+        return Measurement(number_per_run=self.number, raw_times=list(self.raw_times), task_spec=spec)
+
+
+def _clock_overhead(timer) -> float:
+    start = timer()
+    return timer() - start
+
+
+def _interleave(runs: list[_Run], min_time: float, progress: Callable[[float], Any]) -> None:
+    """Round robin: one block of each model that still needs time, until each has min_time
+    and MIN_BLOCKS blocks. The garbage collector is off meanwhile, as timeit does."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pending = list(runs)
+        while pending:
+            for run in pending:
+                run.raw_times.append(run.block(run.number))
+            pending = [run for run in pending if not run.done(min_time)]
+            progress(sum(min(1.0, len(r.raw_times) / MIN_BLOCKS, sum(r.raw_times) / min_time) for r in runs))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _forward_failed(label: str, device: str, dtype: str, e: Exception) -> UserError:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     hint = ""
-    if "Half" in msg and "cpu" in where:
+    if dtype == "fp16" and device == "cpu" and "Half" in msg:
         hint = " (an operator has no fp16 kernel on CPU; try --dtype bf16 or --device cuda)"
-    return UserError(f"the forward pass of {where} failed: {msg}{hint}")
-
-
-def _warm_up(model, x, where: str) -> None:
-    try:
-        for _ in range(WARMUP_RUNS):
-            model(x)
-    except RuntimeError as e:
-        raise _forward_failed(where, e) from None
-
-
-def _time(model, x, threads: int, min_time: float, label: str):
-    from torch.utils.benchmark import Timer
-
-    timer = Timer("model(x)", globals={"model": model, "x": x}, num_threads=threads, label=label)
-    # adaptive_autorange with an infinite threshold is blocked_autorange that also insists on
-    # more than three blocks: it stops once min_time has passed and MIN_BLOCKS were timed.
-    return timer.adaptive_autorange(threshold=math.inf, min_run_time=min_time, max_run_time=None)
+    return UserError(f"the forward pass of {label} on {device} at {dtype} failed: {msg}{hint}")
 
 
 def device_name(device: str) -> str:
@@ -286,20 +416,21 @@ def _conv_kind(type_name: str, attrs: dict[str, Any]) -> str:
     return f"conv {size}"
 
 
-def profile_layers(model, x, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
+def profile_layers(model, xs, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
     """Each module's own time under ``torch.profiler`` and its own MACs from the trace.
 
     Every module's forward is wrapped in a profiler range (``record_function``) by hooks that
-    live for this call only; a module's own time is its range minus its children's ranges.
-    On CUDA the time is the GPU kernels' time, on CPU the CPU time. Modules with neither
-    operations of their own nor children listed (containers: only Python between their
-    children) are summed in one row. Returns (rows, profiled ms per forward, runs, method).
+    live for this call only; a module's own time is that of the operations in its range and in
+    no child's (the median over the profiled forwards). On CUDA the time is the GPU kernels'
+    time, on CPU the CPU time. Containers (modules with children and no operation of their
+    own: only Python between their children) are summed in one row. Returns (rows, the sum of
+    the rows in ms, forwards profiled, method).
     """
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from archlab.analysis.counting import op_cost
-    from archlab.memory import _quiet_stderr
+    from archlab.memory_api import _quiet_stderr
 
     cuda = device.startswith("cuda")
     names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
@@ -320,10 +451,10 @@ def profile_layers(model, x, tr, device: str, runs: int) -> tuple[tuple[LayerTim
         for m in model.modules():
             handles.append(m.register_forward_pre_hook(enter))
             handles.append(m.register_forward_hook(leave, always_call=True))
-        model(x)  # one forward with the hooks before the profiler starts
+        model(*xs)  # one forward with the hooks before the profiler starts
         with _quiet_stderr(), profile(activities=activities, record_shapes=False) as prof:
             for _ in range(runs):
-                model(x)
+                model(*xs)
             if cuda:
                 torch.cuda.synchronize()
     finally:
@@ -332,19 +463,7 @@ def profile_layers(model, x, tr, device: str, runs: int) -> tuple[tuple[LayerTim
         while open_ranges:
             open_ranges.pop().__exit__(None, None, None)
 
-    own_us: dict[str, float] = {}
-    for e in prof.events():
-        if not e.name.startswith(RANGE_PREFIX) or e.device_type != torch.autograd.DeviceType.CPU:
-            continue
-        inclusive = _device_time(e) if cuda else e.cpu_time_total
-        name = e.name[len(RANGE_PREFIX):]
-        own_us[name] = own_us.get(name, 0.0) + inclusive
-        parent = e.cpu_parent
-        while parent is not None and not parent.name.startswith(RANGE_PREFIX):
-            parent = parent.cpu_parent
-        if parent is not None:
-            pname = parent.name[len(RANGE_PREFIX):]
-            own_us[pname] = own_us.get(pname, 0.0) - inclusive
+    own_us = _own_time_per_forward(prof.events(), cuda)
     total_us = sum(own_us.values())
 
     own_macs: dict[str, int] = {}
@@ -371,20 +490,54 @@ def profile_layers(model, x, tr, device: str, runs: int) -> tuple[tuple[LayerTim
         listed_us += us
         listed_macs += own_macs.get(name, 0)
         kind = _conv_kind(c.type, c.attrs) if name not in parents else f"{c.type} (own operations)"
-        rows.append(LayerTime(name, c.type, kind, calls[name], us / runs / 1e3, _share(us, total_us),
+        rows.append(LayerTime(name, c.type, kind, calls[name], us / 1e3, _share(us, total_us),
                               own_macs.get(name, 0), _share(own_macs.get(name, 0), total_macs)))
     rest_us = total_us - listed_us
     rest_macs = total_macs - listed_macs
-    rows.append(LayerTime("(containers)", "-", "container overhead", 0, rest_us / runs / 1e3,
+    rest_calls = sum(calls[n] for n in first if n in parents and n not in has_ops)
+    rows.append(LayerTime("(containers)", "-", "container overhead", rest_calls, rest_us / 1e3,
                           _share(rest_us, total_us), rest_macs, _share(rest_macs, total_macs)))
     method = ("CUDA kernel time per module (torch.profiler)" if cuda
-              else "CPU time per module (torch.profiler), profiler overhead included")
-    return tuple(rows), total_us / runs / 1e3, runs, method
+              else "CPU time per module (torch.profiler), its overhead included: the container row "
+                   "also holds the Python of the timing hooks")
+    return tuple(rows), total_us / 1e3, runs, method
 
 
-def _device_time(event) -> float:
-    value = getattr(event, "device_time_total", None)
-    return value if value is not None else event.cuda_time_total  # torch < 2.4
+def _own_time_per_forward(events, cuda: bool) -> dict[str, float]:
+    """Module name -> its own time in one forward, in µs: the median over the profiled forwards
+    (a burst of another process's work on a shared machine hits one forward, not the median).
+
+    Each operation's own time goes to the innermost module range around it: its self CPU time
+    on CPU, the GPU kernels it launched on CUDA (a range's own kernel list is skipped: profilers
+    have attached GPU-side copies of the range itself there). On CPU a range's own self time,
+    the Python of that module's forward between its operations, is the module's too. The
+    outermost range (the model's) tells the forwards apart."""
+    import statistics
+
+    import torch
+
+    per_forward: dict[int, dict[str, float]] = {}
+    cpu = torch.autograd.DeviceType.CPU
+    for e in events:
+        if e.device_type != cpu or e.is_async:
+            continue
+        if e.name.startswith(RANGE_PREFIX):
+            owner, us = e, (0.0 if cuda else e.self_cpu_time_total)
+        else:
+            owner = e.cpu_parent
+            while owner is not None and not owner.name.startswith(RANGE_PREFIX):
+                owner = owner.cpu_parent
+            if owner is None:
+                continue  # outside the model (the final synchronize)
+            us = sum(k.duration for k in e.kernels) if cuda else e.self_cpu_time_total
+        top = owner
+        while top.cpu_parent is not None:
+            top = top.cpu_parent
+        times = per_forward.setdefault(id(top), {})
+        name = owner.name[len(RANGE_PREFIX):]
+        times[name] = times.get(name, 0.0) + us
+    names = {name for times in per_forward.values() for name in times}
+    return {name: statistics.median(times.get(name, 0.0) for times in per_forward.values()) for name in names}
 
 
 def _share(part: float, total: float) -> float:
@@ -395,9 +548,9 @@ def by_kind(layers: Sequence[LayerTime]) -> list[dict[str, Any]]:
     """Rows summed by kind, the kinds with the most time first."""
     out: dict[str, dict[str, Any]] = {}
     for layer in layers:
-        row = out.setdefault(layer.kind, {"kind": layer.kind, "modules": 0, "time_ms": 0.0, "time_share": 0.0,
+        row = out.setdefault(layer.kind, {"kind": layer.kind, "calls": 0, "time_ms": 0.0, "time_share": 0.0,
                                           "macs": 0, "mac_share": 0.0})
-        row["modules"] += 1
+        row["calls"] += layer.calls
         row["time_ms"] += layer.time_ms
         row["time_share"] += layer.time_share
         row["macs"] += layer.macs
@@ -506,21 +659,3 @@ def compare(results: Sequence[LatencyResult]) -> Comparison:
     rho = spearman([r.macs for r in results], [r.median_ms for r in results])
     return Comparison(base.model, tuple(sorted(rows, key=lambda row: row.result.median_ms)), rho,
                       PAPER_CPU_SOURCE if shown else None)
-
-
-def measure_all(specs: Sequence[Any], progress: Callable[[int, int, str], Any] | None = None,
-                **kw: Any) -> list[LatencyResult]:
-    """Measure several models with the same settings (``latency``'s keywords). Every spec is
-    resolved first, so a typo in the last one fails before anything is timed;
-    ``progress(done, total, label)`` is called before each measurement and once at the end."""
-    check_options(kw.get("device", "cpu"), kw.get("dtype", "fp32"), kw.get("threads"), kw.get("min_time", 1.0))
-    shape_kw = {k: kw.get(k) for k in ("res", "input_size", "batch", "alpha", "options")}
-    labels = [resolve(s, **shape_kw).label if isinstance(s, str) else type(s).__name__ for s in specs]
-    results = []
-    for i, (spec, label) in enumerate(zip(specs, labels)):
-        if progress is not None:
-            progress(i, len(specs), label)
-        results.append(latency(spec, **kw))
-    if progress is not None:
-        progress(len(specs), len(specs), "")
-    return results

@@ -228,27 +228,30 @@ def compare_models(specs: list[str], latency: bool = False, **latency_options) -
     from archlab.api import count_trace, trace_model
     from archlab.views import _last_spatial_call
 
+    timings: list[float | None] = [None] * len(specs)
+    if latency:
+        from archlab.latency import measure_all
+
+        # the models' timed blocks take turns, so the machine's load falls on all alike
+        timings = [r.median_ms for r in measure_all(specs, **latency_options)]
     rows = []
-    for spec in specs:
+    for spec, lat in zip(specs, timings):
         trace, label = trace_model(spec)
         c = count_trace(trace, label, depth=0)
         rf = receptive_fields(trace)
         last = _last_spatial_call(trace, rf)
         f = rf.of(last.outputs[0]) if last is not None else None
-        lat = None
-        if latency:
-            lat = _latency_ms(spec, **latency_options)
         rows.append(CompareRow(label, c.params, c.macs, int(max(f.rf)) if f else None, 4 * c.params,
                                inference_peak(trace, 4).bytes, lat))
     return rows
 
 
-def _latency_ms(spec: str, **options) -> float:
-    try:
-        from archlab.latency import measure_latency
-    except ImportError:  # pragma: no cover - latency ships with archlab
-        raise UserError("--latency needs archlab's latency module") from None
-    return measure_latency(spec, **options).median_ms
+def latency_pair(baseline: str, variant: str, **options) -> tuple[float, float]:
+    """Median latency (ms) of two specs, measured taking turns."""
+    from archlab.latency import measure_all
+
+    a, b = measure_all([baseline, variant], **options)
+    return a.median_ms, b.median_ms
 
 
 # --- compound scaling ------------------------------------------------------------------------

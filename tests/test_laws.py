@@ -213,3 +213,11 @@ def test_reports_without_matplotlib_say_how_to_get_plots(cli, tmp_path, monkeypa
 ])
 def test_bad_input(cli, args, needles):
     assert_one_line_error(cli(*args), *needles)
+
+
+def test_compare_with_latency(cli):
+    rows = cli("compare", "lenet", "lenet5", "--latency", "--min-time", "0.05", "--format", "json").json()
+    assert [r["model"] for r in rows] == ["lenet", "lenet5"]
+    assert all(r["latency_ms"] > 0 for r in rows) and rows[0]["latency_ratio"] == 1.0
+    r = cli("compare", "mobilenet", "--alpha", "0.25", "--rho", "0.5", "--latency", "--min-time", "0.05")
+    assert r.code == 0 and "latency (CPU, batch 1, median)" in r.out

@@ -34,41 +34,45 @@ def latency_cmd(
     min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed forwards per model, at least."),
     per_layer: bool = typer.Option(False, "--per-layer", help="Also time each module (torch.profiler) beside "
                                                               "its share of MACs."),
+    force: bool = typer.Option(False, "--force", help="Run even if the model looks too big for free memory."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
     """Measured latency (median, IQR), throughput and achieved GFLOP/s; several models: latency vs MACs."""
-    from archlab.latency import compare, measure_all
+    from archlab.latency import NOISY_IQR, check_specs, compare, measure_all
     from archlab.report import latency_report
 
     _settle()
     size, options = _parse_common(input_size, sets)
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
-              input_size=size, alpha=alpha, options=options, min_time=min_time, per_layer=per_layer)
-    if len(models) > 1:
+              input_size=size, alpha=alpha, options=options, min_time=min_time, per_layer=per_layer,
+              force=force)
+    check_specs(models, **kw)  # before the progress bar: an error stays one line
+    if len(models) > 1 and sys.stderr.isatty():
         results = _with_progress(models, kw)
     else:
         results = measure_all(models, **kw)
     for r in results:
         if r.noisy:
             print(f"archlab: warning: {r.model}: noisy run (IQR {100 * r.iqr_fraction:.1f}% of the median, "
-                  "over 10%); close other programs or raise --min-time", file=sys.stderr)
+                  f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=sys.stderr)
     comparison = compare(results) if len(results) > 1 else None
     _emit(latency_report.render(results, fmt.value, comparison), output)
 
 
 def _with_progress(models: List[str], kw: dict):
-    """A rich progress bar on stderr while measuring; gone once done."""
+    """A rich progress bar on stderr while measuring, gone once done (only on a terminal:
+    elsewhere rich would leave an empty line in the captured stderr)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from archlab.latency import measure_all
 
-    columns = (TextColumn("measuring {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("", total=len(models))
+        task = bar.add_task("", total=1.0)
 
-        def step(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, description=label)
+        def step(done: float, total: float, what: str) -> None:
+            bar.update(task, total=total, completed=done, description=what)
 
         return measure_all(models, progress=step, **kw)

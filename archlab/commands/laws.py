@@ -42,6 +42,7 @@ def compare_cmd(
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Width multiplier of the variant (one model)."),
     rho: Optional[str] = typer.Option(None, "--rho", help="Resolution in pixels (> 1) or multiplier in (0, 1]."),
     latency: bool = typer.Option(False, "--latency", help="Also measure latency (CPU, batch 1)."),
+    min_time: float = typer.Option(1.0, "--min-time", help="With --latency: seconds of timed forwards per model."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
@@ -57,20 +58,19 @@ def compare_cmd(
                                  course_lookup=laws.course_mobilenet_row)
         text = laws_report.render_scaling(c, fmt.value)
         if latency:
-            text += _latency_note(c)
+            text += _latency_note(c, min_time)
         _emit(text, output)
         return
     if len(models) < 2:
         raise UserError("compare needs two or more models, or one model with --alpha or --rho")
-    rows = laws.compare_models(models, latency=latency)
+    rows = laws.compare_models(models, latency=latency, min_time=min_time)
     _emit(laws_report.render_compare(rows, fmt.value, latency=latency), output)
 
 
-def _latency_note(c) -> str:
-    from archlab.laws import _latency_ms
+def _latency_note(c, min_time: float) -> str:
+    from archlab.laws import latency_pair
 
-    base = _latency_ms(c.baseline["model"])
-    var = _latency_ms(c.variant["model"])
+    base, var = latency_pair(c.baseline["model"], c.variant["model"], min_time=min_time)
     return (f"latency (CPU, batch 1, median): baseline {base:.2f} ms, variant {var:.2f} ms, ratio {var / base:.3f} "
             f"(MACs ratio {c.measured['macs_ratio']:.3f})\n")
 

@@ -47,7 +47,7 @@ def _lines(r: LatencyResult) -> list[tuple[str, str, str]]:
 
 
 LAYER_HEADERS = ("name", "type", "kind", "time ms", "share of time", "MACs", "share of MACs", "time/MAC share")
-KIND_HEADERS = ("kind", "modules", "time ms", "share of time", "MACs", "share of MACs", "time/MAC share")
+KIND_HEADERS = ("kind", "calls", "time ms", "share of time", "MACs", "share of MACs", "time/MAC share")
 
 
 def _layer_rows(r: LatencyResult) -> list[tuple]:
@@ -56,13 +56,13 @@ def _layer_rows(r: LatencyResult) -> list[tuple]:
 
 
 def _kind_rows(r: LatencyResult) -> list[tuple]:
-    return [(k["kind"], k["modules"], ms(k["time_ms"]), _pct(k["time_share"]), f"{k['macs']:,}",
+    return [(k["kind"], k["calls"], ms(k["time_ms"]), _pct(k["time_share"]), f"{k['macs']:,}",
              _pct(k["mac_share"]), _ratio(k["time_share_over_mac_share"])) for k in by_kind(r.layers)]
 
 
 def _layer_caption(r: LatencyResult) -> str:
-    return (f"per layer: {r.layer_time_method}; {r.profiled_runs} profiled forwards, "
-            f"{ms(r.profiled_forward_ms)} ms each (benchmark median {ms(r.median_ms)} ms). "
+    return (f"per layer: {r.layer_time_method}; each module's median over {r.profiled_runs} profiled forwards, "
+            f"{ms(r.profiled_forward_ms)} ms in all (benchmark median {ms(r.median_ms)} ms). "
             "A module's own time and MACs exclude its children's; time/MAC share > 1: "
             "more of the time than of the MACs.")
 
@@ -99,7 +99,7 @@ def _compare_rows(c: Comparison) -> list[tuple]:
 def _compare_caption(results: Sequence[LatencyResult], c: Comparison) -> list[str]:
     settings = sorted({_setting(r) for r in results})
     lines = [f"on {'; '.join(settings)}; sorted by median latency; ratios are to {c.baseline} "
-             "(the first model given), all measured in this run",
+             "(the first model given), all measured in this run, the models' timed blocks taking turns",
              "MACs: multiply-accumulates, whole batch (meta trace); GFLOP/s achieved = 2 x MACs / median"]
     if c.spearman is None:
         lines.append("Spearman's rank correlation of MACs and latency: undefined (needs two models with "
