@@ -235,8 +235,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="archlab", standalone_mode=False)
-        return 0
+        rv = command.main(args=args, prog_name="archlab", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
     except Exit as e:
         return e.exit_code
     except click.exceptions.NoArgsIsHelpError as e:

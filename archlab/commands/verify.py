@@ -1,1 +1,31 @@
-"""archlab verify (filled in by its issue)."""
+"""``archlab verify``: every number of the course's tables, recomputed."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from archlab.cli import FORMAT, OUTPUT, Format, _emit, _settle, app
+
+
+@app.command("verify")
+def verify_cmd(
+    only: Optional[str] = typer.Option(None, "--only", help="Check only the claims whose id matches this glob, "
+                                       "e.g. 'mobilenet*'."),
+    data: Optional[str] = typer.Option(None, "--data", help="Claims file to check (default: the course's, "
+                                       "archlab/data/course_claims.toml)."),
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Recompute every quantitative claim of the course's tables; exit 1 if any row FAILs.
+
+    Status per row: ok (within the tolerance of the printed rounding), known-discrepancy (outside it, for a
+    recorded cause), FAIL. --format md is the committed report reports/course-tables.md."""
+    from archlab.report import verify_report
+    from archlab.verify import verify
+
+    _settle()
+    result = verify(data=data, only=only)
+    _emit(verify_report.render(result, fmt.value), output)
+    result.raise_if_failed()  # exit code 1, after the report is out
