@@ -232,16 +232,22 @@ def trace_model(model_or_spec: Any, *, input_size=None, res=None, batch=None, al
 
     from archlab.analysis.trace import trace
 
+    def empty(shape):
+        try:
+            return torch.empty(shape, device="meta")
+        except RuntimeError:  # more elements than an int64 can count
+            raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
+
     if isinstance(model_or_spec, torch.nn.Module):
         if input_size is None:
             raise UserError("input_size (C,H,W) is required for a model that is not registered")
         shapes = [tuple(s) for s in input_size] if isinstance(input_size[0], (tuple, list)) else [tuple(input_size)]
-        inputs = tuple(torch.empty((batch or 1, *s), device="meta") for s in shapes)
+        inputs = tuple(empty((batch or 1, *s)) for s in shapes)
         return trace(model_or_spec, inputs), type(model_or_spec).__name__
     resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
     model = resolved.build(device="meta")
     try:
-        inputs = tuple(torch.empty(s, device="meta") for s in resolved.input_shapes)
+        inputs = tuple(empty(s) for s in resolved.input_shapes)
         return trace(model, inputs), resolved.label
     except UserError as e:
         default = tuple(resolved.info.input_shape(**resolved.options))

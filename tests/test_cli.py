@@ -86,6 +86,7 @@ def test_list_json_and_pattern(cli):
     (("count", "mobilenet", "--alpha", "-0.5"), ("alpha",)),
     (("count", "resnet50", "--alpha", "0.5"), ("has no width multiplier",)),
     (("count", "resnet50", "--res", "0"), ("resolution must be at least 1",)),
+    (("count", "resnet18", "--res", "1000000000"), ("too large",)),
     (("count", "alexnet", "--res", "8"), ("vanishes at layer 'features.conv1'",)),
     (("count", "vgg16", "--res", "112"), ("classifier.fc6", "default input is 3x224x224")),
     (("count", "resnet50", "--input-size", "3,224"), ("--input-size must be C,H,W",)),

@@ -44,7 +44,7 @@ def command_lines(draw):
     return args, fmt
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(__import__("os").environ.get("ARCHLAB_FUZZ", 60)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command_lines())
 def test_cli_never_crashes(cli, line):
     args, fmt = line

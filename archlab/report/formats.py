@@ -17,7 +17,7 @@ FORMATS = ("table", "json", "csv", "md")
 
 def human(n: float, unit: str = "") -> str:
     """12_345_678 -> '12.35 M' (SI prefixes, powers of 1000)."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for factor, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= factor:
             return f"{n / factor:.2f} {prefix}{unit}"
     return f"{n:,.0f} {unit}".rstrip() if float(n).is_integer() else f"{n:.3g} {unit}".rstrip()
