@@ -419,49 +419,29 @@ def _conv_kind(type_name: str, attrs: dict[str, Any]) -> str:
 def profile_layers(model, xs, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
     """Each module's own time under ``torch.profiler`` and its own MACs from the trace.
 
-    Every module's forward is wrapped in a profiler range (``record_function``) by hooks that
-    live for this call only; a module's own time is that of the operations in its range and in
+    Every module's forward is wrapped in a profiler range (``trace.module_ranges``) for this
+    call only; a module's own time is that of the operations in its range and in
     no child's (the median over the profiled forwards). On CUDA the time is the GPU kernels'
     time, on CPU the CPU time. Containers (modules with children and no operation of their
     own: only Python between their children) are summed in one row. Returns (rows, the sum of
     the rows in ms, forwards profiled, method).
     """
     import torch
-    from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.profiler import ProfilerActivity, profile
 
     from archlab.analysis.counting import op_cost
+    from archlab.analysis.trace import module_ranges
     from archlab.memory_api import _quiet_stderr
 
     cuda = device.startswith("cuda")
-    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
-    open_ranges: list = []
-
-    def enter(module, args):
-        r = record_function(RANGE_PREFIX + names[id(module)])
-        r.__enter__()
-        open_ranges.append(r)
-
-    def leave(module, args, output):
-        if open_ranges:
-            open_ranges.pop().__exit__(None, None, None)
-
-    handles = []
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    try:
-        for m in model.modules():
-            handles.append(m.register_forward_pre_hook(enter))
-            handles.append(m.register_forward_hook(leave, always_call=True))
-        model(*xs)  # one forward with the hooks before the profiler starts
+    with module_ranges(model, RANGE_PREFIX):
+        model(*xs)  # one forward with the ranges before the profiler starts
         with _quiet_stderr(), profile(activities=activities, record_shapes=False) as prof:
             for _ in range(runs):
                 model(*xs)
             if cuda:
                 torch.cuda.synchronize()
-    finally:
-        for h in handles:
-            h.remove()
-        while open_ranges:
-            open_ranges.pop().__exit__(None, None, None)
 
     own_us = _own_time_per_forward(prof.events(), cuda)
     total_us = sum(own_us.values())

@@ -17,6 +17,7 @@ removes them in ``finally``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -655,3 +656,35 @@ def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Ten
         for m, mode in modes.items():
             m.training = mode
     return list(saved.values())
+
+
+@contextlib.contextmanager
+def module_ranges(model: nn.Module, prefix: str):
+    """While the context lasts, every module's forward runs inside a profiler range named
+    ``prefix + its qualified name`` (``torch.profiler.record_function``), so a profile can be
+    attributed to modules. The hooks are removed afterwards, even when the body raises."""
+    from torch.profiler import record_function
+
+    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    open_ranges: list = []
+
+    def enter(module, args):
+        r = record_function(prefix + names.get(id(module), type(module).__name__))
+        r.__enter__()
+        open_ranges.append(r)
+
+    def leave(module, args, output):
+        if open_ranges:
+            open_ranges.pop().__exit__(None, None, None)
+
+    handles = []
+    try:
+        for m in model.modules():
+            handles.append(m.register_forward_pre_hook(enter))
+            handles.append(m.register_forward_hook(leave, always_call=True))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        while open_ranges:
+            open_ranges.pop().__exit__(None, None, None)
