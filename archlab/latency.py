@@ -11,55 +11,37 @@ blocks of forwards timed by ``torch.utils.benchmark``'s clock (which synchronize
 the minimum time has passed and at least four blocks were timed; the median and IQR are
 ``torch.utils.benchmark.Measurement``'s. Several models take turns block by block. MACs come
 from the meta trace of the same model, so they are exact.
+
+The per-layer profile is ``archlab.latency_layers``, the comparison of several models
+``archlab.latency_compare``; their names are exported here too.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from archlab.api import SCHEMA_VERSION, count_trace, resolve, trace_model
 from archlab.errors import UserError
+from archlab.latency_compare import PAPER_CPU_MS, PAPER_CPU_SOURCE, CompareRow, Comparison, compare, spearman
+from archlab.latency_layers import RANGE_PREFIX, LayerTime, by_kind, profile_layers
+
+__all__ = [
+    "DTYPES", "NOISY_IQR", "WARMUP_RUNS", "MIN_BLOCKS", "PROFILE_RUNS", "LatencyResult", "latency", "measure_all",
+    "check_options", "check_specs", "device_name",
+    # per layer (archlab.latency_layers)
+    "RANGE_PREFIX", "LayerTime", "profile_layers", "by_kind",
+    # several models (archlab.latency_compare)
+    "PAPER_CPU_SOURCE", "PAPER_CPU_MS", "spearman", "CompareRow", "Comparison", "compare",
+]
 
 DTYPES = ("fp32", "fp16", "bf16")
 NOISY_IQR = 0.10  # a run whose IQR exceeds this fraction of the median is flagged noisy
 WARMUP_RUNS = 3
 MIN_BLOCKS = 4  # the fewest timed blocks: an IQR needs a few samples
 PROFILE_RUNS = (3, 50)  # forwards under the profiler for per_layer: at least, at most
-RANGE_PREFIX = "archlab.module::"
-
-# Reference data, not ours: the paper's measurement, shown as ratios beside measured ones.
-PAPER_CPU_SOURCE = ("Sandler et al. 2018 (MobileNetV2), Table 4: CPU time of one large core of a "
-                    "Google Pixel 1 phone, TF-Lite, batch 1, 224x224")
-PAPER_CPU_MS = {  # keyed by archlab's resolved label of the same network
-    "mobilenet": 113.0,  # "MobileNetV1"
-    "mobilenet_v2": 75.0,  # "MobileNetV2"
-    "mobilenet_v2@alpha=1.4": 143.0,  # "MobileNetV2 (1.4)"
-}
-
-
-@dataclass(frozen=True)
-class LayerTime:
-    """One module's own time: the operations it runs itself, its children's excluded."""
-
-    name: str  # qualified module name ("" for the model itself)
-    type: str
-    kind: str  # type, with convolutions told apart: depthwise, pointwise 1x1, kxk, grouped
-    calls: int  # calls per forward (the containers row: how many container calls)
-    time_ms: float  # in one forward: the median over the profiled forwards
-    time_share: float  # fraction of the profiled forward
-    macs: int  # MACs of the operations the module runs itself
-    mac_share: float  # fraction of the model's MACs
-
-    @property
-    def time_per_mac_share(self) -> float | None:
-        """>1: the module takes more of the time than of the MACs."""
-        return self.time_share / self.mac_share if self.mac_share else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "time_share_over_mac_share": self.time_per_mac_share}
 
 
 @dataclass(frozen=True)
@@ -394,248 +376,3 @@ def device_name(device: str) -> str:
     import platform
 
     return platform.processor() or platform.machine() or "cpu"
-
-
-# --- per layer --------------------------------------------------------------------
-
-
-def _conv_kind(type_name: str, attrs: dict[str, Any]) -> str:
-    """Tell convolutions apart by geometry: their time per MAC differs widely."""
-    if not {"kernel_size", "groups", "in_channels"} <= attrs.keys():
-        return type_name
-    k = attrs["kernel_size"]
-    k = k if isinstance(k, tuple) else (k,)
-    size = "x".join(map(str, k))
-    groups, cin = attrs["groups"], attrs["in_channels"]
-    if groups > 1 and groups == cin:
-        return f"depthwise conv {size}"
-    if groups > 1:
-        return f"grouped conv {size}"
-    if all(v == 1 for v in k):
-        return "pointwise conv 1x1"
-    return f"conv {size}"
-
-
-def profile_layers(model, xs, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
-    """Each module's own time under ``torch.profiler`` and its own MACs from the trace.
-
-    Every module's forward is wrapped in a profiler range (``trace.module_ranges``) for this
-    call only; a module's own time is that of the operations in its range and in
-    no child's (the median over the profiled forwards). On CUDA the time is the GPU kernels'
-    time, on CPU the CPU time. Containers (modules with children and no operation of their
-    own: only Python between their children) are summed in one row. Returns (rows, the sum of
-    the rows in ms, forwards profiled, method).
-    """
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    from archlab.analysis.counting import op_cost
-    from archlab.analysis.trace import module_ranges
-    from archlab.memory_api import _quiet_stderr
-
-    cuda = device.startswith("cuda")
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with module_ranges(model, RANGE_PREFIX):
-        model(*xs)  # one forward with the ranges before the profiler starts
-        with _quiet_stderr(), profile(activities=activities, record_shapes=False) as prof:
-            for _ in range(runs):
-                model(*xs)
-            if cuda:
-                torch.cuda.synchronize()
-
-    own_us = _own_time_per_forward(prof.events(), cuda)
-    total_us = sum(own_us.values())
-
-    own_macs: dict[str, int] = {}
-    has_ops: set[str] = set()
-    for op in tr.ops:
-        name = tr.calls[op.call].name if op.call >= 0 else ""
-        own_macs[name] = own_macs.get(name, 0) + op_cost(op, tr)[1]
-        has_ops.add(name)
-    total_macs = sum(own_macs.values())
-    parents = {tr.calls[c.parent].name for c in tr.calls if c.parent >= 0}
-    first: dict[str, Any] = {}
-    calls: dict[str, int] = {}
-    for c in tr.calls:
-        first.setdefault(c.name, c)
-        calls[c.name] = calls.get(c.name, 0) + 1
-
-    rows = []
-    listed_us = 0.0
-    listed_macs = 0
-    for name, c in first.items():
-        if name in parents and name not in has_ops:
-            continue  # a container: its Python time goes into the last row
-        us = own_us.get(name, 0.0)
-        listed_us += us
-        listed_macs += own_macs.get(name, 0)
-        kind = _conv_kind(c.type, c.attrs) if name not in parents else f"{c.type} (own operations)"
-        rows.append(LayerTime(name, c.type, kind, calls[name], us / 1e3, _share(us, total_us),
-                              own_macs.get(name, 0), _share(own_macs.get(name, 0), total_macs)))
-    rest_us = total_us - listed_us
-    rest_macs = total_macs - listed_macs
-    rest_calls = sum(calls[n] for n in first if n in parents and n not in has_ops)
-    rows.append(LayerTime("(containers)", "-", "container overhead", rest_calls, rest_us / 1e3,
-                          _share(rest_us, total_us), rest_macs, _share(rest_macs, total_macs)))
-    method = ("CUDA kernel time per module (torch.profiler)" if cuda
-              else "CPU time per module (torch.profiler), its overhead included: the container row "
-                   "also holds the Python of the timing hooks")
-    return tuple(rows), total_us / 1e3, runs, method
-
-
-def _own_time_per_forward(events, cuda: bool) -> dict[str, float]:
-    """Module name -> its own time in one forward, in µs: the median over the profiled forwards
-    (a burst of another process's work on a shared machine hits one forward, not the median).
-
-    Each operation's own time goes to the innermost module range around it: its self CPU time
-    on CPU, the GPU kernels it launched on CUDA (a range's own kernel list is skipped: profilers
-    have attached GPU-side copies of the range itself there). On CPU a range's own self time,
-    the Python of that module's forward between its operations, is the module's too. The
-    outermost range (the model's) tells the forwards apart."""
-    import statistics
-
-    import torch
-
-    per_forward: dict[int, dict[str, float]] = {}
-    cpu = torch.autograd.DeviceType.CPU
-    for e in events:
-        if e.device_type != cpu or e.is_async:
-            continue
-        if e.name.startswith(RANGE_PREFIX):
-            owner, us = e, (0.0 if cuda else e.self_cpu_time_total)
-        else:
-            owner = e.cpu_parent
-            while owner is not None and not owner.name.startswith(RANGE_PREFIX):
-                owner = owner.cpu_parent
-            if owner is None:
-                continue  # outside the model (the final synchronize)
-            us = sum(k.duration for k in e.kernels) if cuda else e.self_cpu_time_total
-        top = owner
-        while top.cpu_parent is not None:
-            top = top.cpu_parent
-        times = per_forward.setdefault(id(top), {})
-        name = owner.name[len(RANGE_PREFIX):]
-        times[name] = times.get(name, 0.0) + us
-    names = {name for times in per_forward.values() for name in times}
-    return {name: statistics.median(times.get(name, 0.0) for times in per_forward.values()) for name in names}
-
-
-def _share(part: float, total: float) -> float:
-    return part / total if total else 0.0
-
-
-def by_kind(layers: Sequence[LayerTime]) -> list[dict[str, Any]]:
-    """Rows summed by kind, the kinds with the most time first."""
-    out: dict[str, dict[str, Any]] = {}
-    for layer in layers:
-        row = out.setdefault(layer.kind, {"kind": layer.kind, "calls": 0, "time_ms": 0.0, "time_share": 0.0,
-                                          "macs": 0, "mac_share": 0.0})
-        row["calls"] += layer.calls
-        row["time_ms"] += layer.time_ms
-        row["time_share"] += layer.time_share
-        row["macs"] += layer.macs
-        row["mac_share"] += layer.mac_share
-    for row in out.values():
-        row["time_share_over_mac_share"] = row["time_share"] / row["mac_share"] if row["mac_share"] else None
-    return sorted(out.values(), key=lambda r: -r["time_share"])
-
-
-# --- several models -------------------------------------------------------------------
-
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    """Ranks from 1, ties given the average of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rank correlation: the Pearson correlation of the (tie-averaged) ranks.
-    None for fewer than two pairs or when either side has no variance."""
-    if len(x) != len(y):
-        raise ValueError(f"spearman needs pairs, got {len(x)} and {len(y)} values")
-    if len(x) < 2:
-        return None
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    if sxx == 0 or syy == 0:
-        return None
-    return sxy / math.sqrt(sxx * syy)
-
-
-@dataclass(frozen=True)
-class CompareRow:
-    result: LatencyResult
-    latency_ratio: float  # median / the first model's median
-    macs_ratio: float | None  # MACs / the first model's MACs (None when the first has none)
-    paper_ms: float | None  # the paper's measurement of this network, where it has one
-    paper_ratio: float | None  # paper_ms / the paper's time of the first model
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Several measurements: ratios to the first model given, rows sorted by latency."""
-
-    baseline: str
-    rows: tuple[CompareRow, ...]  # sorted by measured latency
-    spearman: float | None  # between MACs and median latency
-    paper_source: str | None  # set when paper ratios are shown
-
-    def to_dicts(self, order: Sequence[LatencyResult]) -> list[dict[str, Any]]:
-        """One JSON object per result, in ``order``, each with its comparison."""
-        rank = {id(r.result): i + 1 for i, r in enumerate(self.rows)}
-        by_id = {id(r.result): r for r in self.rows}
-        out = []
-        for res in order:
-            row = by_id[id(res)]
-            comp: dict[str, Any] = {
-                "baseline": self.baseline,
-                "latency_rank": rank[id(res)],
-                "latency_ratio": row.latency_ratio,
-                "macs_ratio": row.macs_ratio,
-                "spearman_macs_latency": self.spearman,
-                "models": len(self.rows),
-            }
-            if row.paper_ms is not None:
-                comp["paper"] = {"cpu_ms": row.paper_ms, "ratio": row.paper_ratio, "source": self.paper_source,
-                                 "note": "the paper's measurement, not archlab's"}
-            out.append({**res.to_dict(), "comparison": comp})
-        return out
-
-
-def compare(results: Sequence[LatencyResult]) -> Comparison:
-    """Ratios to the first result, Spearman's rho of MACs vs latency, and the MobileNetV2
-    paper's CPU times as ratios where the first model and a row are both in its table
-    (batch 1 only: the paper's setting)."""
-    if not results:
-        raise ValueError("compare needs at least one result")
-    base = results[0]
-    paper_base = PAPER_CPU_MS.get(base.model) if base.batch == 1 else None
-    rows = []
-    for r in results:
-        paper = PAPER_CPU_MS.get(r.model) if paper_base is not None and r.batch == 1 else None
-        rows.append(CompareRow(
-            result=r,
-            latency_ratio=r.median_ms / base.median_ms,
-            macs_ratio=r.macs / base.macs if base.macs else None,
-            paper_ms=paper,
-            paper_ratio=paper / paper_base if paper is not None else None,
-        ))
-    shown = sum(row.paper_ms is not None for row in rows) >= 2
-    if not shown:
-        rows = [CompareRow(row.result, row.latency_ratio, row.macs_ratio, None, None) for row in rows]
-    rho = spearman([r.macs for r in results], [r.median_ms for r in results])
-    return Comparison(base.model, tuple(sorted(rows, key=lambda row: row.result.median_ms)), rho,
-                      PAPER_CPU_SOURCE if shown else None)
