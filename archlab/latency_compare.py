@@ -12,13 +12,17 @@ if TYPE_CHECKING:  # archlab.latency imports this module: no import back at run 
     from archlab.latency import LatencyResult
 
 # Reference data, not ours: the paper's measurement, shown as ratios beside measured ones.
-PAPER_CPU_SOURCE = ("Sandler et al. 2018 (MobileNetV2), Table 4: CPU time of one large core of a "
-                    "Google Pixel 1 phone, TF-Lite, batch 1, 224x224")
-PAPER_CPU_MS = {  # keyed by archlab's resolved label of the same network
-    "mobilenet": 113.0,  # "MobileNetV1"
-    "mobilenet_v2": 75.0,  # "MobileNetV2"
-    "mobilenet_v2@alpha=1.4": 143.0,  # "MobileNetV2 (1.4)"
-}
+def _paper_cpu() -> tuple[dict[str, float], str]:
+    """The MobileNetV2 paper's CPU latencies (ms), from the course data (archlab/data)."""
+    from archlab.verify import load
+
+    for fact in load().facts:
+        if fact.section == "MobileNetV2" and fact.values:
+            return dict(fact.values), fact.source
+    return {}, ""
+
+
+PAPER_CPU_MS, PAPER_CPU_SOURCE = _paper_cpu()
 
 
 def _ranks(values: Sequence[float]) -> list[float]:

@@ -67,6 +67,10 @@ class Fact:
     section: str
     text: str
     why: str
+    # measurements other commands show beside their own (never checked): the printed values,
+    # keyed by the archlab spec of the network they were measured on
+    values: tuple[tuple[str, float], ...] = ()
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,11 @@ def load(path: str | None = None) -> ClaimData:
         missing = [k for k in ("section", "text", "why") if not isinstance(row.get(k), str)]
         if missing:
             raise UserError(f"{shown}: fact #{i}: missing or non-text field(s) {', '.join(missing)}")
-        facts.append(Fact(row["section"], row["text"], row["why"]))
+        values = row.get("values", {})
+        if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
+            raise UserError(f"{shown}: fact #{i}: 'values' must be a table of numbers keyed by model spec")
+        facts.append(Fact(row["section"], row["text"], row["why"], tuple((k, float(v)) for k, v in values.items()),
+                          str(row.get("source", ""))))
     return ClaimData(shown, tuple(claims), tuple(facts))
 
 
