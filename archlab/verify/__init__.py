@@ -20,8 +20,9 @@ Status of a row:
 * ``FAIL``: anything else. A row recorded as a known discrepancy that now agrees is ``ok``,
   with a note saying the record is stale.
 
-The package: ``quantities`` (the computations, registered by name), ``data`` (the claims file,
-read and validated) and ``checking`` (statuses, tolerances, rows, ``verify``).
+The package: ``quantities`` (the registry of computations by name), ``readings`` and
+``formulas`` (the computations), ``data`` (the claims file, read and validated) and
+``checking`` (statuses, tolerances, rows, ``verify``).
 """
 
 from __future__ import annotations
@@ -50,16 +51,10 @@ from archlab.verify.data import (
     Fact,
     load,
 )
-from archlab.verify.quantities import (
-    QUANTITIES,
-    Context,
-    Quantity,
+from archlab.verify.formulas import compound, dwsc, dwsc_ratio, formula, ratio
+from archlab.verify.quantities import QUANTITIES, Context, Quantity, evaluate, quantity
+from archlab.verify.readings import (
     channels,
-    compound,
-    dwsc,
-    dwsc_ratio,
-    evaluate,
-    formula,
     input_size,
     layer_list,
     layer_spec,
@@ -68,8 +63,6 @@ from archlab.verify.quantities import (
     output_size,
     params,
     patch,
-    quantity,
-    ratio,
     stacked_rf,
     stage_blocks,
     stage_row,
