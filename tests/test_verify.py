@@ -268,3 +268,28 @@ def test_course_value_for_the_multiplier_tables():
     assert course_value("mobilenet", 0.75, 224) == {"Million Mult-Adds": "325", "Million Parameters": "2.6"}
     assert course_value("mobilenet", 1.0, 160) == {"Million Mult-Adds": "290", "Million Parameters": "4.2"}
     assert course_value("mobilenet", 0.6, 224) is None
+
+
+@pytest.mark.parametrize("expr, needle", [
+    ("9 ** 9 ** 9", "exponent 387420489 is out of range"),
+    ("2 ** -100", "out of range"),
+    ("1e300 ** 2", "overflows"),  # float power: OverflowError
+    ("1e308 * 10", "not finite"),  # float product: inf, refused too
+    ("1 / (2 - 2)", "divides by zero"),
+    ("__import__('os')", "only numbers, names"),
+    ("M +", "not an arithmetic expression"),
+    ("K * 2", "unknown name 'K'"),
+])
+def test_formula_evaluator_refuses_what_is_not_bounded_arithmetic(expr, needle):
+    from archlab.errors import UserError
+    from archlab.verify import evaluate
+
+    with pytest.raises(UserError, match=needle):
+        evaluate(expr, {"M": 1})
+
+
+def test_formula_evaluator_computes_the_course_formula():
+    from archlab.verify import evaluate
+
+    assert evaluate("2 ** -3", {}) == 0.125
+    assert evaluate("DK * DK * M * N * DF * DF", {"DK": 3, "M": 512, "N": 1024, "DF": 14}) == 3 * 3 * 512 * 1024 * 196

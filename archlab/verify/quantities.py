@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -120,6 +121,9 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
         ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
+_MAX_EXPONENT = 64  # a claims file is data: 9 ** 9 ** 9 must not hang the run
+
+
 def evaluate(expr: str, vars: dict[str, Any]) -> float:
     """Arithmetic (+ - * / ** and parentheses) over numbers and the names in ``vars``."""
 
@@ -134,7 +138,10 @@ def evaluate(expr: str, vars: dict[str, Any]) -> float:
                 raise UserError(f"formula '{expr}': unknown name '{node.id}'")
             return vars[node.id]
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](walk(node.left), walk(node.right))
+            left, right = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
+                raise UserError(f"formula '{expr}': exponent {right} is out of range (at most {_MAX_EXPONENT})")
+            return _OPS[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
             return _OPS[type(node.op)](walk(node.operand))
         raise UserError(f"formula '{expr}': only numbers, names and + - * / ** are allowed")
@@ -144,6 +151,11 @@ def evaluate(expr: str, vars: dict[str, Any]) -> float:
     except SyntaxError:
         raise UserError(f"formula '{expr}' is not an arithmetic expression") from None
     try:
-        return walk(tree)
+        value = walk(tree)
     except ZeroDivisionError:
         raise UserError(f"formula '{expr}' divides by zero") from None
+    except OverflowError:
+        raise UserError(f"formula '{expr}' overflows") from None
+    if not math.isfinite(value):
+        raise UserError(f"formula '{expr}' overflows (its value is not finite)")
+    return value
