@@ -185,6 +185,23 @@ def test_a_users_file_with_two_inputs_and_a_dict_output(cli, user_file):
     assert d["input_shape"] == [1, 3, 16, 16], "the factory's input_size attribute is the default"
 
 
+def test_the_rows_add_up_to_the_totals_with_what_forward_computes_itself(cli, user_file):
+    # the 16-MAC gram matmul is in TwoInputs.forward, outside conv and fc: a row of its own
+    r = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--depth", "1")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0].endswith("inputs 1x3x16x16, 1x10  (archlab engine: meta trace, nothing run)")
+    outside = [line.split() for line in r.out.splitlines() if line.startswith("(outside submodules)")]
+    assert outside == [["(outside", "submodules)", "forward", "0", "16", "0.1%"]]
+    rows = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--depth", "1",
+               "--format", "csv").out.splitlines()[1:]
+    cells = [row.split(",") for row in rows]
+    total, layers = cells[0], cells[1:]
+    assert layers[-1][:2] == ["(outside submodules)", "forward"]
+    assert sum(int(c[4]) for c in layers) == int(total[4]) and sum(int(c[5]) for c in layers) == int(total[5])
+    # a zoo model's children account for everything: no such row
+    assert "(outside submodules)" not in cli("count", "resnet18", "--depth", "1").out
+
+
 @pytest.mark.parametrize("suffix, args, needle", [
     (":make", (), "no default input size"),
     (":missing", ("--input-size", "3,8,8"), "has no 'missing'"),

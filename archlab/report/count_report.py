@@ -14,12 +14,27 @@ def _share(macs: int, total: int) -> str:
     return f"{100 * macs / total:.1f}%" if total else "-"
 
 
+OUTSIDE = "(outside submodules)"
+
+
+def outside_submodules(result: CountResult) -> tuple[int, int]:
+    """Params and MACs that no top-level submodule accounts for: parameters registered on the
+    model itself, and functional calls in its own ``forward`` (``x @ w``, ``F.linear``). The
+    per-layer rows plus this remainder add up to the totals."""
+    top = [layer for layer in result.layers if layer.depth == 1]
+    return result.params - sum(l.params for l in top), result.macs - sum(l.macs for l in top)
+
+
 def _layer_rows(result: CountResult) -> list[tuple]:
-    return [
+    rows = [
         ("  " * (layer.depth - 1) + layer.name, layer.type, shape_str(layer.output_shape),
          f"{layer.params:,}", f"{layer.macs:,}", _share(layer.macs, result.macs))
         for layer in result.layers
     ]
+    params, macs = outside_submodules(result)
+    if result.layers and (params or macs):
+        rows.append((OUTSIDE, "forward", "", f"{params:,}", f"{macs:,}", _share(macs, result.macs)))
+    return rows
 
 
 def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
@@ -55,7 +70,11 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
 
 def _title(result: CountResult) -> str:
     engine = "meta trace, nothing run" if result.engine == "archlab" else "meta trace + fvcore on real tensors"
-    return f"{result.model}  input {shape_str(result.input_shape)}  ({result.engine} engine: {engine})"
+    if len(result.input_shapes) > 1:
+        inputs = "inputs " + ", ".join(shape_str(s) for s in result.input_shapes)
+    else:
+        inputs = f"input {shape_str(result.input_shape)}"
+    return f"{result.model}  {inputs}  ({result.engine} engine: {engine})"
 
 
 def render_text(result: CountResult) -> str:
@@ -74,6 +93,9 @@ def render(result: CountResult, fmt: str) -> str:
         rows = [(result.model, "(total)", 0, shape_str(result.output_shapes[0] if result.output_shapes else None),
                  result.params, result.macs)]
         rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs) for l in result.layers]
+        params, macs = outside_submodules(result)
+        if result.layers and (params or macs):
+            rows.append((OUTSIDE, "forward", 1, "", params, macs))
         return csv_table(("name", "type", "depth", "output_shape", "params", "macs"), rows)
     if fmt == "md":
         out = [f"### {_title(result)}\n", md_table(("quantity", "value", "meaning"), summary_lines(result), "lrl")]
