@@ -2,6 +2,8 @@
 users' models come back exactly as they were, huge inputs are counted without memory, and a
 real run that would not fit is refused."""
 
+import csv
+import io
 import json
 import os
 import textwrap
@@ -192,10 +194,9 @@ def test_the_rows_add_up_to_the_totals_with_what_forward_computes_itself(cli, us
     assert r.out.splitlines()[0].endswith("inputs 1x3x16x16, 1x10  (archlab engine: meta trace, nothing run)")
     outside = [line.split() for line in r.out.splitlines() if line.startswith("(outside submodules)")]
     assert outside == [["(outside", "submodules)", "forward", "0", "16", "0.1%"]]
-    rows = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--depth", "1",
-               "--format", "csv").out.splitlines()[1:]
-    cells = [row.split(",") for row in rows]
-    total, layers = cells[0], cells[1:]
+    out = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--depth", "1",
+              "--format", "csv").out
+    total, *layers = list(csv.reader(io.StringIO(out)))[1:]
     assert layers[-1][:2] == ["(outside submodules)", "forward"]
     assert sum(int(c[4]) for c in layers) == int(total[4]) and sum(int(c[5]) for c in layers) == int(total[5])
     # a zoo model's children account for everything: no such row
