@@ -267,13 +267,15 @@ def count(
     depth: int = 3,
     engine: str = "archlab",
     device: str = "cpu",
+    force: bool = False,
 ) -> CountResult:
     """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model.
 
     ``model_or_spec`` is a registered name or spec (``"mobilenet@alpha=0.5"``) or
     an ``nn.Module`` (then ``input_size`` = (C, H, W) is required). The default
     engine never runs a convolution (meta tensors); ``engine="fvcore"`` also runs
-    fvcore's FlopCountAnalysis on real tensors on ``device`` and reconciles it.
+    fvcore's FlopCountAnalysis on real tensors on ``device`` and reconciles it (refused when it
+    looks too big for the device's free memory, unless ``force``).
     """
     if engine not in ("archlab", "fvcore"):
         raise UserError(f"unknown engine '{engine}' (choose archlab or fvcore)")
@@ -283,7 +285,12 @@ def count(
                             options=options)
     result = count_trace(tr, label, depth=depth, engine=engine)
     if engine == "fvcore":
+        from archlab.devices import check_device
         from archlab.engines.fvcore_engine import fvcore_count
+        from archlab.guard import check_fits, run_bytes
+
+        check_device(device)
+        check_fits(run_bytes(tr), device, force, what="--engine fvcore (a real forward)")
 
         report = fvcore_count(model_or_spec, tr.input_shape, device=device, alpha=alpha, options=options,
                               archlab_macs=result.macs)

@@ -101,18 +101,19 @@ def count(
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
     engine: Engine = typer.Option(Engine.archlab, "--engine", help="archlab (meta trace, nothing runs) or fvcore."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (where --engine fvcore runs the model)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (where --engine fvcore runs the model)."),
+    force: bool = typer.Option(False, "--force", help="Run --engine fvcore even if it looks too big for memory."),
 ) -> None:
     """Parameters, MACs, FLOPs and the other operations of a model, per layer."""
     from archlab.api import count as count_api
-    from archlab.engines.fvcore_engine import check_device
+    from archlab.devices import check_device
     from archlab.report import count_report
 
     _settle()
     check_device(device)
     size, options = _parse_common(input_size, sets)
     result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
-                       depth=depth, engine=engine.value, device=device)
+                       depth=depth, engine=engine.value, device=device, force=force)
     _emit(count_report.render(result, fmt.value), output)
 
 

@@ -33,13 +33,12 @@ def available_bytes(device: str = "cpu") -> int | None:
         return None
 
 
-def estimate_run_bytes(model_or_spec, *, bytes_per_element: int = 4, **kw) -> int:
-    """Parameters plus the eager activation peak of one inference forward."""
+def run_bytes(trace, act_bytes: int = 4) -> int:
+    """What one real inference forward needs: the parameters, built in fp32 (a cast to fp16/bf16
+    comes after), plus the eager activation peak at ``act_bytes`` per element."""
     from archlab.analysis.memory import inference_peak
-    from archlab.api import trace_model
 
-    trace, _ = trace_model(model_or_spec, **kw)
-    return trace.params * bytes_per_element + inference_peak(trace, bytes_per_element, held=True).bytes
+    return trace.params * 4 + inference_peak(trace, act_bytes, held=True).bytes
 
 
 def check_fits(needed: int, device: str = "cpu", force: bool = False, what: str = "this run") -> None:

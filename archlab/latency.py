@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from archlab.api import SCHEMA_VERSION, count_trace, resolve, trace_model
+from archlab.devices import check_device, on_device, run_failed
 from archlab.errors import UserError
 from archlab.latency_compare import PAPER_CPU_MS, PAPER_CPU_SOURCE, CompareRow, Comparison, compare, spearman
 from archlab.latency_layers import RANGE_PREFIX, LayerTime, by_kind, profile_layers
@@ -65,6 +66,7 @@ class LatencyResult:
     profiled_forward_ms: float | None = None  # the sum of the layers' time_ms
     profiled_runs: int | None = None
     layer_time_method: str | None = None
+    notes: tuple[str, ...] = ()  # what the setting means for the numbers (TF32, fp16 on the CPU)
 
     @property
     def batch(self) -> int:
@@ -117,6 +119,7 @@ class LatencyResult:
                 "achieved_gflops": "2 x macs / median, in 1e9 per second",
             },
             "models_interleaved": self.models_interleaved,
+            "notes": list(self.notes),
             "method": "blocks of forwards timed by torch.utils.benchmark's clock (CUDA synchronized), "
                       "statistics by torch.utils.benchmark.Measurement; eval mode, torch.inference_mode(), "
                       f"after {WARMUP_RUNS} warm-up forwards; several models: their blocks take turns",
@@ -182,24 +185,33 @@ def measure_all(
     previous_threads = torch.get_num_threads()
     n_threads = threads or previous_threads
     runs = []
+    step = ""
     try:
         torch.set_num_threads(n_threads)
-        with torch.inference_mode():
+        # the named GPU is the current one: the timer's and the profiler's synchronization wait for it
+        with on_device(device), torch.inference_mode():
             for i, plan in enumerate(plans):
-                report(i, total, f"building {plan.label}")
+                step = f"building {plan.label}"
+                report(i, total, step)
                 runs.append(_Run(plan, *_build(plan, spec=specs[i], device=device, dtype=dtype,
                                                channels_last=channels_last, shape_kw=shape_kw)))
-                runs[-1].warm_up(device, dtype, min_time)
+                step = f"the forward pass of {plan.label}"
+                runs[-1].warm_up(min_time)
+            step = f"timing {labels}"
             _interleave(runs, min_time, lambda done: report(len(plans) + done, total, "timing"))
             layers = {}
             if per_layer:
                 for i, run in enumerate(runs):
-                    report(2 * len(plans) + i, total, f"profiling {run.plan.label}")
+                    step = f"profiling {run.plan.label}"
+                    report(2 * len(plans) + i, total, step)
                     median = run.measurement(n_threads).median
                     n = min(max(math.ceil(min_time / median), PROFILE_RUNS[0]), PROFILE_RUNS[1])
                     layers[i] = profile_layers(run.model, run.inputs, run.plan.trace, device, n)
+    except RuntimeError as e:  # out of memory, an operator without a kernel for this dtype, a CUDA error
+        raise run_failed(step, device, dtype, e) from None
     finally:
         torch.set_num_threads(previous_threads)
+    notes = setting_notes(device, dtype)
     report(total, total, "done")
     results = []
     for i, run in enumerate(runs):
@@ -211,15 +223,13 @@ def measure_all(
             median_ms=m.median * 1e3, iqr_ms=m.iqr * 1e3, samples=len(m.raw_times), runs_per_sample=m.number_per_run,
             min_time_s=min_time, params=run.plan.trace.params, macs=run.plan.macs, models_interleaved=len(runs),
             layers=lay[0] if lay else None, profiled_forward_ms=lay[1] if lay else None,
-            profiled_runs=lay[2] if lay else None, layer_time_method=lay[3] if lay else None,
+            profiled_runs=lay[2] if lay else None, layer_time_method=lay[3] if lay else None, notes=notes,
         ))
     return results
 
 
 def check_options(device: str, dtype: str, threads: int | None, min_time: float) -> None:
     """The errors a measurement can meet before it starts, raised before any model is built."""
-    from archlab.engines.fvcore_engine import check_device
-
     check_device(device)
     if dtype not in DTYPES:
         raise UserError(f"unknown --dtype '{dtype}' (choose {', '.join(DTYPES)})")
@@ -250,12 +260,10 @@ class _Plan:
 
 
 def _plan(spec: Any, dtype: str, shape_kw: dict[str, Any]) -> _Plan:
-    from archlab.analysis.memory import inference_peak
+    from archlab.guard import run_bytes
 
     tr, label = trace_model(spec, **shape_kw)
-    elem = 4 if dtype == "fp32" else 2
-    return _Plan(label, tr, count_trace(tr, label, depth=0).macs,
-                 tr.params * 4 + inference_peak(tr, elem, held=True).bytes)
+    return _Plan(label, tr, count_trace(tr, label, depth=0).macs, run_bytes(tr, 4 if dtype == "fp32" else 2))
 
 
 def _build(plan: _Plan, *, spec: Any, device: str, dtype: str, channels_last: bool, shape_kw: dict[str, Any]):
@@ -299,7 +307,7 @@ class _Run:
             model(*inputs)
         return timer() - start
 
-    def warm_up(self, device: str, dtype: str, min_time: float) -> None:
+    def warm_up(self, min_time: float) -> None:
         """A few forwards, then the block size: the smallest power of ten whose block lasts
         BLOCK_OVERHEAD clock overheads and min_time/1000 (torch.utils.benchmark.Timer's rule),
         or a MIN_BLOCKS-th of min_time."""
@@ -307,17 +315,14 @@ class _Run:
 
         from torch.utils.benchmark import timer
 
-        try:
-            self.block(WARMUP_RUNS)
-            overhead = statistics.median(_clock_overhead(timer) for _ in range(5))
-            while True:
-                t = self.block(self.number)
-                if (t >= self.BLOCK_OVERHEAD * overhead and t >= min_time / 1000) or t >= min_time / MIN_BLOCKS \
-                        or self.number >= 10**6:
-                    break
-                self.number *= 10
-        except RuntimeError as e:  # an operator without a kernel for this dtype, CUDA out of memory
-            raise _forward_failed(self.plan.label, device, dtype, e) from None
+        self.block(WARMUP_RUNS)
+        overhead = statistics.median(_clock_overhead(timer) for _ in range(5))
+        while True:
+            t = self.block(self.number)
+            if (t >= self.BLOCK_OVERHEAD * overhead and t >= min_time / 1000) or t >= min_time / MIN_BLOCKS \
+                    or self.number >= 10**6:
+                break
+            self.number *= 10
 
     def done(self, min_time: float) -> bool:
         return len(self.raw_times) >= MIN_BLOCKS and sum(self.raw_times) >= min_time
@@ -353,12 +358,21 @@ def _interleave(runs: list[_Run], min_time: float, progress: Callable[[float], A
             gc.enable()
 
 
-def _forward_failed(label: str, device: str, dtype: str, e: Exception) -> UserError:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    hint = ""
-    if dtype == "fp16" and device == "cpu" and "Half" in msg:
-        hint = " (an operator has no fp16 kernel on CPU; try --dtype bf16 or --device cuda)"
-    return UserError(f"the forward pass of {label} on {device} at {dtype} failed: {msg}{hint}")
+def setting_notes(device: str, dtype: str) -> tuple[str, ...]:
+    """What the device and dtype mean for the numbers, said beside them."""
+    import torch
+
+    notes = []
+    if device.startswith("cuda") and dtype == "fp32":
+        conv, mm = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        if conv or mm:
+            notes.append(f"fp32 on CUDA with TF32 allowed (cuDNN convolutions {conv}, matmul {mm}): tensor cores "
+                         "may multiply in TF32, a 10-bit mantissa; torch.backends.cudnn.allow_tf32 = False "
+                         "times true fp32")
+    if device == "cpu" and dtype == "fp16":
+        notes.append("fp16 on the CPU: most kernels convert to fp32 and back, usually slower than fp32; "
+                     "these times do not show what fp16 gains on hardware built for it")
+    return tuple(notes)
 
 
 def device_name(device: str) -> str:

@@ -60,11 +60,11 @@ def profile_layers(model, xs, tr, device: str, runs: int) -> tuple[tuple[LayerTi
     own: only Python between their children) are summed in one row. Returns (rows, the sum of
     the rows in ms, forwards profiled, method).
     """
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     from archlab.analysis.counting import op_cost
     from archlab.analysis.trace import module_ranges
+    from archlab.devices import synchronize
     from archlab.memory_api import _quiet_stderr
 
     cuda = device.startswith("cuda")
@@ -74,8 +74,7 @@ def profile_layers(model, xs, tr, device: str, runs: int) -> tuple[tuple[LayerTi
         with _quiet_stderr(), profile(activities=activities, record_shapes=False) as prof:
             for _ in range(runs):
                 model(*xs)
-            if cuda:
-                torch.cuda.synchronize()
+            synchronize(device)  # the current GPU is ``device`` (latency.measure_all enters it)
 
     own_us = _own_time_per_forward(prof.events(), cuda)
     total_us = sum(own_us.values())

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from archlab.analysis.memory import DEFAULT_FUSE, DTYPE_BYTES, inference_peak, m_of_g, training_bytes
 from archlab.api import SCHEMA_VERSION, resolve, trace_model
+from archlab.devices import check_device
 from archlab.errors import UserError
 
 
@@ -91,6 +92,7 @@ def memory(
     act_bytes = _check_dtype(act_dtype, "--act-dtype")
     if workspace not in ("none", "im2col"):
         raise UserError(f"unknown --workspace '{workspace}' (choose none or im2col)")
+    check_device(device)  # also without --measure: a bad --device is an error wherever it is given
     trace, label = trace_model(model_or_spec, **kw)
     present = {c.type for c in trace.calls}
     if fuse is None:
@@ -113,14 +115,11 @@ def memory(
     saved = saved_for_backward(model, torch.empty(trace.input_shape, device="meta"))
     measured = method = predicted_measure = None
     if measure:
-        from archlab.engines.fvcore_engine import check_device
-        from archlab.guard import check_fits
+        from archlab.guard import check_fits, run_bytes
 
-        check_device(device)
-        fp32_peak = inference_peak(trace, 4, held=True) if act_bytes != 4 else held
-        check_fits(trace.params * 4 + fp32_peak.bytes, device, force, what="--measure (a real forward)")
+        check_fits(run_bytes(trace), device, force, what="--measure (a real forward)")
         measured, method = measure_peak(model_or_spec, trace.input_shape, device=device, **kw)
-        predicted_measure = fp32_peak.bytes
+        predicted_measure = (inference_peak(trace, 4, held=True) if act_bytes != 4 else held).bytes
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     return MemoryResult(
         model=label, input_shape=trace.input_shape, dtype=dtype, act_dtype=act_dtype,
@@ -138,32 +137,37 @@ def memory(
 
 def measure_peak(model_or_spec: Any, input_shape: tuple[int, ...], *, device: str = "cpu",
                  **kw: Any) -> tuple[int, str]:
-    """Peak of memory allocated during one real fp32 inference forward (the input included)."""
+    """Peak of memory allocated during one real fp32 inference forward (the input included,
+    the parameters not). A user's model is copied: it stays on its device, in its mode."""
+    import copy
+
     import torch
 
-    from archlab.engines.fvcore_engine import check_device
+    from archlab.devices import on_device, run_failed, synchronize
 
     check_device(device)
     if isinstance(model_or_spec, torch.nn.Module):
-        model = model_or_spec
+        model = copy.deepcopy(model_or_spec).float()
+        label = type(model_or_spec).__name__
     else:
-        model = resolve(model_or_spec, **{k: v for k, v in kw.items() if k != "input_size"},
-                        input_size=kw.get("input_size")).build()
-    was_training = model.training
+        resolved = resolve(model_or_spec, **{k: v for k, v in kw.items() if k != "input_size"},
+                           input_size=kw.get("input_size"))
+        model, label = resolved.build(), resolved.label
     try:
-        model = model.to(device).eval()
-        with torch.inference_mode():
+        with on_device(device), torch.inference_mode():
+            model = model.to(device).eval()
             model(torch.zeros(input_shape, device=device))  # warm-up: one-off allocations are not the model's
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-                base = torch.cuda.memory_allocated()
-                torch.cuda.reset_peak_memory_stats()
-                model(torch.zeros(input_shape, device=device))
-                torch.cuda.synchronize()
-                return torch.cuda.max_memory_allocated() - base, "CUDA allocator: max_memory_allocated"
-            return _cpu_peak(model, input_shape), "PyTorch profiler (profile_memory), CPU allocations"
-    finally:
-        model.train(was_training)
+            if not device.startswith("cuda"):
+                return _cpu_peak(model, input_shape), "PyTorch profiler (profile_memory), CPU allocations"
+            synchronize(device)
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            model(torch.zeros(input_shape, device=device))
+            synchronize(device)
+            return (torch.cuda.max_memory_allocated() - base,
+                    "CUDA allocator: max_memory_allocated (includes cuDNN/cuBLAS workspace)")
+    except RuntimeError as e:  # out of memory, a CUDA error, an operator that fails for real
+        raise run_failed(f"the measured forward of {label}", device, "fp32", e) from None
 
 
 @contextlib.contextmanager

@@ -9,8 +9,10 @@ MobileNetV2 paper's phone-CPU ratios beside ours at batch 1), then per-layer tim
 MobileNetV2 at fp32 and batch 1. Everything is also written as JSON to ``--out`` (default:
 $OUT when set, else the current directory), one file per setting plus ``environment.json``.
 
-Ready for a session with a GPU: run as is from the repository root. ``--device cpu`` runs the
-same on a CPU (slow at default settings; use a small --min-time to check the script).
+Ready for a session with a GPU: ``bash benchmarks/gpu_check.sh`` runs this script and the CUDA
+tests there (see that file for the wheels to carry). The script finds archlab in the checkout it
+lives in, installed or not. ``--device cpu`` runs the same on a CPU (slow at default settings; use
+a small --min-time to check the script).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import platform
 import sys
 import time
 
+# the checkout's archlab, also where it is not installed (the GPU machine's image has no archlab)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 MODELS = ("mobilenet", "mobilenet_v2", "mobilenet_v2@alpha=1.4", "resnet50")
 DTYPES = ("fp32", "fp16")
 
@@ -31,9 +36,12 @@ def environment(device: str) -> dict:
 
     env = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
            "cudnn_benchmark": torch.backends.cudnn.benchmark, "threads": torch.get_num_threads()}
-    if device.startswith("cuda") and torch.cuda.is_available():
+    if device.startswith("cuda"):
         env.update(gpu=torch.cuda.get_device_name(torch.device(device)), cuda=torch.version.cuda,
-                   cudnn=torch.backends.cudnn.version())
+                   cudnn=torch.backends.cudnn.version(),
+                   # fp32 convolutions and matmuls may run in TF32 on tensor cores: say which
+                   cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+                   matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32)
     return env
 
 
@@ -48,9 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     batches = args.batch or [1, 32]
 
     from archlab.errors import UserError
-    from archlab.latency import compare, latency, measure_all
+    from archlab.latency import check_options, compare, latency, measure_all
     from archlab.report import latency_report
 
+    try:  # before anything is written: no environment.json for a GPU that is not there
+        check_options(args.device, "fp32", None, args.min_time)
+    except UserError as e:
+        print(f"gpu_latency: error: {e}", file=sys.stderr)
+        return 2
     os.makedirs(args.out, exist_ok=True)
     env = environment(args.device)
     print(json.dumps(env))

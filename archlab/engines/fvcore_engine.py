@@ -18,18 +18,13 @@ from archlab.errors import UserError
 FVCORE_MAC_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
 
 
-def check_device(device: str) -> None:
-    import torch
-
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"unknown device '{device}' (choose cpu or cuda)")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but no CUDA GPU is available to PyTorch on this machine")
-
-
 def fvcore_count(model_or_spec: Any, input_shape: tuple[int, ...], *, device: str = "cpu", alpha=None,
                  options=None, archlab_macs: int | None = None) -> dict[str, Any]:
+    import copy
+
     import torch
+
+    from archlab.devices import check_device, on_device, run_failed
 
     check_device(device)
     try:
@@ -39,17 +34,17 @@ def fvcore_count(model_or_spec: Any, input_shape: tuple[int, ...], *, device: st
     from archlab.api import resolve
 
     if isinstance(model_or_spec, torch.nn.Module):
-        model = model_or_spec
+        # a copy: .to(device) moves a module in place, and the user's model stays where it was
+        model = copy.deepcopy(model_or_spec)
     else:
         model = resolve(model_or_spec, alpha=alpha, options=options).build()
-    was_training = model.training
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     # fvcore's tracer logs every op it skips; archlab reports them instead
     logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
     try:
-        model = model.to(device)
-        model.eval()
-        x = torch.zeros(input_shape, device=device)
-        with torch.no_grad():
+        with on_device(device), torch.no_grad():
+            model = model.to(device).eval()
+            x = torch.zeros(input_shape, device=device, dtype=dtype)
             analysis = FlopCountAnalysis(model, x)
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)
@@ -57,8 +52,9 @@ def fvcore_count(model_or_spec: Any, input_shape: tuple[int, ...], *, device: st
             total = int(analysis.total())
             by_op = {k: int(v) for k, v in sorted(analysis.by_operator().items())}
             skipped = {k: int(v) for k, v in sorted(analysis.unsupported_ops().items())}
-    finally:
-        model.train(was_training)
+    except RuntimeError as e:  # out of memory, a CUDA error, an operator without a kernel
+        names = {torch.float16: "fp16", torch.bfloat16: "bf16"}
+        raise run_failed("fvcore's forward", device, names.get(dtype, "fp32"), e) from None
     mac_terms = {k: v for k, v in by_op.items() if k in FVCORE_MAC_OPS}
     other_terms = {k: v for k, v in by_op.items() if k not in FVCORE_MAC_OPS}
     fv_macs = sum(mac_terms.values())

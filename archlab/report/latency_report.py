@@ -43,7 +43,7 @@ def _lines(r: LatencyResult) -> list[tuple[str, str, str]]:
         ("throughput", f"{r.throughput:,.1f} images/s", f"batch {r.batch} / median"),
         ("MACs", f"{r.macs:,}", f"{human(r.macs, 'MACs')}, whole batch (meta trace, exact)"),
         ("achieved", f"{r.achieved_gflops:,.2f} GFLOP/s", "2 x MACs / median"),
-    ]
+    ] + [("note", "", note) for note in r.notes]
 
 
 LAYER_HEADERS = ("name", "type", "kind", "time ms", "share of time", "MACs", "share of MACs", "time/MAC share")
@@ -113,6 +113,7 @@ def _compare_caption(results: Sequence[LatencyResult], c: Comparison) -> list[st
     noisy = [r.model for r in results if r.noisy]
     if noisy:
         lines.append(f"noisy (IQR over {_pct(NOISY_IQR)} of the median): {', '.join(noisy)}")
+    lines += [f"note: {note}" for note in dict.fromkeys(n for r in results for n in r.notes)]
     return lines
 
 
