@@ -18,8 +18,11 @@ def available_bytes(device: str = "cpu") -> int | None:
     if device.startswith("cuda"):
         import torch
 
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
+        dev = torch.device(device)
+        free, _total = torch.cuda.mem_get_info(dev)
+        # blocks this process's caching allocator holds but does not use are free for the run too
+        cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+        return int(free + cached)
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
