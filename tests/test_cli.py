@@ -69,6 +69,38 @@ def test_output_file_is_written_atomically(cli, tmp_path):
     assert "63,660" in (tmp_path / "t.txt").read_text()
 
 
+def test_output_follows_links_keeps_modes_and_writes_through_pipes(cli, tmp_path):
+    import stat
+    import threading
+
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    real.chmod(0o664)
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    assert cli("count", "lenet", "-o", str(link)).code == 0
+    assert link.is_symlink() and "63,660" in real.read_text(), "the link stays, its target is replaced"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o664, "the old file's permissions are kept"
+
+    umask = os.umask(0o022)
+    try:
+        assert cli("count", "lenet", "-o", str(tmp_path / "new.txt")).code == 0
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644, "a new file gets what the umask gives"
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    r = cli("count", "lenet", "--format", "json", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert r.code == 0 and json.loads(received[0])["macs"] == 63_660
+    assert stat.S_ISFIFO(fifo.stat().st_mode), "a pipe is written through, not replaced by a file"
+    assert_one_line_error(cli("count", "lenet", "-o", str(tmp_path)), "is a directory")
+
+
 def test_list_json_and_pattern(cli):
     r = cli("list", "resnet5*", "--format", "json")
     rows = r.json()

@@ -57,19 +57,46 @@ def to_json(data: Any) -> str:
 
 
 def write_atomic(path: str, text: str | bytes) -> None:
-    """Write ``text`` (or bytes) to ``path`` through a temporary file renamed into place,
-    so an interrupted run never leaves half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write ``text`` (or bytes) to ``path`` so that an interrupted run never leaves half a file:
+    a temporary file beside the target, flushed to disk, renamed into place.
+
+    A symbolic link is followed (the file it points to is replaced, the link stays). What is not
+    a regular file (``/dev/null``, ``/dev/stdout``, a FIFO) is written through, as a shell's
+    ``>`` would: renaming over it would destroy the device node or the pipe. The new file gets
+    the old one's permissions, or those the umask gives a new file (not mkstemp's 0600).
+    """
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        if os.path.isdir(target):
+            raise UserError(f"cannot write '{path}': it is a directory")
+        try:
+            with open(target, "wb") as f:  # a device or a pipe: no atomic replacement exists
+                f.write(data)
+        except OSError as e:
+            raise UserError(f"cannot write '{path}': {e.strerror}") from None
+        return
+    directory = os.path.dirname(target)
     if not os.path.isdir(directory):
-        raise UserError(f"cannot write '{path}': directory '{directory}' does not exist")
+        raise UserError(f"cannot write '{path}': directory '{os.path.dirname(os.path.abspath(path))}' "
+                        "does not exist")
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     try:
         fd, tmp = tempfile.mkstemp(prefix=".archlab-", dir=directory)
     except OSError as e:
         raise UserError(f"cannot write '{path}': {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(text if isinstance(text, bytes) else text.encode("utf-8"))
-        os.replace(tmp, path)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except OSError as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
