@@ -250,7 +250,10 @@ def trace_model(model_or_spec: Any, *, input_size=None, res=None, batch=None, al
         inputs = tuple(empty(s) for s in resolved.input_shapes)
         return trace(model, inputs), resolved.label
     except UserError as e:
-        default = tuple(resolved.info.input_shape(**resolved.options))
+        try:
+            default = tuple(resolved.info.input_shape(**resolved.options))
+        except UserError:  # a model without a default input: the forward's own error is the message
+            raise e from None
         if tuple(resolved.input_shape[1:]) != default:
             raise UserError(f"{e} (the model's default input is {'x'.join(map(str, default))})") from None
         raise

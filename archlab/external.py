@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from archlab.errors import UserError
 from archlab.registry import ModelInfo
+from archlab.spec import REQUIRED
 
 
 def is_external(name: str) -> bool:
@@ -105,14 +106,16 @@ def _first(e: BaseException) -> str:
 
 
 def _options_of(fn: Callable[..., Any]) -> dict[str, Any] | None:
-    """Keyword options with defaults, or None when the callable takes ``**kwargs``."""
+    """The callable's keyword-passable parameters and their defaults (``REQUIRED`` for those
+    without one), or None when it takes ``**kwargs`` and any option must be passed through."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return None
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
-    return {p.name: p.default for p in sig.parameters.values() if p.default is not p.empty}
+    return {p.name: REQUIRED if p.default is p.empty else p.default for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def external_info(name: str) -> ModelInfo:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from archlab.errors import UserError
+from archlab.spec import Required
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class ModelInfo:
             if key not in known:
                 choices = ", ".join(sorted(known)) or "none"
                 raise UserError(f"model '{self.name}' has no option '{key}' (its options: {choices})")
+        missing = [key for key, default in known.items() if isinstance(default, Required) and key not in options]
+        if missing:
+            given = ",".join(f"{key}=..." for key in missing)
+            raise UserError(f"model '{self.name}' needs option{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(repr(k) for k in missing)}: give {self.name}@{given}")
         return self.builder(**options)
 
 

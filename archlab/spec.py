@@ -92,6 +92,16 @@ def parse_spec(text: str) -> ModelSpec:
     return ModelSpec(name, options, res, batch, input_size)
 
 
+class Required:
+    """The "default" of a factory's parameter that has none: the spec must give it."""
+
+    def __repr__(self) -> str:
+        return "(required)"
+
+
+REQUIRED = Required()
+
+
 def literal(raw: Any) -> Any:
     """An option of a factory that declares no default: true/false, an int, a float, else the string."""
     if not isinstance(raw, str):
@@ -115,9 +125,12 @@ _FALSE = {"false", "0", "no", "off"}
 
 
 def coerce(key: str, raw: Any, default: Any) -> Any:
-    """Parse ``raw`` to the type of ``default`` (an option's default value)."""
+    """Parse ``raw`` to the type of ``default`` (an option's default value); an option whose
+    default says nothing of its type (None, or a required option) is read as a literal."""
     if not isinstance(raw, str):
         return raw
+    if default is None or isinstance(default, Required):
+        return literal(raw)
     try:
         if isinstance(default, bool):
             low = raw.lower()

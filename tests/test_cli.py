@@ -138,6 +138,14 @@ def test_list_json_and_pattern(cli):
     (("count",), ("Missing argument",)),
     (("count", "resnet50", "--bogus"), ("No such option",)),
     (("list", "zzz*"), ("no model matches 'zzz*'",)),
+    # the channels the first layer expects, as PyTorch checks them (the meta shape rules too)
+    (("count", "resnet50", "--input-size", "1,224,224"), ("expected input[1, 1, 224, 224] to have 3 channels",)),
+    (("trace", "resnet18", "--input-size", "5,64,64"), ("to have 3 channels, but got 5",)),
+    (("count", "lenet5", "--input-size", "3,32,32"), ("to have 1 channels, but got 3",)),
+    (("count", "torch.nn:BatchNorm2d@num_features=4", "--input-size", "3,8,8"),
+     ("running_mean should contain 3 elements not 4",)),
+    (("count", "torch.nn:Linear", "--input-size", "1,1,3"),
+     ("needs options 'in_features', 'out_features': give torch.nn:Linear@in_features=...,out_features=...",)),
 ])
 def test_bad_input_gives_one_line_and_exit_2(cli, args, needles):
     assert_one_line_error(cli(*args), *needles)

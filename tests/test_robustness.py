@@ -166,6 +166,15 @@ USER_FILE = textwrap.dedent('''
 
     def not_a_model():
         return 42
+
+    def needs(width, *, k):
+        return nn.Conv2d(3, width, k)
+
+    def explodes():
+        class Boom(nn.Module):
+            def forward(self, x):
+                raise ValueError("forward exploded")
+        return Boom()
 ''')
 
 
@@ -201,6 +210,18 @@ def test_the_rows_add_up_to_the_totals_with_what_forward_computes_itself(cli, us
     assert sum(int(c[4]) for c in layers) == int(total[4]) and sum(int(c[5]) for c in layers) == int(total[5])
     # a zoo model's children account for everything: no such row
     assert "(outside submodules)" not in cli("count", "resnet18", "--depth", "1").out
+
+
+def test_a_factorys_required_parameters_are_options(cli, user_file):
+    d = cli("count", f"{user_file}:needs@width=8,k=3", "--input-size", "3,8,8", "--format", "json").json()
+    assert d["params"] == 8 * 27 + 8 and d["macs"] == 6 * 6 * 8 * 27
+    assert_one_line_error(cli("count", f"{user_file}:needs@width=8", "--input-size", "3,8,8"),
+                          "needs option 'k': give", ":needs@k=...")
+
+
+def test_the_forwards_own_error_is_the_message(cli, user_file):
+    # a model without a default input used to get "has no default input size" instead
+    assert_one_line_error(cli("count", f"{user_file}:explodes", "--input-size", "3,8,8"), "forward exploded")
 
 
 @pytest.mark.parametrize("suffix, args, needle", [

@@ -18,7 +18,16 @@ def _pair(v, n=2):
     return (v,) * n
 
 
+def _dims(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
 def _conv_shape(inp, weight, stride, padding, dilation, transposed, output_padding, groups):
+    # PyTorch's own check (and message): the input must have the channels the weight expects
+    expected = weight.shape[0] if transposed else weight.shape[1] * groups
+    if inp.dim() != weight.dim() or inp.shape[1] != expected:
+        raise RuntimeError(f"Given groups={groups}, weight of size {_dims(weight.shape)}, expected input"
+                           f"{_dims(inp.shape)} to have {expected} channels, but got {inp.shape[1]} channels instead")
     n = inp.shape[0]
     spatial_in = inp.shape[2:]
     k = weight.shape[2:]
@@ -51,8 +60,15 @@ def _shape_convolution(args):
     return _meta(_conv_shape(inp, weight, stride, padding, dilation, transposed, output_padding, groups), inp)
 
 
+def _check_norm_channels(inp, weight) -> None:
+    if weight is not None and (inp.dim() < 2 or weight.shape[0] != inp.shape[1]):
+        raise RuntimeError(f"running_mean should contain {inp.shape[1] if inp.dim() > 1 else 0} elements "
+                           f"not {weight.shape[0]}")  # PyTorch's words
+
+
 def _shape_batch_norm(args):
     inp = args[0]
+    _check_norm_channels(inp, args[1])
     training = args[5] if len(args) > 5 else False
     c = inp.shape[1] if training else 0
     return (_meta(inp.shape, inp), _meta((c,), inp), _meta((c,), inp))
@@ -60,6 +76,7 @@ def _shape_batch_norm(args):
 
 def _shape_batch_norm_no_training(args):
     inp = args[0]
+    _check_norm_channels(inp, args[1])
     return (_meta(inp.shape, inp), _meta((0,), inp), _meta((0,), inp))
 
 

@@ -41,9 +41,9 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
     """(quantity, exact value, what it is) rows shared by every format."""
     rows = [
         ("parameters", f"{result.params:,}", f"{human(result.params)}; trainable {result.trainable_params:,}"),
-        ("MACs", f"{result.macs:,}", f"{human(result.macs)}MACs: multiply-accumulates of conv, linear and matmul "
+        ("MACs", f"{result.macs:,}", f"{human(result.macs, 'MACs')}: multiply-accumulates of conv, linear and matmul "
                                       f"(the papers' mult-adds), whole batch"),
-        ("FLOPs", f"{result.flops:,}", f"{human(result.flops)}FLOPs = 2 x MACs"),
+        ("FLOPs", f"{result.flops:,}", f"{human(result.flops, 'FLOPs')} = 2 x MACs"),
     ]
     for kind in OTHER_KINDS:
         n = result.other_ops.get(kind, 0)
