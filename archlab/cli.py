@@ -52,7 +52,7 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of 
 
 RES = typer.Option(None, "--res", help="Input resolution H = W in pixels (default: the model's own).")
 INPUT_SIZE = typer.Option(None, "--input-size", help="Input size C,H,W (instead of --res).")
-BATCH = typer.Option(1, "--batch", help="Batch size; counts are for the whole batch.")
+BATCH = typer.Option(None, "--batch", help="Batch size (default 1, or the spec's batch=); counts are for the whole batch.")
 ALPHA = typer.Option(None, "--alpha", help="Width multiplier, for models that have one (MobileNet).")
 SET = typer.Option(None, "--set", help="Builder option key=value (repeatable), e.g. stacks=2.")
 DEPTH = typer.Option(2, "--depth", help="Depth of the per-layer table (1 = the model's children).")
@@ -94,7 +94,7 @@ def count(
     model: str = typer.Argument(..., help="Model name or spec, e.g. resnet50 or mobilenet@alpha=0.5,res=160."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
-    batch: int = BATCH,
+    batch: Optional[int] = BATCH,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     depth: int = DEPTH,
@@ -122,7 +122,7 @@ def trace_cmd(
     model: str = typer.Argument(..., help="Model name or spec."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
-    batch: int = BATCH,
+    batch: Optional[int] = BATCH,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     depth: int = typer.Option(3, "--depth", help="Depth of the per-layer table (1 = the model's children)."),
@@ -174,7 +174,7 @@ def memory_cmd(
     models: List[str] = typer.Argument(..., help="One or more model names or specs (several: side by side)."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
-    batch: int = BATCH,
+    batch: Optional[int] = BATCH,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     dtype: DType = typer.Option(DType.fp32, "--dtype", help="Parameter dtype."),

@@ -302,3 +302,12 @@ def test_memory_command_single_and_side_by_side(cli):
 ])
 def test_memory_bad_input(cli, args, needles):
     assert_one_line_error(cli(*args), *needles)
+
+
+def test_a_specs_batch_is_kept_unless_the_flag_says_otherwise(cli):
+    one = cli("count", "lenet5", "--format", "json").json()["macs"]
+    assert cli("count", "lenet5@batch=3", "--format", "json").json()["macs"] == 3 * one
+    assert cli("count", "lenet5@batch=3", "--batch", "2", "--format", "json").json()["macs"] == 2 * one
+    d = cli("memory", "lenet5@batch=3", "--format", "json").json()
+    assert d["input_shape"][0] == 3
+    assert cli("trace", "lenet5@batch=3", "--format", "json").json()["input_shape"][0] == 3

@@ -22,7 +22,7 @@ def latency_cmd(
     models: List[str] = typer.Argument(..., help="One or more model names or specs, e.g. mobilenet "
                                                  "mobilenet_v2 mobilenet_v2@alpha=1.4 (several: compared)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N for another GPU)."),
-    batch: int = BATCH,
+    batch: Optional[int] = BATCH,
     threads: Optional[int] = typer.Option(None, "--threads", help="torch intra-op threads while timing "
                                                                   "(default: torch's current setting)."),
     dtype: TimeDType = typer.Option(TimeDType.fp32, "--dtype", help="Weights and input dtype."),
