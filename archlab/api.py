@@ -295,7 +295,7 @@ def count(
         check_device(device)
         check_fits(run_bytes(tr), device, force, what="--engine fvcore (a real forward)")
 
-        report = fvcore_count(model_or_spec, tr.input_shape, device=device, alpha=alpha, options=options,
-                              archlab_macs=result.macs)
+        report = fvcore_count(model_or_spec, tuple(tr.values[v].shape for v in tr.inputs), device=device,
+                              alpha=alpha, options=options, archlab_macs=result.macs)
         result = CountResult(**{**result.__dict__, "fvcore": report})
     return result

@@ -261,3 +261,9 @@ def test_examples_run():
                            cwd=folder, timeout=300)
         assert p.returncode == 0, (script, p.stderr[-2000:])
         assert p.stdout.strip(), f"{script} printed nothing"
+
+
+def test_fvcore_engine_on_a_users_two_input_model_without_a_default_input(cli, user_file):
+    d = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--engine", "fvcore",
+            "--format", "json").json()
+    assert d["fvcore"]["agrees_with_archlab_macs"] and d["fvcore"]["macs"] == d["macs"]

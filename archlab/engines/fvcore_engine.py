@@ -18,8 +18,10 @@ from archlab.errors import UserError
 FVCORE_MAC_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
 
 
-def fvcore_count(model_or_spec: Any, input_shape: tuple[int, ...], *, device: str = "cpu", alpha=None,
-                 options=None, archlab_macs: int | None = None) -> dict[str, Any]:
+def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], *, device: str = "cpu",
+                 alpha=None, options=None, archlab_macs: int | None = None) -> dict[str, Any]:
+    """fvcore's count of one forward on zero inputs of ``input_shapes`` (batch included), split
+    into its multiply-accumulate terms and the rest."""
     import copy
 
     import torch
@@ -37,15 +39,17 @@ def fvcore_count(model_or_spec: Any, input_shape: tuple[int, ...], *, device: st
         # a copy: .to(device) moves a module in place, and the user's model stays where it was
         model = copy.deepcopy(model_or_spec)
     else:
-        model = resolve(model_or_spec, alpha=alpha, options=options).build()
+        sizes = [tuple(shape[1:]) for shape in input_shapes]
+        model = resolve(model_or_spec, alpha=alpha, options=options, batch=input_shapes[0][0],
+                        input_size=sizes if len(sizes) > 1 else sizes[0]).build()
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     # fvcore's tracer logs every op it skips; archlab reports them instead
     logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
     try:
         with on_device(device), torch.no_grad():
             model = model.to(device).eval()
-            x = torch.zeros(input_shape, device=device, dtype=dtype)
-            analysis = FlopCountAnalysis(model, x)
+            inputs = tuple(torch.zeros(shape, device=device, dtype=dtype) for shape in input_shapes)
+            analysis = FlopCountAnalysis(model, inputs)
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)
             analysis.tracer_warnings("none")
