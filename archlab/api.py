@@ -235,7 +235,7 @@ def trace_model(model_or_spec: Any, *, input_size=None, res=None, batch=None, al
     def empty(shape):
         try:
             return torch.empty(shape, device="meta")
-        except RuntimeError:  # more elements than an int64 can count
+        except (RuntimeError, TypeError, OverflowError):  # a size or an element count beyond int64
             raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
 
     if isinstance(model_or_spec, torch.nn.Module):

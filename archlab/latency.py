@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -41,6 +42,7 @@ __all__ = [
 DTYPES = ("fp32", "fp16", "bf16")
 NOISY_IQR = 0.10  # a run whose IQR exceeds this fraction of the median is flagged noisy
 WARMUP_RUNS = 3
+MAX_THREADS_PER_CPU = 4  # --threads beyond this many per CPU is refused
 MIN_BLOCKS = 4  # the fewest timed blocks: an IQR needs a few samples
 PROFILE_RUNS = (3, 50)  # forwards under the profiler for per_layer: at least, at most
 
@@ -235,6 +237,11 @@ def check_options(device: str, dtype: str, threads: int | None, min_time: float)
         raise UserError(f"unknown --dtype '{dtype}' (choose {', '.join(DTYPES)})")
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
+    cpus = os.cpu_count() or 1
+    if threads is not None and threads > max(MAX_THREADS_PER_CPU * cpus, 64):
+        # OpenMP cannot start tens of thousands of threads: it fails, or the process crashes
+        raise UserError(f"--threads {threads} is more than {max(MAX_THREADS_PER_CPU * cpus, 64)} "
+                        f"(this machine has {cpus} CPUs)")
     if not (min_time > 0 and math.isfinite(min_time)):
         raise UserError(f"--min-time must be a positive number of seconds, got {min_time}")
 

@@ -81,7 +81,14 @@ class ModelInfo:
             given = ",".join(f"{key}=..." for key in missing)
             raise UserError(f"model '{self.name}' needs option{'s' if len(missing) > 1 else ''} "
                             f"{', '.join(repr(k) for k in missing)}: give {self.name}@{given}")
-        return self.builder(**options)
+        if self.external or not options:
+            return self.builder(**options)  # an external builder reports its own failures
+        try:
+            return self.builder(**options)
+        except (TypeError, ValueError, OverflowError, RuntimeError) as e:  # an option the layers refuse
+            given = ",".join(f"{k}={v}" for k, v in options.items())
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"building {self.name}@{given} failed: {first}") from None
 
 
 @functools.lru_cache(maxsize=None)

@@ -138,6 +138,13 @@ def test_list_json_and_pattern(cli):
     (("count",), ("Missing argument",)),
     (("count", "resnet50", "--bogus"), ("No such option",)),
     (("list", "zzz*"), ("no model matches 'zzz*'",)),
+    # sizes beyond int64 (torch raises TypeError/OverflowError for them)
+    (("count", "resnet50", "--res", "99999999999999999999"), ("is too large to describe",)),
+    (("count", "resnet50", "--batch", "99999999999999999999"), ("is too large to describe",)),
+    (("memory", "resnet50", "--input-size", "3,99999999999999999999,224"), ("is too large to describe",)),
+    (("count", "vgg16", "--set", "num_classes=99999999999999999999"), ("building vgg16@num_classes=", "failed")),
+    (("latency", "lenet5", "--threads", "99999999999999999999"), ("--threads", "is more than")),
+    (("latency", "lenet5", "--threads", "20000"), ("--threads 20000 is more than",)),
     # the channels the first layer expects, as PyTorch checks them (the meta shape rules too)
     (("count", "resnet50", "--input-size", "1,224,224"), ("expected input[1, 1, 224, 224] to have 3 channels",)),
     (("trace", "resnet18", "--input-size", "5,64,64"), ("to have 3 channels, but got 5",)),
