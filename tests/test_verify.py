@@ -275,6 +275,7 @@ def test_course_value_for_the_multiplier_tables():
     ("2 ** -100", "out of range"),
     ("1e300 ** 2", "overflows"),  # float power: OverflowError
     ("1e308 * 10", "not finite"),  # float product: inf, refused too
+    ("((10 ** 64) ** 64) ** 64", "overflows"),  # exact integers: stopped before they grow huge
     ("1 / (2 - 2)", "divides by zero"),
     ("__import__('os')", "only numbers, names"),
     ("M +", "not an arithmetic expression"),
@@ -293,3 +294,15 @@ def test_formula_evaluator_computes_the_course_formula():
 
     assert evaluate("2 ** -3", {}) == 0.125
     assert evaluate("DK * DK * M * N * DF * DF", {"DK": 3, "M": 512, "N": 1024, "DF": 14}) == 3 * 3 * 512 * 1024 * 196
+
+
+def test_a_claims_file_that_is_not_text_or_too_large(cli, tmp_path, monkeypatch):
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert_one_line_error(cli("verify", "--data", str(binary)), "bin.toml", "not UTF-8 text")
+    import archlab.verify.data
+
+    monkeypatch.setattr(archlab.verify.data, "MAX_DATA_BYTES", 2**20)
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * 2**20 + "\n")
+    assert_one_line_error(cli("verify", "--data", str(big)), "big.toml", "is larger than 1 MiB")

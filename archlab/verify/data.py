@@ -80,6 +80,9 @@ class ClaimData:
     facts: tuple[Fact, ...]
 
 
+MAX_DATA_BYTES = 16 * 2**20
+
+
 def load(path: str | None = None) -> ClaimData:
     """Read and validate a claims file; a malformed one raises a UserError naming the file and row.
 
@@ -94,11 +97,16 @@ def load(path: str | None = None) -> ClaimData:
     path = path or DEFAULT_DATA
     try:
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
+            raw = f.read(MAX_DATA_BYTES + 1)  # bounded: --data /dev/zero must not exhaust memory
+        if len(raw) > MAX_DATA_BYTES:
+            raise UserError(f"claims file '{shown}' is larger than {MAX_DATA_BYTES // 2**20} MiB")
+        doc = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"claims file '{shown}' does not exist") from None
     except OSError as e:
         raise UserError(f"cannot read claims file '{shown}': {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{shown}: not UTF-8 text (byte {e.start}); a claims file is TOML") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{shown}: not valid TOML: {e}") from None
     unknown = set(doc) - {"group", "discrepancy", "fact"}

@@ -121,6 +121,7 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
         ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
+_MAX_INT = 10**308  # what a float can still hold
 _MAX_EXPONENT = 64  # a claims file is data: 9 ** 9 ** 9 must not hang the run
 
 
@@ -141,7 +142,10 @@ def evaluate(expr: str, vars: dict[str, Any]) -> float:
             left, right = walk(node.left), walk(node.right)
             if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
                 raise UserError(f"formula '{expr}': exponent {right} is out of range (at most {_MAX_EXPONENT})")
-            return _OPS[type(node.op)](left, right)
+            result = _OPS[type(node.op)](left, right)
+            if isinstance(result, int) and abs(result) > _MAX_INT:  # exact ints grow without bound: stop now
+                raise OverflowError
+            return result
         if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
             return _OPS[type(node.op)](walk(node.operand))
         raise UserError(f"formula '{expr}': only numbers, names and + - * / ** are allowed")
