@@ -69,6 +69,7 @@ class LatencyResult:
     profiled_runs: int | None = None
     layer_time_method: str | None = None
     notes: tuple[str, ...] = ()  # what the setting means for the numbers (TF32, fp16 on the CPU)
+    macs_not_counted: int = 0  # op calls the MACs leave out (no cost rule): the count is partial if > 0
 
     @property
     def batch(self) -> int:
@@ -122,6 +123,7 @@ class LatencyResult:
             },
             "models_interleaved": self.models_interleaved,
             "notes": list(self.notes),
+            "macs_status": "partial" if self.macs_not_counted else "complete",
             "method": "blocks of forwards timed by torch.utils.benchmark's clock (CUDA synchronized), "
                       "statistics by torch.utils.benchmark.Measurement; eval mode, torch.inference_mode(), "
                       f"after {WARMUP_RUNS} warm-up forwards; several models: their blocks take turns",
@@ -226,6 +228,7 @@ def measure_all(
             min_time_s=min_time, params=run.plan.trace.params, macs=run.plan.macs, models_interleaved=len(runs),
             layers=lay[0] if lay else None, profiled_forward_ms=lay[1] if lay else None,
             profiled_runs=lay[2] if lay else None, layer_time_method=lay[3] if lay else None, notes=notes,
+            macs_not_counted=run.plan.not_counted,
         ))
     return results
 
@@ -263,14 +266,17 @@ class _Plan:
     label: str
     trace: Any
     macs: int
-    bytes_needed: int  # fp32 parameters (built in fp32, then cast) + the eager activation peak
+    bytes_needed: int
+    not_counted: int  # calls of ATen ops without a cost rule: the MACs leave them out  # fp32 parameters (built in fp32, then cast) + the eager activation peak
 
 
 def _plan(spec: Any, dtype: str, shape_kw: dict[str, Any]) -> _Plan:
     from archlab.guard import run_bytes
 
     tr, label = trace_model(spec, **shape_kw)
-    return _Plan(label, tr, count_trace(tr, label, depth=0).macs, run_bytes(tr, 4 if dtype == "fp32" else 2))
+    counted = count_trace(tr, label, depth=0)
+    return _Plan(label, tr, counted.macs, run_bytes(tr, 4 if dtype == "fp32" else 2),
+                 sum(n for _, n in counted.unsupported_ops))
 
 
 def _build(plan: _Plan, *, spec: Any, device: str, dtype: str, channels_last: bool, shape_kw: dict[str, Any]):

@@ -112,10 +112,17 @@ class TraceResult:
     model: str
     input_shape: tuple[int, ...]
     layers: tuple[dict[str, Any], ...]
+    unsupported_ops: tuple[tuple[str, int], ...] = ()  # ATen ops without a cost rule: not in the MACs
+
+    @property
+    def status(self) -> str:
+        return "partial" if self.unsupported_ops else "complete"
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "model": self.model, "input_shape": list(self.input_shape),
                 "units": {"macs": "multiply-accumulates", "output_bytes": "bytes of the output activation"},
+                "status": self.status,
+                "unsupported_ops": [{"op": op, "count": n} for op, n in self.unsupported_ops],
                 "layers": list(self.layers)}
 
 
@@ -151,7 +158,9 @@ def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
             "output_elements": sum(v.numel for v in outs),
             "output_bytes": sum(v.numel * v.itemsize for v in outs),
         })
-    return TraceResult(label, trace.input_shape, tuple(rows))
+    from archlab.analysis.counting import unsupported
+
+    return TraceResult(label, trace.input_shape, tuple(rows), tuple(sorted(unsupported(trace).items())))
 
 
 def _pair(v) -> tuple:

@@ -267,3 +267,37 @@ def test_fvcore_engine_on_a_users_two_input_model_without_a_default_input(cli, u
     d = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--engine", "fvcore",
             "--format", "json").json()
     assert d["fvcore"]["agrees_with_archlab_macs"] and d["fvcore"]["macs"] == d["macs"]
+
+
+PARTIAL_FILE = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    class Cumulative(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return torch.cumsum(self.conv(x), 1)  # an op archlab has no cost rule for
+
+    def make():
+        return Cumulative()
+    make.input_size = (3, 8, 8)
+''')
+
+
+def test_a_partial_count_says_so_in_every_output(cli, tmp_path):
+    path = tmp_path / "partial.py"
+    path.write_text(PARTIAL_FILE)
+    spec = f"{path}:make"
+    rows = list(csv.DictReader(io.StringIO(cli("count", spec, "--format", "csv").out)))
+    assert rows[0]["status"] == "partial"
+    trace = cli("trace", spec)
+    assert trace.out.splitlines()[1].startswith("NOT COUNTED") and "aten.cumsum.default x1" in trace.out
+    d = cli("trace", spec, "--format", "json").json()
+    assert d["status"] == "partial" and d["unsupported_ops"] == [{"op": "aten.cumsum.default", "count": 1}]
+    lat = cli("latency", spec, "--min-time", "0.02", "--format", "json").json()
+    assert lat["macs_status"] == "partial" and lat["macs"] == 4 * 6 * 6 * 27
+    assert "PARTIAL" in cli("latency", spec, "--min-time", "0.02").out
+    assert cli("trace", "lenet5", "--format", "json").json()["status"] == "complete"

@@ -90,13 +90,15 @@ def render(result: CountResult, fmt: str) -> str:
     if fmt == "json":
         return to_json(result.to_dict())
     if fmt == "csv":
+        # status: the total row says whether the count is complete (JSON's unsupported_ops names what is not)
         rows = [(result.model, "(total)", 0, shape_str(result.output_shapes[0] if result.output_shapes else None),
-                 result.params, result.macs)]
-        rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs) for l in result.layers]
+                 result.params, result.macs, result.flops, result.status)]
+        rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs, 2 * l.macs, "")
+                 for l in result.layers]
         params, macs = outside_submodules(result)
         if result.layers and (params or macs):
-            rows.append((OUTSIDE, "forward", 1, "", params, macs))
-        return csv_table(("name", "type", "depth", "output_shape", "params", "macs"), rows)
+            rows.append((OUTSIDE, "forward", 1, "", params, macs, 2 * macs, ""))
+        return csv_table(("name", "type", "depth", "output_shape", "params", "macs", "flops", "status"), rows)
     if fmt == "md":
         out = [f"### {_title(result)}\n", md_table(("quantity", "value", "meaning"), summary_lines(result), "lrl")]
         if result.layers:

@@ -41,7 +41,9 @@ def _lines(r: LatencyResult) -> list[tuple[str, str, str]]:
          f"per forward of the whole batch; {r.samples} timed blocks of {runs}, at least {r.min_time_s:g} s"),
         ("interquartile range", f"{ms(r.iqr_ms)} ms", noise),
         ("throughput", f"{r.throughput:,.1f} images/s", f"batch {r.batch} / median"),
-        ("MACs", f"{r.macs:,}", f"{human(r.macs, 'MACs')}, whole batch (meta trace, exact)"),
+        ("MACs", f"{r.macs:,}", f"{human(r.macs, 'MACs')}, whole batch (meta trace, "
+                                + (f"PARTIAL: {r.macs_not_counted} op calls without a cost rule left out; see "
+                                   "archlab count)" if r.macs_not_counted else "exact)")),
         ("achieved", f"{r.achieved_gflops:,.2f} GFLOP/s", "2 x MACs / median"),
     ] + [("note", "", note) for note in r.notes]
 

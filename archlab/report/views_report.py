@@ -25,8 +25,19 @@ def _trace_rows(result: TraceResult, indent: bool = True):
              f"{r['output_elements']:,}", human_bytes(r["output_bytes"])) for r in result.layers]
 
 
+def not_counted(unsupported_ops) -> str:
+    """The line that says a count is partial, or ''."""
+    if not unsupported_ops:
+        return ""
+    ops = ", ".join(f"{op} x{n}" for op, n in unsupported_ops)
+    return f"NOT COUNTED (no cost rule; the MACs leave them out): {ops}"
+
+
 def render_trace(result: TraceResult, fmt: str) -> str:
     title = f"{result.model}  input {shape_str(result.input_shape)}  (MACs: multiply-accumulates; RF in input pixels)"
+    partial = not_counted(result.unsupported_ops)
+    if partial:
+        title += "\n" + partial
     if fmt == "table":
         return title + "\n" + text_table(TRACE_HEADERS, _trace_rows(result), "llllllrrrrr")
     if fmt == "json":
@@ -39,7 +50,9 @@ def render_trace(result: TraceResult, fmt: str) -> str:
                 for r in result.layers]
         return csv_table(keys, rows)
     if fmt == "md":
-        return f"### {title}\n\n" + md_table(TRACE_HEADERS, _trace_rows(result, indent=False), "llllllrrrrr")
+        head = f"### {result.model}  input {shape_str(result.input_shape)}  (MACs: multiply-accumulates; RF in " \
+               "input pixels)\n\n" + (f"{partial}\n\n" if partial else "")
+        return head + md_table(TRACE_HEADERS, _trace_rows(result, indent=False), "llllllrrrrr")
     raise ValueError(fmt)
 
 
