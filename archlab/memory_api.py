@@ -28,7 +28,7 @@ class MemoryResult:
     activation_peak_at: str
     activation_peak_held_bytes: int
     activation_peak_held_at: str
-    training_activation_bytes: int
+    training_activation_bytes: int | None  # None: the training-mode forward fails (see training_note)
     mg_bytes: int
     mg_op: str
     max_tensor_bytes: int
@@ -40,6 +40,7 @@ class MemoryResult:
     measured_peak_bytes: int | None = None
     measured_method: str | None = None
     predicted_for_measure_bytes: int | None = None
+    training_note: str | None = None  # why training_activation_bytes is None
 
     @property
     def measured_diff_percent(self) -> float | None:
@@ -55,6 +56,8 @@ class MemoryResult:
         if not self.fused_types:
             for k in ("mg_fused_bytes", "mg_fused_op", "max_tensor_fused_bytes"):
                 d.pop(k)
+        if self.training_note is None:
+            d.pop("training_note")
         if self.measured_peak_bytes is None:
             for k in ("measured_peak_bytes", "measured_method", "predicted_for_measure_bytes",
                       "measured_diff_percent"):
@@ -112,7 +115,13 @@ def memory(
     else:
         model = resolve(model_or_spec, **{k: v for k, v in kw.items() if k != "input_size"},
                         input_size=kw.get("input_size")).build(device="meta")
-    saved = saved_for_backward(model, torch.empty(trace.input_shape, device="meta"))
+    training_note = None
+    try:
+        saved = saved_for_backward(model, torch.empty(trace.input_shape, device="meta"))
+    except UserError as e:  # e.g. batch norm over one value per channel: the rest of the report stands
+        saved, training_note = None, str(e)
+        if trace.input_shape[0] == 1 and "more than 1 value per channel" in training_note:
+            training_note += " (training batch norm needs --batch 2 or more)"
     measured = method = predicted_measure = None
     if measure:
         from archlab.guard import check_fits, run_bytes
@@ -126,7 +135,8 @@ def memory(
         params=trace.params, params_bytes=trace.params * param_bytes, buffers_bytes=buffers,
         activation_peak_bytes=peak.bytes, activation_peak_at=peak.where,
         activation_peak_held_bytes=held.bytes, activation_peak_held_at=held.where,
-        training_activation_bytes=training_bytes(saved, act_bytes),
+        training_activation_bytes=None if saved is None else training_bytes(saved, act_bytes),
+        training_note=training_note,
         mg_bytes=mg.bytes, mg_op=mg.where, max_tensor_bytes=biggest.bytes,
         fused_types=fuse_types,
         mg_fused_bytes=fused[0].bytes if fused else None, mg_fused_op=fused[0].where if fused else None,

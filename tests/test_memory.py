@@ -141,3 +141,16 @@ def test_measured_peak_on_cuda():
     assert r.measured_method.startswith("CUDA allocator") and "workspace" in r.measured_method
     # measured_diff_percent = (predicted - measured) / measured: workspace makes it negative
     assert r.measured_diff_percent <= 25, (r.predicted_for_measure_bytes, r.measured_peak_bytes)
+
+
+def test_a_training_forward_that_fails_leaves_the_rest_of_the_report(cli):
+    # batch norm in training mode needs more than one value per channel: layer4 is 1x1 at 32 px, batch 1
+    d = cli("memory", "resnet18", "--res", "32", "--format", "json").json()
+    assert d["training_activation_bytes"] is None
+    assert "more than 1 value per channel" in d["training_note"] and "--batch 2" in d["training_note"]
+    assert d["activation_peak_bytes"] > 0 and d["mg_bytes"] > 0
+    r = cli("memory", "resnet18", "mobilenet", "--res", "32")
+    assert r.code == 0 and "training '-': resnet18@res=32: the training-mode forward failed" in r.out
+    assert cli("memory", "resnet18", "--res", "32", "--batch", "2", "--format", "json").json()[
+        "training_activation_bytes"] > 0
+    assert "training_note" not in cli("memory", "resnet18", "--res", "64", "--format", "json").json()

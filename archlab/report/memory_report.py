@@ -14,7 +14,8 @@ def _lines(r: MemoryResult) -> list[tuple[str, str, str]]:
          f"live activations, each freed after its last consumer; reached at {r.activation_peak_at}"),
         ("inference peak (eager)", human_bytes(r.activation_peak_held_bytes),
          f"also held while a module that received it runs, as eager PyTorch does; at {r.activation_peak_held_at}"),
-        ("training activations", human_bytes(r.training_activation_bytes), "saved by autograd for the backward pass"),
+        ("training activations", _bytes(r.training_activation_bytes),
+         "saved by autograd for the backward pass" if r.training_note is None else r.training_note),
         ("M(G)", human_bytes(r.mg_bytes), f"max over ops of inputs + outputs + |op| ({_ws(r)}); at {r.mg_op}"),
         ("largest activation", human_bytes(r.max_tensor_bytes), "one tensor"),
     ]
@@ -29,6 +30,10 @@ def _lines(r: MemoryResult) -> list[tuple[str, str, str]]:
                      f"{r.measured_method}; predicted eager fp32 peak {human_bytes(r.predicted_for_measure_bytes)}, "
                      f"{r.measured_diff_percent:+.1f}%"))
     return rows
+
+
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else human_bytes(n)
 
 
 def _ws(r: MemoryResult) -> str:
@@ -46,7 +51,7 @@ COMPARE_HEADERS = ("model", "params", "inference peak", "eager peak", "training"
 
 def _compare_row(r: MemoryResult) -> tuple:
     return (r.model, human_bytes(r.params_bytes), human_bytes(r.activation_peak_bytes),
-            human_bytes(r.activation_peak_held_bytes), human_bytes(r.training_activation_bytes),
+            human_bytes(r.activation_peak_held_bytes), _bytes(r.training_activation_bytes),
             human_bytes(r.mg_bytes), human_bytes(r.mg_fused_bytes) if r.fused_types else "-",
             human_bytes(r.max_tensor_bytes), human_bytes(r.max_tensor_fused_bytes) if r.fused_types else "-")
 
@@ -69,6 +74,9 @@ def render(results: list[MemoryResult], fmt: str) -> str:
     acts = {r.act_dtype for r in results}
     caption = (f"activations at {'/'.join(sorted(acts))}; M(G) = max over ops of inputs + outputs (|op| = 0); "
                "fused: MobileNetV2's inverted residual blocks as single ops")
+    failed = [r for r in results if r.training_note is not None]
+    if failed:
+        caption += f"\ntraining '-': {'; '.join(f'{r.model}: {r.training_note}' for r in failed)}"
     if fmt == "table":
         return text_table(COMPARE_HEADERS, [_compare_row(r) for r in results], "lrrrrrrrr") + caption + "\n"
     if fmt == "md":
