@@ -70,8 +70,13 @@ class UserNet(nn.Module):
         self.head = nn.Linear(8, 4)
         self.fail = fail
 
+        self.register_buffer("calls", torch.zeros(1))
+        self.cache = None
+
     def forward(self, x):
+        self.calls = self.calls + 1  # a buffer replaced by the forward's result
         y = torch.relu(self.bn(self.conv(x)))
+        self.cache = y  # a tensor kept on the module
         if self.fail:
             raise ValueError("the user's forward raised")
         return self.head(y.mean((2, 3)))
@@ -107,6 +112,7 @@ def test_analysing_a_users_model_leaves_it_exactly_as_it_was(analysis, fail, tra
         run()
     after = model.state_dict()
     assert before.keys() == after.keys()
+    assert model.calls.device.type == "cpu" and model.calls.item() == 0 and model.cache is None
     assert all(torch.equal(before[k], after[k]) for k in before), "weights and BN statistics unchanged"
     assert all(m.training == training for m in model.modules())
     assert _hooks(model) == 0
@@ -301,3 +307,12 @@ def test_a_partial_count_says_so_in_every_output(cli, tmp_path):
     assert lat["macs_status"] == "partial" and lat["macs"] == 4 * 6 * 6 * 27
     assert "PARTIAL" in cli("latency", spec, "--min-time", "0.02").out
     assert cli("trace", "lenet5", "--format", "json").json()["status"] == "complete"
+
+
+def test_a_lazy_module_is_a_clear_error_until_it_has_run_once():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
+    with pytest.raises(archlab.UserError, match="'2' is a lazy module whose shapes are not known yet"):
+        archlab.count(model, input_size=(3, 8, 8))
+    assert isinstance(model[2].weight, nn.parameter.UninitializedParameter), "left lazy"
+    model(torch.zeros(1, 3, 8, 8))
+    assert archlab.count(model, input_size=(3, 8, 8), depth=0).params == 4 * 27 + 4 + 2 * 144 + 2

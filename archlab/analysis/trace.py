@@ -340,6 +340,44 @@ def _output_aliases(func) -> dict[int, int]:
     return result
 
 
+_MISSING = object()
+_INNER = ("_parameters", "_buffers", "_modules", "_non_persistent_buffers_set")
+
+
+def _put_back(live, saved) -> None:
+    """Make the dict (or set) ``live`` hold again exactly what ``saved`` held, touching only
+    what differs."""
+    if isinstance(live, set):
+        live.intersection_update(saved)
+        live.update(saved)
+        return
+    for key in [k for k in live if k not in saved]:
+        del live[key]
+    for key, value in saved.items():
+        if live.get(key, _MISSING) is not value:
+            live[key] = value
+
+
+@contextlib.contextmanager
+def _left_as_found(model: nn.Module):
+    """Whatever a forward does to the modules' attributes (``self.counter = self.counter + 1``
+    replaces a buffer with the meta result; ``self.cache = y`` keeps a meta tensor; a lazy
+    module materializes) is undone afterwards: every module's attributes, parameters, buffers
+    and children are put back as they were, the same objects."""
+    saved = []
+    for m in model.modules():
+        inner = {k: (m.__dict__[k], set(m.__dict__[k]) if isinstance(m.__dict__[k], set) else dict(m.__dict__[k]))
+                 for k in _INNER if k in m.__dict__}
+        saved.append((m, dict(m.__dict__), inner))
+    try:
+        yield
+    finally:
+        for m, attrs, inner in saved:
+            for live, content in inner.values():
+                _put_back(live, content)
+            _put_back(m.__dict__, attrs)
+
+
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> Trace:
     """Trace ``model`` on ``inputs`` (shapes only; any device, converted to meta).
 
@@ -347,6 +385,11 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
     no hook is left behind, even when the forward raises.
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    lazy = [name for name, m in model.named_modules() if isinstance(m, nn.modules.lazy.LazyModuleMixin)
+            and m.has_uninitialized_params()]
+    if lazy:
+        raise UserError(f"'{lazy[0] or type(model).__name__}' is a lazy module whose shapes are not known yet: "
+                        "run one forward on a real input first, then analyse the model")
     meta_inputs = tuple(_to_meta(t) for t in inputs)
     tracer = _Tracer(model)
     in_ids = [tracer._new_value(t, INPUT) for t in meta_inputs]
@@ -357,8 +400,12 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
     h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:
         model.eval()
-        with torch.no_grad(), _Recorder(tracer):
+        with _left_as_found(model), torch.no_grad(), _Recorder(tracer):
             out = model(*meta_inputs)
+            # counted before the model is put back: a lazy layer has its shapes only now
+            params = list({id(p): p for p in model.parameters()}.values())
+            counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad),
+                      sum(b.numel() for b in model.buffers()), sum(p.numel() * p.element_size() for p in params))
     except UserError:
         raise
     except (RuntimeError, ValueError, IndexError, TypeError) as e:
@@ -374,8 +421,6 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         for m, mode in modes.items():
             m.training = mode
     out_ids = [tracer.value_of(t) for t in _nested_tensors(out)]
-    params = list({id(p): p for p in model.parameters()}.values())
-    buffers = list(model.buffers())
     return Trace(
         input_shape=tuple(inputs[0].shape),
         values=tracer.values,
@@ -383,10 +428,10 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         calls=tracer.calls,
         inputs=in_ids,
         outputs=out_ids,
-        params=sum(p.numel() for p in params),
-        trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        buffers=sum(b.numel() for b in buffers),
-        param_bytes=sum(p.numel() * p.element_size() for p in params),
+        params=counts[0],
+        trainable_params=counts[1],
+        buffers=counts[2],
+        param_bytes=counts[3],
     )
 
 
@@ -425,7 +470,8 @@ def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Ten
     modes = {m: m.training for m in model.modules()}
     try:
         model.train()
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaMode():
+        with _left_as_found(model), torch.enable_grad(), \
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaMode():
             model(_to_meta(inputs))
     except (RuntimeError, ValueError, IndexError, TypeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
