@@ -43,8 +43,20 @@ class Engine(str, Enum):
     fvcore = "fvcore"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from archlab import __version__
+
+        print(f"archlab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Print archlab's version and exit."),
+) -> None:
     _state["debug"] = debug
 
 
@@ -223,6 +235,13 @@ def list_cmd(
 import archlab.commands  # noqa: E402,F401  (registers the commands defined in their own modules)
 
 
+def _click_message(text: str) -> str:
+    """click's usage message on one line, without what typer adds for options that have no
+    environment variable ("(env var: 'None')") and with the suggestion as its own clause."""
+    text = " ".join(text.replace(" (env var: 'None')", "").split())
+    return text.replace(" Did you mean ", "; did you mean ")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: runs the app under the error contract and returns the exit code."""
     try:  # typer >= 0.20 vendors click; its exceptions live in two places
@@ -246,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except click.exceptions.ClickException as e:
         if debug:
             raise
-        print(f"archlab: error: {e.format_message()}", file=sys.stderr)
+        print(f"archlab: error: {_click_message(e.format_message())}", file=sys.stderr)
         return 2
     except Abort:
         print("archlab: aborted", file=sys.stderr)

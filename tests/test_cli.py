@@ -140,6 +140,9 @@ def test_list_json_and_pattern(cli):
     (("count",), ("Missing argument",)),
     (("count", "resnet50", "--bogus"), ("No such option",)),
     (("list", "zzz*"), ("no model matches 'zzz*'",)),
+    # click's usage errors, on one line without typer's "(env var: 'None')"
+    (("count", "resnet50", "--res", "3.5"), ("Invalid value for '--res': '3.5' is not a valid integer.",)),
+    (("memory", "resnet18", "--depth", "0"), ("No such option: --depth; did you mean --set?",)),
     # sizes beyond int64 (torch raises TypeError/OverflowError for them)
     (("count", "resnet50", "--res", "99999999999999999999"), ("is too large to describe",)),
     (("count", "resnet50", "--batch", "99999999999999999999"), ("is too large to describe",)),
@@ -320,3 +323,16 @@ def test_a_specs_batch_is_kept_unless_the_flag_says_otherwise(cli):
     d = cli("memory", "lenet5@batch=3", "--format", "json").json()
     assert d["input_shape"][0] == 3
     assert cli("trace", "lenet5@batch=3", "--format", "json").json()["input_shape"][0] == 3
+
+
+def test_version_without_importing_torch():
+    import subprocess
+    import sys
+
+    import archlab
+
+    code = ("import sys; from archlab.cli import main; rc = main(['--version']); "
+            "assert 'torch' not in sys.modules, 'imported torch'; sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"archlab {archlab.__version__}\n"
