@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from archlab.errors import UserError
 from archlab.registry import ModelInfo, get_model_info, list_models  # noqa: F401  (re-exported)
-from archlab.spec import ModelSpec, coerce, literal, parse_spec
+from archlab.spec import ModelSpec, coerce, literal, parse_input_size, parse_positive_int, parse_spec
 
 SCHEMA_VERSION = 1
 
@@ -52,7 +52,20 @@ def resolve(
     info = get_model_info(spec.name)
     known = info.options
     raw: dict[str, Any] = dict(spec.options)
-    raw.update(dict(options or {}))
+    extra_options = dict(options or {})
+    # --set res=/batch=/input= set the input, as they do in a spec; an explicit argument still wins
+    if "res" in extra_options:
+        value = extra_options.pop("res")
+        res = res if res is not None else (parse_positive_int(value, "res") if isinstance(value, str) else value)
+    if "batch" in extra_options:
+        value = extra_options.pop("batch")
+        batch = batch if batch is not None else (parse_positive_int(value, "batch") if isinstance(value, str)
+                                                 else value)
+    if "input" in extra_options:
+        value = extra_options.pop("input")
+        input_size = input_size if input_size is not None else (parse_input_size(value) if isinstance(value, str)
+                                                                else value)
+    raw.update(extra_options)
     if alpha is not None:
         if "alpha" not in known:
             raise UserError(f"model '{info.name}' has no width multiplier (--alpha)")
@@ -72,7 +85,7 @@ def resolve(
     if batch < 1:
         raise UserError(f"batch must be at least 1, got {batch}")
     if res is not None and input_size is not None:
-        raise UserError("give either --res or --input-size, not both")
+        raise UserError("give either a resolution (--res, res=) or an input size (--input-size, input=), not both")
     extra: tuple[tuple[int, ...], ...] = ()
     if input_size is not None and input_size and isinstance(input_size[0], (tuple, list)):
         input_size, *rest = [tuple(s) for s in input_size]

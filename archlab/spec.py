@@ -79,8 +79,12 @@ def parse_spec(text: str) -> ModelSpec:
     if sep:
         if not rest.strip():
             raise UserError(f"model spec '{text}' has '@' but no key=value options after it")
+        seen: set[str] = set()
         for item in rest.split(","):
             key, value = parse_assignment(item, flag=f"model spec '{text}'")
+            if key in seen:
+                raise UserError(f"model spec '{text}' gives '{key}' twice")
+            seen.add(key)
             if key == "res":
                 res = parse_positive_int(value, "res")
             elif key == "batch":

@@ -125,7 +125,7 @@ def test_list_json_and_pattern(cli):
     (("count", "vgg16", "--res", "112"), ("classifier.fc6", "default input is 3x224x224")),
     (("count", "resnet50", "--input-size", "3,224"), ("--input-size must be C,H,W",)),
     (("count", "resnet50", "--input-size", "3,x,2"), ("--input-size",)),
-    (("count", "resnet50", "--res", "64", "--input-size", "3,64,64"), ("either --res or --input-size",)),
+    (("count", "resnet50", "--res", "64", "--input-size", "3,64,64"), ("either a resolution (--res, res=) or an input size (--input-size, input=), not both",)),
     (("count", "resnet50", "--set", "stacks"), ("--set expects key=value",)),
     (("count", "resnet50", "--set", "stacks=2"), ("has no option 'stacks'", "num_classes")),
     (("count", "hourglass", "--set", "stacks=two"), ("must be an integer",)),
@@ -336,3 +336,16 @@ def test_version_without_importing_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"archlab {archlab.__version__}\n"
+
+
+def test_set_res_batch_input_set_the_input_as_in_a_spec(cli):
+    def shape(*args):
+        return cli("count", *args, "--depth", "0", "--format", "json").json()["input_shape"]
+
+    assert shape("resnet18", "--set", "res=64") == [1, 3, 64, 64] == shape("resnet18@res=64")
+    assert shape("resnet18", "--set", "batch=2", "--set", "input=3x32x48") == [2, 3, 32, 48]
+    assert shape("resnet18@res=96", "--set", "res=64") == [1, 3, 64, 64], "--set overrides the spec"
+    assert shape("resnet18", "--set", "res=64", "--res", "32") == [1, 3, 32, 32], "the flag overrides --set"
+    assert_one_line_error(cli("count", "resnet18", "--set", "res=0"), "res")
+    assert_one_line_error(cli("count", "mobilenet@alpha=1,alpha=2"), "gives 'alpha' twice")
+    assert_one_line_error(cli("count", "lenet5@input=1x32x32,res=64"), "not both")
