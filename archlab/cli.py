@@ -218,7 +218,7 @@ def memory_cmd(
 
 @app.command("list")
 def list_cmd(
-    pattern: Optional[str] = typer.Argument(None, help="Glob over model names, e.g. 'resnet*'."),
+    pattern: Optional[str] = typer.Argument(None, help="Glob over model names, e.g. 'resnet*', or a word they contain."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:

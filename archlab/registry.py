@@ -139,10 +139,14 @@ def _ensure_loaded() -> None:
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered model names, naturally sorted; ``pattern`` is an fnmatch glob."""
+    """Registered model names, naturally sorted; ``pattern`` is an fnmatch glob (case-insensitive),
+    or a plain word that the names contain."""
     _ensure_loaded()
     names = sorted(_MODELS, key=_natural_key)
     if pattern:
+        pattern = pattern.lower()  # the zoo's names are lower case
+        if not any(c in pattern for c in "*?["):
+            pattern = f"*{pattern}*"  # a plain word: the names that contain it
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     return names
 
@@ -156,8 +160,9 @@ def get_model_info(name: str) -> ModelInfo:
     try:
         return _MODELS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        key = name.lower()  # 'RESNET50' and 'ResNet50' find resnet50
+        close = difflib.get_close_matches(key, list(_MODELS), n=3, cutoff=0.5)
         if not close:
-            close = [n for n in _MODELS if n.startswith(name[:3])][:3]
+            close = [n for n in _MODELS if n.startswith(key[:3])][:3]
         hint = f"; did you mean {', '.join(close)}?" if close else "; see 'archlab list'"
         raise UserError(f"unknown model '{name}'{hint}") from None

@@ -349,3 +349,11 @@ def test_set_res_batch_input_set_the_input_as_in_a_spec(cli):
     assert_one_line_error(cli("count", "resnet18", "--set", "res=0"), "res")
     assert_one_line_error(cli("count", "mobilenet@alpha=1,alpha=2"), "gives 'alpha' twice")
     assert_one_line_error(cli("count", "lenet5@input=1x32x32,res=64"), "not both")
+
+
+def test_names_are_found_whatever_their_case(cli):
+    assert_one_line_error(cli("count", "RESNET50"), "unknown model 'RESNET50'; did you mean resnet50")
+    names = [x["name"] for x in cli("list", "ResNet5*", "--format", "json").json()]
+    assert names == ["resnet50", "resnet50_v1_5"]
+    word = [x["name"] for x in cli("list", "mobilenet_v", "--format", "json").json()]
+    assert word == ["mobilenet_v2"], "a plain word lists the names that contain it"
