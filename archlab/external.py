@@ -81,7 +81,7 @@ def _user_callable(target: str) -> Callable[..., Any]:
         sys.modules[mod_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as e:  # the user's code: report it in one line
+        except (Exception, SystemExit) as e:  # the user's code: report it in one line (sys.exit too)
             sys.modules.pop(mod_name, None)
             raise UserError(f"loading '{module_part}' failed: {type(e).__name__}: {_first(e)}") from None
     else:
@@ -89,7 +89,7 @@ def _user_callable(target: str) -> Callable[..., Any]:
             module = importlib.import_module(module_part)
         except ImportError as e:
             raise UserError(f"cannot import '{module_part}': {_first(e)}") from None
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             raise UserError(f"importing '{module_part}' failed: {type(e).__name__}: {_first(e)}") from None
     fn = getattr(module, attr, None)
     if fn is None:
@@ -101,6 +101,8 @@ def _user_callable(target: str) -> Callable[..., Any]:
 
 
 def _first(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"the code called sys.exit({e.code!r})"
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
 
@@ -139,7 +141,7 @@ def external_info(name: str) -> ModelInfo:
             model = fn(**options)
         except UserError:
             raise
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             raise UserError(f"building '{name}' failed: {type(e).__name__}: {_first(e)}") from None
         if not isinstance(model, torch.nn.Module):
             raise UserError(f"'{name}' returned a {type(model).__name__}, not an nn.Module")

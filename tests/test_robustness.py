@@ -176,6 +176,17 @@ USER_FILE = textwrap.dedent('''
     def needs(width, *, k):
         return nn.Conv2d(3, width, k)
 
+    def quits():
+        import sys
+        sys.exit(3)
+
+    def quits_in_forward():
+        class Quit(nn.Module):
+            def forward(self, x):
+                import sys
+                sys.exit(0)
+        return Quit()
+
     def explodes():
         class Boom(nn.Module):
             def forward(self, x):
@@ -223,6 +234,16 @@ def test_a_factorys_required_parameters_are_options(cli, user_file):
     assert d["params"] == 8 * 27 + 8 and d["macs"] == 6 * 6 * 8 * 27
     assert_one_line_error(cli("count", f"{user_file}:needs@width=8", "--input-size", "3,8,8"),
                           "needs option 'k': give", ":needs@k=...")
+
+
+def test_sys_exit_in_a_users_code_is_reported_not_obeyed(cli, user_file, tmp_path):
+    assert_one_line_error(cli("count", f"{user_file}:quits", "--input-size", "3,8,8"),
+                          "building", "SystemExit: the code called sys.exit(3)")
+    assert_one_line_error(cli("count", f"{user_file}:quits_in_forward", "--input-size", "3,8,8"),
+                          "the forward pass called sys.exit(0)")
+    at_import = tmp_path / "exits.py"
+    at_import.write_text("import sys\nsys.exit(5)\n")
+    assert_one_line_error(cli("count", f"{at_import}:make", "--input-size", "3,8,8"), "loading", "sys.exit(5)")
 
 
 def test_the_forwards_own_error_is_the_message(cli, user_file):

@@ -408,6 +408,8 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
                       sum(b.numel() for b in model.buffers()), sum(p.numel() * p.element_size() for p in params))
     except UserError:
         raise
+    except SystemExit as e:  # the user's forward must not end archlab without a word
+        raise UserError(f"the forward pass called sys.exit({e.code!r})") from None
     except (RuntimeError, ValueError, IndexError, TypeError) as e:
         failed = tracer.failed_call if tracer.failed_call is not None else (tracer.stack[-1] if tracer.stack else -1)
         call = tracer.calls[failed] if failed >= 0 else None
