@@ -337,3 +337,26 @@ def test_a_lazy_module_is_a_clear_error_until_it_has_run_once():
     assert isinstance(model[2].weight, nn.parameter.UninitializedParameter), "left lazy"
     model(torch.zeros(1, 3, 8, 8))
     assert archlab.count(model, input_size=(3, 8, 8), depth=0).params == 4 * 27 + 4 + 2 * 144 + 2
+
+
+def test_attention_and_lstm_are_counted_completely():
+    class Attention(nn.Module):
+        def forward(self, q):
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)  # aten._safe_softmax inside
+
+    r = archlab.count(Attention(), input_size=(2, 5, 8), depth=0)
+    assert r.status == "complete" and r.macs == 2 * (2 * 5 * 5 * 8) and r.other_ops["softmax"] == 2 * 5 * 5
+
+    with torch.device("meta"):
+        lstm = nn.LSTM(8, 16, batch_first=True)  # aten.unsafe_split of the gates inside
+
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    r = archlab.count(Recurrent(), input_size=(5, 8), depth=0)
+    assert r.status == "complete" and r.macs == 5 * (8 + 16) * 4 * 16

@@ -109,7 +109,7 @@ _TABLE: dict[str, tuple[Rule, tuple[str, ...]]] = {
         "leaky_relu_", "elu", "elu_", "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "threshold",
         "mish", "softplus", "prelu", "_prelu_kernel",
     )),
-    "softmax": (_per_output, ("_softmax", "_log_softmax", "softmax", "log_softmax")),
+    "softmax": (_per_output, ("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax")),
     "pooling": (_window, ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d")),
     "pooling ": (_per_input, (
         "_adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d", "_adaptive_avg_pool3d",
@@ -141,7 +141,7 @@ _TABLE: dict[str, tuple[Rule, tuple[str, ...]]] = {
         "scalar_tensor", "_local_scalar_dense", "unfold", "movedim", "expand_as", "view_as", "resize_",
         "set_", "_reshape_alias", "diagonal", "split_copy", "unsqueeze_", "squeeze_", "t_", "transpose_",
         "linspace", "lift_fresh_copy", "rand", "randn", "rand_like", "randn_like", "dim", "sym_size",
-        "_to_dense",
+        "_to_dense", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
     )),
 }
 
