@@ -27,6 +27,7 @@ class DwscResult:
     n: int
     size: int
     stride: int
+    padding: tuple[int, int]  # zeros added before (left/top) and after (right/bottom): k - 1 in all
     out_size: int  # D_G: the side of the output feature map
     standard_macs: int  # counted on a real nn.Conv2d
     separable_macs: int  # counted on real depthwise + pointwise nn.Conv2d layers
@@ -57,9 +58,11 @@ class DwscResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["padding"] = list(self.padding)
         d.update(ratio=self.ratio, params_ratio=self.params_ratio, formula_ratio=self.formula_ratio,
                  formula_agrees_with_count=self.agrees,
-                 units={"macs": "multiply-accumulates (the course's 'multiplications')", "params": "weights, no bias"})
+                 units={"macs": "multiply-accumulates (the course's 'multiplications')", "params": "weights, no bias",
+                        "size": "pixels", "out_size": "pixels", "padding": "pixels of zeros before, after"})
         return d
 
 
@@ -69,9 +72,22 @@ def _positive(name: str, value: int, minimum: int = 1) -> int:
     return value
 
 
+# A tensor on the meta device still computes its storage size, numel x 4 bytes at fp32, as an int64.
+MAX_ELEMENTS = (2**63 - 1) // 4
+
+
+def same_padding(k: int) -> tuple[int, int]:
+    """'same' padding for kernel k at stride 1: k - 1 zeros, (k-1)//2 before and k//2 after
+    (symmetric, k//2 each side, for an odd kernel; one more after for an even one, as
+    TensorFlow's 'SAME' does). The output side is then ceil(size / stride)."""
+    return (k - 1) // 2, k // 2
+
+
 def dwsc(k: int = 3, m: int = 32, n: int = 64, size: int = 112, stride: int = 1) -> DwscResult:
     """Standard vs depthwise-separable convolution of an M-channel size×size map to N channels,
-    kernel k, 'same' padding k//2, with ``stride``; D_G is the output side."""
+    kernel k, 'same' padding (see ``same_padding``: an even kernel is padded asymmetrically by an
+    nn.ZeroPad2d, so the map keeps its side), with ``stride``; D_G = ceil(size / stride) is the
+    output side."""
     import torch
     from torch import nn
 
@@ -79,17 +95,36 @@ def dwsc(k: int = 3, m: int = 32, n: int = 64, size: int = 112, stride: int = 1)
 
     for name, value in (("k", k), ("m", m), ("n", n), ("size", size), ("stride", stride)):
         _positive(name, value)
-    pad = k // 2
-    out = (size + 2 * pad - k) // stride + 1  # >= 1: 'same' padding never empties the map
-    with torch.device("meta"):
-        standard = nn.Conv2d(m, n, k, stride, pad, bias=False)
-        separable = nn.Sequential(nn.Conv2d(m, m, k, stride, pad, groups=m, bias=False),
-                                  nn.Conv2d(m, n, 1, bias=False))
+        if value > MAX_ELEMENTS:
+            raise UserError(f"--{name} must be at most 2^61 - 1 (what a tensor can hold at fp32), got {value}")
+    before, after = same_padding(k)
+    out = (size + before + after - k) // stride + 1  # = ceil(size / stride) >= 1
+    tensors = (("standard weight N x M x D_K x D_K", n * m * k * k), ("input M x size x size", m * size * size),
+               ("padded input M x (size + D_K - 1)^2", m * (size + k - 1)**2), ("output N x D_G x D_G", n * out * out))
+    for what, numel in tensors:
+        if numel > MAX_ELEMENTS:
+            shown = f"{numel:,}" if numel < 10**24 else f"{numel:.3e}"
+            raise UserError(f"the layer is too large to build: its {what} is {shown}, more than a tensor can "
+                            f"hold (2^61 - 1 elements at fp32); lower --k, --m, --n or --size")
+
+    def conv(c_in, c_out, kernel, groups=1):
+        if kernel > 1 and before != after:  # nn.Conv2d pads symmetrically only
+            return [nn.ZeroPad2d((before, after, before, after)),
+                    nn.Conv2d(c_in, c_out, kernel, stride, 0, groups=groups, bias=False)]
+        return [nn.Conv2d(c_in, c_out, kernel, stride, before, groups=groups, bias=False)]
+
+    try:
+        with torch.device("meta"):
+            standard = nn.Sequential(*conv(m, n, k))
+            separable = nn.Sequential(*conv(m, m, k, groups=m), nn.Conv2d(m, n, 1, bias=False))
+    except (RuntimeError, OverflowError, TypeError, ValueError) as e:
+        raise UserError(f"cannot build a {k}x{k} convolution from {m} to {n} channels: "
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     s = count(standard, input_size=(m, size, size), depth=0)
     d = count(separable, input_size=(m, size, size), depth=0)
     g2 = out * out
     return DwscResult(
-        k, m, n, size, stride, out, s.macs, d.macs, s.params, d.params,
+        k, m, n, size, stride, (before, after), out, s.macs, d.macs, s.params, d.params,
         formula_standard_macs=k * k * m * g2 * n, formula_separable_macs=g2 * m * (k * k + n),
         formula_standard_params=k * k * m * n, formula_separable_params=m * (k * k + n),
     )
@@ -125,15 +160,17 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
 
 @dataclass(frozen=True)
 class ScalingComparison:
-    model: str
+    model: str  # the baseline's spec: the model at alpha = 1, default resolution, the spec's other options
     alpha: float
-    resolution: int  # pixels
-    rho: float  # resolution / baseline resolution
+    resolution: int  # pixels: the variant's input side
+    default_resolution: int  # pixels: the baseline's input side (the model's default)
+    rho: float  # resolution / default_resolution: the effective multiplier
     baseline: dict[str, Any]
     variant: dict[str, Any]
     predicted: dict[str, float]
     measured: dict[str, float]
     course: dict[str, Any] | None = None
+    rho_requested: float | None = None  # --rho as given, when rounding to whole pixels changed it
 
     @property
     def params_law_error_percent(self) -> float:
@@ -148,11 +185,16 @@ class ScalingComparison:
         d["params_law_error_percent"] = self.params_law_error_percent
         d["macs_law_error_percent"] = self.macs_law_error_percent
         d["laws"] = {"macs_ratio": "alpha^2 * rho^2 (the course's O(alpha^2 rho^2))", "params_ratio": "alpha^2"}
+        d["units"] = {"resolution": "pixels", "default_resolution": "pixels", "params": "weights",
+                      "macs": "multiply-accumulates, batch 1"}
         return d
 
 
 def parse_rho(value: str | float, base: int) -> tuple[int, float]:
-    """--rho: an integer > 1 is a resolution in pixels; a number in (0, 1] a multiplier."""
+    """--rho: an integer > 1 is a resolution in pixels; a number in (0, 1] a multiplier of the
+    default resolution ``base``, rounded to whole pixels (at least 1). Returns the resolution and
+    the effective ρ = resolution / base, which differs from a multiplier that does not land on a
+    whole pixel."""
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -161,35 +203,76 @@ def parse_rho(value: str | float, base: int) -> tuple[int, float]:
     if not math.isfinite(x) or x <= 0:
         raise UserError(f"--rho must be greater than 0, got {value}")
     if x <= 1:
-        return max(1, round(base * x)), x
+        res = max(1, round(base * x))
+        return res, res / base
     if not x.is_integer():
         raise UserError(f"--rho above 1 is a resolution in pixels and must be an integer, got {value}")
     return int(x), int(x) / base
 
 
-def compare_scaling(model: str, alpha: float = 1.0, rho: str | float | None = None,
+def compare_scaling(model: str, alpha: float | None = None, rho: str | float | None = None,
                     course_lookup=None) -> ScalingComparison:
-    """A width/resolution variant of ``model`` against its baseline (α = 1, default resolution)."""
-    from archlab.api import count, resolve
+    """A width/resolution variant of ``model`` against its baseline.
 
-    base = resolve(model)
-    if "alpha" not in base.info.options or base.info.family == "efficientnet":
-        raise UserError(f"model '{base.info.name}' has no width multiplier; the alpha/rho comparison is for "
+    The baseline is the model at α = 1 and its default resolution, with the spec's other
+    options (``num_classes`` ...) kept. The variant takes α from the spec's ``alpha=`` or from
+    ``alpha`` (else 1), and its resolution from the spec's ``res=`` or from ``rho`` (else the
+    default); a value given both ways is refused. ρ = the variant's resolution / the default one.
+    """
+    from archlab.api import count, resolve
+    from archlab.spec import ModelSpec, parse_spec
+
+    spec = parse_spec(model)
+    if spec.input_size is not None:
+        raise UserError(f"'{model}': the alpha/rho comparison sets the resolution with res=N in the spec or "
+                        "--rho, not input=")
+    if spec.batch is not None:
+        raise UserError(f"'{model}': the alpha/rho comparison is per image (batch 1); drop batch={spec.batch}")
+    full = resolve(spec)  # checks the spec's options and types them
+    info = full.info
+    if "alpha" not in info.options or info.family == "efficientnet":
+        raise UserError(f"model '{info.name}' has no width multiplier; the alpha/rho comparison is for "
                         "mobilenet and mobilenet_v2")
+    if "alpha" in full.options and alpha is not None:
+        raise UserError(f"alpha given twice: alpha={spec.options['alpha']} in '{model}' and --alpha {alpha:g}; "
+                        "give it once")
+    if spec.res is not None and rho is not None:
+        raise UserError(f"the resolution is given twice: res={spec.res} in '{model}' and --rho {rho}; give it once")
+    alpha = full.options.get("alpha", alpha if alpha is not None else 1.0)
     if not (isinstance(alpha, (int, float)) and 0 < alpha <= 4):
-        raise UserError(f"alpha must be in (0, 4], got {alpha}")
+        raise UserError(f"alpha must be in (0, 4], got {alpha:g}" if isinstance(alpha, (int, float))
+                        else f"alpha must be in (0, 4], got {alpha}")
+    others = {k: v for k, v in spec.options.items() if k != "alpha"}
+    base_options = {} if info.options["alpha"] == 1 else {"alpha": 1.0}
+    base_spec = ModelSpec(info.name, {**others, **base_options})
+    base = resolve(base_spec)
     res0 = base.input_shape[-1]
-    res, rho_mult = parse_rho(rho, res0) if rho is not None else (res0, 1.0)
-    b = count(base.info.name, depth=0)
-    v = count(base.info.name, alpha=alpha, res=res, depth=0)
+    rho_requested = None
+    if spec.res is not None:
+        res = spec.res
+    elif rho is not None:
+        res, _ = parse_rho(rho, res0)
+        x = float(rho)
+        if x <= 1 and x != res / res0:
+            rho_requested = x
+    else:
+        res = res0
+    rho_mult = res / res0
+    b = count(base_spec, depth=0)
+    try:
+        v = count(ModelSpec(info.name, others), alpha=alpha, res=res, depth=0)
+    except UserError as e:
+        raise UserError(f"the variant at α = {alpha:g}, {res} px cannot be counted: {e}") from None
     predicted = {"macs_ratio": alpha**2 * rho_mult**2, "params_ratio": alpha**2}
     measured = {"macs_ratio": v.macs / b.macs, "params_ratio": v.params / b.params}
-    course = course_lookup(base.info.name, alpha, res) if course_lookup else None
+    typed_others = {k: full.options[k] for k in others}
+    defaults = all(info.options.get(k) == val for k, val in typed_others.items())
+    course = course_lookup(info.name, alpha, res) if course_lookup and defaults else None
     return ScalingComparison(
-        model=base.info.name, alpha=alpha, resolution=res, rho=rho_mult,
+        model=b.model, alpha=alpha, resolution=res, default_resolution=res0, rho=rho_mult,
         baseline={"model": b.model, "params": b.params, "macs": b.macs},
         variant={"model": v.model, "params": v.params, "macs": v.macs},
-        predicted=predicted, measured=measured, course=course,
+        predicted=predicted, measured=measured, course=course, rho_requested=rho_requested,
     )
 
 

@@ -3,6 +3,7 @@ by formula and by counting the real network, side by side."""
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional
 
 import typer
@@ -16,7 +17,8 @@ def dwsc_cmd(
     k: int = typer.Option(3, "--k", help="Kernel size D_K."),
     m: int = typer.Option(512, "--m", help="Input channels M."),
     n: int = typer.Option(1024, "--n", help="Output channels N."),
-    size: int = typer.Option(14, "--size", help="Side of the input feature map (D_G at stride 1)."),
+    size: int = typer.Option(14, "--size", help="Side of the input feature map (D_G at stride 1: 'same' padding, "
+                             "asymmetric for an even kernel)."),
     stride: int = typer.Option(1, "--stride", help="Stride of the convolution."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="KEY=A..B (doubling) or KEY=A,B,C, e.g. n=64..2048."),
     fmt: Format = FORMAT,
@@ -38,31 +40,50 @@ def dwsc_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    models: List[str] = typer.Argument(..., help="Model specs; one model with --alpha/--rho compares a variant."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Width multiplier of the variant (one model)."),
-    rho: Optional[str] = typer.Option(None, "--rho", help="Resolution in pixels (> 1) or multiplier in (0, 1]."),
+    models: List[str] = typer.Argument(..., help="Model specs; one model with --alpha/--rho (or alpha=/res= in its "
+                                       "spec) compares a variant with its baseline."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Width multiplier of the variant (one model); or "
+                                          "alpha= in the spec, not both."),
+    rho: Optional[str] = typer.Option(None, "--rho", help="Resolution in pixels (> 1) or multiplier in (0, 1] of the "
+                                      "default resolution; or res= in the spec, not both."),
     latency: bool = typer.Option(False, "--latency", help="Also measure latency (CPU, batch 1)."),
-    min_time: float = typer.Option(1.0, "--min-time", help="With --latency: seconds of timed forwards per model."),
+    min_time: Optional[float] = typer.Option(None, "--min-time", help="With --latency: seconds of timed forwards per "
+                                             "model (default 1)."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
-    """Compare a width/resolution variant with its baseline, or several models side by side."""
+    """Compare a width/resolution variant with its baseline, or several models side by side.
+
+    One model: the baseline is the model at alpha = 1 and its default resolution (the spec's other
+    options kept); the variant takes alpha from alpha= in the spec or --alpha, and its resolution from
+    res= in the spec or --rho."""
     from archlab import laws
     from archlab.report import laws_report
+    from archlab.spec import parse_spec
 
     _settle()
-    if alpha is not None or rho is not None:
+    if min_time is not None:
+        if not (min_time > 0 and math.isfinite(min_time)):
+            raise UserError(f"--min-time must be a positive number of seconds, got {min_time}")
+        if not latency:
+            raise UserError("--min-time sets how long --latency times each model; add --latency or drop --min-time")
+    min_time = 1.0 if min_time is None else min_time
+    scaling = alpha is not None or rho is not None
+    if len(models) == 1 and not scaling:
+        spec = parse_spec(models[0])
+        scaling = "alpha" in spec.options or spec.res is not None
+    if scaling:
         if len(models) != 1:
             raise UserError("--alpha/--rho compare one model with its baseline; name exactly one model")
-        c = laws.compare_scaling(models[0], alpha if alpha is not None else 1.0, rho,
-                                 course_lookup=laws.course_mobilenet_row)
+        c = laws.compare_scaling(models[0], alpha, rho, course_lookup=laws.course_mobilenet_row)
         text = laws_report.render_scaling(c, fmt.value)
         if latency:
             text += _latency_note(c, min_time)
         _emit(text, output)
         return
     if len(models) < 2:
-        raise UserError("compare needs two or more models, or one model with --alpha or --rho")
+        raise UserError("compare needs two or more models, or one model with --alpha or --rho (or alpha=/res= in "
+                        "its spec)")
     rows = laws.compare_models(models, latency=latency, min_time=min_time)
     _emit(laws_report.render_compare(rows, fmt.value, latency=latency), output)
 
@@ -77,13 +98,16 @@ def _latency_note(c, min_time: float) -> str:
 
 @app.command("efficientnet")
 def efficientnet_cmd(
-    phi: float = typer.Option(1.0, "--phi", help="Compound coefficient φ (0 to 20)."),
-    alpha: float = typer.Option(1.2, "--alpha", help="Depth base α."),
-    beta: float = typer.Option(1.1, "--beta", help="Width base β."),
-    gamma: float = typer.Option(1.15, "--gamma", help="Resolution base γ."),
-    search: bool = typer.Option(False, "--search", help="Grid-search α, β, γ (step 0.05) with α·β²·γ² ≈ 2."),
-    report: Optional[str] = typer.Option(None, "--report", help="Write a report: md, json or html."),
-    fmt: Format = FORMAT,
+    phi: Optional[float] = typer.Option(None, "--phi", help="Compound coefficient φ (0 to 20; default 1)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Depth base α (default 1.2)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Width base β (default 1.1)."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="Resolution base γ (default 1.15)."),
+    search: bool = typer.Option(False, "--search", help="Grid-search α, β, γ (step 0.05) with α·β²·γ² ≈ 2, at φ = 1; "
+                                "takes no --phi/--alpha/--beta/--gamma/--report."),
+    report: Optional[str] = typer.Option(None, "--report", help="Write a report: md, json or html (to -o, default "
+                                         "reports/efficientnet-phi{φ}.{ext}); takes no -f."),
+    fmt: Optional[Format] = typer.Option(None, "--format", "-f", help="Output format (default table); not with "
+                                         "--report, which names its own."),
     output: Optional[str] = OUTPUT,
 ) -> None:
     """EfficientNet's compound scaling: d = α^φ, w = β^φ, r = γ^φ, predicted vs measured cost."""
@@ -92,14 +116,37 @@ def efficientnet_cmd(
 
     _settle()
     if search:
-        _emit(laws_report.render_search(laws.grid_search(), fmt.value), output)
+        given = [flag for flag, value in (("--phi", phi), ("--alpha", alpha), ("--beta", beta), ("--gamma", gamma),
+                                          ("--report", report)) if value is not None]
+        if given:
+            raise UserError(f"--search enumerates α, β, γ on a grid at φ = 1; it takes no {', '.join(given)}")
+        _emit(laws_report.render_search(laws.grid_search(), (fmt or Format.table).value), output)
         return
+    phi = 1.0 if phi is None else phi
+    alpha = 1.2 if alpha is None else alpha
+    beta = 1.1 if beta is None else beta
+    gamma = 1.15 if gamma is None else gamma
     if report is not None:
         if report not in ("md", "json", "html"):
             raise UserError(f"unknown --report '{report}' (choose md, json or html)")
+        if fmt is not None:
+            raise UserError(f"--report {report} writes a {report} file; -f/--format is for the printed output "
+                            "without --report")
         result = laws.compound(phi, alpha, beta, gamma, curve=True)
-        path = output or f"reports/efficientnet-phi{phi:g}.{report}"
+        path = output or _default_report_path(f"efficientnet-phi{phi:g}.{report}")
         written = laws_report.write_report(result, report, path)
         print("wrote " + ", ".join(written))
         return
-    _emit(laws_report.render_compound(laws.compound(phi, alpha, beta, gamma), fmt.value), output)
+    _emit(laws_report.render_compound(laws.compound(phi, alpha, beta, gamma), (fmt or Format.table).value), output)
+
+
+def _default_report_path(name: str) -> str:
+    """reports/NAME, creating reports/ in the current directory when it is missing."""
+    import os
+
+    try:
+        os.makedirs("reports", exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder 'reports' for the report: {e.strerror}; "
+                        "use -o to choose where it goes") from None
+    return os.path.join("reports", name)

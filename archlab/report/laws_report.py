@@ -34,16 +34,45 @@ def _dwsc_rows(r: DwscResult) -> list[tuple]:
 
 
 DWSC_HEADERS = ("quantity", "formula", "by formula", "counted (real nn.Conv2d layers)", "agree")
+DWSC_CSV_HEADERS = ("quantity", "unit", "formula", "by_formula", "counted", "agree")
+
+
+def _dwsc_csv_rows(r: DwscResult) -> list[tuple]:
+    """Raw numbers, one row per quantity; the unit column names what each row counts."""
+    def same(a, b):
+        return "true" if a == b else "false"
+
+    macs, params = "multiply-accumulates", "weights (no bias)"
+    return [
+        ("standard_macs", macs, "D_K^2*M*D_G^2*N", r.formula_standard_macs, r.standard_macs,
+         same(r.formula_standard_macs, r.standard_macs)),
+        ("separable_macs", macs, "D_G^2*M*(D_K^2 + N)", r.formula_separable_macs, r.separable_macs,
+         same(r.formula_separable_macs, r.separable_macs)),
+        ("standard_params", params, "D_K^2*M*N", r.formula_standard_params, r.standard_params,
+         same(r.formula_standard_params, r.standard_params)),
+        ("separable_params", params, "M*(D_K^2 + N)", r.formula_separable_params, r.separable_params,
+         same(r.formula_separable_params, r.separable_params)),
+        ("macs_ratio", "ratio (separable / standard)", "1/N + 1/D_K^2", r.formula_ratio, r.ratio,
+         same(round(r.formula_ratio, 12), round(r.ratio, 12))),
+    ]
+
+
+def _padding_note(r: DwscResult) -> str:
+    before, after = r.padding
+    if before == after:
+        return ""
+    return (f", 'same' padding {before} before and {after} after (an even kernel: nn.ZeroPad2d, then the "
+            "convolution)")
 
 
 def render_dwsc(r: DwscResult, fmt: str) -> str:
-    title = (f"D_K = {r.k}, M = {r.m}, N = {r.n}, a {r.size}x{r.size} input, stride {r.stride}: D_G = {r.out_size} "
-             "(multiplications = multiply-accumulates; parameters without bias)")
+    title = (f"D_K = {r.k}, M = {r.m}, N = {r.n}, a {r.size}x{r.size} input, stride {r.stride}{_padding_note(r)}: "
+             f"D_G = {r.out_size} (multiplications = multiply-accumulates; parameters without bias)")
     if fmt == "json":
         return to_json(r.to_dict())
-    rows = _dwsc_rows(r)
     if fmt == "csv":
-        return csv_table(DWSC_HEADERS, rows)
+        return csv_table(DWSC_CSV_HEADERS, _dwsc_csv_rows(r))
+    rows = _dwsc_rows(r)
     if fmt == "md":
         return f"### {title}\n\n" + md_table(DWSC_HEADERS, rows, "llrrl")
     tail = f"1/D_K² = {1 / r.k**2:.6f}: the ratio's limit as N grows\n"
@@ -56,11 +85,14 @@ SWEEP_HEADERS = ("value", "D_G", "standard MACs", "separable MACs", "ratio (coun
 def render_sweep(key: str, results: list[DwscResult], fmt: str) -> str:
     if fmt == "json":
         return to_json({"sweep": key, "rows": [r.to_dict() for r in results]})
+    if fmt == "csv":
+        return csv_table((key, "out_size_px", "standard_macs", "separable_macs", "macs_ratio", "formula_ratio",
+                          "limit_ratio"),
+                         [(getattr(r, key), r.out_size, r.standard_macs, r.separable_macs, r.ratio, r.formula_ratio,
+                           1 / r.k**2) for r in results])
     rows = [(getattr(r, key), r.out_size, f"{r.standard_macs:,}", f"{r.separable_macs:,}", f"{r.ratio:.6f}",
              f"{r.formula_ratio:.6f}", f"{1 / r.k**2:.6f}") for r in results]
     headers = (key,) + SWEEP_HEADERS[1:]
-    if fmt == "csv":
-        return csv_table(headers, rows)
     if fmt == "md":
         return md_table(headers, rows, "rrrrrrr")
     agree = all(r.agrees for r in results)
@@ -83,16 +115,32 @@ def _scaling_rows(c: ScalingComparison) -> list[tuple]:
 
 
 SCALING_HEADERS = ("quantity", "baseline", "variant", "measured ratio", "predicted ratio", "law off by")
+SCALING_CSV_HEADERS = ("quantity", "baseline_model", "baseline", "variant_model", "variant", "measured_ratio",
+                       "predicted_ratio", "law", "law_error_percent")
+
+
+def _scaling_csv_rows(c: ScalingComparison) -> list[tuple]:
+    return [
+        ("params", c.baseline["model"], c.baseline["params"], c.variant["model"], c.variant["params"],
+         c.measured["params_ratio"], c.predicted["params_ratio"], "alpha^2", c.params_law_error_percent),
+        ("macs", c.baseline["model"], c.baseline["macs"], c.variant["model"], c.variant["macs"],
+         c.measured["macs_ratio"], c.predicted["macs_ratio"], "alpha^2*rho^2", c.macs_law_error_percent),
+    ]
 
 
 def render_scaling(c: ScalingComparison, fmt: str) -> str:
     if fmt == "json":
         return to_json(c.to_dict())
-    rows = _scaling_rows(c)
     if fmt == "csv":
-        return csv_table(SCALING_HEADERS, rows)
-    title = (f"{c.model}: α = {c.alpha:g}, ρ = {c.rho:.4f} (resolution {c.resolution} px) against α = 1 at "
-             f"{c.baseline['model']}'s default resolution ({c.resolution / c.rho:.0f} px)")
+        return csv_table(SCALING_CSV_HEADERS, _scaling_csv_rows(c))
+    rows = _scaling_rows(c)
+    if c.rho_requested is None:
+        rho = f"ρ = {c.rho:.4f} (resolution {c.resolution} px)"
+    else:  # the multiplier asked for does not land on a whole pixel: the effective ρ is what was counted
+        rho = (f"ρ = {c.rho:.6g} (resolution {c.resolution} px: ρ = {c.rho_requested:g} asked for, rounded to "
+               "whole pixels)")
+    title = (f"{c.model}: α = {c.alpha:g}, {rho} against α = 1 at {c.baseline['model']}'s default resolution "
+             f"({c.default_resolution} px)")
     notes = []
     if abs(c.params_law_error_percent) > 0.5:
         notes.append(f"params ≈ α² is off by {c.params_law_error_percent:+.1f}%: not every layer scales as α²: "
@@ -124,11 +172,34 @@ def _compare_cells(rows: list[CompareRow], first: CompareRow, latency: bool) -> 
     return out
 
 
+def _div(a: float, b: float) -> float | None:
+    """a / b, or None where the first model has none of it (a model without parameters)."""
+    return a / b if b else None
+
+
 def _ratio(a: float, b: float) -> str:
-    if not b:
+    x = _div(a, b)
+    if x is None:
         return "-"
-    x = a / b
-    return f"{x:.3f}" + (f" ({1 / x:.1f}x fewer)" if x < 1 else "")
+    return f"{x:.3f}" + (f" ({1 / x:.1f}x fewer)" if 0 < x < 1 else "")
+
+
+COMPARE_CSV_HEADERS = ("model", "params", "macs", "flops", "rf_px", "params_bytes", "activation_peak_bytes",
+                       "params_ratio", "macs_ratio")
+
+
+def _compare_csv_rows(rows: list[CompareRow], first: CompareRow, latency: bool) -> list[tuple]:
+    def raw(x):
+        return "-" if x is None else x
+
+    out = []
+    for r in sorted(rows, key=lambda x: x.macs):
+        cells = (r.model, r.params, r.macs, r.flops, raw(r.rf), r.params_bytes, r.activation_peak_bytes,
+                 raw(_div(r.params, first.params)), raw(_div(r.macs, first.macs)))
+        if latency:
+            cells += (r.latency_ms, raw(_div(r.latency_ms, first.latency_ms)))
+        out.append(cells)
+    return out
 
 
 def render_compare(rows: list[CompareRow], fmt: str, latency: bool = False) -> str:
@@ -136,14 +207,15 @@ def render_compare(rows: list[CompareRow], fmt: str, latency: bool = False) -> s
     if fmt == "json":
         return to_json([{"model": r.model, "params": r.params, "macs": r.macs, "flops": r.flops, "rf": r.rf,
                          "params_bytes": r.params_bytes, "activation_peak_bytes": r.activation_peak_bytes,
-                         "params_ratio": r.params / first.params, "macs_ratio": r.macs / first.macs,
-                         **({"latency_ms": r.latency_ms, "latency_ratio": r.latency_ms / first.latency_ms}
+                         "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
+                         **({"latency_ms": r.latency_ms, "latency_ratio": _div(r.latency_ms, first.latency_ms)}
                             if latency else {})}
                         for r in sorted(rows, key=lambda x: x.macs)])
+    if fmt == "csv":
+        return csv_table(COMPARE_CSV_HEADERS + (("latency_ms", "latency_ratio") if latency else ()),
+                         _compare_csv_rows(rows, first, latency))
     headers = COMPARE_HEADERS + (("latency ms", "latency ÷ first") if latency else ())
     cells = _compare_cells(rows, first, latency)
-    if fmt == "csv":
-        return csv_table(headers, cells)
     caption = (f"sorted by MACs (multiply-accumulates; FLOPs = 2 x MACs); ratios to {first.model}, the first "
                "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, batch 1")
     if fmt == "md":
@@ -173,6 +245,38 @@ def _scaling_table(r: CompoundResult) -> list[tuple]:
     return rows
 
 
+def _compound_csv_rows(r: CompoundResult) -> list[tuple]:
+    """The scaling table as raw numbers, one quantity a row, with its unit."""
+    rows = [
+        ("phi", "compound coefficient", r.phi, "coefficient"),
+        ("alpha", "depth base", r.alpha, "coefficient"),
+        ("beta", "width base", r.beta, "coefficient"),
+        ("gamma", "resolution base", r.gamma, "coefficient"),
+        ("depth", "alpha^phi", r.depth, "multiplier"),
+        ("width", "beta^phi", r.width, "multiplier"),
+        ("resolution_multiplier", "gamma^phi", r.resolution_multiplier, "multiplier"),
+        ("resolution", "B0's resolution x gamma^phi, rounded", r.resolution, "px"),
+        ("constraint", "alpha*beta^2*gamma^2", r.constraint, "ratio"),
+        ("predicted_cost_ratio", "(alpha*beta^2*gamma^2)^phi", r.predicted_cost_ratio, "ratio"),
+        ("measured_cost_ratio", "macs / macs(B0)", r.measured_cost_ratio, "ratio"),
+        ("params", "built network", r.params, "weights"),
+        ("macs", "built network", r.macs, "multiply-accumulates"),
+        ("flops", "2 x macs", 2 * r.macs, "floating-point operations"),
+    ]
+    if r.official:
+        o = r.official
+        rows += [
+            ("official_width", o["model"], o["width"], "multiplier"),
+            ("official_depth", o["model"], o["depth"], "multiplier"),
+            ("official_resolution", o["model"], o["resolution"], "px"),
+            ("official_params", o["model"], o["params"], "weights"),
+            ("official_macs", o["model"], o["macs"], "multiply-accumulates"),
+            ("params_diff_percent", f"params against {o['model']}", o["params_diff_percent"], "percent"),
+            ("macs_diff_percent", f"macs against {o['model']}", o["macs_diff_percent"], "percent"),
+        ]
+    return rows
+
+
 STAGE_HEADERS = ("stage", "operator", "resolution", "channels", "layers")
 
 
@@ -192,7 +296,7 @@ def render_compound(r: CompoundResult, fmt: str) -> str:
     if fmt == "json":
         return to_json(r.to_dict())
     if fmt == "csv":
-        return csv_table(("quantity", "rule", "value"), _scaling_table(r))
+        return csv_table(("quantity", "rule", "value", "unit"), _compound_csv_rows(r))
     if fmt == "md":
         return _markdown(r, plot=None)
     title = f"EfficientNet compound scaling, φ = {r.phi:g} (α = {r.alpha:g}, β = {r.beta:g}, γ = {r.gamma:g})"
@@ -252,16 +356,27 @@ def _plot_png(r: CompoundResult) -> bytes:
 
 
 def write_report(r: CompoundResult, kind: str, path: str) -> list[str]:
-    """Write the self-contained report; returns the paths written."""
+    """Write the self-contained report; returns the paths written. ``md`` also writes the plot
+    beside it, as the same name with ``.png``: both are checked before either is written, and a
+    failure names ``path``, the file asked for."""
     from archlab.report.formats import write_atomic
 
+    target = os.path.realpath(path)
+    if os.path.isdir(target):
+        raise UserError(f"cannot write '{path}': it is a directory")
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise UserError(f"cannot write '{path}': directory '{os.path.dirname(os.path.abspath(path))}' does not exist")
     if kind == "json":
         write_atomic(path, to_json(r.to_dict()))
         return [path]
     png = _plot_png(r)
     if kind == "md":
         png_path = os.path.splitext(path)[0] + ".png"
-        write_atomic(png_path, png)
+        try:
+            write_atomic(png_path, png)
+        except UserError as e:
+            raise UserError(f"{e} (the plot of the report '{path}', written beside it)") from None
         write_atomic(path, _markdown(r, os.path.basename(png_path)))
         return [path, png_path]
     if kind == "html":
@@ -302,10 +417,12 @@ SEARCH_HEADERS = ("α", "β", "γ", "α·β²·γ²", "resolution", "params", "M
 def render_search(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return to_json({"candidates": rows, "note": "accuracy needs training each candidate; archlab only counts"})
+    if fmt == "csv":
+        return csv_table(("alpha", "beta", "gamma", "constraint", "resolution_px", "params", "macs"),
+                         [(r["alpha"], r["beta"], r["gamma"], r["constraint"], r["resolution"], r["params"], r["macs"])
+                          for r in rows])
     cells = [(r["alpha"], r["beta"], r["gamma"], f"{r['constraint']:.4f}", r["resolution"], f"{r['params']:,}",
               f"{r['macs']:,}") for r in rows]
-    if fmt == "csv":
-        return csv_table(SEARCH_HEADERS, cells)
     note = (f"{len(rows)} candidates with α·β²·γ² within 2 ± 0.1 on a 0.05 grid, at φ = 1, sorted by MACs. The paper "
             "picks among them by ImageNet accuracy, which needs training each network: out of scope for archlab.\n")
     if fmt == "md":
