@@ -154,3 +154,9 @@ def test_a_training_forward_that_fails_leaves_the_rest_of_the_report(cli):
     assert cli("memory", "resnet18", "--res", "32", "--batch", "2", "--format", "json").json()[
         "training_activation_bytes"] > 0
     assert "training_note" not in cli("memory", "resnet18", "--res", "64", "--format", "json").json()
+
+
+def test_a_model_without_operations_has_no_dangling_at(cli):
+    r = cli("memory", "torch.nn:Identity", "--input-size", "3,4,4")
+    assert r.code == 0 and not any(line.rstrip().endswith(" at") for line in r.out.splitlines())
+    assert "(|op| = 0); at -" in r.out

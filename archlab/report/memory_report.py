@@ -11,18 +11,18 @@ def _lines(r: MemoryResult) -> list[tuple[str, str, str]]:
     rows = [
         ("parameters", human_bytes(r.params_bytes), f"{r.params:,} params at {r.dtype}; buffers {human_bytes(r.buffers_bytes)}"),
         ("inference peak", human_bytes(r.activation_peak_bytes),
-         f"live activations, each freed after its last consumer; reached at {r.activation_peak_at}"),
+         f"live activations, each freed after its last consumer; reached at {r.activation_peak_at or '-'}"),
         ("inference peak (eager)", human_bytes(r.activation_peak_held_bytes),
-         f"also held while a module that received it runs, as eager PyTorch does; at {r.activation_peak_held_at}"),
+         f"also held while a module that received it runs, as eager PyTorch does; at {r.activation_peak_held_at or '-'}"),
         ("training activations", _bytes(r.training_activation_bytes),
          "saved by autograd for the backward pass" if r.training_note is None else r.training_note),
-        ("M(G)", human_bytes(r.mg_bytes), f"max over ops of inputs + outputs + |op| ({_ws(r)}); at {r.mg_op}"),
+        ("M(G)", human_bytes(r.mg_bytes), f"max over ops of inputs + outputs + |op| ({_ws(r)}); at {r.mg_op or '-'}"),
         ("largest activation", human_bytes(r.max_tensor_bytes), "one tensor"),
     ]
     if r.fused_types:
         fused = ", ".join(r.fused_types)
         rows.append(("M(G), fused", human_bytes(r.mg_fused_bytes),
-                     f"each {fused} one op, inner tensors disposable; at {r.mg_fused_op}"))
+                     f"each {fused} one op, inner tensors disposable; at {r.mg_fused_op or '-'}"))
         rows.append(("largest activation, fused", human_bytes(r.max_tensor_fused_bytes),
                      f"materialized tensors only, with {fused} fused"))
     if r.measured_peak_bytes is not None:
