@@ -360,3 +360,7 @@ def test_attention_and_lstm_are_counted_completely():
 
     r = archlab.count(Recurrent(), input_size=(5, 8), depth=0)
     assert r.status == "complete" and r.macs == 5 * (8 + 16) * 4 * 16
+    # with real weights nn.LSTM checks their device before the ops archlab sees: a hint, not a puzzle
+    lstm = nn.LSTM(8, 16, batch_first=True)
+    with pytest.raises(archlab.UserError, match=r"build the model under 'with torch.device\(\"meta\"\):'"):
+        archlab.count(Recurrent(), input_size=(5, 8), depth=0)
