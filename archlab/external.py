@@ -133,6 +133,15 @@ def external_info(name: str) -> ModelInfo:
         fn = _user_callable(name)
         size = getattr(fn, "input_size", None)
         family, paper = "user", name
+        import torch
+
+        if isinstance(fn, torch.nn.Module):  # 'file.py:model' naming a module instance: the model itself
+            instance = fn
+
+            def fn():
+                return instance
+
+            fn.input_size = size
 
     def builder(**options):
         import torch

@@ -187,6 +187,8 @@ USER_FILE = textwrap.dedent('''
                 sys.exit(0)
         return Quit()
 
+    instance = nn.Conv2d(3, 4, 3)  # a module instance, not a factory
+
     def explodes():
         class Boom(nn.Module):
             def forward(self, x):
@@ -234,6 +236,12 @@ def test_a_factorys_required_parameters_are_options(cli, user_file):
     assert d["params"] == 8 * 27 + 8 and d["macs"] == 6 * 6 * 8 * 27
     assert_one_line_error(cli("count", f"{user_file}:needs@width=8", "--input-size", "3,8,8"),
                           "needs option 'k': give", ":needs@k=...")
+
+
+def test_a_module_instance_in_a_file_is_the_model(cli, user_file):
+    d = cli("count", f"{user_file}:instance", "--input-size", "3,8,8", "--format", "json").json()
+    assert d["params"] == 4 * 27 + 4 and d["macs"] == 6 * 6 * 4 * 27
+    assert_one_line_error(cli("count", f"{user_file}:instance@k=3", "--input-size", "3,8,8"), "has no option 'k'")
 
 
 def test_sys_exit_in_a_users_code_is_reported_not_obeyed(cli, user_file, tmp_path):
