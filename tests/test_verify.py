@@ -142,18 +142,18 @@ rows = [
 '''
 
 
-def test_a_wrong_row_fails_with_exit_code_1(cli, tmp_path):
+def test_a_wrong_row_fails_with_exit_code_3(cli, tmp_path):
     wrong = GOOD.replace('course = "4.2", value = "4.2"', 'course = "4.4", value = "4.4"')
     path = _write(tmp_path, wrong)
     r = cli("verify", "--data", path)
-    assert r.code == 1, r.err
+    assert r.code == 3, r.err
     assert r.err.strip() == "archlab: error: 1 of 2 claims FAIL: t.params"
     lines = {line.split()[0]: line for line in r.out.splitlines() if line.startswith("t.")}
     assert lines["t.params"].rstrip().endswith("FAIL") and "4.232M" in lines["t.params"]
     assert lines["t.layers"].rstrip().endswith("ok")
     assert r.out.rstrip().endswith("1 ok, 0 known-discrepancy, 1 FAIL")
     d = cli("verify", "--data", path, "--format", "json")
-    assert d.code == 1
+    assert d.code == 3
     rows = {x["id"]: x for x in d.json()["rows"]}
     assert rows["t.params"]["status"] == "FAIL" and rows["t.params"]["computed"] == 4_231_976
     assert d.json()["summary"] == {"ok": 1, "known-discrepancy": 0, "FAIL": 1}
@@ -163,7 +163,7 @@ def test_the_report_is_written_even_when_a_row_fails(cli, tmp_path):
     path = _write(tmp_path, GOOD.replace('"28", value = "28"', '"27", value = "27"'))
     out = tmp_path / "report.md"
     r = cli("verify", "--data", path, "--format", "md", "-o", str(out))
-    assert r.code == 1 and r.out == ""
+    assert r.code == 3 and r.out == ""
     assert "| t.layers | layers | 27 | 28 | +3.7% | exact | FAIL |" in out.read_text()
 
 
@@ -185,7 +185,7 @@ def test_a_discrepancy_is_known_only_while_its_cause_reproduces(cli, tmp_path):
     path = _write(tmp_path, GOOD.replace('"4.2", value = "4.2"', '"4.1", value = "4.1"') + DISCREPANCY)
     r = cli("verify", "--data", path, "--format", "json")
     row = {x["id"]: x for x in r.json()["rows"]}["t.params"]
-    assert r.code == 1 and row["status"] == "FAIL" and "no longer reproduces" in row["note"]
+    assert r.code == 3 and row["status"] == "FAIL" and "no longer reproduces" in row["note"]
     assert row["evidence"][0]["reproduced"] is False
     # the same record on a claim that now agrees (4.232M printed as 4.23): ok, and the record is stale
     path = _write(tmp_path, GOOD.replace('"4.2", value = "4.2"', '"4.23", value = "4.23"') + DISCREPANCY)

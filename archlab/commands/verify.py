@@ -28,4 +28,4 @@ def verify_cmd(
     _settle()
     result = verify(data=data, only=only)
     _emit(verify_report.render(result, fmt.value), output)
-    result.raise_if_failed()  # exit code 1, after the report is out
+    result.raise_if_failed()  # exit code 3, after the report is out

@@ -18,9 +18,10 @@ STATUSES = ("ok", "known-discrepancy", "FAIL")
 
 
 class ClaimsFailed(UserError):
-    """Some claims FAIL: one line on stderr and exit code 1 (the report is written first)."""
+    """Some claims FAIL: one line on stderr and exit code 3 (the report is written first); 1 stays
+    an internal error and 2 a usage error, so a script can tell the three apart."""
 
-    exit_code = 1
+    exit_code = 3
 
 
 @dataclass(frozen=True)
