@@ -113,6 +113,14 @@ class TraceResult:
     input_shape: tuple[int, ...]
     layers: tuple[dict[str, Any], ...]
     unsupported_ops: tuple[tuple[str, int], ...] = ()  # ATen ops without a cost rule: not in the MACs
+    params: int = 0  # the whole model's
+    macs: int = 0  # the whole forward's
+
+    def outside_submodules(self) -> tuple[int, int]:
+        """Params and MACs no top-level module accounts for (the model's own parameters and
+        functional calls in its own forward): the depth-1 rows plus these make the totals."""
+        top = [r for r in self.layers if r["depth"] == 1]
+        return self.params - sum(r["params"] for r in top), self.macs - sum(r["macs"] for r in top)
 
     @property
     def status(self) -> str:
@@ -121,7 +129,7 @@ class TraceResult:
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "model": self.model, "input_shape": list(self.input_shape),
                 "units": {"macs": "multiply-accumulates", "output_bytes": "bytes of the output activation"},
-                "status": self.status,
+                "params": self.params, "macs": self.macs, "status": self.status,
                 "unsupported_ops": [{"op": op, "count": n} for op, n in self.unsupported_ops],
                 "layers": list(self.layers)}
 
@@ -160,7 +168,8 @@ def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
         })
     from archlab.analysis.counting import unsupported
 
-    return TraceResult(label, trace.input_shape, tuple(rows), tuple(sorted(unsupported(trace).items())))
+    return TraceResult(label, trace.input_shape, tuple(rows), tuple(sorted(unsupported(trace).items())),
+                       params=trace.params, macs=prefix[-1])
 
 
 def _pair(v) -> tuple:

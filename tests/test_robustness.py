@@ -229,6 +229,11 @@ def test_the_rows_add_up_to_the_totals_with_what_forward_computes_itself(cli, us
     assert sum(int(c[4]) for c in layers) == int(total[4]) and sum(int(c[5]) for c in layers) == int(total[5])
     # a zoo model's children account for everything: no such row
     assert "(outside submodules)" not in cli("count", "resnet18", "--depth", "1").out
+    trace = cli("trace", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--depth", "1")
+    assert [line.split()[-2:] for line in trace.out.splitlines() if line.startswith("(outside")] == [["0", "16"]]
+    d = cli("trace", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--format", "json").json()
+    assert d["macs"] == sum(r["macs"] for r in d["layers"] if r["depth"] == 1) + 16
+    assert "(outside submodules)" not in cli("trace", "resnet18", "--depth", "1").out
 
 
 def test_a_factorys_required_parameters_are_options(cli, user_file):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from archlab.report.count_report import OUTSIDE
 from archlab.report.formats import csv_table, human_bytes, md_table, shape_str, to_json
 from archlab.report.text import text_table
 from archlab.views import RFResult, TraceResult
@@ -19,10 +20,14 @@ def _geom(r) -> str:
 
 
 def _trace_rows(result: TraceResult, indent: bool = True):
-    return [(("  " * (r["depth"] - 1) if indent else "") + r["name"], r["type"],
+    rows = [(("  " * (r["depth"] - 1) if indent else "") + r["name"], r["type"],
              ",".join(shape_str(s) for s in r["input_shapes"]), ",".join(shape_str(s) for s in r["output_shapes"]),
              r["filter"], _geom(r), f"{r['params']:,}", f"{r['macs']:,}", "" if r["rf"] is None else r["rf"],
              f"{r['output_elements']:,}", human_bytes(r["output_bytes"])) for r in result.layers]
+    params, macs = result.outside_submodules()
+    if result.layers and (params or macs):  # as in archlab count: the rows add up to the totals
+        rows.append((OUTSIDE, "forward", "", "", "", "", f"{params:,}", f"{macs:,}", "", "", ""))
+    return rows
 
 
 def not_counted(unsupported_ops) -> str:
