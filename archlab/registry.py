@@ -142,13 +142,17 @@ def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, naturally sorted; ``pattern`` is an fnmatch glob (case-insensitive),
     or a plain word that the names contain."""
     _ensure_loaded()
-    names = sorted(_MODELS, key=_natural_key)
-    if pattern:
-        pattern = pattern.lower()  # the zoo's names are lower case
-        if not any(c in pattern for c in "*?["):
-            pattern = f"*{pattern}*"  # a plain word: the names that contain it
-        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-    return names
+    return match_names(sorted(_MODELS, key=_natural_key), pattern)
+
+
+def match_names(names: list[str], pattern: str | None) -> list[str]:
+    """``names`` that ``pattern`` selects (see ``list_models``), in their order."""
+    if not pattern:
+        return list(names)
+    pattern = pattern.lower()  # the zoo's names are lower case
+    if not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"  # a plain word: the names that contain it
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
 
 def get_model_info(name: str) -> ModelInfo:

@@ -13,6 +13,20 @@ class CliResult:
         return json.loads(self.out)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """The tests' `archlab list` cache lives in a folder of their own, not the user's."""
+    import os
+
+    saved = os.environ.get("ARCHLAB_CACHE_DIR")
+    os.environ["ARCHLAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("archlab-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("ARCHLAB_CACHE_DIR", None)
+    else:
+        os.environ["ARCHLAB_CACHE_DIR"] = saved
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process: ``cli("count", "resnet18")`` -> CliResult(code, out, err)."""

@@ -14,12 +14,28 @@ from archlab.report.text import text_table
 HEADERS = ("name", "family", "paper", "input", "params", "MACs")
 
 
-def zoo_rows(pattern: str | None = None) -> list[dict[str, Any]]:
+def zoo_rows(pattern: str | None = None, *, cache: bool = True) -> list[dict[str, Any]]:
+    """Every registered model's row (or those ``pattern`` selects). The rows of the whole zoo
+    are computed once per version of archlab's code and torch's, then read from a cache file
+    (see ``archlab.cache``): a listing then needs neither torch nor any trace."""
+    from archlab import cache as zoo_cache
+    from archlab.registry import match_names
+
+    rows = zoo_cache.load("zoo") if cache else None
+    if rows is None:
+        rows = _compute_rows()
+        if cache:
+            zoo_cache.store("zoo", rows)
+    keep = set(match_names([r["name"] for r in rows], pattern))
+    return [r for r in rows if r["name"] in keep]
+
+
+def _compute_rows() -> list[dict[str, Any]]:
     from archlab.api import count
     from archlab.registry import get_model_info, list_models
 
     rows = []
-    for name in list_models(pattern):
+    for name in list_models():
         info = get_model_info(name)
         result = count(name, depth=0)
         rows.append({
