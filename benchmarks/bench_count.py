@@ -11,7 +11,8 @@ Prints, each a median of --repeat whole-process runs:
     (archlab.build), with the speed-up of archlab over each, not counting the
     interpreter start and `import torch` that both pay (target >= 5x over fvcore);
   * the analysis step alone (model already built, in-process), for reference;
-  * the peak resident memory of `archlab count efficientnet_b7` at 600x600 (target < 600 MB).
+  * the peak resident memory of `archlab count efficientnet_b7` at 600x600 (target < 600 MB);
+  * `archlab list` with its cache off and from a warm cache.
 """
 
 from __future__ import annotations
@@ -80,6 +81,23 @@ def archlab_step(model: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def list_times(archlab_cmd: list[str], repeat: int) -> tuple[float, float]:
+    """`archlab list`: every model traced (cache off), then read from a warm cache."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "ARCHLAB_CACHE_DIR": folder}
+        subprocess.run(archlab_cmd + ["list"], check=True, stdout=subprocess.DEVNULL, env=env)  # warms it
+        times: dict[str, list[float]] = {"cold": [], "cached": []}
+        for _ in range(repeat):
+            for key, value in (("cold", "off"), ("cached", folder)):
+                t = time.perf_counter()
+                subprocess.run(archlab_cmd + ["list"], check=True, stdout=subprocess.DEVNULL,
+                               env={**os.environ, "ARCHLAB_CACHE_DIR": value})
+                times[key].append(time.perf_counter() - t)
+    return statistics.median(times["cold"]), statistics.median(times["cached"])
+
+
 def peak_rss_mb(cmd: list[str]) -> float:
     code = (
         "import resource, subprocess, sys\n"
@@ -129,6 +147,7 @@ def main() -> int:
     res["peers"] = peers
     res["archlab_analysis_step_s"] = archlab_step(args.model)
     res["efficientnet_b7_peak_rss_mb"] = peak_rss_mb(archlab_cmd + ["count", "efficientnet_b7"])
+    res["archlab_list_cold_s"], res["archlab_list_cached_s"] = list_times(archlab_cmd, args.repeat)
 
     if args.json:
         print(json.dumps(res, indent=2))
@@ -156,6 +175,9 @@ def main() -> int:
             print(f"{'  ' + tool:58s} {r['analysis_step_s']:8.3f}  {r['analysis_step_s'] / step:.0f}x archlab")
     print(f"{'peak RSS of archlab count efficientnet_b7 (600x600), MB':58s} "
           f"{res['efficientnet_b7_peak_rss_mb']:8.0f}  (target < 600 MB)")
+    cold, cached = res["archlab_list_cold_s"], res["archlab_list_cached_s"]
+    print(f"{'archlab list, every model traced (cache off)':58s} {cold:8.2f}")
+    print(f"{'archlab list, from the cache':58s} {cached:8.2f}  {cold / cached:.0f}x faster, no import torch")
     return 0
 
 
