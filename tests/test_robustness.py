@@ -189,6 +189,12 @@ USER_FILE = textwrap.dedent('''
 
     instance = nn.Conv2d(3, 4, 3)  # a module instance, not a factory
 
+    def reads_values():
+        class Branchy(nn.Module):
+            def forward(self, x):
+                return x * 2 if x.mean().item() > 0 else x
+        return Branchy()
+
     def explodes():
         class Boom(nn.Module):
             def forward(self, x):
@@ -241,6 +247,11 @@ def test_a_factorys_required_parameters_are_options(cli, user_file):
     assert d["params"] == 8 * 27 + 8 and d["macs"] == 6 * 6 * 8 * 27
     assert_one_line_error(cli("count", f"{user_file}:needs@width=8", "--input-size", "3,8,8"),
                           "needs option 'k': give", ":needs@k=...")
+
+
+def test_a_forward_that_reads_values_says_why_it_cannot_be_counted(cli, user_file):
+    assert_one_line_error(cli("count", f"{user_file}:reads_values", "--input-size", "3,8,8"),
+                          "item() cannot be called on meta tensors", "hold shapes but no values")
 
 
 def test_a_module_instance_in_a_file_is_the_model(cli, user_file):

@@ -416,7 +416,10 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         where = f" at layer '{call.name}' ({call.type})" if call and call.name else ""
         shape = "x".join(map(str, inputs[0].shape[1:]))
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "same device" in msg and any(p.device.type != "meta" for p in model.parameters()):
+        if "meta tensor" in msg or "data-independent" in msg or "register_meta" in msg:
+            msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
+                    "archlab counts on meta tensors, which hold shapes but no values)")
+        elif "same device" in msg and any(p.device.type != "meta" for p in model.parameters()):
             # an op that checks devices before PyTorch splits it into the ops archlab sees (nn.LSTM)
             msg += (" (archlab runs the forward on meta tensors, and this layer checks that its weights are "
                     "there too: build the model under 'with torch.device(\"meta\"):' to count it)")
