@@ -245,9 +245,9 @@ def trace_model(model_or_spec: Any, *, input_size=None, res=None, batch=None, al
 
     from archlab.analysis.trace import trace
 
-    def empty(shape):
+    def empty(shape, dtype=torch.float32):
         try:
-            return torch.empty(shape, device="meta")
+            return torch.empty(shape, device="meta", dtype=dtype)
         except (RuntimeError, TypeError, OverflowError):  # a size or an element count beyond int64
             raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
 
@@ -255,7 +255,10 @@ def trace_model(model_or_spec: Any, *, input_size=None, res=None, batch=None, al
         if input_size is None:
             raise UserError("input_size (C,H,W) is required for a model that is not registered")
         shapes = [tuple(s) for s in input_size] if isinstance(input_size[0], (tuple, list)) else [tuple(input_size)]
-        inputs = tuple(empty((batch or 1, *s)) for s in shapes)
+        # the inputs take the model's floating dtype: an fp16 or bf16 model gets fp16 or bf16 inputs
+        dtype = next((t.dtype for t in (*model_or_spec.parameters(), *model_or_spec.buffers())
+                      if t.is_floating_point()), torch.float32)
+        inputs = tuple(empty((batch or 1, *s), dtype) for s in shapes)
         return trace(model_or_spec, inputs), type(model_or_spec).__name__
     resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
     model = resolved.build(device="meta")

@@ -388,3 +388,51 @@ def test_attention_and_lstm_are_counted_completely():
     lstm = nn.LSTM(8, 16, batch_first=True)
     with pytest.raises(archlab.UserError, match=r"build the model under 'with torch.device\(\"meta\"\):'"):
         archlab.count(Recurrent(), input_size=(5, 8), depth=0)
+
+
+@pytest.mark.parametrize("error, shown", [
+    (AssertionError("input must be 224"), "AssertionError: input must be 224"),
+    (KeyError("stage5"), "KeyError: 'stage5'"),
+    (ZeroDivisionError(), "ZeroDivisionError"),
+    (AttributeError("no head"), "AttributeError: no head"),
+])
+def test_any_exception_of_a_users_forward_is_a_one_line_user_error(error, shown):
+    class Raises(nn.Module):
+        def forward(self, x):
+            raise error
+
+    for analysis in (archlab.count, archlab.receptive_field, archlab.trace_layers):
+        with pytest.raises(archlab.UserError, match=f"the forward pass failed for input 3x8x8: {shown}"):
+            analysis(Raises(), input_size=(3, 8, 8))
+
+
+def test_valid_and_same_padding_strings_and_3d_convolutions():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding="valid"), nn.Conv2d(4, 4, 3, padding="same"))
+    assert archlab.count(model, input_size=(3, 8, 8), depth=0).macs == 6 * 6 * 4 * 27 + 6 * 6 * 4 * 36
+    volume = nn.Conv3d(2, 4, 3, padding="valid")
+    assert archlab.count(volume, input_size=(2, 5, 6, 7), depth=0).macs == 3 * 4 * 5 * 4 * 54
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_models_are_traced_in_their_dtype(dtype):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).to(dtype)
+    r = archlab.count(model, input_size=(3, 8, 8), depth=0)
+    assert r.macs == 6 * 6 * 4 * 27 and r.params == 4 * 27 + 4 + 8
+    assert archlab.memory(model, input_size=(3, 8, 8)).params_bytes == r.params * 4  # --dtype fp32 default
+    assert next(model.parameters()).dtype == dtype
+
+
+def test_a_forward_that_freezes_a_layer_leaves_requires_grad_as_found():
+    class Freezes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            self.conv.requires_grad_(False)
+            return self.conv(x)
+
+    model = Freezes()
+    archlab.count(model, input_size=(3, 8, 8))
+    archlab.memory(model, input_size=(3, 8, 8))
+    assert all(p.requires_grad for p in model.parameters())

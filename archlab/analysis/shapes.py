@@ -31,6 +31,8 @@ def _conv_shape(inp, weight, stride, padding, dilation, transposed, output_paddi
     n = inp.shape[0]
     spatial_in = inp.shape[2:]
     k = weight.shape[2:]
+    # one value for every spatial dimension ('valid' padding arrives as [0] for a 2-D convolution)
+    stride, padding, dilation, output_padding = (_pair(v, len(k)) for v in (stride, padding, dilation, output_padding))
     out = []
     for i, size in enumerate(spatial_in):
         if transposed:

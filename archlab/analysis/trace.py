@@ -364,6 +364,7 @@ def _left_as_found(model: nn.Module):
     replaces a buffer with the meta result; ``self.cache = y`` keeps a meta tensor; a lazy
     module materializes) is undone afterwards: every module's attributes, parameters, buffers
     and children are put back as they were, the same objects."""
+    grads = [(p, p.requires_grad) for p in model.parameters()]
     saved = []
     for m in model.modules():
         inner = {k: (m.__dict__[k], set(m.__dict__[k]) if isinstance(m.__dict__[k], set) else dict(m.__dict__[k]))
@@ -376,6 +377,9 @@ def _left_as_found(model: nn.Module):
             for live, content in inner.values():
                 _put_back(live, content)
             _put_back(m.__dict__, attrs)
+        for p, flag in grads:  # a forward that calls requires_grad_ (freezing a layer)
+            if p.requires_grad != flag:
+                p.requires_grad_(flag)
 
 
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> Trace:
@@ -410,12 +414,14 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         raise
     except SystemExit as e:  # the user's forward must not end archlab without a word
         raise UserError(f"the forward pass called sys.exit({e.code!r})") from None
-    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+    except Exception as e:  # noqa: BLE001 - the user's forward raised (an assert, a KeyError, ...)
         failed = tracer.failed_call if tracer.failed_call is not None else (tracer.stack[-1] if tracer.stack else -1)
         call = tracer.calls[failed] if failed >= 0 else None
         where = f" at layer '{call.name}' ({call.type})" if call and call.name else ""
         shape = "x".join(map(str, inputs[0].shape[1:]))
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if not isinstance(e, RuntimeError):  # PyTorch's errors speak for themselves; a KeyError('x') does not
+            msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
         if "meta tensor" in msg or "data-independent" in msg or "register_meta" in msg:
             msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
                     "archlab counts on meta tensors, which hold shapes but no values)")
@@ -482,7 +488,9 @@ def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Ten
         with _left_as_found(model), torch.enable_grad(), \
                 torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaMode():
             model(_to_meta(inputs))
-    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+    except SystemExit as e:
+        raise UserError(f"the training-mode forward called sys.exit({e.code!r})") from None
+    except Exception as e:  # noqa: BLE001 - the user's forward raised
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"the training-mode forward failed: {msg}") from None
     finally:
