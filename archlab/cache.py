@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,12 @@ def code_key() -> str:
 
 def _path(name: str) -> Path | None:
     folder = directory()
-    return None if folder is None else folder / f"{name}-{code_key()}.json"
+    return None if folder is None else folder / f"archlab-{name}-{code_key()}.json"
+
+
+def _ours(name: str) -> re.Pattern[str]:
+    """The names of the files this module writes for ``name`` (and no other file)."""
+    return re.compile(rf"archlab-{re.escape(name)}-[0-9a-f]{{16}}\.json")
 
 
 def load(name: str) -> Any | None:
@@ -63,8 +69,9 @@ def store(name: str, data: Any) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob(f"{name}-*.json"):  # results of other code versions
-            if old != path:
+        ours = _ours(name)
+        for old in path.parent.iterdir():  # this cache's results for other code versions, nothing else
+            if old != path and ours.fullmatch(old.name):
                 old.unlink(missing_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(data), encoding="utf-8")

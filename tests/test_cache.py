@@ -23,7 +23,7 @@ def cache_dir(tmp_path, monkeypatch):
 def test_rows_are_computed_once_then_read(cache_dir, monkeypatch, cli):
     first = zoo.zoo_rows("lenet*")
     files = list(cache_dir.iterdir())
-    assert len(files) == 1 and files[0].name == f"zoo-{archlab.cache.code_key()}.json"
+    assert len(files) == 1 and files[0].name == f"archlab-zoo-{archlab.cache.code_key()}.json"
     monkeypatch.setattr(zoo, "_compute_rows", lambda: pytest.fail("computed again"))
     assert zoo.zoo_rows("lenet*") == first
     assert [r["name"] for r in zoo.zoo_rows("resnet5*")] == ["resnet50", "resnet50_v1_5"]
@@ -59,16 +59,30 @@ def test_off_corrupt_and_unwritable_caches_are_not_errors(tmp_path, monkeypatch)
     folder = tmp_path / "c"
     monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(folder))
     folder.mkdir()
-    (folder / f"zoo-{archlab.cache.code_key()}.json").write_text("{not json")
+    (folder / f"archlab-zoo-{archlab.cache.code_key()}.json").write_text("{not json")
     assert archlab.cache.load("zoo") is None, "a corrupt file is a miss"
     archlab.cache.store("zoo", [1, 2])
     assert archlab.cache.load("zoo") == [1, 2]
-    (folder / "zoo-0000000000000000.json").write_text("[]")
+    (folder / "archlab-zoo-0000000000000000.json").write_text("[]")
+    (folder / "zoo-notes.json").write_text("the user's own file")
+    (folder / "archlab-zoo-mine.json").write_text("the user's own file too")
     archlab.cache.store("zoo", [3])
-    assert [p.name for p in folder.iterdir()] == [f"zoo-{archlab.cache.code_key()}.json"], "old versions go"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"archlab-zoo-{archlab.cache.code_key()}.json",
+                                                               "zoo-notes.json", "archlab-zoo-mine.json"]), \
+        "old versions of the cache go, nothing else"
 
     blocked = tmp_path / "file"
     blocked.write_text("a file where the folder should be")
     monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(blocked / "sub"))
     archlab.cache.store("zoo", [1])  # cannot create the folder: ignored
     assert archlab.cache.load("zoo") is None
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"x"', "{}", "[]", '[{"name": "lenet5"}]'])
+def test_a_damaged_cache_is_computed_again_and_replaced(cache_dir, content, cli):
+    cache_dir.mkdir()
+    path = cache_dir / f"archlab-zoo-{archlab.cache.code_key()}.json"
+    path.write_text(content)
+    rows = cli("list", "lenet*", "--format", "json").json()
+    assert [r["name"] for r in rows] == ["lenet", "lenet5"] and rows[1]["params"] == 60_840
+    assert zoo._well_formed(archlab.cache.load("zoo")), "the damaged file was replaced"

@@ -22,12 +22,25 @@ def zoo_rows(pattern: str | None = None, *, cache: bool = True) -> list[dict[str
     from archlab.registry import match_names
 
     rows = zoo_cache.load("zoo") if cache else None
+    if not _well_formed(rows):  # missing, or damaged: computed again and stored over it
+        rows = None
     if rows is None:
         rows = _compute_rows()
         if cache:
             zoo_cache.store("zoo", rows)
     keep = set(match_names([r["name"] for r in rows], pattern))
     return [r for r in rows if r["name"] in keep]
+
+
+ROW_KEYS = {"name", "family", "paper", "input_shape", "params", "macs", "reference_params", "reference_source"}
+
+
+def _well_formed(rows: Any) -> bool:
+    """A cached listing is used only if it is a non-empty list of complete rows (a damaged or
+    edited cache file is not trusted)."""
+    return (isinstance(rows, list) and bool(rows)
+            and all(isinstance(r, dict) and set(r) == ROW_KEYS and isinstance(r["name"], str)
+                    and isinstance(r["params"], int) and isinstance(r["macs"], int) for r in rows))
 
 
 def _compute_rows() -> list[dict[str, Any]]:
