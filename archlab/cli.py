@@ -92,10 +92,18 @@ def _parse_common(input_size: Optional[str], sets: Optional[List[str]]):
 def _emit(text: str, output: Optional[str]) -> None:
     from archlab.report.formats import write_atomic
 
-    if output:
+    if output is not None:
         write_atomic(output, text)
-    else:
+        return
+    if sys.stdout is None:  # started with standard output closed ('>&-')
+        raise UserError("standard output is closed: use -o FILE")
+    try:
         sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # 'archlab ... | head': the reader has what it wanted
+    except OSError as e:
+        raise UserError(f"cannot write to standard output: {e.strerror or e}") from None
 
 
 # --- commands -------------------------------------------------------------------
@@ -235,6 +243,20 @@ def list_cmd(
 import archlab.commands  # noqa: E402,F401  (registers the commands defined in their own modules)
 
 
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _stderr():
+    """Where error lines go: stderr, or nowhere when it was closed ('2>&-'); print(file=None)
+    would otherwise put them on stdout, among the results."""
+    return sys.stderr if sys.stderr is not None else _Discard()
+
+
 def _click_message(text: str) -> str:
     """click's usage message on one line, without what typer adds for options that have no
     environment variable ("(env var: 'None')") and with the suggestion as its own clause."""
@@ -260,23 +282,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exit as e:
         return e.exit_code
     except click.exceptions.NoArgsIsHelpError as e:
-        print(e.format_message() if hasattr(e, "format_message") else str(e), file=sys.stderr)
+        print(e.format_message() if hasattr(e, "format_message") else str(e), file=_stderr())
         return 2
     except click.exceptions.ClickException as e:
         if debug:
             raise
-        print(f"archlab: error: {_click_message(e.format_message())}", file=sys.stderr)
+        print(f"archlab: error: {_click_message(e.format_message())}", file=_stderr())
         return 2
     except Abort:
-        print("archlab: aborted", file=sys.stderr)
+        print("archlab: aborted", file=_stderr())
         return 130
     except UserError as e:
         if debug:
             raise
-        print(f"archlab: error: {e}", file=sys.stderr)
+        print(f"archlab: error: {e}", file=_stderr())
         return e.exit_code
     except KeyboardInterrupt:
-        print("archlab: interrupted", file=sys.stderr)
+        print("archlab: interrupted", file=_stderr())
         return 130
     except BrokenPipeError:
         return 0
@@ -287,7 +309,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(
             f"archlab: internal error: {type(e).__name__}: {first} "
             "(this is a bug in archlab: please report it with the command you ran; --debug shows the traceback)",
-            file=sys.stderr,
+            file=_stderr(),
         )
         return 1
 
@@ -297,9 +319,10 @@ def run() -> None:
     that teardown takes about 0.5 s and does nothing for a finished command (every file
     archlab writes is closed and renamed into place before this point)."""
     code = main()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, ValueError):
-        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a broken pipe, a full device: the code already says what happened
+            pass
     os._exit(code)

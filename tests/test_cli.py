@@ -357,3 +357,48 @@ def test_names_are_found_whatever_their_case(cli):
     assert names == ["resnet50", "resnet50_v1_5"]
     word = [x["name"] for x in cli("list", "mobilenet_v", "--format", "json").json()]
     assert word == ["mobilenet_v2"], "a plain word lists the names that contain it"
+
+
+def test_output_paths_that_cannot_be_a_file_are_refused(cli, tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "x")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    assert_one_line_error(cli("count", "lenet5", "-o", ""), "-o needs a file name")
+    assert_one_line_error(cli("count", "lenet5", "-o", str(tmp_path / "newdir") + "/"), "cannot end with '/'")
+    assert_one_line_error(cli("count", "lenet5", "-o", str(tmp_path / "file") + "/"), "cannot end with '/'")
+    assert_one_line_error(cli("count", "lenet5", "-o", str(tmp_path / "dangling")),
+                          f"directory '{tmp_path / 'nowhere'}' does not exist")
+    assert_one_line_error(cli("count", "lenet5", "-o", str(tmp_path / "loop1")), "symbolic links")
+    assert (tmp_path / "file").read_text() == "x" and (tmp_path / "loop1").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "file", "loop1", "loop2"]
+
+
+def test_standard_output_that_cannot_be_written_is_a_user_error(cli, monkeypatch):
+    import errno
+    import subprocess
+    import sys
+
+    class Full:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    from archlab.cli import main
+
+    code = main(["count", "lenet5"])
+    monkeypatch.undo()
+    assert code == 2
+    for redirect, where in ((">&-", "standard output is closed"), ("2>&-", None)):
+        r = subprocess.run(["bash", "-c", f"{sys.executable} -m archlab count nope {redirect}"],
+                           capture_output=True, text=True)
+        assert r.returncode == 2
+        if where:
+            r = subprocess.run(["bash", "-c", f"{sys.executable} -m archlab count lenet5 {redirect}"],
+                               capture_output=True, text=True)
+            assert r.returncode == 2 and where in r.stderr and "Traceback" not in r.stderr
+        else:
+            assert r.stdout == "", "with stderr closed the error line must not land among the results"

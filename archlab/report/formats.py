@@ -66,7 +66,17 @@ def write_atomic(path: str, text: str | bytes) -> None:
     the old one's permissions, or those the umask gives a new file (not mkstemp's 0600).
     """
     data = text if isinstance(text, bytes) else text.encode("utf-8")
-    target = os.path.realpath(path)
+    if not path:
+        raise UserError("-o needs a file name")
+    if path.endswith(("/", os.sep)):
+        raise UserError(f"cannot write '{path}': a file name cannot end with '/'")
+    try:
+        target = os.path.realpath(path)
+        os.stat(path)  # a symbolic-link loop raises here (ELOOP); a missing file is fine
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise UserError(f"cannot write '{path}': {e.strerror or 'too many levels of symbolic links'}") from None
     if os.path.exists(target) and not os.path.isfile(target):
         if os.path.isdir(target):
             raise UserError(f"cannot write '{path}': it is a directory")
@@ -77,9 +87,8 @@ def write_atomic(path: str, text: str | bytes) -> None:
             raise UserError(f"cannot write '{path}': {e.strerror}") from None
         return
     directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        raise UserError(f"cannot write '{path}': directory '{os.path.dirname(os.path.abspath(path))}' "
-                        "does not exist")
+    if not os.path.isdir(directory):  # for a dangling link, the folder its target would be in
+        raise UserError(f"cannot write '{path}': directory '{directory}' does not exist")
     try:
         mode = os.stat(target).st_mode & 0o7777
     except OSError:
