@@ -306,3 +306,10 @@ def test_a_claims_file_that_is_not_text_or_too_large(cli, tmp_path, monkeypatch)
     big = tmp_path / "big.toml"
     big.write_text("# " + "x" * 2**20 + "\n")
     assert_one_line_error(cli("verify", "--data", str(big)), "big.toml", "is larger than 1 MiB")
+
+
+def test_a_deeply_nested_claims_file_is_a_user_error(cli, tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 50000 + "]" * 50000 + "\n")
+    assert_one_line_error(cli("verify", "--data", str(deep)), "deep.toml", "nested too deeply")
+    assert "exit 3 if any row FAILs" in cli("verify", "--help").out

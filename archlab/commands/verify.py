@@ -18,7 +18,7 @@ def verify_cmd(
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
-    """Recompute every quantitative claim of the course's tables; exit 1 if any row FAILs.
+    """Recompute every quantitative claim of the course's tables; exit 3 if any row FAILs.
 
     Status per row: ok (within the tolerance of the printed rounding), known-discrepancy (outside it, for a
     recorded cause), FAIL. --format md is the committed report reports/course-tables.md."""

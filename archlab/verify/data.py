@@ -109,6 +109,8 @@ def load(path: str | None = None) -> ClaimData:
         raise UserError(f"{shown}: not UTF-8 text (byte {e.start}); a claims file is TOML") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{shown}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise UserError(f"{shown}: not valid TOML here: arrays or tables nested too deeply") from None
     unknown = set(doc) - {"group", "discrepancy", "fact"}
     if unknown:
         raise UserError(f"{shown}: unknown top-level key(s) {', '.join(sorted(unknown))} "
