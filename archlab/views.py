@@ -120,7 +120,8 @@ class TraceResult:
         """Params and MACs no top-level module accounts for (the model's own parameters and
         functional calls in its own forward): the depth-1 rows plus these make the totals."""
         top = [r for r in self.layers if r["depth"] == 1]
-        return self.params - sum(r["params"] for r in top), self.macs - sum(r["macs"] for r in top)
+        once = {r["name"]: r["params"] for r in top}  # a module called twice owns its parameters once
+        return self.params - sum(once.values()), self.macs - sum(r["macs"] for r in top)
 
     @property
     def status(self) -> str:

@@ -436,3 +436,47 @@ def test_a_forward_that_freezes_a_layer_leaves_requires_grad_as_found():
     archlab.count(model, input_size=(3, 8, 8))
     archlab.memory(model, input_size=(3, 8, 8))
     assert all(p.requires_grad for p in model.parameters())
+
+
+SHARED_FILE = textwrap.dedent('''
+    from torch import nn
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 3, 3, padding=1)
+            self.d = self.c  # an alias: the same module under two names
+
+        def forward(self, x):
+            return self.d(self.c(self.c(x)))
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)]  # not a ModuleList
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    def shared():
+        return Shared()
+
+    def plain():
+        return Plain()
+
+    shared.input_size = plain.input_size = (3, 8, 8)
+''')
+
+
+def test_shared_and_unregistered_modules_are_named_and_never_negative(cli, tmp_path):
+    path = tmp_path / "sh.py"
+    path.write_text(SHARED_FILE)
+    out = cli("count", f"{path}:shared", "--depth", "1").out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("c ", "d ", "(outside"))]
+    assert [r[0] for r in rows] == ["c", "c", "c"], "three calls of one module, by its first name; nothing outside"
+    out = cli("count", f"{path}:plain", "--depth", "1").out
+    assert "(unregistered Conv2d #1)" in out and "(unregistered Conv2d #2)" in out
+    unregistered = [line.split() for line in out.splitlines() if line.startswith("unregistered")]
+    assert unregistered[0][1] == "168" and "(outside submodules)" not in out and "-" not in unregistered[0][1]

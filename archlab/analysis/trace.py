@@ -182,7 +182,10 @@ class _Tracer:
         self.failed_call: int | None = None  # the module call in which an op failed
         self.vid_of: dict[int, int] = {}  # id(tensor) -> value id
         self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so their ids stay unique
-        self.names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+        self.names: dict[int, str] = {}
+        for n, m in model.named_modules(remove_duplicate=False):
+            self.names.setdefault(id(m), n)  # a shared module goes by its first name (self.c, not its alias)
+        self.unregistered = 0
         self.param_counts: dict[int, int] = {}
         for n, p in list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers()):
             self._new_value(p, PARAM, name=n)
@@ -246,9 +249,12 @@ class _Tracer:
         key = id(module)
         if key not in self.param_counts:
             self.param_counts[key] = _count_params(module, self.param_counts)
+        if key not in self.names:  # called by the forward, but not a submodule (kept in a plain list?)
+            self.unregistered += 1
+            self.names[key] = f"(unregistered {type(module).__name__} #{self.unregistered})"
         call = Call(
             index=len(self.calls),
-            name=self.names.get(key, type(module).__name__),
+            name=self.names[key],
             type=type(module).__name__,
             parent=parent,
             depth=depth,

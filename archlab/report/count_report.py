@@ -22,7 +22,8 @@ def outside_submodules(result: CountResult) -> tuple[int, int]:
     model itself, and functional calls in its own ``forward`` (``x @ w``, ``F.linear``). The
     per-layer rows plus this remainder add up to the totals."""
     top = [layer for layer in result.layers if layer.depth == 1]
-    return result.params - sum(l.params for l in top), result.macs - sum(l.macs for l in top)
+    once = {layer.name: layer.params for layer in top}  # a module called twice owns its parameters once
+    return result.params - sum(once.values()), result.macs - sum(l.macs for l in top)
 
 
 def _layer_rows(result: CountResult) -> list[tuple]:
@@ -32,8 +33,9 @@ def _layer_rows(result: CountResult) -> list[tuple]:
         for layer in result.layers
     ]
     params, macs = outside_submodules(result)
-    if result.layers and (params or macs):
-        rows.append((OUTSIDE, "forward", "", f"{params:,}", f"{macs:,}", _share(macs, result.macs)))
+    if result.layers and (max(params, 0) or macs):
+        # negative: modules the forward calls that the model does not register (see summary_lines)
+        rows.append((OUTSIDE, "forward", "", f"{max(params, 0):,}", f"{macs:,}", _share(macs, result.macs)))
     return rows
 
 
@@ -62,6 +64,10 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
         if fv["unsupported_ops"]:
             rows.append(("  fvcore skipped", str(sum(fv["unsupported_ops"].values())),
                          ", ".join(f"{k} x{v}" for k, v in fv["unsupported_ops"].items())))
+    params, _ = outside_submodules(result)
+    if result.layers and params < 0:
+        rows.append(("unregistered", f"{-params:,}", "parameters of modules the forward calls but the model does not "
+                     "register (a plain list, not nn.ModuleList?): not in the parameters above"))
     if result.unsupported_ops:
         rows.append(("NOT COUNTED", str(sum(n for _, n in result.unsupported_ops)),
                      ", ".join(f"{op} x{n}" for op, n in result.unsupported_ops)))
@@ -96,8 +102,8 @@ def render(result: CountResult, fmt: str) -> str:
         rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs, 2 * l.macs, "")
                  for l in result.layers]
         params, macs = outside_submodules(result)
-        if result.layers and (params or macs):
-            rows.append((OUTSIDE, "forward", 1, "", params, macs, 2 * macs, ""))
+        if result.layers and (max(params, 0) or macs):
+            rows.append((OUTSIDE, "forward", 1, "", max(params, 0), macs, 2 * macs, ""))
         return csv_table(("name", "type", "depth", "output_shape", "params", "macs", "flops", "status"), rows)
     if fmt == "md":
         out = [f"### {_title(result)}\n", md_table(("quantity", "value", "meaning"), summary_lines(result), "lrl")]

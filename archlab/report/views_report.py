@@ -25,8 +25,8 @@ def _trace_rows(result: TraceResult, indent: bool = True):
              r["filter"], _geom(r), f"{r['params']:,}", f"{r['macs']:,}", "" if r["rf"] is None else r["rf"],
              f"{r['output_elements']:,}", human_bytes(r["output_bytes"])) for r in result.layers]
     params, macs = result.outside_submodules()
-    if result.layers and (params or macs):  # as in archlab count: the rows add up to the totals
-        rows.append((OUTSIDE, "forward", "", "", "", "", f"{params:,}", f"{macs:,}", "", "", ""))
+    if result.layers and (max(params, 0) or macs):  # as in archlab count: the rows add up to the totals
+        rows.append((OUTSIDE, "forward", "", "", "", "", f"{max(params, 0):,}", f"{macs:,}", "", "", ""))
     return rows
 
 
