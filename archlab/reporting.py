@@ -81,21 +81,34 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
     """Run the named analyses on a registered model (name or spec), an external spec
     (``torchvision:resnet50``, ``file.py:factory``) or an ``nn.Module`` (give ``input_size``).
     ``options`` go to every analysis: ``res``, ``batch``, ``alpha``, ``options`` (builder
-    options), and per analysis ``act_dtype``/``dtype``/``fuse`` (memory)."""
+    options); and to the analyses that take them: ``engine`` and ``device`` (count),
+    ``dtype``/``act_dtype``/``fuse``/``workspace``/``measure``/``device`` (memory), ``force``
+    (count and memory). ``analyses`` is one name or a sequence of names."""
+    if isinstance(analyses, str):
+        analyses = (analyses,)
+    if analyses is None or not isinstance(analyses, (tuple, list, set, frozenset)) or not analyses:
+        raise UserError(f"analyses must name one or more of {', '.join(ANALYSES)}, got {analyses!r}")
     unknown = [a for a in analyses if a not in ANALYSES]
-    if unknown or not analyses:
-        raise UserError(f"unknown analysis '{unknown[0] if unknown else ''}' (choose from {', '.join(ANALYSES)})")
+    if unknown:
+        raise UserError(f"unknown analysis '{unknown[0]}' (choose from {', '.join(ANALYSES)})")
     from archlab import views
     from archlab.api import count
     from archlab.memory_api import memory
 
-    memory_keys = ("dtype", "act_dtype", "fuse", "workspace", "measure", "device")
-    common = {k: v for k, v in options.items() if k not in memory_keys}
+    memory_keys = ("dtype", "act_dtype", "fuse", "workspace", "measure", "device", "force")
+    count_keys = ("engine", "device", "force")
+    shape_keys = ("res", "batch", "alpha", "options")
+    stray = [k for k in options if k not in (*memory_keys, *count_keys, *shape_keys)]
+    if stray:
+        raise UserError(f"analyze() takes no option '{stray[0]}' (its options: "
+                        f"{', '.join(sorted({*memory_keys, *count_keys, *shape_keys}))})")
+    common = {k: v for k, v in options.items() if k in shape_keys}
     if input_size is not None:
         common["input_size"] = input_size
     results: dict[str, Any] = {}
     if "count" in analyses:
-        results["count"] = count(model_or_spec, depth=depth, **common)
+        results["count"] = count(model_or_spec, depth=depth, **common,
+                                 **{k: v for k, v in options.items() if k in count_keys})
     if "rf" in analyses:
         results["rf"] = views.receptive_field(model_or_spec, depth=depth, **common)
     if "memory" in analyses:

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archlab.analysis.receptive_field import RFAnalysis, describe, receptive_fields
-from archlab.api import SCHEMA_VERSION, trace_model
-from archlab.errors import UserError
+from archlab.api import SCHEMA_VERSION, _checked_depth, trace_model
 
 
 def _filter_shape(call) -> str:
@@ -93,8 +92,7 @@ def _rf_row(trace, call, rf: RFAnalysis, input_hw) -> dict[str, Any] | None:
 
 def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw) -> RFResult:
     """Receptive field, jump and first-unit centre per layer, on the data-flow graph."""
-    if depth < 0:
-        raise UserError(f"depth must be at least 0, got {depth}")
+    _checked_depth(depth)
     trace, label = trace_model(model_or_spec, **kw)
     rf = receptive_fields(trace)
     input_hw = trace.input_shape[-2:]
@@ -137,8 +135,7 @@ class TraceResult:
 
 def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
     """One row per module call: shapes, geometry, params, MACs, receptive field, activation size."""
-    if depth < 0:
-        raise UserError(f"depth must be at least 0, got {depth}")
+    _checked_depth(depth)
     trace, label = trace_model(model_or_spec, **kw)
     rf = receptive_fields(trace)
     prefix = _op_macs(trace)
