@@ -240,6 +240,10 @@ def test_the_rows_add_up_to_the_totals_with_what_forward_computes_itself(cli, us
     d = cli("trace", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--format", "json").json()
     assert d["macs"] == sum(r["macs"] for r in d["layers"] if r["depth"] == 1) + 16
     assert "(outside submodules)" not in cli("trace", "resnet18", "--depth", "1").out
+    out = cli("trace", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--depth", "1", "--format", "csv").out
+    total, *layers = list(csv.DictReader(io.StringIO(out)))
+    assert total["type"] == "(total)" and total["status"] == "complete" and layers[-1]["name"] == "(outside submodules)"
+    assert sum(int(r["macs"]) for r in layers) == int(total["macs"]), "the trace CSV adds up too"
 
 
 def test_a_factorys_required_parameters_are_options(cli, user_file):
@@ -352,6 +356,8 @@ def test_a_partial_count_says_so_in_every_output(cli, tmp_path):
     assert lat["macs_status"] == "partial" and lat["macs"] == 4 * 6 * 6 * 27
     assert "PARTIAL" in cli("latency", spec, "--min-time", "0.02").out
     assert cli("trace", "lenet5", "--format", "json").json()["status"] == "complete"
+    total = next(csv.DictReader(io.StringIO(cli("trace", spec, "--format", "csv").out)))
+    assert total["type"] == "(total)" and total["status"] == "partial"
 
 
 def test_a_lazy_module_is_a_clear_error_until_it_has_run_once():

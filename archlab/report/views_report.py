@@ -50,10 +50,15 @@ def render_trace(result: TraceResult, fmt: str) -> str:
     if fmt == "csv":
         keys = ("name", "type", "depth", "input_shapes", "output_shapes", "kernel", "stride", "padding", "dilation",
                 "groups", "filter", "params", "macs", "rf", "output_elements", "output_bytes")
-        rows = [[";".join(shape_str(s) for s in r[k]) if k.endswith("shapes")
-                 else ("x".join(map(str, r[k])) if isinstance(r[k], list) else r[k]) for k in keys]
-                for r in result.layers]
-        return csv_table(keys, rows)
+        # as count's CSV: a (total) row first, whose status says whether the MACs are complete
+        rows = [[result.model, "(total)", 0] + [""] * 8 + [result.params, result.macs, "", "", "", result.status]]
+        rows += [[";".join(shape_str(s) for s in r[k]) if k.endswith("shapes")
+                  else ("x".join(map(str, r[k])) if isinstance(r[k], list) else r[k]) for k in keys] + [""]
+                 for r in result.layers]
+        params, macs = result.outside_submodules()
+        if result.layers and (max(params, 0) or macs):
+            rows.append([OUTSIDE, "forward", 1] + [""] * 8 + [max(params, 0), macs, "", "", "", ""])
+        return csv_table(keys + ("status",), rows)
     if fmt == "md":
         head = f"### {result.model}  input {shape_str(result.input_shape)}  (MACs: multiply-accumulates; RF in " \
                "input pixels)\n\n" + (f"{partial}\n\n" if partial else "")
