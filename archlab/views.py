@@ -152,10 +152,10 @@ def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
             "depth": call.depth,
             "input_shapes": [list(trace.values[v].shape) for v in call.inputs],
             "output_shapes": [list(v.shape) for v in outs],
-            "kernel": list(_pair(a["kernel_size"])) if "kernel_size" in a else None,
-            "stride": list(_pair(a["stride"])) if "stride" in a else None,
-            "padding": list(_pair(a["padding"])) if isinstance(a.get("padding"), (int, tuple)) else None,
-            "dilation": list(_pair(a["dilation"])) if "dilation" in a else None,
+            "kernel": list(_pair(a["kernel_size"], call.type)) if "kernel_size" in a else None,
+            "stride": list(_pair(a["stride"], call.type)) if "stride" in a else None,
+            "padding": list(_pair(a["padding"], call.type)) if isinstance(a.get("padding"), (int, tuple)) else None,
+            "dilation": list(_pair(a["dilation"], call.type)) if "dilation" in a else None,
             "groups": a.get("groups"),
             "filter": _filter_shape(call),
             "params": call.params,
@@ -170,6 +170,10 @@ def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
                        params=trace.params, macs=prefix[-1])
 
 
-def _pair(v) -> tuple:
-    return tuple(v) if isinstance(v, tuple) else (v, v)
+def _pair(v, type_name: str = "") -> tuple:
+    """A layer's size argument for each spatial dimension: 1 for the 1d layers, 3 for the 3d ones."""
+    if isinstance(v, tuple):
+        return v
+    n = 1 if type_name.endswith("1d") else 3 if type_name.endswith("3d") else 2
+    return (v,) * n
 

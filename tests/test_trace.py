@@ -119,3 +119,13 @@ def test_cli_help_does_not_import_torch():
     code = "import sys; from archlab.cli import main; main(['--help']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_trace_geometry_has_one_value_per_spatial_dimension():
+    import archlab
+    from torch import nn
+
+    rows = archlab.trace_layers(nn.Sequential(nn.Conv1d(2, 4, 3), nn.MaxPool1d(2)), input_size=(2, 16)).layers
+    assert [(r["kernel"], r["stride"]) for r in rows] == [([3], [1]), ([2], [2])]
+    rows = archlab.trace_layers(nn.Sequential(nn.Conv3d(2, 4, 3), nn.MaxPool3d(2)), input_size=(2, 8, 8, 8)).layers
+    assert [r["kernel"] for r in rows] == [[3, 3, 3], [2, 2, 2]]
