@@ -22,7 +22,8 @@ KINDS = ("cpu", "cuda")
 
 def check_device(device: str) -> None:
     """One line for a name that is not ``cpu``/``cuda``/``cuda:N``, for CUDA without a GPU, and
-    for a GPU index this machine does not have."""
+    for a GPU index this machine does not have. ``cpu:0`` is the CPU too (torch's name for it);
+    ``cpu:N`` with N > 0 names nothing: PyTorch has one CPU device."""
     import torch
 
     try:
@@ -31,7 +32,9 @@ def check_device(device: str) -> None:
         parsed = None
     if parsed is None or parsed.type not in KINDS:
         raise UserError(f"unknown device '{device}' (choose cpu, cuda or cuda:N)")
-    if parsed.type != "cuda":
+    if parsed.type == "cpu":
+        if parsed.index not in (None, 0):
+            raise UserError(f"unknown device '{device}': PyTorch has one CPU device (choose cpu, cuda or cuda:N)")
         return
     if not torch.cuda.is_available():
         raise UserError(f"--device {device} was asked for, but no CUDA GPU is available to PyTorch on this machine")
@@ -43,6 +46,11 @@ def check_device(device: str) -> None:
 
 def is_cuda(device: str) -> bool:
     return device.startswith("cuda")
+
+
+def is_cpu(device: str) -> bool:
+    """``cpu`` and ``cpu:0`` alike (what check_device accepts)."""
+    return device == "cpu" or device.startswith("cpu:")
 
 
 @contextlib.contextmanager
@@ -65,18 +73,33 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
-def run_failed(what: str, device: str, dtype: str, e: Exception) -> UserError:
-    """A real run that failed in PyTorch (out of memory, an operator without a kernel for this
-    dtype, a CUDA error) as one line, with a hint where one is known."""
+def run_failed(what: str, device: str, dtype: str, e: BaseException) -> UserError:
+    """A real run that failed as one line, with a hint where one is known: in PyTorch (out of
+    memory, an operator without a kernel for this dtype, a CUDA error) or in the user's own
+    forward (an assert, a KeyError, ``sys.exit()``: the exception's type is named, except for
+    PyTorch's RuntimeErrors, which speak for themselves). An archlab ``UserError`` is returned
+    as it is."""
     import torch
 
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, UserError):
+        return e
+    if isinstance(e, SystemExit):  # the user's forward must not end archlab without a word
+        return UserError(f"{what} on {device}: the forward pass called sys.exit({e.code!r})")
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if not isinstance(e, RuntimeError):  # a KeyError('x') alone does not say what happened
+        msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+    msg = msg or type(e).__name__
     if isinstance(e, torch.OutOfMemoryError):
         return UserError(f"{what} on {device} ran out of memory ({msg}); use a smaller --batch or --res")
     hint = ""
-    if device == "cpu" and dtype in ("fp16", "bf16") and ("Half" in msg or "BFloat16" in msg):
+    if is_cpu(device) and dtype in ("fp16", "bf16") and ("Half" in msg or "BFloat16" in msg):
         other = "bf16" if dtype == "fp16" else "fp16"
         hint = (f" (an operator has no {dtype} kernel on the CPU; --dtype {other} may have one, "
                 "--device cuda has both)")
     return UserError(f"{what} on {device} at {dtype} failed: {msg}{hint}")
+
+
+# What a real run catches from the user's forward: every Exception and sys.exit(), never
+# KeyboardInterrupt (Ctrl-C stays Ctrl-C). Report it with run_failed.
+FORWARD_ERRORS = (Exception, SystemExit)
 

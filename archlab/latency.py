@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from archlab.api import SCHEMA_VERSION, count_trace, resolve, trace_model
-from archlab.devices import check_device, on_device, run_failed
+from archlab.devices import FORWARD_ERRORS, check_device, is_cpu, on_device, run_failed
 from archlab.errors import UserError
 from archlab.latency_compare import PAPER_CPU_MS, PAPER_CPU_SOURCE, CompareRow, Comparison, compare, spearman
-from archlab.latency_layers import RANGE_PREFIX, LayerTime, by_kind, profile_layers
+from archlab.latency_layers import (RANGE_PREFIX, LayerTime, by_kind, layers_from_events, profile_layers,
+                                    record_layers)
 
 __all__ = [
-    "DTYPES", "NOISY_IQR", "WARMUP_RUNS", "MIN_BLOCKS", "PROFILE_RUNS", "LatencyResult", "latency", "measure_all",
-    "check_options", "check_specs", "device_name",
+    "DTYPES", "NOISY_IQR", "WARMUP_RUNS", "MIN_BLOCKS", "MAX_MIN_TIME", "PROFILE_RUNS", "LatencyResult", "latency",
+    "measure_all", "check_options", "check_specs", "device_name",
     # per layer (archlab.latency_layers)
     "RANGE_PREFIX", "LayerTime", "profile_layers", "by_kind",
     # several models (archlab.latency_compare)
@@ -44,6 +45,7 @@ NOISY_IQR = 0.10  # a run whose IQR exceeds this fraction of the median is flagg
 WARMUP_RUNS = 3
 MAX_THREADS_PER_CPU = 4  # --threads beyond this many per CPU is refused
 MIN_BLOCKS = 4  # the fewest timed blocks: an IQR needs a few samples
+MAX_MIN_TIME = 3600.0  # --min-time beyond an hour per model is refused (1e308 would run forever)
 PROFILE_RUNS = (3, 50)  # forwards under the profiler for per_layer: at least, at most
 
 
@@ -179,6 +181,7 @@ def measure_all(
     from archlab.guard import check_fits
 
     check_options(device, dtype, threads, min_time)
+    device = "cpu" if is_cpu(device) else device  # cpu:0 is the CPU
     shape_kw = dict(input_size=input_size, res=res, batch=batch, alpha=alpha, options=options)
     plans = [_plan(spec, dtype, shape_kw) for spec in specs]
     labels = ", ".join(p.label for p in plans)
@@ -189,30 +192,42 @@ def measure_all(
     previous_threads = torch.get_num_threads()
     n_threads = threads or previous_threads
     runs = []
-    step = ""
+    # what is running now, for the error message; "forward": the user's forward is running,
+    # and any exception or sys.exit() from it is the user's, reported in one line
+    step = {"what": "", "forward": False}
     try:
         torch.set_num_threads(n_threads)
         # the named GPU is the current one: the timer's and the profiler's synchronization wait for it
         with on_device(device), torch.inference_mode():
             for i, plan in enumerate(plans):
-                step = f"building {plan.label}"
-                report(i, total, step)
+                # building copies a user's module or runs a user file's constructor: the user's code too
+                step.update(what=f"building {plan.label}", forward=True)
+                report(i, total, step["what"])
                 runs.append(_Run(plan, *_build(plan, spec=specs[i], device=device, dtype=dtype,
                                                channels_last=channels_last, shape_kw=shape_kw)))
-                step = f"the forward pass of {plan.label}"
+                step.update(what=f"the forward pass of {plan.label}", forward=True)
                 runs[-1].warm_up(min_time)
-            step = f"timing {labels}"
-            _interleave(runs, min_time, lambda done: report(len(plans) + done, total, "timing"))
+            step.update(what=f"timing {labels}", forward=True)
+            _interleave(runs, min_time, lambda done: report(len(plans) + done, total, "timing"), step)
             layers = {}
             if per_layer:
                 for i, run in enumerate(runs):
-                    step = f"profiling {run.plan.label}"
-                    report(2 * len(plans) + i, total, step)
+                    step.update(what=f"profiling {run.plan.label}", forward=False)
+                    report(2 * len(plans) + i, total, step["what"])
                     median = run.measurement(n_threads).median
                     n = min(max(math.ceil(min_time / median), PROFILE_RUNS[0]), PROFILE_RUNS[1])
-                    layers[i] = profile_layers(run.model, run.inputs, run.plan.trace, device, n)
+                    step["forward"] = True
+                    events = record_layers(run.model, run.inputs, device, n)
+                    step["forward"] = False
+                    layers[i] = layers_from_events(events, run.plan.trace, device, n)
+    except UserError:
+        raise
     except RuntimeError as e:  # out of memory, an operator without a kernel for this dtype, a CUDA error
-        raise run_failed(step, device, dtype, e) from None
+        raise run_failed(step["what"], device, dtype, e) from None
+    except FORWARD_ERRORS as e:  # the user's forward raised (an assert, a KeyError, ...) or called sys.exit()
+        if not step["forward"]:
+            raise  # archlab's own code: a bug, reported as one
+        raise run_failed(step["what"], device, dtype, e) from None
     finally:
         torch.set_num_threads(previous_threads)
     notes = setting_notes(device, dtype)
@@ -247,6 +262,9 @@ def check_options(device: str, dtype: str, threads: int | None, min_time: float)
                         f"(this machine has {cpus} CPUs)")
     if not (min_time > 0 and math.isfinite(min_time)):
         raise UserError(f"--min-time must be a positive number of seconds, got {min_time}")
+    if min_time > MAX_MIN_TIME:
+        raise UserError(f"--min-time {min_time:g} is more than {MAX_MIN_TIME:g} seconds (an hour of timed "
+                        "forwards per model)")
 
 
 def check_specs(specs: Sequence[Any], *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
@@ -352,9 +370,11 @@ def _clock_overhead(timer) -> float:
     return timer() - start
 
 
-def _interleave(runs: list[_Run], min_time: float, progress: Callable[[float], Any]) -> None:
+def _interleave(runs: list[_Run], min_time: float, progress: Callable[[float], Any],
+                step: dict[str, Any] | None = None) -> None:
     """Round robin: one block of each model that still needs time, until each has min_time
-    and MIN_BLOCKS blocks. The garbage collector is off meanwhile, as timeit does."""
+    and MIN_BLOCKS blocks. The garbage collector is off meanwhile, as timeit does.
+    ``step["what"]`` names the model being timed (for an error message)."""
     import gc
 
     enabled = gc.isenabled()
@@ -363,6 +383,8 @@ def _interleave(runs: list[_Run], min_time: float, progress: Callable[[float], A
         pending = list(runs)
         while pending:
             for run in pending:
+                if step is not None and len(runs) > 1:
+                    step["what"] = f"timing {run.plan.label}"
                 run.raw_times.append(run.block(run.number))
             pending = [run for run in pending if not run.done(min_time)]
             progress(sum(min(1.0, len(r.raw_times) / MIN_BLOCKS, sum(r.raw_times) / min_time) for r in runs))
@@ -382,7 +404,7 @@ def setting_notes(device: str, dtype: str) -> tuple[str, ...]:
             notes.append(f"fp32 on CUDA with TF32 allowed (cuDNN convolutions {conv}, matmul {mm}): tensor cores "
                          "may multiply in TF32, a 10-bit mantissa; torch.backends.cudnn.allow_tf32 = False "
                          "times true fp32")
-    if device == "cpu" and dtype == "fp16":
+    if is_cpu(device) and dtype == "fp16":
         notes.append("fp16 on the CPU: most kernels convert to fp32 and back, usually slower than fp32; "
                      "these times do not show what fp16 gains on hardware built for it")
     return tuple(notes)

@@ -60,9 +60,14 @@ def profile_layers(model, xs, tr, device: str, runs: int) -> tuple[tuple[LayerTi
     own: only Python between their children) are summed in one row. Returns (rows, the sum of
     the rows in ms, forwards profiled, method).
     """
+    return layers_from_events(record_layers(model, xs, device, runs), tr, device, runs)
+
+
+def record_layers(model, xs, device: str, runs: int):
+    """The profiler's events of ``runs`` forwards, each module's forward in a range of its own.
+    The only part of ``profile_layers`` that runs the model (the user's code)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from archlab.analysis.counting import op_cost
     from archlab.analysis.trace import module_ranges
     from archlab.devices import synchronize
     from archlab.memory_api import _quiet_stderr
@@ -75,8 +80,15 @@ def profile_layers(model, xs, tr, device: str, runs: int) -> tuple[tuple[LayerTi
             for _ in range(runs):
                 model(*xs)
             synchronize(device)  # the current GPU is ``device`` (latency.measure_all enters it)
+    return prof.events()
 
-    own_us = _own_time_per_forward(prof.events(), cuda)
+
+def layers_from_events(events, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
+    """``profile_layers``'s rows from ``record_layers``' events and the trace's MACs."""
+    from archlab.analysis.counting import op_cost
+
+    cuda = device.startswith("cuda")
+    own_us = _own_time_per_forward(events, cuda)
     total_us = sum(own_us.values())
 
     own_macs: dict[str, int] = {}

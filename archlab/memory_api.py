@@ -117,7 +117,11 @@ def memory(
                         input_size=kw.get("input_size")).build(device="meta")
     training_note = None
     try:
-        saved = saved_for_backward(model, torch.empty(trace.input_shape, device="meta"))
+        # every input of the forward, in the trace's dtypes (the model's own floating dtype)
+        meta_inputs = [torch.empty(trace.values[v].shape, dtype=trace.values[v].dtype, device="meta")
+                       for v in trace.inputs]
+        runner = model if len(meta_inputs) == 1 else _WithInputs(model, meta_inputs[1:])
+        saved = saved_for_backward(runner, meta_inputs[0])
     except UserError as e:  # e.g. batch norm over one value per channel: the rest of the report stands
         saved, training_note = None, str(e)
         if trace.input_shape[0] == 1 and "more than 1 value per channel" in training_note:
@@ -127,7 +131,8 @@ def memory(
         from archlab.guard import check_fits, run_bytes
 
         check_fits(run_bytes(trace), device, force, what="--measure (a real forward)")
-        measured, method = measure_peak(model_or_spec, trace.input_shape, device=device, **kw)
+        shapes = tuple(tuple(trace.values[v].shape) for v in trace.inputs)  # every input of the forward
+        measured, method = measure_peak(model_or_spec, shapes if len(shapes) > 1 else shapes[0], device=device, **kw)
         predicted_measure = (inference_peak(trace, 4, held=True) if act_bytes != 4 else held).bytes
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     return MemoryResult(
@@ -145,39 +150,79 @@ def memory(
     )
 
 
-def measure_peak(model_or_spec: Any, input_shape: tuple[int, ...], *, device: str = "cpu",
+def _with_inputs_class():
+    import torch
+
+    class WithInputs(torch.nn.Module):
+        """``model(x, *rest)`` as a one-input module, for ``saved_for_backward`` (which calls
+        its model with one input): a forward of several inputs gets all of them."""
+
+        def __init__(self, model, rest) -> None:
+            super().__init__()
+            self.model = model
+            self._rest = tuple(rest)
+
+        def forward(self, x):
+            return self.model(x, *self._rest)
+
+    return WithInputs
+
+
+def _WithInputs(model, rest):  # noqa: N802 - a class made on first use (torch is imported lazily)
+    return _with_inputs_class()(model, rest)
+
+
+def _shapes(input_shape: Any) -> tuple[tuple[int, ...], ...]:
+    """One shape (batch included) or a sequence of shapes, one per input of the forward."""
+    if len(input_shape) and all(isinstance(s, (tuple, list)) for s in input_shape):
+        return tuple(tuple(s) for s in input_shape)
+    return (tuple(input_shape),)
+
+
+def measure_peak(model_or_spec: Any, input_shape: Any, *, device: str = "cpu",
                  **kw: Any) -> tuple[int, str]:
-    """Peak of memory allocated during one real fp32 inference forward (the input included,
-    the parameters not). A user's model is copied: it stays on its device, in its mode."""
+    """Peak of memory allocated during one real fp32 inference forward (the inputs included,
+    the parameters not). ``input_shape``: the shape of the input (batch included), or a
+    sequence of shapes for a forward of several inputs. The model is cast to fp32 (a user's
+    model is copied first: it stays on its device, in its mode and dtype)."""
     import copy
 
     import torch
 
-    from archlab.devices import on_device, run_failed, synchronize
+    from archlab.devices import FORWARD_ERRORS, on_device, run_failed, synchronize
 
     check_device(device)
+    shapes = _shapes(input_shape)
     if isinstance(model_or_spec, torch.nn.Module):
-        model = copy.deepcopy(model_or_spec).float()
+        model = copy.deepcopy(model_or_spec)
         label = type(model_or_spec).__name__
     else:
         resolved = resolve(model_or_spec, **{k: v for k, v in kw.items() if k != "input_size"},
                            input_size=kw.get("input_size"))
         model, label = resolved.build(), resolved.label
+    what = f"the measured forward of {label}"
     try:
+        model = model.float()  # a file's model may be built in fp16 or bf16: the inputs are fp32
         with on_device(device), torch.inference_mode():
             model = model.to(device).eval()
-            model(torch.zeros(input_shape, device=device))  # warm-up: one-off allocations are not the model's
+
+            def inputs():
+                return tuple(torch.zeros(s, device=device) for s in shapes)
+
+            model(*inputs())  # warm-up: one-off allocations are not the model's
             if not device.startswith("cuda"):
-                return _cpu_peak(model, input_shape), "PyTorch profiler (profile_memory), CPU allocations"
+                return _cpu_peak(model, inputs), "PyTorch profiler (profile_memory), CPU allocations"
             synchronize(device)
             base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
-            model(torch.zeros(input_shape, device=device))
+            model(*inputs())
             synchronize(device)
             return (torch.cuda.max_memory_allocated() - base,
                     "CUDA allocator: max_memory_allocated (includes cuDNN/cuBLAS workspace)")
-    except RuntimeError as e:  # out of memory, a CUDA error, an operator that fails for real
-        raise run_failed(f"the measured forward of {label}", device, "fp32", e) from None
+    except UserError:
+        raise
+    except FORWARD_ERRORS as e:  # out of memory, a CUDA error, the user's forward raised or called sys.exit()
+        raise run_failed(what, device, "fp32", e) from None
 
 
 @contextlib.contextmanager
@@ -199,15 +244,15 @@ def _quiet_stderr():
         os.close(devnull)
 
 
-def _cpu_peak(model, input_shape) -> int:
+def _cpu_peak(model, inputs) -> int:
+    """``inputs()``: the forward's arguments, made inside the profiled region."""
     import logging
 
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     logging.getLogger("torch.profiler").setLevel(logging.ERROR)
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        model(torch.zeros(input_shape))
+        model(*inputs())
     # An op event carries what it allocated and freed itself; a "[memory]" event is a free
     # (or allocation) outside any op. In time order, their running sum is the allocated total.
     timeline = []

@@ -65,6 +65,32 @@ def test_every_command_that_takes_a_device_refuses_a_bad_one_in_one_line(cli, co
     assert_one_line_error(cli(*command, "--device", "cuda:x"), "unknown device 'cuda:x'")
 
 
+@pytest.mark.parametrize("name", ["cpu:1", "cpu:7", "cpu:99"])
+def test_a_cpu_index_other_than_0_is_refused(name, two_gpus):
+    # PyTorch has one CPU device: cpu:7 named nothing, and lost the fp16-on-CPU note
+    with pytest.raises(UserError, match=f"^unknown device '{name}': PyTorch has one CPU device"):
+        check_device(name)
+
+
+@pytest.mark.parametrize("command", [
+    ("latency", "lenet5", "--min-time", "0.01"),
+    ("count", "lenet5", "--engine", "fvcore"),
+    ("memory", "lenet5", "--measure"),
+])
+def test_every_command_refuses_cpu_n_in_one_line(cli, command):
+    assert_one_line_error(cli(*command, "--device", "cpu:99"), "unknown device 'cpu:99'")
+
+
+def test_cpu_0_is_the_cpu_in_notes_hints_and_results(cli):
+    assert setting_notes("cpu:0", "fp16") == setting_notes("cpu", "fp16") != ()
+    e = run_failed("timing", "cpu:0", "fp16", RuntimeError('"slow_conv2d_cpu" not implemented for \'Half\''))
+    assert "no fp16 kernel on the CPU" in str(e)
+    r = cli("latency", "lenet5", "--dtype", "fp16", "--min-time", "0.02", "--device", "cpu:0", "--format", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    assert d["device"] == "cpu" and any("fp16 on the CPU" in n for n in d["notes"])
+
+
 def test_on_device_is_nothing_for_the_cpu():
     with on_device("cpu"):
         assert torch.ones(1).device.type == "cpu"

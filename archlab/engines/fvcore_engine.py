@@ -26,7 +26,7 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
 
     import torch
 
-    from archlab.devices import check_device, on_device, run_failed
+    from archlab.devices import FORWARD_ERRORS, check_device, on_device, run_failed
 
     check_device(device)
     try:
@@ -56,7 +56,9 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
             total = int(analysis.total())
             by_op = {k: int(v) for k, v in sorted(analysis.by_operator().items())}
             skipped = {k: int(v) for k, v in sorted(analysis.unsupported_ops().items())}
-    except RuntimeError as e:  # out of memory, a CUDA error, an operator without a kernel
+    except UserError:
+        raise
+    except FORWARD_ERRORS as e:  # out of memory, a CUDA error, the user's forward raised or called sys.exit()
         names = {torch.float16: "fp16", torch.bfloat16: "bf16"}
         raise run_failed("fvcore's forward", device, names.get(dtype, "fp32"), e) from None
     mac_terms = {k: v for k, v in by_op.items() if k in FVCORE_MAC_OPS}

@@ -85,11 +85,23 @@ def _compare_headers(c: Comparison) -> tuple[str, ...]:
     return headers + (("paper ms", "paper ratio") if c.paper_source else ())
 
 
-def _compare_rows(c: Comparison) -> list[tuple]:
+NAME_WIDTH = 48  # text_table's cut
+
+
+def _name(r: LatencyResult, width: int | None) -> str:
+    """The model's name and its markers; a long name is cut, never the markers."""
+    marks = (" (partial)" if r.macs_not_counted else "") + (" (noisy)" if r.noisy else "")
+    name = r.model
+    if width is not None and len(name) + len(marks) > width:
+        name = name[: max(width - len(marks) - 1, 1)] + "…"
+    return name + marks
+
+
+def _compare_rows(c: Comparison, width: int | None = None) -> list[tuple]:
     rows = []
     for row in c.rows:
         r = row.result
-        cells = (r.model + (" (noisy)" if r.noisy else ""), shape_str(r.input_shape), ms(r.median_ms),
+        cells = (_name(r, width), shape_str(r.input_shape), ms(r.median_ms),
                  ms(r.iqr_ms), f"{r.throughput:,.1f}", human(r.macs), f"{r.achieved_gflops:,.2f}",
                  _ratio(row.latency_ratio), _ratio(row.macs_ratio))
         if c.paper_source:
@@ -115,12 +127,16 @@ def _compare_caption(results: Sequence[LatencyResult], c: Comparison) -> list[st
     noisy = [r.model for r in results if r.noisy]
     if noisy:
         lines.append(f"noisy (IQR over {_pct(NOISY_IQR)} of the median): {', '.join(noisy)}")
+    partial = [f"{r.model} ({r.macs_not_counted} op call{'s' if r.macs_not_counted != 1 else ''})"
+               for r in results if r.macs_not_counted]
+    if partial:
+        lines.append(f"partial: MACs leave out op calls without a cost rule (see archlab count): {', '.join(partial)}")
     lines += [f"note: {note}" for note in dict.fromkeys(n for r in results for n in r.notes)]
     return lines
 
 
 CSV_KEYS = ("model", "input_shape", "device", "dtype", "channels_last", "threads", "batch", "median_ms", "iqr_ms",
-            "noisy", "throughput", "macs", "achieved_gflops")
+            "noisy", "throughput", "macs", "achieved_gflops", "macs_status")
 LAYER_CSV_KEYS = ("name", "type", "kind", "calls", "time_ms", "time_share", "macs", "mac_share",
                   "time_share_over_mac_share")
 
@@ -165,7 +181,8 @@ def render(results: Sequence[LatencyResult], fmt: str, comparison: Comparison | 
     else:
         caption = _compare_caption(results, c)
         if fmt == "table":
-            out = text_table(_compare_headers(c), _compare_rows(c), "llrrrrrrrrr") + "\n".join(caption) + "\n"
+            out = text_table(_compare_headers(c), _compare_rows(c, NAME_WIDTH), "llrrrrrrrrr",
+                             max_width=NAME_WIDTH) + "\n".join(caption) + "\n"
         else:
             out = md_table(_compare_headers(c), _compare_rows(c), "llrrrrrrrrr") + "\n" + "\n\n".join(caption) + "\n"
     for r in results:
