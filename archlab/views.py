@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from archlab.analysis.receptive_field import RFAnalysis, describe, receptive_fields
+from archlab.analysis.receptive_field import RFAnalysis, describe, headline, receptive_fields
 from archlab.api import SCHEMA_VERSION, _checked_depth, trace_model
 
 
@@ -29,19 +29,10 @@ def _filter_shape(call) -> str:
 
 
 def _last_spatial_call(trace, rf: RFAnalysis):
-    """The last layer (in data-flow order) whose output still has spatial extent."""
-    best = None
-    for call in trace.calls:
-        if call.depth == 0 or not call.outputs:
-            continue
-        vid = call.outputs[0]
-        f = rf.of(vid)
-        if f is None:
-            continue
-        key = (trace.values[vid].producer, call.depth)  # the deepest call naming the latest value
-        if best is None or key >= best[0]:
-            best = (key, call)
-    return best[1] if best else None
+    """The last layer (in data-flow order) whose output still has spatial extent (its field: use
+    ``receptive_field.headline``, which also covers ops in the model's own forward)."""
+    h = headline(trace, rf)
+    return h.call if h is not None else None
 
 
 def _op_macs(trace) -> list[int]:
@@ -61,6 +52,7 @@ class RFResult:
     rf: dict[str, Any] | None
     misaligned: tuple[dict[str, Any], ...]
     unsupported_ops: dict[str, int]
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +64,7 @@ class RFResult:
             "rf_layer": self.rf,
             "misaligned": list(self.misaligned),
             "unsupported_ops": self.unsupported_ops,
+            "notes": list(self.notes),
             "layers": list(self.layers),
         }
 
@@ -98,11 +91,19 @@ def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw) -> RFResult:
     input_hw = trace.input_shape[-2:]
     rows = tuple(r for c in trace.calls if 0 < c.depth <= depth
                  for r in [_rf_row(trace, c, rf, input_hw)] if r is not None)
-    last = _last_spatial_call(trace, rf)
-    top = _rf_row(trace, last, rf, input_hw) if last is not None else None
+    h = headline(trace, rf)
+    top = None
+    if h is not None:
+        top = {"name": h.name, "type": h.call.type if h.call.depth > 0 else h.op, "depth": h.call.depth,
+               "output_shape": list(trace.values[h.value].shape)}
+        if h.field is None:
+            top.update(rf=None, jump=None, start=None, exceeds_input=None, unknown_since=h.unknown_since)
+        else:
+            top.update(describe(h.field))
+            top["exceeds_input"] = any(h.field.rf[a] > input_hw[a] for a in range(2))
     mis = tuple({"op": m.op, "module": m.module, "jumps": [list(j) for j in m.jumps],
                  "starts": [list(s) for s in m.starts]} for m in rf.misaligned)
-    return RFResult(label, trace.input_shape, rows, top, mis, dict(rf.unsupported))
+    return RFResult(label, trace.input_shape, rows, top, mis, dict(rf.unsupported), tuple(rf.notes))
 
 
 @dataclass(frozen=True)

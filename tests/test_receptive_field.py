@@ -191,3 +191,166 @@ def test_analytic_field_equals_the_measured_one(spec, layer, input_size):
     f, (a_rows, a_cols) = analytic_region(spec, layer, input_size, unit)
     assert rows == a_rows and cols == a_cols, (f, unit)
     assert rows[1] - rows[0] + 1 == f.rf[0], "the field fits inside the input, so nothing is clipped"
+
+
+# --- the audit's cases (B12): 1-D models, ops in the model's own forward, adaptive pooling with
+# --- non-divisible sizes, reflection/replication padding and pixel (un)shuffle
+
+
+def measured_extent(model, input_size, samples=16, seed=0):
+    """The widest dependency region of the model's output units, per spatial axis, by back-
+    propagation as in ``measured_region``: every unit on the output's diagonal (for a 1-D output,
+    every unit) is back-propagated, since on some grids (adaptive pooling) units differ in width."""
+    torch.manual_seed(seed)
+    model.eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    x = torch.rand(samples, *input_size, requires_grad=True)
+    out = model(x)
+    line = out.dim() == 3
+    n = out.shape[-1] if line else min(out.shape[-2:])
+    widest = [0, 0]
+    for i in range(n):
+        unit = out[:, :, i] if line else out[:, :, i * out.shape[-2] // n, i * out.shape[-1] // n]
+        (grad,) = torch.autograd.grad(unit.sum(), x, retain_graph=True)
+        hit = grad.abs().sum((0, 1)) > 0
+        hit = hit[None] if line else hit
+        for axis, h in enumerate((hit.any(1), hit.any(0))):
+            idx = h.nonzero().flatten()
+            widest[axis] = max(widest[axis], int(idx.max() - idx.min() + 1))
+    return tuple(widest)
+
+
+def _model_field(model, input_size):
+    from archlab.analysis.receptive_field import headline
+
+    tr = trace(model, torch.empty(1, *input_size, device="meta"))
+    rf = receptive_fields(tr)
+    return headline(tr, rf), rf
+
+
+class RootAdd(nn.Module):
+    """The audit's ``misal``: the output is a functional add in the model's own forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Conv2d(3, 4, 2, stride=2)
+
+    def forward(self, x):
+        return self.a(x) + self.b(x)
+
+
+class RootCat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 5, padding=2)
+
+    def forward(self, x):
+        return torch.cat([self.b(x), self.a(x)], 1)  # 'a' runs last but sees less than the output
+
+
+class GridSample(nn.Module):
+    """An op without a rule (grid_sample) and a conv after it: the field past it is unknown."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x):
+        grid = torch.zeros(x.shape[0], 8, 8, 2, device=x.device)
+        return self.b(F.grid_sample(self.a(x), grid, align_corners=False))
+
+
+@pytest.mark.parametrize("model, input_size", [
+    # 1-D: Conv1d, dilation, MaxPool1d (traced as a 2-D pool on an unsqueezed map), AdaptiveAvgPool1d
+    (nn.Sequential(nn.Conv1d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv1d(8, 8, 3, dilation=2), nn.MaxPool1d(2)), (3, 64)),
+    (nn.Sequential(nn.Conv1d(3, 4, 3), nn.AdaptiveAvgPool1d(7), nn.Conv1d(4, 2, 3, padding=1)), (3, 40)),
+    (nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReflectionPad1d((2, 1)), nn.Conv1d(4, 2, 5)), (3, 40)),
+    # adaptive pooling, Out not dividing In: windows of 9 and 10 pixels 8.86 apart (the audit's 27 vs 30)
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(7), nn.Conv2d(4, 2, 3)), (3, 64, 64)),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(5), nn.Conv2d(4, 4, 2), nn.Conv2d(4, 2, 2)), (3, 40, 40)),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveMaxPool2d(5), nn.Conv2d(4, 2, 3, stride=2)), (3, 33, 33)),
+    # reflection and replication padding, symmetric and not
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReflectionPad2d(2), nn.Conv2d(4, 2, 3)), (3, 32, 32)),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReplicationPad2d((1, 2, 0, 3)), nn.Conv2d(4, 2, 5)), (3, 32, 32)),
+    # pixel shuffle (the jump divided by r) and unshuffle (an r x r window, the jump times r)
+    (nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.PixelShuffle(2), nn.Conv2d(4, 2, 3, padding=1)), (3, 32, 32)),
+    (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.PixelUnshuffle(2), nn.Conv2d(16, 2, 3, padding=1)), (3, 32, 32)),
+    # the output made by a functional op in the model's forward
+    (RootAdd(), (3, 32, 32)),
+    (RootCat(), (3, 32, 32)),
+], ids=["conv1d", "conv1d-adaptive", "conv1d-reflect", "adaptive-62to7", "adaptive-38to5-two-convs",
+        "adaptive-max-strided", "reflection-pad", "replication-pad-asym", "pixel-shuffle", "pixel-unshuffle",
+        "root-add", "root-cat"])
+def test_model_field_equals_the_widest_measured_one(model, input_size):
+    h, rf = _model_field(model, input_size)
+    assert h is not None and h.field is not None and not rf.unsupported, (h, rf.unsupported)
+    assert tuple(h.field.rf) == measured_extent(model, input_size), h.field
+    assert h.value == h.call.outputs[0] or h.call.depth == 0
+
+
+def test_the_headline_names_the_forward_op_that_makes_the_output():
+    h, _ = _model_field(RootAdd(), (3, 32, 32))
+    assert h.call.depth == 0 and h.op == "add" and h.name == "add (in the model's forward)"
+    assert h.field.rf == (3, 3)  # not 'b''s 2: the output sees the union of both convs' fields
+
+
+def test_the_headline_names_the_module_when_the_forward_only_keeps_its_field():
+    class FinalRelu(nn.Module):  # DenseNet ends its forward with F.relu on features' output
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3))
+
+        def forward(self, x):
+            return F.relu(self.features(x)).mean((2, 3))
+
+    h, _ = _model_field(FinalRelu(), (3, 16, 16))
+    assert h.name == "features.1" and h.field.rf == (5, 5)  # the deepest call returning the value
+
+
+def test_a_field_past_an_op_without_a_rule_is_unknown_not_an_earlier_layers():
+    h, rf = _model_field(GridSample(), (3, 16, 16))
+    assert h.name == "b" and h.field is None and h.unknown_since == "aten.grid_sampler_2d.default"
+    assert rf.unsupported == {"aten.grid_sampler_2d.default": 1}
+
+
+def test_grid_sample_that_keeps_the_size_is_not_taken_for_an_element_wise_op():
+    class SameSize(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = conv()
+
+        def forward(self, x):
+            grid = torch.zeros(x.shape[0], *x.shape[-2:], 2, device=x.device)
+            return self.a(x) + F.grid_sample(self.a(x), grid, align_corners=False)
+
+    h, rf = _model_field(SameSize(), (2, 8, 8))
+    assert h.field is None and h.unknown_since == "aten.grid_sampler_2d.default", h
+
+
+def test_one_d_models_are_analysed_along_their_axis_and_say_so():
+    f, rf = _field(nn.Sequential(nn.Conv1d(3, 4, 5, stride=2), nn.Conv1d(4, 4, 3, padding=1)), 3, 32)
+    assert f.rf == (1, 9) and f.jump == (1, 2) and f.start == (0, 2)
+    assert any("1-D" in n for n in rf.notes)
+    _, rf = _field(nn.Sequential(nn.Conv3d(3, 4, 3)), 3, 8, 8, 8)
+    assert any("depth axis is not analysed" in n for n in rf.notes)
+
+
+def test_adaptive_pooling_takes_the_widest_window_and_a_fractional_jump():
+    f, _ = _field(nn.AdaptiveAvgPool2d(7), 2, 62, 62)
+    # windows floor(62i/7) .. ceil(62(i+1)/7) - 1 are 9 or 10 wide; units are 62/7 apart
+    assert f.rf == (10, 10) and f.jump == (62 / 7, 62 / 7) and f.start == (4, 4)
+    f, _ = _field(nn.AdaptiveAvgPool2d(7), 2, 56, 56)  # divisible: 8 wide, 8 apart, as a plain pool
+    assert f.rf == (8, 8) and f.jump == (8, 8) and f.snap is None
+
+
+def test_reflection_padding_moves_the_first_centre_like_zero_padding():
+    for pad in (nn.ReflectionPad2d((1, 2, 3, 0)), nn.ZeroPad2d((1, 2, 3, 0)), nn.ReplicationPad2d((1, 2, 3, 0))):
+        f, rf = _field(nn.Sequential(conv(), pad), 2, 16, 16)
+        assert f.rf == (3, 3) and f.start == (-3, -1) and not rf.unsupported, pad
+
+
+def test_rf_view_reports_the_root_add():
+    d = receptive_field(RootAdd(), input_size=(3, 32, 32)).to_dict()
+    assert d["rf"] == 3

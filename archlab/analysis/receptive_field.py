@@ -18,6 +18,21 @@ only on the values it reads. A tensor with no spatial extent left (global poolin
 ends the field; when such a tensor is broadcast back over a feature map (a squeeze-and-
 excitation gate), the output is flagged ``global_context``: every unit then depends on the
 whole input, although its local field is what the convolutions give.
+
+A model whose input has one spatial axis (N, C, L: Conv1d stacks) is analysed along L: its
+field has extent 1 on the H axis, so ``rf``, ``jump`` and ``start`` of the W axis are the 1-D ones.
+For volumetric (N, C, D, H, W) values only H and W are analysed; ``RFAnalysis.notes`` says so.
+
+Adaptive pooling whose input size is not a multiple of its output size has windows of two widths
+at a non-integer spacing In/Out: the field takes the widest window and the jump In/Out. A later
+conv or pool that reads n consecutive pooled units sees the union of their windows, whose width
+varies with the unit; ``Field.snap`` keeps what is needed to give the widest such union exactly
+(the affine rule rf + (k - 1)·jump would be off by a fraction of a pixel). ``start`` on such a
+grid is the first unit's centre; later centres are only about start + i·jump.
+
+An op without a rule that changes the spatial grid stops the field: its output and everything
+computed from it get no ``Field`` but an entry in ``RFAnalysis.unknown`` naming that op, so a
+headline (``headline``) says the field is unknown rather than naming an earlier layer.
 """
 
 from __future__ import annotations
@@ -26,7 +41,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from archlab.analysis.trace import Trace
+from archlab.analysis.trace import Call, Trace
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,10 @@ class Field:
     jump: tuple[float, float]
     start: tuple[float, float]
     global_context: bool = False
+    # per axis, behind adaptive pooling whose windows have two widths (Out does not divide In):
+    # (field and jump before the pooling, In, Out, pooled units spanned beyond the first); ``rf``
+    # is then the widest unit's field, computed from the windows rather than from the jump
+    snap: tuple[tuple[float, float, int, int, float], ...] | None = None
 
     def bounds(self, axis: int) -> tuple[float, float]:
         half = (self.rf[axis] - 1) / 2
@@ -54,23 +73,69 @@ class RFAnalysis:
     fields: dict[int, Field]  # value id -> field
     misaligned: list[Misalignment] = field(default_factory=list)
     unsupported: dict[str, int] = field(default_factory=dict)  # ops whose spatial mapping is unknown
+    unknown: dict[int, str] = field(default_factory=dict)  # value id -> the op past which its field is unknown
+    notes: list[str] = field(default_factory=list)  # what the analysis leaves out (1-D / 3-D inputs, guesses)
 
     def of(self, vid: int) -> Field | None:
         return self.fields.get(vid)
 
 
-def _spatial(shape: tuple[int, ...]) -> tuple[int, int] | None:
-    return (shape[-2], shape[-1]) if len(shape) >= 4 else None
+def _spatial(shape: tuple[int, ...], line: bool = False) -> tuple[int, int] | None:
+    if len(shape) >= 4:
+        return (shape[-2], shape[-1])
+    return (1, shape[-1]) if line and len(shape) == 3 else None
+
+
+def _span_width(n_in: int, n_out: int, units: int) -> int:
+    """The widest union of ``units`` consecutive adaptive windows, in input units: window i spans
+    floor(i*In/Out) .. ceil((i+1)*In/Out) - 1. Runs inside the pooled map are compared; a run
+    longer than the map continues the windows with period Out (their widths repeat so). A later
+    stride may skip the widest run: the value is then an upper bound."""
+    starts = range(n_out - units + 1) if units <= n_out else range(n_out)
+    return max(-(-(j + units) * n_in // n_out) - (j * n_in) // n_out for j in starts)
+
+
+def _snapped(snap: tuple[float, float, int, int, float]) -> float:
+    """The field of a unit on a grid behind non-divisible adaptive pooling: base + (w - 1) * pitch
+    for w the widest union of the (span + 1) pooled windows it reads."""
+    base, pitch, n_in, n_out, span = snap
+    units = round(span) + 1
+    if abs(span + 1 - units) < 1e-9:
+        return base + (_span_width(n_in, n_out, units) - 1) * pitch
+    # a fractional span (a later op with a fractional stride): the affine value, rounded up to the grid
+    affine = (_span_width(n_in, n_out, 1) - 1 + span * n_in / n_out) * pitch
+    return base + math.ceil(affine / pitch - 1e-9) * pitch
 
 
 def _geom(f: Field, kernel, stride, padding, dilation) -> Field:
-    rf, jump, start = [], [], []
+    rf, jump, start, snap = [], [], [], []
     for a in range(2):
         k_eff = dilation[a] * (kernel[a] - 1) + 1
-        rf.append(f.rf[a] + (k_eff - 1) * f.jump[a])
+        if f.snap is None:
+            rf.append(f.rf[a] + (k_eff - 1) * f.jump[a])
+        else:  # a grid with rounded positions: count the pooled windows the unit spans
+            base, pitch, n_in, n_out, span = f.snap[a]
+            span += (k_eff - 1) * f.jump[a] / (pitch * n_in / n_out)
+            snap.append((base, pitch, n_in, n_out, span))
+            rf.append(_snapped(snap[-1]))
         start.append(f.start[a] + ((k_eff - 1) / 2 - padding[a]) * f.jump[a])
         jump.append(f.jump[a] * stride[a])
-    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context)
+    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context, tuple(snap) if snap else None)
+
+
+def _adaptive(f: Field, in_sp, out_sp) -> Field:
+    """Adaptive pooling: window i spans floor(i*In/Out) .. ceil((i+1)*In/Out) - 1. The field takes
+    the widest window; the jump is In/Out, not an integer when Out does not divide In."""
+    rf, jump, start, snap = [], [], [], []
+    exact = all(i % o == 0 for i, o in zip(in_sp, out_sp))
+    for a in range(2):
+        n_in, n_out = in_sp[a], out_sp[a]
+        first = -(-n_in // n_out)  # window 0: 0 .. ceil(In/Out) - 1
+        rf.append(f.rf[a] + (_span_width(n_in, n_out, 1) - 1) * f.jump[a])
+        start.append(f.start[a] + (first - 1) / 2 * f.jump[a])
+        jump.append(f.jump[a] * n_in / n_out)
+        snap.append((f.rf[a], f.jump[a], n_in, n_out, 0.0))
+    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context, None if exact else tuple(snap))
 
 
 def _transposed(f: Field, kernel, stride, padding, dilation) -> Field:
@@ -95,9 +160,18 @@ def _union(fields: list[Field]) -> Field:
     return Field(tuple(rf), jump, tuple(start), any(f.global_context for f in fields))
 
 
-def _last2(seq) -> tuple:
+def _last2(seq, fill=1) -> tuple:
+    """(H, W) of a per-axis tuple; a 1-D op's single value is its W (L) axis, H is left as ``fill``."""
     seq = tuple(seq)
-    return seq[-2:] if len(seq) >= 2 else seq * 2
+    if len(seq) >= 2:
+        return seq[-2:]
+    return (fill, seq[0]) if seq else (fill, fill)
+
+
+_NONLOCAL = ("grid_sampler_2d", "grid_sampler_3d", "grid_sampler", "_fft_r2c", "_fft_c2c", "_fft_c2r",
+             "fft_fft2", "fft_rfft2", "fft_ifft2", "fft_irfft2")
+_PADS = ("constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
+         "replication_pad1d", "replication_pad2d", "replication_pad3d")
 
 
 class _Walker:
@@ -106,12 +180,22 @@ class _Walker:
         self.fields: dict[int, Field] = {}
         self.global_values: set[int] = set()  # values computed from the whole input (global pooling)
         self.result = RFAnalysis(self.fields)
+        in_dims = {len(trace.values[vid].shape) for vid in trace.inputs}
+        self.line = in_dims == {3}  # (N, C, L): a 1-D model, analysed along L
         for vid in trace.inputs:
-            if _spatial(trace.values[vid].shape):
+            if self.spatial(vid):
                 self.fields[vid] = Field((1, 1), (1, 1), (0.0, 0.0))
+        if self.line:
+            self.result.notes.append("1-D input (N, C, L): the field is along L (the H extent is 1)")
+        if any(d >= 5 for d in in_dims):
+            self.result.notes.append("volumetric input: the field is given for the last two axes (H, W) only; "
+                                     "the depth axis is not analysed")
 
     def shape(self, vid: int) -> tuple[int, ...]:
         return self.trace.values[vid].shape
+
+    def spatial(self, vid: int) -> tuple[int, int] | None:
+        return _spatial(self.shape(vid), self.line)
 
     def run(self) -> RFAnalysis:
         for op in self.trace.ops:
@@ -119,41 +203,42 @@ class _Walker:
         return self.result
 
     def visit(self, op) -> None:
-        ins = [v for v in op.inputs if v in self.fields]
-        is_global = any(v in self.global_values for v in op.inputs)
         if not op.outputs:
             return
+        lost = next((self.result.unknown[v] for v in op.inputs if v in self.result.unknown), None)
+        if lost is not None and self.spatial(op.outputs[0]):
+            self._unknown(op, lost)  # computed from a value whose field is unknown
+            return
+        ins = [v for v in op.inputs if v in self.fields]
+        is_global = any(v in self.global_values for v in op.inputs)
         out = op.outputs[0]
-        out_sp = _spatial(self.shape(out))
+        out_sp = self.spatial(out)
         if not ins:
             if is_global:
                 self.global_values.update(op.outputs)
             return
         name = op.name
         first = self.fields[ins[0]]
+        in_sp = self.spatial(ins[0])
         if name == "convolution":
             a = op.attrs
             fn = _transposed if a["transposed"] else _geom
             k, s = _last2(a["kernel"]), _last2(a["stride"])
-            p, d = _last2(a["padding"]), _last2(a["dilation"])
+            p, d = _last2(a["padding"], 0), _last2(a["dilation"])
             self._set(op, fn(first, k, s, p, d) if out_sp else None)
         elif name in ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d", "avg_pool3d",
                       "max_pool3d_with_indices"):
             kernel, stride, padding, dilation = self._pool_args(op)
             self._set(op, _geom(first, kernel, stride, padding, dilation))
         elif name in ("_adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d"):
-            in_sp = _spatial(self.shape(ins[0]))
             if out_sp and out_sp == in_sp:
                 self._set(op, first)
             elif out_sp and out_sp != (1, 1):
-                # adaptive windows: about ceil(in/out) wide, floor(in/out) apart
-                kernel = tuple(math.ceil(i / o) for i, o in zip(in_sp, out_sp))
-                stride = tuple(i // o for i, o in zip(in_sp, out_sp))
-                self._set(op, _geom(first, kernel, stride, (0, 0), (1, 1)))
+                self._set(op, _adaptive(first, in_sp, out_sp))
             else:
                 self._end_global(op)
-        elif name.startswith("upsample") or name == "_upsample_nearest_exact2d":
-            in_sp = _spatial(self.shape(ins[0]))
+        elif name.startswith("upsample") or name in ("_upsample_nearest_exact2d", "pixel_shuffle"):
+            # pixel_shuffle: output unit o reads input unit o // r, as nearest upsampling by r does
             scale = tuple(o / i for o, i in zip(out_sp, in_sp))
             extra = 1 if "linear" in name or "bicubic" in name else 0  # interpolation reads 2 (or 4) neighbours
             extra = 3 if "bicubic" in name else extra
@@ -161,32 +246,64 @@ class _Walker:
             jump = tuple(first.jump[a] / scale[a] for a in range(2))
             start = tuple(first.start[a] + (0.5 / scale[a] - 0.5) * first.jump[a] for a in range(2))
             self._set(op, Field(rf, jump, start, first.global_context))
+        elif name == "pixel_unshuffle":
+            # output unit (y, x) gathers the r x r block at (y r, x r) into its channels: a k = s = r window
+            r = tuple(i // o for i, o in zip(in_sp, out_sp))
+            self._set(op, _geom(first, r, r, (0, 0), (1, 1)))
         elif name in ("mean", "sum", "amax", "amin", "max", "var_mean", "var", "std"):
-            if out_sp and out_sp == _spatial(self.shape(ins[0])):
+            if out_sp and out_sp == in_sp:
                 self._merge(op, ins)
             else:
                 self._end_global(op)
         elif name == "slice":
             self._slice(op, first)
-        elif name == "constant_pad_nd":
-            pad = list(op.attrs.get("pad", ()))
-            left = (pad[2] if len(pad) > 2 else 0, pad[0] if pad else 0)  # (H, W)
+        elif name in _NONLOCAL:
+            # these read the map anywhere (grid_sample, FFTs), although their output may keep the grid
+            self.result.unsupported[op.target] = self.result.unsupported.get(op.target, 0) + 1
+            self._unknown(op, op.target)
+        elif name in _PADS and out_sp:
+            # reflection and replication padding repeat units of the input, constant padding adds
+            # units that see nothing: either way the units keep their fields; the grid gains a margin
+            left = self._pad_left(op, in_sp, out_sp)
             start = tuple(first.start[a] - left[a] * first.jump[a] for a in range(2))
-            self._set(op, Field(first.rf, first.jump, start, first.global_context))
+            self._set(op, Field(first.rf, first.jump, start, first.global_context, first.snap))
         else:
             self._generic(op, ins, out_sp, is_global)
 
     # helpers
     def _pool_args(self, op):
         a = op.attrs
-        return (_last2(a["kernel"]), _last2(a["stride"]), _last2(a["padding"]), _last2(a.get("dilation", (1, 1))))
+        return (_last2(a["kernel"]), _last2(a["stride"]), _last2(a["padding"], 0),
+                _last2(a.get("dilation", (1, 1))))
+
+    def _pad_left(self, op, in_sp, out_sp) -> tuple[float, float]:
+        """Padding before the first unit, (H, W). torch's pad lists go from the last axis: (W left,
+        W right, H top, H bottom, ...)."""
+        pad = op.attrs.get("pad")
+        if pad is None and op.call >= 0:
+            call = self.trace.calls[op.call]
+            p = call.attrs.get("padding")
+            if call.type.startswith(("Reflection", "Replication")) and p is not None:
+                pad = (p,) * 4 if isinstance(p, int) else p
+        if pad is None:  # a functional pad whose amounts the trace did not record: assume it is centred
+            added = [o - i for o, i in zip(out_sp, in_sp)]
+            self.result.notes.append(f"{op.target}: padding amounts not recorded; the grid's first centre "
+                                     f"assumes {added} split evenly (the field's size is exact)")
+            return (added[0] // 2, added[1] // 2)
+        pad = list(pad)
+        return (pad[2] if len(pad) > 2 else 0, pad[0] if pad else 0)
 
     def _set(self, op, f: Field | None) -> None:
         if f is None:
             return
         for vid in op.outputs:
-            if _spatial(self.shape(vid)) is not None:
+            if self.spatial(vid) is not None:
                 self.fields[vid] = f
+
+    def _unknown(self, op, origin: str) -> None:
+        for vid in op.outputs:
+            if self.spatial(vid) is not None:
+                self.result.unknown[vid] = origin
 
     def _end_global(self, op) -> None:
         self.global_values.update(op.outputs)
@@ -196,6 +313,8 @@ class _Walker:
         dim, start, step = op.attrs.get("slice", (0, 0, 1))
         dim %= len(in_shape)
         axis = dim - (len(in_shape) - 2)
+        if self.line and len(in_shape) == 3:
+            axis = 1 if dim == 2 else -1  # (N, C, L): only L is spatial
         if axis < 0:
             self._set(op, first)
             return
@@ -210,29 +329,83 @@ class _Walker:
             call = self.trace.calls[op.call].name if op.call >= 0 else ""
             self.result.misaligned.append(Misalignment(op.target, call, tuple(f.jump for f in fields),
                                                        tuple(f.start for f in fields)))
-        self._set(op, _union(fields))
+        self._set(op, fields[0] if len(set(fields)) == 1 else _union(fields))
 
     def _generic(self, op, ins, out_sp, is_global) -> None:
         """Ops that keep the grid (element-wise, normalization, cat, views): the output sees the
         union of the inputs that share its grid; a broadcast global input adds global context."""
         if out_sp is None:
             return  # flatten, linear: no spatial extent left
-        same = [v for v in ins if _spatial(self.shape(v)) == out_sp]
+        same = [v for v in ins if self.spatial(v) == out_sp]
         if not same:
             self.result.unsupported[op.target] = self.result.unsupported.get(op.target, 0) + 1
+            self._unknown(op, op.target)
             return
         self._merge(op, same)
-        gate = is_global or any(_spatial(self.shape(v)) == (1, 1) and v in self.fields for v in op.inputs
+        gate = is_global or any(self.spatial(v) == (1, 1) and v in self.fields for v in op.inputs
                                 if v not in same)
         if gate:
             for vid in op.outputs:
                 f = self.fields.get(vid)
                 if f is not None and not f.global_context:
-                    self.fields[vid] = Field(f.rf, f.jump, f.start, True)
+                    self.fields[vid] = Field(f.rf, f.jump, f.start, True, f.snap)
 
 
 def receptive_fields(trace: Trace) -> RFAnalysis:
     return _Walker(trace).run()
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The field of the last value with spatial extent (in data-flow order): the model's field."""
+
+    value: int
+    call: Call  # the deepest module call returning the value (the root call for the model's own forward)
+    op: str  # the ATen op that produced the value
+    field: Field | None  # None: unknown, see ``unknown_since``
+    unknown_since: str | None = None  # the op past which the field was not followed
+
+    @property
+    def name(self) -> str:
+        """The layer to name: the module's, or the op's for a functional op in the model's forward."""
+        return self.call.name if self.call.depth > 0 else f"{self.op} (in the model's forward)"
+
+
+def headline(trace: Trace, rf: RFAnalysis) -> Headline | None:
+    """The model's receptive field: that of the latest value with spatial extent that a module
+    returns or that the model's own forward computes (a functional add or cat at the root counts).
+    When that value lies past an op the analysis cannot follow, its field is reported unknown
+    rather than falling back on an earlier layer."""
+    def known(vid):
+        return vid in rf.fields or vid in rf.unknown
+
+    candidates: dict[int, Call] = {}  # value -> deepest call returning it
+    for call in trace.calls:
+        for vid in call.outputs[:1]:
+            if known(vid) and (vid not in candidates or call.depth > candidates[vid].depth):
+                candidates[vid] = call
+    root = next((c for c in trace.calls if c.depth == 0), None)
+    if root is not None:
+        for op in trace.ops:
+            if op.call == -1 or op.call == root.index:
+                for vid in op.outputs[:1]:
+                    if known(vid) and vid not in candidates:
+                        candidates[vid] = root
+    produced = [(trace.values[v].producer, v) for v in candidates if trace.values[v].producer >= 0]
+    if not produced:
+        return None
+    producer, vid = max(produced)
+    call, f = candidates[vid], rf.fields.get(vid)
+    while call.depth == 0 and f is not None:
+        # a one-input op in the model's forward that keeps the field (DenseNet's final ReLU, a
+        # view): name the module it reads from rather than the op
+        src = [v for v in trace.ops[producer].inputs if v in rf.fields]
+        if len(src) != 1 or rf.fields[src[0]] != f or src[0] not in candidates:
+            break
+        vid, producer, call = src[0], trace.values[src[0]].producer, candidates[src[0]]
+        if producer < 0:
+            return None
+    return Headline(vid, call, trace.ops[producer].name, rf.fields.get(vid), rf.unknown.get(vid))
 
 
 def describe(f: Field) -> dict[str, Any]:

@@ -129,7 +129,8 @@ def _op_attrs(name: str, args) -> dict[str, Any]:
         size = args[0].shape[dim]
         start = max(start + size, 0) if start < 0 else min(start, size)
         return {"slice": (dim, start, step)}
-    if name == "constant_pad_nd":
+    if name in ("constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
+                "replication_pad1d", "replication_pad2d", "replication_pad3d"):
         return {"pad": tuple(args[1])}
     if name in ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d"):
         kernel = _pair(args[1])

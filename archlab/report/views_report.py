@@ -87,7 +87,10 @@ def _rf_cells(r, indent=True):
 def _rf_summary(result: RFResult) -> list[str]:
     lines = []
     top = result.rf
-    if top:
+    if top and top["rf"] is None:
+        lines.append(f"receptive field: unknown at '{top['name']}' (the last layer with spatial extent): "
+                     f"not followed past {top['unknown_since']}")
+    elif top:
         h, w = result.input_shape[-2:]
         line = (f"receptive field: {_fmt(top['rf'] if top['rf_hw'][0] == top['rf_hw'][1] else top['rf_hw'])} "
                 f"input pixels at '{top['name']}' (the last layer with spatial extent), "
@@ -102,6 +105,8 @@ def _rf_summary(result: RFResult) -> list[str]:
         lines.append("receptive field: no layer with spatial extent")
     for m in result.misaligned:
         lines.append(f"misaligned merge at '{m['module']}' ({m['op']}): jumps {m['jumps']}, starts {m['starts']}")
+    for note in result.notes:
+        lines.append(f"note: {note}")
     if result.unsupported_ops:
         lines.append("field not followed through: " + ", ".join(f"{k} x{v}" for k, v in result.unsupported_ops.items()))
     return lines
