@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from archlab.errors import UserError
@@ -83,8 +83,13 @@ def same_padding(k: int) -> tuple[int, int]:
     return (k - 1) // 2, k // 2
 
 
-def dwsc(k: int = 3, m: int = 32, n: int = 64, size: int = 112, stride: int = 1) -> DwscResult:
-    """Standard vs depthwise-separable convolution of an M-channel size×size map to N channels,
+# The defaults of ``dwsc()`` and of ``archlab dwsc``: the course's example layer.
+DWSC_DEFAULTS = {"k": 3, "m": 512, "n": 1024, "size": 14, "stride": 1}
+
+
+def dwsc(k: int = 3, m: int = 512, n: int = 1024, size: int = 14, stride: int = 1) -> DwscResult:
+    """Standard vs depthwise-separable convolution of an M-channel size×size map to N channels
+    (defaults: the course's example, D_K = 3, M = 512, N = 1024, 14x14, as ``archlab dwsc``),
     kernel k, 'same' padding (see ``same_padding``: an even kernel is padded asymmetrically by an
     nn.ZeroPad2d, so the map keeps its side), with ``stride``; D_G = ceil(size / stride) is the
     output side."""
@@ -171,6 +176,8 @@ class ScalingComparison:
     measured: dict[str, float]
     course: dict[str, Any] | None = None
     rho_requested: float | None = None  # --rho as given, when rounding to whole pixels changed it
+    # measured by ``with_latency``: baseline_ms, variant_ms, ratio (variant / baseline), device, batch, statistic
+    latency: dict[str, Any] | None = None
 
     @property
     def params_law_error_percent(self) -> float:
@@ -187,6 +194,11 @@ class ScalingComparison:
         d["laws"] = {"macs_ratio": "alpha^2 * rho^2 (the course's O(alpha^2 rho^2))", "params_ratio": "alpha^2"}
         d["units"] = {"resolution": "pixels", "default_resolution": "pixels", "params": "weights",
                       "macs": "multiply-accumulates, batch 1"}
+        if self.latency is None:
+            del d["latency"]
+        else:
+            d["units"]["latency"] = {"baseline_ms": "milliseconds", "variant_ms": "milliseconds",
+                                     "ratio": "variant / baseline latency"}
         return d
 
 
@@ -263,6 +275,11 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
         v = count(ModelSpec(info.name, others), alpha=alpha, res=res, depth=0)
     except UserError as e:
         raise UserError(f"the variant at α = {alpha:g}, {res} px cannot be counted: {e}") from None
+
+    def side(r) -> dict[str, Any]:
+        return {"model": r.model, "params": r.params, "macs": r.macs, "status": r.status,
+                "unsupported_ops": [{"op": op, "count": n} for op, n in r.unsupported_ops]}
+
     predicted = {"macs_ratio": alpha**2 * rho_mult**2, "params_ratio": alpha**2}
     measured = {"macs_ratio": v.macs / b.macs, "params_ratio": v.params / b.params}
     typed_others = {k: full.options[k] for k in others}
@@ -270,8 +287,7 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     course = course_lookup(info.name, alpha, res) if course_lookup and defaults else None
     return ScalingComparison(
         model=b.model, alpha=alpha, resolution=res, default_resolution=res0, rho=rho_mult,
-        baseline={"model": b.model, "params": b.params, "macs": b.macs},
-        variant={"model": v.model, "params": v.params, "macs": v.macs},
+        baseline=side(b), variant=side(v),
         predicted=predicted, measured=measured, course=course, rho_requested=rho_requested,
     )
 
@@ -298,18 +314,23 @@ class CompareRow:
     params_bytes: int
     activation_peak_bytes: int
     latency_ms: float | None = None
+    unsupported_ops: tuple[tuple[str, int], ...] = ()  # ops archlab has no cost rule for: (op, calls)
 
     @property
     def flops(self) -> int:
         return 2 * self.macs
 
+    @property
+    def status(self) -> str:
+        """'partial' when the MACs leave out ops archlab has no cost rule for, else 'complete'."""
+        return "partial" if self.unsupported_ops else "complete"
+
 
 def compare_models(specs: list[str], latency: bool = False, **latency_options) -> list[CompareRow]:
     """One row per spec: params, MACs, receptive field, memory (and latency), in the given order."""
     from archlab.analysis.memory import inference_peak
-    from archlab.analysis.receptive_field import receptive_fields
+    from archlab.analysis.receptive_field import headline, receptive_fields
     from archlab.api import count_trace, trace_model
-    from archlab.views import _last_spatial_call
 
     timings: list[float | None] = [None] * len(specs)
     if latency:
@@ -322,10 +343,10 @@ def compare_models(specs: list[str], latency: bool = False, **latency_options) -
         trace, label = trace_model(spec)
         c = count_trace(trace, label, depth=0)
         rf = receptive_fields(trace)
-        last = _last_spatial_call(trace, rf)
-        f = rf.of(last.outputs[0]) if last is not None else None
+        h = headline(trace, rf)
+        f = h.field if h is not None else None
         rows.append(CompareRow(label, c.params, c.macs, int(max(f.rf)) if f else None, 4 * c.params,
-                               inference_peak(trace, 4).bytes, lat))
+                               inference_peak(trace, 4).bytes, lat, c.unsupported_ops))
     return rows
 
 
@@ -335,6 +356,14 @@ def latency_pair(baseline: str, variant: str, **options) -> tuple[float, float]:
 
     a, b = measure_all([baseline, variant], **options)
     return a.median_ms, b.median_ms
+
+
+def with_latency(c: ScalingComparison, min_time: float = 1.0) -> ScalingComparison:
+    """``c`` with the baseline's and the variant's latency measured (CPU, batch 1, median of
+    timed forwards, the two taking turns) in its ``latency`` field."""
+    base, var = latency_pair(c.baseline["model"], c.variant["model"], min_time=min_time)
+    return replace(c, latency={"device": "cpu", "batch": 1, "statistic": "median", "baseline_ms": base,
+                               "variant_ms": var, "ratio": var / base if base else None})
 
 
 # --- compound scaling ------------------------------------------------------------------------

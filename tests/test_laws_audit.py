@@ -158,7 +158,7 @@ def test_dwsc_csv_raw_numbers(cli):
 def test_compare_csv_raw_numbers(cli):
     header, rows = _csv(cli("compare", "lenet5", "alexnet", "-f", "csv").out)
     assert header == ["model", "params", "macs", "flops", "rf_px", "params_bytes", "activation_peak_bytes",
-                      "params_ratio", "macs_ratio"]
+                      "params_ratio", "macs_ratio", "status"]
     js = {r["model"]: r for r in cli("compare", "lenet5", "alexnet", "-f", "json").json()}
     for row in rows:
         cells = dict(zip(header, row))
@@ -280,3 +280,219 @@ def test_report_without_o_creates_reports(cli, tmp_path, monkeypatch):
     (tmp_path / "reports").rmdir()
     (tmp_path / "reports").write_text("")
     assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "json"), "reports", "-o")
+
+
+# --- second audit ------------------------------------------------------------------------------
+# B5: the one-model form's --latency is data in JSON and CSV, a line only in the table and md
+
+
+LATENCY = ("compare", "mobilenet", "--alpha", "0.5", "--rho", "64", "--latency", "--min-time", "0.05")
+
+
+def test_compare_one_model_latency_is_data_in_json(cli):
+    r = cli(*LATENCY, "-f", "json")
+    assert r.code == 0, r.err
+    d = r.json()  # the whole output parses: no line of text after the JSON
+    lat = d["latency"]
+    assert lat["baseline_ms"] > 0 and lat["variant_ms"] > 0
+    assert lat["ratio"] == pytest.approx(lat["variant_ms"] / lat["baseline_ms"])
+    assert (lat["device"], lat["batch"], lat["statistic"]) == ("cpu", 1, "median")
+    assert d["units"]["latency"]["baseline_ms"] == "milliseconds"
+    assert "latency (CPU" not in r.out
+    # without --latency there is no latency key at all
+    assert "latency" not in cli("compare", "mobilenet", "--alpha", "0.5", "--rho", "64", "-f", "json").json()
+
+
+def test_compare_one_model_latency_is_a_row_in_csv(cli):
+    r = cli(*LATENCY, "-f", "csv")
+    assert r.code == 0, r.err
+    header, rows = _csv(r.out)
+    assert all(len(row) == len(header) for row in rows), "every line is a row of the table"
+    d = {row[0]: dict(zip(header, row)) for row in rows}
+    assert set(d) == {"params", "macs", "latency_ms"}
+    lat = d["latency_ms"]
+    assert float(lat["baseline"]) > 0 and float(lat["variant"]) > 0
+    assert float(lat["measured_ratio"]) == pytest.approx(float(lat["variant"]) / float(lat["baseline"]))
+    assert lat["variant_model"] == d["macs"]["variant_model"] == "mobilenet@alpha=0.5,res=64"
+
+
+def test_compare_one_model_latency_stays_a_line_in_md(cli):
+    r = cli(*LATENCY, "-f", "md")
+    assert r.code == 0, r.err
+    assert r.out.startswith("### mobilenet: α = 0.5")
+    line = [x for x in r.out.splitlines() if x.startswith("latency (CPU, batch 1, median): baseline ")]
+    assert len(line) == 1 and "ms, variant " in line[0]
+
+
+def test_compare_several_models_latency_csv_is_one_table(cli):
+    r = cli("compare", "lenet", "lenet5", "--latency", "--min-time", "0.05", "-f", "csv")
+    assert r.code == 0, r.err
+    header, rows = _csv(r.out)
+    assert header[-3:] == ["latency_ms", "latency_ratio", "status"]
+    assert len(rows) == 2 and all(len(row) == len(header) for row in rows)
+    assert all(float(dict(zip(header, row))["latency_ms"]) > 0 for row in rows)
+
+
+# B10: a partial count is flagged in every output of compare
+
+PARTIAL_FILE = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    class Cumulative(nn.Module):
+        def __init__(self, alpha=1.0):
+            super().__init__()
+            self.conv = nn.Conv2d(3, max(1, round(4 * alpha)), 3)
+
+        def forward(self, x):
+            return torch.cumsum(self.conv(x), 1)  # an op archlab has no cost rule for
+
+    def make(alpha: float = 1.0):
+        return Cumulative(alpha)
+    make.input_size = (3, 8, 8)
+''')
+
+
+@pytest.fixture
+def partial_model(tmp_path, monkeypatch):
+    (tmp_path / "partial.py").write_text(PARTIAL_FILE)
+    monkeypatch.chdir(tmp_path)  # a short name: the table wraps long ones
+    spec = "partial.py:make"
+    assert _count(spec).status == "partial", "the test model must be a partial count"
+    return spec
+
+
+def test_compare_flags_a_partial_count(cli, partial_model):
+    rows = {r["model"]: r for r in cli("compare", partial_model, "lenet5", "-f", "json").json()}
+    assert rows[partial_model]["status"] == "partial" and rows["lenet5"]["status"] == "complete"
+    assert rows[partial_model]["unsupported_ops"] == [{"op": "aten.cumsum.default", "count": 1}]
+    assert rows["lenet5"]["unsupported_ops"] == []
+    header, csv_rows = _csv(cli("compare", partial_model, "lenet5", "-f", "csv").out)
+    assert header[-1] == "status"
+    assert {row[0]: row[-1] for row in csv_rows} == {partial_model: "partial", "lenet5": "complete"}
+    for fmt in ("table", "md"):
+        out = cli("compare", partial_model, "lenet5", "-f", fmt).out
+        assert f"{partial_model} (partial)" in out and "lenet5 (partial)" not in out
+        caption = [line for line in out.splitlines() if line.startswith("PARTIAL counts: ")]
+        assert len(caption) == 1 and "aten.cumsum.default x1" in caption[0], out
+    # complete counts: no flag anywhere
+    out = cli("compare", "lenet", "lenet5").out
+    assert "partial" not in out.lower()
+    assert {r["status"] for r in cli("compare", "lenet", "lenet5", "-f", "json").json()} == {"complete"}
+
+
+def test_compare_scaling_flags_a_partial_count(cli, partial_model):
+    d = cli("compare", partial_model, "--alpha", "0.5", "-f", "json").json()
+    assert d["baseline"]["status"] == d["variant"]["status"] == "partial"
+    assert d["variant"]["unsupported_ops"] == [{"op": "aten.cumsum.default", "count": 1}]
+    header, rows = _csv(cli("compare", partial_model, "--alpha", "0.5", "-f", "csv").out)
+    assert header[-2:] == ["baseline_status", "variant_status"]
+    assert all(row[-2:] == ["partial", "partial"] for row in rows)
+    out = cli("compare", partial_model, "--alpha", "0.5").out
+    assert "(partial)" in out and "PARTIAL count: the baseline" in out and "aten.cumsum.default x1" in out
+    d = cli("compare", "mobilenet", "--alpha", "0.5", "-f", "json").json()
+    assert d["baseline"]["status"] == d["variant"]["status"] == "complete"
+    assert "partial" not in cli("compare", "mobilenet", "--alpha", "0.5").out.lower()
+
+
+# B11: efficientnet --report md and the paths of the report and its plot
+
+
+def test_report_md_refuses_an_o_that_is_its_own_plot(cli, tmp_path):
+    for name in ("x.png", "x.PNG"):
+        r = cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(tmp_path / name))
+        assert_one_line_error(r, name, "plot", "overwrite")
+    # a link at the plot's place that leads to the report: the same file too
+    (tmp_path / "y.png").symlink_to(tmp_path / "y.md")
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(tmp_path / "y.md")),
+                          "overwrite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y.png"], "nothing written"
+
+
+def test_report_md_through_a_symlink_puts_the_plot_beside_the_real_file(cli, tmp_path):
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "link.md"
+    link.symlink_to(tmp_path / "sub" / "real.md")
+    r = cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(link))
+    assert r.code == 0, r.err
+    assert link.is_symlink(), "the link stays"
+    assert (tmp_path / "sub" / "real.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "link.png").exists()
+    assert "![MACs and params against phi](real.png)" in (tmp_path / "sub" / "real.md").read_text()
+    assert r.out.strip() == f"wrote {link}, {tmp_path / 'sub' / 'real.png'}"
+
+
+def test_report_md_refuses_an_o_that_is_not_a_regular_file(cli, tmp_path):
+    fifo = tmp_path / "r.md"
+    os.mkfifo(fifo)
+    # a reader, so that a regression writing into the pipe fails the test instead of hanging it
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        r = cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(fifo))
+        assert_one_line_error(r, "r.md", "not a regular file")
+        assert os.read(reader, 100) == b""
+    finally:
+        os.close(reader)
+    # the same through a link, as /dev/stdout is one
+    link = tmp_path / "out"
+    link.symlink_to(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(link)),
+                              "not a regular file")
+    finally:
+        os.close(reader)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r.md"], "no plot written"
+    # json writes through a pipe, as a shell's > does: only md needs a file to put its plot beside
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert cli("efficientnet", "--phi", "0", "--report", "json", "-o", str(fifo)).code == 0
+        assert b'"measured_cost_ratio"' in os.read(reader, 1 << 20)
+    finally:
+        os.close(reader)
+
+
+def test_report_md_plot_in_the_way_is_refused_before_anything_is_written(cli, tmp_path):
+    (tmp_path / "d.png").mkdir()
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(tmp_path / "d.md")),
+                          "d.png", "directory")
+    assert not (tmp_path / "d.md").exists()
+
+
+@pytest.mark.parametrize("old_plot", [None, b"an old plot"])
+def test_report_md_takes_its_plot_back_when_the_report_cannot_be_written(cli, tmp_path, monkeypatch, old_plot):
+    from archlab.errors import UserError
+    from archlab.report import formats
+
+    real = formats.write_atomic
+
+    def fail_on_md(path, data):
+        if str(path).endswith(".md"):
+            raise UserError(f"cannot write '{path}': No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(formats, "write_atomic", fail_on_md)
+    png = tmp_path / "r.png"
+    if old_plot is not None:
+        png.write_bytes(old_plot)
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(tmp_path / "r.md")),
+                          "No space left")
+    if old_plot is None:
+        assert not png.exists(), "the plot written for the failed report is removed"
+    else:
+        assert png.read_bytes() == old_plot, "the plot it replaced is restored"
+    assert not (tmp_path / "r.md").exists()
+
+
+# B21: archlab.dwsc() and archlab dwsc compute the same layer by default
+
+
+def test_dwsc_api_defaults_are_the_clis(cli):
+    import inspect
+
+    params = inspect.signature(laws.dwsc).parameters
+    assert {k: p.default for k, p in params.items()} == laws.DWSC_DEFAULTS
+    assert laws.DWSC_DEFAULTS == {"k": 3, "m": 512, "n": 1024, "size": 14, "stride": 1}  # the README's defaults
+    assert cli("dwsc", "-f", "json").json() == laws.dwsc().to_dict()
+    r = laws.dwsc(k=3, n=1024)  # the README's API example: the CLI's default layer
+    assert (r.m, r.size, r.out_size) == (512, 14, 14)

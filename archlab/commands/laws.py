@@ -10,16 +10,17 @@ import typer
 
 from archlab.cli import FORMAT, OUTPUT, Format, _emit, _settle, app
 from archlab.errors import UserError
+from archlab.laws import DWSC_DEFAULTS  # light: archlab.laws imports torch only when it counts
 
 
 @app.command("dwsc")
 def dwsc_cmd(
-    k: int = typer.Option(3, "--k", help="Kernel size D_K."),
-    m: int = typer.Option(512, "--m", help="Input channels M."),
-    n: int = typer.Option(1024, "--n", help="Output channels N."),
-    size: int = typer.Option(14, "--size", help="Side of the input feature map (D_G at stride 1: 'same' padding, "
-                             "asymmetric for an even kernel)."),
-    stride: int = typer.Option(1, "--stride", help="Stride of the convolution."),
+    k: int = typer.Option(DWSC_DEFAULTS["k"], "--k", help="Kernel size D_K."),
+    m: int = typer.Option(DWSC_DEFAULTS["m"], "--m", help="Input channels M."),
+    n: int = typer.Option(DWSC_DEFAULTS["n"], "--n", help="Output channels N."),
+    size: int = typer.Option(DWSC_DEFAULTS["size"], "--size", help="Side of the input feature map (D_G at stride 1: "
+                             "'same' padding, asymmetric for an even kernel)."),
+    stride: int = typer.Option(DWSC_DEFAULTS["stride"], "--stride", help="Stride of the convolution."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="KEY=A..B (doubling) or KEY=A,B,C, e.g. n=64..2048."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
@@ -76,24 +77,15 @@ def compare_cmd(
         if len(models) != 1:
             raise UserError("--alpha/--rho compare one model with its baseline; name exactly one model")
         c = laws.compare_scaling(models[0], alpha, rho, course_lookup=laws.course_mobilenet_row)
-        text = laws_report.render_scaling(c, fmt.value)
-        if latency:
-            text += _latency_note(c, min_time)
-        _emit(text, output)
+        if latency:  # in the data: JSON and CSV carry it as fields, table and md as a line
+            c = laws.with_latency(c, min_time=min_time)
+        _emit(laws_report.render_scaling(c, fmt.value), output)
         return
     if len(models) < 2:
         raise UserError("compare needs two or more models, or one model with --alpha or --rho (or alpha=/res= in "
                         "its spec)")
     rows = laws.compare_models(models, latency=latency, min_time=min_time)
     _emit(laws_report.render_compare(rows, fmt.value, latency=latency), output)
-
-
-def _latency_note(c, min_time: float) -> str:
-    from archlab.laws import latency_pair
-
-    base, var = latency_pair(c.baseline["model"], c.variant["model"], min_time=min_time)
-    return (f"latency (CPU, batch 1, median): baseline {base:.2f} ms, variant {var:.2f} ms, ratio {var / base:.3f} "
-            f"(MACs ratio {c.measured['macs_ratio']:.3f})\n")
 
 
 @app.command("efficientnet")
@@ -132,8 +124,9 @@ def efficientnet_cmd(
         if fmt is not None:
             raise UserError(f"--report {report} writes a {report} file; -f/--format is for the printed output "
                             "without --report")
-        result = laws.compound(phi, alpha, beta, gamma, curve=True)
         path = output or _default_report_path(f"efficientnet-phi{phi:g}.{report}")
+        laws_report.check_report_path(report, path)  # before the counting, not after it
+        result = laws.compound(phi, alpha, beta, gamma, curve=True)
         written = laws_report.write_report(result, report, path)
         print("wrote " + ", ".join(written))
         return

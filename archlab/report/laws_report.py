@@ -104,11 +104,23 @@ def render_sweep(key: str, results: list[DwscResult], fmt: str) -> str:
 # --- compare -------------------------------------------------------------------------------------
 
 
+PARTIAL = " (partial)"  # after a model's name, or its MACs, whose count leaves out ops with no cost rule
+
+
+def _uncounted(ops) -> str:
+    """'aten.cumsum.default x1, ...' from (op, calls) pairs or count's [{"op", "count"}] list."""
+    pairs = [(o["op"], o["count"]) if isinstance(o, dict) else tuple(o) for o in ops]
+    return ", ".join(f"{op} x{n}" for op, n in pairs)
+
+
 def _scaling_rows(c: ScalingComparison) -> list[tuple]:
+    def macs(side):
+        return f"{side['macs']:,}" + (PARTIAL if side.get("status") == "partial" else "")
+
     rows = [
         ("params", f"{c.baseline['params']:,}", f"{c.variant['params']:,}", f"{c.measured['params_ratio']:.4f}",
          f"{c.predicted['params_ratio']:.4f} (α²)", f"{c.params_law_error_percent:+.1f}%"),
-        ("MACs", f"{c.baseline['macs']:,}", f"{c.variant['macs']:,}", f"{c.measured['macs_ratio']:.4f}",
+        ("MACs", macs(c.baseline), macs(c.variant), f"{c.measured['macs_ratio']:.4f}",
          f"{c.predicted['macs_ratio']:.4f} (α²ρ²)", f"{c.macs_law_error_percent:+.1f}%"),
     ]
     return rows
@@ -116,16 +128,32 @@ def _scaling_rows(c: ScalingComparison) -> list[tuple]:
 
 SCALING_HEADERS = ("quantity", "baseline", "variant", "measured ratio", "predicted ratio", "law off by")
 SCALING_CSV_HEADERS = ("quantity", "baseline_model", "baseline", "variant_model", "variant", "measured_ratio",
-                       "predicted_ratio", "law", "law_error_percent")
+                       "predicted_ratio", "law", "law_error_percent", "baseline_status", "variant_status")
 
 
 def _scaling_csv_rows(c: ScalingComparison) -> list[tuple]:
-    return [
+    """One row per quantity; with --latency a latency_ms row (milliseconds; measured_ratio is
+    variant / baseline, and no law predicts it: '-')."""
+    status = (c.baseline.get("status", "complete"), c.variant.get("status", "complete"))
+    rows = [
         ("params", c.baseline["model"], c.baseline["params"], c.variant["model"], c.variant["params"],
-         c.measured["params_ratio"], c.predicted["params_ratio"], "alpha^2", c.params_law_error_percent),
+         c.measured["params_ratio"], c.predicted["params_ratio"], "alpha^2", c.params_law_error_percent, *status),
         ("macs", c.baseline["model"], c.baseline["macs"], c.variant["model"], c.variant["macs"],
-         c.measured["macs_ratio"], c.predicted["macs_ratio"], "alpha^2*rho^2", c.macs_law_error_percent),
+         c.measured["macs_ratio"], c.predicted["macs_ratio"], "alpha^2*rho^2", c.macs_law_error_percent, *status),
     ]
+    if c.latency is not None:
+        lat = c.latency
+        rows.append(("latency_ms", c.baseline["model"], lat["baseline_ms"], c.variant["model"], lat["variant_ms"],
+                     "-" if lat["ratio"] is None else lat["ratio"], "-", "-", "-", *status))
+    return rows
+
+
+def _scaling_latency_line(c: ScalingComparison) -> str:
+    lat = c.latency
+    ratio = "-" if lat["ratio"] is None else f"{lat['ratio']:.3f}"
+    return (f"latency (CPU, batch 1, median): baseline {lat['baseline_ms']:.2f} ms, "
+            f"variant {lat['variant_ms']:.2f} ms, "
+            f"ratio {ratio} (MACs ratio {c.measured['macs_ratio']:.3f})")
 
 
 def render_scaling(c: ScalingComparison, fmt: str) -> str:
@@ -151,9 +179,17 @@ def render_scaling(c: ScalingComparison, fmt: str) -> str:
                      "classifier cost ∝ α (not α²), and feature-map sides are rounded at each stride")
     if c.course:
         notes.append("the course's table: " + ", ".join(f"{k} {v}" for k, v in c.course.items()))
+    sides = (("baseline", c.baseline), ("variant", c.variant))
+    notes[:0] = [f"PARTIAL count: the {name} {side['model']} runs ops archlab has no cost rule for "
+                 f"({_uncounted(side['unsupported_ops'])}); its MACs leave them out"
+                 for name, side in sides if side.get("status") == "partial"]
     if fmt == "md":
-        return f"### {title}\n\n" + md_table(SCALING_HEADERS, rows, "lrrrrr") + "".join(f"\n- {n}" for n in notes) + "\n"
-    return title + "\n" + text_table(SCALING_HEADERS, rows, "lrrrrr") + "".join(f"note: {n}\n" for n in notes)
+        latency = f"\n{_scaling_latency_line(c)}\n" if c.latency is not None else ""
+        return (f"### {title}\n\n" + md_table(SCALING_HEADERS, rows, "lrrrrr") + "".join(f"\n- {n}" for n in notes)
+                + "\n" + latency)
+    latency = _scaling_latency_line(c) + "\n" if c.latency is not None else ""
+    return (title + "\n" + text_table(SCALING_HEADERS, rows, "lrrrrr") + "".join(f"note: {n}\n" for n in notes)
+            + latency)
 
 
 COMPARE_HEADERS = ("model", "params", "MACs", "FLOPs", "RF", "param memory", "inference peak", "params ÷ first",
@@ -163,7 +199,8 @@ COMPARE_HEADERS = ("model", "params", "MACs", "FLOPs", "RF", "param memory", "in
 def _compare_cells(rows: list[CompareRow], first: CompareRow, latency: bool) -> list[tuple]:
     out = []
     for r in sorted(rows, key=lambda x: x.macs):
-        cells = (r.model, f"{r.params:,}", f"{r.macs:,}", human(r.flops), r.rf if r.rf is not None else "-",
+        name = r.model + (PARTIAL if r.status == "partial" else "")
+        cells = (name, f"{r.params:,}", f"{r.macs:,}", human(r.flops), r.rf if r.rf is not None else "-",
                  human_bytes(r.params_bytes), human_bytes(r.activation_peak_bytes),
                  _ratio(r.params, first.params), _ratio(r.macs, first.macs))
         if latency:
@@ -185,7 +222,7 @@ def _ratio(a: float, b: float) -> str:
 
 
 COMPARE_CSV_HEADERS = ("model", "params", "macs", "flops", "rf_px", "params_bytes", "activation_peak_bytes",
-                       "params_ratio", "macs_ratio")
+                       "params_ratio", "macs_ratio")  # then latency_ms, latency_ratio with --latency; status last
 
 
 def _compare_csv_rows(rows: list[CompareRow], first: CompareRow, latency: bool) -> list[tuple]:
@@ -198,8 +235,17 @@ def _compare_csv_rows(rows: list[CompareRow], first: CompareRow, latency: bool) 
                  raw(_div(r.params, first.params)), raw(_div(r.macs, first.macs)))
         if latency:
             cells += (r.latency_ms, raw(_div(r.latency_ms, first.latency_ms)))
-        out.append(cells)
+        out.append(cells + (r.status,))
     return out
+
+
+def _partial_caption(rows: list[CompareRow]) -> str:
+    partial = [r for r in rows if r.status == "partial"]
+    if not partial:
+        return ""
+    return ("PARTIAL counts: " + "; ".join(f"{r.model} runs ops archlab has no cost rule for "
+                                           f"({_uncounted(r.unsupported_ops)})" for r in partial)
+            + ": their MACs and FLOPs leave them out\n")
 
 
 def render_compare(rows: list[CompareRow], fmt: str, latency: bool = False) -> str:
@@ -209,18 +255,21 @@ def render_compare(rows: list[CompareRow], fmt: str, latency: bool = False) -> s
                          "params_bytes": r.params_bytes, "activation_peak_bytes": r.activation_peak_bytes,
                          "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
                          **({"latency_ms": r.latency_ms, "latency_ratio": _div(r.latency_ms, first.latency_ms)}
-                            if latency else {})}
+                            if latency else {}),
+                         "status": r.status,
+                         "unsupported_ops": [{"op": op, "count": n} for op, n in r.unsupported_ops]}
                         for r in sorted(rows, key=lambda x: x.macs)])
     if fmt == "csv":
-        return csv_table(COMPARE_CSV_HEADERS + (("latency_ms", "latency_ratio") if latency else ()),
+        return csv_table(COMPARE_CSV_HEADERS + (("latency_ms", "latency_ratio") if latency else ()) + ("status",),
                          _compare_csv_rows(rows, first, latency))
     headers = COMPARE_HEADERS + (("latency ms", "latency ÷ first") if latency else ())
     cells = _compare_cells(rows, first, latency)
     caption = (f"sorted by MACs (multiply-accumulates; FLOPs = 2 x MACs); ratios to {first.model}, the first "
-               "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, batch 1")
-    if fmt == "md":
-        return md_table(headers, cells, "l" + "r" * (len(headers) - 1)) + "\n" + caption + "\n"
-    return text_table(headers, cells, "l" + "r" * (len(headers) - 1), max_width=60) + caption + "\n"
+               "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, batch 1\n"
+               + _partial_caption(rows))
+    if fmt == "md":  # a blank line between caption lines keeps them separate paragraphs
+        return md_table(headers, cells, "l" + "r" * (len(headers) - 1)) + "\n" + caption.replace("\n", "\n\n", 1)
+    return text_table(headers, cells, "l" + "r" * (len(headers) - 1), max_width=60) + caption
 
 
 # --- efficientnet ------------------------------------------------------------------------------
@@ -355,29 +404,78 @@ def _plot_png(r: CompoundResult) -> bytes:
     return buf.getvalue()
 
 
-def write_report(r: CompoundResult, kind: str, path: str) -> list[str]:
-    """Write the self-contained report; returns the paths written. ``md`` also writes the plot
-    beside it, as the same name with ``.png``: both are checked before either is written, and a
-    failure names ``path``, the file asked for."""
-    from archlab.report.formats import write_atomic
+def plot_path(path: str) -> str:
+    """Where ``--report md -o PATH`` puts its plot: beside the file the report really goes to
+    (a symbolic link is followed, so that the markdown's relative image reference holds), as
+    the same name with ``.png``."""
+    source = os.path.realpath(path) if os.path.islink(path) else path
+    return os.path.splitext(source)[0] + ".png"
 
+
+def _check_md_paths(path: str, png_path: str) -> None:
+    """Refuse what would lose or misplace the report or its plot, before either is written."""
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        raise UserError(f"cannot write the md report to '{path}': it is not a regular file (a device, pipe or "
+                        "socket); the report's plot goes beside it as a .png file, so -o must name a file")
+    if os.path.splitext(target)[1].lower() == ".png" or os.path.realpath(png_path) == target:
+        raise UserError(f"-o '{path}' is where the md report's plot goes ('{png_path}', the report's name with .png): "
+                        "the plot and the markdown would overwrite each other; name the report e.g. "
+                        f"'{os.path.splitext(path)[0]}.md'")
+    png_target = os.path.realpath(png_path)
+    if os.path.exists(png_target) and not os.path.isfile(png_target):
+        what = "a directory" if os.path.isdir(png_target) else "not a regular file"
+        raise UserError(f"cannot write the plot of the report '{path}' to '{png_path}': it is {what}")
+
+
+def check_report_path(kind: str, path: str) -> None:
+    """Refuse, before anything is computed or written, a ``path`` the report cannot go to."""
     target = os.path.realpath(path)
     if os.path.isdir(target):
         raise UserError(f"cannot write '{path}': it is a directory")
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise UserError(f"cannot write '{path}': directory '{os.path.dirname(os.path.abspath(path))}' does not exist")
+    if kind == "md":
+        _check_md_paths(path, plot_path(path))
+
+
+def write_report(r: CompoundResult, kind: str, path: str) -> list[str]:
+    """Write the self-contained report; returns the paths written. ``md`` also writes the plot
+    beside it (see ``plot_path``): both are checked before either is written, the plot is taken
+    back (removed, or its old content restored) when the markdown then cannot be written, and a
+    failure names ``path``, the file asked for."""
+    from archlab.report import formats
+
+    check_report_path(kind, path)
     if kind == "json":
-        write_atomic(path, to_json(r.to_dict()))
+        formats.write_atomic(path, to_json(r.to_dict()))
         return [path]
     png = _plot_png(r)
     if kind == "md":
-        png_path = os.path.splitext(path)[0] + ".png"
+        png_path = plot_path(path)
         try:
-            write_atomic(png_path, png)
+            with open(png_path, "rb") as f:
+                old_png = f.read()
+        except FileNotFoundError:
+            old_png = None
+        except OSError as e:
+            raise UserError(f"cannot write the plot of the report '{path}' to '{png_path}': {e.strerror}") from None
+        try:
+            formats.write_atomic(png_path, png)
         except UserError as e:
             raise UserError(f"{e} (the plot of the report '{path}', written beside it)") from None
-        write_atomic(path, _markdown(r, os.path.basename(png_path)))
+        try:
+            formats.write_atomic(path, _markdown(r, os.path.basename(png_path)))
+        except BaseException:
+            try:  # no plot without its report: take back what was just written
+                if old_png is None:
+                    os.unlink(png_path)
+                else:
+                    formats.write_atomic(png_path, old_png)
+            except (OSError, UserError):
+                pass
+            raise
         return [path, png_path]
     if kind == "html":
         body = _markdown_to_html(r)
@@ -387,7 +485,7 @@ def write_report(r: CompoundResult, kind: str, path: str) -> list[str]:
                 "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
                 "</style></head><body>" + body +
                 f"<img alt='MACs and params against phi' src='data:image/png;base64,{img}'></body></html>\n")
-        write_atomic(path, page)
+        formats.write_atomic(path, page)
         return [path]
     raise UserError(f"unknown --report '{kind}' (choose md, json or html)")
 
