@@ -48,14 +48,16 @@ def latency_cmd(
               input_size=size, alpha=alpha, options=options, min_time=min_time, per_layer=per_layer,
               force=force)
     check_specs(models, **kw)  # before the progress bar: an error stays one line
-    if len(models) > 1 and sys.stderr.isatty():
+    if len(models) > 1 and sys.stderr is not None and sys.stderr.isatty():
         results = _with_progress(models, kw)
     else:
         results = measure_all(models, **kw)
+    from archlab.cli import _stderr  # defined after this module is imported by archlab.cli
+
     for r in results:
         if r.noisy:
             print(f"archlab: warning: {r.model}: noisy run (IQR {100 * r.iqr_fraction:.1f}% of the median, "
-                  f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=sys.stderr)
+                  f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=_stderr())
     comparison = compare(results) if len(results) > 1 else None
     _emit(latency_report.render(results, fmt.value, comparison), output)
 
