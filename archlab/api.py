@@ -161,7 +161,9 @@ class CountResult:
 
     @property
     def status(self) -> str:
-        return "partial" if self.unsupported_ops else "complete"
+        from archlab.analysis.counting import count_status
+
+        return count_status(self.unsupported_ops)
 
     def to_dict(self) -> dict[str, Any]:
         from archlab.analysis.counting import OTHER_KIND_MEANING

@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import typer
 
-from archlab.errors import UserError
+from archlab.errors import UserError, first_line
 
 app = typer.Typer(
     add_completion=False,
@@ -305,7 +305,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # noqa: BLE001 - the contract: one line, exit 1, unless --debug
         if debug:
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        first = first_line(e, "")
         print(
             f"archlab: internal error: {type(e).__name__}: {first} "
             "(this is a bug in archlab: please report it with the command you ran; --debug shows the traceback)",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from archlab.errors import UserError
+from archlab.errors import UserError, first_line
 
 KINDS = ("cpu", "cuda")
 
@@ -85,7 +85,7 @@ def run_failed(what: str, device: str, dtype: str, e: BaseException) -> UserErro
         return e
     if isinstance(e, SystemExit):  # the user's forward must not end archlab without a word
         return UserError(f"{what} on {device}: the forward pass called sys.exit({e.code!r})")
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    msg = first_line(e, "")
     if not isinstance(e, RuntimeError):  # a KeyError('x') alone does not say what happened
         msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
     msg = msg or type(e).__name__

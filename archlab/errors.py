@@ -2,8 +2,19 @@
 line on stderr); anything else escaping the CLI is archlab's bug (exit code 1,
 with a request for a bug report; ``--debug`` shows the traceback)."""
 
+from __future__ import annotations
+
 
 class UserError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
     exit_code = 2
+
+
+def first_line(e: BaseException, empty: str | None = None) -> str:
+    """The first line of an exception's message, for a one-line error; an exception without a
+    message gives ``empty``, or its type's name when ``empty`` is None."""
+    text = str(e).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(e).__name__ if empty is None else empty

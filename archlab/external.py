@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from archlab.errors import UserError
+from archlab.errors import UserError, first_line
 from archlab.registry import ModelInfo
 from archlab.spec import REQUIRED
 
@@ -34,7 +34,7 @@ def _torchvision(name: str) -> tuple[Callable[..., Any], tuple[int, int, int]]:
     except ImportError:
         raise UserError("'torchvision:' models need torchvision: pip install torchvision (a build matching torch)") from None
     except Exception as e:  # a torchvision built for another torch fails at import
-        raise UserError(f"torchvision is installed but cannot be imported here: {str(e).splitlines()[0]}") from None
+        raise UserError(f"torchvision is installed but cannot be imported here: {first_line(e)}") from None
     names = tvm.list_models(module=tvm)
     if name not in names:
         import difflib
@@ -103,8 +103,7 @@ def _user_callable(target: str) -> Callable[..., Any]:
 def _first(e: BaseException) -> str:
     if isinstance(e, SystemExit):
         return f"the code called sys.exit({e.code!r})"
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return first_line(e)
 
 
 def _options_of(fn: Callable[..., Any]) -> dict[str, Any] | None:

@@ -96,6 +96,8 @@ class LatencyResult:
         return self.iqr_fraction > NOISY_IQR
 
     def to_dict(self) -> dict[str, Any]:
+        from archlab.analysis.counting import count_status
+
         d: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
@@ -125,7 +127,7 @@ class LatencyResult:
             },
             "models_interleaved": self.models_interleaved,
             "notes": list(self.notes),
-            "macs_status": "partial" if self.macs_not_counted else "complete",
+            "macs_status": count_status(self.macs_not_counted),
             "method": "blocks of forwards timed by torch.utils.benchmark's clock (CUDA synchronized), "
                       "statistics by torch.utils.benchmark.Measurement; eval mode, torch.inference_mode(), "
                       f"after {WARMUP_RUNS} warm-up forwards; several models: their blocks take turns",

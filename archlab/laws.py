@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from archlab.errors import UserError
+from archlab.errors import UserError, first_line
 
 # --- depthwise-separable convolution -------------------------------------------------------
 
@@ -124,7 +124,7 @@ def dwsc(k: int = 3, m: int = 512, n: int = 1024, size: int = 14, stride: int = 
             separable = nn.Sequential(*conv(m, m, k, groups=m), nn.Conv2d(m, n, 1, bias=False))
     except (RuntimeError, OverflowError, TypeError, ValueError) as e:
         raise UserError(f"cannot build a {k}x{k} convolution from {m} to {n} channels: "
-                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                        f"{first_line(e)}") from None
     s = count(standard, input_size=(m, size, size), depth=0)
     d = count(separable, input_size=(m, size, size), depth=0)
     g2 = out * out
@@ -323,7 +323,9 @@ class CompareRow:
     @property
     def status(self) -> str:
         """'partial' when the MACs leave out ops archlab has no cost rule for, else 'complete'."""
-        return "partial" if self.unsupported_ops else "complete"
+        from archlab.analysis.counting import count_status
+
+        return count_status(self.unsupported_ops)
 
 
 def compare_models(specs: list[str], latency: bool = False, **latency_options) -> list[CompareRow]:

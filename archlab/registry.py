@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from archlab.errors import UserError
+from archlab.errors import UserError, first_line
 from archlab.spec import Required
 
 
@@ -87,7 +87,7 @@ class ModelInfo:
             return self.builder(**options)
         except (TypeError, ValueError, OverflowError, RuntimeError) as e:  # an option the layers refuse
             given = ",".join(f"{k}={v}" for k, v in options.items())
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise UserError(f"building {self.name}@{given} failed: {first}") from None
 
 

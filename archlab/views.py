@@ -124,7 +124,9 @@ class TraceResult:
 
     @property
     def status(self) -> str:
-        return "partial" if self.unsupported_ops else "complete"
+        from archlab.analysis.counting import count_status
+
+        return count_status(self.unsupported_ops)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "model": self.model, "input_shape": list(self.input_shape),

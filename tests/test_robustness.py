@@ -516,3 +516,10 @@ def test_api_input_size_as_text_and_analyze_routing():
     report = archlab.analyze("lenet5", analyses="count", engine="fvcore", force=True)
     assert set(report.to_dict()) == {"model", "input_shape", "count"}
     assert report.count.fvcore["agrees_with_archlab_macs"]
+
+
+def test_first_line_of_an_error_message():
+    from archlab.errors import first_line
+
+    assert first_line(RuntimeError("shapes differ\n  detail")) == "shapes differ"
+    assert first_line(KeyError()) == "KeyError" and first_line(ValueError("  "), "") == ""

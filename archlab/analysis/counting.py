@@ -186,5 +186,11 @@ def other_kind(kind: str) -> str:
     return "bias" if kind in MAC_KINDS else kind
 
 
+def count_status(not_counted) -> str:
+    """'partial' when the MACs leave out ops without a cost rule (given as their calls, or a count
+    of them), else 'complete': the one rule every report uses."""
+    return "partial" if not_counted else "complete"
+
+
 def unsupported(trace: Trace) -> Counter[str]:
     return Counter(op.target for op in trace.ops if op.name not in RULE_OF)

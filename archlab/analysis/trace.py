@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from archlab.analysis.shapes import SHAPE_RULES, Vanished, _pair
-from archlab.errors import UserError
+from archlab.errors import UserError, first_line
 
 # Producers of values that no traced operation made.
 INPUT = -1  # an input of the model
@@ -426,7 +426,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         call = tracer.calls[failed] if failed >= 0 else None
         where = f" at layer '{call.name}' ({call.type})" if call and call.name else ""
         shape = "x".join(map(str, inputs[0].shape[1:]))
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        msg = first_line(e, "")
         if not isinstance(e, RuntimeError):  # PyTorch's errors speak for themselves; a KeyError('x') does not
             msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
         if "meta tensor" in msg or "data-independent" in msg or "register_meta" in msg:
@@ -498,7 +498,7 @@ def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Ten
     except SystemExit as e:
         raise UserError(f"the training-mode forward called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 - the user's forward raised
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise UserError(f"the training-mode forward failed: {msg}") from None
     finally:
         for m, mode in modes.items():
