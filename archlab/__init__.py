@@ -5,41 +5,35 @@ The public API is imported lazily, so that ``archlab --help`` does not import to
 
 __version__ = "0.1.0"
 
-__all__ = ["analyze", "build", "compare", "count", "dwsc", "list_models", "memory", "receptive_field", "resolve",
-           "trace_layers", "UserError", "__version__"]
+__all__ = ["analyze", "build", "compare", "cost_rule", "count", "dwsc", "list_models", "memory", "receptive_field",
+           "resolve", "trace_layers", "UserError", "__version__"]
+
+# public name -> (module, attribute): where each lives in the pipeline
+_PUBLIC = {
+    "build": ("archlab.models.resolve", "build"),
+    "resolve": ("archlab.models.resolve", "resolve"),
+    "list_models": ("archlab.models.catalog", "list_models"),
+    "count": ("archlab.analysis.count", "count"),
+    "trace_layers": ("archlab.analysis.per_layer", "trace_layers"),
+    "receptive_field": ("archlab.analysis.receptive_field", "receptive_field"),
+    "memory": ("archlab.analysis.memory", "memory"),
+    "dwsc": ("archlab.analysis.laws", "dwsc"),
+    "compare": ("archlab.analysis.compare", "compare_models"),
+    "analyze": ("archlab.analysis.analyze", "analyze"),
+    "cost_rule": ("archlab.analysis.costs", "cost_rule"),
+    "UserError": ("archlab.errors", "UserError"),
+}
 
 
 def __getattr__(name: str):
-    if name in ("build", "count", "resolve"):
-        from archlab import api
+    try:
+        module, attribute = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'archlab' has no attribute '{name}'") from None
+    import importlib
 
-        return getattr(api, name)
-    if name == "analyze":
-        from archlab.reporting import analyze
+    return getattr(importlib.import_module(module), attribute)
 
-        return analyze
-    if name in ("receptive_field", "trace_layers"):
-        from archlab import views
 
-        return getattr(views, name)
-    if name == "memory":
-        from archlab.memory_api import memory
-
-        return memory
-    if name == "dwsc":
-        from archlab.laws import dwsc
-
-        return dwsc
-    if name == "compare":
-        from archlab.laws import compare_models
-
-        return compare_models
-    if name == "list_models":
-        from archlab.registry import list_models
-
-        return list_models
-    if name == "UserError":
-        from archlab.errors import UserError
-
-        return UserError
-    raise AttributeError(f"module 'archlab' has no attribute '{name}'")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

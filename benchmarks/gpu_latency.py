@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     batches = args.batch or [1, 32]
 
     from archlab.errors import UserError
-    from archlab.latency import check_options, compare, latency, measure_all
-    from archlab.report import latency_report
+    from archlab.measure.latency import check_options, latency, measure_all
+    from archlab.measure.ranking import compare
+    from archlab.report import latency as latency_report
 
     try:  # before anything is written: no environment.json for a GPU that is not there
         check_options(args.device, "fp32", None, args.min_time)

@@ -4,7 +4,7 @@
 """
 
 import archlab
-from archlab.laws import compare_scaling
+from archlab.analysis.laws import compare_scaling
 
 print("MobileNet: width and resolution multipliers against the course's O(alpha^2 rho^2)")
 for alpha, res in [(1.0, 224), (0.75, 224), (0.5, 224), (0.25, 224), (1.0, 192), (1.0, 160), (1.0, 128)]:

@@ -3,7 +3,7 @@
     python examples/scaling_sweep.py
 """
 
-from archlab.laws import compound
+from archlab.analysis.laws import compound
 
 print(" phi  resolution        params            MACs  predicted  measured")
 for phi in range(0, 5):

@@ -46,7 +46,7 @@ def test_the_key_follows_the_sources(tmp_path, monkeypatch):
     monkeypatch.setattr(archlab.cache, "_PACKAGE", copy)
     before = archlab.cache.code_key()
     assert archlab.cache.code_key() == before
-    rules = copy / "analysis" / "counting.py"
+    rules = copy / "analysis" / "costs.py"
     rules.write_text(rules.read_text() + "\n# a changed rule\n")
     assert archlab.cache.code_key() != before
 

@@ -172,12 +172,12 @@ def test_cuda_absent_is_a_clear_error(cli):
 
 
 def test_internal_error_exits_1_and_asks_for_a_report(cli, monkeypatch):
-    import archlab.api
+    import archlab.analysis.count
 
     def boom(*a, **k):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(archlab.api, "count_trace", boom)
+    monkeypatch.setattr(archlab.analysis.count, "count_trace", boom)
     r = cli("count", "lenet")
     assert r.code == 1
     assert "internal error" in r.err and "bug" in r.err and "Traceback" not in r.err

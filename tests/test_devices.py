@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 import archlab
-from archlab.devices import check_device, on_device, run_failed
+from archlab.measure.devices import check_device, on_device, run_failed
 from archlab.errors import UserError
-from archlab.latency import setting_notes
+from archlab.measure.latency import setting_notes
 from conftest import assert_one_line_error
 
 
@@ -175,9 +175,9 @@ def test_the_second_gpu_is_measured_on_its_own_allocator():
 
 
 def test_fvcore_engine_is_refused_when_too_big_unless_forced(cli, monkeypatch):
-    import archlab.guard
+    import archlab.measure.guard
 
-    monkeypatch.setattr(archlab.guard, "available_bytes", lambda device="cpu": 1 << 20)  # 1 MiB free
+    monkeypatch.setattr(archlab.measure.guard, "available_bytes", lambda device="cpu": 1 << 20)  # 1 MiB free
     assert_one_line_error(cli("count", "resnet18", "--engine", "fvcore"), "--engine fvcore (a real forward) needs",
                           "--force")
     r = cli("count", "lenet5", "--engine", "fvcore", "--force", "--format", "json")

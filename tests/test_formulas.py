@@ -41,7 +41,7 @@ def test_convolution_macs(layer, input_size, macs, params):
         x = torch.empty(1, 2, 10, device="meta")
         tr = trace(layer, x)
         assert tr.values[tr.outputs[0]].shape == (1, 4, 8)
-        from archlab.api import count_trace
+        from archlab.analysis.count import count_trace
 
         assert count_trace(tr, "conv1d").macs == 8 * 4 * 2 * 3
         return

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import archlab
-from archlab.registry import get_model_info
+from archlab.models.catalog import get_model_info
 
 CROSS_CHECK_RES = {
     "inception_v3": 139,  # the valid-padding stem needs at least 75

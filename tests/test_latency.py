@@ -16,10 +16,12 @@ from torch import nn
 from torch.utils.benchmark import Measurement
 
 import archlab
-import archlab.latency as latency_mod
+import archlab.measure.latency as latency_mod
 from archlab.errors import UserError
-from archlab.latency import PAPER_CPU_MS, LatencyResult, compare, latency, spearman
-from archlab.report import latency_report
+from archlab.measure.profile import by_kind
+from archlab.measure.ranking import compare, paper_cpu, spearman
+from archlab.measure.latency import LatencyResult, latency
+from archlab.report import latency as latency_report
 from conftest import assert_one_line_error
 
 FAST = ("--min-time", "0.05")
@@ -147,7 +149,7 @@ def test_per_layer_attributes_time_and_macs_per_module():
             assert layer.time_per_mac_share == pytest.approx(layer.time_share / layer.mac_share)
         else:
             assert layer.time_per_mac_share is None
-    kinds = {k["kind"]: k for k in latency_mod.by_kind(r.layers)}
+    kinds = {k["kind"]: k for k in by_kind(r.layers)}
     assert kinds["depthwise conv 3x3"]["calls"] == 17
     assert kinds["depthwise conv 3x3"]["macs"] == sum(l.macs for l in r.layers if l.kind == "depthwise conv 3x3")
 
@@ -206,7 +208,7 @@ def _result(model, median_ms, macs, batch=1, iqr_ms=0.1):
 
 def test_paper_reference_is_the_course_table():
     # MobileNetV2 paper, Table 4 (CPU column), as the course shows it
-    assert PAPER_CPU_MS == {"mobilenet": 113, "mobilenet_v2": 75, "mobilenet_v2@alpha=1.4": 143}
+    assert paper_cpu()[0] == {"mobilenet": 113, "mobilenet_v2": 75, "mobilenet_v2@alpha=1.4": 143}
 
 
 def test_compare_ratios_to_first_given_sorted_by_latency_with_paper():

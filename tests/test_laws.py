@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from archlab import laws
+from archlab.analysis import laws
 from conftest import assert_one_line_error
 
 
@@ -116,7 +116,9 @@ def test_compound_result_and_official_model():
 
 
 def test_compare_models_rows_and_ratios():
-    rows = laws.compare_models(["alexnet", "googlenet"])
+    from archlab.analysis.compare import compare_models
+
+    rows = compare_models(["alexnet", "googlenet"])
     a, g = rows
     assert a.model == "alexnet" and g.rf == 907 and a.rf == 195
     # the course: GoogLeNet has 12x fewer parameters than AlexNet (8.7x for the layouts built here)

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from archlab import laws
+from archlab.analysis import laws
 from conftest import assert_one_line_error
 
 
@@ -19,7 +19,7 @@ def _csv(text):
 
 
 def _count(spec):
-    from archlab.api import count
+    from archlab.analysis.count import count
 
     return count(spec, depth=0)
 
@@ -462,16 +462,16 @@ def test_report_md_plot_in_the_way_is_refused_before_anything_is_written(cli, tm
 @pytest.mark.parametrize("old_plot", [None, b"an old plot"])
 def test_report_md_takes_its_plot_back_when_the_report_cannot_be_written(cli, tmp_path, monkeypatch, old_plot):
     from archlab.errors import UserError
-    from archlab.report import formats
+    from archlab.report import files
 
-    real = formats.write_atomic
+    real = files.write_atomic
 
     def fail_on_md(path, data):
         if str(path).endswith(".md"):
             raise UserError(f"cannot write '{path}': No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(formats, "write_atomic", fail_on_md)
+    monkeypatch.setattr(files, "write_atomic", fail_on_md)
     png = tmp_path / "r.png"
     if old_plot is not None:
         png.write_bytes(old_plot)

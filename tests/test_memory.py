@@ -7,7 +7,7 @@ from torch import nn
 import archlab
 from archlab.analysis.memory import inference_peak, m_of_g
 from archlab.analysis.trace import trace
-from archlab.memory_api import memory
+from archlab.analysis.memory import memory
 
 
 class Block(nn.Module):

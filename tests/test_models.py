@@ -5,7 +5,7 @@ import torch
 
 import archlab
 from archlab.analysis.trace import trace
-from archlab.registry import get_model_info
+from archlab.models.catalog import get_model_info
 
 # Models whose output is not (N, 1000) class scores.
 OUTPUTS = {

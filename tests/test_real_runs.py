@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 import archlab
-import archlab.latency as latency_mod
-from archlab.devices import run_failed
+import archlab.measure.latency as latency_mod
+from archlab.measure.devices import run_failed
 from archlab.errors import UserError
-from archlab.memory_api import measure_peak
+from archlab.measure.memory_peak import measure_peak
 from conftest import assert_one_line_error
 
 FAST = ("--min-time", "0.02")
@@ -179,7 +179,7 @@ def test_an_exception_in_archlabs_own_code_is_still_archlabs_bug(cli, monkeypatc
 
 def test_the_python_api_raises_user_error_too(models):
     with pytest.raises(UserError, match="failed: ZeroDivisionError: division by zero"):
-        archlab.latency.latency(models("zerodiv"), min_time=0.02)
+        archlab.measure.latency.latency(models("zerodiv"), min_time=0.02)
     with pytest.raises(UserError, match="failed: AttributeError: .*nope"):
         archlab.memory(models("attrerr"), measure=True)
 
@@ -223,7 +223,7 @@ def test_ctrl_c_in_the_forward_is_not_swallowed():
             return self.c(x)
 
     with pytest.raises(KeyboardInterrupt):
-        archlab.latency.latency(Interrupted(), input_size=(3, 8, 8), min_time=0.02)
+        archlab.measure.latency.latency(Interrupted(), input_size=(3, 8, 8), min_time=0.02)
     with pytest.raises(KeyboardInterrupt):
         measure_peak(Interrupted(), (1, 3, 8, 8))
 
@@ -274,7 +274,7 @@ def test_measure_peak_casts_a_files_half_model_too(models):
 
 
 def test_fvcore_runs_a_bf16_model_in_its_own_dtype():
-    from archlab.engines.fvcore_engine import fvcore_count
+    from archlab.measure.fvcore import fvcore_count
 
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(torch.bfloat16)
     report = fvcore_count(model, ((1, 3, 8, 8),))
@@ -297,7 +297,7 @@ def test_latency_times_a_half_precision_model_at_any_dtype(monkeypatch, model_dt
 
     monkeypatch.setattr(latency_mod, "trace_model", trace_fp32_twin)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(model_dtype)
-    r = archlab.latency.latency(model, input_size=(3, 8, 8), dtype=dtype, min_time=0.02)
+    r = archlab.measure.latency.latency(model, input_size=(3, 8, 8), dtype=dtype, min_time=0.02)
     assert r.dtype == dtype and r.macs == 4 * 6 * 6 * 27 and r.median_ms > 0
     assert model[0].weight.dtype == model_dtype
 

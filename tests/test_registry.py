@@ -2,7 +2,8 @@ import pytest
 
 import archlab
 from archlab.errors import UserError
-from archlab.registry import get_model_info, register_model
+from archlab.models.catalog import get_model_info
+from archlab.models._registry import register_model
 
 EXPECTED = {
     "lenet", "lenet5", "alexnet", "alexnet_owt",

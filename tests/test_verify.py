@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from archlab.report import verify_report
+from archlab.report import verify as verify_report
 from archlab.verify import DEFAULT_DATA, _rounds_to, course_value, load, tolerance_of, verify
 from conftest import assert_one_line_error
 

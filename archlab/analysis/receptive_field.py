@@ -41,7 +41,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from archlab.analysis.trace import Call, Trace
+from archlab.analysis.trace import Call, Trace, check_depth, trace_model
+from archlab.units import SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -422,3 +423,67 @@ def describe(f: Field) -> dict[str, Any]:
         "global_context": f.global_context,
     }
 
+
+# --- archlab rf ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RFResult:
+    model: str
+    input_shape: tuple[int, ...]
+    layers: tuple[dict[str, Any], ...]
+    rf: dict[str, Any] | None
+    misaligned: tuple[dict[str, Any], ...]
+    unsupported_ops: dict[str, int]
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "input_shape": list(self.input_shape),
+            "units": "rf and start in input pixels; jump = input pixels between neighbouring units",
+            "rf": self.rf["rf"] if self.rf else None,
+            "rf_layer": self.rf,
+            "misaligned": list(self.misaligned),
+            "unsupported_ops": self.unsupported_ops,
+            "notes": list(self.notes),
+            "layers": list(self.layers),
+        }
+
+
+def _rf_row(trace, call, rf: RFAnalysis, input_hw) -> dict[str, Any] | None:
+    if not call.outputs:
+        return None
+    f = rf.of(call.outputs[0])
+    row = {"name": call.name, "type": call.type, "depth": call.depth,
+           "output_shape": list(trace.values[call.outputs[0]].shape)}
+    if f is None:
+        row.update(rf=None, jump=None, start=None, exceeds_input=None)
+    else:
+        row.update(describe(f))
+        row["exceeds_input"] = any(f.rf[a] > input_hw[a] for a in range(2))
+    return row
+
+
+def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw) -> RFResult:
+    """Receptive field, jump and first-unit centre per layer, on the data-flow graph."""
+    check_depth(depth)
+    trace, label = trace_model(model_or_spec, **kw)
+    rf = receptive_fields(trace)
+    input_hw = trace.input_shape[-2:]
+    rows = tuple(r for c in trace.calls if 0 < c.depth <= depth
+                 for r in [_rf_row(trace, c, rf, input_hw)] if r is not None)
+    h = headline(trace, rf)
+    top = None
+    if h is not None:
+        top = {"name": h.name, "type": h.call.type if h.call.depth > 0 else h.op, "depth": h.call.depth,
+               "output_shape": list(trace.values[h.value].shape)}
+        if h.field is None:
+            top.update(rf=None, jump=None, start=None, exceeds_input=None, unknown_since=h.unknown_since)
+        else:
+            top.update(describe(h.field))
+            top["exceeds_input"] = any(h.field.rf[a] > input_hw[a] for a in range(2))
+    mis = tuple({"op": m.op, "module": m.module, "jumps": [list(j) for j in m.jumps],
+                 "starts": [list(s) for s in m.starts]} for m in rf.misaligned)
+    return RFResult(label, trace.input_shape, rows, top, mis, dict(rf.unsupported), tuple(rf.notes))

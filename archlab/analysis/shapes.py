@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import torch
 
-def _pair(v, n=2):
-    if isinstance(v, (list, tuple)):
-        v = list(v)
-        return tuple(v * n) if len(v) == 1 else tuple(v)
-    return (v,) * n
+from archlab.units import pair as _pair
 
 
 def _dims(shape) -> str:

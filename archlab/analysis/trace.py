@@ -26,8 +26,11 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from archlab.analysis.shapes import SHAPE_RULES, Vanished, _pair
+from archlab.analysis.shapes import SHAPE_RULES, Vanished
 from archlab.errors import UserError, first_line
+from archlab.models.resolve import resolve
+from archlab.spec import ModelSpec, parse_input_size
+from archlab.units import pair as _pair
 
 # Producers of values that no traced operation made.
 INPUT = -1  # an input of the model
@@ -536,3 +539,75 @@ def module_ranges(model: nn.Module, prefix: str):
             h.remove()
         while open_ranges:
             open_ranges.pop().__exit__(None, None, None)
+
+
+# --- building and tracing a model -----------------------------------------------
+
+
+def _checked_sizes(input_size: Any, batch: Any) -> tuple[Any, int | None]:
+    """The API's input_size ("3,224,224", (3, 224, 224), or several: [(3, 16, 16), (10,)]) and batch,
+    checked as the CLI checks them."""
+    if isinstance(input_size, str):
+        input_size = parse_input_size(input_size)
+    if input_size is not None:
+        several = isinstance(input_size, (tuple, list)) and bool(input_size) \
+            and all(isinstance(s, (tuple, list)) for s in input_size)
+        shapes = input_size if several else [input_size]
+        for shape in shapes:
+            if not isinstance(shape, (tuple, list)) or not shape or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+                raise UserError(f"input_size must be positive whole numbers (C,H,W), or a list of such, "
+                                f"got {input_size!r}")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise UserError(f"batch must be a whole number of at least 1, got {batch!r}")
+    return input_size, batch
+
+
+def check_depth(depth: Any) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise UserError(f"depth must be a whole number of at least 0, got {depth!r}")
+    return depth
+
+
+def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None = None, batch: int | None = None,
+                alpha: float | None = None, options: dict[str, Any] | None = None) -> tuple[Trace, str]:
+    """Build (on the meta device, for a registered model) and trace. Returns (trace, label)."""
+    def empty(shape, dtype=torch.float32):
+        try:
+            return torch.empty(shape, device="meta", dtype=dtype)
+        except (RuntimeError, TypeError, OverflowError):  # a size or an element count beyond int64
+            raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
+
+    input_size, batch = _checked_sizes(input_size, batch)
+    if res is not None and (isinstance(res, bool) or not isinstance(res, int)):
+        raise UserError(f"res must be a whole number of pixels, got {res!r}")
+    if isinstance(model_or_spec, torch.nn.Module):
+        if input_size is None:
+            raise UserError("input_size (C,H,W) is required for a model that is not registered")
+        ignored = [k for k, v in (("res", res), ("alpha", alpha), ("options", options)) if v]
+        if ignored:
+            verb = "apply" if len(ignored) > 1 else "applies"
+            raise UserError(f"{', '.join(ignored)} {verb} to registered models; an nn.Module is analysed as built, "
+                            "on input_size")
+        shapes = [tuple(s) for s in input_size] if isinstance(input_size[0], (tuple, list)) else [tuple(input_size)]
+        # the inputs take the model's floating dtype: an fp16 or bf16 model gets fp16 or bf16 inputs
+        dtype = next((t.dtype for t in (*model_or_spec.parameters(), *model_or_spec.buffers())
+                      if t.is_floating_point()), torch.float32)
+        inputs = tuple(empty((batch or 1, *s), dtype) for s in shapes)
+        return trace(model_or_spec, inputs), type(model_or_spec).__name__
+    if not isinstance(model_or_spec, (str, ModelSpec)):
+        raise UserError(f"a model is a registered name or spec (a string) or an nn.Module, "
+                        f"not {type(model_or_spec).__name__}")
+    resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
+    model = resolved.build(device="meta")
+    try:
+        inputs = tuple(empty(s) for s in resolved.input_shapes)
+        return trace(model, inputs), resolved.label
+    except UserError as e:
+        try:
+            default = tuple(resolved.info.input_shape(**resolved.options))
+        except UserError:  # a model without a default input: the forward's own error is the message
+            raise e from None
+        if tuple(resolved.input_shape[1:]) != default:
+            raise UserError(f"{e} (the model's default input is {'x'.join(map(str, default))})") from None
+        raise

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from archlab.errors import UserError
-from archlab.registry import Reference, register_model
+from archlab.models._registry import Reference, register_model
 
 ALEXNET_2012 = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
 ALEXNET_2014 = "Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks"

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from archlab.errors import UserError
-from archlab.registry import Reference, register_model
+from archlab.models._registry import Reference, register_model
 
 PAPER = "Huang et al. 2017, Densely Connected Convolutional Networks (CVPR), Table 1"
 

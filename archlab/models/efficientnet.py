@@ -29,7 +29,7 @@ from torch import nn
 
 from archlab.errors import UserError
 from archlab.models.layers import ConvBNAct, make_divisible
-from archlab.registry import Reference, register_model
+from archlab.models._registry import Reference, register_model
 
 PAPER = "Tan & Le 2019, EfficientNet, Table 1"
 

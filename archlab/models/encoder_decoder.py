@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from archlab.errors import UserError
 from archlab.models.layers import ConvBNAct
-from archlab.registry import register_model
+from archlab.models._registry import register_model
 
 # ---------------------------------------------------------------------------
 # FCN (VGG16 backbone)

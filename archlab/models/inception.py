@@ -32,7 +32,7 @@ from torch import nn
 
 from archlab.errors import UserError
 from archlab.models.layers import ConvBNAct
-from archlab.registry import Reference, register_model
+from archlab.models._registry import Reference, register_model
 
 GOOGLENET_PAPER = "Szegedy et al. 2015, Going Deeper with Convolutions"
 INCEPTION_V3_PAPER = "Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision"

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from archlab.errors import UserError
-from archlab.registry import register_model
+from archlab.models._registry import register_model
 
 LENET_1989 = "LeCun et al. 1989, Backpropagation Applied to Handwritten Zip Code Recognition"
 LENET_1998 = "LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition"

@@ -23,7 +23,7 @@ from torch import nn
 
 from archlab.errors import UserError
 from archlab.models.layers import ConvBNAct, make_divisible
-from archlab.registry import Reference, register_model
+from archlab.models._registry import Reference, register_model
 
 MOBILENET_PAPER = "Howard et al. 2017, MobileNets, Table 1"
 MOBILENET_V2_PAPER = "Sandler et al. 2018, MobileNetV2, Table 2"

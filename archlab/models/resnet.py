@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from archlab.errors import UserError
-from archlab.registry import Reference, register_model
+from archlab.models._registry import Reference, register_model
 
 PAPER = "He et al. 2016, Deep Residual Learning for Image Recognition (CVPR), Table 1"
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from archlab.errors import UserError
 from archlab.models.alexnet import local_response_norm
-from archlab.registry import Reference, register_model
+from archlab.models._registry import Reference, register_model
 
 PAPER = "Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from archlab.report.formats import csv_table, human, md_table, shape_str, to_json
-from archlab.report.text import text_table
+from archlab.report.formats import csv_table, md_table, to_json
+from archlab.units import human, shape_str
+from archlab.report.formats import text_table
 
 HEADERS = ("name", "family", "paper", "input", "params", "MACs")
 
@@ -19,7 +20,7 @@ def zoo_rows(pattern: str | None = None, *, cache: bool = True) -> list[dict[str
     are computed once per version of archlab's code and torch's, then read from a cache file
     (see ``archlab.cache``): a listing then needs neither torch nor any trace."""
     from archlab import cache as zoo_cache
-    from archlab.registry import match_names
+    from archlab.models._registry import match_names
 
     rows = zoo_cache.load("zoo") if cache else None
     if not _well_formed(rows):  # missing, or damaged: computed again and stored over it
@@ -44,8 +45,8 @@ def _well_formed(rows: Any) -> bool:
 
 
 def _compute_rows() -> list[dict[str, Any]]:
-    from archlab.api import count
-    from archlab.registry import get_model_info, list_models
+    from archlab.analysis.count import count
+    from archlab.models.catalog import get_model_info, list_models
 
     rows = []
     for name in list_models():

@@ -243,7 +243,7 @@ def verify(data: str | None = None, only: str | None = None) -> VerifyResult:
 def course_value(model: str, alpha: float, resolution: int) -> dict[str, str] | None:
     """The course's MobileNet width/resolution-multiplier table entry for this variant, as printed
     ({claim: value}), or None when the tables have no such row. Reads the shipped data file."""
-    from archlab.api import resolve
+    from archlab.models.resolve import resolve
 
     out: dict[str, str] = {}
     for c in load().claims:

@@ -19,7 +19,7 @@ def dwsc(ctx: Context, *, layer: str, count: str, vars: dict) -> int:
     import torch
     from torch import nn
 
-    from archlab.api import count as count_api
+    from archlab.analysis.count import count as count_api
 
     if layer not in _DWSC_LAYERS or count not in ("macs", "params"):
         raise UserError(f"dwsc needs layer in {', '.join(_DWSC_LAYERS)} and count macs or params")

@@ -49,9 +49,9 @@ class _Model:
     def __init__(self, spec: str) -> None:
         import torch
 
-        from archlab.analysis.counting import op_cost
+        from archlab.analysis.costs import op_cost
         from archlab.analysis.trace import trace
-        from archlab.api import resolve
+        from archlab.models.resolve import resolve
 
         resolved = resolve(spec)
         self.spec = spec

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 
 from archlab.errors import UserError
+from archlab.units import pair as _pair
 from archlab.verify.quantities import Context, _Model, quantity
 
 
@@ -18,10 +19,6 @@ def _hwc(shape: tuple[int, ...], layout: str = "hwc") -> str:
     else:
         return "x".join(map(str, shape))
     return {"hwc": f"{h}x{w}x{c}", "hw": f"{h}x{w}", "c": str(c)}[layout]
-
-
-def _pair(v) -> tuple[int, int]:
-    return tuple(v) if isinstance(v, tuple) else (v, v)
 
 
 def _check_layout(layout: str) -> None:

@@ -6,23 +6,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+import functools
+from typing import Any, Sequence
 
-if TYPE_CHECKING:  # archlab.latency imports this module: no import back at run time
-    from archlab.latency import LatencyResult
+from archlab.measure.latency import LatencyResult
 
 # Reference data, not ours: the paper's measurement, shown as ratios beside measured ones.
-def _paper_cpu() -> tuple[dict[str, float], str]:
-    """The MobileNetV2 paper's CPU latencies (ms), from the course data (archlab/data)."""
-    from archlab.verify import load
+@functools.cache
+def paper_cpu() -> tuple[dict[str, float], str]:
+    """The MobileNetV2 paper's CPU latencies (ms) and their source, from the course data
+    (archlab/data), read on first use."""
+    from archlab.verify.data import load
 
     for fact in load().facts:
         if fact.section == "MobileNetV2" and fact.values:
             return dict(fact.values), fact.source
     return {}, ""
 
-
-PAPER_CPU_MS, PAPER_CPU_SOURCE = _paper_cpu()
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -58,7 +58,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
 
 
 @dataclass(frozen=True)
-class CompareRow:
+class RankRow:
     result: LatencyResult
     latency_ratio: float  # median / the first model's median
     macs_ratio: float | None  # MACs / the first model's MACs (None when the first has none)
@@ -71,7 +71,7 @@ class Comparison:
     """Several measurements: ratios to the first model given, rows sorted by latency."""
 
     baseline: str
-    rows: tuple[CompareRow, ...]  # sorted by measured latency
+    rows: tuple[RankRow, ...]  # sorted by measured latency
     spearman: float | None  # between MACs and median latency
     paper_source: str | None  # set when paper ratios are shown
 
@@ -104,11 +104,12 @@ def compare(results: Sequence[LatencyResult]) -> Comparison:
     if not results:
         raise ValueError("compare needs at least one result")
     base = results[0]
-    paper_base = PAPER_CPU_MS.get(base.model) if base.batch == 1 else None
+    paper_ms, paper_source = paper_cpu()
+    paper_base = paper_ms.get(base.model) if base.batch == 1 else None
     rows = []
     for r in results:
-        paper = PAPER_CPU_MS.get(r.model) if paper_base is not None and r.batch == 1 else None
-        rows.append(CompareRow(
+        paper = paper_ms.get(r.model) if paper_base is not None and r.batch == 1 else None
+        rows.append(RankRow(
             result=r,
             latency_ratio=r.median_ms / base.median_ms,
             macs_ratio=r.macs / base.macs if base.macs else None,
@@ -117,7 +118,7 @@ def compare(results: Sequence[LatencyResult]) -> Comparison:
         ))
     shown = sum(row.paper_ms is not None for row in rows) >= 2
     if not shown:
-        rows = [CompareRow(row.result, row.latency_ratio, row.macs_ratio, None, None) for row in rows]
+        rows = [RankRow(row.result, row.latency_ratio, row.macs_ratio, None, None) for row in rows]
     rho = spearman([r.macs for r in results], [r.median_ms for r in results])
     return Comparison(base.model, tuple(sorted(rows, key=lambda row: row.result.median_ms)), rho,
-                      PAPER_CPU_SOURCE if shown else None)
+                      paper_source if shown else None)

@@ -96,7 +96,7 @@ def dwsc(k: int = 3, m: int = 512, n: int = 1024, size: int = 14, stride: int = 
     import torch
     from torch import nn
 
-    from archlab.api import count
+    from archlab.analysis.count import count
 
     for name, value in (("k", k), ("m", m), ("n", n), ("size", size), ("stride", stride)):
         _positive(name, value)
@@ -231,7 +231,8 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     ``alpha`` (else 1), and its resolution from the spec's ``res=`` or from ``rho`` (else the
     default); a value given both ways is refused. ρ = the variant's resolution / the default one.
     """
-    from archlab.api import count, resolve
+    from archlab.analysis.count import count
+    from archlab.models.resolve import resolve
     from archlab.spec import ModelSpec, parse_spec
 
     spec = parse_spec(model)
@@ -302,59 +303,9 @@ def course_mobilenet_row(model: str, alpha: float, resolution: int) -> dict[str,
     return course_value(model, alpha, resolution)
 
 
-# --- model lists -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CompareRow:
-    model: str
-    params: int
-    macs: int
-    rf: int | None
-    params_bytes: int
-    activation_peak_bytes: int
-    latency_ms: float | None = None
-    unsupported_ops: tuple[tuple[str, int], ...] = ()  # ops archlab has no cost rule for: (op, calls)
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
-
-    @property
-    def status(self) -> str:
-        """'partial' when the MACs leave out ops archlab has no cost rule for, else 'complete'."""
-        from archlab.analysis.counting import count_status
-
-        return count_status(self.unsupported_ops)
-
-
-def compare_models(specs: list[str], latency: bool = False, **latency_options) -> list[CompareRow]:
-    """One row per spec: params, MACs, receptive field, memory (and latency), in the given order."""
-    from archlab.analysis.memory import inference_peak
-    from archlab.analysis.receptive_field import headline, receptive_fields
-    from archlab.api import count_trace, trace_model
-
-    timings: list[float | None] = [None] * len(specs)
-    if latency:
-        from archlab.latency import measure_all
-
-        # the models' timed blocks take turns, so the machine's load falls on all alike
-        timings = [r.median_ms for r in measure_all(specs, **latency_options)]
-    rows = []
-    for spec, lat in zip(specs, timings):
-        trace, label = trace_model(spec)
-        c = count_trace(trace, label, depth=0)
-        rf = receptive_fields(trace)
-        h = headline(trace, rf)
-        f = h.field if h is not None else None
-        rows.append(CompareRow(label, c.params, c.macs, int(max(f.rf)) if f else None, 4 * c.params,
-                               inference_peak(trace, 4).bytes, lat, c.unsupported_ops))
-    return rows
-
-
 def latency_pair(baseline: str, variant: str, **options) -> tuple[float, float]:
     """Median latency (ms) of two specs, measured taking turns."""
-    from archlab.latency import measure_all
+    from archlab.measure.latency import measure_all
 
     a, b = measure_all([baseline, variant], **options)
     return a.median_ms, b.median_ms
@@ -407,7 +358,8 @@ class CompoundResult:
 
 def _stage_table(spec: str) -> tuple[list[dict[str, Any]], int, int]:
     """Stage rows (operator, input resolution, channels, layers) read from the built network."""
-    from archlab.api import count_trace, trace_model
+    from archlab.analysis.count import count_trace
+    from archlab.analysis.trace import trace_model
     from archlab.models.efficientnet import EFFICIENTNET_B0_TABLE1
 
     trace, label = trace_model(spec)
@@ -457,7 +409,7 @@ def grid_search(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,
     """The paper's step 1 as a cost study: every (α, β, γ) on a grid with α·β²·γ² within
     target ± tolerance, with its network's params and MACs at φ = 1. (Choosing among them needs
     the accuracy of each trained network, which archlab does not train.)"""
-    from archlab.api import count
+    from archlab.analysis.count import count
 
     def axis(hi: float) -> list[float]:
         n = int(round((hi - 1.0) / step))

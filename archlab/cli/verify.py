@@ -6,10 +6,9 @@ from typing import Optional
 
 import typer
 
-from archlab.cli import FORMAT, OUTPUT, Format, _emit, _settle, app
+from archlab.cli.options import FORMAT, OUTPUT, Format, emit, settle
 
 
-@app.command("verify")
 def verify_cmd(
     only: Optional[str] = typer.Option(None, "--only", help="Check only the claims whose id matches this glob, "
                                        "e.g. 'mobilenet*'."),
@@ -22,10 +21,10 @@ def verify_cmd(
 
     Status per row: ok (within the tolerance of the printed rounding), known-discrepancy (outside it, for a
     recorded cause), FAIL. --format md is the committed report reports/course-tables.md."""
-    from archlab.report import verify_report
+    from archlab.report import verify as verify_report
     from archlab.verify import verify
 
-    _settle()
+    settle()
     result = verify(data=data, only=only)
-    _emit(verify_report.render(result, fmt.value), output)
+    emit(verify_report.render(result, fmt.value), output)
     result.raise_if_failed()  # exit code 3, after the report is out

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from archlab.api import CountResult
-from archlab.analysis.counting import OTHER_KIND_MEANING, OTHER_KINDS
-from archlab.report.formats import csv_table, human, md_table, shape_str, to_json
-from archlab.report.text import text_table
+from archlab.analysis.count import CountResult
+from archlab.analysis.costs import OTHER_KIND_MEANING, OTHER_KINDS
+from archlab.report.formats import csv_table, md_table, to_json
+from archlab.units import human, shape_str
+from archlab.report.formats import text_table
 
 LAYER_HEADERS = ("name", "type", "output shape", "params", "MACs", "share of MACs")
 

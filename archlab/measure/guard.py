@@ -2,8 +2,8 @@
 
 Counting never allocates activations (meta tensors), so ``archlab count vgg19 --res 4096``
 is always safe. What runs the model for real (``memory --measure``, ``latency``) first
-estimates what it needs: the parameters plus the eager inference peak of the activations,
-both from the meta trace.
+estimates what it needs (``archlab.analysis.memory.run_bytes``: the parameters plus the eager
+inference peak of the activations, both from the meta trace) and asks ``check_fits``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from archlab.errors import UserError
-from archlab.report.formats import human_bytes
+from archlab.units import human_bytes
 
 
 def available_bytes(device: str = "cpu") -> int | None:
@@ -34,14 +34,6 @@ def available_bytes(device: str = "cpu") -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def run_bytes(trace, act_bytes: int = 4) -> int:
-    """What one real inference forward needs: the parameters, built in fp32 (a cast to fp16/bf16
-    comes after), plus the eager activation peak at ``act_bytes`` per element."""
-    from archlab.analysis.memory import inference_peak
-
-    return trace.params * 4 + inference_peak(trace, act_bytes, held=True).bytes
 
 
 def check_fits(needed: int, device: str = "cpu", force: bool = False, what: str = "this run") -> None:

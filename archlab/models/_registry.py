@@ -1,14 +1,14 @@
-"""The one registry of models.
+"""The one registry of models: ``register_model``, ``ModelInfo`` and ``Reference``.
 
 Every model of the zoo is registered here once, by a decorator on its builder
-function. ``archlab list``, the CLI's name checks, ``reports/zoo.md`` and the
-registry-parametrized tests all read this registry; no second list of names
-exists anywhere.
+function (the family modules import this module and nothing above it). Lookups over the
+whole zoo, which import every family first, are in ``archlab.models.catalog``: ``archlab
+list``, the CLI's name checks, ``reports/zoo.md`` and the registry-parametrized tests all
+read this registry through it; no second list of names exists anywhere.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import fnmatch
 import inspect
@@ -101,7 +101,7 @@ def _builder_options(builder: Callable[..., Any]) -> tuple[tuple[str, Any], ...]
     )
 
 
-_MODELS: dict[str, ModelInfo] = {}
+MODELS: dict[str, ModelInfo] = {}
 
 
 def register_model(
@@ -117,32 +117,16 @@ def register_model(
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         key = name or fn.__name__
-        if key in _MODELS:
+        if key in MODELS:
             raise ValueError(f"model '{key}' is registered twice")
-        _MODELS[key] = ModelInfo(key, family, paper, fn, input_shape if callable(input_shape) else tuple(input_shape), reference, note)
+        MODELS[key] = ModelInfo(key, family, paper, fn, input_shape if callable(input_shape) else tuple(input_shape), reference, note)
         return fn
 
     return decorate
 
 
-def _natural_key(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
-def _ensure_loaded() -> None:
-    import importlib
-
-    from archlab.models import FAMILIES
-
-    for family in FAMILIES:
-        importlib.import_module(f"archlab.models.{family}")
-
-
-def list_models(pattern: str | None = None) -> list[str]:
-    """Registered model names, naturally sorted; ``pattern`` is an fnmatch glob (case-insensitive),
-    or a plain word that the names contain."""
-    _ensure_loaded()
-    return match_names(sorted(_MODELS, key=_natural_key), pattern)
 
 
 def match_names(names: list[str], pattern: str | None) -> list[str]:
@@ -153,20 +137,3 @@ def match_names(names: list[str], pattern: str | None) -> list[str]:
     if not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"  # a plain word: the names that contain it
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-
-
-def get_model_info(name: str) -> ModelInfo:
-    from archlab.external import external_info, is_external
-
-    if is_external(name):
-        return external_info(name)
-    _ensure_loaded()
-    try:
-        return _MODELS[name]
-    except KeyError:
-        key = name.lower()  # 'RESNET50' and 'ResNet50' find resnet50
-        close = difflib.get_close_matches(key, list(_MODELS), n=3, cutoff=0.5)
-        if not close:
-            close = [n for n in _MODELS if n.startswith(key[:3])][:3]
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see 'archlab list'"
-        raise UserError(f"unknown model '{name}'{hint}") from None

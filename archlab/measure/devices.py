@@ -13,6 +13,8 @@ the current GPU, so without it a model on ``cuda:1`` would be timed by a clock t
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from typing import Iterator
 
 from archlab.errors import UserError, first_line
@@ -103,3 +105,21 @@ def run_failed(what: str, device: str, dtype: str, e: BaseException) -> UserErro
 # KeyboardInterrupt (Ctrl-C stays Ctrl-C). Report it with run_failed.
 FORWARD_ERRORS = (Exception, SystemExit)
 
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """The profiler's C++ side prints start/stop lines on file descriptor 2; hide them."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

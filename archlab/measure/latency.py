@@ -24,21 +24,14 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from archlab.api import SCHEMA_VERSION, count_trace, resolve, trace_model
-from archlab.devices import FORWARD_ERRORS, check_device, is_cpu, on_device, run_failed
+from archlab.units import SCHEMA_VERSION
+from archlab.analysis.count import count_trace
+from archlab.models.resolve import resolve
+from archlab.analysis.trace import trace_model
+from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cpu, on_device, run_failed
 from archlab.errors import UserError
-from archlab.latency_compare import PAPER_CPU_MS, PAPER_CPU_SOURCE, CompareRow, Comparison, compare, spearman
-from archlab.latency_layers import (RANGE_PREFIX, LayerTime, by_kind, layers_from_events, profile_layers,
-                                    record_layers)
+from archlab.measure.profile import RANGE_PREFIX, LayerTime, layers_from_events, record_layers
 
-__all__ = [
-    "DTYPES", "NOISY_IQR", "WARMUP_RUNS", "MIN_BLOCKS", "MAX_MIN_TIME", "PROFILE_RUNS", "LatencyResult", "latency",
-    "measure_all", "check_options", "check_specs", "device_name",
-    # per layer (archlab.latency_layers)
-    "RANGE_PREFIX", "LayerTime", "profile_layers", "by_kind",
-    # several models (archlab.latency_compare)
-    "PAPER_CPU_SOURCE", "PAPER_CPU_MS", "spearman", "CompareRow", "Comparison", "compare",
-]
 
 DTYPES = ("fp32", "fp16", "bf16")
 NOISY_IQR = 0.10  # a run whose IQR exceeds this fraction of the median is flagged noisy
@@ -96,7 +89,7 @@ class LatencyResult:
         return self.iqr_fraction > NOISY_IQR
 
     def to_dict(self) -> dict[str, Any]:
-        from archlab.analysis.counting import count_status
+        from archlab.analysis.costs import count_status
 
         d: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -180,7 +173,7 @@ def measure_all(
     """
     import torch
 
-    from archlab.guard import check_fits
+    from archlab.measure.guard import check_fits
 
     check_options(device, dtype, threads, min_time)
     device = "cpu" if is_cpu(device) else device  # cpu:0 is the CPU
@@ -291,7 +284,7 @@ class _Plan:
 
 
 def _plan(spec: Any, dtype: str, shape_kw: dict[str, Any]) -> _Plan:
-    from archlab.guard import run_bytes
+    from archlab.analysis.memory import run_bytes
 
     tr, label = trace_model(spec, **shape_kw)
     counted = count_trace(tr, label, depth=0)

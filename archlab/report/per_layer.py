@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from archlab.report.count_report import OUTSIDE
-from archlab.report.formats import csv_table, human_bytes, md_table, shape_str, to_json
-from archlab.report.text import text_table
-from archlab.views import RFResult, TraceResult
+from archlab.report.count import OUTSIDE
+from archlab.report.formats import csv_table, md_table, to_json
+from archlab.units import human_bytes, shape_str
+from archlab.report.formats import text_table
+from archlab.analysis.receptive_field import RFResult
+from archlab.analysis.per_layer import TraceResult
 
 TRACE_HEADERS = ("name", "type", "input", "output", "filter", "k/s/p/d/g", "params", "MACs", "RF",
                  "out elements", "out bytes")

@@ -1,7 +1,7 @@
 """Per layer: each module's own time under PyTorch's profiler beside its share of MACs, which
 shows the layers whose time their operation count does not predict (depthwise convolutions,
-normalization, activations). ``archlab.latency.measure_all(per_layer=True)`` calls
-``profile_layers`` on the model it has just timed."""
+normalization, activations). ``archlab.measure.latency.measure_all(per_layer=True)`` calls
+``record_layers`` on the model it has just timed, then ``layers_from_events``."""
 
 from __future__ import annotations
 
@@ -50,27 +50,14 @@ def _conv_kind(type_name: str, attrs: dict[str, Any]) -> str:
     return f"conv {size}"
 
 
-def profile_layers(model, xs, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
-    """Each module's own time under ``torch.profiler`` and its own MACs from the trace.
-
-    Every module's forward is wrapped in a profiler range (``trace.module_ranges``) for this
-    call only; a module's own time is that of the operations in its range and in
-    no child's (the median over the profiled forwards). On CUDA the time is the GPU kernels'
-    time, on CPU the CPU time. Containers (modules with children and no operation of their
-    own: only Python between their children) are summed in one row. Returns (rows, the sum of
-    the rows in ms, forwards profiled, method).
-    """
-    return layers_from_events(record_layers(model, xs, device, runs), tr, device, runs)
-
-
 def record_layers(model, xs, device: str, runs: int):
     """The profiler's events of ``runs`` forwards, each module's forward in a range of its own.
-    The only part of ``profile_layers`` that runs the model (the user's code)."""
+    The only part of the per-layer profile that runs the model (the user's code)."""
     from torch.profiler import ProfilerActivity, profile
 
     from archlab.analysis.trace import module_ranges
-    from archlab.devices import synchronize
-    from archlab.memory_api import _quiet_stderr
+    from archlab.measure.devices import synchronize
+    from archlab.measure.devices import quiet_stderr as _quiet_stderr
 
     cuda = device.startswith("cuda")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -84,8 +71,8 @@ def record_layers(model, xs, device: str, runs: int):
 
 
 def layers_from_events(events, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
-    """``profile_layers``'s rows from ``record_layers``' events and the trace's MACs."""
-    from archlab.analysis.counting import op_cost
+    """The per-layer rows from ``record_layers``' events and the trace's MACs."""
+    from archlab.analysis.costs import op_cost
 
     cuda = device.startswith("cuda")
     own_us = _own_time_per_forward(events, cuda)

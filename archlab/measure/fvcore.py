@@ -26,14 +26,14 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
 
     import torch
 
-    from archlab.devices import FORWARD_ERRORS, check_device, on_device, run_failed
+    from archlab.measure.devices import FORWARD_ERRORS, check_device, on_device, run_failed
 
     check_device(device)
     try:
         from fvcore.nn import FlopCountAnalysis
     except ImportError:  # pragma: no cover - fvcore is a dependency
         raise UserError("--engine fvcore needs fvcore: pip install fvcore") from None
-    from archlab.api import resolve
+    from archlab.models.resolve import resolve
 
     if isinstance(model_or_spec, torch.nn.Module):
         # a copy: .to(device) moves a module in place, and the user's model stays where it was

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from archlab.memory_api import MemoryResult
-from archlab.report.formats import csv_table, human_bytes, md_table, shape_str, to_json
-from archlab.report.text import text_table
+from archlab.analysis.memory import MemoryResult
+from archlab.report.formats import csv_table, md_table, to_json
+from archlab.units import human_bytes, shape_str
+from archlab.report.formats import text_table
 
 
 def _lines(r: MemoryResult) -> list[tuple[str, str, str]]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from archlab.latency import NOISY_IQR, Comparison, LatencyResult, by_kind
-from archlab.report.formats import csv_table, human, md_table, shape_str, to_json
-from archlab.report.text import text_table
+from archlab.measure.latency import NOISY_IQR, LatencyResult
+from archlab.measure.ranking import Comparison
+from archlab.measure.profile import by_kind
+from archlab.report.formats import csv_table, md_table, to_json
+from archlab.units import human, shape_str
+from archlab.report.formats import text_table
 
 
 def ms(v: float) -> str:

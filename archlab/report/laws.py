@@ -8,9 +8,11 @@ import os
 from typing import Any
 
 from archlab.errors import UserError
-from archlab.laws import CompareRow, CompoundResult, DwscResult, ScalingComparison
-from archlab.report.formats import csv_table, human, human_bytes, md_table, to_json
-from archlab.report.text import text_table
+from archlab.analysis.compare import CompareRow
+from archlab.analysis.laws import CompoundResult, DwscResult, ScalingComparison
+from archlab.report.formats import csv_table, md_table, to_json
+from archlab.units import human, human_bytes
+from archlab.report.formats import text_table
 
 # --- dwsc --------------------------------------------------------------------------------------
 
@@ -445,11 +447,11 @@ def write_report(r: CompoundResult, kind: str, path: str) -> list[str]:
     beside it (see ``plot_path``): both are checked before either is written, the plot is taken
     back (removed, or its old content restored) when the markdown then cannot be written, and a
     failure names ``path``, the file asked for."""
-    from archlab.report import formats
+    from archlab.report.files import write_atomic
 
     check_report_path(kind, path)
     if kind == "json":
-        formats.write_atomic(path, to_json(r.to_dict()))
+        write_atomic(path, to_json(r.to_dict()))
         return [path]
     png = _plot_png(r)
     if kind == "md":
@@ -462,17 +464,17 @@ def write_report(r: CompoundResult, kind: str, path: str) -> list[str]:
         except OSError as e:
             raise UserError(f"cannot write the plot of the report '{path}' to '{png_path}': {e.strerror}") from None
         try:
-            formats.write_atomic(png_path, png)
+            write_atomic(png_path, png)
         except UserError as e:
             raise UserError(f"{e} (the plot of the report '{path}', written beside it)") from None
         try:
-            formats.write_atomic(path, _markdown(r, os.path.basename(png_path)))
+            write_atomic(path, _markdown(r, os.path.basename(png_path)))
         except BaseException:
             try:  # no plot without its report: take back what was just written
                 if old_png is None:
                     os.unlink(png_path)
                 else:
-                    formats.write_atomic(png_path, old_png)
+                    write_atomic(png_path, old_png)
             except (OSError, UserError):
                 pass
             raise
@@ -485,7 +487,7 @@ def write_report(r: CompoundResult, kind: str, path: str) -> list[str]:
                 "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
                 "</style></head><body>" + body +
                 f"<img alt='MACs and params against phi' src='data:image/png;base64,{img}'></body></html>\n")
-        formats.write_atomic(path, page)
+        write_atomic(path, page)
         return [path]
     raise UserError(f"unknown --report '{kind}' (choose md, json or html)")
 

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from typing import List, Optional
 
 import typer
 
-from archlab.cli import ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, _emit, _parse_common, _settle, app
+from archlab.cli.options import (ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, TimeDType, emit, parse_common,
+                                 settle, stderr)
 
 
-class TimeDType(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-
-
-@app.command("latency")
 def latency_cmd(
     models: List[str] = typer.Argument(..., help="One or more model names or specs, e.g. mobilenet "
                                                  "mobilenet_v2 mobilenet_v2@alpha=1.4 (several: compared)."),
@@ -39,11 +32,12 @@ def latency_cmd(
     output: Optional[str] = OUTPUT,
 ) -> None:
     """Measured latency (median, IQR), throughput and achieved GFLOP/s; several models: latency vs MACs."""
-    from archlab.latency import NOISY_IQR, check_specs, compare, measure_all
-    from archlab.report import latency_report
+    from archlab.measure.latency import NOISY_IQR, check_specs, measure_all
+    from archlab.measure.ranking import compare
+    from archlab.report import latency as latency_report
 
-    _settle()
-    size, options = _parse_common(input_size, sets)
+    settle()
+    size, options = parse_common(input_size, sets)
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
               input_size=size, alpha=alpha, options=options, min_time=min_time, per_layer=per_layer,
               force=force)
@@ -52,14 +46,12 @@ def latency_cmd(
         results = _with_progress(models, kw)
     else:
         results = measure_all(models, **kw)
-    from archlab.cli import _stderr  # defined after this module is imported by archlab.cli
-
     for r in results:
         if r.noisy:
             print(f"archlab: warning: {r.model}: noisy run (IQR {100 * r.iqr_fraction:.1f}% of the median, "
-                  f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=_stderr())
+                  f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=stderr())
     comparison = compare(results) if len(results) > 1 else None
-    _emit(latency_report.render(results, fmt.value, comparison), output)
+    emit(latency_report.render(results, fmt.value, comparison), output)
 
 
 def _with_progress(models: List[str], kw: dict):
@@ -68,7 +60,7 @@ def _with_progress(models: List[str], kw: dict):
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from archlab.latency import measure_all
+    from archlab.measure.latency import measure_all
 
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:

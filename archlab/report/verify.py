@@ -6,7 +6,7 @@ from __future__ import annotations
 from itertools import groupby
 
 from archlab.report.formats import csv_table, md_table, to_json
-from archlab.report.text import text_table
+from archlab.report.formats import text_table
 from archlab.verify import CAUSES, QUANTITIES, Row, VerifyResult
 
 HEADERS = ("id", "section", "claim", "course", "computed", "diff", "tolerance", "status")

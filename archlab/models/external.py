@@ -20,7 +20,7 @@ import sys
 from typing import Any, Callable
 
 from archlab.errors import UserError, first_line
-from archlab.registry import ModelInfo
+from archlab.models._registry import ModelInfo
 from archlab.spec import REQUIRED
 
 

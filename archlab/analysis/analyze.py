@@ -20,10 +20,10 @@ ANALYSES = ("count", "rf", "memory", "trace")
 class Report:
     model: str
     input_shape: tuple[int, ...]
-    count: Any = None  # archlab.api.CountResult
-    rf: Any = None  # archlab.views.RFResult
-    memory: Any = None  # archlab.memory_api.MemoryResult
-    trace: Any = None  # archlab.views.TraceResult
+    count: Any = None  # archlab.analysis.count.CountResult
+    rf: Any = None  # archlab.analysis.receptive_field.RFResult
+    memory: Any = None  # archlab.analysis.memory.MemoryResult
+    trace: Any = None  # archlab.analysis.per_layer.TraceResult
 
     def _present(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ANALYSES if getattr(self, name) is not None}
@@ -53,7 +53,9 @@ class Report:
         return frames
 
     def _repr_markdown_(self) -> str:
-        from archlab.report import count_report, memory_report, views_report
+        from archlab.report import count as count_report
+        from archlab.report import memory as memory_report
+        from archlab.report import per_layer as views_report
 
         parts = []
         if self.count is not None:
@@ -91,9 +93,10 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown:
         raise UserError(f"unknown analysis '{unknown[0]}' (choose from {', '.join(ANALYSES)})")
-    from archlab import views
-    from archlab.api import count
-    from archlab.memory_api import memory
+    from archlab.analysis.count import count
+    from archlab.analysis.memory import memory
+    from archlab.analysis.per_layer import trace_layers
+    from archlab.analysis.receptive_field import receptive_field
 
     memory_keys = ("dtype", "act_dtype", "fuse", "workspace", "measure", "device", "force")
     count_keys = ("engine", "device", "force")
@@ -110,10 +113,10 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
         results["count"] = count(model_or_spec, depth=depth, **common,
                                  **{k: v for k, v in options.items() if k in count_keys})
     if "rf" in analyses:
-        results["rf"] = views.receptive_field(model_or_spec, depth=depth, **common)
+        results["rf"] = receptive_field(model_or_spec, depth=depth, **common)
     if "memory" in analyses:
         results["memory"] = memory(model_or_spec, **common, **{k: v for k, v in options.items() if k in memory_keys})
     if "trace" in analyses:
-        results["trace"] = views.trace_layers(model_or_spec, depth=depth, **common)
+        results["trace"] = trace_layers(model_or_spec, depth=depth, **common)
     first = next(iter(results.values()))
     return Report(first.model, tuple(first.input_shape), **results)

@@ -1,0 +1,173 @@
+"""``archlab count``: parameters, MACs (FLOPs = 2 x MACs) and the other operations of a model, per
+module call and by kind, from one meta trace (``count``), or from a trace already made
+(``count_trace``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from archlab.analysis.trace import check_depth, trace_model
+from archlab.errors import UserError
+from archlab.units import SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    type: str
+    depth: int
+    output_shape: tuple[int, ...] | None
+    params: int
+    macs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["output_shape"] = list(self.output_shape) if self.output_shape else None
+        return d
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """What a model costs: the JSON of ``archlab count --format json`` is ``to_dict()``."""
+
+    model: str
+    input_shape: tuple[int, ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    params: int
+    trainable_params: int
+    macs: int
+    macs_by_kind: dict[str, int]
+    other_ops: dict[str, int]
+    unsupported_ops: tuple[tuple[str, int], ...]
+    layers: tuple[LayerCost, ...]
+    engine: str
+    fvcore: dict[str, Any] | None = field(default=None)
+    input_shapes: tuple[tuple[int, ...], ...] = ()  # every input, for models that take several
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def status(self) -> str:
+        from archlab.analysis.costs import count_status
+
+        return count_status(self.unsupported_ops)
+
+    def to_dict(self) -> dict[str, Any]:
+        from archlab.analysis.costs import OTHER_KIND_MEANING
+
+        d: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "input_shape": list(self.input_shape),
+            **({"input_shapes": [list(s) for s in self.input_shapes]} if len(self.input_shapes) > 1 else {}),
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "units": {
+                "macs": "multiply-accumulates of conv (incl. transposed), linear and matmul ops, whole batch",
+                "flops": "2 x macs",
+                "other_ops": {kind: f"{meaning}; not in macs or flops" for kind, meaning in OTHER_KIND_MEANING.items()},
+            },
+            "macs_by_kind": dict(self.macs_by_kind),
+            "other_ops": dict(self.other_ops),
+            "unsupported_ops": [{"op": op, "count": n} for op, n in self.unsupported_ops],
+            "status": self.status,
+            "layers": [layer.to_dict() for layer in self.layers],
+            "engine": self.engine,
+        }
+        if self.fvcore is not None:
+            d["fvcore"] = self.fvcore
+        return d
+
+
+def _module_costs(trace, op_macs: list[int], depth: int) -> tuple[LayerCost, ...]:
+    """Per module call down to ``depth`` (1 = the model's children)."""
+    # cumulative sums make each call's MACs an O(1) range query
+    prefix = [0]
+    for m in op_macs:
+        prefix.append(prefix[-1] + m)
+    rows = []
+    for call in trace.calls:
+        if call.depth == 0 or call.depth > depth:
+            continue
+        shape = trace.values[call.outputs[0]].shape if call.outputs else None
+        rows.append(LayerCost(call.name, call.type, call.depth, shape, call.params,
+                              prefix[call.end_op] - prefix[call.first_op]))
+    return tuple(rows)
+
+
+def count_trace(trace, label: str, depth: int = 3, engine: str = "archlab") -> CountResult:
+    from archlab.analysis.costs import MAC_KINDS, OTHER_KINDS, op_cost, other_kind, unsupported
+
+    macs_by_kind = {k: 0 for k in MAC_KINDS}
+    other = {k: 0 for k in OTHER_KINDS}
+    op_macs = []
+    for op in trace.ops:
+        kind, macs, extra = op_cost(op, trace)
+        op_macs.append(macs)
+        if macs:
+            macs_by_kind[kind] += macs
+        if extra:
+            other[other_kind(kind)] += extra
+    unknown = unsupported(trace)
+    return CountResult(
+        model=label,
+        input_shape=trace.input_shape,
+        output_shapes=tuple(trace.values[v].shape for v in trace.outputs),
+        params=trace.params,
+        trainable_params=trace.trainable_params,
+        macs=sum(macs_by_kind.values()),
+        macs_by_kind=macs_by_kind,
+        other_ops=other,
+        unsupported_ops=tuple(sorted(unknown.items())),
+        layers=_module_costs(trace, op_macs, depth),
+        engine=engine,
+        input_shapes=tuple(trace.values[v].shape for v in trace.inputs),
+    )
+
+
+def count(
+    model_or_spec: Any,
+    *,
+    input_size: tuple[int, ...] | None = None,
+    res: int | None = None,
+    batch: int | None = None,
+    alpha: float | None = None,
+    options: dict[str, Any] | None = None,
+    depth: int = 3,
+    engine: str = "archlab",
+    device: str = "cpu",
+    force: bool = False,
+) -> CountResult:
+    """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model.
+
+    ``model_or_spec`` is a registered name or spec (``"mobilenet@alpha=0.5"``) or
+    an ``nn.Module`` (then ``input_size`` = (C, H, W) is required). The default
+    engine never runs a convolution (meta tensors); ``engine="fvcore"`` also runs
+    fvcore's FlopCountAnalysis on real tensors on ``device`` and reconciles it (refused when it
+    looks too big for the device's free memory, unless ``force``).
+    """
+    if engine not in ("archlab", "fvcore"):
+        raise UserError(f"unknown engine '{engine}' (choose archlab or fvcore)")
+    check_depth(depth)
+    tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
+                            options=options)
+    result = count_trace(tr, label, depth=depth, engine=engine)
+    if engine == "fvcore":
+        from archlab.measure.devices import check_device
+        from archlab.measure.fvcore import fvcore_count
+        from archlab.measure.guard import check_fits
+        from archlab.analysis.memory import run_bytes
+
+        check_device(device)
+        check_fits(run_bytes(tr), device, force, what="--engine fvcore (a real forward)")
+
+        report = fvcore_count(model_or_spec, tuple(tr.values[v].shape for v in tr.inputs), device=device,
+                              alpha=alpha, options=options, archlab_macs=result.macs)
+        result = CountResult(**{**result.__dict__, "fvcore": report})
+    return result

@@ -1,0 +1,131 @@
+"""The ``archlab`` command line: a thin layer over the Python API.
+
+Each command parses its options, calls the library, renders and writes. This
+module imports no torch at import time, so ``archlab --help`` stays fast.
+
+Error contract: a user error prints one line on stderr and exits with 2; an
+internal error exits with 1 and asks for a bug report; ``--debug`` shows the
+traceback of either.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+import typer
+
+from archlab.cli import compare, count, laws, latency, memory, per_layer, receptive_field, verify, zoo
+from archlab.cli.options import stderr as _stderr
+from archlab.errors import UserError, first_line
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="archlab: build the course's CNN architectures and say exactly what they cost.\n\n"
+    "MACs are multiply-accumulates (the papers' mult-adds); FLOPs = 2 x MACs.",
+)
+
+def _version(value: bool) -> None:
+    if value:
+        from archlab import __version__
+
+        print(f"archlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Print archlab's version and exit."),
+) -> None:
+    # --debug is read by main() before click parses anything, so that it covers click's own errors too
+    return None
+
+
+# The commands, in the order ``archlab --help`` lists them; each is a plain function of its own module.
+app.command("count")(count.count)
+app.command("trace")(per_layer.trace_cmd)
+app.command("rf")(receptive_field.rf_cmd)
+app.command("memory")(memory.memory_cmd)
+app.command("list")(zoo.list_cmd)
+app.command("latency")(latency.latency_cmd)
+app.command("dwsc")(laws.dwsc_cmd)
+app.command("compare")(compare.compare_cmd)
+app.command("efficientnet")(laws.efficientnet_cmd)
+app.command("verify")(verify.verify_cmd)
+
+
+def _click_message(text: str) -> str:
+    """click's usage message on one line, without what typer adds for options that have no
+    environment variable ("(env var: 'None')") and with the suggestion as its own clause."""
+    text = " ".join(text.replace(" (env var: 'None')", "").split())
+    return text.replace(" Did you mean ", "; did you mean ")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: runs the app under the error contract and returns the exit code."""
+    try:  # typer >= 0.20 vendors click; its exceptions live in two places
+        from typer import _click as click
+        from typer.exceptions import Abort, Exit
+    except ImportError:  # pragma: no cover - older typer depends on click
+        import click
+        from click.exceptions import Abort, Exit
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=args, prog_name="archlab", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except Exit as e:
+        return e.exit_code
+    except click.exceptions.NoArgsIsHelpError as e:
+        print(e.format_message() if hasattr(e, "format_message") else str(e), file=_stderr())
+        return 2
+    except click.exceptions.ClickException as e:
+        if debug:
+            raise
+        print(f"archlab: error: {_click_message(e.format_message())}", file=_stderr())
+        return 2
+    except Abort:
+        print("archlab: aborted", file=_stderr())
+        return 130
+    except UserError as e:
+        if debug:
+            raise
+        print(f"archlab: error: {e}", file=_stderr())
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("archlab: interrupted", file=_stderr())
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - the contract: one line, exit 1, unless --debug
+        if debug:
+            raise
+        first = first_line(e, "")
+        print(
+            f"archlab: internal error: {type(e).__name__}: {first} "
+            "(this is a bug in archlab: please report it with the command you ran; --debug shows the traceback)",
+            file=_stderr(),
+        )
+        return 1
+
+
+def run() -> None:
+    """The console script. Exits without the interpreter's teardown: after ``import torch``
+    that teardown takes about 0.5 s and does nothing for a finished command (every file
+    archlab writes is closed and renamed into place before this point)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a broken pipe, a full device: the code already says what happened
+            pass
+    os._exit(code)

@@ -1,0 +1,35 @@
+"""``archlab count``: parameters, MACs, FLOPs and the other operations of a model, per layer."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from archlab.cli.options import ALPHA, BATCH, DEPTH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Engine, Format, emit, parse_common, settle
+
+def count(
+    model: str = typer.Argument(..., help="Model name or spec, e.g. resnet50 or mobilenet@alpha=0.5,res=160."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    batch: Optional[int] = BATCH,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    depth: int = DEPTH,
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+    engine: Engine = typer.Option(Engine.archlab, "--engine", help="archlab (meta trace, nothing runs) or fvcore."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (where --engine fvcore runs the model)."),
+    force: bool = typer.Option(False, "--force", help="Run --engine fvcore even if it looks too big for memory."),
+) -> None:
+    """Parameters, MACs, FLOPs and the other operations of a model, per layer."""
+    from archlab.analysis.count import count as count_api
+    from archlab.measure.devices import check_device
+    from archlab.report import count as count_report
+
+    settle()
+    check_device(device)
+    size, options = parse_common(input_size, sets)
+    result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
+                       depth=depth, engine=engine.value, device=device, force=force)
+    emit(count_report.render(result, fmt.value), output)

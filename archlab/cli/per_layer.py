@@ -1,0 +1,31 @@
+"""``archlab trace``: one row per layer (shapes, geometry, params, MACs, receptive field, activation size)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from archlab.cli.options import ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, emit, parse_common, settle
+
+def trace_cmd(
+    model: str = typer.Argument(..., help="Model name or spec."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    batch: Optional[int] = BATCH,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    depth: int = typer.Option(3, "--depth", help="Depth of the per-layer table (1 = the model's children)."),
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Per layer: input/output shapes, kernel/stride/padding/dilation/groups, params, MACs, receptive field,
+    output activation size."""
+    from archlab.analysis.per_layer import trace_layers
+    from archlab.report import per_layer as per_layer_report
+
+    settle()
+    size, options = parse_common(input_size, sets)
+    result = trace_layers(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
+                                depth=depth)
+    emit(per_layer_report.render_trace(result, fmt.value), output)

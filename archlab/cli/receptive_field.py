@@ -1,0 +1,28 @@
+"""``archlab rf``: receptive field, jump and first-unit centre per layer."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from archlab.cli.options import ALPHA, DEPTH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, emit, parse_common, settle
+
+def rf_cmd(
+    model: str = typer.Argument(..., help="Model name or spec."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    depth: int = DEPTH,
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Receptive field, effective stride (jump) and first-unit centre per layer, on the data-flow graph."""
+    from archlab.analysis.receptive_field import receptive_field
+    from archlab.report import per_layer as views_report
+
+    settle()
+    size, options = parse_common(input_size, sets)
+    result = receptive_field(model, res=res, input_size=size, alpha=alpha, options=options, depth=depth)
+    emit(views_report.render_rf(result, fmt.value), output)

@@ -1,0 +1,24 @@
+"""``archlab list``: the zoo, one row per registered model."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from archlab.cli.options import FORMAT, OUTPUT, Format, emit, settle
+from archlab.errors import UserError
+
+def list_cmd(
+    pattern: Optional[str] = typer.Argument(None, help="Glob over model names, e.g. 'resnet*', or a word they contain."),
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Every registered model: family, paper, default input, params and MACs."""
+    from archlab.report import zoo
+
+    settle()
+    rows = zoo.zoo_rows(pattern)
+    if not rows:
+        raise UserError(f"no model matches '{pattern}'; see 'archlab list'")
+    emit(zoo.render(rows, fmt.value), output)

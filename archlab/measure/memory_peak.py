@@ -1,0 +1,85 @@
+"""A measured memory peak of one real inference forward, to check archlab's prediction against:
+the PyTorch profiler's allocations on the CPU, the CUDA allocator's peak on a GPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archlab.errors import UserError
+from archlab.measure.devices import FORWARD_ERRORS, check_device, on_device, quiet_stderr, run_failed, synchronize
+from archlab.models.resolve import resolve
+
+
+def _shapes(input_shape: Any) -> tuple[tuple[int, ...], ...]:
+    """One shape (batch included) or a sequence of shapes, one per input of the forward."""
+    if len(input_shape) and all(isinstance(s, (tuple, list)) for s in input_shape):
+        return tuple(tuple(s) for s in input_shape)
+    return (tuple(input_shape),)
+
+
+def measure_peak(model_or_spec: Any, input_shape: Any, *, device: str = "cpu",
+                 **kw: Any) -> tuple[int, str]:
+    """Peak of memory allocated during one real fp32 inference forward (the inputs included,
+    the parameters not). ``input_shape``: the shape of the input (batch included), or a
+    sequence of shapes for a forward of several inputs. The model is cast to fp32 (a user's
+    model is copied first: it stays on its device, in its mode and dtype)."""
+    import copy
+
+    import torch
+
+    check_device(device)
+    shapes = _shapes(input_shape)
+    if isinstance(model_or_spec, torch.nn.Module):
+        model = copy.deepcopy(model_or_spec)
+        label = type(model_or_spec).__name__
+    else:
+        resolved = resolve(model_or_spec, **kw)
+        model, label = resolved.build(), resolved.label
+    what = f"the measured forward of {label}"
+    try:
+        model = model.float()  # a file's model may be built in fp16 or bf16: the inputs are fp32
+        with on_device(device), torch.inference_mode():
+            model = model.to(device).eval()
+
+            def inputs():
+                return tuple(torch.zeros(s, device=device) for s in shapes)
+
+            model(*inputs())  # warm-up: one-off allocations are not the model's
+            if not device.startswith("cuda"):
+                return _cpu_peak(model, inputs), "PyTorch profiler (profile_memory), CPU allocations"
+            synchronize(device)
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            model(*inputs())
+            synchronize(device)
+            return (torch.cuda.max_memory_allocated() - base,
+                    "CUDA allocator: max_memory_allocated (includes cuDNN/cuBLAS workspace)")
+    except UserError:
+        raise
+    except FORWARD_ERRORS as e:  # out of memory, a CUDA error, the user's forward raised or called sys.exit()
+        raise run_failed(what, device, "fp32", e) from None
+
+
+def _cpu_peak(model, inputs) -> int:
+    """``inputs()``: the forward's arguments, made inside the profiled region."""
+    import logging
+
+    from torch.profiler import ProfilerActivity, profile
+
+    logging.getLogger("torch.profiler").setLevel(logging.ERROR)
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        model(*inputs())
+    # An op event carries what it allocated and freed itself; a "[memory]" event is a free
+    # (or allocation) outside any op. In time order, their running sum is the allocated total.
+    timeline = []
+    for e in prof.events():
+        if e.name == "[memory]":
+            timeline.append((e.time_range.start, e.cpu_memory_usage))
+        elif e.self_cpu_memory_usage:
+            timeline.append((e.time_range.start, e.self_cpu_memory_usage))
+    timeline.sort()
+    current = peak = 0
+    for _, delta in timeline:
+        current += delta
+        peak = max(peak, current)
+    return peak

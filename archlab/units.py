@@ -1,0 +1,40 @@
+"""Units and the vocabulary every layer shares: human-readable numbers (k = 1000), byte sizes
+(KiB = 1024), shapes, dtype sizes, and the version of the JSON outputs' schema."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+SCHEMA_VERSION = 1  # of every JSON output; additions keep it, a change of meaning bumps it
+
+# bytes per element of the dtypes archlab speaks of (parameters, activations)
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+# the dtypes a real forward can run in (latency, memory --measure)
+FLOAT_DTYPES = ("fp32", "fp16", "bf16")
+
+
+def human(n: float, unit: str = "") -> str:
+    """12_345_678 -> '12.35 M' (SI prefixes, powers of 1000)."""
+    for factor, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {prefix}{unit}"
+    return f"{n:,.0f} {unit}".rstrip() if float(n).is_integer() else f"{n:.3g} {unit}".rstrip()
+
+
+def human_bytes(n: float) -> str:
+    for factor, prefix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {prefix}"
+    return f"{n:,.0f} B"
+
+
+def shape_str(shape: Sequence[int] | None) -> str:
+    return "x".join(map(str, shape)) if shape else "-"
+
+
+def pair(value: int | Sequence[int], n: int = 2) -> tuple[int, ...]:
+    """A per-axis tuple of ``n``: 3 -> (3, 3); [3] -> (3, 3); (1, 7) stays (1, 7)."""
+    if isinstance(value, (list, tuple)):
+        value = list(value)
+        return tuple(value * n) if len(value) == 1 else tuple(value)
+    return (value,) * n
