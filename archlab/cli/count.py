@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import ALPHA, BATCH, DEPTH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Engine, Format, emit, parse_common, settle
+from archlab.cli.options import (ALPHA, BATCH, DEPTH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Engine, Format, device_option,
+                                 emit, force_option, parse_common, settle)
 
 def count(
     model: str = typer.Argument(..., help="Model name or spec, e.g. resnet50 or mobilenet@alpha=0.5,res=160."),
@@ -19,8 +20,8 @@ def count(
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
     engine: Engine = typer.Option(Engine.archlab, "--engine", help="archlab (meta trace, nothing runs) or fvcore."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (where --engine fvcore runs the model)."),
-    force: bool = typer.Option(False, "--force", help="Run --engine fvcore even if it looks too big for memory."),
+    device: str = device_option("cpu, cuda or cuda:N (where --engine fvcore runs the model)."),
+    force: bool = force_option("Run --engine fvcore even if it looks too big for memory."),
 ) -> None:
     """Parameters, MACs, FLOPs and the other operations of a model, per layer."""
     from archlab.analysis.count import count as count_api

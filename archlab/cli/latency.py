@@ -7,14 +7,14 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import (ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, TimeDType, emit, parse_common,
-                                 settle, stderr)
+from archlab.cli.options import (ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, TimeDType, device_option, emit,
+                                 force_option, parse_common, settle, stderr)
 
 
 def latency_cmd(
     models: List[str] = typer.Argument(..., help="One or more model names or specs, e.g. mobilenet "
                                                  "mobilenet_v2 mobilenet_v2@alpha=1.4 (several: compared)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N for another GPU)."),
+    device: str = device_option("cpu or cuda (cuda:N for another GPU)."),
     batch: Optional[int] = BATCH,
     threads: Optional[int] = typer.Option(None, "--threads", help="torch intra-op threads while timing "
                                                                   "(default: torch's current setting)."),
@@ -27,7 +27,7 @@ def latency_cmd(
     min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed forwards per model, at least."),
     per_layer: bool = typer.Option(False, "--per-layer", help="Also time each module (torch.profiler) beside "
                                                               "its share of MACs."),
-    force: bool = typer.Option(False, "--force", help="Run even if the model looks too big for free memory."),
+    force: bool = force_option("Run even if the model looks too big for free memory."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:

@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, DType, Format, emit, parse_common, settle
+from archlab.cli.options import (ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, DType, Format, device_option, emit,
+                                 force_option, parse_common, settle)
 from archlab.errors import UserError
 
 def memory_cmd(
@@ -23,8 +24,8 @@ def memory_cmd(
     no_fuse: bool = typer.Option(False, "--no-fuse", help="Fuse nothing."),
     workspace: str = typer.Option("none", "--workspace", help="|op| of M(G): none or im2col."),
     measure: bool = typer.Option(False, "--measure", help="Also run a real forward and measure its peak."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda, for --measure."),
-    force: bool = typer.Option(False, "--force", help="Run --measure even if it looks too big for memory."),
+    device: str = device_option("cpu or cuda, for --measure."),
+    force: bool = force_option("Run --measure even if it looks too big for memory."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:

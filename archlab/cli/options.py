@@ -9,36 +9,29 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import List, Optional
+from typing import Any, List, Optional, Sequence, TextIO
 
 import typer
 
 from archlab.errors import UserError
+from archlab.report.formats import FORMATS
+from archlab.units import DTYPE_BYTES, FLOAT_DTYPES
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    md = "md"
+def _choices(name: str, values: Sequence[str]) -> type:
+    """A str Enum whose members are ``values`` (name = value), for typer's choices."""
+    return Enum(name, [(v, v) for v in values], type=str)
+
+
+# one vocabulary each: the formats the report layer renders, the dtypes units.py knows
+Format = _choices("Format", FORMATS)
+DType = _choices("DType", tuple(DTYPE_BYTES))  # sizes of stored tensors (memory)
+TimeDType = _choices("TimeDType", FLOAT_DTYPES)  # what a real forward runs in (latency)
 
 
 class Engine(str, Enum):
     archlab = "archlab"
     fvcore = "fvcore"
-
-
-class DType(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-    int8 = "int8"
-
-
-class TimeDType(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
 
 
 # --- shared options -------------------------------------------------------------
@@ -53,38 +46,14 @@ FORMAT = typer.Option(Format.table, "--format", "-f", help="Output format.")
 OUTPUT = typer.Option(None, "-o", "--output", help="Write to this file (atomically) instead of stdout.")
 
 
-def settle() -> None:
-    """Call once torch and the library are imported: moves every object that exists now
-    out of the garbage collector's reach. A full collection over torch's import-time
-    objects costs about 0.1 s and finds nothing; a command is short-lived."""
-    import gc
-
-    gc.freeze()
+def device_option(help: str) -> Any:
+    """``--device`` (default cpu); the help says what runs there, which differs per command."""
+    return typer.Option("cpu", "--device", help=help)
 
 
-def parse_common(input_size: Optional[str], sets: Optional[List[str]]) -> tuple:
-    from archlab.spec import parse_assignment, parse_input_size
-
-    size = parse_input_size(input_size) if input_size is not None else None
-    options = dict(parse_assignment(s) for s in (sets or []))
-    return size, options
-
-
-def emit(text: str, output: Optional[str]) -> None:
-    from archlab.report.files import write_atomic
-
-    if output is not None:
-        write_atomic(output, text)
-        return
-    if sys.stdout is None:  # started with standard output closed ('>&-')
-        raise UserError("standard output is closed: use -o FILE")
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise  # 'archlab ... | head': the reader has what it wanted
-    except OSError as e:
-        raise UserError(f"cannot write to standard output: {e.strerror or e}") from None
+def force_option(help: str) -> Any:
+    """``--force``: run even if the memory guard refuses; the help names what runs."""
+    return typer.Option(False, "--force", help=help)
 
 
 def settle() -> None:
@@ -97,6 +66,7 @@ def settle() -> None:
 
 
 def parse_common(input_size: Optional[str], sets: Optional[List[str]]) -> tuple:
+    """``--input-size`` and ``--set`` parsed: (the C,H,W tuple or None, the builder options dict)."""
     from archlab.spec import parse_assignment, parse_input_size
 
     size = parse_input_size(input_size) if input_size is not None else None
@@ -122,6 +92,8 @@ def emit(text: str, output: Optional[str]) -> None:
 
 
 class _Discard:
+    """A stream that drops what is written to it."""
+
     def write(self, text: str) -> int:
         return len(text)
 
@@ -129,7 +101,7 @@ class _Discard:
         pass
 
 
-def stderr():
+def stderr() -> TextIO:
     """Where error lines go: stderr, or nowhere when it was closed ('2>&-'); print(file=None)
     would otherwise put them on stdout, among the results."""
     return sys.stderr if sys.stderr is not None else _Discard()
