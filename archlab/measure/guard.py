@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 
 from archlab.errors import UserError
+from archlab.measure.devices import is_cuda
 from archlab.units import human_bytes
 
 
 def available_bytes(device: str = "cpu") -> int | None:
-    if device.startswith("cuda"):
+    if is_cuda(device):
         import torch
 
         dev = torch.device(device)

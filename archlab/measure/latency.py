@@ -24,16 +24,16 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from archlab.units import SCHEMA_VERSION
+from archlab.units import FLOAT_DTYPES, SCHEMA_VERSION
 from archlab.analysis.count import count_trace
 from archlab.models.resolve import resolve
 from archlab.analysis.trace import trace_model
-from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cpu, on_device, run_failed
+from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cpu, is_cuda, on_device, run_failed
 from archlab.errors import UserError
 from archlab.measure.profile import RANGE_PREFIX, LayerTime, layers_from_events, record_layers
 
 
-DTYPES = ("fp32", "fp16", "bf16")
+DTYPES = FLOAT_DTYPES  # the dtypes a timed forward runs in
 NOISY_IQR = 0.10  # a run whose IQR exceeds this fraction of the median is flagged noisy
 WARMUP_RUNS = 3
 MAX_THREADS_PER_CPU = 4  # --threads beyond this many per CPU is refused
@@ -393,7 +393,7 @@ def setting_notes(device: str, dtype: str) -> tuple[str, ...]:
     import torch
 
     notes = []
-    if device.startswith("cuda") and dtype == "fp32":
+    if is_cuda(device) and dtype == "fp32":
         conv, mm = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
         if conv or mm:
             notes.append(f"fp32 on CUDA with TF32 allowed (cuDNN convolutions {conv}, matmul {mm}): tensor cores "
@@ -408,7 +408,7 @@ def setting_notes(device: str, dtype: str) -> tuple[str, ...]:
 def device_name(device: str) -> str:
     import torch
 
-    if device.startswith("cuda"):
+    if is_cuda(device):
         return torch.cuda.get_device_name(torch.device(device))
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:

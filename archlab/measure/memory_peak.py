@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from archlab.errors import UserError
-from archlab.measure.devices import FORWARD_ERRORS, check_device, on_device, quiet_stderr, run_failed, synchronize
+from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_device, quiet_stderr, run_failed, synchronize
 from archlab.models.resolve import resolve
 
 
@@ -45,7 +45,7 @@ def measure_peak(model_or_spec: Any, input_shape: Any, *, device: str = "cpu",
                 return tuple(torch.zeros(s, device=device) for s in shapes)
 
             model(*inputs())  # warm-up: one-off allocations are not the model's
-            if not device.startswith("cuda"):
+            if not is_cuda(device):
                 return _cpu_peak(model, inputs), "PyTorch profiler (profile_memory), CPU allocations"
             synchronize(device)
             base = torch.cuda.memory_allocated()
