@@ -16,146 +16,34 @@ Units, stated once and used everywhere:
 
 An ATen op this table does not know is never counted as zero in silence: it
 is listed by name in ``unsupported_ops``.
+
+The rules live in one ``OpRules`` table, ``COST_RULES``, filled through the same decorator a
+user calls, ``cost_rule`` (``archlab.cost_rule``): a rule receives an ``OpView`` (a read-only
+view of one traced op) and returns ``(macs, other_ops)``. ``OpCosts`` computes every op's
+cost of a trace once and answers by module call, by kind, and what is not counted.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from numbers import Integral
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from archlab.analysis.trace import Op, Trace
-
-MAC_KIND = "macs"
-
-Rule = Callable[[Op, Trace], tuple[int, int]]  # -> (macs, other ops)
-
-
-def _shape(trace: Trace, vid: int) -> tuple[int, ...]:
-    return trace.values[vid].shape
-
-
-def _out_numel(op: Op, trace: Trace) -> int:
-    return trace.values[op.outputs[0]].numel if op.outputs else 0
-
-
-def _in_numel(op: Op, trace: Trace) -> int:
-    return trace.values[op.inputs[0]].numel if op.inputs else 0
-
-
-def _convolution(op: Op, trace: Trace) -> tuple[int, int]:
-    x, w = _shape(trace, op.inputs[0]), _shape(trace, op.inputs[1])
-    out = _shape(trace, op.outputs[0])
-    if op.attrs["transposed"]:
-        # Each input element is scattered through the whole kernel: Cin*Cout/groups*k^2 per input position.
-        macs = x[0] * math.prod(w) * math.prod(x[2:])
-    else:
-        macs = math.prod(out) * math.prod(w[1:])
-    has_bias = len(op.inputs) > 2
-    return macs, math.prod(out) if has_bias else 0
-
-
-def _mm(op: Op, trace: Trace) -> tuple[int, int]:
-    a, b = _shape(trace, op.inputs[0]), _shape(trace, op.inputs[1])
-    return math.prod(a) * b[-1], 0
-
-
-def _addmm(op: Op, trace: Trace) -> tuple[int, int]:
-    # addmm(bias, mat1, mat2): mat1 @ mat2 plus a bias broadcast over the rows
-    a, b = _shape(trace, op.inputs[1]), _shape(trace, op.inputs[2])
-    return math.prod(a) * b[-1], _out_numel(op, trace)
-
-
-def _bmm(op: Op, trace: Trace) -> tuple[int, int]:
-    a, b = _shape(trace, op.inputs[-2]), _shape(trace, op.inputs[-1])
-    extra = _out_numel(op, trace) if op.name == "baddbmm" else 0
-    return math.prod(a) * b[-1], extra
-
-
-def _per_output(op: Op, trace: Trace) -> tuple[int, int]:
-    return 0, _out_numel(op, trace)
-
-
-def _per_input(op: Op, trace: Trace) -> tuple[int, int]:
-    return 0, _in_numel(op, trace)
-
-
-def _window(op: Op, trace: Trace) -> tuple[int, int]:
-    return 0, _out_numel(op, trace) * math.prod(op.attrs.get("kernel", (1,)))
-
-
-def _free(op: Op, trace: Trace) -> tuple[int, int]:
-    return 0, 0
-
-
-def _pool3d(op: Op, trace: Trace) -> tuple[int, int]:
-    # avg_pool3d as used by F.local_response_norm: kernel is the 2nd argument
-    return 0, _out_numel(op, trace)
-
-
-# kind -> (rule, op names)
-_TABLE: dict[str, tuple[Rule, tuple[str, ...]]] = {
-    "conv": (_convolution, ("convolution",)),
-    "linear": (_addmm, ("addmm",)),
-    "matmul": (_mm, ("mm",)),
-    "bmm": (_bmm, ("bmm", "baddbmm")),
-    "normalization": (_per_input, (
-        "native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
-        "native_layer_norm", "native_group_norm", "_batch_norm_with_update", "_batch_norm_no_update",
-    )),
-    "activation": (_per_output, (
-        "relu", "relu_", "relu6", "sigmoid", "sigmoid_", "tanh", "tanh_", "silu", "silu_", "gelu", "gelu_",
-        "hardtanh", "hardtanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "leaky_relu",
-        "leaky_relu_", "elu", "elu_", "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "threshold",
-        "mish", "softplus", "prelu", "_prelu_kernel",
-    )),
-    "softmax": (_per_output, ("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax")),
-    "pooling": (_window, ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d")),
-    "pooling ": (_per_input, (
-        "_adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d", "_adaptive_avg_pool3d",
-        "avg_pool3d", "max_pool3d_with_indices", "avg_pool1d", "max_pool1d",
-    )),
-    "reduction": (_per_input, ("mean", "sum", "amax", "amin", "max", "min", "prod", "var", "var_mean", "std")),
-    "elementwise": (_per_output, (
-        "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "pow", "pow_", "neg", "exp", "exp_",
-        "log", "sqrt", "rsqrt", "reciprocal", "abs", "maximum", "minimum", "where", "addcmul", "addcdiv",
-        "square", "erf", "lerp", "sign", "floor", "ceil", "round", "fmod", "remainder", "eq", "ne", "lt", "le",
-        "gt", "ge", "logical_and", "logical_or", "logical_not", "bitwise_and", "bitwise_or",
-    )),
-    "upsampling": (_per_output, (
-        "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact2d",
-        "upsample_bilinear2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d", "upsample_linear1d",
-        "upsample_trilinear3d", "grid_sampler_2d",
-    )),
-    "data": (_per_output, (
-        "cat", "stack", "clone", "contiguous", "constant_pad_nd", "reflection_pad2d", "replication_pad2d",
-        "index", "index_select", "gather", "_to_copy", "copy_", "copy", "roll", "flip", "repeat", "masked_fill",
-        "masked_fill_", "fill_", "zero_", "scatter", "index_put_", "index_put", "native_dropout", "bernoulli_",
-        "tril", "triu", "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "_unsafe_index",
-    )),
-    "views": (_free, (
-        "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "squeeze", "unsqueeze",
-        "flatten", "slice", "select", "narrow", "split", "split_with_sizes", "chunk", "unbind", "detach",
-        "alias", "as_strided", "lift_fresh", "empty", "empty_like", "empty_strided", "zeros", "zeros_like",
-        "ones", "ones_like", "full", "full_like", "new_empty", "new_zeros", "new_ones", "new_full", "arange",
-        "scalar_tensor", "_local_scalar_dense", "unfold", "movedim", "expand_as", "view_as", "resize_",
-        "set_", "_reshape_alias", "diagonal", "split_copy", "unsqueeze_", "squeeze_", "t_", "transpose_",
-        "linspace", "lift_fresh_copy", "rand", "randn", "rand_like", "randn_like", "dim", "sym_size",
-        "_to_dense", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
-    )),
-}
-
-KIND_OF: dict[str, str] = {}
-RULE_OF: dict[str, Rule] = {}
-for _kind, (_rule, _names) in _TABLE.items():
-    for _n in _names:
-        KIND_OF[_n] = _kind.strip()
-        RULE_OF[_n] = _rule
+from archlab.analysis.rules import OpRules
+from archlab.analysis.trace import Call, Op, Trace
+from archlab.errors import UserError, first_line
 
 MAC_KINDS = ("conv", "linear", "matmul", "bmm")
 # The order in which other-op kinds are reported (each one element-wise op).
 OTHER_KINDS = ("bias", "normalization", "activation", "pooling", "reduction", "elementwise", "upsampling",
                "softmax", "data")
+# The kind of ops that cost nothing (views, allocations): their rule returns (0, 0).
+FREE_KIND = "views"
+KINDS = (*MAC_KINDS, *OTHER_KINDS, FREE_KIND)
 
 
 # What one unit of each other-op kind is, for reports.
@@ -172,13 +60,241 @@ OTHER_KIND_MEANING = {
 }
 
 
+@dataclass(frozen=True)
+class OpView:
+    """What a cost rule sees of one traced op: read-only, with no way back into the trace."""
+
+    name: str  # the op, without namespace or overload: "convolution"
+    target: str  # the overload that ran: "aten.convolution.default"
+    input_shapes: tuple[tuple[int, ...], ...]  # the tensor arguments, in order
+    output_shapes: tuple[tuple[int, ...], ...]
+    attrs: Mapping[str, Any]  # geometry the trace recorded (kernel, stride, ... of conv and pool ops)
+
+    @property
+    def output_numel(self) -> int:
+        """Elements of the first output (0 when the op returns no tensor)."""
+        return math.prod(self.output_shapes[0]) if self.output_shapes else 0
+
+    @property
+    def input_numel(self) -> int:
+        """Elements of the first tensor argument (0 when there is none)."""
+        return math.prod(self.input_shapes[0]) if self.input_shapes else 0
+
+
+def op_view(op: Op, trace: Trace) -> OpView:
+    """The read-only view of one traced op that cost rules receive."""
+    values = trace.values
+    return OpView(op.name, op.target, tuple(values[v].shape for v in op.inputs),
+                  tuple(values[v].shape for v in op.outputs), MappingProxyType(op.attrs))
+
+
+Rule = Callable[[OpView], "tuple[int, int]"]  # -> (macs, other ops)
+
+
+@dataclass(frozen=True)
+class CostRule:
+    fn: Rule
+    kind: str
+    builtin: bool = False
+
+
+COST_RULES: OpRules[CostRule] = OpRules("cost rule")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise UserError(f"unknown cost kind '{kind}' (choose one of {', '.join(KINDS)}: MACs count under "
+                        f"{', '.join(MAC_KINDS)}, other operations under the rest)")
+
+
+def cost_rule(*ops: Any, kind: str, replace: bool = False) -> Callable[[Rule], Rule]:
+    """Decorator: count ``ops`` with the decorated function from now on.
+
+    ``@archlab.cost_rule("aten::cos", kind="elementwise")`` registers ``fn(view) -> (macs,
+    other_ops)``, called with an ``OpView`` of each traced call of the op. ``kind`` is one of
+    ``KINDS``: for a MAC kind (conv, linear, matmul, bmm) the MACs count there and the other
+    operations under ``bias``; for an other-op kind (elementwise, activation, ...) the MACs must be
+    0 and the other operations count under that kind; ``views`` costs nothing. An op named without
+    an overload (``"aten::cos"``, ``torch.ops.aten.cos``) covers all of them; an ``OpOverload`` only
+    itself (and wins over its op's rule). An op that already has a rule, archlab's or yours,
+    raises unless ``replace=True``; ``remove_cost_rule`` takes a rule away again (an op of
+    archlab's own then has no rule left: it is reported as not counted).
+    """
+    _check_kind(kind)
+    if not ops:
+        raise UserError("cost_rule needs the op(s) it counts, e.g. cost_rule('aten::cos', kind='elementwise')")
+
+    def register(fn: Rule) -> Rule:
+        if not callable(fn):
+            raise UserError(f"a cost rule must be a function of one op view, not {type(fn).__name__}")
+        COST_RULES.add(ops, CostRule(fn, kind), replace=replace)
+        return fn
+
+    return register
+
+
+def remove_cost_rule(*ops: Any) -> None:
+    """Take away the rules of ``ops`` (registered with ``cost_rule``)."""
+    for op in ops:
+        COST_RULES.unregister(op)
+
+
+@contextmanager
+def cost_rules_restored() -> Iterator[None]:
+    """Whatever rules the body registers, replaces or removes are put back as they were after it."""
+    saved = COST_RULES.snapshot()
+    try:
+        yield
+    finally:
+        COST_RULES.restore(saved)
+
+
+def _builtin(*names: str, kind: str) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        COST_RULES.add(names, CostRule(fn, kind, builtin=True))
+        return fn
+
+    return register
+
+
+# --- archlab's rules ----------------------------------------------------------------
+
+
+@_builtin("convolution", kind="conv")
+def _convolution(op: OpView) -> tuple[int, int]:
+    x, w, out = op.input_shapes[0], op.input_shapes[1], op.output_shapes[0]
+    if op.attrs["transposed"]:
+        # Each input element is scattered through the whole kernel: Cin*Cout/groups*k^2 per input position.
+        macs = x[0] * math.prod(w) * math.prod(x[2:])
+    else:
+        macs = math.prod(out) * math.prod(w[1:])
+    has_bias = len(op.input_shapes) > 2
+    return macs, math.prod(out) if has_bias else 0
+
+
+@_builtin("addmm", kind="linear")
+def _addmm(op: OpView) -> tuple[int, int]:
+    # addmm(bias, mat1, mat2): mat1 @ mat2 plus a bias broadcast over the rows
+    a, b = op.input_shapes[1], op.input_shapes[2]
+    return math.prod(a) * b[-1], op.output_numel
+
+
+@_builtin("mm", kind="matmul")
+def _mm(op: OpView) -> tuple[int, int]:
+    a, b = op.input_shapes[0], op.input_shapes[1]
+    return math.prod(a) * b[-1], 0
+
+
+@_builtin("bmm", "baddbmm", kind="bmm")
+def _bmm(op: OpView) -> tuple[int, int]:
+    a, b = op.input_shapes[-2], op.input_shapes[-1]
+    extra = op.output_numel if op.name == "baddbmm" else 0
+    return math.prod(a) * b[-1], extra
+
+
+def _per_output(op: OpView) -> tuple[int, int]:
+    return 0, op.output_numel
+
+
+def _per_input(op: OpView) -> tuple[int, int]:
+    return 0, op.input_numel
+
+
+def _window(op: OpView) -> tuple[int, int]:
+    return 0, op.output_numel * math.prod(op.attrs.get("kernel", (1,)))
+
+
+def _free(op: OpView) -> tuple[int, int]:
+    return 0, 0
+
+
+_builtin(
+    "native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
+    "native_layer_norm", "native_group_norm", "_batch_norm_with_update", "_batch_norm_no_update",
+    kind="normalization")(_per_input)
+_builtin(
+    "relu", "relu_", "relu6", "sigmoid", "sigmoid_", "tanh", "tanh_", "silu", "silu_", "gelu", "gelu_",
+    "hardtanh", "hardtanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "leaky_relu",
+    "leaky_relu_", "elu", "elu_", "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "threshold",
+    "mish", "softplus", "prelu", "_prelu_kernel",
+    kind="activation")(_per_output)
+_builtin("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax", kind="softmax")(_per_output)
+# windowed pooling: window size x output elements
+_builtin("max_pool2d_with_indices", "max_pool2d", "avg_pool2d", kind="pooling")(_window)
+# adaptive and 1-d/3-d pooling: one per input element
+_builtin(
+    "_adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d", "_adaptive_avg_pool3d",
+    "avg_pool3d", "max_pool3d_with_indices", "avg_pool1d", "max_pool1d",
+    kind="pooling")(_per_input)
+_builtin("mean", "sum", "amax", "amin", "max", "min", "prod", "var", "var_mean", "std",
+         kind="reduction")(_per_input)
+_builtin(
+    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "pow", "pow_", "neg", "exp", "exp_",
+    "log", "sqrt", "rsqrt", "reciprocal", "abs", "maximum", "minimum", "where", "addcmul", "addcdiv",
+    "square", "erf", "lerp", "sign", "floor", "ceil", "round", "fmod", "remainder", "eq", "ne", "lt", "le",
+    "gt", "ge", "logical_and", "logical_or", "logical_not", "bitwise_and", "bitwise_or",
+    kind="elementwise")(_per_output)
+_builtin(
+    "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact2d",
+    "upsample_bilinear2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d", "upsample_linear1d",
+    "upsample_trilinear3d", "grid_sampler_2d",
+    kind="upsampling")(_per_output)
+_builtin(
+    "cat", "stack", "clone", "contiguous", "constant_pad_nd", "reflection_pad2d", "replication_pad2d",
+    "index", "index_select", "gather", "_to_copy", "copy_", "copy", "roll", "flip", "repeat", "masked_fill",
+    "masked_fill_", "fill_", "zero_", "scatter", "index_put_", "index_put", "native_dropout", "bernoulli_",
+    "tril", "triu", "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "_unsafe_index",
+    kind="data")(_per_output)
+_builtin(
+    "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "squeeze", "unsqueeze",
+    "flatten", "slice", "select", "narrow", "split", "split_with_sizes", "chunk", "unbind", "detach",
+    "alias", "as_strided", "lift_fresh", "empty", "empty_like", "empty_strided", "zeros", "zeros_like",
+    "ones", "ones_like", "full", "full_like", "new_empty", "new_zeros", "new_ones", "new_full", "arange",
+    "scalar_tensor", "_local_scalar_dense", "unfold", "movedim", "expand_as", "view_as", "resize_",
+    "set_", "_reshape_alias", "diagonal", "split_copy", "unsqueeze_", "squeeze_", "t_", "transpose_",
+    "linspace", "lift_fresh_copy", "rand", "randn", "rand_like", "randn_like", "dim", "sym_size",
+    "_to_dense", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
+    kind=FREE_KIND)(_free)
+
+
+# --- applying the rules ---------------------------------------------------------------
+
+
+def _user_cost(rule: CostRule, op: Op, trace: Trace) -> tuple[int, int]:
+    """A user's rule, called with its answer checked: any failure is the user's, in one line."""
+    name = getattr(rule.fn, "__qualname__", repr(rule.fn))
+    where = f"the cost rule {name} for {op.target}"
+    try:
+        result = rule.fn(op_view(op, trace))
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's code
+        raise UserError(f"{where} failed: {type(e).__name__}: {first_line(e, '')}".rstrip(": ")) from None
+    ok = isinstance(result, tuple) and len(result) == 2 and all(
+        isinstance(n, Integral) and not isinstance(n, bool) and n >= 0 for n in result)
+    if not ok:
+        shown = repr(result)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise UserError(f"{where} returned {shown}: a rule returns (macs, other_ops), two whole numbers >= 0")
+    macs, other = int(result[0]), int(result[1])
+    if macs and rule.kind not in MAC_KINDS:
+        raise UserError(f"{where} returned {macs} MACs for kind '{rule.kind}': only the kinds "
+                        f"{', '.join(MAC_KINDS)} have MACs (count the work as other_ops)")
+    if other and rule.kind == FREE_KIND:
+        raise UserError(f"{where} returned {other} other ops for kind '{FREE_KIND}', which costs nothing")
+    return macs, other
+
+
 def op_cost(op: Op, trace: Trace) -> tuple[str, int, int]:
-    """(kind, MACs, other ops) of one traced op; kind ``unknown`` when not in the table."""
-    rule = RULE_OF.get(op.name)
+    """(kind, MACs, other ops) of one traced op; kind ``unknown`` when no rule covers it."""
+    rule = COST_RULES.get(op)
     if rule is None:
         return "unknown", 0, 0
-    macs, other = rule(op, trace)
-    return KIND_OF[op.name], macs, other
+    if rule.builtin:
+        macs, other = rule.fn(op_view(op, trace))
+    else:
+        macs, other = _user_cost(rule, op, trace)
+    return rule.kind, macs, other
 
 
 def other_kind(kind: str) -> str:
@@ -186,11 +302,57 @@ def other_kind(kind: str) -> str:
     return "bias" if kind in MAC_KINDS else kind
 
 
-def count_status(not_counted) -> str:
+def count_status(not_counted: Any) -> str:
     """'partial' when the MACs leave out ops without a cost rule (given as their calls, or a count
     of them), else 'complete': the one rule every report uses."""
     return "partial" if not_counted else "complete"
 
 
-def unsupported(trace: Trace) -> Counter[str]:
-    return Counter(op.target for op in trace.ops if op.name not in RULE_OF)
+def unsupported_json(unsupported_ops: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
+    """``[{"op": ..., "count": ...}]``: the JSON form of (op, calls) pairs not counted."""
+    return [{"op": op, "count": n} for op, n in unsupported_ops]
+
+
+class OpCosts:
+    """Every op's cost in a trace, computed once; answered by module call, by kind, and what no
+    rule covers (fvcore's by-module and by-operator views from one pass)."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.kinds: list[str] = []
+        self.macs: list[int] = []  # per op
+        self.other: list[int] = []  # per op
+        self.by_kind: dict[str, int] = {k: 0 for k in MAC_KINDS}
+        self.other_by_kind: dict[str, int] = {k: 0 for k in OTHER_KINDS}
+        unknown: Counter[str] = Counter()
+        prefix = [0]
+        for op in trace.ops:
+            kind, macs, extra = op_cost(op, trace)
+            if kind == "unknown":
+                unknown[op.target] += 1
+            self.kinds.append(kind)
+            self.macs.append(macs)
+            self.other.append(extra)
+            prefix.append(prefix[-1] + macs)
+            if macs:
+                self.by_kind[kind] += macs
+            if extra:
+                self.other_by_kind[other_kind(kind)] += extra
+        self._prefix = prefix  # cumulative MACs: a call's MACs are an O(1) range query
+        self.unsupported: tuple[tuple[str, int], ...] = tuple(sorted(unknown.items()))
+
+    @property
+    def total_macs(self) -> int:
+        return self._prefix[-1]
+
+    def by_call(self, call: Call) -> int:
+        """MACs of the ops run inside one module call, its children's included."""
+        return self._prefix[call.end_op] - self._prefix[call.first_op]
+
+    def in_range(self, first_op: int, end_op: int) -> int:
+        """MACs of the ops ``first_op`` up to (not including) ``end_op``."""
+        return self._prefix[end_op] - self._prefix[first_op]
+
+    @property
+    def status(self) -> str:
+        return count_status(self.unsupported)

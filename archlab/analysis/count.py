@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from archlab.analysis.trace import check_depth, trace_model
+from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, unsupported_json
+from archlab.analysis.trace import Trace, check_depth, trace_model
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
+
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,14 @@ class CountResult:
 
     @property
     def status(self) -> str:
-        from archlab.analysis.costs import count_status
-
         return count_status(self.unsupported_ops)
 
+    def outside_submodules(self) -> tuple[int, int]:
+        """Params and MACs no top-level module accounts for (see ``outside_submodules``)."""
+        return outside_submodules(self.params, self.macs,
+                                  ((layer.name, layer.params, layer.macs) for layer in self.layers if layer.depth == 1))
+
     def to_dict(self) -> dict[str, Any]:
-        from archlab.analysis.costs import OTHER_KIND_MEANING
 
         d: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -75,7 +79,7 @@ class CountResult:
             },
             "macs_by_kind": dict(self.macs_by_kind),
             "other_ops": dict(self.other_ops),
-            "unsupported_ops": [{"op": op, "count": n} for op, n in self.unsupported_ops],
+            "unsupported_ops": unsupported_json(self.unsupported_ops),
             "status": self.status,
             "layers": [layer.to_dict() for layer in self.layers],
             "engine": self.engine,
@@ -85,47 +89,45 @@ class CountResult:
         return d
 
 
-def _module_costs(trace, op_macs: list[int], depth: int) -> tuple[LayerCost, ...]:
+def outside_submodules(params: int, macs: int, top: Iterable[tuple[str, int, int]]) -> tuple[int, int]:
+    """Params and MACs that no top-level submodule accounts for: parameters registered on the
+    model itself, and functional calls in its own ``forward`` (``x @ w``, ``F.linear``), given
+    the model's totals and its depth-1 rows as (name, params, MACs). The rows plus this remainder
+    add up to the totals; the params go negative when the forward calls modules the model does
+    not register."""
+    once: dict[str, int] = {}
+    top_macs = 0
+    for name, layer_params, layer_macs in top:
+        once[name] = layer_params  # a module called twice owns its parameters once
+        top_macs += layer_macs
+    return params - sum(once.values()), macs - top_macs
+
+
+def _module_costs(trace: Trace, costs: OpCosts, depth: int) -> tuple[LayerCost, ...]:
     """Per module call down to ``depth`` (1 = the model's children)."""
-    # cumulative sums make each call's MACs an O(1) range query
-    prefix = [0]
-    for m in op_macs:
-        prefix.append(prefix[-1] + m)
     rows = []
     for call in trace.calls:
         if call.depth == 0 or call.depth > depth:
             continue
         shape = trace.values[call.outputs[0]].shape if call.outputs else None
-        rows.append(LayerCost(call.name, call.type, call.depth, shape, call.params,
-                              prefix[call.end_op] - prefix[call.first_op]))
+        rows.append(LayerCost(call.name, call.type, call.depth, shape, call.params, costs.by_call(call)))
     return tuple(rows)
 
 
-def count_trace(trace, label: str, depth: int = 3, engine: str = "archlab") -> CountResult:
-    from archlab.analysis.costs import MAC_KINDS, OTHER_KINDS, op_cost, other_kind, unsupported
-
-    macs_by_kind = {k: 0 for k in MAC_KINDS}
-    other = {k: 0 for k in OTHER_KINDS}
-    op_macs = []
-    for op in trace.ops:
-        kind, macs, extra = op_cost(op, trace)
-        op_macs.append(macs)
-        if macs:
-            macs_by_kind[kind] += macs
-        if extra:
-            other[other_kind(kind)] += extra
-    unknown = unsupported(trace)
+def count_trace(trace: Trace, label: str, depth: int = 3, engine: str = "archlab") -> CountResult:
+    """The ``CountResult`` of a trace already made."""
+    costs = OpCosts(trace)
     return CountResult(
         model=label,
         input_shape=trace.input_shape,
         output_shapes=tuple(trace.values[v].shape for v in trace.outputs),
         params=trace.params,
         trainable_params=trace.trainable_params,
-        macs=sum(macs_by_kind.values()),
-        macs_by_kind=macs_by_kind,
-        other_ops=other,
-        unsupported_ops=tuple(sorted(unknown.items())),
-        layers=_module_costs(trace, op_macs, depth),
+        macs=sum(costs.by_kind.values()),
+        macs_by_kind=costs.by_kind,
+        other_ops=costs.other_by_kind,
+        unsupported_ops=costs.unsupported,
+        layers=_module_costs(trace, costs, depth),
         engine=engine,
         input_shapes=tuple(trace.values[v].shape for v in trace.inputs),
     )

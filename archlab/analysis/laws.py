@@ -231,6 +231,7 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     ``alpha`` (else 1), and its resolution from the spec's ``res=`` or from ``rho`` (else the
     default); a value given both ways is refused. ρ = the variant's resolution / the default one.
     """
+    from archlab.analysis.costs import unsupported_json
     from archlab.analysis.count import count
     from archlab.models.resolve import resolve
     from archlab.spec import ModelSpec, parse_spec
@@ -279,7 +280,7 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
 
     def side(r) -> dict[str, Any]:
         return {"model": r.model, "params": r.params, "macs": r.macs, "status": r.status,
-                "unsupported_ops": [{"op": op, "count": n} for op, n in r.unsupported_ops]}
+                "unsupported_ops": unsupported_json(r.unsupported_ops)}
 
     predicted = {"macs_ratio": alpha**2 * rho_mult**2, "params_ratio": alpha**2}
     measured = {"macs_ratio": v.macs / b.macs, "params_ratio": v.params / b.params}

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from archlab.analysis.costs import OpCosts, count_status, unsupported_json
+from archlab.analysis.count import outside_submodules
 from archlab.analysis.receptive_field import describe, receptive_fields
 from archlab.analysis.trace import check_depth, trace_model
 from archlab.units import SCHEMA_VERSION, pair
@@ -27,15 +29,6 @@ def _filter_shape(call) -> str:
     return f"{ks}x{cin // groups}x{cout}" + (f" g{groups}" if groups > 1 else "")
 
 
-def _op_macs(trace) -> list[int]:
-    from archlab.analysis.costs import op_cost
-
-    prefix = [0]
-    for op in trace.ops:
-        prefix.append(prefix[-1] + op_cost(op, trace)[1])
-    return prefix
-
-
 @dataclass(frozen=True)
 class TraceResult:
     model: str
@@ -48,21 +41,18 @@ class TraceResult:
     def outside_submodules(self) -> tuple[int, int]:
         """Params and MACs no top-level module accounts for (the model's own parameters and
         functional calls in its own forward): the depth-1 rows plus these make the totals."""
-        top = [r for r in self.layers if r["depth"] == 1]
-        once = {r["name"]: r["params"] for r in top}  # a module called twice owns its parameters once
-        return self.params - sum(once.values()), self.macs - sum(r["macs"] for r in top)
+        return outside_submodules(self.params, self.macs,
+                                  ((r["name"], r["params"], r["macs"]) for r in self.layers if r["depth"] == 1))
 
     @property
     def status(self) -> str:
-        from archlab.analysis.costs import count_status
-
         return count_status(self.unsupported_ops)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "model": self.model, "input_shape": list(self.input_shape),
                 "units": {"macs": "multiply-accumulates", "output_bytes": "bytes of the output activation"},
                 "params": self.params, "macs": self.macs, "status": self.status,
-                "unsupported_ops": [{"op": op, "count": n} for op, n in self.unsupported_ops],
+                "unsupported_ops": unsupported_json(self.unsupported_ops),
                 "layers": list(self.layers)}
 
 
@@ -71,7 +61,7 @@ def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
     check_depth(depth)
     trace, label = trace_model(model_or_spec, **kw)
     rf = receptive_fields(trace)
-    prefix = _op_macs(trace)
+    costs = OpCosts(trace)
     rows = []
     for call in trace.calls:
         if not 0 < call.depth <= depth:
@@ -92,15 +82,13 @@ def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
             "groups": a.get("groups"),
             "filter": _filter_shape(call),
             "params": call.params,
-            "macs": prefix[call.end_op] - prefix[call.first_op],
+            "macs": costs.by_call(call),
             "rf": describe(f)["rf"] if f else None,
             "output_elements": sum(v.numel for v in outs),
             "output_bytes": sum(v.numel * v.itemsize for v in outs),
         })
-    from archlab.analysis.costs import unsupported
-
-    return TraceResult(label, trace.input_shape, tuple(rows), tuple(sorted(unsupported(trace).items())),
-                       params=trace.params, macs=prefix[-1])
+    return TraceResult(label, trace.input_shape, tuple(rows), costs.unsupported, params=trace.params,
+                       macs=costs.total_macs)
 
 
 def _pair(v, type_name: str = "") -> tuple:

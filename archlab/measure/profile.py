@@ -72,7 +72,7 @@ def record_layers(model, xs, device: str, runs: int):
 
 def layers_from_events(events, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
     """The per-layer rows from ``record_layers``' events and the trace's MACs."""
-    from archlab.analysis.costs import op_cost
+    from archlab.analysis.costs import OpCosts
 
     cuda = device.startswith("cuda")
     own_us = _own_time_per_forward(events, cuda)
@@ -80,9 +80,10 @@ def layers_from_events(events, tr, device: str, runs: int) -> tuple[tuple[LayerT
 
     own_macs: dict[str, int] = {}
     has_ops: set[str] = set()
+    op_macs = OpCosts(tr).macs
     for op in tr.ops:
         name = tr.calls[op.call].name if op.call >= 0 else ""
-        own_macs[name] = own_macs.get(name, 0) + op_cost(op, tr)[1]
+        own_macs[name] = own_macs.get(name, 0) + op_macs[op.index]
         has_ops.add(name)
     total_macs = sum(own_macs.values())
     parents = {tr.calls[c.parent].name for c in tr.calls if c.parent >= 0}

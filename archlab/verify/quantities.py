@@ -49,7 +49,7 @@ class _Model:
     def __init__(self, spec: str) -> None:
         import torch
 
-        from archlab.analysis.costs import op_cost
+        from archlab.analysis.costs import OpCosts
         from archlab.analysis.trace import trace
         from archlab.models.resolve import resolve
 
@@ -62,12 +62,10 @@ class _Model:
         self.calls = {}
         for call in self.trace.calls:
             self.calls.setdefault(call.name, call)
-        self.prefix = [0]
-        self.weight_op = []  # ops of conv and linear layers (the papers' "weight layers")
-        for op in self.trace.ops:
-            kind, macs, _ = op_cost(op, self.trace)
-            self.prefix.append(self.prefix[-1] + macs)
-            self.weight_op.append(kind in ("conv", "linear") and macs > 0)
+        self.costs = OpCosts(self.trace)
+        # ops of conv and linear layers (the papers' "weight layers")
+        self.weight_op = [kind in ("conv", "linear") and macs > 0
+                          for kind, macs in zip(self.costs.kinds, self.costs.macs)]
         self._rf = None
 
     def call(self, name: str):
@@ -81,7 +79,7 @@ class _Model:
         return self.module.get_submodule(name)
 
     def macs_of(self, call) -> int:
-        return self.prefix[call.end_op] - self.prefix[call.first_op]
+        return self.costs.by_call(call)
 
     def shape(self, vid: int) -> tuple[int, ...]:
         return self.trace.values[vid].shape
