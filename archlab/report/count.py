@@ -22,9 +22,7 @@ def outside_submodules(result: CountResult) -> tuple[int, int]:
     """Params and MACs that no top-level submodule accounts for: parameters registered on the
     model itself, and functional calls in its own ``forward`` (``x @ w``, ``F.linear``). The
     per-layer rows plus this remainder add up to the totals."""
-    top = [layer for layer in result.layers if layer.depth == 1]
-    once = {layer.name: layer.params for layer in top}  # a module called twice owns its parameters once
-    return result.params - sum(once.values()), result.macs - sum(l.macs for l in top)
+    return result.outside_submodules()
 
 
 def _layer_rows(result: CountResult) -> list[tuple]:
