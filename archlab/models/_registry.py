@@ -68,14 +68,22 @@ class ModelInfo:
             return dict(self.open_options or {})
         return dict(_builder_options(self.builder))
 
-    def build(self, **options: Any):
+    def check_option(self, key: str) -> None:
+        """Refuse an option the builder does not take (an external factory taking **kwargs
+        takes any); the one place of that message, for resolve() and build()."""
+        if self.external and self.open_options is None:
+            return
+        known = self.options
+        if key not in known:
+            choices = ", ".join(sorted(known)) or "none"
+            raise UserError(f"model '{self.name}' has no option '{key}' (its options: {choices})")
+
+    def build(self, **options: Any) -> Any:
         if self.external and self.open_options is None:
             return self.builder(**options)
         known = self.options
         for key in options:
-            if key not in known:
-                choices = ", ".join(sorted(known)) or "none"
-                raise UserError(f"model '{self.name}' has no option '{key}' (its options: {choices})")
+            self.check_option(key)
         missing = [key for key, default in known.items() if isinstance(default, Required) and key not in options]
         if missing:
             given = ",".join(f"{key}=..." for key in missing)

@@ -23,6 +23,7 @@ from torch import nn
 
 from archlab.errors import UserError
 from archlab.models._registry import Reference, register_model
+from archlab.models.layers import check_positive
 
 ALEXNET_2012 = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
 ALEXNET_2014 = "Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks"
@@ -153,7 +154,6 @@ def alexnet_owt(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
 
 
 def _check(num_classes: int, dropout: float) -> None:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be a positive integer, got {num_classes}")
+    check_positive("num_classes", num_classes, "a positive integer")
     if not 0.0 <= dropout < 1.0:
         raise UserError(f"dropout must be a probability in [0, 1), got {dropout}")

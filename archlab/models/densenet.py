@@ -20,8 +20,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from archlab.errors import UserError
 from archlab.models._registry import Reference, register_model
+from archlab.models.layers import check_positive
 
 PAPER = "Huang et al. 2017, Densely Connected Convolutional Networks (CVPR), Table 1"
 
@@ -133,8 +133,7 @@ class DenseNet(nn.Module):
 
 
 def _densenet(depth: int, num_classes: int) -> DenseNet:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be at least 1, got {num_classes}")
+    check_positive("num_classes", num_classes)
     return DenseNet(DENSENET_TABLE[depth], num_classes=num_classes)
 
 

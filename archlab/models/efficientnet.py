@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from archlab.errors import UserError
-from archlab.models.layers import ConvBNAct, make_divisible
+from archlab.models.layers import ConvBNAct, check_positive, make_divisible
 from archlab.models._registry import Reference, register_model
 
 PAPER = "Tan & Le 2019, EfficientNet, Table 1"
@@ -183,8 +183,7 @@ class EfficientNet(nn.Module):
         self, width: float, depth: float, dropout: float, num_classes: int = 1000, bn_eps: float = 1e-5
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise UserError(f"num_classes must be at least 1, got {num_classes}")
+        check_positive("num_classes", num_classes)
         scaled = scaled_stages(width, depth)
         blocks_total = sum(s.layers for s in scaled[1:-1])
         if blocks_total > 1000 or width > 64:

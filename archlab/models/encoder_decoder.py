@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from archlab.errors import UserError
-from archlab.models.layers import ConvBNAct
+from archlab.models.layers import ConvBNAct, check_positive
 from archlab.models._registry import register_model
 
 # ---------------------------------------------------------------------------
@@ -141,8 +141,7 @@ class FCN(nn.Module):
 
 
 def _fcn(variant: str, num_classes: int) -> FCN:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be at least 1, got {num_classes}")
+    check_positive("num_classes", num_classes)
     return FCN(FCN_VARIANTS[variant], num_classes)
 
 
@@ -254,8 +253,7 @@ def _unet_input(*, in_channels: int = 1, **_: object) -> tuple[int, int, int]:
 )
 def unet(*, in_channels: int = 1, num_classes: int = 2, base: int = 64) -> UNet:
     for option, value in (("in_channels", in_channels), ("num_classes", num_classes), ("base", base)):
-        if value < 1:
-            raise UserError(f"{option} must be at least 1, got {value}")
+        check_positive(option, value)
     return UNet(in_channels, num_classes, base)
 
 
@@ -377,12 +375,9 @@ class StackedHourglass(nn.Module):
     note="returns a list of per-stack heatmaps at 64x64 (intermediate supervision)",
 )
 def hourglass(*, stacks: int = 8, num_joints: int = 16, features: int = 256, depth: int = 4) -> StackedHourglass:
-    if stacks < 1:
-        raise UserError(f"stacks must be at least 1, got {stacks}")
-    if depth < 1:
-        raise UserError(f"depth must be at least 1, got {depth}")
-    if num_joints < 1:
-        raise UserError(f"num_joints must be at least 1, got {num_joints}")
+    check_positive("stacks", stacks)
+    check_positive("depth", depth)
+    check_positive("num_joints", num_joints)
     if features < 2 or features % 2:
         raise UserError(f"features must be even and at least 2 (bottlenecks are half as wide), got {features}")
     return StackedHourglass(stacks, num_joints, features, depth)

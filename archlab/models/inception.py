@@ -30,8 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from archlab.errors import UserError
-from archlab.models.layers import ConvBNAct
+from archlab.models.layers import ConvBNAct, check_positive
 from archlab.models._registry import Reference, register_model
 
 GOOGLENET_PAPER = "Szegedy et al. 2015, Going Deeper with Convolutions"
@@ -39,11 +38,6 @@ INCEPTION_V3_PAPER = "Szegedy et al. 2016, Rethinking the Inception Architecture
 INCEPTION_RESNET_PAPER = (
     "Szegedy et al. 2017, Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"
 )
-
-
-def _check_num_classes(num_classes: int) -> None:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be at least 1, got {num_classes}")
 
 
 # ---------------------------------------------------------------------------
@@ -171,7 +165,7 @@ class GoogLeNet(nn.Module):
     note="paper version: 5x5 branches, LRN, conv bias, no batch norm (unlike torchvision's googlenet)",
 )
 def googlenet(*, num_classes: int = 1000, aux_logits: bool = False) -> GoogLeNet:
-    _check_num_classes(num_classes)
+    check_positive("num_classes", num_classes)
     return GoogLeNet(num_classes, aux_logits)
 
 
@@ -391,7 +385,7 @@ class Inception3(nn.Module):
     note="TF-slim/torchvision layout: Mixed_5b..5d keep a 5x5 branch (paper Fig. 5: two 3x3)",
 )
 def inception_v3(*, num_classes: int = 1000, aux_logits: bool = False) -> Inception3:
-    _check_num_classes(num_classes)
+    check_positive("num_classes", num_classes)
     return Inception3(num_classes, aux_logits)
 
 
@@ -571,5 +565,5 @@ class InceptionResNetV2(nn.Module):
     note="TF-slim/timm layout: v3 stem + mixed_5b, 10/20/10 residual blocks (paper Fig. 15: 5/10/5)",
 )
 def inception_resnet_v2(*, num_classes: int = 1000) -> InceptionResNetV2:
-    _check_num_classes(num_classes)
+    check_positive("num_classes", num_classes)
     return InceptionResNetV2(num_classes)

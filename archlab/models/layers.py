@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from torch import nn
 
+from archlab.errors import UserError
+
+
+def check_positive(name: str, value: int, wording: str = "at least 1") -> None:
+    """A builder option that counts something (``num_classes``, ``stacks`` ...) must be >= 1;
+    refused with "<name> must be <wording>, got <value>"."""
+    if value < 1:
+        raise UserError(f"{name} must be {wording}, got {value}")
+
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round a channel count to a multiple of ``divisor``, never more than 10% down.

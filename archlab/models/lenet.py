@@ -25,8 +25,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from archlab.errors import UserError
 from archlab.models._registry import register_model
+from archlab.models.layers import check_positive
 
 LENET_1989 = "LeCun et al. 1989, Backpropagation Applied to Handwritten Zip Code Recognition"
 LENET_1998 = "LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition"
@@ -194,7 +194,7 @@ class LeNet1989(nn.Sequential):
 )
 def lenet(*, num_classes: int = 10) -> LeNet1989:
     """The 1989 zip-code network, 16x16 grey input scaled to [-1, 1]."""
-    _check_classes(num_classes)
+    check_positive("num_classes", num_classes, "a positive integer")
     return LeNet1989(num_classes=num_classes)
 
 
@@ -261,10 +261,5 @@ class LeNet5(nn.Sequential):
 )
 def lenet5(*, num_classes: int = 10) -> LeNet5:
     """LeNet-5 with the paper's C3 table, trainable subsampling and RBF outputs."""
-    _check_classes(num_classes)
+    check_positive("num_classes", num_classes, "a positive integer")
     return LeNet5(num_classes=num_classes)
-
-
-def _check_classes(num_classes: int) -> None:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be a positive integer, got {num_classes}")

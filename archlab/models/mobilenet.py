@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from archlab.errors import UserError
-from archlab.models.layers import ConvBNAct, make_divisible
+from archlab.models.layers import ConvBNAct, check_positive, make_divisible
 from archlab.models._registry import Reference, register_model
 
 MOBILENET_PAPER = "Howard et al. 2017, MobileNets, Table 1"
@@ -95,7 +95,7 @@ class MobileNet(nn.Module):
     def __init__(self, alpha: float = 1.0, num_classes: int = 1000, standard_conv: bool = False) -> None:
         super().__init__()
         _check_alpha(alpha)
-        _check_num_classes(num_classes)
+        check_positive("num_classes", num_classes)
 
         def depth(c: int) -> int:
             # TF-slim mobilenet_v1: max(int(d * depth_multiplier), min_depth=8).
@@ -209,7 +209,7 @@ class MobileNetV2(nn.Module):
     def __init__(self, alpha: float = 1.0, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()
         _check_alpha(alpha)
-        _check_num_classes(num_classes)
+        check_positive("num_classes", num_classes)
         channels = make_divisible(MOBILENET_V2_STEM * alpha, 8)
         # "for multipliers less than one, we apply width multiplier to all
         # layers except the very last convolutional layer" (Sec. 6.1).
@@ -253,8 +253,3 @@ def mobilenet_v2(*, alpha: float = 1.0, num_classes: int = 1000) -> MobileNetV2:
 def _check_alpha(alpha: float) -> None:
     if not 0 < alpha <= 4:
         raise UserError(f"width multiplier alpha must be in (0, 4], got {alpha}")
-
-
-def _check_num_classes(num_classes: int) -> None:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be at least 1, got {num_classes}")

@@ -28,8 +28,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from archlab.errors import UserError
 from archlab.models._registry import Reference, register_model
+from archlab.models.layers import check_positive
 
 PAPER = "He et al. 2016, Deep Residual Learning for Image Recognition (CVPR), Table 1"
 
@@ -162,8 +162,7 @@ class ResNet(nn.Module):
 
 
 def _resnet(depth: int, num_classes: int, stride_in_1x1: bool) -> ResNet:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be at least 1, got {num_classes}")
+    check_positive("num_classes", num_classes)
     return ResNet(RESNET_TABLE[depth], num_classes=num_classes, stride_in_1x1=stride_in_1x1)
 
 

@@ -71,11 +71,8 @@ def resolve(
             raise UserError(f"model '{info.name}' has no width multiplier (--alpha)")
         raw["alpha"] = alpha
     typed: dict[str, Any] = {}
-    open_options = info.external and info.open_options is None
     for key, value in raw.items():
-        if key not in known and not open_options:
-            choices = ", ".join(sorted(known)) or "none"
-            raise UserError(f"model '{info.name}' has no option '{key}' (its options: {choices})")
+        info.check_option(key)
         typed[key] = coerce(key, value, known[key]) if key in known else literal(value)
     if "alpha" in typed and not (isinstance(typed["alpha"], (int, float)) and typed["alpha"] > 0):
         raise UserError(f"alpha must be greater than 0, got {typed['alpha']}")

@@ -20,6 +20,7 @@ from torch import nn
 from archlab.errors import UserError
 from archlab.models.alexnet import local_response_norm
 from archlab.models._registry import Reference, register_model
+from archlab.models.layers import check_positive
 
 PAPER = "Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
 
@@ -148,8 +149,7 @@ class VGG(nn.Module):
 
 
 def _vgg(config: str, batch_norm: bool, num_classes: int, dropout: float, adaptive_pool: bool) -> VGG:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be a positive integer, got {num_classes}")
+    check_positive("num_classes", num_classes, "a positive integer")
     if not 0.0 <= dropout < 1.0:
         raise UserError(f"dropout must be a probability in [0, 1), got {dropout}")
     return VGG(config, batch_norm, num_classes, dropout, adaptive_pool)
