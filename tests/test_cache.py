@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import archlab.cache
-from archlab.report import zoo
+from archlab.analysis import zoo
 
 
 @pytest.fixture

@@ -55,17 +55,18 @@ class Report:
     def _repr_markdown_(self) -> str:
         from archlab.report import count as count_report
         from archlab.report import memory as memory_report
-        from archlab.report import per_layer as views_report
+        from archlab.report import per_layer as per_layer_report
+        from archlab.report import receptive_field as rf_report
 
         parts = []
         if self.count is not None:
             parts.append(count_report.render(self.count, "md"))
         if self.rf is not None:
-            parts.append(views_report.render_rf(self.rf, "md"))
+            parts.append(rf_report.render_rf(self.rf, "md"))
         if self.memory is not None:
             parts.append(memory_report.render([self.memory], "md"))
         if self.trace is not None:
-            parts.append(views_report.render_trace(self.trace, "md"))
+            parts.append(per_layer_report.render_trace(self.trace, "md"))
         return "\n\n".join(parts)
 
     def _repr_html_(self) -> str:

@@ -57,6 +57,7 @@ def compare_cmd(
         raise UserError("compare needs two or more models, or one model with --alpha or --rho (or alpha=/res= in "
                         "its spec)")
     from archlab.analysis.compare import compare_models
+    from archlab.report import compare as compare_report
 
     rows = compare_models(models, latency=latency, min_time=min_time)
-    emit(laws_report.render_compare(rows, fmt.value, latency=latency), output)
+    emit(compare_report.render_compare(rows, fmt.value, latency=latency), output)

@@ -52,6 +52,7 @@ def efficientnet_cmd(
 ) -> None:
     """EfficientNet's compound scaling: d = α^φ, w = β^φ, r = γ^φ, predicted vs measured cost."""
     from archlab.analysis import laws
+    from archlab.report import files
     from archlab.report import laws as laws_report
 
     settle()
@@ -73,9 +74,9 @@ def efficientnet_cmd(
             raise UserError(f"--report {report} writes a {report} file; -f/--format is for the printed output "
                             "without --report")
         path = output or _default_report_path(f"efficientnet-phi{phi:g}.{report}")
-        laws_report.check_report_path(report, path)  # before the counting, not after it
+        files.check_report_path(report, path)  # before the counting, not after it
         result = laws.compound(phi, alpha, beta, gamma, curve=True)
-        written = laws_report.write_report(result, report, path)
+        written = files.write_report(result, report, path)
         print("wrote " + ", ".join(written))
         return
     emit(laws_report.render_compound(laws.compound(phi, alpha, beta, gamma), (fmt or Format.table).value), output)

@@ -20,9 +20,9 @@ def rf_cmd(
 ) -> None:
     """Receptive field, effective stride (jump) and first-unit centre per layer, on the data-flow graph."""
     from archlab.analysis.receptive_field import receptive_field
-    from archlab.report import per_layer as views_report
+    from archlab.report import receptive_field as rf_report
 
     settle()
     size, options = parse_common(input_size, sets)
     result = receptive_field(model, res=res, input_size=size, alpha=alpha, options=options, depth=depth)
-    emit(views_report.render_rf(result, fmt.value), output)
+    emit(rf_report.render_rf(result, fmt.value), output)

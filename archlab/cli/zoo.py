@@ -15,10 +15,11 @@ def list_cmd(
     output: Optional[str] = OUTPUT,
 ) -> None:
     """Every registered model: family, paper, default input, params and MACs."""
+    from archlab.analysis.zoo import zoo_rows
     from archlab.report import zoo
 
     settle()
-    rows = zoo.zoo_rows(pattern)
+    rows = zoo_rows(pattern)
     if not rows:
         raise UserError(f"no model matches '{pattern}'; see 'archlab list'")
     emit(zoo.render(rows, fmt.value), output)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from archlab.analysis.count import CountResult
 from archlab.analysis.costs import OTHER_KIND_MEANING, OTHER_KINDS
-from archlab.report.formats import csv_table, md_table, to_json
+from archlab.report import formats
+from archlab.report.formats import csv_table, md_table, ops_text, text_table, to_json
 from archlab.units import human, shape_str
-from archlab.report.formats import text_table
 
 LAYER_HEADERS = ("name", "type", "output shape", "params", "MACs", "share of MACs")
 
@@ -62,14 +62,14 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
                          + " (archlab counts these under other ops)"))
         if fv["unsupported_ops"]:
             rows.append(("  fvcore skipped", str(sum(fv["unsupported_ops"].values())),
-                         ", ".join(f"{k} x{v}" for k, v in fv["unsupported_ops"].items())))
+                         ops_text(fv["unsupported_ops"])))
     params, _ = outside_submodules(result)
     if result.layers and params < 0:
         rows.append(("unregistered", f"{-params:,}", "parameters of modules the forward calls but the model does not "
                      "register (a plain list, not nn.ModuleList?): not in the parameters above"))
     if result.unsupported_ops:
         rows.append(("NOT COUNTED", str(sum(n for _, n in result.unsupported_ops)),
-                     ", ".join(f"{op} x{n}" for op, n in result.unsupported_ops)))
+                     ops_text(result.unsupported_ops)))
     return rows
 
 
@@ -89,24 +89,26 @@ def render_text(result: CountResult) -> str:
     return "\n".join(out)
 
 
+def _csv(result: CountResult) -> str:
+    # status: the total row says whether the count is complete (JSON's unsupported_ops names what is not)
+    rows = [(result.model, "(total)", 0, shape_str(result.output_shapes[0] if result.output_shapes else None),
+             result.params, result.macs, result.flops, result.status)]
+    rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs, 2 * l.macs, "")
+             for l in result.layers]
+    params, macs = outside_submodules(result)
+    if result.layers and (max(params, 0) or macs):
+        rows.append((OUTSIDE, "forward", 1, "", max(params, 0), macs, 2 * macs, ""))
+    return csv_table(("name", "type", "depth", "output_shape", "params", "macs", "flops", "status"), rows)
+
+
+def _md(result: CountResult) -> str:
+    out = [f"### {_title(result)}\n", md_table(("quantity", "value", "meaning"), summary_lines(result), "lrl")]
+    if result.layers:
+        out.append("\n" + md_table(LAYER_HEADERS, [(r[0].strip(),) + r[1:] for r in _layer_rows(result)], "lllrrr"))
+    return "\n".join(out)
+
+
 def render(result: CountResult, fmt: str) -> str:
-    if fmt == "table":
-        return render_text(result)
-    if fmt == "json":
-        return to_json(result.to_dict())
-    if fmt == "csv":
-        # status: the total row says whether the count is complete (JSON's unsupported_ops names what is not)
-        rows = [(result.model, "(total)", 0, shape_str(result.output_shapes[0] if result.output_shapes else None),
-                 result.params, result.macs, result.flops, result.status)]
-        rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs, 2 * l.macs, "")
-                 for l in result.layers]
-        params, macs = outside_submodules(result)
-        if result.layers and (max(params, 0) or macs):
-            rows.append((OUTSIDE, "forward", 1, "", max(params, 0), macs, 2 * macs, ""))
-        return csv_table(("name", "type", "depth", "output_shape", "params", "macs", "flops", "status"), rows)
-    if fmt == "md":
-        out = [f"### {_title(result)}\n", md_table(("quantity", "value", "meaning"), summary_lines(result), "lrl")]
-        if result.layers:
-            out.append("\n" + md_table(LAYER_HEADERS, [(r[0].strip(),) + r[1:] for r in _layer_rows(result)], "lllrrr"))
-        return "\n".join(out)
-    raise ValueError(fmt)
+    """``archlab count``'s output in ``fmt`` (table, json, csv or md)."""
+    return formats.render(fmt, table=lambda: render_text(result), json=lambda: to_json(result.to_dict()),
+                          csv=lambda: _csv(result), md=lambda: _md(result))

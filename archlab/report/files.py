@@ -3,10 +3,15 @@ are written here (renderers return strings; the CLI decides where they go)."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+from typing import TYPE_CHECKING
 
 from archlab.errors import UserError
+
+if TYPE_CHECKING:
+    from archlab.analysis.laws import CompoundResult
 
 
 def write_atomic(path: str, text: str | bytes) -> None:
@@ -63,3 +68,113 @@ def write_atomic(path: str, text: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise UserError(f"cannot write '{path}': {e.strerror}") from None
+
+
+# --- efficientnet --report: a plot and the report page around it ---------------------------------
+
+
+def _plot_png(r: CompoundResult) -> bytes:
+    """MACs and params against φ (``r.curve``), drawn with matplotlib, as PNG bytes."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("plots need matplotlib: pip install 'archlab[plot]' (or pip install matplotlib); "
+                        "--report json and the table work without it") from None
+    phis = [p["phi"] for p in r.curve]
+    fig, ax1 = plt.subplots(figsize=(6, 4), dpi=100)
+    ax1.semilogy(phis, [p["macs"] for p in r.curve], "o-", label="MACs (built network)")
+    ax1.semilogy(phis, [r.b0_macs * p["predicted_cost_ratio"] for p in r.curve], "--", label="MACs(B0)·(αβ²γ²)^φ")
+    ax1.semilogy(phis, [p["params"] for p in r.curve], "s-", label="params")
+    ax1.set_xlabel("φ")
+    ax1.set_ylabel("count (log scale)")
+    ax1.set_title(f"EfficientNet compound scaling (α={r.alpha:g}, β={r.beta:g}, γ={r.gamma:g})")
+    ax1.legend()
+    ax1.grid(True, which="both", alpha=0.3)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_path(path: str) -> str:
+    """Where ``--report md -o PATH`` puts its plot: beside the file the report really goes to
+    (a symbolic link is followed, so that the markdown's relative image reference holds), as
+    the same name with ``.png``."""
+    source = os.path.realpath(path) if os.path.islink(path) else path
+    return os.path.splitext(source)[0] + ".png"
+
+
+def _check_md_paths(path: str, png_path: str) -> None:
+    """Refuse what would lose or misplace the report or its plot, before either is written."""
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        raise UserError(f"cannot write the md report to '{path}': it is not a regular file (a device, pipe or "
+                        "socket); the report's plot goes beside it as a .png file, so -o must name a file")
+    if os.path.splitext(target)[1].lower() == ".png" or os.path.realpath(png_path) == target:
+        raise UserError(f"-o '{path}' is where the md report's plot goes ('{png_path}', the report's name with .png): "
+                        "the plot and the markdown would overwrite each other; name the report e.g. "
+                        f"'{os.path.splitext(path)[0]}.md'")
+    png_target = os.path.realpath(png_path)
+    if os.path.exists(png_target) and not os.path.isfile(png_target):
+        what = "a directory" if os.path.isdir(png_target) else "not a regular file"
+        raise UserError(f"cannot write the plot of the report '{path}' to '{png_path}': it is {what}")
+
+
+def check_report_path(kind: str, path: str) -> None:
+    """Refuse, before anything is computed or written, a ``path`` the report cannot go to."""
+    target = os.path.realpath(path)
+    if os.path.isdir(target):
+        raise UserError(f"cannot write '{path}': it is a directory")
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise UserError(f"cannot write '{path}': directory '{os.path.dirname(os.path.abspath(path))}' does not exist")
+    if kind == "md":
+        _check_md_paths(path, plot_path(path))
+
+
+def write_report(r: CompoundResult, kind: str, path: str) -> list[str]:
+    """Write the self-contained report; returns the paths written. ``md`` also writes the plot
+    beside it (see ``plot_path``): both are checked before either is written, the plot is taken
+    back (removed, or its old content restored) when the markdown then cannot be written, and a
+    failure names ``path``, the file asked for."""
+    from archlab.report.laws import render_compound_html, render_compound_md
+    from archlab.report.formats import to_json
+
+    check_report_path(kind, path)
+    if kind == "json":
+        write_atomic(path, to_json(r.to_dict()))
+        return [path]
+    png = _plot_png(r)
+    if kind == "md":
+        png_path = plot_path(path)
+        try:
+            with open(png_path, "rb") as f:
+                old_png = f.read()
+        except FileNotFoundError:
+            old_png = None
+        except OSError as e:
+            raise UserError(f"cannot write the plot of the report '{path}' to '{png_path}': {e.strerror}") from None
+        try:
+            write_atomic(png_path, png)
+        except UserError as e:
+            raise UserError(f"{e} (the plot of the report '{path}', written beside it)") from None
+        try:
+            write_atomic(path, render_compound_md(r, os.path.basename(png_path)))
+        except BaseException:
+            try:  # no plot without its report: take back what was just written
+                if old_png is None:
+                    os.unlink(png_path)
+                else:
+                    write_atomic(png_path, old_png)
+            except (OSError, UserError):
+                pass
+            raise
+        return [path, png_path]
+    if kind == "html":
+        write_atomic(path, render_compound_html(r, png))
+        return [path]
+    raise UserError(f"unknown --report '{kind}' (choose md, json or html)")

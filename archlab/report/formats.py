@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
     """A GitHub markdown table; ``align`` is one of 'l'/'r' per column."""
@@ -23,6 +23,7 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str |
 
 
 def csv_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """CSV text (``\\n`` line ends), the header row first."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
@@ -31,6 +32,7 @@ def csv_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def to_json(data: Any) -> str:
+    """Indented JSON, keys in the order the result gives them, with a final newline."""
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
@@ -57,6 +59,21 @@ def text_table(headers: Sequence[str] | None, rows: Sequence[Sequence[Any]], ali
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+PARTIAL = " (partial)"  # after a model's name, or its MACs, whose count leaves out ops with no cost rule
+
+OpCounts = Union[Mapping[str, int], Iterable[Any]]
+
+
+def ops_text(ops: OpCounts) -> str:
+    """Unsupported (or skipped) ops as text, ``"aten.cumsum.default x1, ..."``: from a mapping
+    op -> calls, (op, calls) pairs, or the JSON form's ``[{"op": ..., "count": ...}]``."""
+    if isinstance(ops, Mapping):
+        pairs = list(ops.items())
+    else:
+        pairs = [(o["op"], o["count"]) if isinstance(o, Mapping) else tuple(o) for o in ops]
+    return ", ".join(f"{op} x{n}" for op, n in pairs)
 
 
 FORMATS = ("table", "json", "csv", "md")

@@ -7,12 +7,13 @@ from typing import Any, Sequence
 from archlab.measure.latency import NOISY_IQR, LatencyResult
 from archlab.measure.ranking import Comparison
 from archlab.measure.profile import by_kind
-from archlab.report.formats import csv_table, md_table, to_json
+from archlab.report import formats
+from archlab.report.formats import csv_table, md_table, text_table, to_json
 from archlab.units import human, shape_str
-from archlab.report.formats import text_table
 
 
 def ms(v: float) -> str:
+    """Milliseconds with three significant digits or so (100 ms and more: one decimal)."""
     return f"{v:.1f}" if v >= 100 else (f"{v:.2f}" if v >= 1 else f"{v:.3f}")
 
 
@@ -72,11 +73,13 @@ def _layer_caption(r: LatencyResult) -> str:
             "more of the time than of the MACs.")
 
 
-def _per_layer(r: LatencyResult, fmt: str) -> str:
-    if fmt == "table":
-        return (f"\n{r.model}: {_layer_caption(r)}\n\nby kind\n"
-                + text_table(KIND_HEADERS, _kind_rows(r), "lrrrrrr")
-                + "\nby module\n" + text_table(LAYER_HEADERS, _layer_rows(r), "lllrrrrr"))
+def _per_layer_table(r: LatencyResult) -> str:
+    return (f"\n{r.model}: {_layer_caption(r)}\n\nby kind\n"
+            + text_table(KIND_HEADERS, _kind_rows(r), "lrrrrrr")
+            + "\nby module\n" + text_table(LAYER_HEADERS, _layer_rows(r), "lllrrrrr"))
+
+
+def _per_layer_md(r: LatencyResult) -> str:
     return (f"\n#### {r.model}: per layer\n\n{_layer_caption(r)}\n\n"
             + md_table(KIND_HEADERS, _kind_rows(r), "lrrrrrr") + "\n"
             + md_table(LAYER_HEADERS, _layer_rows(r), "lllrrrrr"))
@@ -164,31 +167,32 @@ def _csv(results: Sequence[LatencyResult], c: Comparison | None) -> str:
     return csv_table(keys, rows)
 
 
+def _table(results: Sequence[LatencyResult], c: Comparison | None) -> str:
+    if c is None:
+        r = results[0]
+        out = _title(r) + "\n" + text_table(None, _lines(r), "lrl", max_width=200)
+    else:
+        out = (text_table(_compare_headers(c), _compare_rows(c, NAME_WIDTH), "llrrrrrrrrr", max_width=NAME_WIDTH)
+               + "\n".join(_compare_caption(results, c)) + "\n")
+    return out + "".join(_per_layer_table(r) for r in results if r.layers is not None)
+
+
+def _md(results: Sequence[LatencyResult], c: Comparison | None) -> str:
+    if c is None:
+        r = results[0]
+        out = f"### {_title(r)}\n\n" + md_table(("quantity", "value", "what"), _lines(r), "lrl")
+    else:
+        out = (md_table(_compare_headers(c), _compare_rows(c), "llrrrrrrrrr") + "\n"
+               + "\n\n".join(_compare_caption(results, c)) + "\n")
+    return out + "".join(_per_layer_md(r) for r in results if r.layers is not None)
+
+
 def render(results: Sequence[LatencyResult], fmt: str, comparison: Comparison | None = None) -> str:
-    """``comparison`` (from ``archlab.latency.compare``) is required for several results."""
+    """``archlab latency``'s output in ``fmt``; ``comparison`` (from
+    ``archlab.measure.ranking.compare``) is required for several results."""
     if len(results) > 1 and comparison is None:
         raise ValueError("several results need their comparison")
     c = comparison if len(results) > 1 else None
-    if fmt == "json":
-        return to_json(results[0].to_dict() if c is None else c.to_dicts(results))
-    if fmt == "csv":
-        return _csv(results, c)
-    if fmt not in ("table", "md"):
-        raise ValueError(fmt)
-    if c is None:
-        r = results[0]
-        if fmt == "table":
-            out = _title(r) + "\n" + text_table(None, _lines(r), "lrl", max_width=200)
-        else:
-            out = f"### {_title(r)}\n\n" + md_table(("quantity", "value", "what"), _lines(r), "lrl")
-    else:
-        caption = _compare_caption(results, c)
-        if fmt == "table":
-            out = text_table(_compare_headers(c), _compare_rows(c, NAME_WIDTH), "llrrrrrrrrr",
-                             max_width=NAME_WIDTH) + "\n".join(caption) + "\n"
-        else:
-            out = md_table(_compare_headers(c), _compare_rows(c), "llrrrrrrrrr") + "\n" + "\n\n".join(caption) + "\n"
-    for r in results:
-        if r.layers is not None:
-            out += _per_layer(r, fmt)
-    return out
+    return formats.render(fmt, table=lambda: _table(results, c),
+                          json=lambda: to_json(results[0].to_dict() if c is None else c.to_dicts(results)),
+                          csv=lambda: _csv(results, c), md=lambda: _md(results, c))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from archlab.analysis.memory import MemoryResult
-from archlab.report.formats import csv_table, md_table, to_json
+from archlab.report import formats
+from archlab.report.formats import csv_table, md_table, text_table, to_json
 from archlab.units import human_bytes, shape_str
-from archlab.report.formats import text_table
 
 
 def _lines(r: MemoryResult) -> list[tuple[str, str, str]]:
@@ -57,29 +57,46 @@ def _compare_row(r: MemoryResult) -> tuple:
             human_bytes(r.max_tensor_bytes), human_bytes(r.max_tensor_fused_bytes) if r.fused_types else "-")
 
 
-def render(results: list[MemoryResult], fmt: str) -> str:
-    if fmt == "json":
-        data = [r.to_dict() for r in results]
-        return to_json(data[0] if len(data) == 1 else data)
-    if fmt == "csv":
-        keys = ("model", "params_bytes", "activation_peak_bytes", "activation_peak_held_bytes",
-                "training_activation_bytes", "mg_bytes", "mg_fused_bytes", "max_tensor_bytes",
-                "max_tensor_fused_bytes", "act_dtype", "dtype")
-        return csv_table(keys, [[r.to_dict().get(k) for k in keys] for r in results])
-    if len(results) == 1:
-        r = results[0]
-        if fmt == "table":
-            return _title(r) + "\n" + text_table(None, _lines(r), "lrl", max_width=200)
-        if fmt == "md":
-            return f"### {_title(r)}\n\n" + md_table(("quantity", "bytes", "what"), _lines(r), "lrl")
+CSV_KEYS = ("model", "params_bytes", "activation_peak_bytes", "activation_peak_held_bytes",
+            "training_activation_bytes", "mg_bytes", "mg_fused_bytes", "max_tensor_bytes", "max_tensor_fused_bytes",
+            "act_dtype", "dtype")
+
+
+def _json(results: list[MemoryResult]) -> str:
+    data = [r.to_dict() for r in results]
+    return to_json(data[0] if len(data) == 1 else data)
+
+
+def _csv(results: list[MemoryResult]) -> str:
+    return csv_table(CSV_KEYS, [[r.to_dict().get(k) for k in CSV_KEYS] for r in results])
+
+
+def _caption(results: list[MemoryResult]) -> str:
     acts = {r.act_dtype for r in results}
     caption = (f"activations at {'/'.join(sorted(acts))}; M(G) = max over ops of inputs + outputs (|op| = 0); "
                "fused: MobileNetV2's inverted residual blocks as single ops")
     failed = [r for r in results if r.training_note is not None]
     if failed:
         caption += f"\ntraining '-': {'; '.join(f'{r.model}: {r.training_note}' for r in failed)}"
-    if fmt == "table":
-        return text_table(COMPARE_HEADERS, [_compare_row(r) for r in results], "lrrrrrrrr") + caption + "\n"
-    if fmt == "md":
-        return md_table(COMPARE_HEADERS, [_compare_row(r) for r in results], "lrrrrrrrr") + "\n" + caption + "\n"
-    raise ValueError(fmt)
+    return caption
+
+
+def _table(results: list[MemoryResult]) -> str:
+    if len(results) == 1:
+        r = results[0]
+        return _title(r) + "\n" + text_table(None, _lines(r), "lrl", max_width=200)
+    return text_table(COMPARE_HEADERS, [_compare_row(r) for r in results], "lrrrrrrrr") + _caption(results) + "\n"
+
+
+def _md(results: list[MemoryResult]) -> str:
+    if len(results) == 1:
+        r = results[0]
+        return f"### {_title(r)}\n\n" + md_table(("quantity", "bytes", "what"), _lines(r), "lrl")
+    return (md_table(COMPARE_HEADERS, [_compare_row(r) for r in results], "lrrrrrrrr") + "\n" + _caption(results)
+            + "\n")
+
+
+def render(results: list[MemoryResult], fmt: str) -> str:
+    """``archlab memory``'s output in ``fmt``: one model's quantities, or several models side by side."""
+    return formats.render(fmt, table=lambda: _table(results), json=lambda: _json(results),
+                          csv=lambda: _csv(results), md=lambda: _md(results))

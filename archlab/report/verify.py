@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from archlab.report.formats import csv_table, md_table, to_json
-from archlab.report.formats import text_table
+from archlab.report import formats
+from archlab.report.formats import csv_table, md_table, text_table, to_json
 from archlab.verify import CAUSES, QUANTITIES, Row, VerifyResult
 
 HEADERS = ("id", "section", "claim", "course", "computed", "diff", "tolerance", "status")
@@ -52,20 +52,18 @@ def explanation(row: Row) -> str:
     return " ".join(out)
 
 
+def _csv(result: VerifyResult) -> str:
+    rows = []
+    for r in result.rows:
+        d = r.to_dict()
+        rows.append([d[k] for k in CSV_KEYS[:-2]] + [explanation(r), r.note])
+    return csv_table(CSV_KEYS, rows)
+
+
 def render(result: VerifyResult, fmt: str) -> str:
-    if fmt == "table":
-        return _table(result)
-    if fmt == "json":
-        return to_json(result.to_dict())
-    if fmt == "csv":
-        rows = []
-        for r in result.rows:
-            d = r.to_dict()
-            rows.append([d[k] for k in CSV_KEYS[:-2]] + [explanation(r), r.note])
-        return csv_table(CSV_KEYS, rows)
-    if fmt == "md":
-        return _markdown(result)
-    raise ValueError(fmt)
+    """``archlab verify``'s output in ``fmt``; ``md`` is the report committed as reports/course-tables.md."""
+    return formats.render(fmt, table=lambda: _table(result), json=lambda: to_json(result.to_dict()),
+                          csv=lambda: _csv(result), md=lambda: _markdown(result))
 
 
 def _table(result: VerifyResult) -> str:

@@ -1,0 +1,110 @@
+"""Renderers for ``archlab compare`` of several models side by side (``archlab.analysis.compare``);
+one model against its scaling law is rendered by ``archlab.report.laws.render_scaling``."""
+
+from __future__ import annotations
+
+from archlab.analysis.compare import CompareRow
+from archlab.analysis.costs import unsupported_json
+from archlab.report import formats
+from archlab.report.formats import PARTIAL, csv_table, md_table, ops_text, text_table, to_json
+from archlab.units import human, human_bytes
+
+COMPARE_HEADERS = ("model", "params", "MACs", "FLOPs", "RF", "param memory", "inference peak", "params ÷ first",
+                   "MACs ÷ first")
+
+
+def _compare_cells(rows: list[CompareRow], first: CompareRow, latency: bool) -> list[tuple]:
+    out = []
+    for r in sorted(rows, key=lambda x: x.macs):
+        name = r.model + (PARTIAL if r.status == "partial" else "")
+        cells = (name, f"{r.params:,}", f"{r.macs:,}", human(r.flops), r.rf if r.rf is not None else "-",
+                 human_bytes(r.params_bytes), human_bytes(r.activation_peak_bytes),
+                 _ratio(r.params, first.params), _ratio(r.macs, first.macs))
+        if latency:
+            cells += (f"{r.latency_ms:.2f}", _ratio(r.latency_ms, first.latency_ms))
+        out.append(cells)
+    return out
+
+
+def _div(a: float, b: float) -> float | None:
+    """a / b, or None where the first model has none of it (a model without parameters)."""
+    return a / b if b else None
+
+
+def _ratio(a: float, b: float) -> str:
+    x = _div(a, b)
+    if x is None:
+        return "-"
+    return f"{x:.3f}" + (f" ({1 / x:.1f}x fewer)" if 0 < x < 1 else "")
+
+
+COMPARE_CSV_HEADERS = ("model", "params", "macs", "flops", "rf_px", "params_bytes", "activation_peak_bytes",
+                       "params_ratio", "macs_ratio")  # then latency_ms, latency_ratio with --latency; status last
+
+
+def _compare_csv_rows(rows: list[CompareRow], first: CompareRow, latency: bool) -> list[tuple]:
+    def raw(x):
+        return "-" if x is None else x
+
+    out = []
+    for r in sorted(rows, key=lambda x: x.macs):
+        cells = (r.model, r.params, r.macs, r.flops, raw(r.rf), r.params_bytes, r.activation_peak_bytes,
+                 raw(_div(r.params, first.params)), raw(_div(r.macs, first.macs)))
+        if latency:
+            cells += (r.latency_ms, raw(_div(r.latency_ms, first.latency_ms)))
+        out.append(cells + (r.status,))
+    return out
+
+
+def _partial_caption(rows: list[CompareRow]) -> str:
+    partial = [r for r in rows if r.status == "partial"]
+    if not partial:
+        return ""
+    return ("PARTIAL counts: " + "; ".join(f"{r.model} runs ops archlab has no cost rule for "
+                                           f"({ops_text(r.unsupported_ops)})" for r in partial)
+            + ": their MACs and FLOPs leave them out\n")
+
+
+def _json(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
+    return to_json([{"model": r.model, "params": r.params, "macs": r.macs, "flops": r.flops, "rf": r.rf,
+                     "params_bytes": r.params_bytes, "activation_peak_bytes": r.activation_peak_bytes,
+                     "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
+                     **({"latency_ms": r.latency_ms, "latency_ratio": _div(r.latency_ms, first.latency_ms)}
+                        if latency else {}),
+                     "status": r.status,
+                     "unsupported_ops": unsupported_json(r.unsupported_ops)}
+                    for r in sorted(rows, key=lambda x: x.macs)])
+
+
+def _csv(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
+    return csv_table(COMPARE_CSV_HEADERS + (("latency_ms", "latency_ratio") if latency else ()) + ("status",),
+                     _compare_csv_rows(rows, first, latency))
+
+
+def _headers(latency: bool) -> tuple[str, ...]:
+    return COMPARE_HEADERS + (("latency ms", "latency ÷ first") if latency else ())
+
+
+def _caption(rows: list[CompareRow], first: CompareRow) -> str:
+    return (f"sorted by MACs (multiply-accumulates; FLOPs = 2 x MACs); ratios to {first.model}, the first "
+            "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, batch 1\n"
+            + _partial_caption(rows))
+
+
+def _table(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
+    headers = _headers(latency)
+    return (text_table(headers, _compare_cells(rows, first, latency), "l" + "r" * (len(headers) - 1), max_width=60)
+            + _caption(rows, first))
+
+
+def _md(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
+    headers = _headers(latency)  # a blank line between caption lines keeps them separate paragraphs
+    return (md_table(headers, _compare_cells(rows, first, latency), "l" + "r" * (len(headers) - 1)) + "\n"
+            + _caption(rows, first).replace("\n", "\n\n", 1))
+
+
+def render_compare(rows: list[CompareRow], fmt: str, latency: bool = False) -> str:
+    """``archlab compare``'s output in ``fmt``: the models sorted by MACs, ratios to the first named."""
+    first = rows[0]
+    return formats.render(fmt, table=lambda: _table(rows, first, latency), json=lambda: _json(rows, first, latency),
+                          csv=lambda: _csv(rows, first, latency), md=lambda: _md(rows, first, latency))
