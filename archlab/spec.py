@@ -12,8 +12,6 @@ from typing import Any
 
 from archlab.errors import UserError
 
-INPUT_KEYS = ("res", "batch", "input")
-
 
 @dataclass(frozen=True)
 class ModelSpec:

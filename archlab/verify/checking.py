@@ -199,10 +199,6 @@ class VerifyResult:
     def summary(self) -> dict[str, int]:
         return {s: sum(1 for r in self.rows if r.status == s) for s in STATUSES}
 
-    @property
-    def failed(self) -> bool:
-        return any(r.status == "FAIL" for r in self.rows)
-
     def raise_if_failed(self) -> None:
         failed = [r.claim.id for r in self.rows if r.status == "FAIL"]
         if failed:
