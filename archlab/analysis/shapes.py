@@ -3,14 +3,17 @@
 The meta kernels of convolution, batch norm, pooling, mean, cat, addmm and the element-wise
 ops are Python functions that import sympy or torch._dynamo on first use (about 2 s, more
 than the whole count). Their output shapes are simple, so the trace computes them here;
-tests/test_formulas.py checks these rules against real tensors, and a test checks that
+tests/test_shapes.py checks these rules against real tensors, and a test checks that
 tracing every model of the zoo imports neither module.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 
+from archlab.analysis.rules import OpRules
 from archlab.units import pair as _pair
 
 
@@ -211,32 +214,29 @@ _aten = torch.ops.aten
 _UNARY = ("relu", "sigmoid", "tanh", "silu", "gelu", "hardtanh", "hardswish", "hardsigmoid", "leaky_relu",
           "elu", "clamp", "clamp_min", "clamp_max", "neg", "exp", "sqrt", "rsqrt", "reciprocal", "abs",
           "_softmax", "_log_softmax", "mish", "softplus")
-SHAPE_RULES = {
-    _aten.addmm.default: _shape_mm,
-    _aten.mm.default: _shape_mm,
-    _aten.bmm.default: _shape_mm,
-    _aten.max_pool2d_with_indices.default: lambda a, k: _shape_pool(a, k, True),
-    _aten.avg_pool2d.default: lambda a, k: _shape_pool(a, k, False),
-    _aten.avg_pool3d.default: lambda a, k: _shape_pool(a, k, False, ndim=3),
-    _aten.cat.default: _shape_cat,
-    _aten._adaptive_avg_pool2d.default: _shape_adaptive,
-    _aten.adaptive_max_pool2d.default: lambda a, k: _shape_adaptive(a, k, True),
-    _aten.constant_pad_nd.default: _shape_pad,
-    _aten.upsample_nearest2d.default: _shape_upsample,
-    _aten.upsample_nearest2d.vec: _shape_upsample,
-    _aten.upsample_bilinear2d.default: _shape_upsample,
-    _aten.upsample_bilinear2d.vec: _shape_upsample,
-    _aten.pow.Tensor_Scalar: _shape_same,
-    _aten.pow_.Scalar: _shape_inplace,
-    **{getattr(_aten, n).default: _shape_same for n in _UNARY},
-    **{getattr(_aten, n + "_").default: _shape_inplace for n in _UNARY if hasattr(_aten, n + "_")},
-    **{getattr(_aten, n).Tensor: _shape_binary for n in ("add", "sub", "mul", "div")},
-    **{getattr(_aten, n).Scalar: _shape_binary for n in ("add", "sub", "mul", "div")},
-    **{getattr(_aten, n).Tensor: _shape_inplace for n in ("add_", "sub_", "mul_", "div_")},
-    **{getattr(_aten, n).Scalar: _shape_inplace for n in ("add_", "sub_", "mul_", "div_")},
-    _aten.convolution.default: lambda a, k: _shape_convolution(a),
-    _aten.native_batch_norm.default: lambda a, k: _shape_batch_norm(a),
-    _aten._native_batch_norm_legit_no_training.default: lambda a, k: _shape_batch_norm_no_training(a),
-    _aten.mean.dim: _shape_mean,
-    _aten.sum.dim_IntList: _shape_mean,  # a reduction keeps the same shape as a mean
-}
+_BINARY = ("add", "sub", "mul", "div")
+
+# op overload -> fn(args, kwargs) returning the meta output(s)
+SHAPE_RULES: OpRules[Callable[[tuple, dict], Any]] = OpRules("shape rule")
+SHAPE_RULES.add((_aten.addmm.default, _aten.mm.default, _aten.bmm.default), _shape_mm)
+SHAPE_RULES.register(_aten.max_pool2d_with_indices.default, lambda a, k: _shape_pool(a, k, True))
+SHAPE_RULES.register(_aten.avg_pool2d.default, lambda a, k: _shape_pool(a, k, False))
+SHAPE_RULES.register(_aten.avg_pool3d.default, lambda a, k: _shape_pool(a, k, False, ndim=3))
+SHAPE_RULES.register(_aten.cat.default, _shape_cat)
+SHAPE_RULES.register(_aten._adaptive_avg_pool2d.default, _shape_adaptive)
+SHAPE_RULES.register(_aten.adaptive_max_pool2d.default, lambda a, k: _shape_adaptive(a, k, True))
+SHAPE_RULES.register(_aten.constant_pad_nd.default, _shape_pad)
+SHAPE_RULES.add((_aten.upsample_nearest2d.default, _aten.upsample_nearest2d.vec, _aten.upsample_bilinear2d.default,
+                 _aten.upsample_bilinear2d.vec), _shape_upsample)
+SHAPE_RULES.register(_aten.pow.Tensor_Scalar, _shape_same)
+SHAPE_RULES.register(_aten.pow_.Scalar, _shape_inplace)
+SHAPE_RULES.add((getattr(_aten, n).default for n in _UNARY), _shape_same)
+SHAPE_RULES.add((getattr(_aten, n + "_").default for n in _UNARY if hasattr(_aten, n + "_")), _shape_inplace)
+SHAPE_RULES.add((getattr(getattr(_aten, n), o) for n in _BINARY for o in ("Tensor", "Scalar")), _shape_binary)
+SHAPE_RULES.add((getattr(getattr(_aten, n + "_"), o) for n in _BINARY for o in ("Tensor", "Scalar")), _shape_inplace)
+SHAPE_RULES.register(_aten.convolution.default, lambda a, k: _shape_convolution(a))
+SHAPE_RULES.register(_aten.native_batch_norm.default, lambda a, k: _shape_batch_norm(a))
+SHAPE_RULES.register(_aten._native_batch_norm_legit_no_training.default,
+                     lambda a, k: _shape_batch_norm_no_training(a))
+SHAPE_RULES.register(_aten.mean.dim, _shape_mean)
+SHAPE_RULES.register(_aten.sum.dim_IntList, _shape_mean)  # a reduction keeps the same shape as a mean

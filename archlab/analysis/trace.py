@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from archlab.analysis.rules import OpRules
 from archlab.analysis.shapes import SHAPE_RULES, Vanished
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import resolve
@@ -98,51 +99,69 @@ class Trace:
     outputs: list[int]
     params: int
     trainable_params: int
-    buffers: int
-    param_bytes: int
-
-    def value(self, vid: int) -> Value:
-        return self.values[vid]
 
 
 # --- geometry recorded for the analyses ----------------------------------------
 
 
-def _op_attrs(name: str, args) -> dict[str, Any]:
-    if name == "convolution":
-        _i, w, _b, stride, padding, dilation, transposed, output_padding, groups = args[:9]
-        return {
-            "kernel": tuple(w.shape[2:]),
-            "stride": tuple(stride),
-            "padding": tuple(padding),
-            "dilation": tuple(dilation),
-            "transposed": bool(transposed),
-            "output_padding": tuple(output_padding),
-            "groups": int(groups),
-        }
-    if name in ("avg_pool3d", "max_pool3d_with_indices"):
-        kernel = _pair(args[1], 3)
-        stride = _pair(args[2], 3) if len(args) > 2 and args[2] else kernel
-        padding = _pair(args[3], 3) if len(args) > 3 else (0, 0, 0)
-        return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": (1, 1, 1)}
-    if name == "slice":
-        dim = args[1] if len(args) > 1 else 0
-        start = args[2] if len(args) > 2 and args[2] is not None else 0
-        step = args[4] if len(args) > 4 else 1
-        size = args[0].shape[dim]
-        start = max(start + size, 0) if start < 0 else min(start, size)
-        return {"slice": (dim, start, step)}
-    if name in ("constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
-                "replication_pad1d", "replication_pad2d", "replication_pad3d"):
-        return {"pad": tuple(args[1])}
-    if name in ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d"):
-        kernel = _pair(args[1])
-        stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
-        padding = _pair(args[3]) if len(args) > 3 else (0, 0)
-        dilation = _pair(args[4]) if name != "avg_pool2d" and len(args) > 4 else (1, 1)
-        ceil_mode = bool(args[5] if name != "avg_pool2d" and len(args) > 5 else (args[4] if name == "avg_pool2d" and len(args) > 4 else False))
-        return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode}
-    return {}
+# op -> fn(name, meta args) -> the attributes recorded on the traced op
+OP_ATTRS: OpRules[Callable[[str, tuple], dict[str, Any]]] = OpRules("recorded-attributes rule")
+
+
+@OP_ATTRS.rule("convolution")
+def _conv_attrs(name: str, args: tuple) -> dict[str, Any]:
+    _i, w, _b, stride, padding, dilation, transposed, output_padding, groups = args[:9]
+    return {
+        "kernel": tuple(w.shape[2:]),
+        "stride": tuple(stride),
+        "padding": tuple(padding),
+        "dilation": tuple(dilation),
+        "transposed": bool(transposed),
+        "output_padding": tuple(output_padding),
+        "groups": int(groups),
+    }
+
+
+@OP_ATTRS.rule("avg_pool3d", "max_pool3d_with_indices")
+def _pool3d_attrs(name: str, args: tuple) -> dict[str, Any]:
+    kernel = _pair(args[1], 3)
+    stride = _pair(args[2], 3) if len(args) > 2 and args[2] else kernel
+    padding = _pair(args[3], 3) if len(args) > 3 else (0, 0, 0)
+    return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": (1, 1, 1)}
+
+
+@OP_ATTRS.rule("slice")
+def _slice_attrs(name: str, args: tuple) -> dict[str, Any]:
+    dim = args[1] if len(args) > 1 else 0
+    start = args[2] if len(args) > 2 and args[2] is not None else 0
+    step = args[4] if len(args) > 4 else 1
+    size = args[0].shape[dim]
+    start = max(start + size, 0) if start < 0 else min(start, size)
+    return {"slice": (dim, start, step)}
+
+
+@OP_ATTRS.rule("constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
+               "replication_pad1d", "replication_pad2d", "replication_pad3d")
+def _pad_attrs(name: str, args: tuple) -> dict[str, Any]:
+    return {"pad": tuple(args[1])}
+
+
+@OP_ATTRS.rule("max_pool2d_with_indices", "max_pool2d", "avg_pool2d")
+def _pool2d_attrs(name: str, args: tuple) -> dict[str, Any]:
+    kernel = _pair(args[1])
+    stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
+    padding = _pair(args[3]) if len(args) > 3 else (0, 0)
+    if name == "avg_pool2d":  # avg_pool2d(input, kernel, stride, padding, ceil_mode, ...)
+        dilation, ceil_mode = (1, 1), bool(args[4]) if len(args) > 4 else False
+    else:  # max_pool2d(input, kernel, stride, padding, dilation, ceil_mode)
+        dilation = _pair(args[4]) if len(args) > 4 else (1, 1)
+        ceil_mode = bool(args[5]) if len(args) > 5 else False
+    return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode}
+
+
+def _op_attrs(func: Any, name: str, args: tuple) -> dict[str, Any]:
+    rule = OP_ATTRS.get(func)
+    return rule(name, args) if rule is not None else {}
 
 
 def _module_attrs(module: nn.Module) -> dict[str, Any]:
@@ -213,13 +232,9 @@ class _Tracer:
         name = func._overloadpacket.__name__
         flat_in = _tensors(args) + (_tensors(tuple(kwargs.values())) if kwargs else [])
         in_ids = [self.value_of(t) for t in flat_in]
-        if all(t.device.type == "meta" for t in flat_in):
-            margs, mkwargs = args, kwargs
-        else:
-            margs, mkwargs = _to_meta_args(args), {k: _to_meta_args((v,))[0] for k, v in kwargs.items()}
-        rule = SHAPE_RULES.get(func)
+        margs, mkwargs = _on_meta(args, kwargs, flat_in)
         try:
-            out = rule(margs, mkwargs) if rule is not None else func(*margs, **mkwargs)
+            out = _run_on_meta(func, margs, mkwargs)
         except Exception as e:
             if self.failed_call is None:
                 self.failed_call = self.stack[-1] if self.stack else -1
@@ -232,7 +247,7 @@ class _Tracer:
                 f"(a {'x'.join(map(str, e.spatial))} map under a {'x'.join(map(str, e.kernel))} kernel)"
             ) from None
         index = len(self.ops)
-        op = Op(index, str(func), name, self.stack[-1] if self.stack else -1, in_ids, [], _op_attrs(name, margs))
+        op = Op(index, str(func), name, self.stack[-1] if self.stack else -1, in_ids, [], _op_attrs(func, name, margs))
         self.ops.append(op)
         flat_out = _tensors(out if isinstance(out, (tuple, list)) else (out,), keep_none=True)
         schema_aliases = _output_aliases(func)
@@ -304,6 +319,34 @@ def _nested_tensors(obj) -> list:
 
 def _to_meta_args(args):
     return tuple([_to_meta(t) for t in x] if isinstance(x, list) else _to_meta(x) for x in args)
+
+
+def _on_meta(args: tuple, kwargs: dict, tensors: list | None = None) -> tuple[tuple, dict]:
+    """An op's arguments with every tensor on the meta device (meta copies: no data is copied);
+    ``tensors``: the tensors among them, when the caller has them already."""
+    if tensors is None:
+        tensors = _tensors(args) + (_tensors(tuple(kwargs.values())) if kwargs else [])
+    if all(t.device.type == "meta" for t in tensors):
+        return args, kwargs
+    return _to_meta_args(args), {k: _to_meta_args((v,))[0] for k, v in kwargs.items()}
+
+
+def _run_on_meta(func: Any, args: tuple, kwargs: dict) -> Any:
+    """Run an op on meta arguments: by its shape rule when it has one (see ``shapes``), else by
+    PyTorch's meta kernel."""
+    rule = SHAPE_RULES.get(func)
+    return rule(args, kwargs) if rule is not None else func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _modes_restored(model: nn.Module) -> Iterator[None]:
+    """Every module's ``training`` flag is put back as it was after the body, even when it raises."""
+    modes = {m: m.training for m in model.modules()}
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
 
 
 def _count_params(module: nn.Module, memo: dict[int, int]) -> int:
@@ -407,19 +450,17 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
     meta_inputs = tuple(_to_meta(t) for t in inputs)
     tracer = _Tracer(model)
     in_ids = [tracer._new_value(t, INPUT) for t in meta_inputs]
-    modes = {m: m.training for m in model.modules()}
     from torch.nn.modules import module as module_mod
 
     h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
     h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:
-        model.eval()
-        with _left_as_found(model), torch.no_grad(), _Recorder(tracer):
+        with _modes_restored(model), _left_as_found(model), torch.no_grad(), _Recorder(tracer):
+            model.eval()
             out = model(*meta_inputs)
             # counted before the model is put back: a lazy layer has its shapes only now
             params = list({id(p): p for p in model.parameters()}.values())
-            counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad),
-                      sum(b.numel() for b in model.buffers()), sum(p.numel() * p.element_size() for p in params))
+            counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
     except UserError:
         raise
     except SystemExit as e:  # the user's forward must not end archlab without a word
@@ -443,8 +484,6 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
     finally:
         h_pre.remove()
         h_post.remove()
-        for m, mode in modes.items():
-            m.training = mode
     out_ids = [tracer.value_of(t) for t in _nested_tensors(out)]
     return Trace(
         input_shape=tuple(inputs[0].shape),
@@ -455,8 +494,6 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         outputs=out_ids,
         params=counts[0],
         trainable_params=counts[1],
-        buffers=counts[2],
-        param_bytes=counts[3],
     )
 
 
@@ -468,12 +505,7 @@ class _MetaMode(TorchDispatchMode):
         return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if not all(t.device.type == "meta" for t in _tensors(args) + _tensors(tuple(kwargs.values()))):
-            args = _to_meta_args(args)
-            kwargs = {k: _to_meta_args((v,))[0] for k, v in kwargs.items()}
-        rule = SHAPE_RULES.get(func)
-        return rule(args, kwargs) if rule is not None else func(*args, **kwargs)
+        return _run_on_meta(func, *_on_meta(args, kwargs or {}))
 
 
 def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Tensor]:
@@ -492,20 +524,16 @@ def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Ten
             saved.setdefault(id(base), base)
         return t
 
-    modes = {m: m.training for m in model.modules()}
     try:
-        model.train()
-        with _left_as_found(model), torch.enable_grad(), \
+        with _modes_restored(model), _left_as_found(model), torch.enable_grad(), \
                 torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaMode():
+            model.train()
             model(_to_meta(inputs))
     except SystemExit as e:
         raise UserError(f"the training-mode forward called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 - the user's forward raised
         msg = first_line(e)
         raise UserError(f"the training-mode forward failed: {msg}") from None
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
     return list(saved.values())
 
 
