@@ -5,6 +5,12 @@ import pytest
 from archlab.cli import main
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--overwrite", action="store_true", default=False,
+                     help="write the outputs to the golden files under tests/golden/ instead of comparing "
+                          "(tests/test_report_golden.py)")
+
+
 class CliResult:
     def __init__(self, code: int, out: str, err: str) -> None:
         self.code, self.out, self.err = code, out, err
