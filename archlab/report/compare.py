@@ -43,7 +43,7 @@ COMPARE_CSV_HEADERS = ("model", "params", "macs", "flops", "rf_px", "params_byte
 
 
 def _compare_csv_rows(rows: list[CompareRow], first: CompareRow, latency: bool) -> list[tuple]:
-    def raw(x):
+    def raw(x: object) -> object:
         return "-" if x is None else x
 
     out = []

@@ -1,4 +1,4 @@
-"""Renderers for ``archlab count``: a rich table, JSON, CSV and markdown."""
+"""Renderers for ``archlab count``: a text table, JSON, CSV and markdown."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from archlab.units import human
 
 
 def _dwsc_rows(r: DwscResult) -> list[tuple]:
-    def same(a, b):
+    def same(a: object, b: object) -> str:
         return "yes" if a == b else "NO"
 
     return [
@@ -41,7 +41,7 @@ DWSC_CSV_HEADERS = ("quantity", "unit", "formula", "by_formula", "counted", "agr
 
 def _dwsc_csv_rows(r: DwscResult) -> list[tuple]:
     """Raw numbers, one row per quantity; the unit column names what each row counts."""
-    def same(a, b):
+    def same(a: object, b: object) -> str:
         return "true" if a == b else "false"
 
     macs, params = "multiply-accumulates", "weights (no bias)"
@@ -118,7 +118,7 @@ def render_sweep(key: str, results: Sequence[DwscResult], fmt: str) -> str:
 
 
 def _scaling_rows(c: ScalingComparison) -> list[tuple]:
-    def macs(side):
+    def macs(side: dict[str, Any]) -> str:
         return f"{side['macs']:,}" + (PARTIAL if side.get("status") == "partial" else "")
 
     rows = [
