@@ -167,7 +167,7 @@ def measured_region(model, layer, input_size, samples=64, seed=0):
 
 
 def analytic_region(spec, layer, input_size, unit):
-    tr, _ = archlab.analysis.count.trace_model(spec, input_size=input_size)
+    tr, _ = archlab.analysis.trace.trace_model(spec, input_size=input_size)
     rf = receptive_fields(tr)
     call = [c for c in tr.calls if c.name == layer][-1]
     f = rf.of(call.outputs[0])

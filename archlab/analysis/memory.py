@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
-from archlab.analysis.trace import CONST, PARAM, Trace, saved_for_backward, trace_model
+from archlab.analysis.rules import OpRules
+from archlab.analysis.trace import CONST, PARAM, Op, Trace, saved_for_backward, trace_model
 from archlab.errors import UserError
 from archlab.measure.devices import check_device
 from archlab.measure.guard import check_fits
@@ -108,8 +109,19 @@ def inference_peak(trace: Trace, act_bytes: int, held: bool = False) -> Peak:
     return best
 
 
-def _workspace(trace: Trace, op, act_bytes: int) -> int:
-    if op.name != "convolution" or op.attrs.get("transposed"):
+# op -> fn(trace, op, act_bytes): the op's own working memory |op| under workspace="im2col"
+WORKSPACE: OpRules[Callable[[Trace, Op, int], int]] = OpRules("workspace rule")
+
+
+def _workspace(trace: Trace, op: Op, act_bytes: int) -> int:
+    rule = WORKSPACE.get(op)
+    return rule(trace, op, act_bytes) if rule is not None else 0
+
+
+@WORKSPACE.rule("convolution")
+def _im2col(trace: Trace, op: Op, act_bytes: int) -> int:
+    """The column buffer of a GEMM-based convolution with a kernel larger than 1x1."""
+    if op.attrs.get("transposed"):
         return 0
     kernel = op.attrs["kernel"]
     if math.prod(kernel) == 1:
@@ -253,8 +265,6 @@ def memory(
 ) -> MemoryResult:
     """Memory of a model. ``fuse``: module type names treated as single ops in M(G)
     (default: MobileNetV2's inverted residual blocks, where present; ``()`` for none)."""
-    import torch
-
     param_bytes = _check_dtype(dtype, "--dtype")
     act_bytes = _check_dtype(act_dtype, "--act-dtype")
     if workspace not in ("none", "im2col"):
@@ -311,23 +321,14 @@ def memory(
     )
 
 
-def _with_inputs_class():
-    import torch
+class _WithInputs(torch.nn.Module):
+    """``model(x, *rest)`` as a one-input module, for ``saved_for_backward`` (which calls its
+    model with one input): a forward of several inputs gets all of them."""
 
-    class WithInputs(torch.nn.Module):
-        """``model(x, *rest)`` as a one-input module, for ``saved_for_backward`` (which calls
-        its model with one input): a forward of several inputs gets all of them."""
+    def __init__(self, model: torch.nn.Module, rest: Sequence[torch.Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self._rest = tuple(rest)
 
-        def __init__(self, model, rest) -> None:
-            super().__init__()
-            self.model = model
-            self._rest = tuple(rest)
-
-        def forward(self, x):
-            return self.model(x, *self._rest)
-
-    return WithInputs
-
-
-def _WithInputs(model, rest):  # noqa: N802 - a class made on first use (torch is imported lazily)
-    return _with_inputs_class()(model, rest)
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.model(x, *self._rest)

@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from archlab.analysis.trace import Call, Trace, check_depth, trace_model
+from archlab.analysis.rules import OpRules
+from archlab.analysis.trace import Call, Op, Trace, check_depth, trace_model
 from archlab.units import SCHEMA_VERSION
 
 
@@ -218,58 +219,12 @@ class _Walker:
             if is_global:
                 self.global_values.update(op.outputs)
             return
-        name = op.name
+        rule = RF_RULES.get(op)
         first = self.fields[ins[0]]
-        in_sp = self.spatial(ins[0])
-        if name == "convolution":
-            a = op.attrs
-            fn = _transposed if a["transposed"] else _geom
-            k, s = _last2(a["kernel"]), _last2(a["stride"])
-            p, d = _last2(a["padding"], 0), _last2(a["dilation"])
-            self._set(op, fn(first, k, s, p, d) if out_sp else None)
-        elif name in ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d", "avg_pool3d",
-                      "max_pool3d_with_indices"):
-            kernel, stride, padding, dilation = self._pool_args(op)
-            self._set(op, _geom(first, kernel, stride, padding, dilation))
-        elif name in ("_adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d"):
-            if out_sp and out_sp == in_sp:
-                self._set(op, first)
-            elif out_sp and out_sp != (1, 1):
-                self._set(op, _adaptive(first, in_sp, out_sp))
-            else:
-                self._end_global(op)
-        elif name.startswith("upsample") or name in ("_upsample_nearest_exact2d", "pixel_shuffle"):
-            # pixel_shuffle: output unit o reads input unit o // r, as nearest upsampling by r does
-            scale = tuple(o / i for o, i in zip(out_sp, in_sp))
-            extra = 1 if "linear" in name or "bicubic" in name else 0  # interpolation reads 2 (or 4) neighbours
-            extra = 3 if "bicubic" in name else extra
-            rf = tuple(first.rf[a] + extra * first.jump[a] for a in range(2))
-            jump = tuple(first.jump[a] / scale[a] for a in range(2))
-            start = tuple(first.start[a] + (0.5 / scale[a] - 0.5) * first.jump[a] for a in range(2))
-            self._set(op, Field(rf, jump, start, first.global_context))
-        elif name == "pixel_unshuffle":
-            # output unit (y, x) gathers the r x r block at (y r, x r) into its channels: a k = s = r window
-            r = tuple(i // o for i, o in zip(in_sp, out_sp))
-            self._set(op, _geom(first, r, r, (0, 0), (1, 1)))
-        elif name in ("mean", "sum", "amax", "amin", "max", "var_mean", "var", "std"):
-            if out_sp and out_sp == in_sp:
-                self._merge(op, ins)
-            else:
-                self._end_global(op)
-        elif name == "slice":
-            self._slice(op, first)
-        elif name in _NONLOCAL:
-            # these read the map anywhere (grid_sample, FFTs), although their output may keep the grid
-            self.result.unsupported[op.target] = self.result.unsupported.get(op.target, 0) + 1
-            self._unknown(op, op.target)
-        elif name in _PADS and out_sp:
-            # reflection and replication padding repeat units of the input, constant padding adds
-            # units that see nothing: either way the units keep their fields; the grid gains a margin
-            left = self._pad_left(op, in_sp, out_sp)
-            start = tuple(first.start[a] - left[a] * first.jump[a] for a in range(2))
-            self._set(op, Field(first.rf, first.jump, start, first.global_context, first.snap))
-        else:
+        if rule is None:
             self._generic(op, ins, out_sp, is_global)
+        else:
+            rule(self, op, first, self.spatial(ins[0]), out_sp, ins, is_global)
 
     # helpers
     def _pool_args(self, op):
@@ -350,6 +305,92 @@ class _Walker:
                 f = self.fields.get(vid)
                 if f is not None and not f.global_context:
                     self.fields[vid] = Field(f.rf, f.jump, f.start, True, f.snap)
+
+
+# --- the per-op rules of the walk -------------------------------------------------------
+# op -> fn(walker, op, field of its first input with a field, that input's (H, W), the output's
+# (H, W) or None, inputs with a field, whether an input is global); ops without a rule keep the
+# grid (``_Walker._generic``)
+RF_RULES: OpRules[Callable[..., None]] = OpRules("receptive-field rule")
+
+
+@RF_RULES.rule("convolution")
+def _rf_convolution(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    a = op.attrs
+    fn = _transposed if a["transposed"] else _geom
+    k, s = _last2(a["kernel"]), _last2(a["stride"])
+    p, d = _last2(a["padding"], 0), _last2(a["dilation"])
+    w._set(op, fn(first, k, s, p, d) if out_sp else None)
+
+
+@RF_RULES.rule("max_pool2d_with_indices", "max_pool2d", "avg_pool2d", "avg_pool3d", "max_pool3d_with_indices")
+def _rf_pool(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    kernel, stride, padding, dilation = w._pool_args(op)
+    w._set(op, _geom(first, kernel, stride, padding, dilation))
+
+
+@RF_RULES.rule("_adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d")
+def _rf_adaptive(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    if out_sp and out_sp == in_sp:
+        w._set(op, first)
+    elif out_sp and out_sp != (1, 1):
+        w._set(op, _adaptive(first, in_sp, out_sp))
+    else:
+        w._end_global(op)
+
+
+@RF_RULES.rule("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "upsample_linear1d",
+               "upsample_bilinear2d", "upsample_bicubic2d", "upsample_trilinear3d", "_upsample_nearest_exact2d",
+               "pixel_shuffle")
+def _rf_upsample(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    # pixel_shuffle: output unit o reads input unit o // r, as nearest upsampling by r does
+    name = op.name
+    scale = tuple(o / i for o, i in zip(out_sp, in_sp))
+    extra = 1 if "linear" in name or "bicubic" in name else 0  # interpolation reads 2 (or 4) neighbours
+    extra = 3 if "bicubic" in name else extra
+    rf = tuple(first.rf[a] + extra * first.jump[a] for a in range(2))
+    jump = tuple(first.jump[a] / scale[a] for a in range(2))
+    start = tuple(first.start[a] + (0.5 / scale[a] - 0.5) * first.jump[a] for a in range(2))
+    w._set(op, Field(rf, jump, start, first.global_context))
+
+
+@RF_RULES.rule("pixel_unshuffle")
+def _rf_pixel_unshuffle(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    # output unit (y, x) gathers the r x r block at (y r, x r) into its channels: a k = s = r window
+    r = tuple(i // o for i, o in zip(in_sp, out_sp))
+    w._set(op, _geom(first, r, r, (0, 0), (1, 1)))
+
+
+@RF_RULES.rule("mean", "sum", "amax", "amin", "max", "var_mean", "var", "std")
+def _rf_reduction(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    if out_sp and out_sp == in_sp:
+        w._merge(op, ins)
+    else:
+        w._end_global(op)
+
+
+@RF_RULES.rule("slice")
+def _rf_slice(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    w._slice(op, first)
+
+
+@RF_RULES.rule(*_NONLOCAL)
+def _rf_nonlocal(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    # these read the map anywhere (grid_sample, FFTs), although their output may keep the grid
+    w.result.unsupported[op.target] = w.result.unsupported.get(op.target, 0) + 1
+    w._unknown(op, op.target)
+
+
+@RF_RULES.rule(*_PADS)
+def _rf_pad(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> None:
+    if not out_sp:
+        w._generic(op, ins, out_sp, is_global)
+        return
+    # reflection and replication padding repeat units of the input, constant padding adds
+    # units that see nothing: either way the units keep their fields; the grid gains a margin
+    left = w._pad_left(op, in_sp, out_sp)
+    start = tuple(first.start[a] - left[a] * first.jump[a] for a in range(2))
+    w._set(op, Field(first.rf, first.jump, start, first.global_context, first.snap))
 
 
 def receptive_fields(trace: Trace) -> RFAnalysis:
