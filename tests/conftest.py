@@ -1,4 +1,5 @@
 import json
+import textwrap
 
 import pytest
 
@@ -53,3 +54,166 @@ def assert_one_line_error(result: CliResult, *needles: str) -> None:
     assert "Traceback" not in result.err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+MODELS = '''
+import sys
+
+import torch
+from torch import nn
+
+
+def _real(x):
+    return x.device.type != "meta"
+
+
+def _profiled():
+    return torch.autograd._profiler_enabled()
+
+
+class Fails(nn.Module):
+    """Raises ``exc`` on real tensors only; with ``profiled``, only under the profiler."""
+
+    def __init__(self, exc, profiled=False):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+        self.exc, self.profiled = exc, profiled
+
+    def forward(self, x):
+        y = self.c(x)
+        if _real(x) and (not self.profiled or _profiled()):
+            if self.exc == "exit0":
+                sys.exit(0)
+            if self.exc == "exit3":
+                sys.exit(3)
+            if self.exc == "KeyError":
+                raise KeyError("boom")
+            if self.exc == "AssertionError":
+                assert x.shape[-1] == 999, "input size check"
+            if self.exc == "AttributeError":
+                return self.nope(y)
+            if self.exc == "ZeroDivisionError":
+                return y * (1 / 0)
+            if self.exc == "ValueError":
+                raise ValueError("real-only failure")
+        return y
+
+
+def keyerr(): return Fails("KeyError")
+def asserr(): return Fails("AssertionError")
+def attrerr(): return Fails("AttributeError")
+def zerodiv(): return Fails("ZeroDivisionError")
+def valueerr(): return Fails("ValueError")
+def exit0(): return Fails("exit0")
+def exit3(): return Fails("exit3")
+def profiled_keyerr(): return Fails("KeyError", profiled=True)
+def profiled_exit(): return Fails("exit3", profiled=True)
+
+
+for _f in (keyerr, asserr, attrerr, zerodiv, valueerr, exit0, exit3, profiled_keyerr, profiled_exit):
+    _f.input_size = (3, 8, 8)
+
+
+class Two(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(10, 8)
+
+    def forward(self, image, vector):
+        return torch.relu(self.c(image)).mean((2, 3)) @ self.fc(vector).T
+
+
+def two(): return Two()
+
+
+class Cumsum(nn.Module):
+    """cumsum has no cost rule: the count is partial."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return torch.cumsum(self.c(x), dim=1)
+
+
+def cumsum(): return Cumsum()
+cumsum.input_size = (3, 8, 8)
+
+
+def half(): return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).half()
+'''
+
+
+@pytest.fixture
+def models(tmp_path):
+    path = tmp_path / "usermodels.py"
+    path.write_text(textwrap.dedent(MODELS))
+    return lambda name: f"{path}:{name}"
+
+
+# --- external models --------------------------------------------------------------------------
+
+USER_FILE = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+    class TwoInputs(nn.Module):
+        def __init__(self, width=8):
+            super().__init__()
+            self.conv = nn.Conv2d(3, width, 3, padding=1)
+            self.fc = nn.Linear(10, width)
+
+        def forward(self, image, vector):
+            x = F.relu(self.conv(image))            # functional ops are counted too
+            x = F.interpolate(x, scale_factor=2.0)
+            g = x.mean((2, 3))
+            return {"logits": g + self.fc(vector), "gram": torch.matmul(g.t(), g)}
+
+    def make(width: int = 8):
+        return TwoInputs(width)
+
+    def small():
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    small.input_size = (3, 16, 16)
+
+    def not_a_model():
+        return 42
+
+    def needs(width, *, k):
+        return nn.Conv2d(3, width, k)
+
+    def quits():
+        import sys
+        sys.exit(3)
+
+    def quits_in_forward():
+        class Quit(nn.Module):
+            def forward(self, x):
+                import sys
+                sys.exit(0)
+        return Quit()
+
+    instance = nn.Conv2d(3, 4, 3)  # a module instance, not a factory
+
+    def reads_values():
+        class Branchy(nn.Module):
+            def forward(self, x):
+                return x * 2 if x.mean().item() > 0 else x
+        return Branchy()
+
+    def explodes():
+        class Boom(nn.Module):
+            def forward(self, x):
+                raise ValueError("forward exploded")
+        return Boom()
+''')
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "mynet.py"
+    path.write_text(USER_FILE)
+    return str(path)

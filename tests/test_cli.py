@@ -8,7 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
+from hypothesis import strategies as st
 
+import archlab.measure.latency as latency_mod
 from conftest import assert_one_line_error
 
 
@@ -400,3 +405,132 @@ def test_standard_output_that_cannot_be_written_is_a_user_error(cli, monkeypatch
             assert r.returncode == 2 and where in r.stderr and "Traceback" not in r.stderr
         else:
             assert r.stdout == "", "with stderr closed the error line must not land among the results"
+
+
+NAMES = ["lenet", "lenet5", "mobilenet", "mobilenet_v2", "resnet18", "googlenet", "unet", "hourglass",
+         "efficientnet_b0", "vgg11", "alexnet", "fcn8s", "densenet121", "nosuchnet", "resnet", "", "@", "mobilenet@",
+         "lenet@res=0", "hourglass@stacks=1", "mobilenet@alpha=2", "../x.py:f", "torchvision:resnet18"]
+
+
+COMMANDS = ["count", "trace", "rf", "memory"]
+
+
+FORMATS = ["table", "json", "csv", "md", "xml"]
+
+
+@st.composite
+def command_lines(draw):
+    cmd = draw(st.sampled_from(COMMANDS))
+    args = [cmd, draw(st.sampled_from(NAMES))]
+    if draw(st.booleans()):
+        args += ["--res", str(draw(st.integers(-2, 300)))]
+    elif draw(st.booleans()):
+        args += ["--input-size", draw(st.sampled_from(["3,32,32", "1,16,16", "3,x,4", "0,3,3", "3,64", "2,7,7"]))]
+    if draw(st.booleans()):
+        args += ["--alpha", str(draw(st.sampled_from([-1, 0, 0.1, 0.25, 1.0, 1.4, 5, "nan", "abc"])))]
+    if cmd != "rf" and draw(st.booleans()):
+        args += ["--batch", str(draw(st.integers(-1, 3)))]
+    if draw(st.booleans()):
+        args += ["--set", draw(st.sampled_from(["stacks=2", "num_classes=5", "num_classes=0", "bogus", "x=1",
+                                                 "aux_logits=true", "adaptive_pool=yes"]))]
+    if cmd in ("count", "trace", "rf") and draw(st.booleans()):
+        args += ["--depth", str(draw(st.integers(-1, 4)))]
+    fmt = draw(st.sampled_from(FORMATS))
+    args += ["--format", fmt]
+    return args, fmt
+
+
+@settings(max_examples=int(__import__("os").environ.get("ARCHLAB_FUZZ", 60)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command_lines())
+def test_cli_never_crashes(cli, line):
+    args, fmt = line
+    r = cli(*args)
+    assert r.code in (0, 2), (args, r.code, r.err)  # 1 would be an internal error: a bug
+    assert "Traceback" not in r.err and "Traceback" not in r.out
+    if r.code == 2:
+        assert len(r.err.strip().splitlines()) == 1, (args, r.err)
+    elif fmt == "json":
+        json.loads(r.out)
+
+
+def test_json_is_byte_identical_across_runs(cli):
+    for args in (["count", "googlenet"], ["rf", "resnet50"], ["memory", "mobilenet_v2"], ["trace", "lenet5"],
+                 ["dwsc"], ["compare", "alexnet", "googlenet"], ["efficientnet", "--phi", "2"]):
+        a = cli(*args, "--format", "json").out
+        assert a == cli(*args, "--format", "json").out, args
+
+
+FAST = ("--min-time", "0.02")
+
+
+EXCEPTIONS = ("KeyError", "AssertionError", "AttributeError", "ZeroDivisionError", "ValueError")
+
+
+FACTORY = {"KeyError": "keyerr", "AssertionError": "asserr", "AttributeError": "attrerr",
+           "ZeroDivisionError": "zerodiv", "ValueError": "valueerr"}
+
+
+# every real run of a model, as a command; the model's spec goes in place of "{m}"
+REAL_RUNS = {
+    "latency": ("latency", "{m}", *FAST),
+    "latency several": ("latency", "lenet5", "{m}", *FAST),
+    "memory --measure": ("memory", "{m}", "--measure"),
+    "count --engine fvcore": ("count", "{m}", "--engine", "fvcore"),
+    "compare --latency": ("compare", "lenet5", "{m}", "--latency", *FAST),
+}
+
+
+def _command(run: str, spec: str) -> list[str]:
+    return [a.replace("{m}", spec) for a in REAL_RUNS[run]]
+
+
+# --- B1: any exception of the user's forward is the user's error ---------------------------
+
+
+@pytest.mark.parametrize("run", REAL_RUNS)
+@pytest.mark.parametrize("exc", EXCEPTIONS)
+def test_an_exception_in_the_users_forward_during_a_real_run_is_one_line(cli, models, run, exc):
+    r = cli(*_command(run, models(FACTORY[exc])))
+    assert_one_line_error(r, "failed: ", exc)
+    assert "internal error" not in r.err
+
+
+def test_the_message_says_what_failed(cli, models):
+    assert_one_line_error(cli("latency", models("valueerr"), *FAST),
+                          "the forward pass of ", ":valueerr on cpu at fp32 failed: ValueError: real-only failure")
+    assert_one_line_error(cli("memory", models("keyerr"), "--measure"),
+                          "the measured forward of ", "failed: KeyError: 'boom'")
+    assert_one_line_error(cli("count", models("asserr"), "--engine", "fvcore"),
+                          "fvcore's forward on cpu at fp32 failed: AssertionError: input size check")
+
+
+def test_an_exception_only_under_the_per_layer_profiler_is_one_line(cli, models):
+    # the warm-up and the timing pass; the profiled forwards of --per-layer raise
+    assert cli("latency", models("profiled_keyerr"), *FAST).code == 0
+    assert_one_line_error(cli("latency", models("profiled_keyerr"), *FAST, "--per-layer"),
+                          "profiling ", "failed: KeyError: 'boom'")
+
+
+def test_an_exception_in_archlabs_own_code_is_still_archlabs_bug(cli, monkeypatch):
+    # the catch is for the user's forward: archlab's own analysis after it is not the user's
+    def broken(*args, **kw):
+        raise KeyError("archlab's own")
+
+    monkeypatch.setattr(latency_mod, "layers_from_events", broken)
+    r = cli("latency", "lenet5", *FAST, "--per-layer")
+    assert r.code == 1 and "archlab: internal error: KeyError" in r.err
+
+
+# --- B2: sys.exit() in the user's forward ---------------------------------------------------
+
+
+@pytest.mark.parametrize("run", REAL_RUNS)
+@pytest.mark.parametrize("factory,code", [("exit0", 0), ("exit3", 3)])
+def test_sys_exit_in_the_users_forward_during_a_real_run_is_one_line(cli, models, run, factory, code):
+    r = cli(*_command(run, models(factory)))
+    assert_one_line_error(r, f"the forward pass called sys.exit({code})")
+
+
+def test_sys_exit_under_the_per_layer_profiler_is_one_line(cli, models):
+    assert_one_line_error(cli("latency", models("profiled_exit"), *FAST, "--per-layer"),
+                          "profiling ", "the forward pass called sys.exit(3)")

@@ -8,14 +8,16 @@ asks. What needs real kernels is at the end, skipped without a GPU (two GPUs for
 
 from __future__ import annotations
 
+
 import pytest
 import torch
 from torch import nn
 
 import archlab
-from archlab.measure.devices import check_device, on_device, run_failed
 from archlab.errors import UserError
+from archlab.measure.devices import check_device, on_device, run_failed
 from archlab.measure.latency import setting_notes
+from archlab.measure.memory_peak import measure_peak
 from conftest import assert_one_line_error
 
 
@@ -182,3 +184,39 @@ def test_fvcore_engine_is_refused_when_too_big_unless_forced(cli, monkeypatch):
                           "--force")
     r = cli("count", "lenet5", "--engine", "fvcore", "--force", "--format", "json")
     assert r.code == 0 and r.json()["fvcore"]["agrees_with_archlab_macs"]
+
+
+def test_the_python_api_raises_user_error_too(models):
+    with pytest.raises(UserError, match="failed: ZeroDivisionError: division by zero"):
+        archlab.measure.latency.latency(models("zerodiv"), min_time=0.02)
+    with pytest.raises(UserError, match="failed: AttributeError: .*nope"):
+        archlab.memory(models("attrerr"), measure=True)
+
+
+def test_run_failed_names_the_exception_and_keeps_its_hints():
+    assert str(run_failed("x", "cpu", "fp32", KeyError("k"))) == "x on cpu at fp32 failed: KeyError: 'k'"
+    assert str(run_failed("x", "cpu", "fp32", ZeroDivisionError())) == "x on cpu at fp32 failed: ZeroDivisionError"
+    # PyTorch's RuntimeErrors speak for themselves, and the dtype hint stays
+    e = run_failed("x", "cpu", "fp16", RuntimeError('"addmm" not implemented for \'Half\''))
+    assert str(e).startswith("x on cpu at fp16 failed: \"addmm\"") and "--dtype bf16 may have one" in str(e)
+    assert "ran out of memory" in str(run_failed("x", "cuda", "fp32", torch.OutOfMemoryError("CUDA oom")))
+    assert str(run_failed("x", "cpu", "fp32", SystemExit(5))) == "x on cpu: the forward pass called sys.exit(5)"
+    own = UserError("already one line")
+    assert run_failed("x", "cpu", "fp32", own) is own
+
+
+def test_ctrl_c_in_the_forward_is_not_swallowed():
+    class Interrupted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            if x.device.type != "meta":
+                raise KeyboardInterrupt
+            return self.c(x)
+
+    with pytest.raises(KeyboardInterrupt):
+        archlab.measure.latency.latency(Interrupted(), input_size=(3, 8, 8), min_time=0.02)
+    with pytest.raises(KeyboardInterrupt):
+        measure_peak(Interrupted(), (1, 3, 8, 8))

@@ -8,6 +8,7 @@ adaptive pooling) run at their own input.
 
 import pytest
 import torch
+from torch import nn
 
 import archlab
 from archlab.models.catalog import get_model_info
@@ -59,3 +60,18 @@ def test_fvcore_engine_on_cuda():
     result = archlab.count("resnet18", res=64, engine="fvcore", device="cuda", depth=0)
     assert result.fvcore["device"] == "cuda"
     assert result.fvcore["macs"] == result.macs
+
+
+def test_fvcore_engine_on_a_users_two_input_model_without_a_default_input(cli, user_file):
+    d = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--engine", "fvcore",
+            "--format", "json").json()
+    assert d["fvcore"]["agrees_with_archlab_macs"] and d["fvcore"]["macs"] == d["macs"]
+
+
+def test_fvcore_runs_a_bf16_model_in_its_own_dtype():
+    from archlab.measure.fvcore import fvcore_count
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(torch.bfloat16)
+    report = fvcore_count(model, ((1, 3, 8, 8),))
+    assert report["macs"] == 4 * 6 * 6 * 27
+    assert model[0].weight.dtype == torch.bfloat16

@@ -18,9 +18,9 @@ from torch.utils.benchmark import Measurement
 import archlab
 import archlab.measure.latency as latency_mod
 from archlab.errors import UserError
+from archlab.measure.latency import LatencyResult, latency
 from archlab.measure.profile import by_kind
 from archlab.measure.ranking import compare, paper_cpu, spearman
-from archlab.measure.latency import LatencyResult, latency
 from archlab.report import latency as latency_report
 from conftest import assert_one_line_error
 
@@ -363,3 +363,74 @@ def test_cuda_per_layer_is_kernel_time():
     assert sum(layer.time_share for layer in r.layers) == pytest.approx(1.0, rel=1e-9)
     convs = [layer for layer in r.layers if "conv" in layer.kind]
     assert convs and all(layer.time_ms > 0 for layer in convs)
+
+
+@pytest.mark.parametrize("model_dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+def test_latency_times_a_half_precision_model_at_any_dtype(monkeypatch, model_dtype, dtype):
+    # the meta trace of an fp16 model is the trace's business (it traces in the model's dtype);
+    # here it traces an fp32 twin, so that only the real run is under test
+    real_trace_model = latency_mod.trace_model
+
+    def trace_fp32_twin(spec, **kw):
+        import copy
+
+        twin = copy.deepcopy(spec).float() if isinstance(spec, nn.Module) else spec
+        return real_trace_model(twin, **kw)
+
+    monkeypatch.setattr(latency_mod, "trace_model", trace_fp32_twin)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(model_dtype)
+    r = archlab.measure.latency.latency(model, input_size=(3, 8, 8), dtype=dtype, min_time=0.02)
+    assert r.dtype == dtype and r.macs == 4 * 6 * 6 * 27 and r.median_ms > 0
+    assert model[0].weight.dtype == model_dtype
+
+
+# --- B10: a partial count in every latency output ---------------------------------------------
+
+
+def test_single_model_latency_csv_has_macs_status(cli, models):
+    rows = list(csv.DictReader(io.StringIO(cli("latency", models("cumsum"), *FAST, "-f", "csv").out)))
+    assert rows[0]["macs_status"] == "partial"
+    rows = list(csv.DictReader(io.StringIO(cli("latency", "lenet5", *FAST, "-f", "csv").out)))
+    assert rows[0]["macs_status"] == "complete"
+
+
+def test_several_model_latency_flags_a_partial_count(cli, models):
+    spec = models("cumsum")
+    r = cli("latency", "lenet5", spec, *FAST)
+    assert r.code == 0, r.err
+    # the name is long (a path): it is cut, the marker is not
+    row = next(line for line in r.out.splitlines() if line.startswith(spec[:20]))
+    assert " (partial)" in row and "…" in row
+    assert not any(line.startswith("lenet5 (partial)") for line in r.out.splitlines())
+    assert "partial: MACs leave out op calls without a cost rule" in r.out and "(1 op call)" in r.out
+    md = cli("latency", "lenet5", spec, *FAST, "-f", "md").out
+    assert f"{spec} (partial)" in md  # md cuts nothing
+    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(cli("latency", "lenet5", spec, *FAST,
+                                                                        "-f", "csv").out))}
+    assert rows[spec]["macs_status"] == "partial" and rows["lenet5"]["macs_status"] == "complete"
+    assert rows[spec]["latency_ratio"]  # the comparison's columns still follow
+
+
+def test_a_short_name_keeps_its_partial_marker_whole(cli, models, monkeypatch, tmp_path):
+    models("cumsum")  # writes usermodels.py into tmp_path
+    monkeypatch.chdir(tmp_path)
+    r = cli("latency", "usermodels.py:cumsum", "lenet5", *FAST)
+    assert r.code == 0, r.err
+    assert any(line.startswith("usermodels.py:cumsum (partial)") for line in r.out.splitlines()), r.out
+
+
+# --- B20: --min-time is bounded ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["1e308", "3601"])
+def test_a_min_time_beyond_an_hour_is_refused(cli, value):
+    assert_one_line_error(cli("latency", "lenet5", "--min-time", value), "--min-time", "3600 seconds")
+    assert_one_line_error(cli("compare", "lenet5", "mobilenet", "--latency", "--min-time", value),
+                          "--min-time", "3600 seconds")
+
+
+def test_an_hour_is_allowed():
+    latency_mod.check_options("cpu", "fp32", None, 3600)
+    with pytest.raises(UserError, match="more than 3600"):
+        latency_mod.check_options("cpu", "fp32", None, 3600.5)

@@ -1,5 +1,7 @@
 """The course's cost laws: formula against counted, and the course's own numbers."""
 
+import csv
+import io
 import itertools
 import math
 import os
@@ -223,3 +225,244 @@ def test_compare_with_latency(cli):
     assert all(r["latency_ms"] > 0 for r in rows) and rows[0]["latency_ratio"] == 1.0
     r = cli("compare", "mobilenet", "--alpha", "0.25", "--rho", "0.5", "--latency", "--min-time", "0.05")
     assert r.code == 0 and "latency (CPU, batch 1, median)" in r.out
+
+
+def _csv(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], rows[1:]
+
+
+# --- 4. CSV holds raw numbers ------------------------------------------------------------------
+
+
+def _is_number(cell):
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def test_dwsc_csv_raw_numbers(cli):
+    header, rows = _csv(cli("dwsc", "-f", "csv").out)
+    assert header == ["quantity", "unit", "formula", "by_formula", "counted", "agree"]
+    d = {r[0]: r for r in rows}
+    r = laws.dwsc(3, 512, 1024, 14)
+    assert int(d["standard_macs"][3]) == int(d["standard_macs"][4]) == r.standard_macs
+    assert int(d["separable_params"][4]) == r.separable_params
+    assert float(d["macs_ratio"][4]) == r.ratio
+    assert all(row[5] == "true" for row in rows)
+    header, rows = _csv(cli("dwsc", "--sweep", "n=64..256", "-f", "csv").out)
+    assert header[:4] == ["n", "out_size_px", "standard_macs", "separable_macs"]
+    assert all(_is_number(c) and "," not in c for row in rows for c in row)
+    assert int(rows[0][2]) == laws.dwsc(3, 512, 64, 14).standard_macs
+
+
+def test_efficientnet_csv_raw_numbers(cli):
+    header, rows = _csv(cli("efficientnet", "--phi", "1", "-f", "csv").out)
+    assert header == ["quantity", "rule", "value", "unit"]
+    d = {r[0]: r for r in rows}
+    j = cli("efficientnet", "--phi", "1", "-f", "json").json()
+    assert all(_is_number(r[2]) for r in rows), [r for r in rows if not _is_number(r[2])]
+    assert int(d["macs"][2]) == j["macs"] and int(d["params"][2]) == j["params"]
+    assert int(d["resolution"][2]) == j["resolution"] and d["resolution"][3] == "px"
+    assert int(d["official_macs"][2]) == j["official"]["macs"]
+    assert float(d["measured_cost_ratio"][2]) == pytest.approx(j["measured_cost_ratio"])
+    header, rows = _csv(cli("efficientnet", "--search", "-f", "csv").out)
+    assert header == ["alpha", "beta", "gamma", "constraint", "resolution_px", "params", "macs"]
+    assert all(_is_number(c) for row in rows for c in row)
+    # table and md stay human-formatted
+    assert "992,629,472 (992.63 M)" in cli("efficientnet", "--phi", "1").out
+    assert "924,844,032" in cli("dwsc", "-f", "md").out
+
+
+# --- 5. options that were ignored ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("efficientnet", "--search", "--phi", "3"), ("--search", "--phi")),
+    (("efficientnet", "--search", "--alpha", "2"), ("--search", "--alpha")),
+    (("efficientnet", "--search", "--phi", "1"), ("--phi",)),  # even the value --search uses: it was given
+    (("efficientnet", "--search", "--report", "md"), ("--report",)),
+    (("efficientnet", "--report", "md", "-f", "json"), ("--report", "-f")),
+    (("efficientnet", "--report", "json", "-f", "table"), ("--report", "-f")),
+    (("compare", "lenet5", "alexnet", "--min-time", "-1"), ("--min-time must be a positive number",)),
+    (("compare", "lenet5", "alexnet", "--min-time", "nan"), ("--min-time must be a positive number",)),
+    (("compare", "lenet5", "alexnet", "--min-time", "1"), ("--min-time", "--latency")),
+    (("compare", "mobilenet", "--alpha", "0.5", "--min-time", "0.1"), ("--latency",)),
+])
+def test_ignored_options_are_refused(cli, args, needles):
+    assert_one_line_error(cli(*args), *needles)
+
+
+def test_efficientnet_defaults_still_apply(cli):
+    d = cli("efficientnet", "-f", "json").json()
+    assert (d["phi"], d["alpha"], d["beta"], d["gamma"]) == (1.0, 1.2, 1.1, 1.15)
+    assert cli("efficientnet", "--phi", "2", "--beta", "1.2", "-f", "json").json()["beta"] == 1.2
+
+
+# --- 6. an even kernel keeps the map's side --------------------------------------------------
+
+
+@pytest.mark.parametrize("k, size, stride", [(2, 7, 1), (4, 14, 1), (4, 15, 2), (6, 9, 3), (8, 1, 1), (2, 5, 2)])
+def test_even_kernel_formula_equals_the_counted_layers(k, size, stride):
+    r = laws.dwsc(k, 8, 16, size, stride)
+    assert r.out_size == math.ceil(size / stride)
+    assert sum(r.padding) == k - 1 and r.padding == ((k - 1) // 2, k // 2)
+    assert r.agrees, r
+    assert r.standard_macs == k * k * 8 * r.out_size**2 * 16
+
+
+def test_cli_dwsc_even_kernel(cli):
+    r = cli("dwsc", "--k", "4", "--size", "14")
+    assert r.code == 0 and "D_G = 14" in r.out.splitlines()[0] and "1 before and 2 after" in r.out
+    assert "NO" not in r.out
+    d = cli("dwsc", "--k", "4", "--size", "14", "-f", "json").json()
+    assert d["out_size"] == 14 and d["padding"] == [1, 2] and d["formula_agrees_with_count"] is True
+
+
+# --- 7. sizes no tensor can hold -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ("--k", "99999999999999999999"),
+    ("--m", "9999999999", "--n", "9999999999"),
+    ("--m", "3000000000", "--n", "3000000000", "--size", "3000000000"),
+    ("--size", "2000000000", "--m", "1", "--n", "1", "--k", "1"),
+    ("--stride", "99999999999999999999"),
+    ("--sweep", "m=10000000000000000,1"),
+])
+def test_dwsc_too_large_is_one_line(cli, args):
+    assert_one_line_error(cli("dwsc", *args), "--")
+
+
+def test_dwsc_large_but_possible_is_counted(cli):
+    d = cli("dwsc", "--m", "100000", "--n", "100000", "--size", "1000", "-f", "json").json()
+    assert d["standard_macs"] == 9 * 100000 * 1000**2 * 100000 and d["formula_agrees_with_count"] is True
+
+
+# --- 8. report paths ---------------------------------------------------------------------------
+
+
+def test_report_to_a_missing_directory_names_the_users_path(cli, tmp_path):
+    missing = tmp_path / "no" / "such"
+    r = cli("efficientnet", "--report", "md", "-o", str(missing / "x.md"))
+    assert_one_line_error(r, f"'{missing / 'x.md'}'", str(missing))
+    assert "x.png" not in r.err
+    assert_one_line_error(cli("efficientnet", "--report", "md", "-o", str(tmp_path)), "is a directory")
+
+
+def test_report_without_o_creates_reports(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("efficientnet", "--phi", "0", "--report", "json")
+    assert r.code == 0, r.err
+    assert r.out.strip() == f"wrote {os.path.join('reports', 'efficientnet-phi0.json')}"
+    assert (tmp_path / "reports" / "efficientnet-phi0.json").is_file()
+    # a file where the folder should be: one line that points to -o
+    (tmp_path / "reports" / "efficientnet-phi0.json").unlink()
+    (tmp_path / "reports").rmdir()
+    (tmp_path / "reports").write_text("")
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "json"), "reports", "-o")
+
+
+# B11: efficientnet --report md and the paths of the report and its plot
+
+
+def test_report_md_refuses_an_o_that_is_its_own_plot(cli, tmp_path):
+    for name in ("x.png", "x.PNG"):
+        r = cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(tmp_path / name))
+        assert_one_line_error(r, name, "plot", "overwrite")
+    # a link at the plot's place that leads to the report: the same file too
+    (tmp_path / "y.png").symlink_to(tmp_path / "y.md")
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(tmp_path / "y.md")),
+                          "overwrite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y.png"], "nothing written"
+
+
+def test_report_md_through_a_symlink_puts_the_plot_beside_the_real_file(cli, tmp_path):
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "link.md"
+    link.symlink_to(tmp_path / "sub" / "real.md")
+    r = cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(link))
+    assert r.code == 0, r.err
+    assert link.is_symlink(), "the link stays"
+    assert (tmp_path / "sub" / "real.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "link.png").exists()
+    assert "![MACs and params against phi](real.png)" in (tmp_path / "sub" / "real.md").read_text()
+    assert r.out.strip() == f"wrote {link}, {tmp_path / 'sub' / 'real.png'}"
+
+
+def test_report_md_refuses_an_o_that_is_not_a_regular_file(cli, tmp_path):
+    fifo = tmp_path / "r.md"
+    os.mkfifo(fifo)
+    # a reader, so that a regression writing into the pipe fails the test instead of hanging it
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        r = cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(fifo))
+        assert_one_line_error(r, "r.md", "not a regular file")
+        assert os.read(reader, 100) == b""
+    finally:
+        os.close(reader)
+    # the same through a link, as /dev/stdout is one
+    link = tmp_path / "out"
+    link.symlink_to(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(link)),
+                              "not a regular file")
+    finally:
+        os.close(reader)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r.md"], "no plot written"
+    # json writes through a pipe, as a shell's > does: only md needs a file to put its plot beside
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert cli("efficientnet", "--phi", "0", "--report", "json", "-o", str(fifo)).code == 0
+        assert b'"measured_cost_ratio"' in os.read(reader, 1 << 20)
+    finally:
+        os.close(reader)
+
+
+def test_report_md_plot_in_the_way_is_refused_before_anything_is_written(cli, tmp_path):
+    (tmp_path / "d.png").mkdir()
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(tmp_path / "d.md")),
+                          "d.png", "directory")
+    assert not (tmp_path / "d.md").exists()
+
+
+@pytest.mark.parametrize("old_plot", [None, b"an old plot"])
+def test_report_md_takes_its_plot_back_when_the_report_cannot_be_written(cli, tmp_path, monkeypatch, old_plot):
+    from archlab.errors import UserError
+    from archlab.report import files
+
+    real = files.write_atomic
+
+    def fail_on_md(path, data):
+        if str(path).endswith(".md"):
+            raise UserError(f"cannot write '{path}': No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(files, "write_atomic", fail_on_md)
+    png = tmp_path / "r.png"
+    if old_plot is not None:
+        png.write_bytes(old_plot)
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md", "-o", str(tmp_path / "r.md")),
+                          "No space left")
+    if old_plot is None:
+        assert not png.exists(), "the plot written for the failed report is removed"
+    else:
+        assert png.read_bytes() == old_plot, "the plot it replaced is restored"
+    assert not (tmp_path / "r.md").exists()
+
+
+# B21: archlab.dwsc() and archlab dwsc compute the same layer by default
+
+
+def test_dwsc_api_defaults_are_the_clis(cli):
+    import inspect
+
+    params = inspect.signature(laws.dwsc).parameters
+    assert {k: p.default for k, p in params.items()} == laws.DWSC_DEFAULTS
+    assert laws.DWSC_DEFAULTS == {"k": 3, "m": 512, "n": 1024, "size": 14, "stride": 1}  # the README's defaults
+    assert cli("dwsc", "-f", "json").json() == laws.dwsc().to_dict()
+    r = laws.dwsc(k=3, n=1024)  # the README's API example: the CLI's default layer
+    assert (r.m, r.size, r.out_size) == (512, 14, 14)

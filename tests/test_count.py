@@ -1,0 +1,98 @@
+"""archlab count (analysis/count.py): counted without allocating, partial counts said in every
+output, shared and unregistered modules named."""
+
+import csv
+import io
+import textwrap
+
+import archlab
+
+
+def test_huge_inputs_are_counted_without_allocating():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r = archlab.count("vgg19@adaptive_pool=true", res=4096, depth=0)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert r.macs > 6e12
+    assert grown_mb < 200, "a 4096x4096 VGG-19 forward would need over 10 GB of activations"
+
+
+PARTIAL_FILE = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    class Cumulative(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return torch.cumsum(self.conv(x), 1)  # an op archlab has no cost rule for
+
+    def make():
+        return Cumulative()
+    make.input_size = (3, 8, 8)
+''')
+
+
+def test_a_partial_count_says_so_in_every_output(cli, tmp_path):
+    path = tmp_path / "partial.py"
+    path.write_text(PARTIAL_FILE)
+    spec = f"{path}:make"
+    rows = list(csv.DictReader(io.StringIO(cli("count", spec, "--format", "csv").out)))
+    assert rows[0]["status"] == "partial"
+    trace = cli("trace", spec)
+    assert trace.out.splitlines()[1].startswith("NOT COUNTED") and "aten.cumsum.default x1" in trace.out
+    d = cli("trace", spec, "--format", "json").json()
+    assert d["status"] == "partial" and d["unsupported_ops"] == [{"op": "aten.cumsum.default", "count": 1}]
+    lat = cli("latency", spec, "--min-time", "0.02", "--format", "json").json()
+    assert lat["macs_status"] == "partial" and lat["macs"] == 4 * 6 * 6 * 27
+    assert "PARTIAL" in cli("latency", spec, "--min-time", "0.02").out
+    assert cli("trace", "lenet5", "--format", "json").json()["status"] == "complete"
+    total = next(csv.DictReader(io.StringIO(cli("trace", spec, "--format", "csv").out)))
+    assert total["type"] == "(total)" and total["status"] == "partial"
+
+
+SHARED_FILE = textwrap.dedent('''
+    from torch import nn
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 3, 3, padding=1)
+            self.d = self.c  # an alias: the same module under two names
+
+        def forward(self, x):
+            return self.d(self.c(self.c(x)))
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)]  # not a ModuleList
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    def shared():
+        return Shared()
+
+    def plain():
+        return Plain()
+
+    shared.input_size = plain.input_size = (3, 8, 8)
+''')
+
+
+def test_shared_and_unregistered_modules_are_named_and_never_negative(cli, tmp_path):
+    path = tmp_path / "sh.py"
+    path.write_text(SHARED_FILE)
+    out = cli("count", f"{path}:shared", "--depth", "1").out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("c ", "d ", "(outside"))]
+    assert [r[0] for r in rows] == ["c", "c", "c"], "three calls of one module, by its first name; nothing outside"
+    out = cli("count", f"{path}:plain", "--depth", "1").out
+    assert "(unregistered Conv2d #1)" in out and "(unregistered Conv2d #2)" in out
+    unregistered = [line.split() for line in out.splitlines() if line.startswith("unregistered")]
+    assert unregistered[0][1] == "168" and "(outside submodules)" not in out and "-" not in unregistered[0][1]

@@ -1,0 +1,54 @@
+"""measure/memory_peak.py (memory --measure): every input passed, a half-precision model run and
+left as found."""
+
+import pytest
+import torch
+from torch import nn
+
+import archlab
+from archlab.measure.memory_peak import measure_peak
+
+
+# --- B8: a forward of several inputs ----------------------------------------------------------
+
+
+def test_memory_measure_passes_every_input(cli, models):
+    r = cli("memory", models("two"), "--input-size", "3,16,16;10", "--measure", "--format", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    assert d["measured_peak_bytes"] > 0
+    # the training-mode pass gets both inputs too
+    assert d["training_activation_bytes"] > 0 and "training_note" not in d
+
+
+def test_memory_measure_of_several_inputs_from_the_api():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 8, 3, padding=1)
+            self.fc = nn.Linear(10, 8)
+
+        def forward(self, image, vector):
+            return torch.relu(self.c(image)).mean((2, 3)) @ self.fc(vector).T
+
+    r = archlab.memory(Two(), input_size=[(3, 16, 16), (10,)], measure=True)
+    assert r.measured_peak_bytes > 0 and r.training_activation_bytes > 0
+    # measure_peak itself: one shape, or one per input
+    assert measure_peak(Two(), ((1, 3, 16, 16), (1, 10)))[0] > 0
+    assert measure_peak(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))[0] > 0
+
+
+# --- B4: fp16 / bf16 models in the real runs --------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_measure_peak_runs_a_half_precision_model_in_fp32_and_leaves_it_as_found(dtype):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(dtype)
+    peak, _ = measure_peak(model, (1, 3, 8, 8))
+    assert peak > 0
+    assert model[0].weight.dtype == dtype
+
+
+def test_measure_peak_casts_a_files_half_model_too(models):
+    # a file's factory that returns an fp16 model: the measured forward is fp32 like its input
+    assert measure_peak(models("half"), (1, 3, 8, 8), input_size=(3, 8, 8))[0] > 0
