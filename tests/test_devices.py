@@ -8,6 +8,7 @@ asks. What needs real kernels is at the end, skipped without a GPU (two GPUs for
 
 from __future__ import annotations
 
+import contextlib
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 
 import archlab
 from archlab.errors import UserError
-from archlab.measure.devices import check_device, on_device, run_failed
+from archlab.measure.devices import check_device, is_cpu, is_cuda, on_device, run_failed
 from archlab.measure.latency import setting_notes
 from archlab.measure.memory_peak import measure_peak
 from conftest import assert_one_line_error
@@ -39,9 +40,20 @@ def test_names_that_are_not_cpu_or_cuda(name, two_gpus):
         check_device(name)
 
 
-@pytest.mark.parametrize("name", ["cpu", "cpu:0", "cuda", "cuda:0", "cuda:1"])
-def test_names_accepted_on_a_machine_with_two_gpus(name, two_gpus):
-    check_device(name)
+@pytest.mark.parametrize("name, kind", [("cpu", "cpu"), ("cpu:0", "cpu"), ("cuda", "cuda"), ("cuda:0", "cuda"),
+                                        ("cuda:1", "cuda")])
+def test_names_accepted_on_a_machine_with_two_gpus(name, kind, two_gpus):
+    assert check_device(name) is None  # accepted: no error
+    # and the runs take the name for what it is: the CPU or a GPU, never both
+    assert (is_cpu(name), is_cuda(name)) == (kind == "cpu", kind == "cuda")
+
+
+def test_a_second_gpu_is_refused_on_a_machine_with_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    check_device("cuda:0")
+    with pytest.raises(UserError, match=r"this machine has 1 CUDA GPU \(cuda:0 to cuda:0\)$"):
+        check_device("cuda:1")
 
 
 def test_a_gpu_index_the_machine_does_not_have(two_gpus):
@@ -93,9 +105,24 @@ def test_cpu_0_is_the_cpu_in_notes_hints_and_results(cli):
     assert d["device"] == "cpu" and any("fp16 on the CPU" in n for n in d["notes"])
 
 
-def test_on_device_is_nothing_for_the_cpu():
+def test_on_device_is_nothing_for_the_cpu(monkeypatch):
+    entered = []
+
+    @contextlib.contextmanager
+    def cuda_device(device):
+        entered.append(device)
+        yield
+
+    monkeypatch.setattr(torch.cuda, "device", cuda_device)  # what on_device would switch with
+    ran = []
     with on_device("cpu"):
-        assert torch.ones(1).device.type == "cpu"
+        ran.append("cpu")
+    with on_device("cpu:0"):
+        ran.append("cpu:0")
+    assert ran == ["cpu", "cpu:0"] and entered == [], "the block runs; no CUDA device is made current"
+    with on_device("cuda:1"):
+        ran.append("cuda:1")
+    assert ran[-1] == "cuda:1" and entered == [torch.device("cuda:1")], "a GPU is made current for the block"
 
 
 def test_run_failed_says_what_failed_with_a_hint_in_one_line():

@@ -148,12 +148,27 @@ def test_a_training_forward_that_fails_leaves_the_rest_of_the_report(cli):
     d = cli("memory", "resnet18", "--res", "32", "--format", "json").json()
     assert d["training_activation_bytes"] is None
     assert "more than 1 value per channel" in d["training_note"] and "--batch 2" in d["training_note"]
-    assert d["activation_peak_bytes"] > 0 and d["mg_bytes"] > 0
     r = cli("memory", "resnet18", "mobilenet", "--res", "32")
     assert r.code == 0 and "training '-': resnet18@res=32: the training-mode forward failed" in r.out
-    assert cli("memory", "resnet18", "--res", "32", "--batch", "2", "--format", "json").json()[
-        "training_activation_bytes"] > 0
+    d2 = cli("memory", "resnet18", "--res", "32", "--batch", "2", "--format", "json").json()
+    assert d2["training_activation_bytes"] > 0
+    # the inference side is all there: every activation has the batch axis, so batch 2 doubles it
+    assert d2["activation_peak_bytes"] == 2 * d["activation_peak_bytes"] and d2["mg_bytes"] == 2 * d["mg_bytes"]
     assert "training_note" not in cli("memory", "resnet18", "--res", "64", "--format", "json").json()
+
+
+def test_a_failed_training_forward_leaves_the_inference_numbers_exact():
+    # conv 1x1 (2 -> 4 channels) then batch norm, on a 1x1 map at batch 1: batch norm cannot
+    # train on one value per channel, inference runs
+    model = nn.Sequential(nn.Conv2d(2, 4, 1, bias=False), nn.BatchNorm2d(4))
+    r = memory(model, input_size=(2, 1, 1))
+    assert r.training_activation_bytes is None and "more than 1 value per channel" in r.training_note
+    x, a = 2 * 1 * 1 * 4, 4 * 1 * 1 * 4  # fp32 bytes: the input (2 channels), each 4-channel map
+    # conv: x + a; batch norm: a + its output (x freed after the conv)
+    assert r.activation_peak_bytes == max(x + a, a + a) == 32
+    assert r.mg_bytes == max(x + a, a + a) == 32
+    # eager: the caller holds x to the end, so the norm's step holds x + a + a
+    assert r.activation_peak_held_bytes == x + 2 * a == 40
 
 
 def test_a_model_without_operations_has_no_dangling_at(cli):

@@ -35,7 +35,9 @@ def test_memory_measure_of_several_inputs_from_the_api():
     assert r.measured_peak_bytes > 0 and r.training_activation_bytes > 0
     # measure_peak itself: one shape, or one per input
     assert measure_peak(Two(), ((1, 3, 16, 16), (1, 10)))[0] > 0
-    assert measure_peak(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))[0] > 0
+    # a lower bound that must hold: the input (3x8x8) and the conv's output (4x6x6), fp32, are both
+    # allocated while the conv runs (on the CPU that is exactly the peak; an allocator may add more)
+    assert measure_peak(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))[0] >= (3 * 8 * 8 + 4 * 6 * 6) * 4
 
 
 # --- B4: fp16 / bf16 models in the real runs --------------------------------------------------
