@@ -42,7 +42,7 @@ def parse_positive_int(text: str, what: str, minimum: int = 1) -> int:
     return value
 
 
-def parse_input_size(text: str):
+def parse_input_size(text: str) -> tuple[int, ...] | list[tuple[int, ...]]:
     """``C,H,W`` (or ``CxHxW``) -> a tuple of positive ints; several inputs separated by ``;``
     (``3,224,224;10``, for a model whose forward takes two tensors) -> a list of tuples.
     Each shape is one sample's: the batch is prepended."""

@@ -107,7 +107,7 @@ FORWARD_ERRORS = (Exception, SystemExit)
 
 
 @contextlib.contextmanager
-def quiet_stderr():
+def quiet_stderr() -> Iterator[None]:
     """The profiler's C++ side prints start/stop lines on file descriptor 2; hide them."""
     try:
         sys.stderr.flush()

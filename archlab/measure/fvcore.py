@@ -19,7 +19,8 @@ FVCORE_MAC_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
 
 
 def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], *, device: str = "cpu",
-                 alpha=None, options=None, archlab_macs: int | None = None) -> dict[str, Any]:
+                 alpha: float | None = None, options: dict[str, Any] | None = None,
+                 archlab_macs: int | None = None) -> dict[str, Any]:
     """fvcore's count of one forward on zero inputs of ``input_shapes`` (batch included), split
     into its multiply-accumulate terms and the rest."""
     import copy

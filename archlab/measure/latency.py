@@ -263,7 +263,8 @@ def check_options(device: str, dtype: str, threads: int | None, min_time: float)
 
 
 def check_specs(specs: Sequence[Any], *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
-                min_time: float = 1.0, input_size=None, res=None, batch=None, alpha=None, options=None,
+                min_time: float = 1.0, input_size: Any = None, res: int | None = None, batch: int | None = None,
+                alpha: float | None = None, options: dict[str, Any] | None = None,
                 **_ignored: Any) -> list[str]:
     """Check the options and resolve every spec (nothing is built or run); returns the labels.
     A typo in the last of several models fails before anything is timed."""

@@ -4,12 +4,15 @@ options, and the inputs to feed it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from archlab.errors import UserError
 from archlab.models._registry import ModelInfo
 from archlab.models.catalog import get_model_info
 from archlab.spec import ModelSpec, coerce, literal, parse_input_size, parse_positive_int, parse_spec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class Resolved:
     def input_shapes(self) -> tuple[tuple[int, ...], ...]:
         return (self.input_shape, *self.extra_inputs)
 
-    def build(self, device: str | None = None):
+    def build(self, device: str | None = None) -> nn.Module:
         import torch
 
         if device is None:
@@ -110,7 +113,7 @@ def resolve(
     return Resolved(info, typed, (batch, *shape), label, extra)
 
 
-def build(name: str, **options: Any):
+def build(name: str, **options: Any) -> nn.Module:
     """Build a registered model (a real ``nn.Module`` with initialised weights)."""
     spec = parse_spec(name)
     return resolve(spec, options=options).build()
