@@ -20,7 +20,7 @@ CROSS_CHECK_RES = {
     "fcn16s": 64,
     "fcn32s": 64,
 }
-FIXED_INPUT = ("lenet", "alexnet", "vgg", "googlenet")  # flatten into a fixed-size classifier
+FIXED_INPUT = ("lenet", "alexnet", "vgg", "googlenet", "bn_inception", "inception_v2")  # fixed-size pools or classifiers
 
 
 def _res(name):
