@@ -21,7 +21,8 @@ CROSS_CHECK_RES = {
     "fcn16s": 64,
     "fcn32s": 64,
 }
-FIXED_INPUT = ("lenet", "alexnet", "vgg", "googlenet")  # flatten into a fixed-size classifier
+# fixed-size classifiers (flattened) or fixed pooling windows ("pool 8x8", "avg pool 7x7")
+FIXED_INPUT = ("lenet", "alexnet", "vgg", "googlenet", "bn_inception", "inception_v2")
 
 
 def _res(name):

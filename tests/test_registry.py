@@ -8,7 +8,7 @@ from archlab.models._registry import register_model
 EXPECTED = {
     "lenet", "lenet5", "alexnet", "alexnet_owt",
     "vgg11", "vgg11_lrn", "vgg13", "vgg16c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-    "googlenet", "inception_v3", "inception_resnet_v2",
+    "googlenet", "bn_inception", "inception_v2", "inception_v3", "inception_resnet_v2",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "resnet50_v1_5", "resnet101_v1_5", "resnet152_v1_5",
     "densenet121", "densenet169", "densenet201", "densenet161",

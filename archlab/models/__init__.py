@@ -9,6 +9,7 @@ FAMILIES = (
     "alexnet",
     "vgg",
     "inception",
+    "inception_factorized",
     "resnet",
     "densenet",
     "mobilenet",

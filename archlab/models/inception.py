@@ -12,7 +12,10 @@
   the official TF-slim code that torchvision ports (children and parameter
   names match torchvision's ``inception_v3``). That code departs from the paper
   in Mixed_5b..5d, which keep a 1x1 -> 5x5 branch beside the 1x1 -> 3x3 -> 3x3
-  branch, where Figure 5 shows only stacked 3x3 convolutions.
+  branch, where Figure 5 shows only stacked 3x3 convolutions: Mixed_5b..5d are
+  not Figure 5 modules (``inception_v2``'s are, in ``inception_factorized``).
+  Mixed_6b..6e are Figure 6 (n = 7: 1x7 and 7x1), Mixed_7b and 7c Figure 7
+  (1x3 and 3x1 in parallel), Mixed_6a and 7a Figure 10's grid reductions.
 * ``inception_resnet_v2``: Szegedy et al. 2017, "Inception-v4, Inception-ResNet
   and the Impact of Residual Connections on Learning", AAAI, Figures 15-19, in
   the layout of the official TF-slim code as timm ports it (children and
