@@ -7,7 +7,7 @@ from torch import nn
 
 import archlab
 from archlab.analysis.trace import trace
-from archlab.registry import get_model_info
+from archlab.models.catalog import get_model_info
 
 
 def _build(name):

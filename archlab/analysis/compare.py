@@ -5,6 +5,7 @@ resolution multiplier with its law is ``archlab.analysis.laws.compare_scaling``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from archlab.analysis.costs import count_status
 from archlab.analysis.count import count_trace
@@ -35,7 +36,7 @@ class CompareRow:
         return count_status(self.unsupported_ops)
 
 
-def compare_models(specs: list[str], latency: bool = False, **latency_options) -> list[CompareRow]:
+def compare_models(specs: list[str], latency: bool = False, **latency_options: Any) -> list[CompareRow]:
     """One row per spec: params, MACs, receptive field, memory (and latency), in the given order."""
     timings: list[float | None] = [None] * len(specs)
     if latency:

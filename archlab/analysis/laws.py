@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from archlab.errors import UserError, first_line
 
@@ -223,7 +223,8 @@ def parse_rho(value: str | float, base: int) -> tuple[int, float]:
 
 
 def compare_scaling(model: str, alpha: float | None = None, rho: str | float | None = None,
-                    course_lookup=None) -> ScalingComparison:
+                    course_lookup: Callable[[str, float, int], dict[str, Any] | None] | None = None,
+                    ) -> ScalingComparison:
     """A width/resolution variant of ``model`` against its baseline.
 
     The baseline is the model at α = 1 and its default resolution, with the spec's other
@@ -304,7 +305,7 @@ def course_mobilenet_row(model: str, alpha: float, resolution: int) -> dict[str,
     return course_value(model, alpha, resolution)
 
 
-def latency_pair(baseline: str, variant: str, **options) -> tuple[float, float]:
+def latency_pair(baseline: str, variant: str, **options: Any) -> tuple[float, float]:
     """Median latency (ms) of two specs, measured taking turns."""
     from archlab.measure.latency import measure_all
 

@@ -56,7 +56,7 @@ class TraceResult:
                 "layers": list(self.layers)}
 
 
-def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw) -> TraceResult:
+def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> TraceResult:
     """One row per module call: shapes, geometry, params, MACs, receptive field, activation size."""
     check_depth(depth)
     trace, label = trace_model(model_or_spec, **kw)

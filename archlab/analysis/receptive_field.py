@@ -507,7 +507,7 @@ def _rf_row(trace, call, rf: RFAnalysis, input_hw) -> dict[str, Any] | None:
     return row
 
 
-def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw) -> RFResult:
+def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> RFResult:
     """Receptive field, jump and first-unit centre per layer, on the data-flow graph."""
     check_depth(depth)
     trace, label = trace_model(model_or_spec, **kw)

@@ -538,7 +538,7 @@ def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Ten
 
 
 @contextlib.contextmanager
-def module_ranges(model: nn.Module, prefix: str):
+def module_ranges(model: nn.Module, prefix: str) -> Iterator[None]:
     """While the context lasts, every module's forward runs inside a profiler range named
     ``prefix + its qualified name`` (``torch.profiler.record_function``), so a profile can be
     attributed to modules. The hooks are removed afterwards, even when the body raises."""

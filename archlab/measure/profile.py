@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+from archlab.measure.devices import is_cuda
+
 RANGE_PREFIX = "archlab.module::"
 
 
@@ -50,7 +52,7 @@ def _conv_kind(type_name: str, attrs: dict[str, Any]) -> str:
     return f"conv {size}"
 
 
-def record_layers(model, xs, device: str, runs: int):
+def record_layers(model: Any, xs: tuple[Any, ...], device: str, runs: int) -> Any:
     """The profiler's events of ``runs`` forwards, each module's forward in a range of its own.
     The only part of the per-layer profile that runs the model (the user's code)."""
     from torch.profiler import ProfilerActivity, profile
@@ -59,7 +61,7 @@ def record_layers(model, xs, device: str, runs: int):
     from archlab.measure.devices import synchronize
     from archlab.measure.devices import quiet_stderr as _quiet_stderr
 
-    cuda = device.startswith("cuda")
+    cuda = is_cuda(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with module_ranges(model, RANGE_PREFIX):
         model(*xs)  # one forward with the ranges before the profiler starts
@@ -70,11 +72,11 @@ def record_layers(model, xs, device: str, runs: int):
     return prof.events()
 
 
-def layers_from_events(events, tr, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
+def layers_from_events(events: list[Any], tr: Any, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
     """The per-layer rows from ``record_layers``' events and the trace's MACs."""
     from archlab.analysis.costs import OpCosts
 
-    cuda = device.startswith("cuda")
+    cuda = is_cuda(device)
     own_us = _own_time_per_forward(events, cuda)
     total_us = sum(own_us.values())
 

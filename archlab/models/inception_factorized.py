@@ -55,19 +55,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from archlab.errors import UserError
 from archlab.models.inception import InceptionB, InceptionC, InceptionD, InceptionE, basic_conv
-from archlab.registry import register_model
+from archlab.models._registry import register_model
+from archlab.models.layers import check_positive
 
 INCEPTION_V2_PAPER = "Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision"
 BN_INCEPTION_PAPER = (
     "Ioffe & Szegedy 2015, Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate Shift"
 )
-
-
-def _check_num_classes(num_classes: int) -> None:
-    if num_classes < 1:
-        raise UserError(f"num_classes must be at least 1, got {num_classes}")
 
 
 # ---------------------------------------------------------------------------
@@ -211,7 +206,7 @@ class InceptionV2(nn.Module):
     note="paper's Table 1: Fig. 5 (two 3x3, no 5x5), Fig. 6 (1x7, 7x1), Fig. 7, Fig. 10 reductions, batch norm",
 )
 def inception_v2(*, num_classes: int = 1000) -> InceptionV2:
-    _check_num_classes(num_classes)
+    check_positive("num_classes", num_classes)
     return InceptionV2(num_classes)
 
 
@@ -326,5 +321,5 @@ class BNInception(nn.Module):
     note="GoogLeNet + batch norm, each 5x5 as two 3x3, stride-2 modules 3c/4e, separable first conv",
 )
 def bn_inception(*, num_classes: int = 1000) -> BNInception:
-    _check_num_classes(num_classes)
+    check_positive("num_classes", num_classes)
     return BNInception(num_classes)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from archlab.measure.devices import is_cuda
 from archlab.measure.latency import NOISY_IQR, LatencyResult
-from archlab.measure.ranking import Comparison
 from archlab.measure.profile import by_kind
+from archlab.measure.ranking import Comparison
 from archlab.report import formats
 from archlab.report.formats import csv_table, md_table, text_table, to_json
 from archlab.units import human, shape_str
@@ -26,7 +27,7 @@ def _ratio(v: float | None) -> str:
 
 
 def _setting(r: LatencyResult) -> str:
-    threads = f", {r.threads} thread{'s' if r.threads != 1 else ''}" if not r.device.startswith("cuda") else ""
+    threads = f", {r.threads} thread{'s' if r.threads != 1 else ''}" if not is_cuda(r.device) else ""
     layout = ", channels_last" if r.channels_last else ""
     return f"{r.device} ({r.device_name}{threads}), {r.dtype}{layout}"
 

@@ -31,7 +31,7 @@ class Quantity:
 QUANTITIES: dict[str, Quantity] = {}
 
 
-def quantity(exact: bool = False):
+def quantity(exact: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a computation: ``fn(ctx, *, arg=...)``; its keyword-only arguments are the
     keys a data row may give (those without default are required)."""
 
