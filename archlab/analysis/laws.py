@@ -83,6 +83,31 @@ def same_padding(k: int) -> tuple[int, int]:
     return (k - 1) // 2, k // 2
 
 
+def dwsc_layers(k: int, m: int, n: int, stride: int = 1) -> dict[str, Any]:
+    """The real layers of the law, on the meta device, without bias: ``standard`` (a k×k
+    convolution from M to N maps), ``depthwise`` (k×k, one filter per input map), ``pointwise``
+    (1×1, M to N) and ``separable`` (depthwise then pointwise), each with 'same' padding
+    (``same_padding``: an even kernel is padded asymmetrically by an nn.ZeroPad2d, since nn.Conv2d
+    pads symmetrically only) and ``stride`` on the k×k convolution. ``archlab dwsc`` and the
+    ``dwsc`` quantity of ``archlab verify`` count these same layers."""
+    import torch
+    from torch import nn
+
+    before, after = same_padding(k)
+
+    def conv(c_in: int, c_out: int, groups: int = 1) -> list[nn.Module]:
+        if k > 1 and before != after:
+            return [nn.ZeroPad2d((before, after, before, after)),
+                    nn.Conv2d(c_in, c_out, k, stride, 0, groups=groups, bias=False)]
+        return [nn.Conv2d(c_in, c_out, k, stride, before, groups=groups, bias=False)]
+
+    with torch.device("meta"):
+        depthwise = nn.Sequential(*conv(m, m, groups=m))
+        pointwise = nn.Conv2d(m, n, 1, bias=False)
+        return {"standard": nn.Sequential(*conv(m, n)), "depthwise": depthwise, "pointwise": pointwise,
+                "separable": nn.Sequential(depthwise, pointwise)}
+
+
 # The defaults of ``dwsc()`` and of ``archlab dwsc``: the course's example layer.
 DWSC_DEFAULTS = {"k": 3, "m": 512, "n": 1024, "size": 14, "stride": 1}
 
@@ -93,9 +118,6 @@ def dwsc(k: int = 3, m: int = 512, n: int = 1024, size: int = 14, stride: int = 
     kernel k, 'same' padding (see ``same_padding``: an even kernel is padded asymmetrically by an
     nn.ZeroPad2d, so the map keeps its side), with ``stride``; D_G = ceil(size / stride) is the
     output side."""
-    import torch
-    from torch import nn
-
     from archlab.analysis.count import count
 
     for name, value in (("k", k), ("m", m), ("n", n), ("size", size), ("stride", stride)):
@@ -112,21 +134,13 @@ def dwsc(k: int = 3, m: int = 512, n: int = 1024, size: int = 14, stride: int = 
             raise UserError(f"the layer is too large to build: its {what} is {shown}, more than a tensor can "
                             f"hold (2^61 - 1 elements at fp32); lower --k, --m, --n or --size")
 
-    def conv(c_in, c_out, kernel, groups=1):
-        if kernel > 1 and before != after:  # nn.Conv2d pads symmetrically only
-            return [nn.ZeroPad2d((before, after, before, after)),
-                    nn.Conv2d(c_in, c_out, kernel, stride, 0, groups=groups, bias=False)]
-        return [nn.Conv2d(c_in, c_out, kernel, stride, before, groups=groups, bias=False)]
-
     try:
-        with torch.device("meta"):
-            standard = nn.Sequential(*conv(m, n, k))
-            separable = nn.Sequential(*conv(m, m, k, groups=m), nn.Conv2d(m, n, 1, bias=False))
+        layers = dwsc_layers(k, m, n, stride)
     except (RuntimeError, OverflowError, TypeError, ValueError) as e:
         raise UserError(f"cannot build a {k}x{k} convolution from {m} to {n} channels: "
                         f"{first_line(e)}") from None
-    s = count(standard, input_size=(m, size, size), depth=0)
-    d = count(separable, input_size=(m, size, size), depth=0)
+    s = count(layers["standard"], input_size=(m, size, size), depth=0)
+    d = count(layers["separable"], input_size=(m, size, size), depth=0)
     g2 = out * out
     return DwscResult(
         k, m, n, size, stride, (before, after), out, s.macs, d.macs, s.params, d.params,
@@ -299,7 +313,7 @@ def course_mobilenet_row(model: str, alpha: float, resolution: int) -> dict[str,
     """The course's MobileNet width/resolution table entry for this variant, when it has one
     (the numbers live in archlab/data, where `archlab verify` checks them)."""
     try:
-        from archlab.verify import course_value
+        from archlab.verify.checking import course_value
     except ImportError:
         return None
     return course_value(model, alpha, resolution)

@@ -3,6 +3,8 @@ depthwise-separable convolution, EfficientNet's compound rule, ratios, arithmeti
 
 from __future__ import annotations
 
+from archlab.analysis.count import count as count_api
+from archlab.analysis.laws import dwsc_layers
 from archlab.errors import UserError
 from archlab.verify.quantities import Context, evaluate, quantity
 
@@ -16,21 +18,11 @@ def dwsc(ctx: Context, *, layer: str, count: str, vars: dict) -> int:
     convolution from M to N maps, its depthwise part, its pointwise part, or both (separable), on
     a DGxDG map ('same' padding, stride 1). ``vars``: DK, M, N, DG, and optionally the width and
     resolution multipliers alpha (M, N -> alpha M, alpha N) and rho (DG -> rho DG)."""
-    import torch
-    from torch import nn
-
-    from archlab.analysis.count import count as count_api
-
     if layer not in _DWSC_LAYERS or count not in ("macs", "params"):
         raise UserError(f"dwsc needs layer in {', '.join(_DWSC_LAYERS)} and count macs or params")
     k, m, n, g = _dwsc_sizes(vars)
-    with torch.device("meta"):
-        dw = nn.Conv2d(m, m, k, padding=k // 2, groups=m, bias=False)
-        pw = nn.Conv2d(m, n, 1, bias=False)
-        module = {"standard": lambda: nn.Conv2d(m, n, k, padding=k // 2, bias=False),
-                  "depthwise": lambda: dw, "pointwise": lambda: pw,
-                  "separable": lambda: nn.Sequential(dw, pw)}[layer]()
-    result = count_api(module, input_size=(m, g, g), depth=0)
+    # the layers archlab dwsc counts (the docstring above is printed in verify's md report)
+    result = count_api(dwsc_layers(k, m, n)[layer], input_size=(m, g, g), depth=0)
     return result.macs if count == "macs" else result.params
 
 
