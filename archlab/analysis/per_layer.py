@@ -14,9 +14,18 @@ from archlab.analysis.trace import check_depth, trace_model
 from archlab.units import SCHEMA_VERSION, pair
 
 
-def _filter_shape(call) -> str:
-    """The course's 'filter shape' column: kh x kw x Cin x Cout, or kh x kw x C dw."""
-    a = call.attrs
+def is_depthwise(attrs: dict[str, Any]) -> bool:
+    """A depthwise convolution in the course's (MobileNet Table 1's) sense: one filter per input
+    map, as many output maps as input maps."""
+    cin, groups = attrs.get("in_channels"), attrs.get("groups", 1)
+    return groups > 1 and groups == cin == attrs.get("out_channels")
+
+
+def filter_shape(attrs: dict[str, Any]) -> str:
+    """The course's 'filter shape' of a layer from its module attributes (MobileNet's Table 1
+    notation): kh x kw x Cin x Cout, kh x kw x C dw for a depthwise convolution, a ' g<groups>'
+    suffix for another grouped one; in x out for a linear layer; '' for anything else."""
+    a = attrs
     if "kernel_size" not in a or "in_channels" not in a:
         if "in_features" in a:
             return f"{a['in_features']}x{a['out_features']}"
@@ -24,7 +33,7 @@ def _filter_shape(call) -> str:
     k = a["kernel_size"] if isinstance(a["kernel_size"], tuple) else (a["kernel_size"],) * 2
     cin, cout, groups = a["in_channels"], a["out_channels"], a.get("groups", 1)
     ks = "x".join(map(str, k))
-    if groups == cin and groups > 1 and cout == cin:
+    if is_depthwise(a):
         return f"{ks}x{cin} dw"
     return f"{ks}x{cin // groups}x{cout}" + (f" g{groups}" if groups > 1 else "")
 
@@ -80,7 +89,7 @@ def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> TraceResul
             "padding": list(_pair(a["padding"], call.type)) if isinstance(a.get("padding"), (int, tuple)) else None,
             "dilation": list(_pair(a["dilation"], call.type)) if "dilation" in a else None,
             "groups": a.get("groups"),
-            "filter": _filter_shape(call),
+            "filter": filter_shape(call.attrs),
             "params": call.params,
             "macs": costs.by_call(call),
             "rf": describe(f)["rf"] if f else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 
+from archlab.analysis.per_layer import filter_shape, is_depthwise
 from archlab.errors import UserError
 from archlab.units import pair as _pair
 from archlab.verify.quantities import Context, _Model, quantity
@@ -208,11 +209,9 @@ def _table1_cells(m: _Model, call) -> dict[str, str]:
     average pool is a single window over the whole map; its stride is written s1, as the paper does."""
     in_shape = m.shape(call.inputs[0])
     if call.type == "Conv2d":
-        kh, kw, s, cout, groups = _conv_desc(call)
-        cin = call.attrs["in_channels"]
-        dw = groups == cin == cout and groups > 1
-        filt = f"{kh}x{kw}x{cin} dw" if dw else f"{kh}x{kw}x{cin // groups}x{cout}"
-        return {"type": f"Conv{' dw' if dw else ''} / s{s}", "filter": filt, "input": _hwc(in_shape)}
+        s = _conv_desc(call)[2]
+        dw = is_depthwise(call.attrs)
+        return {"type": f"Conv{' dw' if dw else ''} / s{s}", "filter": filter_shape(call.attrs), "input": _hwc(in_shape)}
     if call.type in ("AdaptiveAvgPool2d", "AvgPool2d"):
         out = m.shape(call.outputs[0])
         if call.type == "AdaptiveAvgPool2d" and out[-2:] != (1, 1):
