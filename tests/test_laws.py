@@ -158,14 +158,15 @@ def test_efficientnet_search(cli):
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "efficientnet-phi1.md")
 
 
-def test_efficientnet_markdown_report_golden(cli, tmp_path):
-    """Regenerate with ARCHLAB_UPDATE_GOLDEN=1 pytest tests/test_laws.py when the report changes on purpose."""
+def test_efficientnet_markdown_report_golden(cli, tmp_path, request):
+    """Regenerate with python -m pytest tests/test_laws.py --overwrite when the report changes on purpose
+    (the --overwrite of every golden file, tests/golden/README.md)."""
     out = tmp_path / "eff.md"
     r = cli("efficientnet", "--phi", "1", "--report", "md", "-o", str(out))
     assert r.code == 0, r.err
     assert (tmp_path / "eff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = out.read_text()
-    if os.environ.get("ARCHLAB_UPDATE_GOLDEN"):
+    if request.config.getoption("--overwrite"):
         with open(GOLDEN, "w", encoding="utf-8") as f:
             f.write(text)
     with open(GOLDEN, encoding="utf-8") as f:
