@@ -18,3 +18,11 @@ def first_line(e: BaseException, empty: str | None = None) -> str:
     if text:
         return text.splitlines()[0]
     return type(e).__name__ if empty is None else empty
+
+
+def shorten(text: str, limit: int = 100) -> str:
+    """``text`` as an error line echoes it: whole up to ``limit`` characters, else its first 60 and
+    its last ``limit - 61`` around "…" (a 10,000-character model name must not fill the terminal;
+    a long path keeps its file name)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:60] + "…" + text[len(text) - (limit - 61):]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from archlab.errors import UserError
+from archlab.errors import UserError, shorten
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def parse_assignment(text: str, flag: str = "--set") -> tuple[str, str]:
     key, sep, value = str(text).partition("=")
     key, value = key.strip(), value.strip()
     if not sep or not key or not value:
-        raise UserError(f"{flag} expects key=value, got '{text}'")
+        raise UserError(f"{flag} expects key=value, got '{shorten(text)}'")
     return key, value
 
 
@@ -70,18 +70,18 @@ def parse_spec(text: str) -> ModelSpec:
     name, sep, rest = text.partition("@")
     name = name.strip()
     if not name:
-        raise UserError(f"empty model name in '{text}'")
+        raise UserError(f"empty model name in '{shorten(text)}'")
     options: dict[str, str] = {}
     res = batch = None
     input_size = None
     if sep:
         if not rest.strip():
-            raise UserError(f"model spec '{text}' has '@' but no key=value options after it")
+            raise UserError(f"model spec '{shorten(text)}' has '@' but no key=value options after it")
         seen: set[str] = set()
         for item in rest.split(","):
-            key, value = parse_assignment(item, flag=f"model spec '{text}'")
+            key, value = parse_assignment(item, flag=f"model spec '{shorten(text)}'")
             if key in seen:
-                raise UserError(f"model spec '{text}' gives '{key}' twice")
+                raise UserError(f"model spec '{shorten(text)}' gives '{shorten(key)}' twice")
             seen.add(key)
             if key == "res":
                 res = parse_positive_int(value, "res")

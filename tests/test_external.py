@@ -100,3 +100,139 @@ def test_package_module_callable_and_missing_packages(cli):
         import timm  # noqa: F401
     except ImportError:
         assert_one_line_error(cli("count", "timm:resnet18"), "pip install timm")
+
+
+# --- the user's code apart from archlab's output (issue 15) ------------------------------------
+
+NOISY = '''
+import warnings
+import torch
+from torch import nn
+print("printed at import")
+
+class Noisy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        print("printed in forward")
+        warnings.warn("a warning of the forward\\nwith a second line")
+        return self.conv(x)
+
+def make():
+    print("printed in the factory")
+    torch.nn.init.kaiming_normal(torch.empty(3, 3))  # deprecated: PyTorch warns
+    return Noisy()
+make.input_size = (3, 8, 8)
+'''
+
+
+def test_what_the_users_code_prints_goes_to_stderr_and_json_stays_json(cli, tmp_path):
+    path = tmp_path / "noisy.py"
+    path.write_text(NOISY)
+    for command in ("count", "trace", "rf", "memory"):
+        r = cli(command, f"{path}:make", "--format", "json")
+        assert r.code == 0, r.err
+        d = r.json()  # stdout is archlab's JSON alone
+        assert d["input_shape"][1:] == [3, 8, 8]
+        assert "printed" not in r.out
+        assert "printed in the factory" in r.err and "printed in forward" in r.err
+    # PyTorch's and the user's warnings: one line each, not Python's two (message, then the source line)
+    warning_lines = [line for line in r.err.splitlines() if "warning" in line.lower()]
+    assert any(line.startswith("archlab: warning: FutureWarning: `nn.init.kaiming_normal` is now deprecated")
+               and line.endswith("(noisy.py:19)") for line in warning_lines), r.err
+    assert "archlab: warning: UserWarning: a warning of the forward (noisy.py:14)" in warning_lines
+    assert "with a second line" not in r.err and "torch.nn.init.kaiming_normal(torch" not in r.err
+    # after the command, print goes to stdout again and warnings are Python's again
+    import sys
+    import warnings
+    assert sys.stdout is not sys.stderr and warnings.showwarning.__module__ == "warnings"
+
+
+def test_print_at_import_goes_to_stderr(cli, tmp_path):
+    path = tmp_path / "loud.py"
+    path.write_text(NOISY)
+    r = cli("count", f"{path}:make", "--format", "csv", "--depth", "0")
+    assert r.code == 0 and r.out.startswith("name,type,"), r.out
+    assert "printed at import" in r.err
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "model.PY", "mycnn"])
+def test_a_model_file_is_python_source_whatever_its_name(cli, tmp_path, monkeypatch, name):
+    (tmp_path / name).write_text("from torch import nn\ndef make():\n    return nn.Conv2d(3, 4, 3)\n"
+                                 "make.input_size = (3, 8, 8)\n")
+    monkeypatch.chdir(tmp_path)
+    d = cli("count", f"{name}:make", "--format", "json").json()  # a bare name in the working directory
+    assert d["params"] == 4 * 27 + 4
+    d = cli("count", f"{tmp_path / name}:make", "--format", "json").json()  # a path
+    assert d["params"] == 4 * 27 + 4
+
+
+def test_a_model_file_that_is_not_python_is_one_line(cli, tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "notes.txt").write_text("these are notes, not code\n")
+    assert_one_line_error(cli("count", f"{tmp_path / 'weights.bin'}:make"), "loading", "weights.bin", "failed")
+    assert_one_line_error(cli("count", f"{tmp_path / 'notes.txt'}:make"), "loading", "notes.txt", "SyntaxError")
+    assert_one_line_error(cli("count", f"{tmp_path / 'nothere.txt'}:make"), "no such file")
+
+
+def test_a_factory_that_changes_directory_does_not_move_the_output(cli, tmp_path, monkeypatch):
+    away = tmp_path / "away"
+    away.mkdir()
+    (tmp_path / "cd.py").write_text(f"import os\nfrom torch import nn\ndef make():\n    os.chdir({str(away)!r})\n"
+                                    "    return nn.Conv2d(3, 4, 3)\nmake.input_size = (3, 8, 8)\n")
+    monkeypatch.chdir(tmp_path)
+    r = cli("count", "cd.py:make", "-o", "out.json", "--format", "json")
+    assert r.code == 0, r.err
+    assert (tmp_path / "out.json").exists() and not (away / "out.json").exists()
+    assert '"params": 112' in (tmp_path / "out.json").read_text()
+    monkeypatch.chdir(tmp_path)
+    # without user code, a relative -o is the path as given (and errors name it as given)
+    r = cli("count", "lenet", "-o", "missing/out.txt")
+    assert_one_line_error(r, "cannot write 'missing/out.txt'")
+
+
+def test_a_factory_that_takes_long_gets_one_notice(cli, tmp_path, monkeypatch):
+    import archlab.user_code
+
+    monkeypatch.setattr(archlab.user_code, "WAIT_NOTICE_S", 0.2)
+    (tmp_path / "slow.py").write_text("import time\nfrom torch import nn\ndef make():\n    time.sleep(0.9)\n"
+                                      "    return nn.Conv2d(3, 4, 3)\nmake.input_size = (3, 8, 8)\n"
+                                      "def quick():\n    return nn.Conv2d(3, 4, 3)\nquick.input_size = (3, 8, 8)\n")
+    r = cli("count", f"{tmp_path / 'slow.py'}:make", "--format", "json")
+    assert r.code == 0 and r.json()["params"] == 112
+    notices = [line for line in r.err.splitlines() if "still waiting" in line]
+    assert len(notices) == 1, r.err
+    assert notices[0].startswith("archlab: still waiting for '") and "slow.py:make' to build" in notices[0]
+    r = cli("count", f"{tmp_path / 'slow.py'}:quick", "--format", "json")
+    assert r.code == 0 and "still waiting" not in r.err  # a quick factory: no notice (the timer is cancelled)
+    import time
+    time.sleep(0.3)
+    assert "still waiting" not in cli("count", "lenet", "--depth", "0").err
+
+
+def test_a_file_named_without_its_factory_lists_the_candidates(cli, tmp_path, monkeypatch):
+    (tmp_path / "mycnn.py").write_text(
+        "import sys\nfrom torch import nn\nsys.exit('this file must not run')\n"
+        "class Net(nn.Module):\n    pass\nclass Helper:\n    pass\n"
+        "def make(width=8):\n    return Net()\ndef _private():\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    for spec in ("mycnn.py", "mycnn.py@res=64", str(tmp_path / "mycnn.py")):
+        r = cli("count", spec)
+        assert_one_line_error(r, "is a file: name the callable that builds the model", "mycnn.py:make'",
+                              "its top-level functions and nn.Module classes: Net, make")
+        assert "Helper" not in r.err and "_private" not in r.err and "must not run" not in r.err
+    assert_one_line_error(cli("count", "other.py"), "no such file: 'other.py'", "file.py:factory")
+    (tmp_path / "broken.py").write_text("def (:\n")
+    assert_one_line_error(cli("count", "broken.py"), "'broken.py' is a file: name its factory", "SyntaxError")
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    assert_one_line_error(cli("count", "empty.py"), "defines no top-level function or nn.Module class")
+
+
+def test_a_very_long_model_name_is_shortened_in_the_error(cli):
+    name = "x" * 10_000
+    for spec in (name, f"{name}@alpha=1", f"mobilenet@{name}=1", f"{name}.py:make", f"{name}.py", f"{name}:make"):
+        r = cli("count", spec)
+        assert r.code == 2 and len(r.err) < 400, (spec[:20], len(r.err))
+        assert "x" * 60 + "…" in r.err

@@ -11,7 +11,7 @@ after it, up to the next ``$`` line or the end of the block, are what the comman
   whitespace of each line and trailing blank lines are ignored.
 * An example whose output starts with ``archlab: error:`` is an error example: it must exit
   with code 2 and print exactly that one line on stderr (the README's error contract).
-* A command that reads ``name.py:factory`` runs in a temporary directory holding ``name.py``,
+* A command that reads ``name.py:factory`` (or names ``name.py`` alone) runs in a temporary directory holding ``name.py``,
   written from the last ```python block before it whose first line is ``# name.py``; without
   such a block the example is skipped, with the reason.
 * Commands starting with a prefix in SKIP are not run (the reason is given there).
@@ -152,7 +152,7 @@ def test_readme_example(example: Example, cli, tmp_path, monkeypatch):
             pytest.skip(reason)
     assert example.argv[0] == "archlab" and "|" not in example.argv, f"cannot run: {example.command}"
     for arg in example.argv:
-        needed = re.match(r"([\w./-]+\.py):", arg)
+        needed = re.match(r"([\w./-]+\.py)(?::|@|$)", arg)  # file.py:factory, or the file alone
         if needed:
             name = needed.group(1)
             if name not in example.files:

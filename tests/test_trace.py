@@ -272,3 +272,39 @@ def test_a_forward_that_freezes_a_layer_leaves_requires_grad_as_found():
     archlab.count(model, input_size=(3, 8, 8))
     archlab.memory(model, input_size=(3, 8, 8))
     assert all(p.requires_grad for p in model.parameters())
+
+
+class _Nonzero(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y[y.nonzero(as_tuple=True)]
+
+
+def test_a_value_dependent_op_is_explained_without_pytorchs_private_flag():
+    from archlab.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        archlab.count(_Nonzero(), input_size=(3, 8, 8))
+    msg = str(e.value)
+    assert "torch.nonzero()" in msg and "archlab counts on meta tensors" in msg
+    assert "_config" not in msg and "meta_nonzero_assume_all_nonzero" not in msg and "fake value" not in msg
+    assert len(msg.splitlines()) == 1
+
+
+def test_the_forwards_prints_and_warnings_are_kept_off_stdout(capsys):
+    import warnings
+
+    class Chatty(nn.Module):
+        def forward(self, x):
+            print("from the forward")
+            warnings.warn("two\nlines")
+            return x * 2
+
+    archlab.count(Chatty(), input_size=(3, 4, 4))
+    out, err = capsys.readouterr()
+    assert out == "" and "from the forward" in err
+    assert "archlab: warning: UserWarning: two (test_trace.py:" in err and "lines" not in err

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -32,6 +33,7 @@ from archlab.errors import UserError, first_line
 from archlab.models.resolve import resolve
 from archlab.spec import ModelSpec, parse_input_size
 from archlab.units import pair as _pair
+from archlab.user_code import user_code
 
 # Producers of values that no traced operation made.
 INPUT = -1  # an input of the model
@@ -455,7 +457,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
     h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
     h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:
-        with _modes_restored(model), _left_as_found(model), torch.no_grad(), _Recorder(tracer):
+        with _modes_restored(model), _left_as_found(model), torch.no_grad(), _Recorder(tracer), user_code():
             model.eval()
             out = model(*meta_inputs)
             # counted before the model is put back: a lazy layer has its shapes only now
@@ -474,6 +476,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         if not isinstance(e, RuntimeError):  # PyTorch's errors speak for themselves; a KeyError('x') does not
             msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
         if "meta tensor" in msg or "data-independent" in msg or "register_meta" in msg:
+            msg = _without_torch_config_advice(msg)
             msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
                     "archlab counts on meta tensors, which hold shapes but no values)")
         elif "same device" in msg and any(p.device.type != "meta" for p in model.parameters()):
@@ -508,6 +511,16 @@ class _MetaMode(TorchDispatchMode):
         return _run_on_meta(func, *_on_meta(args, kwargs or {}))
 
 
+def _without_torch_config_advice(msg: str) -> str:
+    """PyTorch's message without its sentences that advise setting one of its private flags
+    (``torch.fx.experimental._config.meta_nonzero_assume_all_nonzero``), and the sentence about
+    what the flag would do: archlab's own explanation follows, and the flag is no advice for a
+    user of archlab."""
+    sentences = re.split(r"(?<=\.)\s+", msg)
+    kept = [s for s in sentences if "_config." not in s and "returns a fake value" not in s]
+    return " ".join(kept) if kept else msg
+
+
 def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Tensor]:
     """The activations autograd keeps for the backward pass of one training step.
 
@@ -526,7 +539,7 @@ def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Ten
 
     try:
         with _modes_restored(model), _left_as_found(model), torch.enable_grad(), \
-                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaMode():
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaMode(), user_code():
             model.train()
             model(_to_meta(inputs))
     except SystemExit as e:

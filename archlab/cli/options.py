@@ -7,6 +7,7 @@ Nothing here imports torch, so ``archlab --help`` stays fast."""
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from typing import Any, List, Optional, Sequence, TextIO
@@ -43,7 +44,45 @@ ALPHA = typer.Option(None, "--alpha", help="Width multiplier, for models that ha
 SET = typer.Option(None, "--set", help="Builder option key=value (repeatable), e.g. stacks=2.")
 DEPTH = typer.Option(2, "--depth", help="Depth of the per-layer table (1 = the model's children).")
 FORMAT = typer.Option(Format.table, "--format", "-f", help="Output format.")
-OUTPUT = typer.Option(None, "-o", "--output", help="Write to this file (atomically) instead of stdout.")
+
+
+class OutputPath(str):
+    """An ``-o`` path as given, remembering where it pointed when the command line was read: a
+    user's factory that calls ``os.chdir`` must not move the output (``-o out.txt`` written to /)."""
+
+    absolute: str
+
+    def __new__(cls, text: str) -> "OutputPath":
+        self = super().__new__(cls, text)
+        self.absolute = os.path.abspath(text) if text else text
+        return self
+
+
+def _anchor_output(value: Optional[str]) -> Optional[str]:
+    """The OUTPUT option's callback: runs as the command line is parsed, before any user code."""
+    if not value:
+        return value
+    try:
+        return OutputPath(value)
+    except OSError:  # the working directory was removed: a relative path has no anchor
+        return value
+
+
+def output_path(output: str) -> str:
+    """Where ``-o`` writes: the path as given while the working directory is still the one it was
+    given in (error lines then name it as the user wrote it), else its absolute form."""
+    absolute = getattr(output, "absolute", None)
+    if not absolute or os.path.isabs(output):
+        return str(output)
+    try:
+        same = os.path.abspath(str(output)) == absolute
+    except OSError:  # the user's code removed the working directory
+        same = False
+    return str(output) if same else absolute
+
+
+OUTPUT = typer.Option(None, "-o", "--output", callback=_anchor_output,
+                      help="Write to this file (atomically) instead of stdout.")
 
 
 def device_option(help: str) -> Any:
@@ -78,7 +117,7 @@ def emit(text: str, output: Optional[str]) -> None:
     from archlab.report.files import write_atomic
 
     if output is not None:
-        write_atomic(output, text)
+        write_atomic(output_path(output), text)
         return
     if sys.stdout is None:  # started with standard output closed ('>&-')
         raise UserError("standard output is closed: use -o FILE")

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from archlab.errors import UserError, first_line
+from archlab.errors import UserError, first_line, shorten
 from archlab.spec import Required
 
 
@@ -76,7 +76,7 @@ class ModelInfo:
         known = self.options
         if key not in known:
             choices = ", ".join(sorted(known)) or "none"
-            raise UserError(f"model '{self.name}' has no option '{key}' (its options: {choices})")
+            raise UserError(f"model '{shorten(self.name)}' has no option '{shorten(key)}' (its options: {choices})")
 
     def build(self, **options: Any) -> Any:
         if self.external and self.open_options is None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import difflib
 import importlib
 
-from archlab.errors import UserError
+from archlab.errors import UserError, shorten
 from archlab.models import FAMILIES
 from archlab.models._registry import MODELS, ModelInfo, natural_key, match_names
-from archlab.models.external import external_info, is_external
+from archlab.models.external import external_info, file_hint, is_external, looks_like_a_file
 
 
 def _ensure_loaded() -> None:
@@ -35,9 +35,11 @@ def get_model_info(name: str) -> ModelInfo:
     try:
         return MODELS[name]
     except KeyError:
+        if looks_like_a_file(name):  # 'archlab count mycnn.py': the factory is missing, not the model
+            raise UserError(file_hint(name)) from None
         key = name.lower()  # 'RESNET50' and 'ResNet50' find resnet50
         close = difflib.get_close_matches(key, list(MODELS), n=3, cutoff=0.5)
         if not close:
             close = [n for n in MODELS if n.startswith(key[:3])][:3]
         hint = f"; did you mean {', '.join(close)}?" if close else "; see 'archlab list'"
-        raise UserError(f"unknown model '{name}'{hint}") from None
+        raise UserError(f"unknown model '{shorten(name)}'{hint}") from None

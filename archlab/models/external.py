@@ -13,15 +13,17 @@ for torchvision (299x299 for its Inception v3).
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
 import sys
 from typing import Any, Callable
 
-from archlab.errors import UserError, first_line
+from archlab.errors import UserError, first_line, shorten
 from archlab.models._registry import ModelInfo
 from archlab.spec import REQUIRED
+from archlab.user_code import user_code
 
 
 def is_external(name: str) -> bool:
@@ -41,7 +43,7 @@ def _torchvision(name: str) -> tuple[Callable[..., Any], tuple[int, int, int]]:
 
         close = difflib.get_close_matches(name, names, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UserError(f"torchvision has no model '{name}'{hint}")
+        raise UserError(f"torchvision has no model '{shorten(name)}'{hint}")
 
     def build(**options):
         return tvm.get_model(name, weights=None, **options)
@@ -57,7 +59,7 @@ def _timm(name: str) -> tuple[Callable[..., Any], tuple[int, int, int] | None]:
     if not timm.is_model(name):
         close = timm.list_models(f"*{name[:6]}*")[:3]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UserError(f"timm has no model '{name}'{hint}")
+        raise UserError(f"timm has no model '{shorten(name)}'{hint}")
 
     def build(**options):
         return timm.create_model(name, pretrained=False, **options)
@@ -70,34 +72,87 @@ def _timm(name: str) -> tuple[Callable[..., Any], tuple[int, int, int] | None]:
 def _user_callable(target: str) -> Callable[..., Any]:
     module_part, _, attr = target.rpartition(":")
     if not module_part or not attr:
-        raise UserError(f"'{target}' is not of the form path/to/file.py:factory or package.module:callable")
-    if module_part.endswith(".py") or os.sep in module_part:
+        raise UserError(f"'{shorten(target)}' is not of the form path/to/file.py:factory or package.module:callable")
+    shown = shorten(module_part)
+    if _is_file_path(module_part):
         path = os.path.abspath(module_part)
         if not os.path.isfile(path):
-            raise UserError(f"no such file: '{module_part}'")
-        mod_name = "archlab_user_" + os.path.splitext(os.path.basename(path))[0]
-        spec = importlib.util.spec_from_file_location(mod_name, path)
+            raise UserError(f"no such file: '{shown}'")
+        stem = os.path.basename(path).partition(".")[0] or "model"
+        mod_name = "archlab_user_" + "".join(c if c.isalnum() else "_" for c in stem)
+        # read as Python source whatever the file is called (model.PY, notes.txt, an extensionless
+        # script): spec_from_file_location alone picks a loader by suffix and finds none for those
+        loader = importlib.machinery.SourceFileLoader(mod_name, path)
+        spec = importlib.util.spec_from_file_location(mod_name, path, loader=loader)
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         try:
-            spec.loader.exec_module(module)
+            with user_code(f"'{shown}' to load"):
+                spec.loader.exec_module(module)
         except (Exception, SystemExit) as e:  # the user's code: report it in one line (sys.exit too)
             sys.modules.pop(mod_name, None)
-            raise UserError(f"loading '{module_part}' failed: {type(e).__name__}: {_first(e)}") from None
+            raise UserError(f"loading '{shown}' failed: {type(e).__name__}: {_first(e)}") from None
     else:
         try:
-            module = importlib.import_module(module_part)
+            with user_code(f"'{shown}' to import"):
+                module = importlib.import_module(module_part)
         except ImportError as e:
-            raise UserError(f"cannot import '{module_part}': {_first(e)}") from None
+            raise UserError(f"cannot import '{shown}': {shorten(_first(e), 200)}") from None
         except (Exception, SystemExit) as e:
-            raise UserError(f"importing '{module_part}' failed: {type(e).__name__}: {_first(e)}") from None
+            raise UserError(f"importing '{shown}' failed: {type(e).__name__}: {_first(e)}") from None
     fn = getattr(module, attr, None)
     if fn is None:
         public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
-        raise UserError(f"'{module_part}' has no '{attr}' (its callables: {', '.join(public[:8]) or 'none'})")
+        raise UserError(f"'{shown}' has no '{shorten(attr)}' (its callables: {', '.join(public[:8]) or 'none'})")
     if not callable(fn):
-        raise UserError(f"'{target}' is not callable")
+        raise UserError(f"'{shorten(target)}' is not callable")
     return fn
+
+
+def _is_file_path(text: str) -> bool:
+    """``text`` (before the ``:factory``) names a file rather than a module: it ends in .py (any
+    case), has a path separator, or is an existing file (``notes.txt``, an extensionless script)."""
+    return (text.lower().endswith(".py") or os.sep in text or "/" in text
+            or (os.path.isfile(text) and not os.path.isdir(text)))
+
+
+def looks_like_a_file(name: str) -> bool:
+    """A model name without ``:factory`` that names a Python file (``mycnn.py``, or an existing file)."""
+    return name.lower().endswith(".py") or os.path.isfile(name)
+
+
+def file_hint(name: str) -> str:
+    """What to say for ``archlab count mycnn.py`` (a file named without its factory): name the
+    factory, and the candidates. The file is read with ``ast``, not run: its top-level functions and
+    its classes that derive from a ``...Module`` class (``nn.Module``, ``torch.nn.Module``, ``Module``)."""
+    import ast
+
+    shown = shorten(name)
+    try:
+        with open(name, "rb") as f:
+            tree = ast.parse(f.read(), name)
+    except FileNotFoundError:
+        return f"no such file: '{shown}' (a model file is named with its factory: path/to/file.py:factory)"
+    except (OSError, SyntaxError, ValueError) as e:
+        return f"'{shown}' is a file: name its factory, as in '{shown}:factory' (the file cannot be read " \
+               f"as Python: {type(e).__name__})"
+
+    def is_module_class(node: ast.ClassDef) -> bool:
+        for base in node.bases:
+            text = ast.unparse(base)
+            if text.rpartition(".")[2].endswith("Module") or text.rpartition(".")[2] in ("Sequential", "ModuleList"):
+                return True
+        return False
+
+    found = [node.name for node in tree.body
+             if (isinstance(node, ast.FunctionDef) or (isinstance(node, ast.ClassDef) and is_module_class(node)))
+             and not node.name.startswith("_")]
+    functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in found]
+    example = (functions or found or ["factory"])[0]
+    listed = (f"; its top-level functions and nn.Module classes: {', '.join(found[:8])}"
+              + (f" and {len(found) - 8} more" if len(found) > 8 else "")) if found else \
+        "; it defines no top-level function or nn.Module class"
+    return f"'{shown}' is a file: name the callable that builds the model, as in '{shown}:{example}'{listed}"
 
 
 def _first(e: BaseException) -> str:
@@ -146,13 +201,14 @@ def external_info(name: str) -> ModelInfo:
         import torch
 
         try:
-            model = fn(**options)
+            with user_code(f"'{shorten(name)}' to build"):
+                model = fn(**options)
         except UserError:
             raise
         except (Exception, SystemExit) as e:
-            raise UserError(f"building '{name}' failed: {type(e).__name__}: {_first(e)}") from None
+            raise UserError(f"building '{shorten(name)}' failed: {type(e).__name__}: {_first(e)}") from None
         if not isinstance(model, torch.nn.Module):
-            raise UserError(f"'{name}' returned a {type(model).__name__}, not an nn.Module")
+            raise UserError(f"'{shorten(name)}' returned a {type(model).__name__}, not an nn.Module")
         return model
 
     return ModelInfo(name, family, paper, builder, tuple(size) if size else None, None,
