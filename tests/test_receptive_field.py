@@ -354,3 +354,137 @@ def test_reflection_padding_moves_the_first_centre_like_zero_padding():
 def test_rf_view_reports_the_root_add():
     d = receptive_field(RootAdd(), input_size=(3, 32, 32)).to_dict()
     assert d["rf"] == 3
+
+
+# --- up-sampling (issue 15): the field depends on the unit's position; every phase measured
+
+
+def _thin(model):
+    """The same geometry with one channel everywhere (convolutions and transposed convolutions
+    keep kernel, stride, padding and dilation; batch norm goes): the input pixels a unit depends on
+    do not depend on the channel counts, and back-propagating through VGG-wide layers is slow."""
+    for name, m in list(model.named_modules()):
+        parent, _, leaf = name.rpartition(".")
+        owner = model.get_submodule(parent) if parent else model
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            setattr(owner, leaf, type(m)(1, 1, m.kernel_size, m.stride, m.padding, dilation=m.dilation))
+        elif isinstance(m, nn.BatchNorm2d):
+            setattr(owner, leaf, nn.Identity())
+    return model
+
+
+def _avg_pools(model):
+    """Max-pooling passes gradient to one position per window, so a single input would not show
+    the whole window: the same windows averaged pass it to all (the field is the window's)."""
+    for name, m in list(model.named_modules()):
+        if isinstance(m, nn.MaxPool2d):
+            parent, _, leaf = name.rpartition(".")
+            owner = model.get_submodule(parent) if parent else model
+            setattr(owner, leaf, nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode))
+    return model
+
+
+def measured_windows(model, input_size, units):
+    """The input rows and columns each output unit (y, x) depends on, by back-propagation with
+    positive weights and a positive input (every ReLU open, no cancellation)."""
+    model.eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    x = torch.rand(1, *input_size, requires_grad=True)
+    out = model(x)
+    out = out[-1] if isinstance(out, (list, tuple)) else out
+    regions = []
+    for y, x_ in units:
+        (grad,) = torch.autograd.grad(out[:, :, y, x_].sum(), x, retain_graph=True)
+        hit = grad.abs().sum((0, 1)) > 0
+        rows, cols = hit.any(1).nonzero().flatten(), hit.any(0).nonzero().flatten()
+        regions.append(((int(rows.min()), int(rows.max())), (int(cols.min()), int(cols.max()))))
+    return out.shape[-2:], regions
+
+
+@pytest.mark.parametrize("spec, input_size, widths", [
+    ("unet@base=1", (1, 252, 252), (188, 204)),  # the issue's values: 200 was the field of no unit
+    ("fcn8s@num_classes=1", (3, 120, 120), None),  # transposed convolutions 4/2, 4/2, 16/8 and crops
+    ("hourglass@stacks=2,features=2,num_joints=1", (3, 128, 128), None),  # nearest x2, adds, padding
+])
+def test_every_phase_of_an_up_sampled_field_equals_the_measured_one(spec, input_size, widths):
+    from archlab.analysis.receptive_field import _window, headline
+
+    tr, _ = archlab.analysis.trace.trace_model(spec, input_size=input_size)
+    h = headline(tr, receptive_fields(tr))
+    phase = h.field.phase
+    assert phase is not None and phase[0] == phase[1]
+    period = phase[0][0]
+    assert period > 1  # the fields repeat over several units, not every unit
+    model, size = archlab.build(spec), input_size
+    if spec.startswith("fcn"):
+        model, size = _thin(model), (1, *input_size[1:])
+    _avg_pools(model)
+    n = tr.values[h.value].shape[-1]
+    first = max(0, n // 2 - period)
+    units = [(first + r, first + r) for r in range(period)]
+    out_hw, measured = measured_windows(model, size, units)
+    assert tuple(out_hw) == tuple(tr.values[h.value].shape[-2:])
+    seen = set()
+    for (y, x_), (rows, cols) in zip(units, measured):
+        expected = []
+        for axis, o in enumerate((y, x_)):
+            lo, hi = _window(phase[axis], o)
+            seen.add(hi - lo + 1)
+            expected.append((max(lo, 0), min(hi, input_size[axis + 1] - 1)))  # the input's border clips
+        assert (rows, cols) == tuple(expected), (y, x_)
+    lo, hi = min(seen), max(seen)
+    d = receptive_field(spec, input_size=input_size, depth=1).to_dict()
+    assert (d["rf_min"] if "rf_min" in d else d["rf_layer"]["rf_min"], d["rf"]) == (lo, hi) and lo < hi
+    if widths:
+        assert (lo, hi) == widths
+
+
+def test_unet_field_varies_with_position_in_json_and_table():
+    d = receptive_field("unet", res=252, depth=1).to_dict()
+    top = d["rf_layer"]
+    assert (d["rf"], top["rf_min"], top["rf_max"], top["period"]) == (204, 188, 204, 16)
+    assert top["sees_padding"] is False
+    rows = {r["name"]: r for r in d["layers"]}
+    assert rows["up2"]["rf_min"] == rows["up2"]["rf"] == 188 and rows["up4"]["rf_min"] == 188
+    assert rows["down1"]["period"] == 1 and rows["down1"]["rf_min"] == 5
+    from archlab.report.receptive_field import render_rf
+    text = render_rf(receptive_field("unet", res=252, depth=1), "table")
+    assert "receptive field: 188 to 204 input pixels" in text and "188..204" in text
+    assert "varies with position (period 16)" in text
+
+
+def test_the_padding_note_needs_a_unit_that_reads_past_the_border():
+    from archlab.report.receptive_field import render_rf
+    text = render_rf(receptive_field("unet", res=188, depth=1), "table")
+    assert "see padding" not in text and "no padding" in text  # unpadded convolutions only
+    assert "units near the border see padding" in render_rf(receptive_field("resnet50", depth=1), "table")
+    # a transposed convolution's border units miss neighbours: padding, as a padded convolution
+    f, _ = _field(nn.Sequential(conv(k=2, s=2, p=0), nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1)), 2, 16, 16)
+    from archlab.analysis.receptive_field import sees_padding
+    assert sees_padding(f, (16, 16), (16, 16)) is True
+    f, _ = _field(nn.Sequential(conv(k=2, s=2, p=0), nn.ConvTranspose2d(2, 2, 2, stride=2)), 2, 16, 16)
+    assert sees_padding(f, (16, 16), (16, 16)) is False
+
+
+@pytest.mark.parametrize("layers, widths, period", [
+    ([conv(k=2, s=2, p=0), nn.Upsample(scale_factor=2)], (2, 2), 2),  # nearest: pairs read one unit
+    ([conv(k=3, s=2, p=1), nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1)], (3, 5), 2),
+    ([conv(k=2, s=2, p=0), nn.Upsample(scale_factor=2, mode="bilinear")], (4, 4), 2),
+    ([nn.ConvTranspose2d(2, 2, 1, stride=2)], (1, 1), 2),  # odd units read nothing (only the bias)
+    ([conv(k=2, s=2, p=0), nn.PixelShuffle(1)], (2, 2), 1),
+])
+def test_exact_windows_of_up_sampling_ops(layers, widths, period):
+    from archlab.analysis.receptive_field import phase_widths
+    f, _ = _field(nn.Sequential(*layers), 2, 16, 16)
+    assert phase_widths(f.phase[0]) == widths and f.phase[0][0] == period
+
+
+def test_an_up_sampled_field_measured_in_a_tiny_model():
+    model = nn.Sequential(conv(k=3, s=2, p=1), nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1))
+    f, _ = _field(model, 2, 16, 16)
+    from archlab.analysis.receptive_field import _window
+    _, measured = measured_windows(model, (2, 16, 16), [(6, 6), (7, 7)])
+    for o, (rows, cols) in zip((6, 7), measured):
+        assert rows == cols == _window(f.phase[0], o)

@@ -10,7 +10,7 @@ from typing import Any
 from archlab.analysis.costs import count_status
 from archlab.analysis.count import count_trace
 from archlab.analysis.memory import inference_peak
-from archlab.analysis.receptive_field import headline, receptive_fields
+from archlab.analysis.receptive_field import extent, headline, receptive_fields
 from archlab.analysis.trace import trace_model
 from archlab.measure.latency import measure_all
 
@@ -49,6 +49,6 @@ def compare_models(specs: list[str], latency: bool = False, **latency_options: A
         rf = receptive_fields(trace)
         h = headline(trace, rf)
         f = h.field if h is not None else None
-        rows.append(CompareRow(label, c.params, c.macs, int(max(f.rf)) if f else None, 4 * c.params,
+        rows.append(CompareRow(label, c.params, c.macs, int(max(extent(f)[1])) if f else None, 4 * c.params,
                                inference_peak(trace, 4).bytes, lat, c.unsupported_ops))
     return rows

@@ -30,6 +30,13 @@ varies with the unit; ``Field.snap`` keeps what is needed to give the widest suc
 (the affine rule rf + (k - 1)·jump would be off by a fraction of a pixel). ``start`` on such a
 grid is the first unit's centre; later centres are only about start + i·jump.
 
+After a transposed convolution, an up-sampling or a pixel shuffle, neighbouring units read
+different input windows: the field depends on the unit's position modulo a period. Beside the
+affine (rf, jump, start), every ``Field`` carries ``phase``, per axis the exact windows of one period
+of units (``Phase``): its smallest and largest width are the field's ``rf_min`` and ``rf_max``
+(``describe``), the period is in units of the layer's own grid, and the windows of the units that
+exist say whether any of them reads past the input's border (padding, ``sees_padding``).
+
 An op without a rule that changes the spatial grid stops the field: its output and everything
 computed from it get no ``Field`` but an entry in ``RFAnalysis.unknown`` naming that op, so a
 headline (``headline``) says the field is unknown rather than naming an earlier layer.
@@ -39,11 +46,139 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Callable
 
 from archlab.analysis.rules import OpRules
 from archlab.analysis.trace import Call, Op, Trace, check_depth, trace_model
 from archlab.units import SCHEMA_VERSION
+
+# --- exact windows per unit position ----------------------------------------------------------
+# One axis of a grid: (period P, advance D, windows). Unit o = q P + r reads the input pixels
+# windows[r][0] + q D .. windows[r][1] + q D (the input is unbounded: pixels below 0 or past the
+# input's size are padding); a window of None reads nothing (a transposed convolution whose
+# kernel is narrower than its stride leaves such units). Coordinates are whole input pixels.
+Phase = tuple[int, int, tuple[tuple[int, int] | None, ...]]
+_MAX_PERIOD = 4096  # beyond this the exact windows are dropped (the affine field remains)
+_IDENTITY: Phase = (1, 1, ((0, 0),))
+
+
+def _window(ph: Phase, i: int) -> tuple[int, int] | None:
+    period, advance, windows = ph
+    q, r = divmod(i, period)
+    w = windows[r]
+    return None if w is None else (w[0] + q * advance, w[1] + q * advance)
+
+
+def _hull(windows) -> tuple[int, int] | None:
+    ws = [w for w in windows if w is not None]
+    return (min(w[0] for w in ws), max(w[1] for w in ws)) if ws else None
+
+
+def _reduce(period: int, advance: int, windows: tuple) -> Phase:
+    """The shortest period that repeats the windows (shifted by the advance per period)."""
+    for p in range(1, period):
+        if period % p or (advance * p) % period:
+            continue
+        d = advance * p // period
+        if all(_shifted(windows[o], d) == windows[o + p] for o in range(period - p)):
+            return (p, d, windows[:p])
+    return (period, advance, windows)
+
+
+def _shifted(w: tuple[int, int] | None, d: int) -> tuple[int, int] | None:
+    return None if w is None else (w[0] + d, w[1] + d)
+
+
+def _phase_map(ph: Phase | None, taps: Callable[[int], Any], a: int, b: int) -> Phase | None:
+    """The next grid's windows: unit o reads the previous grid's units ``taps(o)``, and
+    taps(o + b) = taps(o) + a (every ``b`` units the op moves ``a`` units along its input)."""
+    if ph is None:
+        return None
+    period, advance, _ = ph
+    g = math.gcd(a, period)
+    new_period, new_advance = b * period // g, a // g * advance
+    if new_period > _MAX_PERIOD:
+        return None
+    windows = tuple(_hull(_window(ph, i) for i in taps(o)) for o in range(new_period))
+    return _reduce(new_period, new_advance, windows)
+
+
+def _ratio(n_in: int, n_out: int) -> tuple[int, int]:
+    r = Fraction(n_in, n_out)
+    return r.numerator, r.denominator
+
+
+def _phase_conv(ph, k: int, s: int, p: int, d: int) -> Phase | None:
+    return _phase_map(ph, lambda o: [o * s - p + j * d for j in range(k)], s, 1)
+
+
+def _phase_transposed(ph, k: int, s: int, p: int, d: int) -> Phase | None:
+    # output unit o = i s - p + j d gathers input unit i for every tap j that lands on it
+    return _phase_map(ph, lambda o: [(o + p - j * d) // s for j in range(k) if (o + p - j * d) % s == 0], 1, s)
+
+
+def _phase_adaptive(ph, n_in: int, n_out: int) -> Phase | None:
+    a, b = _ratio(n_in, n_out)
+    return _phase_map(ph, lambda o: range((o * n_in) // n_out, -(-(o + 1) * n_in // n_out)), a, b)
+
+
+def _phase_upsample(ph, n_in: int, n_out: int, mode: str) -> Phase | None:
+    """PyTorch's index rules away from the border: nearest reads floor(o In/Out), nearest-exact
+    floor((o + 1/2) In/Out); linear and cubic interpolation read around src = (o + 1/2) In/Out - 1/2
+    (2 and 4 units; only the unit at src when src falls on one)."""
+    a, b = _ratio(n_in, n_out)
+    if mode == "nearest":
+        return _phase_map(ph, lambda o: [o * a // b], a, b)
+    if mode == "exact":
+        return _phase_map(ph, lambda o: [(2 * o + 1) * a // (2 * b)], a, b)
+
+    def taps(o):
+        num, den = (2 * o + 1) * a - b, 2 * b  # src = num / den
+        i0 = num // den
+        if num % den == 0:
+            return [i0]
+        return [i0, i0 + 1] if mode == "linear" else [i0 - 1, i0, i0 + 1, i0 + 2]
+
+    return _phase_map(ph, taps, a, b)
+
+
+def _phase_union(phases) -> Phase | None:
+    """Units of a merge read the union of their inputs' windows (all on one grid)."""
+    if any(ph is None for ph in phases) or len({Fraction(ph[1], ph[0]) for ph in phases}) > 1:
+        return None
+    period = math.lcm(*(ph[0] for ph in phases))
+    if period > _MAX_PERIOD:
+        return None
+    advance = phases[0][1] * period // phases[0][0]
+    windows = tuple(_hull(_window(ph, o) for ph in phases) for o in range(period))
+    return _reduce(period, advance, windows)
+
+
+def _axes(f_phase, fn) -> tuple[Phase, Phase] | None:
+    """Apply ``fn(axis, phase)`` to both axes; None when either axis is not followed exactly."""
+    if f_phase is None:
+        return None
+    out = tuple(fn(a, f_phase[a]) for a in range(2))
+    return None if any(ph is None for ph in out) else out
+
+
+def phase_widths(ph: Phase) -> tuple[int, int]:
+    """The smallest and largest window over the positions of one period (empty windows left out)."""
+    widths = [w[1] - w[0] + 1 for w in ph[2] if w is not None]
+    return (min(widths), max(widths)) if widths else (0, 0)
+
+
+def sees_padding(f: Field, out_hw: tuple[int, int], in_hw: tuple[int, int]) -> bool | None:
+    """Whether a unit of an ``out_hw`` map reads past the border of the ``in_hw`` input (padding,
+    or a transposed convolution's missing neighbours); None when the exact windows are unknown."""
+    if f.phase is None:
+        return None
+    for a in range(2):
+        windows = [w for o in range(out_hw[a]) for w in [_window(f.phase[a], o)] if w is not None]
+        if windows and (min(w[0] for w in windows) < 0 or max(w[1] for w in windows) > in_hw[a] - 1):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -56,6 +191,8 @@ class Field:
     # (field and jump before the pooling, In, Out, pooled units spanned beyond the first); ``rf``
     # is then the widest unit's field, computed from the windows rather than from the jump
     snap: tuple[tuple[float, float, int, int, float], ...] | None = None
+    # per axis (H, W), the exact windows of one period of units; None where not followed exactly
+    phase: tuple[Phase, Phase] | None = None
 
     def bounds(self, axis: int) -> tuple[float, float]:
         half = (self.rf[axis] - 1) / 2
@@ -122,7 +259,9 @@ def _geom(f: Field, kernel, stride, padding, dilation) -> Field:
             rf.append(_snapped(snap[-1]))
         start.append(f.start[a] + ((k_eff - 1) / 2 - padding[a]) * f.jump[a])
         jump.append(f.jump[a] * stride[a])
-    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context, tuple(snap) if snap else None)
+    phase = _axes(f.phase, lambda a, ph: _phase_conv(ph, int(kernel[a]), int(stride[a]), int(padding[a]),
+                                                     int(dilation[a])))
+    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context, tuple(snap) if snap else None, phase)
 
 
 def _adaptive(f: Field, in_sp, out_sp) -> Field:
@@ -137,7 +276,8 @@ def _adaptive(f: Field, in_sp, out_sp) -> Field:
         start.append(f.start[a] + (first - 1) / 2 * f.jump[a])
         jump.append(f.jump[a] * n_in / n_out)
         snap.append((f.rf[a], f.jump[a], n_in, n_out, 0.0))
-    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context, None if exact else tuple(snap))
+    phase = _axes(f.phase, lambda a, ph: _phase_adaptive(ph, in_sp[a], out_sp[a]))
+    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context, None if exact else tuple(snap), phase)
 
 
 def _transposed(f: Field, kernel, stride, padding, dilation) -> Field:
@@ -148,7 +288,9 @@ def _transposed(f: Field, kernel, stride, padding, dilation) -> Field:
         rf.append(f.rf[a] + (math.ceil(k_eff / stride[a]) - 1) * f.jump[a])
         start.append(f.start[a] + (padding[a] - (k_eff - 1) / 2) / stride[a] * f.jump[a])
         jump.append(f.jump[a] / stride[a])
-    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context)
+    phase = _axes(f.phase, lambda a, ph: _phase_transposed(ph, int(kernel[a]), int(stride[a]), int(padding[a]),
+                                                           int(dilation[a])))
+    return Field(tuple(rf), tuple(jump), tuple(start), f.global_context, None, phase)
 
 
 def _union(fields: list[Field]) -> Field:
@@ -159,7 +301,10 @@ def _union(fields: list[Field]) -> Field:
         rf.append(hi - lo + 1)
         start.append((lo + hi) / 2)
     jump = tuple(min(f.jump[a] for f in fields) for a in range(2))
-    return Field(tuple(rf), jump, tuple(start), any(f.global_context for f in fields))
+    phase = None
+    if all(f.phase is not None for f in fields):
+        phase = _axes(fields[0].phase, lambda a, _: _phase_union([f.phase[a] for f in fields]))
+    return Field(tuple(rf), jump, tuple(start), any(f.global_context for f in fields), None, phase)
 
 
 def _last2(seq, fill=1) -> tuple:
@@ -186,7 +331,7 @@ class _Walker:
         self.line = in_dims == {3}  # (N, C, L): a 1-D model, analysed along L
         for vid in trace.inputs:
             if self.spatial(vid):
-                self.fields[vid] = Field((1, 1), (1, 1), (0.0, 0.0))
+                self.fields[vid] = Field((1, 1), (1, 1), (0.0, 0.0), phase=(_IDENTITY, _IDENTITY))
         if self.line:
             self.result.notes.append("1-D input (N, C, L): the field is along L (the H extent is 1)")
         if any(d >= 5 for d in in_dims):
@@ -277,7 +422,9 @@ class _Walker:
         starts, jumps = list(first.start), list(first.jump)
         starts[axis] += start * first.jump[axis]
         jumps[axis] *= step
-        self._set(op, Field(first.rf, tuple(jumps), tuple(starts), first.global_context))
+        phase = _axes(first.phase, lambda a, ph: _phase_map(ph, lambda o: [start + o * step], step, 1)
+                      if a == axis else ph)
+        self._set(op, Field(first.rf, tuple(jumps), tuple(starts), first.global_context, None, phase))
 
     def _merge(self, op, ins) -> None:
         fields = [self.fields[v] for v in ins]
@@ -304,7 +451,7 @@ class _Walker:
             for vid in op.outputs:
                 f = self.fields.get(vid)
                 if f is not None and not f.global_context:
-                    self.fields[vid] = Field(f.rf, f.jump, f.start, True, f.snap)
+                    self.fields[vid] = Field(f.rf, f.jump, f.start, True, f.snap, f.phase)
 
 
 # --- the per-op rules of the walk -------------------------------------------------------
@@ -351,7 +498,10 @@ def _rf_upsample(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global
     rf = tuple(first.rf[a] + extra * first.jump[a] for a in range(2))
     jump = tuple(first.jump[a] / scale[a] for a in range(2))
     start = tuple(first.start[a] + (0.5 / scale[a] - 0.5) * first.jump[a] for a in range(2))
-    w._set(op, Field(rf, jump, start, first.global_context))
+    mode = ("exact" if "exact" in name else "nearest" if "nearest" in name or name == "pixel_shuffle"
+            else "cubic" if "bicubic" in name else "linear")
+    phase = _axes(first.phase, lambda a, ph: _phase_upsample(ph, in_sp[a], out_sp[a], mode))
+    w._set(op, Field(rf, jump, start, first.global_context, None, phase))
 
 
 @RF_RULES.rule("pixel_unshuffle")
@@ -390,7 +540,8 @@ def _rf_pad(w: _Walker, op: Op, first: Field, in_sp, out_sp, ins, is_global) -> 
     # units that see nothing: either way the units keep their fields; the grid gains a margin
     left = w._pad_left(op, in_sp, out_sp)
     start = tuple(first.start[a] - left[a] * first.jump[a] for a in range(2))
-    w._set(op, Field(first.rf, first.jump, start, first.global_context, first.snap))
+    phase = _axes(first.phase, lambda a, ph: _phase_map(ph, lambda o: [o - int(left[a])], 1, 1))
+    w._set(op, Field(first.rf, first.jump, start, first.global_context, first.snap, phase))
 
 
 def receptive_fields(trace: Trace) -> RFAnalysis:
@@ -450,13 +601,30 @@ def headline(trace: Trace, rf: RFAnalysis) -> Headline | None:
     return Headline(vid, call, trace.ops[producer].name, rf.fields.get(vid), rf.unknown.get(vid))
 
 
+def extent(f: Field) -> tuple[tuple[float, float], tuple[float, float], tuple[int, int]]:
+    """(smallest field per axis, largest field per axis, period per axis): from the exact windows
+    when they were followed, else the affine field (period 1)."""
+    if f.phase is None:
+        return f.rf, f.rf, (1, 1)
+    widths = [phase_widths(ph) for ph in f.phase]
+    return (widths[0][0], widths[1][0]), (widths[0][1], widths[1][1]), (f.phase[0][0], f.phase[1][0])
+
+
 def describe(f: Field) -> dict[str, Any]:
+    """The JSON form of a field: ``rf`` is the largest over unit positions and axes, ``rf_min`` the
+    smallest (a unit's field is its larger axis), ``period`` how many units repeat the pattern."""
     def num(x):
         return int(x) if float(x).is_integer() else round(x, 4)
 
+    lo, hi, period = extent(f)
     return {
-        "rf": num(max(f.rf)),
-        "rf_hw": [num(f.rf[0]), num(f.rf[1])],
+        "rf": num(max(hi)),
+        "rf_min": num(max(lo)),
+        "rf_max": num(max(hi)),
+        "rf_hw": [num(hi[0]), num(hi[1])],
+        "rf_min_hw": [num(lo[0]), num(lo[1])],
+        "period": period[0] if period[0] == period[1] else list(period),
+        "period_hw": list(period),
         "jump": num(max(f.jump)),
         "jump_hw": [num(f.jump[0]), num(f.jump[1])],
         "start": num(f.start[0]) if f.start[0] == f.start[1] else [num(f.start[0]), num(f.start[1])],
@@ -502,9 +670,16 @@ def _rf_row(trace, call, rf: RFAnalysis, input_hw) -> dict[str, Any] | None:
     if f is None:
         row.update(rf=None, jump=None, start=None, exceeds_input=None)
     else:
-        row.update(describe(f))
-        row["exceeds_input"] = any(f.rf[a] > input_hw[a] for a in range(2))
+        row.update(_described(f, trace.values[call.outputs[0]].shape, input_hw))
     return row
+
+
+def _described(f: Field, out_shape, input_hw) -> dict[str, Any]:
+    d = describe(f)
+    d["exceeds_input"] = any(d["rf_hw"][a] > input_hw[a] for a in range(2))
+    out_hw = _spatial(tuple(out_shape), len(out_shape) == 3) or (1, 1)
+    d["sees_padding"] = sees_padding(f, out_hw, input_hw)
+    return d
 
 
 def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> RFResult:
@@ -512,7 +687,7 @@ def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> RFResul
     check_depth(depth)
     trace, label = trace_model(model_or_spec, **kw)
     rf = receptive_fields(trace)
-    input_hw = trace.input_shape[-2:]
+    input_hw = _spatial(tuple(trace.input_shape), len(trace.input_shape) == 3) or (1, 1)
     rows = tuple(r for c in trace.calls if 0 < c.depth <= depth
                  for r in [_rf_row(trace, c, rf, input_hw)] if r is not None)
     h = headline(trace, rf)
@@ -523,8 +698,7 @@ def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> RFResul
         if h.field is None:
             top.update(rf=None, jump=None, start=None, exceeds_input=None, unknown_since=h.unknown_since)
         else:
-            top.update(describe(h.field))
-            top["exceeds_input"] = any(h.field.rf[a] > input_hw[a] for a in range(2))
+            top.update(_described(h.field, trace.values[h.value].shape, input_hw))
     mis = tuple({"op": m.op, "module": m.module, "jumps": [list(j) for j in m.jumps],
                  "starts": [list(s) for s in m.starts]} for m in rf.misaligned)
     return RFResult(label, trace.input_shape, rows, top, mis, dict(rf.unsupported), tuple(rf.notes))

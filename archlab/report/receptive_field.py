@@ -10,7 +10,8 @@ from archlab.report.formats import csv_table, md_table, ops_text, text_table, to
 from archlab.units import shape_str
 
 RF_HEADERS = ("name", "type", "output", "RF", "jump", "start", "note")
-CSV_HEADERS = ("name", "type", "depth", "output_shape", "rf", "jump", "start", "global_context", "exceeds_input")
+CSV_HEADERS = ("name", "type", "depth", "output_shape", "rf", "rf_min", "period", "jump", "start", "global_context",
+               "exceeds_input")
 
 
 def _fmt(v: Any) -> str:
@@ -19,16 +20,37 @@ def _fmt(v: Any) -> str:
     return "x".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
+def _varies(r: dict[str, Any]) -> bool:
+    """Whether units at different positions have fields of different sizes (after up-sampling)."""
+    return r.get("rf") is not None and r.get("rf_min", r["rf"]) != r["rf"]
+
+
+def _rf_text(r: dict[str, Any]) -> str:
+    """The field as shown: 'HxW' when the axes differ, 'min..max' when it varies with position."""
+    if r["rf"] is None:
+        return "-"
+    if _varies(r):
+        lo, hi = r["rf_min_hw"], r["rf_hw"]
+        return f"{lo[0]}..{hi[0]}" if lo[0] == lo[1] and hi[0] == hi[1] else f"{_fmt(lo)}..{_fmt(hi)}"
+    return _fmt(r["rf"] if r["rf_hw"][0] == r["rf_hw"][1] else r["rf_hw"])
+
+
+def _period_text(r: dict[str, Any]) -> str:
+    return _fmt(r["period"])
+
+
 def _rf_cells(r: dict[str, Any], indent: bool = True) -> tuple:
     note = []
+    if _varies(r):
+        note.append(f"varies with position (period {_period_text(r)})")
     if r.get("global_context"):
         note.append("global context (a gate sees the whole input)")
     if r.get("exceeds_input"):
         note.append("exceeds the input")
-    rf = r["rf"] if r["rf"] is None or r["rf_hw"][0] == r["rf_hw"][1] else r["rf_hw"]
+    rf = _rf_text(r)
     jump = r["jump"] if r["jump"] is None or r["jump_hw"][0] == r["jump_hw"][1] else r["jump_hw"]
     return (("  " * (r["depth"] - 1) if indent else "") + r["name"], r["type"], shape_str(r["output_shape"]),
-            _fmt(rf), _fmt(jump), _fmt(r["start"]), "; ".join(note))
+            rf, _fmt(jump), _fmt(r["start"]), "; ".join(note))
 
 
 def summary_lines(result: RFResult) -> list[str]:
@@ -40,12 +62,20 @@ def summary_lines(result: RFResult) -> list[str]:
                      f"not followed past {top['unknown_since']}")
     elif top:
         h, w = result.input_shape[-2:]
-        line = (f"receptive field: {_fmt(top['rf'] if top['rf_hw'][0] == top['rf_hw'][1] else top['rf_hw'])} "
-                f"input pixels at '{top['name']}' (the last layer with spatial extent), "
+        size = _rf_text(top).replace("..", " to ")
+        line = (f"receptive field: {size} input pixels at '{top['name']}' (the last layer with spatial extent), "
                 f"jump {_fmt(top['jump'])}, first centre at {_fmt(top['start'])}")
         lines.append(line)
-        if top["exceeds_input"]:
+        if _varies(top):
+            lines.append(f"note: after up-sampling the field depends on the unit's position: smallest "
+                         f"{_fmt(top['rf_min'])}, largest {_fmt(top['rf'])}, repeating every {_period_text(top)} "
+                         f"units")
+        # padding is said only where a unit's window reaches past the input (a U-Net has none)
+        if top["exceeds_input"] and top.get("sees_padding") is not False:
             lines.append(f"note: the receptive field exceeds the {h}x{w} input: units near the border see padding")
+        elif top["exceeds_input"]:
+            lines.append(f"note: the largest receptive field exceeds the {h}x{w} input, but every unit of this "
+                         f"output reads inside it (no padding)")
         if top.get("global_context"):
             lines.append("note: squeeze-and-excitation (or another global gate) makes every unit depend on the "
                          "whole input; the field shown is the convolutional one")
@@ -71,8 +101,8 @@ def _table(result: RFResult) -> str:
 
 def _csv(result: RFResult) -> str:
     return csv_table(CSV_HEADERS, [(r["name"], r["type"], r["depth"], shape_str(r["output_shape"]), _fmt(r["rf"]),
-                                    _fmt(r["jump"]), _fmt(r["start"]), r.get("global_context"),
-                                    r.get("exceeds_input")) for r in result.layers])
+                                    _fmt(r.get("rf_min")), _fmt(r.get("period")), _fmt(r["jump"]), _fmt(r["start"]),
+                                    r.get("global_context"), r.get("exceeds_input")) for r in result.layers])
 
 
 def _md(result: RFResult) -> str:
