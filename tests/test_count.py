@@ -11,6 +11,7 @@ import archlab
 def test_huge_inputs_are_counted_without_allocating():
     import resource
 
+    archlab.count("vgg19@adaptive_pool=true", res=32, depth=0)  # imports (torch: ~200 MB) not measured
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     r = archlab.count("vgg19@adaptive_pool=true", res=4096, depth=0)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
@@ -96,3 +97,46 @@ def test_shared_and_unregistered_modules_are_named_and_never_negative(cli, tmp_p
     assert "(unregistered Conv2d #1)" in out and "(unregistered Conv2d #2)" in out
     unregistered = [line.split() for line in out.splitlines() if line.startswith("unregistered")]
     assert unregistered[0][1] == "168" and "(outside submodules)" not in out and "-" not in unregistered[0][1]
+
+
+# --- modules the eval forward does not call (issue 15) ----------------------------------------
+
+
+def test_googlenet_aux_heads_are_named_not_left_outside_submodules(cli):
+    d = cli("count", "googlenet@aux_logits=true", "--depth", "1", "--format", "json").json()
+    assert [(m["name"], m["type"], m["depth"]) for m in d["not_called"]] == [
+        ("aux1", "GoogLeNetAux", 1), ("aux2", "GoogLeNetAux", 1)]
+    assert sum(m["params"] for m in d["not_called"]) == 6_379_728  # the issue's "(outside submodules)"
+    assert sum(r["params"] for r in d["layers"]) + 6_379_728 == d["params"]
+    text = cli("count", "googlenet@aux_logits=true", "--depth", "1").out
+    assert "(outside submodules)" not in text
+    assert "GoogLeNetAux (not called)" in text and "not called              6,379,728" in text
+    rows = list(csv.DictReader(io.StringIO(cli("count", "googlenet@aux_logits=true", "--depth", "1",
+                                               "--format", "csv").out)))
+    assert [r["macs"] for r in rows if "(not called)" in r["type"]] == ["0", "0"]
+    assert cli("count", "googlenet", "--format", "json").json()["not_called"] == []  # built without them
+    assert cli("count", "googlenet@aux_logits=true", "--depth", "0", "--format", "json").json()["not_called"] == []
+
+
+def test_not_called_modules_outermost_only_containers_and_shared_weights():
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Conv2d(3, 3, 3), nn.Conv2d(3, 3, 3)])  # a container is never called
+            self.unused = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Linear(2, 2))  # 32 + 6 params
+            self.tied = nn.Conv2d(3, 3, 3)
+            self.tied.weight = self.blocks[0].weight  # not called, but its weight is: only its bias counts
+            self.idle = nn.ReLU()  # no parameters, not called
+
+        def forward(self, x):
+            return self.blocks[1](self.blocks[0](x))
+
+    r = archlab.count(Net(), input_size=(3, 16, 16), depth=2)
+    got = {m.name: (m.type, m.depth, m.params) for m in r.not_called}
+    assert got == {"unused": ("Sequential", 1, 38), "tied": ("Conv2d", 1, 3), "idle": ("ReLU", 1, 0)}
+    assert r.outside_submodules() == (0, 0)  # everything has a row
+    assert "blocks" not in got and not any(name.startswith("unused.") for name in got)
+    assert torch.is_grad_enabled()

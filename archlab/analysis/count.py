@@ -46,6 +46,9 @@ class CountResult:
     engine: str
     fvcore: dict[str, Any] | None = field(default=None)
     input_shapes: tuple[tuple[int, ...], ...] = ()  # every input, for models that take several
+    # registered modules the eval forward did not call (GoogLeNet's aux heads), down to the depth
+    # asked: their parameters are in ``params``, they cost no MACs here (``output_shape`` None)
+    not_called: tuple[LayerCost, ...] = ()
 
     @property
     def flops(self) -> int:
@@ -57,8 +60,8 @@ class CountResult:
 
     def outside_submodules(self) -> tuple[int, int]:
         """Params and MACs no top-level module accounts for (see ``outside_submodules``)."""
-        return outside_submodules(self.params, self.macs,
-                                  ((layer.name, layer.params, layer.macs) for layer in self.layers if layer.depth == 1))
+        top = [layer for layer in self.layers + self.not_called if layer.depth == 1]
+        return outside_submodules(self.params, self.macs, ((layer.name, layer.params, layer.macs) for layer in top))
 
     def to_dict(self) -> dict[str, Any]:
 
@@ -82,6 +85,8 @@ class CountResult:
             "unsupported_ops": unsupported_json(self.unsupported_ops),
             "status": self.status,
             "layers": [layer.to_dict() for layer in self.layers],
+            "not_called": [{"name": m.name, "type": m.type, "depth": m.depth, "params": m.params}
+                           for m in self.not_called],
             "engine": self.engine,
         }
         if self.fvcore is not None:
@@ -130,6 +135,8 @@ def count_trace(trace: Trace, label: str, depth: int = 3, engine: str = "archlab
         layers=_module_costs(trace, costs, depth),
         engine=engine,
         input_shapes=tuple(trace.values[v].shape for v in trace.inputs),
+        not_called=tuple(LayerCost(m.name, m.type, m.depth, None, m.params, 0) for m in trace.uncalled
+                         if 0 < m.depth <= depth),
     )
 
 

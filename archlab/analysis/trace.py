@@ -91,6 +91,17 @@ class Call:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Uncalled:
+    """A registered module that the (eval-mode) forward did not call, nor any module inside it
+    (GoogLeNet's auxiliary heads run only in training); only the outermost such module is kept."""
+
+    name: str
+    type: str
+    depth: int  # the depth a call would have had: its nearest called ancestor's plus one
+    params: int  # its parameters that no called module also holds
+
+
 @dataclass
 class Trace:
     input_shape: tuple[int, ...]
@@ -101,6 +112,7 @@ class Trace:
     outputs: list[int]
     params: int
     trainable_params: int
+    uncalled: list[Uncalled] = field(default_factory=list)
 
 
 # --- geometry recorded for the analyses ----------------------------------------
@@ -497,7 +509,29 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         outputs=out_ids,
         params=counts[0],
         trainable_params=counts[1],
+        uncalled=_uncalled(model, tracer.calls),
     )
+
+
+def _uncalled(model: nn.Module, calls: list[Call]) -> list[Uncalled]:
+    """The outermost registered modules that neither ran nor hold a module that ran."""
+    depth_of = {c.name: c.depth for c in calls}
+    modules = dict(model.named_modules())
+    ran = set()  # the modules called and their ancestors (containers such as nn.ModuleList are never called)
+    for name in depth_of:
+        parts = name.split(".") if name else []
+        ran.update(".".join(parts[:i]) for i in range(len(parts) + 1))
+    held = {id(p) for name in depth_of if name and name in modules for p in modules[name].parameters()}
+    out: list[Uncalled] = []
+    for name, m in modules.items():
+        if name in ran or any(name.startswith(u.name + ".") for u in out):
+            continue
+        parent = name.rpartition(".")[0]
+        while parent and parent not in depth_of:
+            parent = parent.rpartition(".")[0]
+        params = sum(p.numel() for p in {id(p): p for p in m.parameters()}.values() if id(p) not in held)
+        out.append(Uncalled(name, type(m).__name__, depth_of.get(parent, 0) + 1, params))
+    return out
 
 
 class _MetaMode(TorchDispatchMode):

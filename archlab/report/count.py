@@ -16,6 +16,7 @@ def _share(macs: int, total: int) -> str:
 
 
 OUTSIDE = "(outside submodules)"
+NOT_CALLED = "(not called)"
 
 
 def outside_submodules(result: CountResult) -> tuple[int, int]:
@@ -31,6 +32,8 @@ def _layer_rows(result: CountResult) -> list[tuple]:
          f"{layer.params:,}", f"{layer.macs:,}", _share(layer.macs, result.macs))
         for layer in result.layers
     ]
+    rows += [("  " * (m.depth - 1) + m.name, f"{m.type} {NOT_CALLED}", "-", f"{m.params:,}", "0", "-")
+             for m in result.not_called]
     params, macs = outside_submodules(result)
     if result.layers and (max(params, 0) or macs):
         # negative: modules the forward calls that the model does not register (see summary_lines)
@@ -63,6 +66,11 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
         if fv["unsupported_ops"]:
             rows.append(("  fvcore skipped", str(sum(fv["unsupported_ops"].values())),
                          ops_text(fv["unsupported_ops"])))
+    if result.not_called:
+        names = ", ".join(m.name for m in result.not_called)
+        rows.append(("not called", f"{sum(m.params for m in result.not_called):,}",
+                     f"parameters of {names}: registered, but the eval forward did not run them (training-only "
+                     f"heads?); in the parameters above, no MACs counted"))
     params, _ = outside_submodules(result)
     if result.layers and params < 0:
         rows.append(("unregistered", f"{-params:,}", "parameters of modules the forward calls but the model does not "
@@ -95,6 +103,7 @@ def _csv(result: CountResult) -> str:
              result.params, result.macs, result.flops, result.status)]
     rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs, 2 * l.macs, "")
              for l in result.layers]
+    rows += [(m.name, f"{m.type} {NOT_CALLED}", m.depth, "", m.params, 0, 0, "") for m in result.not_called]
     params, macs = outside_submodules(result)
     if result.layers and (max(params, 0) or macs):
         rows.append((OUTSIDE, "forward", 1, "", max(params, 0), macs, 2 * macs, ""))
