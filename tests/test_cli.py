@@ -319,10 +319,12 @@ def test_memory_bad_input(cli, args, needles):
     assert_one_line_error(cli(*args), *needles)
 
 
-def test_a_specs_batch_is_kept_unless_the_flag_says_otherwise(cli):
+def test_a_specs_batch_is_kept_and_a_flag_that_disagrees_is_refused(cli):
     one = cli("count", "lenet5", "--format", "json").json()["macs"]
     assert cli("count", "lenet5@batch=3", "--format", "json").json()["macs"] == 3 * one
-    assert cli("count", "lenet5@batch=3", "--batch", "2", "--format", "json").json()["macs"] == 2 * one
+    assert cli("count", "lenet5@batch=3", "--batch", "3", "--format", "json").json()["macs"] == 3 * one
+    assert_one_line_error(cli("count", "lenet5@batch=3", "--batch", "2"),
+                          "batch is given twice with different values: batch=3 in 'lenet5@batch=3' and --batch 2")
     d = cli("memory", "lenet5@batch=3", "--format", "json").json()
     assert d["input_shape"][0] == 3
     assert cli("trace", "lenet5@batch=3", "--format", "json").json()["input_shape"][0] == 3
@@ -347,8 +349,11 @@ def test_set_res_batch_input_set_the_input_as_in_a_spec(cli):
 
     assert shape("resnet18", "--set", "res=64") == [1, 3, 64, 64] == shape("resnet18@res=64")
     assert shape("resnet18", "--set", "batch=2", "--set", "input=3x32x48") == [2, 3, 32, 48]
-    assert shape("resnet18@res=96", "--set", "res=64") == [1, 3, 64, 64], "--set overrides the spec"
-    assert shape("resnet18", "--set", "res=64", "--res", "32") == [1, 3, 32, 32], "the flag overrides --set"
+    assert shape("resnet18@res=64", "--set", "res=64", "--res", "64") == [1, 3, 64, 64], "the same value thrice"
+    assert_one_line_error(cli("count", "resnet18@res=96", "--set", "res=64"),
+                          "res is given twice with different values: res=96 in 'resnet18@res=96' and --set res=64")
+    assert_one_line_error(cli("count", "resnet18", "--set", "res=64", "--res", "32"),
+                          "res is given twice with different values: --set res=64 and --res 32")
     assert_one_line_error(cli("count", "resnet18", "--set", "res=0"), "res")
     assert_one_line_error(cli("count", "mobilenet@alpha=1,alpha=2"), "gives 'alpha' twice")
     assert_one_line_error(cli("count", "lenet5@input=1x32x32,res=64"), "not both")
@@ -534,3 +539,74 @@ def test_sys_exit_in_the_users_forward_during_a_real_run_is_one_line(cli, models
 def test_sys_exit_under_the_per_layer_profiler_is_one_line(cli, models):
     assert_one_line_error(cli("latency", models("profiled_exit"), *FAST, "--per-layer"),
                           "profiling ", "the forward pass called sys.exit(3)")
+
+
+# --- options that disagree (issue 15): the same setting given twice must agree ------------------
+
+@pytest.mark.parametrize("args, needle", [
+    (("mobilenet@alpha=0.5", "--alpha", "0.75"), "alpha=0.5 in 'mobilenet@alpha=0.5' and --alpha 0.75"),
+    (("mobilenet@res=160", "--res", "192"), "res=160 in 'mobilenet@res=160' and --res 192"),
+    (("mobilenet", "--set", "alpha=0.5", "--alpha", "0.75"), "--set alpha=0.5 and --alpha 0.75"),
+    (("mobilenet", "--set", "num_classes=10", "--set", "num_classes=20"),
+     "--set num_classes=10 and --set num_classes=20"),
+    (("mobilenet@num_classes=10", "--set", "num_classes=20"), "num_classes=10 in 'mobilenet@num_classes=10' and "
+                                                             "--set num_classes=20"),
+    (("mobilenet@input=3x100x100", "--input-size", "3,120,120"), "input=3x100x100 in"),
+    (("mobilenet", "--set", "input=3x100x100", "--input-size", "3,120,120"), "--set input=3x100x100 and"),
+    (("mobilenet", "--set", "batch=2", "--batch", "3"), "--set batch=2 and --batch 3"),
+    (("mobilenet", "--alpha", "0.5", "--alpha", "0.75"), "--alpha 0.5 and --alpha 0.75"),
+    (("mobilenet", "--res", "128", "--res=160"), "--res 128 and --res 160"),
+    (("mobilenet", "-f", "json", "--format=csv"), "-f json and --format csv"),
+    (("mobilenet", "--depth", "1", "--depth", "2"), "--depth 1 and --depth 2"),
+])
+def test_a_setting_given_twice_with_different_values_is_refused(cli, args, needle):
+    r = cli("count", *args)
+    assert_one_line_error(r, "given twice with different values", needle, "give it once")
+    assert r.out == ""
+
+
+@pytest.mark.parametrize("args", [
+    ("mobilenet@alpha=0.5", "--alpha", "0.5"),
+    ("mobilenet@alpha=0.5", "--alpha", "0.50"),
+    ("mobilenet@res=160", "--res", "160"),
+    ("mobilenet", "--set", "alpha=0.5", "--alpha", "0.5"),
+    ("mobilenet", "--set", "num_classes=10", "--set", "num_classes=10"),
+    ("mobilenet", "--alpha", "0.5", "--alpha=0.5"),
+    ("mobilenet", "-fjson", "--format", "json"),
+    ("mobilenet@input=3x100x100", "--input-size", "3,100,100"),
+])
+def test_the_same_setting_twice_with_the_same_value_is_fine(cli, args):
+    r = cli("count", *args, "--depth", "0", "--format", "json")
+    assert r.code == 0, r.err
+    assert r.json()["macs"] > 0
+
+
+def test_every_command_refuses_a_setting_that_disagrees(cli):
+    for command in ("count", "trace", "rf", "memory"):
+        assert_one_line_error(cli(command, "mobilenet@alpha=0.5", "--alpha", "0.75"), "alpha is given twice")
+        assert_one_line_error(cli(command, "mobilenet", "--res", "128", "--res", "160"), "--res is given twice")
+    assert_one_line_error(cli("latency", "mobilenet@res=160", "--res", "192"), "res is given twice")
+    assert_one_line_error(cli("compare", "mobilenet@alpha=0.5", "--alpha", "0.75"), "alpha given twice")
+    assert_one_line_error(cli("list", "-f", "json", "-f", "md"), "-f is given twice")
+    assert_one_line_error(cli("verify", "-o", "a.md", "-o", "b.md"), "-o is given twice")
+
+
+def test_the_api_refuses_a_setting_that_disagrees_too():
+    import archlab
+    from archlab.errors import UserError
+
+    with pytest.raises(UserError, match="alpha is given twice with different values"):
+        archlab.count("mobilenet@alpha=0.5", alpha=0.75)
+    assert archlab.count("mobilenet@alpha=0.5", alpha=0.5, depth=0).macs == archlab.count("mobilenet",
+                                                                                       alpha=0.5, depth=0).macs
+
+
+def test_dwsc_sweep_refuses_a_fixed_value_of_the_swept_key(cli):
+    assert_one_line_error(cli("dwsc", "--sweep", "n=64..2048", "--n", "5"),
+                          "--sweep n=64..2048 varies n, and --n 5 fixes it; give one of them")
+    assert_one_line_error(cli("dwsc", "--sweep", "n=64..2048", "--n", "1024"), "varies n")  # even the default
+    r = cli("dwsc", "--sweep", "n=64..128", "--m", "8", "--format", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    assert [row["n"] for row in d["rows"]] == [64, 128] and {row["m"] for row in d["rows"]} == {8}
+    assert "[default: 1024]" in cli("dwsc", "--help").out

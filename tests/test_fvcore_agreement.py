@@ -76,3 +76,11 @@ def test_fvcore_runs_a_bf16_model_in_its_own_dtype():
     report = fvcore_count(model, ((1, 3, 8, 8),))
     assert report["macs"] == 4 * 6 * 6 * 27
     assert model[0].weight.dtype == torch.bfloat16
+
+
+def test_fvcore_engine_takes_a_specs_res_and_batch(cli):
+    # the spec's res= and batch= are the trace's input, not given a second time to the build (issue 15)
+    d = cli("count", "mobilenet@alpha=0.25,res=64,batch=2", "--engine", "fvcore", "--depth", "0",
+            "--format", "json").json()
+    assert d["input_shape"] == [2, 3, 64, 64]
+    assert d["fvcore"]["agrees_with_archlab_macs"] and d["fvcore"]["macs"] == d["macs"]

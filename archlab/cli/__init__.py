@@ -17,6 +17,7 @@ from typing import List, Optional
 import typer
 
 from archlab.cli import compare, count, laws, latency, memory, per_layer, receptive_field, verify, zoo
+from archlab.cli.options import repeated_option
 from archlab.cli.options import stderr as _stderr
 from archlab.errors import UserError, first_line
 
@@ -80,6 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
+        repeated_option(command, args)
         rv = command.main(args=args, prog_name="archlab", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except Exit as e:

@@ -3,7 +3,7 @@ the real network, side by side (``archlab compare`` is in ``archlab.cli.compare`
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -12,13 +12,19 @@ from archlab.errors import UserError
 from archlab.analysis.laws import DWSC_DEFAULTS  # light: archlab.laws imports torch only when it counts
 
 
+def _dwsc_option(key: str, flag: str, help: str) -> Any:
+    """An option of ``archlab dwsc`` whose default (DWSC_DEFAULTS) is shown in --help but given as
+    None, so that a value given explicitly is told from the default (``--sweep n=... --n 5``)."""
+    return typer.Option(None, flag, help=f"{help}  [default: {DWSC_DEFAULTS[key]}]", show_default=False)
+
+
 def dwsc_cmd(
-    k: int = typer.Option(DWSC_DEFAULTS["k"], "--k", help="Kernel size D_K."),
-    m: int = typer.Option(DWSC_DEFAULTS["m"], "--m", help="Input channels M."),
-    n: int = typer.Option(DWSC_DEFAULTS["n"], "--n", help="Output channels N."),
-    size: int = typer.Option(DWSC_DEFAULTS["size"], "--size", help="Side of the input feature map (D_G at stride 1: "
-                             "'same' padding, asymmetric for an even kernel)."),
-    stride: int = typer.Option(DWSC_DEFAULTS["stride"], "--stride", help="Stride of the convolution."),
+    k: Optional[int] = _dwsc_option("k", "--k", "Kernel size D_K."),
+    m: Optional[int] = _dwsc_option("m", "--m", "Input channels M."),
+    n: Optional[int] = _dwsc_option("n", "--n", "Output channels N."),
+    size: Optional[int] = _dwsc_option("size", "--size", "Side of the input feature map (D_G at stride 1: 'same' "
+                                       "padding, asymmetric for an even kernel)."),
+    stride: Optional[int] = _dwsc_option("stride", "--stride", "Stride of the convolution."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="KEY=A..B (doubling) or KEY=A,B,C, e.g. n=64..2048."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
@@ -28,9 +34,13 @@ def dwsc_cmd(
     from archlab.report import laws as laws_report
 
     settle()
+    given = {"k": k, "m": m, "n": n, "size": size, "stride": stride}
+    base = {key: DWSC_DEFAULTS[key] if value is None else value for key, value in given.items()}
+    k, m, n, size, stride = (base[key] for key in ("k", "m", "n", "size", "stride"))
     if sweep:
         key, values = laws.parse_sweep(sweep)
-        base = {"k": k, "m": m, "n": n, "size": size, "stride": stride}
+        if given.get(key) is not None:  # the swept value and a fixed one: which did the user mean?
+            raise UserError(f"--sweep {sweep} varies {key}, and --{key} {given[key]} fixes it; give one of them")
         results = [laws.dwsc(**{**base, key: v}) for v in values]
         emit(laws_report.render_sweep(key, results, fmt.value), output)
     else:

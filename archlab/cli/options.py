@@ -108,9 +108,67 @@ def parse_common(input_size: Optional[str], sets: Optional[List[str]]) -> tuple:
     """``--input-size`` and ``--set`` parsed: (the C,H,W tuple or None, the builder options dict)."""
     from archlab.spec import parse_assignment, parse_input_size
 
+    from archlab.spec import literal
+
     size = parse_input_size(input_size) if input_size is not None else None
-    options = dict(parse_assignment(s) for s in (sets or []))
+    options: dict = {}
+    for text in sets or []:
+        key, value = parse_assignment(text)
+        if key in options and literal(options[key]) != literal(value):  # the same value twice is fine
+            raise UserError(f"{key} is given twice with different values: --set {key}={options[key]} and "
+                            f"--set {key}={value}; give it once")
+        options[key] = value
     return size, options
+
+
+def repeated_option(command: Any, args: Sequence[str]) -> None:
+    """Refuse an option of ``command`` (a click command, or a group whose subcommand the
+    arguments name) given twice with different values, ``--alpha 0.5 --alpha 0.75``: click would
+    silently take the last. Repeatable options (``--set``) and flags are not concerned; the same
+    value twice is fine."""
+    from archlab.spec import literal
+
+    args = list(args)
+    subcommands = getattr(command, "commands", None)
+    if subcommands is not None:
+        i = 0
+        while i < len(args) and args[i].startswith("-") and args[i] != "--":
+            i += 1
+        if i >= len(args) or args[i] not in subcommands:
+            return
+        command, args = subcommands[args[i]], args[i + 1:]
+    takes_value: dict[str, Any] = {}
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) or getattr(param, "count", False) or param.param_type_name != "option":
+            continue
+        for opt in (*param.opts, *param.secondary_opts):
+            takes_value[opt] = param
+    seen: dict[str, tuple[str, str]] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            break
+        if arg.startswith("--") and "=" in arg:
+            opt, _, value = arg.partition("=")
+        elif arg in takes_value:
+            if i >= len(args):
+                break  # click says the value is missing
+            opt, value = arg, args[i]
+            i += 1
+        elif arg.startswith("-") and not arg.startswith("--") and arg[:2] in takes_value:
+            opt, value = arg[:2], arg[2:]  # -fjson
+        else:
+            continue
+        param = takes_value.get(opt)
+        if param is None or param.multiple:
+            continue
+        if param.name in seen and literal(seen[param.name][1]) != literal(value):  # 0.5 and 0.50 agree
+            first_opt, first_value = seen[param.name]
+            raise UserError(f"{opt} is given twice with different values: {first_opt} {first_value} and "
+                            f"{opt} {value}; give it once")
+        seen.setdefault(param.name, (opt, value))
 
 
 def emit(text: str, output: Optional[str]) -> None:

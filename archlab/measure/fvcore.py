@@ -40,8 +40,16 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
         # a copy: .to(device) moves a module in place, and the user's model stays where it was
         model = copy.deepcopy(model_or_spec)
     else:
+        # the input is the trace's (input_shapes), which already took the spec's res=, batch= and
+        # input= into account: those are dropped here, not given twice
+        import dataclasses
+
+        from archlab.spec import parse_spec
+
+        spec = parse_spec(model_or_spec) if isinstance(model_or_spec, str) else model_or_spec
+        spec = dataclasses.replace(spec, res=None, batch=None, input_size=None)
         sizes = [tuple(shape[1:]) for shape in input_shapes]
-        model = resolve(model_or_spec, alpha=alpha, options=options, batch=input_shapes[0][0],
+        model = resolve(spec, alpha=alpha, options=options, batch=input_shapes[0][0],
                         input_size=sizes if len(sizes) > 1 else sizes[0]).build()
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     # fvcore's tracer logs every op it skips; archlab reports them instead

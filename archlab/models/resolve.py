@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from archlab.errors import UserError
+from archlab.errors import UserError, shorten
 from archlab.models._registry import ModelInfo
 from archlab.models.catalog import get_model_info
 from archlab.spec import ModelSpec, coerce, literal, parse_input_size, parse_positive_int, parse_spec
@@ -47,31 +47,42 @@ def resolve(
     alpha: float | None = None,
     options: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
 ) -> Resolved:
-    """Resolve a model name or spec and command-line style overrides.
+    """Resolve a model name or spec and command-line style settings.
 
-    Explicit arguments override the spec's own ``@key=value`` settings.
+    A setting may come from the spec (``mobilenet@alpha=0.5``), from ``options`` (``--set``) and
+    from its own argument (``alpha=``, ``res=``, ``batch=``, ``input_size=``); given in more than
+    one place, it must have the same value there (else a ``UserError``: nothing is silently
+    overridden).
     """
+    text = str(spec)
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     info = get_model_info(spec.name)
     known = info.options
-    raw: dict[str, Any] = dict(spec.options)
     extra_options = dict(options or {})
-    # --set res=/batch=/input= set the input, as they do in a spec; an explicit argument still wins
-    if "res" in extra_options:
-        value = extra_options.pop("res")
-        res = res if res is not None else (parse_positive_int(value, "res") if isinstance(value, str) else value)
-    if "batch" in extra_options:
-        value = extra_options.pop("batch")
-        batch = batch if batch is not None else (parse_positive_int(value, "batch") if isinstance(value, str)
-                                                 else value)
-    if "input" in extra_options:
-        value = extra_options.pop("input")
-        input_size = input_size if input_size is not None else (parse_input_size(value) if isinstance(value, str)
-                                                                else value)
-    raw.update(extra_options)
+    where = f"in '{shorten(text)}'"
+    res = _agreed("res", [(f"res={spec.res} {where}", spec.res),
+                          (f"--set res={extra_options.get('res')}", _typed_res(extra_options.pop("res", None), "res")),
+                          (f"--res {res}", res)])
+    batch = _agreed("batch", [(f"batch={spec.batch} {where}", spec.batch),
+                              (f"--set batch={extra_options.get('batch')}",
+                               _typed_res(extra_options.pop("batch", None), "batch")),
+                              (f"--batch {batch}", batch)])
+    input_size = _agreed("the input size", [
+        (f"input={_shape_text(spec.input_size)} {where}", spec.input_size),
+        (f"--set input={extra_options.get('input')}", _typed_input(extra_options.pop("input", None))),
+        (f"--input-size {_shape_text(input_size)}", input_size)])
+    raw: dict[str, Any] = dict(spec.options)
+    for key, value in extra_options.items():
+        if key in raw:
+            _agreed(key, [(f"{key}={raw[key]} {where}", raw[key]), (f"--set {key}={value}", value)])
+        raw[key] = value
     if alpha is not None:
         if "alpha" not in known:
-            raise UserError(f"model '{info.name}' has no width multiplier (--alpha)")
+            raise UserError(f"model '{shorten(info.name)}' has no width multiplier (--alpha)")
+        if "alpha" in raw:
+            source = f"alpha={raw['alpha']} {where}" if "alpha" not in extra_options else f"--set alpha={raw['alpha']}"
+            shown = f"{alpha:g}" if isinstance(alpha, float) else alpha
+            _agreed("alpha", [(source, raw["alpha"]), (f"--alpha {shown}", alpha)])
         raw["alpha"] = alpha
     typed: dict[str, Any] = {}
     for key, value in raw.items():
@@ -79,9 +90,7 @@ def resolve(
         typed[key] = coerce(key, value, known[key]) if key in known else literal(value)
     if "alpha" in typed and not (isinstance(typed["alpha"], (int, float)) and typed["alpha"] > 0):
         raise UserError(f"alpha must be greater than 0, got {typed['alpha']}")
-    res = res if res is not None else spec.res
-    input_size = input_size if input_size is not None else spec.input_size
-    batch = batch if batch is not None else (spec.batch or 1)
+    batch = batch if batch is not None else 1
     if batch < 1:
         raise UserError(f"batch must be at least 1, got {batch}")
     if res is not None and input_size is not None:
@@ -111,6 +120,47 @@ def resolve(
             shape = (shape[0], res, res)
     label = info.name + ("@" + ",".join(parts) if parts else "")
     return Resolved(info, typed, (batch, *shape), label, extra)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two settings of one option are the same value: '0.5' and 0.5 are, '10' and '20' are not;
+    a shape as a tuple or a list of tuples compares by its numbers."""
+    def norm(v: Any) -> Any:
+        if isinstance(v, str):
+            return literal(v)
+        if isinstance(v, (tuple, list)):
+            return tuple(norm(x) for x in v)
+        return v
+
+    return norm(a) == norm(b)
+
+
+def _agreed(what: str, given: list[tuple[str, Any]]) -> Any:
+    """The one value of a setting given in several places (``(how it was given, value)``, value
+    None where it was not): the value, or None; a ``UserError`` when two places disagree."""
+    present = [(how, value) for how, value in given if value is not None]
+    for how, value in present[1:]:
+        if not _same(value, present[0][1]):
+            raise UserError(f"{what} is given twice with different values: {present[0][0]} and {how}; give it once")
+    return present[0][1] if present else None
+
+
+def _typed_res(value: Any, what: str) -> Any:
+    return parse_positive_int(value, what) if isinstance(value, str) else value
+
+
+def _typed_input(value: Any) -> Any:
+    return parse_input_size(value) if isinstance(value, str) else value
+
+
+def _shape_text(shape: Any) -> str:
+    if shape is None:
+        return ""
+    if isinstance(shape, str):
+        return shape
+    if shape and isinstance(shape[0], (tuple, list)):
+        return ";".join("x".join(map(str, s)) for s in shape)
+    return "x".join(map(str, shape))
 
 
 def build(name: str, **options: Any) -> nn.Module:
