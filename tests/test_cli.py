@@ -610,3 +610,24 @@ def test_dwsc_sweep_refuses_a_fixed_value_of_the_swept_key(cli):
     d = r.json()
     assert [row["n"] for row in d["rows"]] == [64, 128] and {row["m"] for row in d["rows"]} == {8}
     assert "[default: 1024]" in cli("dwsc", "--help").out
+
+
+def test_the_default_depths_are_explained_and_the_api_has_the_clis(cli):
+    # count and rf show blocks (2); trace shows the layers inside them (3), and each --help says so
+    count_help, rf_help, trace_help = (" ".join(cli(c, "--help").out.split()) for c in ("count", "rf", "trace"))
+    for text in (count_help, rf_help):
+        assert "2 = the blocks inside them" in text and "'archlab trace' defaults to 3" in text
+        assert "[default: 2]" in text
+    assert "The default, 3, is one deeper than count's and rf's (2, the blocks)" in trace_help
+    assert "[default: 3]" in trace_help
+    import inspect
+
+    from archlab.analysis.count import count
+    from archlab.analysis.per_layer import trace_layers
+    from archlab.analysis.receptive_field import receptive_field
+
+    defaults = {f.__name__: inspect.signature(f).parameters["depth"].default
+                for f in (count, trace_layers, receptive_field)}
+    assert defaults == {"count": 2, "trace_layers": 3, "receptive_field": 2}
+    depth = lambda *args: max(r["depth"] for r in cli(*args, "resnet18", "--format", "json").json()["layers"])
+    assert depth("count") == 2 and depth("trace") == 3

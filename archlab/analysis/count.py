@@ -119,7 +119,7 @@ def _module_costs(trace: Trace, costs: OpCosts, depth: int) -> tuple[LayerCost, 
     return tuple(rows)
 
 
-def count_trace(trace: Trace, label: str, depth: int = 3, engine: str = "archlab") -> CountResult:
+def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab") -> CountResult:
     """The ``CountResult`` of a trace already made."""
     costs = OpCosts(trace)
     return CountResult(
@@ -148,7 +148,7 @@ def count(
     batch: int | None = None,
     alpha: float | None = None,
     options: dict[str, Any] | None = None,
-    depth: int = 3,
+    depth: int = 2,
     engine: str = "archlab",
     device: str = "cpu",
     force: bool = False,

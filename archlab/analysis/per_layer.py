@@ -65,8 +65,11 @@ class TraceResult:
                 "layers": list(self.layers)}
 
 
-def trace_layers(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> TraceResult:
-    """One row per module call: shapes, geometry, params, MACs, receptive field, activation size."""
+def trace_layers(model_or_spec: Any, *, depth: int = 3, **kw: Any) -> TraceResult:
+    """One row per module call: shapes, geometry, params, MACs, receptive field, activation size.
+
+    ``depth`` defaults to 3 as ``archlab trace`` does, one deeper than ``count`` and
+    ``receptive_field`` (2): the geometry is the layers' inside the blocks."""
     check_depth(depth)
     trace, label = trace_model(model_or_spec, **kw)
     rf = receptive_fields(trace)

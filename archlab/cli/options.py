@@ -42,7 +42,9 @@ INPUT_SIZE = typer.Option(None, "--input-size", help="Input size C,H,W (instead 
 BATCH = typer.Option(None, "--batch", help="Batch size (default 1, or the spec's batch=); counts are for the whole batch.")
 ALPHA = typer.Option(None, "--alpha", help="Width multiplier, for models that have one (MobileNet).")
 SET = typer.Option(None, "--set", help="Builder option key=value (repeatable), e.g. stacks=2.")
-DEPTH = typer.Option(2, "--depth", help="Depth of the per-layer table (1 = the model's children).")
+DEPTH = typer.Option(2, "--depth", help="Depth of the per-layer table: 1 = the model's children, 2 = the blocks "
+                     "inside them (a ResNet's bottlenecks), 0 = the summary only. 'archlab trace' defaults to 3, the "
+                     "layers inside the blocks, whose kernels and strides it shows.")
 FORMAT = typer.Option(Format.table, "--format", "-f", help="Output format.")
 
 

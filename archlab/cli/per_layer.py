@@ -15,7 +15,9 @@ def trace_cmd(
     batch: Optional[int] = BATCH,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
-    depth: int = typer.Option(3, "--depth", help="Depth of the per-layer table (1 = the model's children)."),
+    depth: int = typer.Option(3, "--depth", help="Depth of the per-layer table: 1 = the model's children. The "
+                              "default, 3, is one deeper than count's and rf's (2, the blocks): kernels, strides and "
+                              "padding belong to the layers inside the blocks (a ResNet's layer1.0.conv1)."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
