@@ -62,7 +62,9 @@ def test_compare_keeps_the_specs_other_options_in_both_counts(cli):
     (("compare", "mobilenet@alpha=9"), ("alpha must be in (0, 4]",)),
     (("compare", "mobilenet@batch=2", "--alpha", "0.5"), ("batch",)),
     (("compare", "mobilenet@input=3x160x160", "--alpha", "0.5"), ("input=",)),
-    (("compare", "resnet50@res=160"), ("no width multiplier",)),
+    (("compare", "resnet50", "--alpha", "0.5"), ("no width multiplier", "--rho (res=) works for any CNN")),
+    (("compare", "resnet50@alpha=0.5", "--rho", "160"), ("has no option 'alpha'",)),
+    (("compare", "efficientnet_b0", "--alpha", "0.5"), ("no width multiplier",)),
 ])
 def test_compare_scaling_refusals(cli, args, needles):
     assert_one_line_error(cli(*args), *needles)
@@ -258,3 +260,43 @@ def test_compare_scaling_flags_a_partial_count(cli, partial_model):
     d = cli("compare", "mobilenet", "--alpha", "0.5", "-f", "json").json()
     assert d["baseline"]["status"] == d["variant"]["status"] == "complete"
     assert "partial" not in cli("compare", "mobilenet", "--alpha", "0.5").out.lower()
+
+
+# --- issue 15: the notes name the law's actual causes; --rho for any CNN ------------------------
+
+
+def test_rho_alone_works_for_any_cnn(cli):
+    d = cli("compare", "resnet50", "--rho", "160", "-f", "json").json()
+    assert d["resolution"] == 160 and d["alpha"] == 1 and d["variant"]["params"] == d["baseline"]["params"]
+    assert d["variant"]["macs"] == _count("resnet50@res=160").macs
+    assert cli("compare", "resnet50@res=160", "-f", "json").json() == d
+    assert cli("compare", "efficientnet_b0", "--rho", "0.5").code == 0
+
+
+def test_the_notes_name_the_causes_and_their_shares_add_up(cli):
+    d = cli("compare", "mobilenet", "--rho", "2", "-f", "json").json()
+    causes = {c["cause"]: c["points"] for c in d["causes"]["macs"]}
+    assert set(causes) == {"map_rounding", "classifier_resolution"}  # α = 1: no width cause
+    assert sum(causes.values()) == pytest.approx(d["macs_law_error_percent"])
+    assert d["causes"]["params"] == []
+    text = cli("compare", "mobilenet", "--rho", "2").out
+    note = next(line for line in text.splitlines() if line.startswith("note: cost"))
+    assert "depthwise" not in note and "classifier" in note and "rounded" in note
+    d = cli("compare", "mobilenet", "--alpha", "0.5", "-f", "json").json()  # ρ = 1: no resolution cause
+    causes = {c["cause"]: c["points"] for c in d["causes"]["macs"]}
+    assert {"depthwise_width", "first_conv_width"} <= set(causes) and "map_rounding" not in causes
+    assert sum(causes.values()) == pytest.approx(d["macs_law_error_percent"])
+    params = {c["cause"]: c["points"] for c in d["causes"]["params"]}
+    assert max(params, key=params.get) == "classifier_params"
+    assert sum(params.values()) == pytest.approx(d["params_law_error_percent"])
+    # MobileNetV2 keeps its last 1x1 layer at 1280 channels for alpha < 1: a channel cause
+    d = cli("compare", "mobilenet_v2", "--alpha", "0.5", "-f", "json").json()
+    assert "channel_rounding" in {c["cause"] for c in d["causes"]["macs"]}
+
+
+def test_an_efficientnet_gate_is_not_taken_for_map_rounding():
+    from archlab.analysis.laws import compare_scaling
+
+    c = compare_scaling("efficientnet_b0", rho="0.5")
+    causes = {x["cause"]: x["amount"] for x in c.causes["macs"]}
+    assert causes["classifier_resolution"] > 1_024_000 * 1.2  # the classifier and the SE gates' 1x1 convs

@@ -190,6 +190,9 @@ class ScalingComparison:
     measured: dict[str, float]
     course: dict[str, Any] | None = None
     rho_requested: float | None = None  # --rho as given, when rounding to whole pixels changed it
+    # why the measured ratios depart from the laws: per quantity ("params", "macs"), the causes
+    # (``law_causes``), each with its share of the departure in points of the predicted value
+    causes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # measured by ``with_latency``: baseline_ms, variant_ms, ratio (variant / baseline), device, batch, statistic
     latency: dict[str, Any] | None = None
 
@@ -247,7 +250,8 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     default); a value given both ways is refused. ρ = the variant's resolution / the default one.
     """
     from archlab.analysis.costs import unsupported_json
-    from archlab.analysis.count import count
+    from archlab.analysis.count import count_trace
+    from archlab.analysis.trace import trace_model
     from archlab.models.resolve import resolve
     from archlab.spec import ModelSpec, parse_spec
 
@@ -259,9 +263,10 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
         raise UserError(f"'{model}': the alpha/rho comparison is per image (batch 1); drop batch={spec.batch}")
     full = resolve(spec)  # checks the spec's options and types them
     info = full.info
-    if "alpha" not in info.options or info.family == "efficientnet":
-        raise UserError(f"model '{info.name}' has no width multiplier; the alpha/rho comparison is for "
-                        "mobilenet and mobilenet_v2")
+    widths = "alpha" in info.options and info.family != "efficientnet"
+    if not widths and (alpha is not None or "alpha" in spec.options):
+        raise UserError(f"model '{info.name}' has no width multiplier: --alpha (alpha=) is for mobilenet and "
+                        "mobilenet_v2; --rho (res=) works for any CNN")
     if "alpha" in full.options and alpha is not None:
         raise UserError(f"alpha given twice: alpha={spec.options['alpha']} in '{model}' and --alpha {alpha:g}; "
                         "give it once")
@@ -272,7 +277,7 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
         raise UserError(f"alpha must be in (0, 4], got {alpha:g}" if isinstance(alpha, (int, float))
                         else f"alpha must be in (0, 4], got {alpha}")
     others = {k: v for k, v in spec.options.items() if k != "alpha"}
-    base_options = {} if info.options["alpha"] == 1 else {"alpha": 1.0}
+    base_options = {} if not widths or info.options["alpha"] == 1 else {"alpha": 1.0}
     base_spec = ModelSpec(info.name, {**others, **base_options})
     base = resolve(base_spec)
     res0 = base.input_shape[-1]
@@ -287,11 +292,18 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     else:
         res = res0
     rho_mult = res / res0
-    b = count(base_spec, depth=0)
+    base_trace, base_label = trace_model(base_spec)
+    b = count_trace(base_trace, base_label, depth=0)
+    variant_alpha = alpha if widths else None
     try:
-        v = count(ModelSpec(info.name, others), alpha=alpha, res=res, depth=0)
+        var_trace, var_label = trace_model(ModelSpec(info.name, others), alpha=variant_alpha, res=res)
     except UserError as e:
         raise UserError(f"the variant at α = {alpha:g}, {res} px cannot be counted: {e}") from None
+    v = count_trace(var_trace, var_label, depth=0)
+    causes = {"macs": mac_law_causes(base_trace, var_trace, alpha, rho_mult),
+              "params": param_law_causes(resolve(base_spec).build(device="meta"),
+                                         resolve(ModelSpec(info.name, others), alpha=variant_alpha,
+                                                 res=res).build(device="meta"), alpha)}
 
     def side(r) -> dict[str, Any]:
         return {"model": r.model, "params": r.params, "macs": r.macs, "status": r.status,
@@ -305,8 +317,101 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     return ScalingComparison(
         model=b.model, alpha=alpha, resolution=res, default_resolution=res0, rho=rho_mult,
         baseline=side(b), variant=side(v),
-        predicted=predicted, measured=measured, course=course, rho_requested=rho_requested,
+        predicted=predicted, measured=measured, course=course, rho_requested=rho_requested, causes=causes,
     )
+
+
+# --- why a measured ratio departs from α²ρ² (or α²) ---------------------------------------------
+# cause -> what it says; the shares are exact: a layer of baseline cost b whose variant costs
+# b·c·s (c: its channel ratio, s: its spatial ratio) departs from b·α²ρ² by
+# b·c·(s - ρ²) (resolution) + b·ρ²·(c - α²) (width), summed by cause over the layers
+LAW_CAUSES = {
+    "classifier_resolution": "the layers after global pooling (the classifier, gates) do not scale with ρ²",
+    "map_rounding": "feature-map sides are rounded at each stride (and never fall below 1 px)",
+    "depthwise_width": "the depthwise layers cost ∝ α, not α²",
+    "first_conv_width": "the first convolution reads the image's channels, whatever α: ∝ α",
+    "classifier_width": "the classifier's outputs do not scale: ∝ α",
+    "channel_rounding": "channel counts are rounded (or kept) away from α × the baseline's",
+    "depthwise_params": "depthwise filters ∝ α, not α²",
+    "first_conv_params": "the first convolution's filters read the image's channels: ∝ α",
+    "classifier_params": "the classifier's weights ∝ α (its outputs do not scale)",
+    "vector_params": "biases and batch-norm scales ∝ α",
+    "graph_differs": "the variant's layers do not match the baseline's one for one: no split by cause",
+}
+
+
+def _causes(terms: dict[str, float], predicted: float) -> list[dict[str, Any]]:
+    """Causes by decreasing share, in percentage points of the predicted value."""
+    out = [{"cause": k, "text": LAW_CAUSES[k], "amount": v, "points": 100 * v / predicted}
+           for k, v in terms.items() if predicted and abs(v) > 1e-9 * max(predicted, 1)]
+    return sorted(out, key=lambda c: -abs(c["points"]))
+
+
+def mac_law_causes(base: Any, variant: Any, alpha: float, rho: float) -> list[dict[str, Any]]:
+    """The departure of the variant's MACs from α²ρ² × the baseline's, split by cause (traces of
+    the same network at two widths or resolutions: their MAC-bearing ops match one for one)."""
+    from archlab.analysis.costs import OpCosts
+
+    def mac_ops(trace):
+        costs = OpCosts(trace)
+        return [(op, m) for op, m in zip(trace.ops, costs.macs) if m], costs.total_macs
+
+    (b_ops, b_total), (v_ops, v_total) = mac_ops(base), mac_ops(variant)
+    predicted = b_total * alpha**2 * rho**2
+    if len(b_ops) != len(v_ops) or any(ob.name != ov.name for (ob, _), (ov, _) in zip(b_ops, v_ops)):
+        return _causes({"graph_differs": v_total - predicted}, predicted)
+    terms = dict.fromkeys(("classifier_resolution", "map_rounding", "depthwise_width", "first_conv_width",
+                           "classifier_width", "channel_rounding"), 0.0)
+    for (ob, mb), (ov, mv) in zip(b_ops, v_ops):
+        conv = ob.name == "convolution"
+        sb, sv = (base.values[ob.outputs[0]].shape, variant.values[ov.outputs[0]].shape)
+        if conv:
+            spatial = math.prod(sv[2:]) / math.prod(sb[2:])
+        else:  # linear, matmul: the positions are every dimension but the features (the last)
+            spatial = (math.prod(sv[:-1]) / math.prod(sb[:-1])) if len(sb) > 1 else 1.0
+        chan = mv / mb / spatial
+        # a conv on 1x1 maps in the baseline runs after global pooling (a gate, a conv classifier)
+        where = "map_rounding" if conv and math.prod(sb[2:]) > 1 else "classifier_resolution"
+        terms[where] += mb * chan * (spatial - rho**2)
+        if not conv:
+            kind = "classifier_width"
+        elif ob.attrs.get("groups", 1) > 1 and ob.attrs["groups"] == base.values[ob.inputs[0]].shape[1]:
+            kind = "depthwise_width"
+        elif ob.inputs[0] in base.inputs:
+            kind = "first_conv_width"
+        else:
+            kind = "channel_rounding"
+        terms[kind] += mb * rho**2 * (chan - alpha**2)
+    return _causes(terms, predicted)
+
+
+def param_law_causes(base: Any, variant: Any, alpha: float) -> list[dict[str, Any]]:
+    """The departure of the variant's parameters from α² × the baseline's, split by cause (two
+    builds of one network, matched by parameter name)."""
+    b = dict(base.named_parameters())
+    v = dict(variant.named_parameters())
+    b_total, v_total = sum(p.numel() for p in b.values()), sum(p.numel() for p in v.values())
+    predicted = b_total * alpha**2
+    if b.keys() != v.keys():
+        return _causes({"graph_differs": v_total - predicted}, predicted)
+    terms = dict.fromkeys(("depthwise_params", "first_conv_params", "classifier_params", "vector_params",
+                           "channel_rounding"), 0.0)
+    image_channels = next((p.shape[1] for p in b.values() if p.dim() == 4), None)
+    first = next((n for n, p in b.items() if p.dim() == 4), None)
+    for name, pb in b.items():
+        pv = v[name]
+        if pb.dim() <= 1:
+            kind = "vector_params"
+        elif pb.dim() == 2:
+            kind = "classifier_params"
+        elif name == first and pb.shape[1] == pv.shape[1] == image_channels:
+            kind = "first_conv_params"
+        elif pb.dim() == 4 and pb.shape[1] == pv.shape[1] == 1:
+            kind = "depthwise_params"
+        else:
+            kind = "channel_rounding"
+        terms[kind] += pv.numel() - pb.numel() * alpha**2
+    return _causes(terms, predicted)
 
 
 def course_mobilenet_row(model: str, alpha: float, resolution: int) -> dict[str, Any] | None:

@@ -170,15 +170,21 @@ def _scaling_title(c: ScalingComparison) -> str:
             f"({c.default_resolution} px)")
 
 
+def _causes_text(c: ScalingComparison, quantity: str) -> str:
+    """The causes of a law's departure, largest first, each with its share in percentage points
+    (they add up to the departure)."""
+    shown = [x for x in c.causes.get(quantity, []) if abs(x["points"]) >= 0.05]
+    if not shown:
+        return "no single cause stands out"
+    return ", ".join(f"{x['text']} ({x['points']:+.1f} points)" for x in shown)
+
+
 def _scaling_notes(c: ScalingComparison) -> list[str]:
     notes = []
     if abs(c.params_law_error_percent) > 0.5:
-        notes.append(f"params ≈ α² is off by {c.params_law_error_percent:+.1f}%: not every layer scales as α²: "
-                     "depthwise filters and the classifier scale as α (MobileNetV2's last 1x1 layer only grows "
-                     "for α > 1), the first convolution still reads 3 channels, and channel counts are rounded")
+        notes.append(f"params ≈ α² is off by {c.params_law_error_percent:+.1f}%: " + _causes_text(c, "params"))
     if abs(c.macs_law_error_percent) > 0.5:
-        notes.append(f"cost ∝ α²ρ² is off by {c.macs_law_error_percent:+.1f}%: the depthwise layers and the "
-                     "classifier cost ∝ α (not α²), and feature-map sides are rounded at each stride")
+        notes.append(f"cost ∝ α²ρ² is off by {c.macs_law_error_percent:+.1f}%: " + _causes_text(c, "macs"))
     if c.course:
         notes.append("the course's table: " + ", ".join(f"{k} {v}" for k, v in c.course.items()))
     sides = (("baseline", c.baseline), ("variant", c.variant))
