@@ -140,3 +140,26 @@ def test_not_called_modules_outermost_only_containers_and_shared_weights():
     assert r.outside_submodules() == (0, 0)  # everything has a row
     assert "blocks" not in got and not any(name.startswith("unused.") for name in got)
     assert torch.is_grad_enabled()
+
+
+def test_the_table_ends_with_the_totals_where_a_terminal_shows_them(cli, models):
+    # resnet152 at the default depth is about 80 lines: the totals come again after the table (issue 15)
+    r = cli("count", "resnet152")
+    assert r.code == 0, r.err
+    d = cli("count", "resnet152", "--format", "json").json()
+    lines = r.out.splitlines()
+    assert len(lines) > 60
+    rule, total, flops = lines[-3:]
+    assert rule == lines[lines.index(next(l for l in lines if l.startswith("name "))) + 1], "the header's rule again"
+    assert total.split() == ["total", f"{d['params']:,}", f"{d['macs']:,}", "100.0%"]
+    assert flops == f"FLOPs {d['flops']:,} (22.56 GFLOPs = 2 x MACs); count complete"
+    # the total row is in the table's columns: params and MACs right-aligned under their headers
+    header = next(l for l in lines if l.startswith("name "))
+    assert total.index(f"{d['macs']:,}") + len(f"{d['macs']:,}") == header.index("MACs") + len("MACs")
+    # a partial count says so at the end too
+    r = cli("count", models("cumsum"), "--depth", "1")
+    assert r.out.splitlines()[-1].startswith("FLOPs ") and "count PARTIAL: 1 op call not counted (NOT COUNTED above)" in r.out
+    # without a per-layer table the summary is the end already; md, csv and json are unchanged
+    assert "total " not in cli("count", "resnet18", "--depth", "0").out
+    for fmt in ("md", "csv"):
+        assert "count complete" not in cli("count", "resnet18", "--format", fmt).out

@@ -90,10 +90,31 @@ def _title(result: CountResult) -> str:
     return f"{result.model}  {inputs}  ({result.engine} engine: {engine})"
 
 
+def _totals_after(result: CountResult) -> str:
+    """What follows a per-layer table that may be longer than a terminal (resnet152 at --depth 2
+    is about 80 lines): the FLOPs and whether the count is complete, as torchinfo and Keras end
+    with their totals. The parameters and MACs are the table's last row, in its columns."""
+    if result.unsupported_ops:
+        calls = sum(n for _, n in result.unsupported_ops)
+        status = f"count PARTIAL: {calls:,} op call{'' if calls == 1 else 's'} not counted (NOT COUNTED above)"
+    else:
+        status = "count complete"
+    return f"FLOPs {result.flops:,} ({human(result.flops, 'FLOPs')} = 2 x MACs); {status}\n"
+
+
+def _layer_table(result: CountResult) -> str:
+    """The per-layer table, ending with a total row under a rule: the totals where a terminal
+    user sees them after a long table scrolled the summary away."""
+    total = ("total", "", "", f"{result.params:,}", f"{result.macs:,}", "100.0%" if result.macs else "-")
+    lines = text_table(LAYER_HEADERS, _layer_rows(result) + [total], "lllrrr").splitlines()
+    lines.insert(len(lines) - 1, lines[1])  # the rule under the headers, again above the total
+    return "\n".join(lines) + "\n" + _totals_after(result)
+
+
 def render_text(result: CountResult) -> str:
     out = [_title(result), text_table(None, summary_lines(result), "lrl", max_width=200)]
     if result.layers:
-        out.append(text_table(LAYER_HEADERS, _layer_rows(result), "lllrrr"))
+        out.append(_layer_table(result))
     return "\n".join(out)
 
 
