@@ -315,3 +315,38 @@ def test_a_deeply_nested_claims_file_is_a_user_error(cli, tmp_path):
     deep.write_text("a = " + "[" * 50000 + "]" * 50000 + "\n")
     assert_one_line_error(cli("verify", "--data", str(deep)), "deep.toml", "nested too deeply")
     assert "exit 3 if any row FAILs" in " ".join(cli("verify", "--help").out.split())
+
+
+# --- issue 15: one unit convention (k = 1000) and a table that fits 120 columns ----------------
+
+
+def test_googlenet_params_are_shown_with_k_1000_and_the_course_as_printed(shipped, cli):
+    row = _rows(shipped)["googlenet.t1.conv1.params"]
+    assert row.computed == 9408 and row.claim.unit == "Ki"  # the claim keeps its reading (K = 1024)
+    assert row.computed_display() == "9.408k"  # not "9.188K"
+    assert row.course_display() == "2.7K (= 2.765k)"
+    assert row.tolerance_display() == "±0.0512k"
+    assert _rows(shipped)["googlenet.t1.conv2.params"].computed_display() == "114.688k"
+    text = cli("verify", "--only", "googlenet.t1.*", "--wide").out
+    assert "9.408k" in text and "9.188K" not in text and "112K (= 114.688k)" in text
+    md = verify_report.render(shipped, "md")
+    assert "| 2.7K (= 2.765k) | 9.408k |" in md and "2.65K (= 2.71k)" in md  # evidence: printed unit and k
+    d = cli("verify", "--only", "googlenet.t1.conv1.params", "--format", "json").json()["rows"][0]
+    assert d["unit"] == "Ki" and d["computed"] == 9408  # the data, unchanged
+
+
+def test_the_default_table_fits_120_columns_and_wide_has_every_column(cli):
+    out = cli("verify").out
+    assert max(len(line) for line in out.splitlines()) <= 120
+    head = out.splitlines()[1].split()
+    assert head == ["id", "claim", "course", "computed", "diff", "status"]
+    assert "known: known-discrepancy" in out and "--wide" in out
+    wide = cli("verify", "--wide").out
+    assert wide.splitlines()[1].split() == ["id", "section", "claim", "course", "computed", "diff", "tolerance",
+                                            "status"]
+    assert max(len(line) for line in wide.splitlines()) > 120
+    assert "known-discrepancy" in wide.splitlines()[5] or "known-discrepancy" in wide
+    # --wide changes only the table: other formats are the same with or without it
+    assert cli("verify", "--only", "vgg.rf.*", "--wide", "-f", "csv").out == cli("verify", "--only", "vgg.rf.*",
+                                                                                   "-f", "csv").out
+    assert cli("verify", "--wide", "--only", "nothing*").code == 2

@@ -14,6 +14,8 @@ def verify_cmd(
                                        "e.g. 'mobilenet*'."),
     data: Optional[str] = typer.Option(None, "--data", help="Claims file to check (default: the course's, "
                                        "archlab/data/course_claims.toml)."),
+    wide: bool = typer.Option(False, "--wide", help="The table with every column (section, tolerance) and "
+                              "longer cells; by default it fits 120 columns."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
@@ -26,5 +28,5 @@ def verify_cmd(
 
     settle()
     result = verify(data=data, only=only)
-    emit(verify_report.render(result, fmt.value), output)
+    emit(verify_report.render(result, fmt.value, wide=wide), output)
     result.raise_if_failed()  # exit code 3, after the report is out

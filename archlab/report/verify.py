@@ -21,8 +21,26 @@ def _diff(row: Row) -> str:
 
 def _cells(row: Row) -> tuple:
     c = row.claim
-    return (c.id, c.section, c.claim, c.course, row.computed_display(), _diff(row), row.tolerance_display(),
-            row.status)
+    return (c.id, c.section, c.claim, row.course_display(), row.computed_display(), _diff(row),
+            row.tolerance_display(), row.status)
+
+
+# the default table fits 120 columns: no section (the id's prefix) nor tolerance, long cells cut,
+# known-discrepancy abbreviated; --wide and the md report have every column in full
+NARROW_HEADERS = ("id", "claim", "course", "computed", "diff", "status")
+NARROW_WIDTHS = (30, 25, 22, 20, 8, 5)
+SHORT_STATUS = {"known-discrepancy": "known"}
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _narrow_cells(row: Row) -> tuple:
+    c = row.claim
+    cells = (c.id, c.claim, row.course_display(), row.computed_display(), _diff(row),
+             SHORT_STATUS.get(row.status, row.status))
+    return tuple(_cut(str(v), w) for v, w in zip(cells, NARROW_WIDTHS))
 
 
 def _evidence_text(row: Row) -> str:
@@ -60,21 +78,28 @@ def _csv(result: VerifyResult) -> str:
     return csv_table(CSV_KEYS, rows)
 
 
-def render(result: VerifyResult, fmt: str) -> str:
-    """``archlab verify``'s output in ``fmt``; ``md`` is the report committed as reports/course-tables.md."""
-    return formats.render(fmt, table=lambda: _table(result), json=lambda: to_json(result.to_dict()),
+def render(result: VerifyResult, fmt: str, wide: bool = False) -> str:
+    """``archlab verify``'s output in ``fmt``; ``md`` is the report committed as reports/course-tables.md.
+    The table fits 120 columns unless ``wide`` (every column, cells up to 44 characters)."""
+    return formats.render(fmt, table=lambda: _table(result, wide), json=lambda: to_json(result.to_dict()),
                           csv=lambda: _csv(result), md=lambda: _markdown(result))
 
 
-def _table(result: VerifyResult) -> str:
+def _table(result: VerifyResult, wide: bool = False) -> str:
     title = (f"archlab verify: {len(result.rows)} claims of the course recomputed from {result.data}"
              + (f" (only '{result.only}')" if result.only else "") + "\n")
-    body = text_table(HEADERS, [_cells(r) for r in result.rows], "lllllrrl", max_width=44)
+    if wide:
+        body = text_table(HEADERS, [_cells(r) for r in result.rows], "lllllrrl", max_width=44)
+    else:
+        body = text_table(NARROW_HEADERS, [_narrow_cells(r) for r in result.rows], "lllrrl", max_width=200)
     notes = [f"{r.status}: {r.claim.id}: {r.note or 'outside the tolerance, and no cause is recorded'}"
              for r in result.rows if r.status == "FAIL" or r.note]
     tail = ("\n" + "\n".join(notes) + "\n") if notes else ""
-    hint = ("explanations of the known discrepancies: --format md (reports/course-tables.md)\n"
-            if any(r.status == "known-discrepancy" for r in result.rows) else "")
+    known = any(r.status == "known-discrepancy" for r in result.rows)
+    hint = ("explanations of the known discrepancies: --format md (reports/course-tables.md)\n" if known else "")
+    if not wide:
+        hint = (("known: known-discrepancy; " if known else "") + "every column (section, tolerance), uncut: "
+                "--wide\n" + hint)
     return title + body + tail + "\n" + hint + result.summary_line() + "\n"
 
 
@@ -100,7 +125,7 @@ def _markdown(result: VerifyResult) -> str:
             out.append(f"### {where}\n")
             if about:
                 out.append(f"{about}\n")
-            cells = [(r.claim.id, r.claim.claim, r.claim.course, r.computed_display(), _diff(r),
+            cells = [(r.claim.id, r.claim.claim, r.course_display(), r.computed_display(), _diff(r),
                       r.tolerance_display(), r.status, explanation(r)) for r in group]
             out.append(md_table(MD_HEADERS, cells, "lllrrrll"))
     if result.facts:

@@ -33,7 +33,15 @@ class Evidence:
     reproduced: bool | None  # None: not a reproduction
 
     def display(self) -> str:
+        if self.unit == "Ki" and not isinstance(self.value, str):  # as the course would print it, and in k
+            return f"{_display(self.value, self.unit, None)} (= {_display(self.value, 'k', None)})"
         return _display(self.value, self.unit, None)
+
+
+def shown_unit(unit: str) -> str:
+    """The unit archlab prints a value of a claim in: k = 1000 everywhere, so a claim the course
+    printed with K = 1024 ("Ki", GoogLeNet's table) is shown in k; the claim keeps its own reading."""
+    return "k" if unit == "Ki" else unit
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,22 @@ class Row:
         if self.tolerance == 0 and isinstance(self.computed, int) and not c.unit:
             return f"{self.computed:,}"
         decimals = max(_decimals(c.value), 0) + 2 if c.value is not None else None
-        return _display(self.computed, c.unit, decimals)
+        if c.unit == "Ki" and isinstance(self.computed, int):
+            return f"{_num(self.computed / 1000)}k"  # a count of weights, exact in k = 1000
+        return _display(self.computed, shown_unit(c.unit), decimals)
+
+    def course_display(self) -> str:
+        """The course's value as printed, with its reading in k = 1000 when it was printed in K = 1024."""
+        c = self.claim
+        if c.unit != "Ki" or not isinstance(self.course_value, (int, float)):
+            return c.course
+        return f"{c.course} (= {_num(round(self.course_value * 1.024, 3))}k)"
 
     def tolerance_display(self) -> str:
         if self.tolerance == 0:
             return "exact"
-        return f"±{_num(self.tolerance)}{UNITS[self.claim.unit][1]}"
+        scale = UNITS[self.claim.unit][0] / UNITS[shown_unit(self.claim.unit)][0]
+        return f"±{_num(round(self.tolerance * scale, 6))}{UNITS[shown_unit(self.claim.unit)][1]}"
 
     def to_dict(self) -> dict[str, Any]:
         c = self.claim
