@@ -163,3 +163,21 @@ def test_the_table_ends_with_the_totals_where_a_terminal_shows_them(cli, models)
     assert "total " not in cli("count", "resnet18", "--depth", "0").out
     for fmt in ("md", "csv"):
         assert "count complete" not in cli("count", "resnet18", "--format", fmt).out
+
+
+def test_count_says_when_the_models_paper_calls_multiply_adds_flops(cli):
+    from archlab.models.paper_flops import paper_flops
+
+    text = cli("count", "resnet50", "--depth", "0").out
+    line = next(l for l in text.splitlines() if l.startswith("paper's \"FLOPs\""))
+    d = cli("count", "resnet50", "--depth", "0", "--format", "json").json()
+    assert f"{d['macs']:,}" in line and "He et al. 2016" in line  # the MACs, not the FLOPs
+    assert d["paper_flops"]["paper"].startswith("He et al. 2016")
+    assert cli("count", "efficientnet_b3", "-f", "json").json()["paper_flops"]["paper"].startswith("Tan & Le")
+    assert cli("count", "resnet50_v1_5@num_classes=10", "-f", "json").json()["paper_flops"] is not None
+    for spec in ("vgg16", "mobilenet_v2", "googlenet"):  # their papers do not print multiply-adds as FLOPs
+        assert cli("count", spec, "-f", "json").json()["paper_flops"] is None
+        assert "paper's" not in cli("count", spec, "--depth", "0").out
+    # nothing is looked up for what is not a registered model, and a bad spec is no crash here
+    assert paper_flops("no_such_model") is None and paper_flops("resnet50@") is None
+    assert paper_flops("torchvision:resnet50") is None and paper_flops(object()) is None

@@ -49,6 +49,9 @@ class CountResult:
     # registered modules the eval forward did not call (GoogLeNet's aux heads), down to the depth
     # asked: their parameters are in ``params``, they cost no MACs here (``output_shape`` None)
     not_called: tuple[LayerCost, ...] = ()
+    # the model's paper calls multiply-adds "FLOPs" (ResNet, EfficientNet): which paper, an example
+    # (``archlab.models.paper_flops``); None for other models
+    paper_flops: dict[str, str] | None = None
 
     @property
     def flops(self) -> int:
@@ -88,6 +91,7 @@ class CountResult:
             "not_called": [{"name": m.name, "type": m.type, "depth": m.depth, "params": m.params}
                            for m in self.not_called],
             "engine": self.engine,
+            "paper_flops": self.paper_flops,
         }
         if self.fvcore is not None:
             d["fvcore"] = self.fvcore
@@ -167,6 +171,11 @@ def count(
     tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
                             options=options)
     result = count_trace(tr, label, depth=depth, engine=engine)
+    from archlab.models.paper_flops import paper_flops
+
+    paper = paper_flops(model_or_spec)
+    if paper is not None:
+        result = CountResult(**{**result.__dict__, "paper_flops": paper})
     if engine == "fvcore":
         from archlab.measure.devices import check_device
         from archlab.measure.fvcore import fvcore_count

@@ -49,6 +49,10 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
                                       f"(the papers' mult-adds), whole batch"),
         ("FLOPs", f"{result.flops:,}", f"{human(result.flops, 'FLOPs')} = 2 x MACs"),
     ]
+    if result.paper_flops:
+        p = result.paper_flops
+        rows.append(("paper's \"FLOPs\"", f"{result.macs:,}", f"= MACs: {p['paper']} counts multiply-adds as "
+                     f"FLOPs"))
     for kind in OTHER_KINDS:
         n = result.other_ops.get(kind, 0)
         if n:
