@@ -5,7 +5,7 @@ module call and by kind, from one meta trace (``count``), or from a trace alread
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, unsupported_json
 from archlab.analysis.trace import Trace, check_depth, trace_model
@@ -156,6 +156,7 @@ def count(
     engine: str = "archlab",
     device: str = "cpu",
     force: bool = False,
+    progress: Callable[[float, float | None, str], None] | None = None,
 ) -> CountResult:
     """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model.
 
@@ -163,11 +164,14 @@ def count(
     an ``nn.Module`` (then ``input_size`` = (C, H, W) is required). The default
     engine never runs a convolution (meta tensors); ``engine="fvcore"`` also runs
     fvcore's FlopCountAnalysis on real tensors on ``device`` and reconciles it (refused when it
-    looks too big for the device's free memory, unless ``force``).
+    looks too big for the device's free memory, unless ``force``). ``progress(done, total, what)``
+    is told when fvcore's real forward starts (it can take a minute; the trace before it is quick)
+    and when the count is done.
     """
     if engine not in ("archlab", "fvcore"):
         raise UserError(f"unknown engine '{engine}' (choose archlab or fvcore)")
     check_depth(depth)
+    stages = 2 if engine == "fvcore" else 1  # the trace (quick), fvcore's real forward
     tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
                             options=options)
     result = count_trace(tr, label, depth=depth, engine=engine)
@@ -184,8 +188,12 @@ def count(
 
         check_device(device)
         check_fits(run_bytes(tr), device, force, what="--engine fvcore (a real forward)")
+        if progress is not None:
+            progress(1, stages, f"fvcore: running the model on real tensors ({device})")
 
         report = fvcore_count(model_or_spec, tuple(tr.values[v].shape for v in tr.inputs), device=device,
                               alpha=alpha, options=options, archlab_macs=result.macs)
         result = CountResult(**{**result.__dict__, "fvcore": report})
+    if progress is not None:
+        progress(stages, stages, "done")
     return result

@@ -526,23 +526,29 @@ def compound(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1
 
 
 def grid_search(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,
-                limits: tuple[float, float, float] = (2.0, 1.5, 1.5)) -> list[dict[str, Any]]:
+                limits: tuple[float, float, float] = (2.0, 1.5, 1.5),
+                progress: Callable[[float, float | None, str], None] | None = None) -> list[dict[str, Any]]:
     """The paper's step 1 as a cost study: every (α, β, γ) on a grid with α·β²·γ² within
     target ± tolerance, with its network's params and MACs at φ = 1. (Choosing among them needs
-    the accuracy of each trained network, which archlab does not train.)"""
+    the accuracy of each trained network, which archlab does not train.) ``progress(done, total,
+    what)`` is told before each network is counted (about 0.1 s each) and once at the end."""
     from archlab.analysis.count import count
 
     def axis(hi: float) -> list[float]:
         n = int(round((hi - 1.0) / step))
         return [round(1.0 + i * step, 4) for i in range(n + 1)]
 
+    grid = [(a, b, g, a * b * b * g * g)
+            for a, b, g in itertools.product(axis(limits[0]), axis(limits[1]), axis(limits[2]))]
+    grid = [p for p in grid if abs(p[3] - target) <= tolerance]
     rows = []
-    for a, b, g in itertools.product(axis(limits[0]), axis(limits[1]), axis(limits[2])):
-        c = a * b * b * g * g
-        if abs(c - target) > tolerance:
-            continue
+    for i, (a, b, g, c) in enumerate(grid):
+        if progress is not None:
+            progress(i, len(grid), f"counting α = {a:g}, β = {b:g}, γ = {g:g}")
         r = count(f"efficientnet_phi@phi=1,alpha={a},beta={b},gamma={g}", depth=0)
         rows.append({"alpha": a, "beta": b, "gamma": g, "constraint": c, "resolution": r.input_shape[-1],
                      "params": r.params, "macs": r.macs})
+    if progress is not None:
+        progress(len(grid), len(grid), "done")
     rows.sort(key=lambda x: x["macs"])
     return rows

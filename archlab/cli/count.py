@@ -31,6 +31,12 @@ def count(
     settle()
     check_device(device)
     size, options = parse_common(input_size, sets)
-    result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
-                       depth=depth, engine=engine.value, device=device, force=force)
+    from contextlib import nullcontext
+
+    from archlab.cli.progress import progress
+
+    # fvcore runs the model for real: up to a minute and more on a big input, said on a terminal
+    with progress("counting") if engine.value == "fvcore" else nullcontext() as step:
+        result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
+                           depth=depth, engine=engine.value, device=device, force=force, progress=step)
     emit(count_report.render(result, fmt.value), output)

@@ -71,7 +71,11 @@ def efficientnet_cmd(
                                           ("--report", report)) if value is not None]
         if given:
             raise UserError(f"--search enumerates α, β, γ on a grid at φ = 1; it takes no {', '.join(given)}")
-        emit(laws_report.render_search(laws.grid_search(), (fmt or Format.table).value), output)
+        from archlab.cli.progress import progress
+
+        with progress("EfficientNet grid search") as step:
+            rows = laws.grid_search(progress=step)
+        emit(laws_report.render_search(rows, (fmt or Format.table).value), output)
         return
     phi = 1.0 if phi is None else phi
     alpha = 1.2 if alpha is None else alpha
