@@ -236,3 +236,17 @@ def test_a_very_long_model_name_is_shortened_in_the_error(cli):
         r = cli("count", spec)
         assert r.code == 2 and len(r.err) < 400, (spec[:20], len(r.err))
         assert "x" * 60 + "…" in r.err
+
+
+def test_the_real_runs_keep_the_users_prints_off_stdout_too(cli, tmp_path):
+    # latency's timed forwards, its per-layer profile, memory --measure and the fvcore engine run the
+    # user's forward for real: what it prints goes to stderr there as well
+    path = tmp_path / "noisy.py"
+    path.write_text(NOISY)
+    spec = f"{path}:make"
+    for args in (("latency", spec, "--min-time", "0.05"), ("latency", spec, "--min-time", "0.05", "--per-layer"),
+                 ("memory", spec, "--measure"), ("count", spec, "--engine", "fvcore")):
+        r = cli(*args, "--format", "json")
+        assert r.code == 0, (args, r.err)
+        r.json()
+        assert "printed in forward" in r.err and "printed" not in r.out

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from archlab.errors import UserError
+from archlab.user_code import user_code
 
 # fvcore's operator names whose counts are multiply-accumulates
 FVCORE_MAC_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
@@ -55,7 +56,7 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
     # fvcore's tracer logs every op it skips; archlab reports them instead
     logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
     try:
-        with on_device(device), torch.no_grad():
+        with on_device(device), torch.no_grad(), user_code():
             model = model.to(device).eval()
             inputs = tuple(torch.zeros(shape, device=device, dtype=dtype) for shape in input_shapes)
             analysis = FlopCountAnalysis(model, inputs)

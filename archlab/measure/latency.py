@@ -31,6 +31,7 @@ from archlab.analysis.trace import trace_model
 from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cpu, is_cuda, on_device, run_failed
 from archlab.errors import UserError
 from archlab.measure.profile import RANGE_PREFIX, LayerTime, layers_from_events, record_layers
+from archlab.user_code import user_code
 
 
 DTYPES = FLOAT_DTYPES  # the dtypes a timed forward runs in
@@ -329,10 +330,11 @@ class _Run:
         from torch.utils.benchmark import timer
 
         model, inputs = self.model, self.inputs
-        start = timer()
-        for _ in range(number):
-            model(*inputs)
-        return timer() - start
+        with user_code():  # the user's prints go to stderr (outside the timed part)
+            start = timer()
+            for _ in range(number):
+                model(*inputs)
+            return timer() - start
 
     def warm_up(self, min_time: float) -> None:
         """A few forwards, then the block size: the smallest power of ten whose block lasts

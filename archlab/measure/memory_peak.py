@@ -8,6 +8,7 @@ from typing import Any
 from archlab.errors import UserError
 from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_device, quiet_stderr, run_failed, synchronize
 from archlab.models.resolve import resolve
+from archlab.user_code import user_code
 
 
 def _shapes(input_shape: Any) -> tuple[tuple[int, ...], ...]:
@@ -38,7 +39,7 @@ def measure_peak(model_or_spec: Any, input_shape: Any, *, device: str = "cpu",
     what = f"the measured forward of {label}"
     try:
         model = model.float()  # a file's model may be built in fp16 or bf16: the inputs are fp32
-        with on_device(device), torch.inference_mode():
+        with on_device(device), torch.inference_mode(), user_code():
             model = model.to(device).eval()
 
             def inputs():

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from archlab.measure.devices import is_cuda
+from archlab.user_code import user_code
 
 RANGE_PREFIX = "archlab.module::"
 
@@ -63,7 +64,7 @@ def record_layers(model: Any, xs: tuple[Any, ...], device: str, runs: int) -> An
 
     cuda = is_cuda(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with module_ranges(model, RANGE_PREFIX):
+    with module_ranges(model, RANGE_PREFIX), user_code():
         model(*xs)  # one forward with the ranges before the profiler starts
         with _quiet_stderr(), profile(activities=activities, record_shapes=False) as prof:
             for _ in range(runs):
