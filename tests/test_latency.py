@@ -180,6 +180,7 @@ def test_spearman_known_inputs():
     # d^2 formula without ties: 1 - 6 * (0 + 4 + 1 + 1) / (4 * 15) = 0.4
     assert spearman([1, 2, 3, 4], [1, 4, 2, 3]) == pytest.approx(0.4, rel=1e-12)
     assert spearman([5], [1]) is None and spearman([], []) is None
+    assert spearman([1, 2], [10, 20]) is None and spearman([1, 2], [20, 10]) is None  # two: always ±1
     assert spearman([1, 1, 1], [1, 2, 3]) is None  # no variance
     with pytest.raises(ValueError):
         spearman([1, 2], [1])
@@ -191,7 +192,7 @@ def test_spearman_is_pearson_of_average_ranks(pairs):
     x, y = [p[0] for p in pairs], [p[1] for p in pairs]
     ours = spearman(x, y)
     rx, ry = pd.Series(x).rank(), pd.Series(y).rank()  # pandas' average ranks
-    if rx.nunique() == 1 or ry.nunique() == 1:
+    if rx.nunique() == 1 or ry.nunique() == 1 or len(pairs) < 3:  # two pairs: always ±1, not given
         assert ours is None
     else:
         assert ours == pytest.approx(rx.corr(ry), abs=1e-12)
@@ -239,6 +240,9 @@ def test_compare_without_paper_when_baseline_or_batch_differ():
     c = compare([_result("mobilenet", 20.0, 600, batch=8), _result("mobilenet_v2", 10.0, 300, batch=8)])
     assert c.paper_source is None  # the paper's times are batch 1
     assert compare([_result("a", 1.0, 5), _result("b", 2.0, 5)]).spearman is None  # equal MACs
+    three = compare([_result("a", 1.0, 5), _result("b", 2.0, 6), _result("c", 3.0, 9)])
+    assert three.spearman == pytest.approx(1.0)
+    assert compare([_result("a", 1.0, 5), _result("b", 2.0, 5), _result("c", 3.0, 5)]).spearman is None
 
 
 def test_several_models_cli(cli):
@@ -252,10 +256,11 @@ def test_several_models_cli(cli):
         assert comp["baseline"] == "lenet5" and comp["models"] == 2
         assert comp["macs_ratio"] == pytest.approx(d["macs"] / data[0]["macs"])
         assert comp["latency_ratio"] == pytest.approx(d["median_ms"] / data[0]["median_ms"])
-        assert comp["spearman_macs_latency"] in (-1.0, 1.0)
+        assert comp["spearman_macs_latency"] is None  # two models are always ±1: not given
     assert sorted(d["comparison"]["latency_rank"] for d in data) == [1, 2]
     r = cli("latency", "lenet5", "lenet", *FAST)
-    assert "latency ratio" in r.out and "MACs ratio" in r.out and "Spearman" in r.out
+    assert "latency ratio" in r.out and "MACs ratio" in r.out
+    assert "Spearman's rank correlation of MACs and latency: not given for 2 models" in r.out
     assert "ratios are to lenet5 (the first model given)" in r.out
 
 
@@ -434,3 +439,18 @@ def test_an_hour_is_allowed():
     latency_mod.check_options("cpu", "fp32", None, 3600)
     with pytest.raises(UserError, match="more than 3600"):
         latency_mod.check_options("cpu", "fp32", None, 3600.5)
+
+
+def test_spearman_is_printed_from_three_models_only():
+    from archlab.report.latency import render
+
+    def caption(results):
+        return next(line for line in render(results, "table", compare(results)).splitlines()
+                    if line.startswith("Spearman"))
+
+    two = [_result("a", 1.0, 5), _result("b", 2.0, 6)]
+    assert "not given for 2 models" in caption(two) and "+1.00" not in caption(two)
+    three = [_result("a", 1.0, 5), _result("b", 2.0, 6), _result("c", 3.0, 9)]
+    assert caption(three).startswith("Spearman's rank correlation of MACs and latency: +1.00 over 3 models")
+    flat = [_result("a", 1.0, 5), _result("b", 2.0, 5), _result("c", 3.0, 5)]
+    assert "undefined (the models' MACs, or their latencies, are all equal)" in caption(flat)

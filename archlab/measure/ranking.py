@@ -40,12 +40,16 @@ def _ranks(values: Sequence[float]) -> list[float]:
     return ranks
 
 
+# two points are always in order or in reverse: their correlation is ±1 whatever they are
+SPEARMAN_MIN_PAIRS = 3
+
+
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Spearman's rank correlation: the Pearson correlation of the (tie-averaged) ranks.
-    None for fewer than two pairs or when either side has no variance."""
+    None for fewer than three pairs (two always give ±1) or when either side has no variance."""
     if len(x) != len(y):
         raise ValueError(f"spearman needs pairs, got {len(x)} and {len(y)} values")
-    if len(x) < 2:
+    if len(x) < SPEARMAN_MIN_PAIRS:
         return None
     rx, ry = _ranks(x), _ranks(y)
     mx, my = sum(rx) / len(rx), sum(ry) / len(ry)

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from archlab.measure.devices import is_cuda
 from archlab.measure.latency import NOISY_IQR, LatencyResult
 from archlab.measure.profile import by_kind
-from archlab.measure.ranking import Comparison
+from archlab.measure.ranking import SPEARMAN_MIN_PAIRS, Comparison
 from archlab.report import formats
 from archlab.report.formats import csv_table, md_table, text_table, to_json
 from archlab.units import human, shape_str
@@ -122,9 +122,12 @@ def _compare_caption(results: Sequence[LatencyResult], c: Comparison) -> list[st
     lines = [f"on {'; '.join(settings)}; sorted by median latency; ratios are to {c.baseline} "
              "(the first model given), all measured in this run, the models' timed blocks taking turns",
              "MACs: multiply-accumulates, whole batch (meta trace); GFLOP/s achieved = 2 x MACs / median"]
-    if c.spearman is None:
-        lines.append("Spearman's rank correlation of MACs and latency: undefined (needs two models with "
-                     "different MACs and different latencies)")
+    if c.spearman is None and len(c.rows) < SPEARMAN_MIN_PAIRS:
+        lines.append(f"Spearman's rank correlation of MACs and latency: not given for {len(c.rows)} models "
+                     f"(two are always in order or reversed, ±1: it needs {SPEARMAN_MIN_PAIRS} or more)")
+    elif c.spearman is None:
+        lines.append("Spearman's rank correlation of MACs and latency: undefined (the models' MACs, or their "
+                     "latencies, are all equal)")
     else:
         lines.append(f"Spearman's rank correlation of MACs and latency: {c.spearman:+.2f} "
                      f"over {len(c.rows)} models (+1: MACs order the models exactly as their latency does)")
