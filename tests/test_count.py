@@ -181,3 +181,14 @@ def test_count_says_when_the_models_paper_calls_multiply_adds_flops(cli):
     # nothing is looked up for what is not a registered model, and a bad spec is no crash here
     assert paper_flops("no_such_model") is None and paper_flops("resnet50@") is None
     assert paper_flops("torchvision:resnet50") is None and paper_flops(object()) is None
+
+
+def test_trace_names_the_modules_the_forward_did_not_call_as_count_does(cli):
+    d = cli("trace", "googlenet@aux_logits=true", "--depth", "1", "--format", "json").json()
+    assert [(m["name"], m["params"]) for m in d["not_called"]] == [("aux1", 3_188_840), ("aux2", 3_190_888)]
+    text = cli("trace", "googlenet@aux_logits=true", "--depth", "1").out
+    assert "GoogLeNetAux (not called)" in text and "(outside submodules)" not in text
+    rows = list(csv.DictReader(io.StringIO(cli("trace", "googlenet@aux_logits=true", "--depth", "1",
+                                               "--format", "csv").out)))
+    assert sum(int(r["params"]) for r in rows if r["depth"] == "1") == d["params"]
+    assert cli("trace", "googlenet", "--format", "json").json()["not_called"] == []

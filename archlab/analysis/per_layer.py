@@ -46,12 +46,16 @@ class TraceResult:
     unsupported_ops: tuple[tuple[str, int], ...] = ()  # ATen ops without a cost rule: not in the MACs
     params: int = 0  # the whole model's
     macs: int = 0  # the whole forward's
+    # registered modules the eval forward did not call (name, type, depth, params), down to the depth
+    # asked: see ``archlab.analysis.count.CountResult.not_called``
+    not_called: tuple[dict[str, Any], ...] = ()
 
     def outside_submodules(self) -> tuple[int, int]:
         """Params and MACs no top-level module accounts for (the model's own parameters and
         functional calls in its own forward): the depth-1 rows plus these make the totals."""
-        return outside_submodules(self.params, self.macs,
-                                  ((r["name"], r["params"], r["macs"]) for r in self.layers if r["depth"] == 1))
+        top = [(r["name"], r["params"], r["macs"]) for r in self.layers if r["depth"] == 1]
+        top += [(m["name"], m["params"], 0) for m in self.not_called if m["depth"] == 1]
+        return outside_submodules(self.params, self.macs, top)
 
     @property
     def status(self) -> str:
@@ -62,7 +66,7 @@ class TraceResult:
                 "units": {"macs": "multiply-accumulates", "output_bytes": "bytes of the output activation"},
                 "params": self.params, "macs": self.macs, "status": self.status,
                 "unsupported_ops": unsupported_json(self.unsupported_ops),
-                "layers": list(self.layers)}
+                "layers": list(self.layers), "not_called": list(self.not_called)}
 
 
 def trace_layers(model_or_spec: Any, *, depth: int = 3, **kw: Any) -> TraceResult:
@@ -99,8 +103,10 @@ def trace_layers(model_or_spec: Any, *, depth: int = 3, **kw: Any) -> TraceResul
             "output_elements": sum(v.numel for v in outs),
             "output_bytes": sum(v.numel * v.itemsize for v in outs),
         })
+    not_called = tuple({"name": m.name, "type": m.type, "depth": m.depth, "params": m.params}
+                       for m in trace.uncalled if 0 < m.depth <= depth)
     return TraceResult(label, trace.input_shape, tuple(rows), costs.unsupported, params=trace.params,
-                       macs=costs.total_macs)
+                       macs=costs.total_macs, not_called=not_called)
 
 
 def _pair(v, type_name: str = "") -> tuple:

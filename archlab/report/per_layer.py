@@ -6,7 +6,7 @@ from typing import Any
 
 from archlab.analysis.per_layer import TraceResult
 from archlab.report import formats
-from archlab.report.count import OUTSIDE
+from archlab.report.count import NOT_CALLED, OUTSIDE
 from archlab.report.formats import OpCounts, csv_table, md_table, ops_text, text_table, to_json
 from archlab.units import human_bytes, shape_str
 
@@ -28,6 +28,8 @@ def _trace_rows(result: TraceResult, indent: bool = True) -> list[tuple]:
              ",".join(shape_str(s) for s in r["input_shapes"]), ",".join(shape_str(s) for s in r["output_shapes"]),
              r["filter"], _geom(r), f"{r['params']:,}", f"{r['macs']:,}", "" if r["rf"] is None else r["rf"],
              f"{r['output_elements']:,}", human_bytes(r["output_bytes"])) for r in result.layers]
+    rows += [(("  " * (m["depth"] - 1) if indent else "") + m["name"], f"{m['type']} {NOT_CALLED}", "", "", "", "",
+              f"{m['params']:,}", "0", "", "", "") for m in result.not_called]
     params, macs = result.outside_submodules()
     if result.layers and (max(params, 0) or macs):  # as in archlab count: the rows add up to the totals
         rows.append((OUTSIDE, "forward", "", "", "", "", f"{max(params, 0):,}", f"{macs:,}", "", "", ""))
@@ -57,6 +59,8 @@ def _csv(result: TraceResult) -> str:
     rows += [[";".join(shape_str(s) for s in r[k]) if k.endswith("shapes")
               else ("x".join(map(str, r[k])) if isinstance(r[k], list) else r[k]) for k in CSV_KEYS] + [""]
              for r in result.layers]
+    rows += [[m["name"], f"{m['type']} {NOT_CALLED}", m["depth"]] + [""] * 8 + [m["params"], 0, "", "", "", ""]
+             for m in result.not_called]
     params, macs = result.outside_submodules()
     if result.layers and (max(params, 0) or macs):
         rows.append([OUTSIDE, "forward", 1] + [""] * 8 + [max(params, 0), macs, "", "", "", ""])
