@@ -586,7 +586,13 @@ def test_every_command_refuses_a_setting_that_disagrees(cli):
         assert_one_line_error(cli(command, "mobilenet@alpha=0.5", "--alpha", "0.75"), "alpha is given twice")
         assert_one_line_error(cli(command, "mobilenet", "--res", "128", "--res", "160"), "--res is given twice")
     assert_one_line_error(cli("latency", "mobilenet@res=160", "--res", "192"), "res is given twice")
-    assert_one_line_error(cli("compare", "mobilenet@alpha=0.5", "--alpha", "0.75"), "alpha given twice")
+    assert_one_line_error(cli("compare", "mobilenet@alpha=0.5", "--alpha", "0.75"), "alpha is given twice")
+    assert_one_line_error(cli("compare", "mobilenet@res=160", "--rho", "192"), "resolution is given twice")
+    # the same value twice is fine in compare too
+    same = [cli("compare", *args, "--format", "json").json()["variant"]["macs"]
+            for args in (("mobilenet@alpha=0.5,res=160",), ("mobilenet@alpha=0.5,res=160", "--alpha", "0.5"),
+                         ("mobilenet@alpha=0.5,res=160", "--rho", "160"))]
+    assert same[0] == same[1] == same[2]
     assert_one_line_error(cli("list", "-f", "json", "-f", "md"), "-f is given twice")
     assert_one_line_error(cli("verify", "-o", "a.md", "-o", "b.md"), "-o is given twice")
 

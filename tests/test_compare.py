@@ -57,7 +57,7 @@ def test_compare_keeps_the_specs_other_options_in_both_counts(cli):
 
 
 @pytest.mark.parametrize("args, needles", [
-    (("compare", "mobilenet@alpha=0.5", "--alpha", "0.75"), ("alpha given twice", "--alpha 0.75")),
+    (("compare", "mobilenet@alpha=0.5", "--alpha", "0.75"), ("alpha is given twice with different values", "--alpha 0.75")),
     (("compare", "mobilenet@res=160", "--rho", "0.5"), ("resolution is given twice", "res=160", "--rho 0.5")),
     (("compare", "mobilenet@alpha=9"), ("alpha must be in (0, 4]",)),
     (("compare", "mobilenet@batch=2", "--alpha", "0.5"), ("batch",)),

@@ -267,11 +267,9 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     if not widths and (alpha is not None or "alpha" in spec.options):
         raise UserError(f"model '{info.name}' has no width multiplier: --alpha (alpha=) is for mobilenet and "
                         "mobilenet_v2; --rho (res=) works for any CNN")
-    if "alpha" in full.options and alpha is not None:
-        raise UserError(f"alpha given twice: alpha={spec.options['alpha']} in '{model}' and --alpha {alpha:g}; "
-                        "give it once")
-    if spec.res is not None and rho is not None:
-        raise UserError(f"the resolution is given twice: res={spec.res} in '{model}' and --rho {rho}; give it once")
+    if "alpha" in full.options and alpha is not None and full.options["alpha"] != alpha:  # the same value is fine
+        raise UserError(f"alpha is given twice with different values: alpha={spec.options['alpha']} in '{model}' and "
+                        f"--alpha {alpha:g}; give it once")
     alpha = full.options.get("alpha", alpha if alpha is not None else 1.0)
     if not (isinstance(alpha, (int, float)) and 0 < alpha <= 4):
         raise UserError(f"alpha must be in (0, 4], got {alpha:g}" if isinstance(alpha, (int, float))
@@ -284,6 +282,9 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     rho_requested = None
     if spec.res is not None:
         res = spec.res
+        if rho is not None and parse_rho(rho, res0)[0] != res:  # --rho naming the same resolution is fine
+            raise UserError(f"the resolution is given twice with different values: res={spec.res} in '{model}' and "
+                            f"--rho {rho}; give it once")
     elif rho is not None:
         res, _ = parse_rho(rho, res0)
         x = float(rho)
