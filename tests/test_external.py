@@ -210,6 +210,13 @@ def test_a_factory_that_takes_long_gets_one_notice(cli, tmp_path, monkeypatch):
     import time
     time.sleep(0.3)
     assert "still waiting" not in cli("count", "lenet", "--depth", "0").err
+    # a file whose import takes long: the notice says it is loading
+    (tmp_path / "slow_import.py").write_text("import time\nfrom torch import nn\ntime.sleep(0.9)\n"
+                                             "def make():\n    return nn.Conv2d(3, 4, 3)\nmake.input_size = (3, 8, 8)\n")
+    r = cli("count", f"{tmp_path / 'slow_import.py'}:make", "--format", "json")
+    assert r.code == 0 and r.json()["params"] == 112
+    notices = [line for line in r.err.splitlines() if "still waiting" in line]
+    assert len(notices) == 1 and "slow_import.py' to load (the user's code has run 0.2 s" in notices[0], r.err
 
 
 def test_a_file_named_without_its_factory_lists_the_candidates(cli, tmp_path, monkeypatch):
