@@ -87,6 +87,8 @@ class TrainingTrace:
     backward_start: int
     param_grads: list[int]  # value ids of the parameters' gradients, as autograd left them
     frozen: tuple[str, ...]  # parameter names that got no gradient because --freeze named their module
+    freeze: tuple[str, ...] = ()  # the --freeze patterns
+    frozen_params: int = 0  # parameters (elements) that --freeze left without a gradient
 
 
 class _TrainingTracer(_Tracer):
@@ -118,9 +120,14 @@ class _TrainingTracer(_Tracer):
         call = self.node_call.get(node, -1) if node is not None else -1
         saved, self.stack = self.stack, ([call] if call >= 0 else [])
         try:
-            return super().on_op(func, args, kwargs)
+            out = super().on_op(func, args, kwargs)
         finally:
             self.stack = saved
+        if node is not None and type(node).__name__ == "AccumulateGrad":
+            # The tracer holds a reference to every tensor, so AccumulateGrad copies each gradient
+            # into .grad; an eager step, where nothing else holds it, takes the gradient as it is.
+            self.ops[-1].attrs["accumulate_grad"] = True
+        return out
 
 
 def _frozen_names(model: nn.Module, freeze: Sequence[str]) -> set[str]:
@@ -216,7 +223,8 @@ def trace_training(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, 
         params=sum(p.numel() for p in model_params),
         trainable_params=sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n not in frozen),
     )
-    return TrainingTrace(trace, tracer.backward_start, grads, tuple(sorted(frozen)))
+    frozen_params = sum(p.numel() for n, p in dict(model.named_parameters()).items() if n in frozen and p.requires_grad)
+    return TrainingTrace(trace, tracer.backward_start, grads, tuple(sorted(frozen)), tuple(freeze), frozen_params)
 
 
 # --- the split of backward MACs -------------------------------------------------------

@@ -22,6 +22,10 @@ def count(
     engine: Engine = typer.Option(Engine.archlab, "--engine", help="archlab (meta trace, nothing runs) or fvcore."),
     device: str = device_option("cpu, cuda or cuda:N (where --engine fvcore runs the model)."),
     force: bool = force_option("Run --engine fvcore even if it looks too big for memory."),
+    training: bool = typer.Option(False, "--training", help="Count one training step: the forward and autograd's "
+                                  "backward (input- and weight-gradient MACs), per layer."),
+    freeze: Optional[List[str]] = typer.Option(None, "--freeze", help="With --training: module-name glob whose "
+                                               "parameters get no gradient (repeatable), e.g. 'layer*'."),
 ) -> None:
     """Parameters, MACs, FLOPs and the other operations of a model, per layer."""
     from archlab.analysis.count import count as count_api
@@ -32,5 +36,6 @@ def count(
     check_device(device)
     size, options = parse_common(input_size, sets)
     result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
-                       depth=depth, engine=engine.value, device=device, force=force)
+                       depth=depth, engine=engine.value, device=device, force=force,
+                       training=training, freeze=tuple(freeze or ()))
     emit(count_report.render(result, fmt.value), output)
