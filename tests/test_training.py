@@ -204,3 +204,39 @@ def test_cli_training(cli):
     assert all("training_macs" in layer for layer in d["layers"])
     r = cli("count", "lenet5", "--freeze", "c1")
     assert r.code == 2 and "--training" in r.err
+
+
+def test_training_trace_does_not_import_dynamo_or_sympy():
+    # `count --training` must stay within 1.5x of `count`: those imports cost ~2 s
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, archlab\n"
+        f"res = {RES!r}\n"
+        "for n in archlab.list_models():\n"
+        "    archlab.count(n, res=res.get(n, 64), batch=2, depth=0, training=True)\n"
+        "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("build", [
+    lambda: nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(4, 4, 3, groups=2), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)),
+    lambda: nn.Sequential(nn.ConvTranspose2d(3, 4, 2, stride=2), nn.SiLU(), nn.AvgPool2d(2), nn.Upsample(scale_factor=2),
+                          nn.Sigmoid(), nn.Dropout(0.3), nn.Flatten(), nn.Linear(4 * 24 * 24, 5), nn.Softmax(-1)),
+])
+def test_backward_shapes_match_real_gradients(build):
+    """The shape rules of the backward ops (archlab's, not PyTorch's meta kernels): every traced gradient of a
+    parameter has the shape the real backward gives it."""
+    torch.manual_seed(0)
+    model = build()
+    x = torch.randn(2, 3, 12, 12)
+    model.train()
+    model(x).sum().backward()
+    real = {n: tuple(p.grad.shape) for n, p in model.named_parameters()}
+    tt = trace_training(model, x)
+    traced = sorted(tt.trace.values[g].shape for g in tt.param_grads)
+    assert traced == sorted(real.values())

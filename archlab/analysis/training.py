@@ -188,7 +188,7 @@ def trace_training(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, 
             tracer.resolve_nodes()
             tracer.backward_start = len(tracer.ops)
             if loss is not None:
-                loss.backward()
+                loss.backward()  # its seed, ones_like, has a shape rule: PyTorch's imports sympy (1 s)
     except UserError:
         raise
     except SystemExit as e:
@@ -323,6 +323,12 @@ def _second_like(args: tuple, kwargs: dict) -> torch.Tensor:
     return _like(args[1])
 
 
+def _like_factory(args: tuple, kwargs: dict) -> torch.Tensor:
+    # empty_like / zeros_like / ones_like / full_like: contiguous, on meta, in the asked dtype
+    t = args[0]
+    return torch.empty(tuple(t.shape), dtype=kwargs.get("dtype") or t.dtype, device="meta")
+
+
 def _conv_backward_shapes(args: tuple, kwargs: dict) -> tuple:
     grad, inp, weight, bias_sizes = args[:4]
     mask = args[10]
@@ -342,6 +348,11 @@ def _upsample_backward_shape(args: tuple, kwargs: dict) -> torch.Tensor:
     return _like(args[0], args[2])
 
 
+def _sizes_backward_shape(args: tuple, kwargs: dict) -> torch.Tensor:
+    # slice_backward / select_backward(grad, input_sizes, ...): the gradient of the whole input
+    return _like(args[0], args[1])
+
+
 def _register_backward_shapes() -> None:
     from archlab.analysis.shapes import SHAPE_RULES
 
@@ -351,8 +362,14 @@ def _register_backward_shapes() -> None:
             "softplus_backward", "mish_backward", "native_dropout_backward", "_softmax_backward_data",
             "_log_softmax_backward_data")
     rules: list[tuple[Any, Any]] = [(getattr(aten, n).default, _first_like) for n in same if hasattr(aten, n)]
+    rules += [(getattr(aten, n).default, _like_factory) for n in ("empty_like", "zeros_like", "ones_like", "full_like")]
     rules += [(aten.max_pool2d_with_indices_backward.default, _second_like),
               (aten.avg_pool2d_backward.default, _second_like),
+              (aten.avg_pool3d_backward.default, _second_like),
+              (aten.max_pool3d_with_indices_backward.default, _second_like),
+              (aten.index_add.default, _first_like),
+              (aten.slice_backward.default, _sizes_backward_shape),
+              (aten.select_backward.default, _sizes_backward_shape),
               (aten._adaptive_avg_pool2d_backward.default, _second_like),
               (aten.adaptive_max_pool2d_backward.default, _second_like),
               (aten.convolution_backward.default, _conv_backward_shapes),
