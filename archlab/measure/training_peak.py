@@ -96,6 +96,10 @@ def measure_training_peak(model_or_spec: Any, input_shape: tuple[int, ...], *, o
 
 
 def _cpu_step_peak(step: Any) -> int:
+    """Peak of the running total of CPU allocations while ``step()`` runs, from the profiler's raw
+    allocation records (one per allocation or free, each with its own time). The per-op totals of
+    ``prof.events()`` will not do here: a free inside a ``record_function`` range (the optimizer's
+    ``Optimizer.step#Adam.step``) is booked at the start of the range, before the allocations it frees."""
     import logging
 
     from torch.profiler import ProfilerActivity, profile
@@ -103,15 +107,11 @@ def _cpu_step_peak(step: Any) -> int:
     logging.getLogger("torch.profiler").setLevel(logging.ERROR)
     with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
-    timeline = []
-    for e in prof.events():
-        if e.name == "[memory]":
-            timeline.append((e.time_range.start, e.cpu_memory_usage))
-        elif e.self_cpu_memory_usage:
-            timeline.append((e.time_range.start, e.self_cpu_memory_usage))
-    timeline.sort()
+    records = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+               and str(e.device_type()).rsplit(".", 1)[-1] == "CPU"]
+    records.sort(key=lambda e: e.start_ns())  # stable: records of one time keep their order
     current = peak = 0
-    for _, delta in timeline:
-        current += delta
+    for e in records:
+        current += e.nbytes()
         peak = max(peak, current)
     return peak
