@@ -94,25 +94,31 @@ class CountResult:
     def training_ratio(self) -> float | None:
         return None if self.training is None or not self.macs else self.training_macs / self.macs
 
-    def training_note(self) -> str:
-        """Why training / forward is not exactly 3, from this model's numbers."""
+    def training_reasons(self) -> list[str]:
+        """Why training / forward is not exactly 3, from this model's numbers: one clause per reason."""
         t = self.training
         if t is None:
-            return ""
+            return []
         no_input = self.macs - t.input_grad_macs
         no_weight = self.macs - t.weight_grad_macs
         parts = []
         if no_input:
-            parts.append(f"{no_input:,} forward MACs get no input gradient (the first layer's input needs none"
-                         + (", nor do the frozen layers before the first trainable one)" if t.frozen else ")"))
+            where = "the first layer and the frozen layers before the first trainable one" if t.frozen \
+                else "the first layer's input needs none"
+            parts.append(f"{no_input:,} forward MACs get no input gradient ({where})")
         if no_weight:
-            parts.append(f"{no_weight:,} get no weight gradient ("
-                         + ("frozen parameters, and " if t.frozen else "") + "products of two activations have no weight)")
+            why = "frozen, or products of two activations" if t.frozen else "products of two activations"
+            parts.append(f"{no_weight:,} forward MACs get no weight gradient ({why})")
+        return parts
+
+    def training_note(self) -> str:
+        """Why training / forward is not exactly 3, in one sentence."""
+        if self.training is None:
+            return ""
+        parts = self.training_reasons()
         if not parts:
-            return "every MAC of the forward is paid twice more in the backward: once for the input gradient, once " \
-                   "for the weight gradient"
-        return ("3 would be forward + input gradient + weight gradient, each the forward's MACs; but "
-                + "; ".join(parts))
+            return "every forward MAC is paid twice more in the backward, for the input and the weight gradient"
+        return "3 = forward + input gradient + weight gradient, each the forward's size; but " + "; ".join(parts)
 
     @property
     def status(self) -> str:

@@ -56,8 +56,14 @@ def training_lines(result: CountResult) -> list[tuple[str, str, str]]:
         ("  weight-gradient MACs", f"{t.weight_grad_macs:,}", "gradients of parameters"),
         ("training MACs", f"{result.training_macs:,}",
          f"{human(result.training_macs, 'MACs')} = forward + backward, one step; FLOPs {2 * result.training_macs:,}"),
-        ("training / forward", f"{result.training_ratio:.3f}", f"not exactly 3: {result.training_note()}"),
     ]
+    reasons = result.training_reasons()
+    if reasons:
+        rows.append(("training / forward", f"{result.training_ratio:.3f}",
+                     "not exactly 3 = forward + input gradient + weight gradient, each the forward's size:"))
+        rows += [("", "", f"  {reason}") for reason in reasons]
+    else:
+        rows.append(("training / forward", f"{result.training_ratio:.3f}", result.training_note()))
     if t.frozen:
         rows.append(("frozen", f"{t.frozen_params:,}", f"parameters without gradient (--freeze {' '.join(t.frozen)})"))
     for kind in OTHER_KINDS:
