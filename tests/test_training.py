@@ -240,3 +240,21 @@ def test_backward_shapes_match_real_gradients(build):
     tt = trace_training(model, x)
     traced = sorted(tt.trace.values[g].shape for g in tt.param_grads)
     assert traced == sorted(real.values())
+
+
+def test_compare_and_analyze_accept_the_training_view(cli):
+    import json
+
+    r = cli("compare", "lenet5", "resnet18", "--training", "-f", "json")
+    assert r.code == 0, r.err
+    rows = {row["model"]: row for row in json.loads(r.out)}
+    assert rows["resnet18"]["training_macs"] == archlab.count("resnet18", training=True).training_macs
+    assert rows["lenet5"]["training_peak_bytes"] > 0 and rows["lenet5"]["optimizer"] == "sgd"
+    r = cli("compare", "lenet5", "resnet18", "--optimizer", "adam")
+    assert r.code == 2 and "--training" in r.err
+    report = archlab.analyze("resnet18", analyses=("count", "training"), res=64, batch=2, training=True,
+                             optimizer="adam", freeze=("layer1",))
+    d = report.to_dict()
+    assert d["count"]["training_macs"] == report.count.training_macs
+    assert d["training"]["optimizer"] == "adam" and d["training"]["frozen"] == ["layer1"]
+    assert "training peak" in report._repr_markdown_()
