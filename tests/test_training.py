@@ -206,20 +206,35 @@ def test_cli_training(cli):
     assert r.code == 2 and "--training" in r.err
 
 
-def test_training_trace_does_not_import_dynamo_or_sympy():
-    # `count --training` must stay within 1.5x of `count`: those imports cost ~2 s
+# one model for each family of backward ops: index_add (LeNet's connection tables), slice_backward (U-Net's
+# crops), 3-d pooling (local response norm), depthwise and SiLU/sigmoid (MobileNetV2, EfficientNet), dropout
+# and concatenation (VGG, DenseNet, Inception), max pooling and residual sums (ResNet)
+FAMILIES = ("lenet5", "unet", "vgg11_lrn", "mobilenet_v2", "efficientnet_b0", "densenet121", "inception_v3",
+            "resnet18")
+
+
+def _imports_after_training_counts(names) -> list[str]:
     import subprocess
     import sys
 
     code = (
         "import sys, archlab\n"
         f"res = {RES!r}\n"
-        "for n in archlab.list_models():\n"
+        f"for n in {list(names)!r}:\n"
         "    archlab.count(n, res=res.get(n, 64), batch=2, depth=0, training=True)\n"
         "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_training_trace_does_not_import_dynamo_or_sympy():
+    # `count --training` must stay within 1.5x of `count`: those imports cost ~2 s
+    assert _imports_after_training_counts(FAMILIES) == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_no_model_of_the_zoo_imports_dynamo_or_sympy_in_training():
+    assert _imports_after_training_counts(_names()) == ["False", "False"]
 
 
 @pytest.mark.parametrize("build", [
