@@ -23,8 +23,9 @@ RES = {"alexnet": None, "bn_inception": 224, "googlenet": 224, "inception_resnet
        **{v: 224 for v in ("vgg11", "vgg11_bn", "vgg11_lrn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg16c",
                            "vgg19", "vgg19_bn")}}
 # the slowest to trace twice (forward + backward, archlab's and FlopCounterMode's): run under -m slow
-SLOW = {"hourglass", "inception_resnet_v2", "densenet161", "densenet169", "densenet201", "efficientnet_b5",
-        "efficientnet_b6", "efficientnet_b7", "efficientnet_phi", "resnet101_v1_5", "resnet152", "resnet152_v1_5"}
+SLOW = {"hourglass", "inception_resnet_v2", "densenet161", "densenet169", "densenet201", "efficientnet_b1",
+        "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7",
+        "efficientnet_phi", "resnet101", "resnet101_v1_5", "resnet152", "resnet152_v1_5"}
 
 
 def _names() -> list[str]:
