@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from archlab.errors import UserError
 
-ANALYSES = ("count", "rf", "memory", "trace")
+ANALYSES = ("count", "rf", "memory", "trace", "training")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Report:
     rf: Any = None  # archlab.analysis.receptive_field.RFResult
     memory: Any = None  # archlab.analysis.memory.MemoryResult
     trace: Any = None  # archlab.analysis.per_layer.TraceResult
+    training: Any = None  # archlab.analysis.training_memory.TrainingMemoryResult (the step's memory bill)
 
     def _present(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ANALYSES if getattr(self, name) is not None}
@@ -50,6 +51,9 @@ class Report:
             frames["memory"] = pd.DataFrame([{k: v for k, v in d.items() if not isinstance(v, (dict, list))}])
         if self.trace is not None:
             frames["trace"] = pd.DataFrame(list(self.trace.layers))
+        if self.training is not None:
+            d = self.training.to_dict()
+            frames["training"] = pd.DataFrame([{k: v for k, v in d.items() if not isinstance(v, (dict, list))}])
         return frames
 
     def _repr_markdown_(self) -> str:
@@ -67,6 +71,10 @@ class Report:
             parts.append(memory_report.render([self.memory], "md"))
         if self.trace is not None:
             parts.append(per_layer_report.render_trace(self.trace, "md"))
+        if self.training is not None:
+            from archlab.report import training_memory as training_report
+
+            parts.append(training_report.render([self.training], "md"))
         return "\n\n".join(parts)
 
     def _repr_html_(self) -> str:
@@ -86,7 +94,11 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
     ``options`` go to every analysis: ``res``, ``batch``, ``alpha``, ``options`` (builder
     options); and to the analyses that take them: ``engine`` and ``device`` (count),
     ``dtype``/``act_dtype``/``fuse``/``workspace``/``measure``/``device`` (memory), ``force``
-    (count and memory). ``analyses`` is one name or a sequence of names."""
+    (count and memory). ``analyses`` is one name or a sequence of names.
+
+    The training view: ``training=True`` makes ``count`` a training step's (forward, input- and
+    weight-gradient MACs per layer; ``freeze`` globs freeze modules); the analysis ``"training"`` is
+    the step's memory bill (``optimizer``, ``amp``, ``freeze``, ``measure``, ``device``, ``budget``)."""
     if isinstance(analyses, str):
         analyses = (analyses,)
     if analyses is None or not isinstance(analyses, (tuple, list, set, frozenset)) or not analyses:
@@ -100,24 +112,32 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
     from archlab.analysis.receptive_field import receptive_field
 
     memory_keys = ("dtype", "act_dtype", "fuse", "workspace", "measure", "device", "force")
-    count_keys = ("engine", "device", "force")
+    count_keys = ("engine", "device", "force", "training", "freeze")
     shape_keys = ("res", "batch", "alpha", "options")
-    stray = [k for k in options if k not in (*memory_keys, *count_keys, *shape_keys)]
+    training_keys = ("optimizer", "amp", "freeze", "measure", "device", "budget")
+    stray = [k for k in options if k not in (*memory_keys, *count_keys, *shape_keys, *training_keys)]
     if stray:
         raise UserError(f"analyze() takes no option '{stray[0]}' (its options: "
-                        f"{', '.join(sorted({*memory_keys, *count_keys, *shape_keys}))})")
+                        f"{', '.join(sorted({*memory_keys, *count_keys, *shape_keys, *training_keys}))})")
     common = {k: v for k, v in options.items() if k in shape_keys}
     if input_size is not None:
         common["input_size"] = input_size
     results: dict[str, Any] = {}
     if "count" in analyses:
         results["count"] = count(model_or_spec, depth=depth, **common,
-                                 **{k: v for k, v in options.items() if k in count_keys})
+                                 **{k: v for k, v in options.items()
+                                    if k in count_keys and (k != "freeze" or options.get("training"))})
     if "rf" in analyses:
         results["rf"] = receptive_field(model_or_spec, depth=depth, **common)
     if "memory" in analyses:
         results["memory"] = memory(model_or_spec, **common, **{k: v for k, v in options.items() if k in memory_keys})
     if "trace" in analyses:
         results["trace"] = trace_layers(model_or_spec, depth=depth, **common)
+    if "training" in analyses:
+        from archlab.analysis.training_memory import training_memory
+
+        kw = {k: v for k, v in options.items() if k in training_keys}
+        kw["freeze"] = tuple(kw.get("freeze") or ())
+        results["training"] = training_memory(model_or_spec, **common, **kw)
     first = next(iter(results.values()))
     return Report(first.model, tuple(first.input_shape), **results)

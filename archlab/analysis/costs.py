@@ -257,6 +257,55 @@ _builtin(
     kind=FREE_KIND)(_free)
 
 
+# --- the backward pass (archlab count --training) ---------------------------------------
+
+
+@_builtin("convolution_backward", kind="conv")
+def _convolution_backward(op: OpView) -> tuple[int, int]:
+    # convolution_backward(grad_output, input, weight, ...): the input gradient (output_mask[0]) and
+    # the weight gradient (output_mask[1]) each cost the forward convolution's MACs, grouped and
+    # depthwise convolutions included; the bias gradient (output_mask[2]) sums grad_output.
+    g, x, w = op.input_shapes[0], op.input_shapes[1], op.input_shapes[2]
+    mask = op.attrs["output_mask"]
+    if op.attrs["transposed"]:
+        forward = x[0] * math.prod(w) * math.prod(x[2:])
+    else:
+        forward = math.prod(g) * math.prod(w[1:])
+    macs = (forward if mask[0] else 0) + (forward if mask[1] else 0)
+    return macs, math.prod(g) if mask[2] else 0
+
+
+def _per_grad_output(op: OpView) -> tuple[int, int]:
+    """One per element of the incoming gradient (the first argument of a *_backward op)."""
+    return 0, op.input_numel
+
+
+_builtin(
+    "threshold_backward", "hardtanh_backward", "sigmoid_backward", "tanh_backward", "silu_backward",
+    "gelu_backward", "hardswish_backward", "hardsigmoid_backward", "leaky_relu_backward", "elu_backward",
+    "softplus_backward", "mish_backward", "_prelu_kernel_backward",
+    kind="activation")(_per_grad_output)
+_builtin(
+    "native_batch_norm_backward", "native_layer_norm_backward", "native_group_norm_backward",
+    "batch_norm_backward", "_batch_norm_with_update_backward",
+    kind="normalization")(_per_grad_output)
+_builtin(
+    "max_pool2d_with_indices_backward", "avg_pool2d_backward", "_adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d_backward", "max_pool3d_with_indices_backward", "avg_pool3d_backward",
+    "_adaptive_avg_pool3d_backward",
+    kind="pooling")(_per_grad_output)
+_builtin("_softmax_backward_data", "_log_softmax_backward_data", kind="softmax")(_per_grad_output)
+_builtin(
+    "upsample_nearest2d_backward", "upsample_bilinear2d_backward", "upsample_nearest1d_backward",
+    "upsample_nearest3d_backward", "upsample_bicubic2d_backward", "upsample_linear1d_backward",
+    "upsample_trilinear3d_backward", "_upsample_nearest_exact2d_backward",
+    kind="upsampling")(_per_grad_output)
+_builtin("native_dropout_backward", kind="elementwise")(_per_output)
+_builtin("slice_backward", "select_backward", "index_select_backward", "narrow_copy", "index_add", "index_add_",
+         kind="data")(_per_output)
+_builtin("new_empty_strided", kind=FREE_KIND)(_free)
+
+
 # --- applying the rules ---------------------------------------------------------------
 
 

@@ -5,10 +5,11 @@ module call and by kind, from one meta trace (``count``), or from a trace alread
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
-from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, unsupported_json
+from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, other_kind, unsupported_json
 from archlab.analysis.trace import Trace, check_depth, trace_model
+from archlab.analysis.training import build_for_training, split_backward, trace_training
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
 
@@ -22,11 +23,43 @@ class LayerCost:
     output_shape: tuple[int, ...] | None
     params: int
     macs: int
+    # with count(..., training=True): the backward MACs of this layer's gradients (else None)
+    input_grad_macs: int | None = None
+    weight_grad_macs: int | None = None
+
+    @property
+    def backward_macs(self) -> int | None:
+        return None if self.input_grad_macs is None else self.input_grad_macs + (self.weight_grad_macs or 0)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["output_shape"] = list(self.output_shape) if self.output_shape else None
+        d.pop("input_grad_macs")
+        d.pop("weight_grad_macs")
+        if self.input_grad_macs is not None:
+            d.update(training_keys(self.macs, self.input_grad_macs, self.weight_grad_macs or 0))
         return d
+
+
+def training_keys(forward: int, input_grad: int, weight_grad: int) -> dict[str, int]:
+    """The JSON keys of the training view, in their order (top level and each layer row)."""
+    return {"forward_macs": forward, "backward_macs": input_grad + weight_grad, "input_grad_macs": input_grad,
+            "weight_grad_macs": weight_grad, "training_macs": forward + input_grad + weight_grad}
+
+
+@dataclass(frozen=True)
+class TrainingTotals:
+    """The backward pass of one training step (``count(..., training=True)``)."""
+
+    input_grad_macs: int  # MACs computing gradients of activations (and of the model's inputs, if they need one)
+    weight_grad_macs: int  # MACs computing gradients of parameters
+    other_ops: dict[str, int]  # the backward's other operations, by kind
+    frozen: tuple[str, ...] = ()  # the --freeze patterns
+    frozen_params: int = 0  # parameters that got no gradient because of them
+
+    @property
+    def backward_macs(self) -> int:
+        return self.input_grad_macs + self.weight_grad_macs
 
 
 @dataclass(frozen=True)
@@ -52,10 +85,46 @@ class CountResult:
     # the model's paper calls multiply-adds "FLOPs" (ResNet, EfficientNet): which paper, an example
     # (``archlab.models.paper_flops``); None for other models
     paper_flops: dict[str, str] | None = None
+    training: TrainingTotals | None = None  # with training=True: the backward pass (macs is the forward's)
 
     @property
     def flops(self) -> int:
         return 2 * self.macs
+
+    @property
+    def training_macs(self) -> int | None:
+        """Forward + backward MACs of one training step (None without training=True)."""
+        return None if self.training is None else self.macs + self.training.backward_macs
+
+    @property
+    def training_ratio(self) -> float | None:
+        return None if self.training is None or not self.macs else self.training_macs / self.macs
+
+    def training_reasons(self) -> list[str]:
+        """Why training / forward is not exactly 3, from this model's numbers: one clause per reason."""
+        t = self.training
+        if t is None:
+            return []
+        no_input = self.macs - t.input_grad_macs
+        no_weight = self.macs - t.weight_grad_macs
+        parts = []
+        if no_input:
+            where = "the first layer and the frozen layers before the first trainable one" if t.frozen \
+                else "the first layer's input needs none"
+            parts.append(f"{no_input:,} forward MACs get no input gradient ({where})")
+        if no_weight:
+            why = "frozen, or products of two activations" if t.frozen else "products of two activations"
+            parts.append(f"{no_weight:,} forward MACs get no weight gradient ({why})")
+        return parts
+
+    def training_note(self) -> str:
+        """Why training / forward is not exactly 3, in one sentence."""
+        if self.training is None:
+            return ""
+        parts = self.training_reasons()
+        if not parts:
+            return "every forward MAC is paid twice more in the backward, for the input and the weight gradient"
+        return "3 = forward + input gradient + weight gradient, each the forward's size; but " + "; ".join(parts)
 
     @property
     def status(self) -> str:
@@ -95,6 +164,19 @@ class CountResult:
         }
         if self.fvcore is not None:
             d["fvcore"] = self.fvcore
+        if self.training is not None:
+            t = self.training
+            d.update(training_keys(self.macs, t.input_grad_macs, t.weight_grad_macs))
+            d["training"] = {
+                "loss": "sum of every floating-point output; autograd's backward traced on meta",
+                "ratio_training_to_forward": self.training_ratio,
+                "why_not_3": self.training_note(),
+                "frozen": list(t.frozen),
+                "frozen_params": t.frozen_params,
+                "backward_other_ops": dict(t.other_ops),
+            }
+            d["units"]["input_grad_macs"] = "backward MACs computing gradients of activations (conv: transposed conv)"
+            d["units"]["weight_grad_macs"] = "backward MACs computing gradients of parameters"
         return d
 
 
@@ -144,6 +226,58 @@ def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab
     )
 
 
+def count_training(tt: Any, label: str, depth: int = 3) -> CountResult:
+    """The ``CountResult`` of a training step traced by ``archlab.analysis.training.trace_training``:
+    ``macs`` and the layers' ``macs`` are the forward's; ``training`` and the layers'
+    ``input_grad_macs``/``weight_grad_macs`` the backward's, attributed to the module whose
+    forward each backward op differentiates."""
+    tr = tt.trace
+    costs = OpCosts(tr)
+    split = split_backward(tt, costs)
+    start = tt.backward_start
+    forward_kind = {k: 0 for k in costs.by_kind}
+    forward_other: dict[str, int] = {k: 0 for k in costs.other_by_kind}
+    backward_other: dict[str, int] = {k: 0 for k in costs.other_by_kind}
+    for i, kind in enumerate(costs.kinds):
+        if i < start and costs.macs[i]:
+            forward_kind[kind] += costs.macs[i]
+        if costs.other[i] and not tr.ops[i].attrs.get("accumulate_grad"):
+            bucket = forward_other if i < start else backward_other
+            bucket[other_kind(kind)] += costs.other[i]
+    ig = [0] * len(tr.calls)
+    wg = [0] * len(tr.calls)
+    for op in tr.ops[start:]:
+        a, b = split.input_grad[op.index], split.weight_grad[op.index]
+        c = op.call
+        while (a or b) and c >= 0:
+            ig[c] += a
+            wg[c] += b
+            c = tr.calls[c].parent
+    rows = []
+    for call in tr.calls:
+        if call.depth == 0 or call.depth > depth:
+            continue
+        shape = tr.values[call.outputs[0]].shape if call.outputs else None
+        rows.append(LayerCost(call.name, call.type, call.depth, shape, call.params, costs.by_call(call),
+                              ig[call.index], wg[call.index]))
+    return CountResult(
+        model=label,
+        input_shape=tr.input_shape,
+        output_shapes=tuple(tr.values[v].shape for v in tr.outputs),
+        params=tr.params,
+        trainable_params=tr.trainable_params,
+        macs=sum(forward_kind.values()),
+        macs_by_kind=forward_kind,
+        other_ops=forward_other,
+        unsupported_ops=costs.unsupported,
+        layers=tuple(rows),
+        engine="archlab",
+        input_shapes=tuple(tr.values[v].shape for v in tr.inputs),
+        training=TrainingTotals(sum(split.input_grad), sum(split.weight_grad), backward_other,
+                                tuple(tt.freeze), tt.frozen_params),
+    )
+
+
 def count(
     model_or_spec: Any,
     *,
@@ -157,6 +291,8 @@ def count(
     device: str = "cpu",
     force: bool = False,
     progress: Callable[[float, float | None, str], None] | None = None,
+    training: bool = False,
+    freeze: Sequence[str] = (),
 ) -> CountResult:
     """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model.
 
@@ -167,10 +303,25 @@ def count(
     looks too big for the device's free memory, unless ``force``). ``progress(done, total, what)``
     is told when fvcore's real forward starts (it can take a minute; the trace before it is quick)
     and when the count is done.
+
+    ``training=True`` counts one training step: the training-mode forward and autograd's real
+    backward of ``loss = sum of the outputs``, traced on meta; the backward MACs are split into
+    input-gradient and weight-gradient MACs, per layer. ``freeze``: module-name globs whose
+    parameters get no gradient (fine-tuning).
     """
     if engine not in ("archlab", "fvcore"):
         raise UserError(f"unknown engine '{engine}' (choose archlab or fvcore)")
     check_depth(depth)
+    if isinstance(freeze, str):
+        freeze = (freeze,)
+    if freeze and not training:
+        raise UserError("--freeze says which modules get no gradient in training: add --training")
+    if training:
+        if engine != "archlab":
+            raise UserError("--training is counted by archlab's own engine (fvcore counts the forward only)")
+        model, inputs, label = build_for_training(model_or_spec, input_size=input_size, res=res, batch=batch,
+                                                  alpha=alpha, options=options)
+        return count_training(trace_training(model, inputs, tuple(freeze)), label, depth=depth)
     stages = 2 if engine == "fvcore" else 1  # the trace (quick), fvcore's real forward
     tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
                             options=options)

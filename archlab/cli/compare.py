@@ -22,6 +22,10 @@ def compare_cmd(
     latency: bool = typer.Option(False, "--latency", help="Also measure latency (CPU, batch 1)."),
     min_time: Optional[float] = typer.Option(None, "--min-time", help="With --latency: seconds of timed forwards per "
                                              "model (default 1)."),
+    training: bool = typer.Option(False, "--training", help="Several models: also one training step's MACs "
+                                  "(forward + backward) and its predicted memory peak, batch 1."),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="With --training: the optimizer of the memory peak "
+                                  "(sgd, momentum, adam, adamw)."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
@@ -45,6 +49,16 @@ def compare_cmd(
     if len(models) == 1 and not scaling:
         spec = parse_spec(models[0])
         scaling = "alpha" in spec.options or spec.res is not None
+    if optimizer != "sgd" and not training:
+        raise UserError("--optimizer applies to the training view: add --training")
+    if training:
+        from archlab.analysis.training_memory import OPTIMIZERS
+
+        if optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown --optimizer '{optimizer}' (choose {', '.join(OPTIMIZERS)})")
+        if scaling:
+            raise UserError("--training compares several models side by side; the one-model comparison with "
+                            "--alpha/--rho has no training view")
     if scaling:
         if len(models) != 1:
             raise UserError("--alpha/--rho compare one model with its baseline; name exactly one model")
@@ -59,5 +73,5 @@ def compare_cmd(
     from archlab.analysis.compare import compare_models
     from archlab.report import compare as compare_report
 
-    rows = compare_models(models, latency=latency, min_time=min_time)
+    rows = compare_models(models, latency=latency, min_time=min_time, training=training, optimizer=optimizer)
     emit(compare_report.render_compare(rows, fmt.value, latency=latency), output)

@@ -22,6 +22,10 @@ def count(
     engine: Engine = typer.Option(Engine.archlab, "--engine", help="archlab (meta trace, nothing runs) or fvcore."),
     device: str = device_option("cpu, cuda or cuda:N (where --engine fvcore runs the model)."),
     force: bool = force_option("Run --engine fvcore even if it looks too big for memory."),
+    training: bool = typer.Option(False, "--training", help="Count one training step: the forward and autograd's "
+                                  "backward (input- and weight-gradient MACs), per layer."),
+    freeze: Optional[List[str]] = typer.Option(None, "--freeze", help="With --training: module-name glob whose "
+                                               "parameters get no gradient (repeatable), e.g. 'layer*'."),
 ) -> None:
     """Parameters, MACs, FLOPs and the other operations of a model, per layer."""
     from archlab.analysis.count import count as count_api
@@ -38,5 +42,6 @@ def count(
     # fvcore runs the model for real: up to a minute and more on a big input, said on a terminal
     with progress("counting") if engine.value == "fvcore" else nullcontext() as step:
         result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
-                           depth=depth, engine=engine.value, device=device, force=force, progress=step)
+                           depth=depth, engine=engine.value, device=device, force=force, progress=step,
+                           training=training, freeze=tuple(freeze or ()))
     emit(count_report.render(result, fmt.value), output)

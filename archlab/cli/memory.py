@@ -26,6 +26,15 @@ def memory_cmd(
     measure: bool = typer.Option(False, "--measure", help="Also run a real forward and measure its peak."),
     device: str = device_option("cpu or cuda, for --measure."),
     force: bool = force_option("Run --measure even if it looks too big for memory."),
+    training: bool = typer.Option(False, "--training", help="The memory bill of one training step: parameters, "
+                                  "gradients, optimizer state, saved activations, peak over the step."),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="With --training: sgd, momentum, adam or adamw."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="With --training: mixed precision, bf16 or fp16 "
+                                      "(fp32 master weights)."),
+    freeze: Optional[List[str]] = typer.Option(None, "--freeze", help="With --training: module-name glob whose "
+                                               "parameters get no gradient (repeatable)."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="With --training: a memory size (8GiB): report the "
+                                         "largest batch whose predicted training peak fits."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
 ) -> None:
@@ -35,6 +44,25 @@ def memory_cmd(
 
     settle()
     size, options = parse_common(input_size, sets)
+    given = [flag for flag, on in (("--optimizer", optimizer != "sgd"), ("--amp", amp is not None),
+                                   ("--freeze", bool(freeze)), ("--budget", budget is not None)) if on]
+    if given and not training:
+        raise UserError(f"{given[0]} applies to the training-step bill: add --training")
+    if training:
+        from archlab.analysis.training_memory import training_memory
+        from archlab.report import training_memory as training_report
+
+        changed = [flag for flag, on in (("--dtype", dtype.value != "fp32"), ("--act-dtype", act_dtype.value != "fp32"),
+                                         ("--fuse", bool(fuse)), ("--no-fuse", no_fuse),
+                                         ("--workspace", workspace != "none")) if on]
+        if changed:
+            raise UserError(f"{changed[0]} is an option of the inference view; with --training use --amp for "
+                            "mixed precision")
+        results = [training_memory(m, optimizer=optimizer, amp=amp, freeze=tuple(freeze or ()), measure=measure,
+                                   device=device, budget=budget, res=res, input_size=size, batch=batch, alpha=alpha,
+                                   options=options) for m in models]
+        emit(training_report.render(results, fmt.value), output)
+        return
     if no_fuse and fuse:
         raise UserError("give either --fuse or --no-fuse, not both")
     fuse_types = () if no_fuse else (tuple(fuse) if fuse else None)

@@ -22,8 +22,20 @@ def _compare_cells(rows: list[CompareRow], first: CompareRow, latency: bool) -> 
                  _ratio(r.params, first.params), _ratio(r.macs, first.macs))
         if latency:
             cells += (f"{r.latency_ms:.2f}", _ratio(r.latency_ms, first.latency_ms))
+        if _training(rows):
+            cells += (f"{r.training_macs:,}" if r.training_macs is not None else "-",
+                      f"{r.training_macs / r.macs:.3f}" if r.training_macs is not None and r.macs else "-",
+                      human_bytes(r.training_peak_bytes) if r.training_peak_bytes is not None else "-")
         out.append(cells)
     return out
+
+
+def _training(rows: list[CompareRow]) -> bool:
+    """Whether the rows carry the training view (compare --training)."""
+    return any(r.optimizer is not None for r in rows)
+
+
+TRAINING_HEADERS = ("training MACs", "training ÷ forward", "training peak")
 
 
 def _div(a: float, b: float) -> float | None:
@@ -52,6 +64,8 @@ def _compare_csv_rows(rows: list[CompareRow], first: CompareRow, latency: bool) 
                  raw(_div(r.params, first.params)), raw(_div(r.macs, first.macs)))
         if latency:
             cells += (r.latency_ms, raw(_div(r.latency_ms, first.latency_ms)))
+        if _training(rows):
+            cells += (raw(r.training_macs), raw(r.training_peak_bytes))
         out.append(cells + (r.status,))
     return out
 
@@ -71,34 +85,43 @@ def _json(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
                      "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
                      **({"latency_ms": r.latency_ms, "latency_ratio": _div(r.latency_ms, first.latency_ms)}
                         if latency else {}),
+                     **({"training_macs": r.training_macs, "training_peak_bytes": r.training_peak_bytes,
+                         "optimizer": r.optimizer} if _training(rows) else {}),
                      "status": r.status,
                      "unsupported_ops": unsupported_json(r.unsupported_ops)}
                     for r in sorted(rows, key=lambda x: x.macs)])
 
 
 def _csv(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
-    return csv_table(COMPARE_CSV_HEADERS + (("latency_ms", "latency_ratio") if latency else ()) + ("status",),
+    return csv_table(COMPARE_CSV_HEADERS + (("latency_ms", "latency_ratio") if latency else ())
+                     + (("training_macs", "training_peak_bytes") if _training(rows) else ()) + ("status",),
                      _compare_csv_rows(rows, first, latency))
 
 
-def _headers(latency: bool) -> tuple[str, ...]:
-    return COMPARE_HEADERS + (("latency ms", "latency ÷ first") if latency else ())
+def _headers(latency: bool, training: bool = False) -> tuple[str, ...]:
+    return COMPARE_HEADERS + (("latency ms", "latency ÷ first") if latency else ()) + (TRAINING_HEADERS if training
+                                                                                      else ())
 
 
 def _caption(rows: list[CompareRow], first: CompareRow) -> str:
+    training = ""
+    if _training(rows):
+        training = (f"training: one step, forward + backward MACs, and its predicted memory peak (parameters, "
+                    f"gradients, {first.optimizer} state, activations), batch 1; '-': the training step fails "
+                    "at batch 1\n")
     return (f"sorted by MACs (multiply-accumulates; FLOPs = 2 x MACs); ratios to {first.model}, the first "
             "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, batch 1\n"
-            + _partial_caption(rows))
+            + training + _partial_caption(rows))
 
 
 def _table(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
-    headers = _headers(latency)
+    headers = _headers(latency, _training(rows))
     return (text_table(headers, _compare_cells(rows, first, latency), "l" + "r" * (len(headers) - 1), max_width=60)
             + _caption(rows, first))
 
 
 def _md(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
-    headers = _headers(latency)  # a blank line between caption lines keeps them separate paragraphs
+    headers = _headers(latency, _training(rows))  # a blank line between caption lines keeps them separate paragraphs
     return (md_table(headers, _compare_cells(rows, first, latency), "l" + "r" * (len(headers) - 1)) + "\n"
             + _caption(rows, first).replace("\n", "\n\n", 1))
 

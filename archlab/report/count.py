@@ -9,6 +9,8 @@ from archlab.report.formats import csv_table, md_table, ops_text, text_table, to
 from archlab.units import human, shape_str
 
 LAYER_HEADERS = ("name", "type", "output shape", "params", "MACs", "share of MACs")
+TRAINING_HEADERS = ("name", "type", "output shape", "params", "forward MACs", "input-grad MACs",
+                    "weight-grad MACs", "training MACs", "share of training")
 
 
 def _share(macs: int, total: int) -> str:
@@ -26,7 +28,55 @@ def outside_submodules(result: CountResult) -> tuple[int, int]:
     return result.outside_submodules()
 
 
+def _training_rows(result: CountResult) -> list[tuple]:
+    total = result.training_macs
+    rows = []
+    for l in result.layers:
+        step = l.macs + l.backward_macs
+        rows.append(("  " * (l.depth - 1) + l.name, l.type, shape_str(l.output_shape), f"{l.params:,}",
+                     f"{l.macs:,}", f"{l.input_grad_macs:,}", f"{l.weight_grad_macs:,}", f"{step:,}",
+                     _share(step, total)))
+    params, macs = outside_submodules(result)
+    top = [l for l in result.layers if l.depth == 1]
+    ig = result.training.input_grad_macs - sum(l.input_grad_macs for l in top)
+    wg = result.training.weight_grad_macs - sum(l.weight_grad_macs for l in top)
+    if result.layers and (max(params, 0) or macs or ig or wg):
+        rows.append((OUTSIDE, "forward", "", f"{max(params, 0):,}", f"{macs:,}", f"{ig:,}", f"{wg:,}",
+                     f"{macs + ig + wg:,}", _share(macs + ig + wg, total)))
+    return rows
+
+
+def training_lines(result: CountResult) -> list[tuple[str, str, str]]:
+    """The training view's summary rows (count --training)."""
+    t = result.training
+    rows = [
+        ("backward MACs", f"{t.backward_macs:,}", f"{human(t.backward_macs, 'MACs')} = input-gradient + weight-gradient "
+                                                 "MACs, autograd's real backward of loss = sum(outputs)"),
+        ("  input-gradient MACs", f"{t.input_grad_macs:,}",
+         "gradients of activations (a conv's: the transposed conv of its output gradient)"),
+        ("  weight-gradient MACs", f"{t.weight_grad_macs:,}", "gradients of parameters"),
+        ("training MACs", f"{result.training_macs:,}",
+         f"{human(result.training_macs, 'MACs')} = forward + backward, one step; FLOPs {2 * result.training_macs:,}"),
+    ]
+    reasons = result.training_reasons()
+    if reasons:
+        rows.append(("training / forward", f"{result.training_ratio:.3f}",
+                     "not exactly 3 = forward + input gradient + weight gradient, each the forward's size:"))
+        rows += [("", "", f"  {reason}") for reason in reasons]
+    else:
+        rows.append(("training / forward", f"{result.training_ratio:.3f}", result.training_note()))
+    if t.frozen:
+        rows.append(("frozen", f"{t.frozen_params:,}", f"parameters without gradient (--freeze {' '.join(t.frozen)})"))
+    for kind in OTHER_KINDS:
+        n = t.other_ops.get(kind, 0)
+        if n:
+            rows.append((f"backward other: {kind}", f"{n:,}", "one per element of the gradient; not in MACs/FLOPs"))
+    return rows
+
+
 def _layer_rows(result: CountResult) -> list[tuple]:
+    if result.training is not None:
+        return _training_rows(result)
     rows = [
         ("  " * (layer.depth - 1) + layer.name, layer.type, shape_str(layer.output_shape),
          f"{layer.params:,}", f"{layer.macs:,}", _share(layer.macs, result.macs))
@@ -57,6 +107,9 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
         n = result.other_ops.get(kind, 0)
         if n:
             rows.append((f"other: {kind}", f"{n:,}", f"{OTHER_KIND_MEANING[kind]}; not in MACs/FLOPs"))
+    if result.training is not None:
+        rows[1] = ("forward MACs", rows[1][1], rows[1][2] + "; training-mode forward")
+        rows += training_lines(result)
     if result.fvcore is not None:
         fv = result.fvcore
         rows.append(("fvcore total", f"{fv['total']:,}", "fvcore 'flops': its conv/linear/matmul MACs plus the terms below"))
@@ -91,7 +144,16 @@ def _title(result: CountResult) -> str:
         inputs = "inputs " + ", ".join(shape_str(s) for s in result.input_shapes)
     else:
         inputs = f"input {shape_str(result.input_shape)}"
+    if result.training is not None:
+        engine = "meta trace of forward + backward, nothing run"
+        return f"{result.model}  {inputs}  training step ({result.engine} engine: {engine})"
     return f"{result.model}  {inputs}  ({result.engine} engine: {engine})"
+
+
+def _headers(result: CountResult) -> tuple[tuple[str, ...], str]:
+    if result.training is not None:
+        return TRAINING_HEADERS, "lllrrrrrr"
+    return LAYER_HEADERS, "lllrrr"
 
 
 def _totals_after(result: CountResult) -> str:
@@ -103,14 +165,23 @@ def _totals_after(result: CountResult) -> str:
         status = f"count PARTIAL: {calls:,} op call{'' if calls == 1 else 's'} not counted (NOT COUNTED above)"
     else:
         status = "count complete"
+    if result.training is not None:
+        flops = 2 * result.training_macs
+        return f"training FLOPs {flops:,} ({human(flops, 'FLOPs')} = 2 x training MACs); {status}\n"
     return f"FLOPs {result.flops:,} ({human(result.flops, 'FLOPs')} = 2 x MACs); {status}\n"
 
 
 def _layer_table(result: CountResult) -> str:
     """The per-layer table, ending with a total row under a rule: the totals where a terminal
     user sees them after a long table scrolled the summary away."""
-    total = ("total", "", "", f"{result.params:,}", f"{result.macs:,}", "100.0%" if result.macs else "-")
-    lines = text_table(LAYER_HEADERS, _layer_rows(result) + [total], "lllrrr").splitlines()
+    headers, align = _headers(result)
+    if result.training is not None:
+        t = result.training
+        total = ("total", "", "", f"{result.params:,}", f"{result.macs:,}", f"{t.input_grad_macs:,}",
+                 f"{t.weight_grad_macs:,}", f"{result.training_macs:,}", "100.0%" if result.training_macs else "-")
+    else:
+        total = ("total", "", "", f"{result.params:,}", f"{result.macs:,}", "100.0%" if result.macs else "-")
+    lines = text_table(headers, _layer_rows(result) + [total], align).splitlines()
     lines.insert(len(lines) - 1, lines[1])  # the rule under the headers, again above the total
     return "\n".join(lines) + "\n" + _totals_after(result)
 
@@ -122,7 +193,20 @@ def render_text(result: CountResult) -> str:
     return "\n".join(out)
 
 
+def _training_csv(result: CountResult) -> str:
+    t = result.training
+    rows = [(result.model, "(total)", 0, shape_str(result.output_shapes[0] if result.output_shapes else None),
+             result.params, result.macs, t.backward_macs, t.input_grad_macs, t.weight_grad_macs,
+             result.training_macs, result.status)]
+    rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs, l.backward_macs,
+              l.input_grad_macs, l.weight_grad_macs, l.macs + l.backward_macs, "") for l in result.layers]
+    return csv_table(("name", "type", "depth", "output_shape", "params", "forward_macs", "backward_macs",
+                      "input_grad_macs", "weight_grad_macs", "training_macs", "status"), rows)
+
+
 def _csv(result: CountResult) -> str:
+    if result.training is not None:
+        return _training_csv(result)
     # status: the total row says whether the count is complete (JSON's unsupported_ops names what is not)
     rows = [(result.model, "(total)", 0, shape_str(result.output_shapes[0] if result.output_shapes else None),
              result.params, result.macs, result.flops, result.status)]
@@ -138,7 +222,8 @@ def _csv(result: CountResult) -> str:
 def _md(result: CountResult) -> str:
     out = [f"### {_title(result)}\n", md_table(("quantity", "value", "meaning"), summary_lines(result), "lrl")]
     if result.layers:
-        out.append("\n" + md_table(LAYER_HEADERS, [(r[0].strip(),) + r[1:] for r in _layer_rows(result)], "lllrrr"))
+        headers, align = _headers(result)
+        out.append("\n" + md_table(headers, [(r[0].strip(),) + r[1:] for r in _layer_rows(result)], align))
     return "\n".join(out)
 
 

@@ -1,0 +1,289 @@
+"""``archlab memory --training``: the memory bill of one training step, from the trace of its forward
+and backward (``archlab.analysis.training``).
+
+The bill, each term in bytes for the whole batch:
+
+* **parameters**: every parameter at fp32 (under ``amp``, these are the fp32 master weights);
+* **amp weight copies** (``amp`` only): the bf16/fp16 copy autocast makes of each weight for the
+  forward, saved by the layers for their backward;
+* **gradients**: one per trainable parameter, at the parameter's dtype (fp32);
+* **optimizer state**: ``sgd`` none, ``momentum`` one buffer per trainable parameter, ``adam`` and
+  ``adamw`` two (exp_avg, exp_avg_sq) plus a one-element step counter per parameter tensor;
+* **saved activations**: what the forward leaves alive for the backward (the tensors autograd saved,
+  and the batch);
+* **peak over the step**: the step replayed op by op in the traced order: the forward allocates each
+  activation and frees it after its last reader, the backward frees each saved tensor after the
+  backward op that consumes it while the gradients accumulate into ``.grad`` (kept to the end);
+  then the optimizer's step, with every gradient alive plus its temporaries (PyTorch's single-tensor
+  Adam on the CPU: two of the largest parameter). The peak is the persistent part (parameters,
+  weight copies, optimizer state) plus the largest live total of activations and gradients.
+
+What is not modelled: allocator rounding and caching, kernels' workspaces (oneDNN, cuDNN), and the
+gradient ``AccumulateGrad`` copies when something else holds it (an eager step takes it as it is).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from archlab.analysis.memory import _Storages
+from archlab.analysis.training import TrainingTrace, build_for_training, trace_training
+from archlab.errors import UserError
+from archlab.units import SCHEMA_VERSION
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+STATE_BUFFERS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+AMP = ("bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class StepPeak:
+    """The largest live total of activations and gradients over the step, and where it is reached."""
+
+    bytes: int
+    where: str
+    saved_bytes: int  # alive when the backward starts: what autograd saved, the batch, the outputs
+    gradients_bytes: int
+
+
+def _accumulated_source(tt: TrainingTrace, st: _Storages) -> dict[int, int]:
+    """The tracer's AccumulateGrad copies (it holds every tensor, so autograd copies the gradient into
+    ``.grad``): copy's storage -> the gradient it copied, which an eager step keeps instead."""
+    src = {}
+    for op in tt.trace.ops[tt.backward_start:]:
+        if op.attrs.get("accumulate_grad") and op.name == "copy_" and len(op.inputs) > 1:
+            src[st.root[op.outputs[0]]] = st.root[op.inputs[1]]
+    return src
+
+
+def step_peak(tt: TrainingTrace, act_bytes: int) -> StepPeak:
+    """Replay the traced step: forward, backward (freeing saved tensors as they are consumed,
+    gradients accumulating), and return the peak of activations + gradients."""
+    tr = tt.trace
+    st = _Storages(tr, act_bytes)
+    st.unmade = set()  # in training, max pooling's indices are read by its backward
+    src = _accumulated_source(tt, st)
+    grads = {src.get(st.root[g], st.root[g]) for g in tt.param_grads}
+    skip = {op.index for op in tr.ops[tt.backward_start:] if op.attrs.get("accumulate_grad")}
+
+    def size(sid: int) -> int:
+        v = tr.values[sid]
+        return v.numel * v.itemsize if sid in grads else st.size(sid)
+
+    last_use: dict[int, int] = {}
+    for op in tr.ops:
+        if op.index in skip:
+            continue
+        for sid in st.of(op.inputs):
+            last_use[sid] = op.index
+    keep = grads | st.of(tr.inputs)
+    live = {sid: size(sid) for sid in st.of(tr.inputs)}
+    best, where, saved = sum(live.values()), "the batch", 0
+    for op in tr.ops:
+        if op.index == tt.backward_start:
+            saved = sum(live.values())
+        if op.index in skip:
+            continue
+        for sid in st.of(op.outputs):
+            live.setdefault(sid, size(sid))
+        total = sum(live.values())
+        if total > best:
+            phase = "backward" if op.index >= tt.backward_start else "forward"
+            module = tr.calls[op.call].name if op.call >= 0 else ""
+            best, where = total, f"{phase}: {op.target}" + (f" in '{module}'" if module else "")
+        for sid in [s for s in live if s not in keep and last_use.get(s, op.index) <= op.index]:
+            del live[sid]
+    if tt.backward_start >= len(tr.ops):
+        saved = sum(live.values())
+    return StepPeak(best, where, saved, sum(size(g) for g in grads))
+
+
+@dataclass(frozen=True)
+class TrainingMemoryResult:
+    model: str
+    input_shape: tuple[int, ...]
+    optimizer: str
+    amp: str | None
+    params: int
+    trainable_params: int
+    params_bytes: int
+    amp_weight_copies_bytes: int
+    gradients_bytes: int
+    optimizer_state_bytes: int
+    saved_activations_bytes: int
+    activation_peak_bytes: int  # activations + gradients at their largest, over the step
+    activation_peak_at: str
+    optimizer_step_bytes: int  # gradients + the step's temporaries
+    training_peak_bytes: int
+    frozen: tuple[str, ...] = ()
+    measured_training_peak_bytes: int | None = None
+    measured_method: str | None = None
+    budget_bytes: int | None = None
+    max_batch: int | None = None  # the largest batch whose predicted training peak fits budget_bytes
+    max_batch_peak_bytes: int | None = None
+
+    @property
+    def persistent_bytes(self) -> int:
+        return self.params_bytes + self.amp_weight_copies_bytes + self.optimizer_state_bytes
+
+    @property
+    def measured_diff_percent(self) -> float | None:
+        if not self.measured_training_peak_bytes:
+            return None
+        return 100.0 * (self.training_peak_bytes - self.measured_training_peak_bytes) / self.measured_training_peak_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        d["frozen"] = list(self.frozen)
+        d["persistent_bytes"] = self.persistent_bytes
+        if self.measured_training_peak_bytes is None:
+            d.pop("measured_method")
+        else:
+            d["measured_diff_percent"] = self.measured_diff_percent
+        if self.budget_bytes is None:
+            for k in ("budget_bytes", "max_batch", "max_batch_peak_bytes"):
+                d.pop(k)
+        return {"schema_version": SCHEMA_VERSION,
+                "units": {"bytes": "bytes, whole batch",
+                          "training_peak_bytes": "parameters + amp weight copies + optimizer state + the peak of "
+                                                 "activations and gradients over forward, backward and step"},
+                **d}
+
+
+def _optimizer_state(tt: TrainingTrace, optimizer: str) -> int:
+    tr = tt.trace
+    trainable = [tr.values[g] for g in tt.param_grads]
+    state = STATE_BUFFERS[optimizer] * sum(v.numel * v.itemsize for v in trainable)
+    if optimizer in ("adam", "adamw"):
+        state += 4 * len(trainable)  # the step counter, a one-element fp32 tensor per parameter
+    return state
+
+
+def _step_temporaries(tt: TrainingTrace, optimizer: str) -> int:
+    """What the optimizer's step allocates besides its state (single-tensor implementations, as PyTorch
+    runs them on the CPU): Adam's denominator, sqrt(exp_avg_sq) / bias_correction, two tensors of the
+    largest parameter at once; SGD and momentum update in place."""
+    if optimizer not in ("adam", "adamw") or not tt.param_grads:
+        return 0
+    largest = max(tt.trace.values[g].numel * tt.trace.values[g].itemsize for g in tt.param_grads)
+    return 2 * largest
+
+
+def bill(tt: TrainingTrace, label: str, optimizer: str, amp: str | None) -> TrainingMemoryResult:
+    """The training-step memory bill of a traced step."""
+    tr = tt.trace
+    act_bytes = 2 if amp else 4
+    peak = step_peak(tt, act_bytes)
+    params_bytes = tr.params * 4
+    copies = tr.params * 2 if amp else 0
+    state = _optimizer_state(tt, optimizer)
+    step = peak.gradients_bytes + _step_temporaries(tt, optimizer)
+    return TrainingMemoryResult(
+        model=label, input_shape=tr.input_shape, optimizer=optimizer, amp=amp, params=tr.params,
+        trainable_params=tr.trainable_params, params_bytes=params_bytes, amp_weight_copies_bytes=copies,
+        gradients_bytes=peak.gradients_bytes, optimizer_state_bytes=state,
+        saved_activations_bytes=peak.saved_bytes, activation_peak_bytes=peak.bytes, activation_peak_at=peak.where,
+        optimizer_step_bytes=step, training_peak_bytes=params_bytes + copies + state + max(peak.bytes, step),
+        frozen=tt.freeze,
+    )
+
+
+def parse_bytes(text: Any) -> int:
+    """``8GiB``, ``512MiB``, ``16GB``, ``1e9``: a number of bytes (GiB/MiB/KiB powers of 1024, GB/MB/KB of 1000)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        s = str(text).strip().replace(" ", "")
+        units = {"gib": 2**30, "mib": 2**20, "kib": 2**10, "tib": 2**40, "gb": 10**9, "mb": 10**6, "kb": 10**3,
+                 "tb": 10**12, "g": 2**30, "m": 2**20, "k": 2**10, "b": 1}
+        factor = 1
+        for unit, f in units.items():
+            if s.lower().endswith(unit):
+                s, factor = s[: -len(unit)], f
+                break
+        try:
+            value = float(s) * factor
+        except ValueError:
+            raise UserError(f"--budget takes a size such as 8GiB, 512MiB or 16GB, got '{text}'") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise UserError(f"--budget must be a positive size, got '{text}'")
+    return int(value)
+
+
+def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | None = None,
+                    freeze: tuple[str, ...] = (), measure: bool = False, device: str = "cpu",
+                    budget: Any = None, input_size: Any = None, res: int | None = None, batch: int | None = None,
+                    alpha: float | None = None, options: dict[str, Any] | None = None) -> TrainingMemoryResult:
+    """The memory bill of one training step (see the module's docstring); ``measure`` also runs a real
+    step on ``device`` and records its peak; ``budget`` (bytes or "8GiB") finds the largest batch whose
+    predicted peak fits."""
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown --optimizer '{optimizer}' (choose {', '.join(OPTIMIZERS)})")
+    if amp is not None and amp not in AMP:
+        raise UserError(f"unknown --amp '{amp}' (choose {', '.join(AMP)})")
+    shape_kw = dict(input_size=input_size, res=res, alpha=alpha, options=options)
+
+    frozen_names: list[tuple[str, ...]] = []
+
+    def at(b: int | None) -> TrainingMemoryResult:
+        model, inputs, label = build_for_training(model_or_spec, batch=b, **shape_kw)
+        tt = trace_training(model, inputs, freeze)
+        frozen_names.append(tt.frozen)
+        return bill(tt, label, optimizer, amp)
+
+    result = at(batch)
+    if budget is not None:
+        limit = parse_bytes(budget)
+        best = _largest_batch(at, limit)
+        result = _replace(result, budget_bytes=limit, max_batch=best[0] if best else 0,
+                          max_batch_peak_bytes=best[1] if best else None)
+    if measure:
+        from archlab.measure.training_peak import measure_training_peak
+
+        measured, method = measure_training_peak(model_or_spec, result.input_shape, optimizer=optimizer, amp=amp,
+                                                 frozen=frozen_names[0], device=device, **shape_kw)
+        result = _replace(result, measured_training_peak_bytes=measured, measured_method=method)
+    return result
+
+
+def _replace(r: TrainingMemoryResult, **changes: Any) -> TrainingMemoryResult:
+    return TrainingMemoryResult(**{**r.__dict__, **changes})
+
+
+def _largest_batch(at: Any, limit: int) -> tuple[int, int] | None:
+    """(largest batch, its predicted peak) with the peak <= limit; the peak grows with the batch, so:
+    doubling, then bisection. Batch norm in training needs batch >= 2 where it normalizes one value per
+    channel; a batch the model refuses counts as not fitting."""
+    def peak(b: int) -> int | None:
+        try:
+            return at(b).training_peak_bytes
+        except UserError:
+            return None
+
+    lo, lo_peak = 0, None
+    b = 1
+    while True:
+        p = peak(b)
+        if p is None and b == 1:
+            b = 2
+            continue
+        if p is None or p > limit:
+            hi = b
+            break
+        lo, lo_peak = b, p
+        if b >= 2**24:
+            return lo, lo_peak
+        b *= 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        p = peak(mid)
+        if p is not None and p <= limit:
+            lo, lo_peak = mid, p
+        else:
+            hi = mid
+    return (lo, lo_peak) if lo else None

@@ -1,0 +1,109 @@
+"""memory --training: the training-step bill by hand, the batch budget, and the prediction against a real
+step measured on the CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from torch import nn
+
+from archlab.analysis.training import trace_training
+from archlab.analysis.training_memory import bill, parse_bytes, step_peak, training_memory
+from archlab.errors import UserError
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
+
+
+def test_bill_by_hand():
+    params = 4 * 5 + 5 + 5 * 3 + 3  # 43
+    r = training_memory(_mlp(), input_size=(4,), batch=2, optimizer="adam")
+    assert r.params_bytes == 4 * params
+    assert r.gradients_bytes == 4 * params
+    assert r.optimizer_state_bytes == 2 * 4 * params + 4 * 4  # exp_avg, exp_avg_sq, and 4 step counters
+    assert training_memory(_mlp(), input_size=(4,), batch=2, optimizer="momentum").optimizer_state_bytes == 4 * params
+    assert training_memory(_mlp(), input_size=(4,), batch=2, optimizer="sgd").optimizer_state_bytes == 0
+    # alive when the backward starts: the batch (2x4, which the first Linear saves for its weight gradient),
+    # the ReLU's result (2x5: ReLU saves it, the second Linear saves it as its input) and the scalar loss;
+    # the first Linear's output and the model's output (2x3) are freed, nothing in the backward reads them
+    assert r.saved_activations_bytes == 4 * (2 * 4 + 2 * 5 + 1)
+    assert r.training_peak_bytes == (r.params_bytes + r.optimizer_state_bytes
+                                     + max(r.activation_peak_bytes, r.optimizer_step_bytes))
+    # Adam's step: every gradient plus two temporaries of the largest parameter (the 5x4 weight)
+    assert r.optimizer_step_bytes == r.gradients_bytes + 2 * 4 * 20
+
+
+def test_frozen_parameters_have_no_gradient_or_state():
+    full = training_memory(_mlp(), input_size=(4,), batch=2, optimizer="adam")
+    frozen = training_memory(_mlp(), input_size=(4,), batch=2, optimizer="adam", freeze=("0",))
+    assert frozen.gradients_bytes == full.gradients_bytes - 4 * 25
+    assert frozen.optimizer_state_bytes == full.optimizer_state_bytes - 2 * 4 * 25 - 2 * 4
+    assert frozen.params_bytes == full.params_bytes
+
+
+def test_amp_halves_activations_and_adds_weight_copies():
+    fp32 = training_memory("resnet18", res=64, batch=4)
+    amp = training_memory("resnet18", res=64, batch=4, amp="bf16")
+    assert amp.amp_weight_copies_bytes == fp32.params_bytes // 2
+    assert amp.gradients_bytes == fp32.gradients_bytes  # gradients of the fp32 master weights
+    assert amp.saved_activations_bytes < fp32.saved_activations_bytes
+
+
+def test_peak_grows_with_the_batch_and_budget_finds_the_largest():
+    limit = training_memory("resnet18", res=64, batch=16).training_peak_bytes
+    r = training_memory("resnet18", res=64, batch=2, budget=limit)
+    assert r.max_batch == 16 and r.max_batch_peak_bytes == limit
+    r = training_memory("resnet18", res=64, batch=2, budget=limit - 1)
+    assert r.max_batch == 15 and r.max_batch_peak_bytes <= limit - 1
+    assert training_memory(_mlp(), input_size=(4,), budget=100).max_batch == 0  # the parameters alone do not fit
+
+
+def test_parse_bytes():
+    assert parse_bytes("8GiB") == 8 * 2**30
+    assert parse_bytes("512 MiB") == 512 * 2**20
+    assert parse_bytes("16GB") == 16 * 10**9
+    assert parse_bytes(1000) == 1000
+    for bad in ("lots", "-1GiB", "0"):
+        with pytest.raises(UserError):
+            parse_bytes(bad)
+
+
+def test_step_peak_counts_gradients_to_the_end():
+    model, x = _mlp(), __import__("torch").empty(2, 4, device="meta")
+    tt = trace_training(model, x)
+    peak = step_peak(tt, 4)
+    assert peak.gradients_bytes == 4 * 43
+    assert peak.bytes >= peak.gradients_bytes
+
+
+@pytest.mark.parametrize("name, res, optimizer", [
+    ("resnet18", 64, "sgd"), ("resnet18", 64, "adam"), ("mobilenet_v2", 64, "sgd"), ("mobilenet_v2", 64, "adam"),
+    pytest.param("unet", 188, "sgd", marks=pytest.mark.slow), pytest.param("unet", 188, "adam", marks=pytest.mark.slow),
+])
+def test_prediction_within_15_percent_of_a_real_step(name, res, optimizer):
+    r = training_memory(name, res=res, batch=8, optimizer=optimizer, measure=True)
+    assert abs(r.measured_diff_percent) <= 15, (r.training_peak_bytes, r.measured_training_peak_bytes)
+    # and what the step itself allocates (activations, gradients, temporaries), beyond the parameters and
+    # optimizer state whose sizes are exact, within 15% as well
+    persistent = r.params_bytes + r.optimizer_state_bytes
+    predicted = r.training_peak_bytes - persistent
+    measured = r.measured_training_peak_bytes - persistent
+    assert abs(predicted - measured) <= 0.15 * measured, (predicted, measured)
+
+
+def test_cli(cli):
+    r = cli("memory", "lenet5", "--training", "--batch", "4", "--optimizer", "adam", "-f", "json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    for key in ("gradients_bytes", "optimizer_state_bytes", "training_peak_bytes", "measured_training_peak_bytes"):
+        assert key in d
+    r = cli("memory", "lenet5", "--training", "--budget", "1GiB")
+    assert r.code == 0 and "largest batch in budget" in r.out
+    r = cli("memory", "lenet5", "--optimizer", "adam")
+    assert r.code == 2 and "--training" in r.err
+    r = cli("memory", "lenet5", "--training", "--optimizer", "rmsprop")
+    assert r.code == 2 and "sgd, momentum, adam, adamw" in r.err
+    r = cli("memory", "lenet5", "--training", "--act-dtype", "fp16")
+    assert r.code == 2 and "--amp" in r.err
