@@ -4,6 +4,9 @@ with a request for a bug report; ``--debug`` shows the traceback)."""
 
 from __future__ import annotations
 
+import sys
+from typing import TextIO
+
 
 class UserError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
@@ -26,3 +29,19 @@ def shorten(text: str, limit: int = 100) -> str:
     a long path keeps its file name)."""
     text = str(text)
     return text if len(text) <= limit else text[:60] + "…" + text[len(text) - (limit - 61):]
+
+
+class _Discard:
+    """A stream that drops what is written to it."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def stderr() -> TextIO:
+    """Where error and warning lines go: stderr, or nowhere when it was closed ('2>&-');
+    print(file=None) would otherwise put them on stdout, among the results."""
+    return sys.stderr if sys.stderr is not None else _Discard()  # type: ignore[return-value]

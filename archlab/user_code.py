@@ -18,19 +18,11 @@ import threading
 import warnings
 from typing import Any, Iterator, TextIO
 
+from archlab.errors import stderr
+
 WAIT_NOTICE_S = 5.0  # seconds before the "still waiting" notice; tests set it lower
 
 
-class _Discard:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def _stderr() -> Any:
-    return sys.stderr if sys.stderr is not None else _Discard()
 
 
 def warning_line(message: Warning | str, category: type, filename: str, lineno: int) -> str:
@@ -46,7 +38,7 @@ def user_code(what: str | None = None) -> Iterator[None]:
     """Run the body as the user's code: its standard output goes to standard error, each warning
     is one line there, and when ``what`` is given ("'my.py:make' to build"), a body still running
     after ``WAIT_NOTICE_S`` seconds gets one notice: ``archlab: still waiting for ...``."""
-    err: TextIO | Any = _stderr()
+    err: TextIO | Any = stderr()
 
     def show(message, category, filename, lineno, file=None, line=None):
         try:

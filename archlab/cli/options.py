@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from enum import Enum
-from typing import Any, List, Optional, Sequence, TextIO
+from typing import Any, List, Optional, Sequence
 
 import typer
 
-from archlab.errors import UserError
+from archlab.errors import UserError, stderr  # noqa: F401  (re-exported for the commands)
 from archlab.report.formats import FORMATS
 from archlab.units import DTYPE_BYTES, FLOAT_DTYPES
 
@@ -188,19 +188,3 @@ def emit(text: str, output: Optional[str]) -> None:
         raise  # 'archlab ... | head': the reader has what it wanted
     except OSError as e:
         raise UserError(f"cannot write to standard output: {e.strerror or e}") from None
-
-
-class _Discard:
-    """A stream that drops what is written to it."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def stderr() -> TextIO:
-    """Where error lines go: stderr, or nowhere when it was closed ('2>&-'); print(file=None)
-    would otherwise put them on stdout, among the results."""
-    return sys.stderr if sys.stderr is not None else _Discard()

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from archlab.models.layers import ConvBNAct, check_positive
+from archlab.models.layers import ConvBNAct, check_positive, run_children
 from archlab.models._registry import Reference, register_model
 
 GOOGLENET_PAPER = "Szegedy et al. 2015, Going Deeper with Convolutions"
@@ -554,10 +554,7 @@ class InceptionResNetV2(nn.Module):
         self.classif = nn.Linear(1536, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The children are registered in data-flow order: a plain chain.
-        for child in self.children():
-            x = child(x)
-        return x
+        return run_children(self, x)
 
 
 @register_model(

@@ -57,7 +57,7 @@ from torch import nn
 
 from archlab.models.inception import InceptionB, InceptionC, InceptionD, InceptionE, basic_conv
 from archlab.models._registry import register_model
-from archlab.models.layers import check_positive
+from archlab.models.layers import check_positive, run_children
 
 INCEPTION_V2_PAPER = "Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision"
 BN_INCEPTION_PAPER = (
@@ -193,10 +193,7 @@ class InceptionV2(nn.Module):
         self.fc = nn.Linear(pool_c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The children are registered in data-flow order: a plain chain.
-        for child in self.children():
-            x = child(x)
-        return x
+        return run_children(self, x)
 
 
 @register_model(
@@ -309,10 +306,7 @@ class BNInception(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The children are registered in data-flow order: a plain chain.
-        for child in self.children():
-            x = child(x)
-        return x
+        return run_children(self, x)
 
 
 @register_model(

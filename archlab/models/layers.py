@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from archlab.errors import UserError
@@ -53,3 +54,11 @@ class ConvBNAct(nn.Sequential):
             self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps)
         if act is not None:
             self.act = act(inplace=True) if act in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish) else act()
+
+
+def run_children(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The forward of a network whose children are registered in data-flow order: a plain chain
+    (the Inception networks, whose table rows are named children rather than an nn.Sequential)."""
+    for child in module.children():
+        x = child(x)
+    return x
