@@ -81,7 +81,8 @@ def _plot_png(r: CompoundResult) -> bytes:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("plots need matplotlib: pip install 'archlab[plot]' (or pip install matplotlib); "
+        raise UserError("plots need matplotlib, a dependency of archlab that is missing here: "
+                        "pip install -r requirements.txt . (or pip install matplotlib); "
                         "--report json and the table work without it") from None
     phis = [p["phi"] for p in r.curve]
     fig, ax1 = plt.subplots(figsize=(6, 4), dpi=100)
