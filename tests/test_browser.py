@@ -5,6 +5,7 @@ the pages must read without JavaScript."""
 
 import io
 import pathlib
+import shutil
 
 import pytest
 
@@ -62,6 +63,8 @@ def _check(browser, path: pathlib.Path, figures: int) -> dict:
 def test_report_page_in_chromium(browser, pages):
     seen = _check(browser, pages["report"], 3)
     assert {f["id"] for f in seen["figures"]} >= {"fig-cost", "fig-rf", "fig-memory"}
+    if shutil.which("dot"):
+        assert "fig-diagram" in {f["id"] for f in seen["figures"]}
     assert all(f["tag"].lower() == "svg" for f in seen["figures"])
 
 

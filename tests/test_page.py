@@ -85,7 +85,9 @@ def test_page_is_deterministic_self_contained_and_small():
     two = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline)
     assert one == two
     assert len(one.encode()) < 2 * 1024 * 1024
-    assert one.count("<svg") == 3 and "<script" not in one
+    for key in ("cost", "rf", "memory"):
+        assert f"<figure id='fig-{key}'><svg" in one
+    assert "<script" not in one
     # no network: the only URLs are the SVG namespaces
     for url in ("http://", "https://"):
         for i in range(len(one)):
@@ -109,7 +111,8 @@ def test_cli_report_writes_the_page(cli, tmp_path, monkeypatch):
     r = cli("report", "lenet5")
     assert r.code == 0 and r.out == "wrote reports/lenet5.html\n"
     text = (tmp_path / "reports" / "lenet5.html").read_text()
-    assert text.startswith("<!doctype html>") and text.count("<svg") == 3
+    assert text.startswith("<!doctype html>") and text.count("<figure id='fig-") >= 3
+    assert "<h2>Architecture</h2>" in text  # the diagram: drawn by Graphviz, or its Mermaid source
     r = cli("report", "lenet5", "-o", "p.md")
     assert r.code == 0 and (tmp_path / "p.md").read_text().startswith("# lenet5")
     assert [f for f in os.listdir(tmp_path / "reports") if f.startswith(".")] == []  # no temporary file left
@@ -126,5 +129,14 @@ def test_cli_report_errors_leave_no_folder(cli, tmp_path, monkeypatch):
 def test_analyze_to_html_and_notebook_repr():
     r = archlab.analyze("lenet5")
     text = r.to_html()
-    assert text.startswith("<!doctype html>") and text.count("<svg") == 3
+    assert text.startswith("<!doctype html>") and text.count("<figure id='fig-") == 3
     assert "<svg" in r._repr_html_()
+
+
+def test_page_without_graphviz_shows_the_mermaid_source(monkeypatch):
+    import shutil
+
+    d = page_data("lenet5")
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    text = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.diagram)
+    assert "flowchart TB" in text and "apt-get install graphviz" in text and "fig-diagram" not in text

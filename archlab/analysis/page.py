@@ -34,6 +34,7 @@ class PageData:
     memory: MemoryResult
     timeline: tuple[TimelinePoint, ...]
     depth: int
+    diagram: Any = None  # archlab.analysis.diagram.Diagram at depth 1
 
     @property
     def stage_boundaries(self) -> tuple[int, ...]:
@@ -108,5 +109,7 @@ def page_data(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> PageData:
     rf = receptive_field(model_or_spec, depth=depth, **kw)
     m = memory(model_or_spec, **kw)
     trace, _ = trace_model(model_or_spec, **kw)
+    from archlab.analysis.diagram import diagram_of_trace
+
     timeline = live_timeline(trace, DTYPE_BYTES[m.act_dtype])
-    return PageData(c.model, tuple(c.input_shape), c, rf, m, timeline, depth)
+    return PageData(c.model, tuple(c.input_shape), c, rf, m, timeline, depth, diagram_of_trace(trace, c.model, 1))

@@ -46,7 +46,8 @@ def report_cmd(
         if kind == "md":
             text = page.render_md(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline)
         else:
-            text = page.render_html(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline)
+            text = page.render_html(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
+                                    data.diagram)
         write_atomic(path, text)
     except BaseException:
         if not had_folder:

@@ -118,15 +118,27 @@ STYLE = ("body{font-family:sans-serif;max-width:70em;margin:auto;padding:0 1em}"
          "figure svg{max-width:100%;height:auto}")
 
 
+def diagram_html(diagram: Any) -> str:
+    """The architecture diagram for the page: SVG laid out by Graphviz when ``dot`` is installed,
+    else the Mermaid source (which notebooks and code-hosting sites render) with how to get the SVG."""
+    from archlab.report import diagram as diagram_report
+
+    if diagram_report.dot_available():
+        return f"<figure id='fig-diagram'>{diagram_report.to_svg(diagram)}<figcaption>The model's children as " \
+               "boxes (type, output shape, params, MACs) and the data flow between them</figcaption></figure>"
+    return (f"<p>{html.escape(diagram_report.DOT_MISSING.replace('--format svg', 'the drawn diagram'))}. "
+            "Its Mermaid source:</p><pre>" + html.escape(diagram_report.to_mermaid(diagram)) + "</pre>")
+
+
 def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-         timeline: Any = None, diagram_svg: str | None = None) -> str:
+         timeline: Any = None, diagram: Any = None) -> str:
     """The page's content (what a notebook shows): headings, summary, figures, tables."""
     parts = [f"<h1>{html.escape(model)}</h1>",
              f"<p>input {html.escape(shape_str(input_shape))}; MACs are multiply-accumulates, FLOPs = 2 x MACs; "
              "bytes at the activation dtype named. Every number is computed from one meta-device trace.</p>",
              "<h2>Summary</h2>", _table(("quantity", "value"), _summary_rows(count, memory))]
-    if diagram_svg:
-        parts += ["<h2>Architecture</h2>", f"<figure id='fig-diagram'>{diagram_svg}</figure>"]
+    if diagram is not None:
+        parts += ["<h2>Architecture</h2>", diagram_html(diagram)]
     specs = figure_specs(count, rf, memory, timeline, input_shape)
     if specs:
         parts.append("<h2>Figures</h2>")
@@ -139,11 +151,11 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
 
 
 def render_html(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-                timeline: Any = None, diagram_svg: str | None = None) -> str:
-    """The self-contained html page."""
+                timeline: Any = None, diagram: Any = None) -> str:
+    """The self-contained html page (``diagram``: an ``archlab.analysis.diagram.Diagram``)."""
     return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>archlab report: {html.escape(model)}</title><style>{STYLE}</style></head><body>\n"
-            + body(model, input_shape, count, rf, memory, timeline, diagram_svg) + "\n</body></html>\n")
+            + body(model, input_shape, count, rf, memory, timeline, diagram) + "\n</body></html>\n")
 
 
 def render_md(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
