@@ -137,14 +137,14 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
              f"<p>input {html.escape(shape_str(input_shape))}; MACs are multiply-accumulates, FLOPs = 2 x MACs; "
              "bytes at the activation dtype named. Every number is computed from one meta-device trace.</p>",
              "<h2>Summary</h2>", _table(("quantity", "value"), _summary_rows(count, memory))]
-    if diagram is not None:
-        parts += ["<h2>Architecture</h2>", diagram_html(diagram)]
     specs = figure_specs(count, rf, memory, timeline, input_shape)
     if specs:
         parts.append("<h2>Figures</h2>")
     for spec in specs:
         parts.append(f"<figure id='fig-{spec.key}'>{svg_of(spec)}<figcaption>{html.escape(spec.title)}"
                      "</figcaption></figure>")
+    if diagram is not None:
+        parts += ["<h2>Architecture</h2>", diagram_html(diagram)]
     if count is not None:
         parts += ["<h2>Per layer</h2>", _table(LAYER_HEADERS, _layer_rows(count, rf))]
     return "\n".join(parts)
