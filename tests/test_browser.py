@@ -73,6 +73,12 @@ def test_efficientnet_page_in_chromium(browser, pages):
     assert [f["tag"].lower() for f in seen["figures"]] == ["img"]
 
 
+def test_zoo_page_in_chromium(browser):
+    path = pathlib.Path(__file__).resolve().parents[1] / "reports" / "zoo.html"
+    seen = _check(browser, path, 2)
+    assert {f["id"] for f in seen["figures"]} == {"fig-zoo-cost", "fig-zoo-accuracy"}
+
+
 def test_a_broken_page_is_caught(browser, tmp_path):
     """The check itself: a missing image and an outside request are reported."""
     page = tmp_path / "bad.html"

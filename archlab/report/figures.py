@@ -20,7 +20,7 @@ class Series:
     label: str
     y: tuple[float, ...]
     x: tuple[float, ...] | None = None  # None: 0, 1, 2, ...
-    kind: str = "line"  # line, bar, step, scatter, hline (y holds one value)
+    kind: str = "line"  # line, linepoints, bar, step, scatter, hline (y holds one value)
     panel: int = 0  # which of the figure's stacked axes
 
 
@@ -34,6 +34,7 @@ class FigureSpec:
     vlines: tuple[float, ...] = ()  # stage boundaries, on every panel
     marks: tuple[tuple[float, float, str], ...] = ()  # (x, y, text) on panel 0: the peak
     xticklabels: tuple[str, ...] = ()  # names under the bars (when few enough to read)
+    notes: tuple[tuple[float, float, str], ...] = ()  # (x, y, text) on panel 0: point labels
     logx: bool = False
     logy: tuple[bool, ...] = ()
     size: tuple[float, float] = (9.0, 4.0)
@@ -67,7 +68,9 @@ def draw(spec: FigureSpec) -> Any:
         elif s.kind == "step":
             ax.step(x, list(s.y), where="mid", label=s.label)
         elif s.kind == "scatter":
-            ax.scatter(x, list(s.y), label=s.label, s=18)
+            ax.plot(x, list(s.y), "o", label=s.label, markersize=5)
+        elif s.kind == "linepoints":
+            ax.plot(x, list(s.y), "o-", linewidth=1, markersize=5, label=s.label)
         elif s.kind == "hline":
             ax.axhline(s.y[0], linestyle="--", linewidth=1, label=s.label, color=f"C{len(ax.lines) + 1}")
         else:
@@ -87,6 +90,8 @@ def draw(spec: FigureSpec) -> Any:
     for x, y, text in spec.marks:
         axes[0].plot([x], [y], "v", color="C3", markersize=8)
         axes[0].annotate(text, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    for x, y, text in spec.notes:
+        axes[0].annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     if spec.xticklabels:
         axes[-1].set_xticks(range(len(spec.xticklabels)), list(spec.xticklabels), rotation=90, fontsize=6)
     axes[-1].set_xlabel(spec.xlabel)
@@ -106,10 +111,6 @@ def series_of(fig: Any) -> dict[str, list[float]]:
             label = line.get_label()
             if not label.startswith("_"):
                 out[label] = [float(v) for v in line.get_ydata()]
-        for coll in ax.collections:
-            label = coll.get_label()
-            if not label.startswith("_"):
-                out[label] = [float(v) for v in coll.get_offsets()[:, 1]]
     return out
 
 
