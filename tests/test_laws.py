@@ -496,3 +496,21 @@ def test_a_failed_report_leaves_no_empty_reports_folder(cli, tmp_path, monkeypat
     (tmp_path / "reports").mkdir()  # a folder that was there before stays
     assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md"), "pip install matplotlib")
     assert (tmp_path / "reports").is_dir()
+
+
+def test_efficientnet_plot_holds_the_sweep_the_official_points_and_the_chosen_phi():
+    from archlab.analysis.count import count
+    from archlab.analysis.laws import compound
+    from archlab.report.figures import series_of
+    from archlab.report.files import phi_figure
+
+    r = compound(2, curve=True)
+    fig = phi_figure(r)
+    drawn = series_of(fig)
+    assert drawn["MACs (built network)"] == [float(p["macs"]) for p in r.curve]
+    assert drawn["params"] == [float(p["params"]) for p in r.curve]
+    official = [count(f"efficientnet_b{i}", depth=0) for i in range(8)]
+    assert drawn["official B0-B7 MACs"] == [float(c.macs) for c in official]
+    assert drawn["official B0-B7 params"] == [float(c.params) for c in official]
+    chosen = next(line for line in fig.axes[0].lines if line.get_label() == "chosen φ = 2")
+    assert list(chosen.get_xdata()) == [2, 2]
