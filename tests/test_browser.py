@@ -32,7 +32,8 @@ def pages(tmp_path_factory):
     out = tmp_path_factory.mktemp("pages")
     made = {}
     for name, args in {"report": ["report", "mobilenet_v2"],
-                       "efficientnet": ["efficientnet", "--phi", "1", "--report", "html"]}.items():
+                       "efficientnet": ["efficientnet", "--phi", "1", "--report", "html"],
+                       "compare": ["compare", "lenet5", "resnet18", "mobilenet_v2", "--format", "html"]}.items():
         path = out / f"{name}.html"
         assert main([*args, "-o", str(path)]) == 0
         made[name] = path
@@ -71,6 +72,11 @@ def test_report_page_in_chromium(browser, pages):
 def test_efficientnet_page_in_chromium(browser, pages):
     seen = _check(browser, pages["efficientnet"], 1)
     assert [f["tag"].lower() for f in seen["figures"]] == ["img"]
+
+
+def test_compare_page_in_chromium(browser, pages):
+    seen = _check(browser, pages["compare"], 1)
+    assert [f["id"] for f in seen["figures"]] == ["fig-compare"]
 
 
 def test_zoo_page_in_chromium(browser):

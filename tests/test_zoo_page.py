@@ -41,3 +41,18 @@ def test_zoo_html_is_up_to_date(cli):
         committed = f.read()
     assert committed == r.out, "reports/zoo.html is out of date: run `archlab list --format html -o reports/zoo.html`"
     assert "<script" not in r.out and r.out.count("<figure id='fig-zoo-") == 2
+
+
+def test_compare_html_draws_the_models_side_by_side(cli, tmp_path):
+    from archlab.analysis.compare import compare_models
+    from archlab.report.compare import compare_figure
+
+    rows = compare_models(["lenet5", "resnet18"])
+    drawn = series_of(draw(compare_figure(rows)))
+    assert drawn["params"] == [float(r.params) for r in rows]
+    assert drawn["MACs"] == [float(r.macs) for r in rows]
+    assert drawn["activation peak bytes"] == [float(r.activation_peak_bytes) for r in rows]
+    r = cli("compare", "lenet5", "resnet18", "-f", "html", "-o", str(tmp_path / "c.html"))
+    assert r.code == 0
+    text = (tmp_path / "c.html").read_text()
+    assert "<figure id='fig-compare'><svg" in text and f"{rows[1].macs:,}" in text
