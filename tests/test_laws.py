@@ -192,7 +192,7 @@ def test_reports_without_matplotlib_say_how_to_get_plots(cli, tmp_path, monkeypa
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    assert_one_line_error(cli("efficientnet", "--report", "md", "-o", str(tmp_path / "x.md")), "pip install 'archlab[plot]'")
+    assert_one_line_error(cli("efficientnet", "--report", "md", "-o", str(tmp_path / "x.md")), "pip install matplotlib")
     assert not (tmp_path / "x.md").exists()
     r = cli("efficientnet", "--report", "json", "-o", str(tmp_path / "x.json"))
     assert r.code == 0, "everything but the plot works without matplotlib"
@@ -467,3 +467,50 @@ def test_dwsc_api_defaults_are_the_clis(cli):
     assert cli("dwsc", "-f", "json").json() == laws.dwsc().to_dict()
     r = laws.dwsc(k=3, n=1024)  # the README's API example: the CLI's default layer
     assert (r.m, r.size, r.out_size) == (512, 14, 14)
+
+
+def test_matplotlib_is_a_dependency_not_an_extra():
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("matplotlib") for d in project["dependencies"])
+    assert "matplotlib==" in (root / "requirements.txt").read_text(), "the README's first command installs it"
+
+
+def test_a_failed_report_leaves_no_empty_reports_folder(cli, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md"), "pip install matplotlib")
+    assert not (tmp_path / "reports").exists()
+    (tmp_path / "reports").mkdir()  # a folder that was there before stays
+    assert_one_line_error(cli("efficientnet", "--phi", "0", "--report", "md"), "pip install matplotlib")
+    assert (tmp_path / "reports").is_dir()
+
+
+def test_efficientnet_plot_holds_the_sweep_the_official_points_and_the_chosen_phi():
+    from archlab.analysis.count import count
+    from archlab.analysis.laws import compound
+    from archlab.report.figures import series_of
+    from archlab.report.files import phi_figure
+
+    r = compound(2, curve=True)
+    fig = phi_figure(r)
+    drawn = series_of(fig)
+    assert drawn["MACs (built network)"] == [float(p["macs"]) for p in r.curve]
+    assert drawn["params"] == [float(p["params"]) for p in r.curve]
+    official = [count(f"efficientnet_b{i}", depth=0) for i in range(8)]
+    assert drawn["official B0-B7 MACs"] == [float(c.macs) for c in official]
+    assert drawn["official B0-B7 params"] == [float(c.params) for c in official]
+    chosen = next(line for line in fig.axes[0].lines if line.get_label() == "chosen φ = 2")
+    assert list(chosen.get_xdata()) == [2, 2]

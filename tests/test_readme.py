@@ -44,7 +44,10 @@ SKIP = {
     "archlab latency": "measured timings: they differ on every run and every machine",
 }
 
-SLOW = ("--engine fvcore",)  # a real forward under fvcore's JIT tracer: about 7 s for ResNet-50
+SLOW = ("--engine fvcore",)
+
+# commands that write files where they run (reports/NAME.html): run in a temporary directory
+WRITES = ("archlab report ",)  # a real forward under fvcore's JIT tracer: about 7 s for ResNet-50
 
 
 @dataclass
@@ -151,6 +154,8 @@ def test_readme_example(example: Example, cli, tmp_path, monkeypatch):
         if example.command.startswith(prefix):
             pytest.skip(reason)
     assert example.argv[0] == "archlab" and "|" not in example.argv, f"cannot run: {example.command}"
+    if example.command.startswith(WRITES):
+        monkeypatch.chdir(tmp_path)
     for arg in example.argv:
         needed = re.match(r"([\w./-]+\.py)(?::|@|$)", arg)  # file.py:factory, or the file alone
         if needed:

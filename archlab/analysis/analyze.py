@@ -25,6 +25,7 @@ class Report:
     memory: Any = None  # archlab.analysis.memory.MemoryResult
     trace: Any = None  # archlab.analysis.per_layer.TraceResult
     training: Any = None  # archlab.analysis.training_memory.TrainingMemoryResult (the step's memory bill)
+    timeline: Any = None  # with memory: archlab.analysis.page.TimelinePoint per op (live activation bytes)
 
     def _present(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ANALYSES if getattr(self, name) is not None}
@@ -77,10 +78,21 @@ class Report:
             parts.append(training_report.render([self.training], "md"))
         return "\n\n".join(parts)
 
+    def to_html(self) -> str:
+        """The self-contained report page (as ``archlab report`` writes it) of the analyses present:
+        summary, figures inline as SVG, per-layer table."""
+        from archlab.report import page
+
+        return page.render_html(self.model, self.input_shape, self.count, self.rf, self.memory, self.timeline)
+
     def _repr_html_(self) -> str:
+        """In a notebook: the report page's content (figures and tables), then every table."""
         import html
 
-        parts = [f"<h3>{html.escape(self.model)}: input {'x'.join(map(str, self.input_shape))}</h3>"]
+        from archlab.report import page
+
+        parts = [page.body(self.model, self.input_shape, self.count, self.rf, self.memory, self.timeline),
+                 f"<h3>{html.escape(self.model)}: input {'x'.join(map(str, self.input_shape))}</h3>"]
         for name, frame in self.to_pandas().items():
             parts.append(f"<h4>{html.escape(name)}</h4>")
             parts.append(frame.to_html(index=False, max_rows=60))
@@ -131,6 +143,12 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
         results["rf"] = receptive_field(model_or_spec, depth=depth, **common)
     if "memory" in analyses:
         results["memory"] = memory(model_or_spec, **common, **{k: v for k, v in options.items() if k in memory_keys})
+        from archlab.analysis.page import live_timeline
+        from archlab.analysis.trace import trace_model
+        from archlab.units import DTYPE_BYTES
+
+        trace, _ = trace_model(model_or_spec, **common)
+        results["timeline"] = live_timeline(trace, DTYPE_BYTES[results["memory"].act_dtype])
     if "trace" in analyses:
         results["trace"] = trace_layers(model_or_spec, depth=depth, **common)
     if "training" in analyses:
@@ -139,5 +157,5 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
         kw = {k: v for k, v in options.items() if k in training_keys}
         kw["freeze"] = tuple(kw.get("freeze") or ())
         results["training"] = training_memory(model_or_spec, **common, **kw)
-    first = next(iter(results.values()))
+    first = next(v for k, v in results.items() if k != "timeline")
     return Report(first.model, tuple(first.input_shape), **results)

@@ -462,6 +462,8 @@ class CompoundResult:
     b0_macs: int
     official: dict[str, Any] | None = None
     curve: list[dict[str, Any]] = field(default_factory=list)
+    # with the curve: the official EfficientNet-B0..B7 as built (params, MACs), for the plot
+    official_curve: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def predicted_cost_ratio(self) -> float:
@@ -517,13 +519,17 @@ def compound(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1
                     "params_diff_percent": 100 * (params - o_params) / o_params,
                     "macs_diff_percent": 100 * (macs - o_macs) / o_macs}
     points = []
+    official_points = []
     if curve:
         for p in range(8):
             _, pp, pm = _stage_table(f"efficientnet_phi@phi={p},alpha={alpha},beta={beta},gamma={gamma}")
             points.append({"phi": p, "params": pp, "macs": pm, "predicted_cost_ratio": (alpha * beta**2 * gamma**2)**p,
                            "measured_cost_ratio": pm / b0_macs})
+            _, op, om = _stage_table(f"efficientnet_b{p}")
+            official_points.append({"model": f"efficientnet_b{p}", "phi": p, "params": op, "macs": om})
     return CompoundResult(phi, alpha, beta, gamma, d, w, r, compound_resolution(phi, alpha, beta, gamma),
-                          alpha * beta**2 * gamma**2, stages, params, macs, b0_params, b0_macs, official, points)
+                          alpha * beta**2 * gamma**2, stages, params, macs, b0_params, b0_macs, official, points,
+                          official_points)
 
 
 def grid_search(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,

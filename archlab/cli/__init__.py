@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli import compare, count, laws, latency, memory, per_layer, receptive_field, verify, zoo
+from archlab.cli import compare, count, diagram, laws, latency, memory, page, per_layer, receptive_field, verify, zoo
 from archlab.cli.options import repeated_option
 from archlab.cli.options import stderr as _stderr
 from archlab.errors import UserError, first_line
@@ -53,6 +53,8 @@ app.command("count")(count.count)
 app.command("trace")(per_layer.trace_cmd)
 app.command("rf")(receptive_field.rf_cmd)
 app.command("memory")(memory.memory_cmd)
+app.command("report")(page.report_cmd)
+app.command("diagram")(diagram.diagram_cmd)
 app.command("list")(zoo.list_cmd)
 app.command("latency")(latency.latency_cmd)
 app.command("dwsc")(laws.dwsc_cmd)

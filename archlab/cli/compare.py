@@ -8,7 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import FORMAT, OUTPUT, Format, emit, settle
+from archlab.cli.options import OUTPUT, _choices, emit, settle
+from archlab.report.formats import FORMATS
+
+CompareFormat = _choices("CompareFormat", (*FORMATS, "html"))
 from archlab.errors import UserError
 
 
@@ -26,7 +29,9 @@ def compare_cmd(
                                   "(forward + backward) and its predicted memory peak, batch 1."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="With --training: the optimizer of the memory peak "
                                   "(sgd, momentum, adam, adamw)."),
-    fmt: Format = FORMAT,
+    fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", "-f",
+                                      help="Output format; html (several models): a page with the models side "
+                                           "by side as bars."),
     output: Optional[str] = OUTPUT,
 ) -> None:
     """Compare a width/resolution variant with its baseline, or several models side by side.
@@ -59,6 +64,9 @@ def compare_cmd(
         if scaling:
             raise UserError("--training compares several models side by side; the one-model comparison with "
                             "--alpha/--rho has no training view")
+    if scaling and fmt.value == "html":
+        raise UserError("--format html draws several models side by side; the one-model comparison prints "
+                        "table, json, csv or md")
     if scaling:
         if len(models) != 1:
             raise UserError("--alpha/--rho compare one model with its baseline; name exactly one model")

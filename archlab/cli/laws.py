@@ -87,13 +87,31 @@ def efficientnet_cmd(
         if fmt is not None:
             raise UserError(f"--report {report} writes a {report} file; -f/--format is for the printed output "
                             "without --report")
+        import os
+
+        had_folder = output is not None or os.path.isdir("reports")
         path = output or _default_report_path(f"efficientnet-phi{phi:g}.{report}")
-        files.check_report_path(report, path)  # before the counting, not after it
-        result = laws.compound(phi, alpha, beta, gamma, curve=True)
-        written = files.write_report(result, report, path)
+        try:
+            files.check_report_path(report, path)  # before the counting, not after it
+            result = laws.compound(phi, alpha, beta, gamma, curve=True)
+            written = files.write_report(result, report, path)
+        except BaseException:
+            if not had_folder:
+                _remove_empty_reports_folder()
+            raise
         print("wrote " + ", ".join(written))
         return
     emit(laws_report.render_compound(laws.compound(phi, alpha, beta, gamma), (fmt or Format.table).value), output)
+
+
+def _remove_empty_reports_folder() -> None:
+    """Take back the ``reports/`` folder a failed report created, when nothing is in it."""
+    import os
+
+    try:
+        os.rmdir("reports")  # fails, and keeps the folder, when anything is in it
+    except OSError:
+        pass
 
 
 def _default_report_path(name: str) -> str:

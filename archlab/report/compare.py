@@ -126,8 +126,40 @@ def _md(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
             + _caption(rows, first).replace("\n", "\n\n", 1))
 
 
+def compare_figure(rows: list[CompareRow]) -> "FigureSpec":
+    """The models side by side: params, MACs and the activation peak (fp32 bytes), one bar each."""
+    from archlab.report.figures import FigureSpec, Series
+
+    names = tuple(r.model for r in rows)
+    return FigureSpec(
+        key="compare", title="The models side by side (log scale)", xlabel="model",
+        ylabels=("params", "MACs", "activation peak (bytes, fp32)"),
+        series=(Series("params", tuple(r.params for r in rows), kind="bar", panel=0),
+                Series("MACs", tuple(r.macs for r in rows), kind="bar", panel=1),
+                Series("activation peak bytes", tuple(r.activation_peak_bytes for r in rows), kind="bar", panel=2)),
+        xticklabels=names, logy=(True, True, True), size=(max(5.0, 1.0 + 0.8 * len(rows)), 7.0))
+
+
+def _html(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
+    import html
+
+    from archlab.report.figures import svg_of
+    from archlab.report.page import STYLE, _table as html_table
+
+    spec = compare_figure(rows)
+    headers = _headers(latency, _training(rows))
+    cells = [tuple(str(c) for c in row) for row in _compare_cells(rows, first, latency)]
+    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>archlab compare</title>"
+            f"<style>{STYLE}</style></head><body>\n<h1>archlab compare: {html.escape(', '.join(r.model for r in rows))}"
+            f"</h1>\n<figure id='fig-{spec.key}'>{svg_of(spec)}<figcaption>{html.escape(spec.title)}</figcaption>"
+            f"</figure>\n{html_table(headers, cells)}\n<p>{html.escape(_caption(rows, first))}</p>\n</body></html>\n")
+
+
 def render_compare(rows: list[CompareRow], fmt: str, latency: bool = False) -> str:
-    """``archlab compare``'s output in ``fmt``: the models sorted by MACs, ratios to the first named."""
+    """``archlab compare``'s output in ``fmt``: the models sorted by MACs, ratios to the first named
+    (html: a page with the models side by side as bars, and the table)."""
     first = rows[0]
+    if fmt == "html":
+        return _html(rows, first, latency)
     return formats.render(fmt, table=lambda: _table(rows, first, latency), json=lambda: _json(rows, first, latency),
                           csv=lambda: _csv(rows, first, latency), md=lambda: _md(rows, first, latency))

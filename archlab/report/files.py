@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archlab.errors import UserError
 
@@ -73,30 +73,43 @@ def write_atomic(path: str, text: str | bytes) -> None:
 # --- efficientnet --report: a plot and the report page around it ---------------------------------
 
 
-def _plot_png(r: CompoundResult) -> bytes:
-    """MACs and params against φ (``r.curve``), drawn with matplotlib, as PNG bytes."""
+def phi_figure(r: CompoundResult) -> Any:
+    """MACs and params against φ (``r.curve``), the official EfficientNet-B0..B7 as built
+    (``r.official_curve``) as points, and the chosen φ marked: a matplotlib figure."""
     try:
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
-        raise UserError("plots need matplotlib: pip install 'archlab[plot]' (or pip install matplotlib); "
+        raise UserError("plots need matplotlib, a dependency of archlab that is missing here: "
+                        "pip install -r requirements.txt . (or pip install matplotlib); "
                         "--report json and the table work without it") from None
+    del matplotlib
     phis = [p["phi"] for p in r.curve]
-    fig, ax1 = plt.subplots(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax1 = fig.subplots()
     ax1.semilogy(phis, [p["macs"] for p in r.curve], "o-", label="MACs (built network)")
     ax1.semilogy(phis, [r.b0_macs * p["predicted_cost_ratio"] for p in r.curve], "--", label="MACs(B0)·(αβ²γ²)^φ")
     ax1.semilogy(phis, [p["params"] for p in r.curve], "s-", label="params")
+    if r.official_curve:
+        ax1.semilogy([p["phi"] for p in r.official_curve], [p["macs"] for p in r.official_curve], "k^",
+                     label="official B0-B7 MACs")
+        ax1.semilogy([p["phi"] for p in r.official_curve], [p["params"] for p in r.official_curve], "kv",
+                     label="official B0-B7 params")
+    ax1.axvline(r.phi, color="C3", linestyle=":", label=f"chosen φ = {r.phi:g}")
     ax1.set_xlabel("φ")
     ax1.set_ylabel("count (log scale)")
     ax1.set_title(f"EfficientNet compound scaling (α={r.alpha:g}, β={r.beta:g}, γ={r.gamma:g})")
-    ax1.legend()
+    ax1.legend(fontsize=7)
     ax1.grid(True, which="both", alpha=0.3)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def _plot_png(r: CompoundResult) -> bytes:
+    """``phi_figure`` as PNG bytes."""
+    fig = phi_figure(r)
     buf = io.BytesIO()
-    fig.tight_layout()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
     return buf.getvalue()
 
 

@@ -344,7 +344,8 @@ def render_compound_html(r: CompoundResult, png: bytes) -> str:
             f"{html.escape(str(r.phi))}</title><style>body{{font-family:sans-serif;max-width:60em;margin:auto}}"
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
             "</style></head><body>" + _markdown_to_html(r) +
-            f"<img alt='MACs and params against phi' src='data:image/png;base64,{img}'></body></html>\n")
+            f"<figure id='fig-phi'><img alt='MACs and params against phi' src='data:image/png;base64,{img}'>"
+            "</figure></body></html>\n")
 
 
 SEARCH_HEADERS = ("α", "β", "γ", "α·β²·γ²", "resolution", "params", "MACs")

@@ -1,0 +1,115 @@
+"""``archlab report``: what one model's report page shows, computed (the page itself is drawn
+in ``archlab.report.page``).
+
+A ``PageData`` holds the count (summary and per-layer table), the receptive field per layer,
+the memory analysis, and the activation-memory timeline of the forward: the live activation
+bytes after each op, by the same rule as the inference peak of ``archlab memory`` (a tensor is
+allocated by the op that makes it and freed after its last consumer), so the timeline's
+maximum is that peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from archlab.analysis.memory import MemoryResult, _Storages, memory
+from archlab.analysis.trace import Trace, trace_model
+from archlab.errors import UserError
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    index: int  # the op's place in the forward
+    op: str  # the op and the module that ran it
+    live_bytes: int  # activation bytes live while the op runs (its outputs allocated, before frees)
+
+
+@dataclass(frozen=True)
+class PageData:
+    model: str
+    input_shape: tuple[int, ...]
+    count: Any  # archlab.analysis.count.CountResult
+    rf: Any  # archlab.analysis.receptive_field.RFResult
+    memory: MemoryResult
+    timeline: tuple[TimelinePoint, ...]
+    depth: int
+    diagram: Any = None  # archlab.analysis.diagram.Diagram at depth 1
+
+    @property
+    def stage_boundaries(self) -> tuple[int, ...]:
+        """Indices into the leaf layers of ``count.layers`` (see ``leaves``) where a stage
+        begins or ends (see ``stage_boundaries``): where the bars change stage."""
+        names = [layer.name for layer in self.count.layers]
+        return stage_boundaries([names[i] for i in leaves(names)])
+
+    @property
+    def status(self) -> str:
+        unsupported = self.count.unsupported_ops
+        if unsupported:
+            calls = sum(n for _, n in unsupported)
+            return f"count PARTIAL: {calls:,} op call{'' if calls == 1 else 's'} not counted"
+        return "count complete"
+
+
+def leaves(names: list[str]) -> list[int]:
+    """Indices of the names that contain no other listed name (``layer1`` is left out when
+    ``layer1.0`` is listed): the rows whose costs add up without counting anything twice."""
+    parents = {name.rsplit(".", 1)[0] for name in names if "." in name}
+    for name in names:  # every dotted prefix: layer1.0.conv1 makes layer1 a parent too
+        parts = name.split(".")
+        parents.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    return [i for i, name in enumerate(names) if name not in parents]
+
+
+def stage_boundaries(names: list[str]) -> tuple[int, ...]:
+    """Positions ``i > 0`` where a stage (a top-level container: ``layer1``, ``features``) begins or
+    ends: ``names[i]``'s first dotted component differs from ``names[i-1]``'s and one of the two
+    lies inside a container (``conv1`` -> ``bn1`` is no boundary, ``maxpool`` -> ``layer1.0`` is)."""
+    tops = [name.split(".")[0] for name in names]
+    return tuple(i for i in range(1, len(tops))
+                 if tops[i] != tops[i - 1] and ("." in names[i] or "." in names[i - 1]))
+
+
+def live_timeline(trace: Trace, act_bytes: int) -> tuple[TimelinePoint, ...]:
+    """Live activation bytes at each op of the forward (the freeing rule of
+    ``archlab.analysis.memory.inference_peak`` with ``held=False``)."""
+    st = _Storages(trace, act_bytes)
+    last_use: dict[int, int] = {}
+    for op in trace.ops:
+        for sid in st.of(op.inputs):
+            last_use[sid] = op.index
+    keep = st.of(trace.outputs)
+    live = {sid: st.size(sid) for sid in st.of(trace.inputs)}
+    total = sum(live.values())
+    points = []
+    for op in trace.ops:
+        for sid in st.of(op.outputs):
+            if sid not in live:
+                live[sid] = st.size(sid)
+                total += live[sid]
+        module = trace.calls[op.call].name if op.call >= 0 else ""
+        points.append(TimelinePoint(op.index, f"{op.target} in '{module}'" if module else op.target, total))
+        for sid in [s for s in live if s not in keep and last_use.get(s, op.index) <= op.index]:
+            total -= live.pop(sid)
+    return tuple(points)
+
+
+def page_data(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> PageData:
+    """Everything the report page of a model shows. ``kw``: ``res``, ``batch``, ``alpha``,
+    ``options``, ``input_size`` (as ``archlab.analyze``)."""
+    from archlab.analysis.count import count
+    from archlab.analysis.receptive_field import receptive_field
+    from archlab.units import DTYPE_BYTES
+
+    stray = [k for k in kw if k not in ("res", "batch", "alpha", "options", "input_size")]
+    if stray:
+        raise UserError(f"the report takes no option '{stray[0]}'")
+    c = count(model_or_spec, depth=depth, **kw)
+    rf = receptive_field(model_or_spec, depth=depth, **kw)
+    m = memory(model_or_spec, **kw)
+    trace, _ = trace_model(model_or_spec, **kw)
+    from archlab.analysis.diagram import diagram_of_trace
+
+    timeline = live_timeline(trace, DTYPE_BYTES[m.act_dtype])
+    return PageData(c.model, tuple(c.input_shape), c, rf, m, timeline, depth, diagram_of_trace(trace, c.model, 1))

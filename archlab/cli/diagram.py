@@ -1,0 +1,38 @@
+"""``archlab diagram``: the architecture as a block diagram (Mermaid, DOT, or SVG via Graphviz)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from archlab.cli.options import ALPHA, INPUT_SIZE, OUTPUT, RES, SET, emit, parse_common, settle
+
+
+def diagram_cmd(
+    model: str = typer.Argument(..., help="Model name or spec."),
+    depth: int = typer.Option(1, "--depth", help="Depth of the boxes: 1 = the model's children (or the "
+                              "block's), 2 = the modules inside them, ..."),
+    block: Optional[str] = typer.Option(None, "--block", help="Draw only this module (e.g. layer1.0, "
+                                        "inception3a), its children as boxes."),
+    fmt: str = typer.Option("mermaid", "--format", "-f", help="mermaid (renders on code-hosting sites and in "
+                            "notebooks), dot (Graphviz), or svg (needs Graphviz's dot)."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """The architecture as boxes (type, output shape, params, MACs) and the data flow between them."""
+    from archlab.analysis.diagram import diagram
+    from archlab.report import diagram as diagram_report
+    from archlab.errors import UserError
+
+    if fmt not in diagram_report.FORMATS:
+        raise UserError(f"unknown --format '{fmt}' (choose {', '.join(diagram_report.FORMATS)})")
+    if fmt == "svg" and not diagram_report.dot_available():
+        raise UserError(diagram_report.DOT_MISSING)
+    settle()
+    size, options = parse_common(input_size, sets)
+    d = diagram(model, depth=depth, block=block, res=res, input_size=size, alpha=alpha, options=options)
+    emit(diagram_report.render(d, fmt), output)

@@ -1,0 +1,59 @@
+"""``archlab report``: one model's page (summary, per-layer table, figures), self-contained."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from archlab.cli.options import ALPHA, BATCH, DEPTH, INPUT_SIZE, OUTPUT, RES, SET, output_path, parse_common, settle
+from archlab.errors import UserError
+
+
+def report_cmd(
+    model: str = typer.Argument(..., help="Model name or spec."),
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    batch: Optional[int] = BATCH,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    depth: int = DEPTH,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """One self-contained page for a model: summary, figures (inline SVG), per-layer table.
+    -o FILE.html (or FILE.md for markdown); without -o, reports/MODEL.html."""
+    import os
+
+    from archlab.analysis.page import page_data
+    from archlab.report import page
+    from archlab.report.files import check_report_path, write_atomic
+
+    settle()
+    if depth < 1:
+        raise UserError("--depth must be 1 or more for a report (its figures are per layer)")
+    size, options = parse_common(input_size, sets)
+    kind = "md" if output is not None and output.lower().endswith((".md", ".markdown")) else "html"
+    had_folder = output is not None or os.path.isdir("reports")
+    try:
+        path = output_path(output) if output is not None else None
+        if path is not None:
+            check_report_path("json", path)  # a folder that exists, not a directory: before the counting
+        data = page_data(model, depth=depth, res=res, input_size=size, batch=batch, alpha=alpha, options=options)
+        if path is None:
+            safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in data.model)
+            os.makedirs("reports", exist_ok=True)
+            path = os.path.join("reports", f"{safe}.html")
+        if kind == "md":
+            text = page.render_md(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline)
+        else:
+            text = page.render_html(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
+                                    data.diagram)
+        write_atomic(path, text)
+    except BaseException:
+        if not had_folder:
+            try:
+                os.rmdir("reports")  # only when empty
+            except OSError:
+                pass
+        raise
+    print(f"wrote {path}")

@@ -1,0 +1,130 @@
+"""Figures as data, then as SVG: a ``FigureSpec`` names what is plotted (the series, the marks),
+``draw`` turns it into a matplotlib figure, ``to_svg`` into deterministic SVG text.
+
+The spec is what tests compare with the computed numbers; ``draw`` only plots the spec's
+series, so what the figure shows is what the spec holds (``series_of`` reads it back from
+the figure objects).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from archlab.errors import UserError
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    y: tuple[float, ...]
+    x: tuple[float, ...] | None = None  # None: 0, 1, 2, ...
+    kind: str = "line"  # line, linepoints, bar, step, scatter, hline (y holds one value)
+    panel: int = 0  # which of the figure's stacked axes
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    key: str  # the figure's id in the page
+    title: str
+    xlabel: str
+    ylabels: tuple[str, ...]  # one per panel
+    series: tuple[Series, ...]
+    vlines: tuple[float, ...] = ()  # stage boundaries, on every panel
+    marks: tuple[tuple[float, float, str], ...] = ()  # (x, y, text) on panel 0: the peak
+    xticklabels: tuple[str, ...] = ()  # names under the bars (when few enough to read)
+    notes: tuple[tuple[float, float, str], ...] = ()  # (x, y, text) on panel 0: point labels
+    logx: bool = False
+    logy: tuple[bool, ...] = ()
+    size: tuple[float, float] = (9.0, 4.0)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def series_by_label(self) -> dict[str, tuple[float, ...]]:
+        return {s.label: s.y for s in self.series}
+
+
+def _matplotlib() -> Any:
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError("plots need matplotlib, a dependency of archlab that is missing here: "
+                        "pip install -r requirements.txt . (or pip install matplotlib)") from None
+    return matplotlib, Figure
+
+
+def draw(spec: FigureSpec) -> Any:
+    """The matplotlib ``Figure`` of ``spec`` (no pyplot: nothing global is touched)."""
+    _, Figure = _matplotlib()
+    panels = max((s.panel for s in spec.series), default=0) + 1
+    fig = Figure(figsize=spec.size, dpi=72)
+    axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    for s in spec.series:
+        ax = axes[s.panel]
+        x = list(s.x) if s.x is not None else list(range(len(s.y)))
+        if s.kind == "bar":
+            ax.bar(x, list(s.y), width=0.8, label=s.label)
+        elif s.kind == "step":
+            ax.step(x, list(s.y), where="mid", label=s.label)
+        elif s.kind == "scatter":
+            ax.plot(x, list(s.y), "o", label=s.label, markersize=5)
+        elif s.kind == "linepoints":
+            ax.plot(x, list(s.y), "o-", linewidth=1, markersize=5, label=s.label)
+        elif s.kind == "hline":
+            ax.axhline(s.y[0], linestyle="--", linewidth=1, label=s.label, color=f"C{len(ax.lines) + 1}")
+        else:
+            ax.plot(x, list(s.y), linewidth=1, label=s.label)
+    for i, ax in enumerate(axes):
+        for b in spec.vlines:
+            ax.axvline(b, color="0.6", linestyle=":", linewidth=0.8)
+        if i < len(spec.ylabels):
+            ax.set_ylabel(spec.ylabels[i])
+        if i < len(spec.logy) and spec.logy[i]:
+            ax.set_yscale("log")
+        if spec.logx:
+            ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+        if any(s.panel == i for s in spec.series):
+            ax.legend(fontsize=8, loc="best")
+    for x, y, text in spec.marks:
+        axes[0].plot([x], [y], "v", color="C3", markersize=8)
+        axes[0].annotate(text, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    for x, y, text in spec.notes:
+        axes[0].annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    if spec.xticklabels:
+        axes[-1].set_xticks(range(len(spec.xticklabels)), list(spec.xticklabels), rotation=90, fontsize=6)
+    axes[-1].set_xlabel(spec.xlabel)
+    axes[0].set_title(spec.title)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def series_of(fig: Any) -> dict[str, list[float]]:
+    """What a drawn figure plots, read back from its artists: label -> y values (bars' heights,
+    lines' y data), for the tests that compare a figure with the computed numbers."""
+    out: dict[str, list[float]] = {}
+    for ax in fig.axes:
+        for container in ax.containers:
+            out[container.get_label()] = [float(p.get_height()) for p in container.patches]
+        for line in ax.lines:
+            label = line.get_label()
+            if not label.startswith("_"):
+                out[label] = [float(v) for v in line.get_ydata()]
+    return out
+
+
+def to_svg(fig: Any) -> str:
+    """Deterministic SVG text (the same bytes for the same figure): a fixed hash salt for the
+    ids matplotlib makes, no date in the metadata, text kept as text."""
+    matplotlib, _ = _matplotlib()
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "archlab", "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    start = text.find("<svg")
+    return text[start:] if start >= 0 else text
+
+
+def svg_of(spec: FigureSpec) -> str:
+    return to_svg(draw(spec))

@@ -1,0 +1,142 @@
+"""archlab report: the page's figures hold the computed numbers (read back from the figure
+objects, not from pixels); the page is deterministic, self-contained, written atomically."""
+
+import os
+
+import pytest
+
+import archlab
+from archlab.analysis.memory import inference_peak
+from archlab.analysis.page import leaves, live_timeline, page_data, stage_boundaries
+from archlab.analysis.trace import trace_model
+from archlab.report import page
+from archlab.report.figures import draw, series_of, svg_of
+from tests.conftest import assert_one_line_error
+
+
+@pytest.fixture(scope="module")
+def mnv2():
+    return page_data("mobilenet_v2")
+
+
+def _specs(d):
+    return {s.key: s for s in page.figure_specs(d.count, d.rf, d.memory, d.timeline, d.input_shape)}
+
+
+def test_cost_bars_are_the_layers_macs_and_params(mnv2):
+    spec = _specs(mnv2)["cost"]
+    layers = [mnv2.count.layers[i] for i in leaves([layer.name for layer in mnv2.count.layers])]
+    assert spec.series_by_label()["MACs"] == tuple(layer.macs for layer in layers)
+    assert spec.series_by_label()["params"] == tuple(layer.params for layer in layers)
+    # the bars add up to the model's totals: nothing counted twice, nothing left out
+    assert sum(spec.series_by_label()["MACs"]) == mnv2.count.macs
+    assert sum(spec.series_by_label()["params"]) == mnv2.count.params
+    assert spec.vlines == tuple(b - 0.5 for b in mnv2.stage_boundaries)
+    drawn = series_of(draw(spec))
+    assert drawn["MACs"] == [float(v) for v in spec.series_by_label()["MACs"]]
+    assert drawn["params"] == [float(v) for v in spec.series_by_label()["params"]]
+
+
+def test_rf_figure_is_the_receptive_field_against_the_input_size(mnv2):
+    spec = _specs(mnv2)["rf"]
+    rows = [mnv2.rf.layers[i] for i in leaves([r["name"] for r in mnv2.rf.layers])]
+    rows = [r for r in rows if r["rf"] is not None]  # past the global pooling there is no spatial field
+    assert len(rows) >= 8
+    by_label = spec.series_by_label()
+    assert by_label["receptive field (pixels)"] == tuple(r["rf"] for r in rows)
+    assert by_label["input size (224 pixels)"] == (224,)
+    drawn = series_of(draw(spec))
+    assert drawn["receptive field (pixels)"] == [float(r["rf"]) for r in rows]
+    assert drawn["input size (224 pixels)"] == [224.0, 224.0]
+
+
+def test_memory_timeline_peaks_at_the_inference_peak_and_draws_mg(mnv2):
+    spec = _specs(mnv2)["memory"]
+    m = mnv2.memory
+    live = [p.live_bytes for p in mnv2.timeline]
+    assert max(live) == m.activation_peak_bytes
+    (x, y, text), = spec.marks
+    assert y == m.activation_peak_bytes and live[x] == y
+    drawn = series_of(draw(spec))
+    assert drawn["live activation bytes (fp32)"] == [float(v) for v in live]
+    mg = [v for k, v in drawn.items() if k.startswith("M(G)")]
+    fused = [v for k, v in drawn.items() if k.startswith("fused M(G)")]
+    assert mg == [[float(m.mg_bytes)] * 2] and fused == [[float(m.mg_fused_bytes)] * 2]
+    assert m.mg_fused_bytes < m.mg_bytes  # MobileNetV2's argument, visible
+
+
+@pytest.mark.parametrize("model", ["googlenet", "densenet121", "unet", "resnet18"])
+def test_timeline_maximum_is_the_inference_peak(model):
+    trace, _ = trace_model(model)
+    timeline = live_timeline(trace, 2)
+    assert max(p.live_bytes for p in timeline) == inference_peak(trace, 2).bytes
+    assert len(timeline) == len(trace.ops)
+
+
+def test_stage_boundaries():
+    names = ["conv1", "bn1", "maxpool", "layer1.0", "layer1.1", "layer2.0", "avgpool", "fc"]
+    assert stage_boundaries(names) == (3, 5, 6)
+    assert leaves(["features", "features.0", "features.1", "classifier"]) == [1, 2, 3]
+
+
+def test_page_is_deterministic_self_contained_and_small():
+    d = page_data("resnet152")
+    one = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline)
+    two = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline)
+    assert one == two
+    assert len(one.encode()) < 2 * 1024 * 1024
+    for key in ("cost", "rf", "memory"):
+        assert f"<figure id='fig-{key}'><svg" in one
+    assert "<script" not in one
+    # no network: the only URLs are the SVG namespaces
+    for url in ("http://", "https://"):
+        for i in range(len(one)):
+            i = one.find(url, i)
+            if i < 0:
+                break
+            assert one[i:].startswith(("http://www.w3.org/", "http://purl.org/", "http://creativecommons.org/")), \
+                one[i:i + 80]
+            i += 1
+    for needle in (f"{d.count.params:,}", f"{d.count.macs:,}", f"{d.count.flops:,}", "count complete"):
+        assert needle in one
+
+
+def test_svg_is_the_same_bytes_twice(mnv2):
+    spec = _specs(mnv2)["cost"]
+    assert svg_of(spec) == svg_of(spec)
+
+
+def test_cli_report_writes_the_page(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("report", "lenet5")
+    assert r.code == 0 and r.out == "wrote reports/lenet5.html\n"
+    text = (tmp_path / "reports" / "lenet5.html").read_text()
+    assert text.startswith("<!doctype html>") and text.count("<figure id='fig-") >= 3
+    assert "<h2>Architecture</h2>" in text  # the diagram: drawn by Graphviz, or its Mermaid source
+    r = cli("report", "lenet5", "-o", "p.md")
+    assert r.code == 0 and (tmp_path / "p.md").read_text().startswith("# lenet5")
+    assert [f for f in os.listdir(tmp_path / "reports") if f.startswith(".")] == []  # no temporary file left
+
+
+def test_cli_report_errors_leave_no_folder(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(cli("report", "nosuchnet"), "unknown model 'nosuchnet'")
+    assert not (tmp_path / "reports").exists()
+    assert_one_line_error(cli("report", "lenet5", "-o", "missing/p.html"), "does not exist")
+    assert_one_line_error(cli("report", "lenet5", "--depth", "0"), "--depth")
+
+
+def test_analyze_to_html_and_notebook_repr():
+    r = archlab.analyze("lenet5")
+    text = r.to_html()
+    assert text.startswith("<!doctype html>") and text.count("<figure id='fig-") == 3
+    assert "<svg" in r._repr_html_()
+
+
+def test_page_without_graphviz_shows_the_mermaid_source(monkeypatch):
+    import shutil
+
+    d = page_data("lenet5")
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    text = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.diagram)
+    assert "flowchart TB" in text and "apt-get install graphviz" in text and "fig-diagram" not in text

@@ -1,0 +1,58 @@
+"""archlab list --format html: the zoo at a glance; the plotted points are the zoo's computed
+params and MACs and the cited accuracies (read back from the figures)."""
+
+import os
+
+from archlab.analysis.accuracy import published_top1
+from archlab.analysis.zoo import zoo_rows
+from archlab.report.figures import draw, series_of
+from archlab.report.zoo import zoo_figures
+
+
+def test_zoo_figures_plot_the_computed_costs_and_the_cited_accuracies():
+    rows = zoo_rows()
+    accuracies = published_top1()
+    cost, acc = zoo_figures(rows, accuracies)
+    drawn = series_of(draw(cost))
+    for family in {r["family"] for r in rows}:
+        assert drawn[family] == [float(r["params"]) for r in rows if r["family"] == family]
+    xs = {s.label: s.x for s in cost.series}
+    assert sorted(x for v in xs.values() for x in v) == sorted(r["macs"] for r in rows)
+    by_name = {r["name"]: r for r in rows}
+    eff = [a for a in accuracies if a.model.startswith("efficientnet_b")]
+    assert [a.model for a in eff] == [f"efficientnet_b{i}" for i in range(8)]
+    drawn = series_of(draw(acc))
+    assert drawn["EfficientNet B0-B7"] == [a.top1 for a in eff]
+    assert {s.label: s.x for s in acc.series}["EfficientNet B0-B7"] == tuple(by_name[a.model]["macs"] for a in eff)
+    assert drawn["other models"] == [a.top1 for a in accuracies if not a.model.startswith("efficientnet")]
+
+
+def test_accuracies_are_cited():
+    for a in published_top1():
+        assert a.source and a.where.startswith("Table"), a
+        assert 50 < a.top1 < 100
+
+
+def test_zoo_html_is_up_to_date(cli):
+    """reports/zoo.html is `archlab list --format html`; regenerate it with that command when this fails."""
+    path = os.path.join(os.path.dirname(__file__), "..", "reports", "zoo.html")
+    r = cli("list", "--format", "html")
+    with open(path, encoding="utf-8") as f:
+        committed = f.read()
+    assert committed == r.out, "reports/zoo.html is out of date: run `archlab list --format html -o reports/zoo.html`"
+    assert "<script" not in r.out and r.out.count("<figure id='fig-zoo-") == 2
+
+
+def test_compare_html_draws_the_models_side_by_side(cli, tmp_path):
+    from archlab.analysis.compare import compare_models
+    from archlab.report.compare import compare_figure
+
+    rows = compare_models(["lenet5", "resnet18"])
+    drawn = series_of(draw(compare_figure(rows)))
+    assert drawn["params"] == [float(r.params) for r in rows]
+    assert drawn["MACs"] == [float(r.macs) for r in rows]
+    assert drawn["activation peak bytes"] == [float(r.activation_peak_bytes) for r in rows]
+    r = cli("compare", "lenet5", "resnet18", "-f", "html", "-o", str(tmp_path / "c.html"))
+    assert r.code == 0
+    text = (tmp_path / "c.html").read_text()
+    assert "<figure id='fig-compare'><svg" in text and f"{rows[1].macs:,}" in text
