@@ -140,3 +140,34 @@ def test_page_without_graphviz_shows_the_mermaid_source(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
     text = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.diagram)
     assert "flowchart TB" in text and "apt-get install graphviz" in text and "fig-diagram" not in text
+
+
+def test_latency_figure_is_each_kinds_share_of_time_beside_its_share_of_macs():
+    from archlab.measure.profile import by_kind
+
+    d = page_data("lenet5", latency=True, min_time=0.05)
+    spec = {s.key: s for s in page.figure_specs(d.count, d.rf, d.memory, d.timeline, d.input_shape,
+                                                d.latency)}["latency"]
+    kinds = by_kind(d.latency.layers)
+    assert spec.xticklabels == tuple(k["kind"] for k in kinds)
+    assert spec.series_by_label()["share of measured time"] == tuple(100 * k["time_share"] for k in kinds)
+    assert spec.series_by_label()["share of MACs"] == tuple(100 * k["mac_share"] for k in kinds)
+    # the MACs shares are the count's, per layer kind: they add up to the whole forward
+    assert sum(spec.series_by_label()["share of MACs"]) == pytest.approx(100.0)
+    assert series_of(draw(spec))["share of MACs"] == [float(v) for v in spec.series_by_label()["share of MACs"]]
+    # without --latency there is no such figure
+    assert "latency" not in _specs(d)
+
+
+def test_cli_report_latency_and_its_bad_inputs(cli, tmp_path):
+    out = tmp_path / "l.html"
+    r = cli("report", "lenet5", "--latency", "--min-time", "0.05", "-o", str(out))
+    assert r.code == 0, r.err
+    assert "id='fig-latency'" in out.read_text()
+    assert_one_line_error(cli("report", "lenet5", "--min-time", "0.05", "-o", str(tmp_path / "x.html")),
+                          "--min-time", "--latency")
+    assert not (tmp_path / "x.html").exists()
+    from torch import nn
+
+    with pytest.raises(archlab.UserError, match="registered model"):
+        page_data(nn.Sequential(nn.Conv2d(3, 4, 3)), input_size=(3, 8, 8), latency=True)

@@ -35,6 +35,7 @@ class PageData:
     timeline: tuple[TimelinePoint, ...]
     depth: int
     diagram: Any = None  # archlab.analysis.diagram.Diagram at depth 1
+    latency: Any = None  # archlab.measure.latency.LatencyResult with per-layer times, when measured
 
     @property
     def stage_boundaries(self) -> tuple[int, ...]:
@@ -95,9 +96,12 @@ def live_timeline(trace: Trace, act_bytes: int) -> tuple[TimelinePoint, ...]:
     return tuple(points)
 
 
-def page_data(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> PageData:
+def page_data(model_or_spec: Any, *, depth: int = 2, latency: bool = False, min_time: float = 1.0,
+              **kw: Any) -> PageData:
     """Everything the report page of a model shows. ``kw``: ``res``, ``batch``, ``alpha``,
-    ``options``, ``input_size`` (as ``archlab.analyze``)."""
+    ``options``, ``input_size`` (as ``archlab.analyze``). ``latency``: also time the model on the
+    CPU (``min_time`` seconds of timed forwards, then each module under the profiler), for the
+    figure of time per layer kind beside its share of MACs; a registered model or spec only."""
     from archlab.analysis.count import count
     from archlab.analysis.receptive_field import receptive_field
     from archlab.units import DTYPE_BYTES
@@ -112,4 +116,12 @@ def page_data(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> PageData:
     from archlab.analysis.diagram import diagram_of_trace
 
     timeline = live_timeline(trace, DTYPE_BYTES[m.act_dtype])
-    return PageData(c.model, tuple(c.input_shape), c, rf, m, timeline, depth, diagram_of_trace(trace, c.model, 1))
+    measured = None
+    if latency:
+        if not isinstance(model_or_spec, str):
+            raise UserError("--latency times a registered model or spec (a name), not an nn.Module")
+        from archlab.measure.latency import measure_all
+
+        measured = measure_all([model_or_spec], per_layer=True, min_time=min_time, **kw)[0]
+    return PageData(c.model, tuple(c.input_shape), c, rf, m, timeline, depth, diagram_of_trace(trace, c.model, 1),
+                    measured)

@@ -18,6 +18,9 @@ def report_cmd(
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     depth: int = DEPTH,
+    latency: bool = typer.Option(False, "--latency", help="Also time the model (CPU, batch as given) and each "
+                                 "module under the profiler: a figure of time per layer kind beside its MACs."),
+    min_time: float = typer.Option(1.0, "--min-time", help="With --latency: seconds of timed forwards, at least."),
     output: Optional[str] = OUTPUT,
 ) -> None:
     """One self-contained page for a model: summary, figures (inline SVG), per-layer table.
@@ -38,16 +41,20 @@ def report_cmd(
         path = output_path(output) if output is not None else None
         if path is not None:
             check_report_path("json", path)  # a folder that exists, not a directory: before the counting
-        data = page_data(model, depth=depth, res=res, input_size=size, batch=batch, alpha=alpha, options=options)
+        if not latency and min_time != 1.0:
+            raise UserError("--min-time sets how long --latency times the model; add --latency or drop --min-time")
+        data = page_data(model, depth=depth, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
+                         latency=latency, min_time=min_time)
         if path is None:
             safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in data.model)
             os.makedirs("reports", exist_ok=True)
             path = os.path.join("reports", f"{safe}.html")
         if kind == "md":
-            text = page.render_md(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline)
+            text = page.render_md(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
+                                  data.latency)
         else:
             text = page.render_html(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
-                                    data.diagram)
+                                    data.diagram, data.latency)
         write_atomic(path, text)
     except BaseException:
         if not had_folder:

@@ -12,6 +12,7 @@ import html
 from typing import Any, Sequence
 
 from archlab.analysis.page import leaves, stage_boundaries
+from archlab.measure.profile import by_kind
 from archlab.report.figures import FigureSpec, Series, svg_of
 from archlab.units import human, human_bytes, shape_str
 
@@ -25,9 +26,11 @@ def _spatial_size(input_shape: Sequence[int]) -> int | None:
 
 
 def figure_specs(count: Any = None, rf: Any = None, memory: Any = None, timeline: Any = None,
-                 input_shape: Sequence[int] = ()) -> list[FigureSpec]:
+                 input_shape: Sequence[int] = (), latency: Any = None) -> list[FigureSpec]:
     """The page's figures, as data: MACs and params per layer, the receptive field per layer,
-    the activation-memory timeline. A missing analysis leaves its figure out."""
+    the activation-memory timeline and, when latency was measured per layer (``latency``: an
+    ``archlab.measure.latency.LatencyResult``), each layer kind's share of the time beside its
+    share of the MACs. A missing analysis leaves its figure out."""
     specs: list[FigureSpec] = []
     if count is not None and count.layers:
         layers = [count.layers[i] for i in leaves([layer.name for layer in count.layers])]
@@ -68,6 +71,16 @@ def figure_specs(count: Any = None, rf: Any = None, memory: Any = None, timeline
             xlabel="op (forward order)", ylabels=("bytes",), series=tuple(series),
             marks=((peak_i, live[peak_i], f"peak {human_bytes(live[peak_i])} at {timeline[peak_i].op}"),),
             extra={"peak_index": peak_i}))
+    if latency is not None and latency.layers:
+        kinds = by_kind(latency.layers)
+        specs.append(FigureSpec(
+            key="latency",
+            title=f"Measured time per layer kind beside its share of MACs ({latency.device}, {latency.dtype}, "
+                  f"batch {latency.batch}; median forward {latency.median_ms:.3g} ms; per module, torch.profiler)",
+            xlabel="layer kind", ylabels=("share of time (%)", "share of MACs (%)"),
+            series=(Series("share of measured time", tuple(100 * k["time_share"] for k in kinds), kind="bar", panel=0),
+                    Series("share of MACs", tuple(100 * k["mac_share"] for k in kinds), kind="bar", panel=1)),
+            xticklabels=tuple(k["kind"] for k in kinds), size=(9.0, 5.5)))
     return specs
 
 
@@ -131,13 +144,13 @@ def diagram_html(diagram: Any) -> str:
 
 
 def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-         timeline: Any = None, diagram: Any = None) -> str:
+         timeline: Any = None, diagram: Any = None, latency: Any = None) -> str:
     """The page's content (what a notebook shows): headings, summary, figures, tables."""
     parts = [f"<h1>{html.escape(model)}</h1>",
              f"<p>input {html.escape(shape_str(input_shape))}; MACs are multiply-accumulates, FLOPs = 2 x MACs; "
              "bytes at the activation dtype named. Every number is computed from one meta-device trace.</p>",
              "<h2>Summary</h2>", _table(("quantity", "value"), _summary_rows(count, memory))]
-    specs = figure_specs(count, rf, memory, timeline, input_shape)
+    specs = figure_specs(count, rf, memory, timeline, input_shape, latency)
     if specs:
         parts.append("<h2>Figures</h2>")
     for spec in specs:
@@ -151,20 +164,20 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
 
 
 def render_html(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-                timeline: Any = None, diagram: Any = None) -> str:
+                timeline: Any = None, diagram: Any = None, latency: Any = None) -> str:
     """The self-contained html page (``diagram``: an ``archlab.analysis.diagram.Diagram``)."""
     return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>archlab report: {html.escape(model)}</title><style>{STYLE}</style></head><body>\n"
-            + body(model, input_shape, count, rf, memory, timeline, diagram) + "\n</body></html>\n")
+            + body(model, input_shape, count, rf, memory, timeline, diagram, latency) + "\n</body></html>\n")
 
 
 def render_md(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-              timeline: Any = None) -> str:
+              timeline: Any = None, latency: Any = None) -> str:
     """The page as markdown: tables, and the figures as inline SVG images (data URIs)."""
     lines = [f"# {model}", "", f"input {shape_str(input_shape)}; MACs are multiply-accumulates, FLOPs = 2 x MACs.",
              "", "| quantity | value |", "|---|---|"]
     lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in _summary_rows(count, memory)]
-    for spec in figure_specs(count, rf, memory, timeline, input_shape):
+    for spec in figure_specs(count, rf, memory, timeline, input_shape, latency):
         data = base64.b64encode(svg_of(spec).encode("utf-8")).decode("ascii")
         lines += ["", f"![{spec.title}](data:image/svg+xml;base64,{data})"]
     if count is not None:
