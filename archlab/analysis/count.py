@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, other_kind, unsupported_json
-from archlab.analysis.trace import Trace, check_depth, trace_model
+from archlab.analysis.trace import Trace, check_depth, described_shape, trace_model
 from archlab.analysis.training import build_for_training, split_backward, trace_training
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
@@ -220,7 +220,8 @@ def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab
         unsupported_ops=costs.unsupported,
         layers=_module_costs(trace, costs, depth),
         engine=engine,
-        input_shapes=tuple(trace.values[v].shape for v in trace.inputs),
+        input_shapes=tuple(described_shape(trace.values[v].shape, trace.values[v].dtype, trace.values[v].name)
+                           for v in trace.inputs),
         not_called=tuple(LayerCost(m.name, m.type, m.depth, None, m.params, 0) for m in trace.uncalled
                          if 0 < m.depth <= depth),
     )
@@ -272,7 +273,8 @@ def count_training(tt: Any, label: str, depth: int = 3) -> CountResult:
         unsupported_ops=costs.unsupported,
         layers=tuple(rows),
         engine="archlab",
-        input_shapes=tuple(tr.values[v].shape for v in tr.inputs),
+        input_shapes=tuple(described_shape(tr.values[v].shape, tr.values[v].dtype, tr.values[v].name)
+                           for v in tr.inputs),
         training=TrainingTotals(sum(split.input_grad), sum(split.weight_grad), backward_other,
                                 tuple(tt.freeze), tt.frozen_params),
     )

@@ -18,6 +18,7 @@ removes them in ``finally``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import re
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from archlab.analysis.rules import OpRules
 from archlab.analysis.shapes import SHAPE_RULES, Vanished
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import resolve
-from archlab.spec import ModelSpec, parse_input_size
+from archlab.spec import ForwardOption, InputShape, ModelSpec, input_dtype, parse_input_size
 from archlab.units import pair as _pair
 from archlab.user_code import user_code
 
@@ -449,21 +450,51 @@ def _left_as_found(model: nn.Module):
                 p.requires_grad_(flag)
 
 
-def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> Trace:
-    """Trace ``model`` on ``inputs`` (shapes only; any device, converted to meta).
+def described_shape(shape: tuple[int, ...], dtype: torch.dtype, name: str = "") -> tuple[int, ...]:
+    """An input's shape as reports show it: with its dtype where it is not floating point (token
+    ids: ``int64:1x128``) and the keyword that passed it (``input_ids=...``)."""
+    shown = None if dtype.is_floating_point else str(dtype).removeprefix("torch.")
+    return InputShape(shape, shown, name or None) if shown or name else tuple(shape)
+
+
+def _check_keywords(model: nn.Module, names: list[str]) -> None:
+    """Every keyword input must be a parameter of the model's forward (or it takes **kwargs)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a builtin or scripted forward: the call itself will say
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    taken = [n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                         inspect.Parameter.KEYWORD_ONLY)]
+    for name in names:
+        if name not in taken:
+            raise UserError(f"the forward of {type(model).__name__} takes no keyword '{name}' "
+                            f"(it takes: {', '.join(taken) or 'no keywords'})")
+
+
+def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
+          kwargs: dict[str, Any] | None = None) -> Trace:
+    """Trace ``model`` on ``inputs`` (shapes only; any device, converted to meta), and on the
+    keyword arguments ``kwargs`` (tensors, traced as inputs too, and other options of the forward).
 
     The model is put in eval mode for the trace and its mode restored after;
     no hook is left behind, even when the forward raises.
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    kwargs = dict(kwargs or {})
+    _check_keywords(model, list(kwargs))
     lazy = [name for name, m in model.named_modules() if isinstance(m, nn.modules.lazy.LazyModuleMixin)
             and m.has_uninitialized_params()]
     if lazy:
         raise UserError(f"'{lazy[0] or type(model).__name__}' is a lazy module whose shapes are not known yet: "
                         "run one forward on a real input first, then analyse the model")
     meta_inputs = tuple(_to_meta(t) for t in inputs)
+    meta_kwargs = {k: _to_meta(v) for k, v in kwargs.items()}
     tracer = _Tracer(model)
     in_ids = [tracer._new_value(t, INPUT) for t in meta_inputs]
+    in_ids += [tracer._new_value(t, INPUT, name=k) for k, t in meta_kwargs.items() if isinstance(t, torch.Tensor)]
+    first = next(iter([*meta_inputs, *(t for t in meta_kwargs.values() if isinstance(t, torch.Tensor))]), None)
     from torch.nn.modules import module as module_mod
 
     h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
@@ -471,7 +502,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
     try:
         with _modes_restored(model), _left_as_found(model), torch.no_grad(), _Recorder(tracer), user_code():
             model.eval()
-            out = model(*meta_inputs)
+            out = model(*meta_inputs, **meta_kwargs)
             # counted before the model is put back: a lazy layer has its shapes only now
             params = list({id(p): p for p in model.parameters()}.values())
             counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
@@ -483,7 +514,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         failed = tracer.failed_call if tracer.failed_call is not None else (tracer.stack[-1] if tracer.stack else -1)
         call = tracer.calls[failed] if failed >= 0 else None
         where = f" at layer '{call.name}' ({call.type})" if call and call.name else ""
-        shape = "x".join(map(str, inputs[0].shape[1:]))
+        shape = "x".join(map(str, first.shape[1:])) if first is not None else "-"
         msg = first_line(e, "")
         if not isinstance(e, RuntimeError):  # PyTorch's errors speak for themselves; a KeyError('x') does not
             msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
@@ -491,6 +522,9 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
             msg = _without_torch_config_advice(msg)
             msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
                     "archlab counts on meta tensors, which hold shapes but no values)")
+        elif "scalar type" in msg or "scalar types" in msg or ("dtype" in msg and "expected" in msg.lower()):
+            msg += (" (give each input's dtype in --input-size / input_size: int64:128 is a 128-long int64 "
+                    "input, token ids)")
         elif "same device" in msg and any(p.device.type != "meta" for p in model.parameters()):
             # an op that checks devices before PyTorch splits it into the ops archlab sees (nn.LSTM)
             msg += (" (archlab runs the forward on meta tensors, and this layer checks that its weights are "
@@ -500,8 +534,9 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         h_pre.remove()
         h_post.remove()
     out_ids = [tracer.value_of(t) for t in _nested_tensors(out)]
+    head = tracer.values[in_ids[0]] if in_ids else None
     return Trace(
-        input_shape=tuple(inputs[0].shape),
+        input_shape=described_shape(head.shape, head.dtype, head.name) if head else (),
         values=tracer.values,
         ops=tracer.ops,
         calls=tracer.calls,
@@ -626,8 +661,8 @@ def _checked_sizes(input_size: Any, batch: Any) -> tuple[Any, int | None]:
         input_size = parse_input_size(input_size)
     if input_size is not None:
         several = isinstance(input_size, (tuple, list)) and bool(input_size) \
-            and all(isinstance(s, (tuple, list)) for s in input_size)
-        shapes = input_size if several else [input_size]
+            and all(isinstance(s, (tuple, list, ForwardOption)) for s in input_size)
+        shapes = [s for s in input_size if not isinstance(s, ForwardOption)] if several else [input_size]
         for shape in shapes:
             if not isinstance(shape, (tuple, list)) or not shape or not all(
                     isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
@@ -636,6 +671,24 @@ def _checked_sizes(input_size: Any, batch: Any) -> tuple[Any, int | None]:
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise UserError(f"batch must be a whole number of at least 1, got {batch!r}")
     return input_size, batch
+
+
+def _model_inputs(shapes: Any, options: Any, empty: Callable[..., torch.Tensor],
+                  dtype: torch.dtype) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
+    """The positional and keyword arguments of the forward: a meta tensor per input (batch first),
+    of its own dtype where one is given (token ids: int64, id 0), else ``dtype``; the keyword ones
+    and the forward's options by name."""
+    args: list[torch.Tensor] = []
+    kwargs: dict[str, Any] = {}
+    for s in shapes:
+        t = empty(tuple(s), input_dtype(getattr(s, "dtype", None)) or dtype)
+        if getattr(s, "name", None):
+            kwargs[s.name] = t
+        else:
+            args.append(t)
+    for o in options:
+        kwargs[o.name] = o.value
+    return tuple(args), kwargs
 
 
 def check_depth(depth: Any) -> int:
@@ -664,20 +717,23 @@ def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None =
             verb = "apply" if len(ignored) > 1 else "applies"
             raise UserError(f"{', '.join(ignored)} {verb} to registered models; an nn.Module is analysed as built, "
                             "on input_size")
-        shapes = [tuple(s) for s in input_size] if isinstance(input_size[0], (tuple, list)) else [tuple(input_size)]
+        several = isinstance(input_size, list) or isinstance(input_size[0], (tuple, list, ForwardOption))
+        items = list(input_size) if several else [input_size]
         # the inputs take the model's floating dtype: an fp16 or bf16 model gets fp16 or bf16 inputs
         dtype = next((t.dtype for t in (*model_or_spec.parameters(), *model_or_spec.buffers())
                       if t.is_floating_point()), torch.float32)
-        inputs = tuple(empty((batch or 1, *s), dtype) for s in shapes)
-        return trace(model_or_spec, inputs), type(model_or_spec).__name__
+        shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s)
+                  for s in items if not isinstance(s, ForwardOption)]
+        args, kwargs = _model_inputs(shapes, [s for s in items if isinstance(s, ForwardOption)], empty, dtype)
+        return trace(model_or_spec, args, kwargs), type(model_or_spec).__name__
     if not isinstance(model_or_spec, (str, ModelSpec)):
         raise UserError(f"a model is a registered name or spec (a string) or an nn.Module, "
                         f"not {type(model_or_spec).__name__}")
     resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
     model = resolved.build(device="meta")
     try:
-        inputs = tuple(empty(s) for s in resolved.input_shapes)
-        return trace(model, inputs), resolved.label
+        args, kwargs = _model_inputs(resolved.input_shapes, resolved.forward_options, empty, torch.float32)
+        return trace(model, args, kwargs), resolved.label
     except UserError as e:
         try:
             default = tuple(resolved.info.input_shape(**resolved.options))
