@@ -31,7 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from archlab.analysis.rules import OpRules
 from archlab.analysis.shapes import SHAPE_RULES, Vanished
 from archlab.errors import UserError, first_line
-from archlab.models.resolve import resolve
+from archlab.models.resolve import reads_the_model, resolve
 from archlab.spec import ForwardOption, InputShape, ModelSpec, input_dtype, parse_input_size
 from archlab.units import pair as _pair
 from archlab.user_code import user_code
@@ -736,8 +736,12 @@ def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None =
         return trace(model, args, kwargs), resolved.label
     except UserError as e:
         try:
+            if reads_the_model(resolved.info):
+                raise e from None
             default = tuple(resolved.info.input_shape(**resolved.options))
         except UserError:  # a model without a default input: the forward's own error is the message
+            raise e from None
+        if not all(isinstance(d, int) for d in default):  # several inputs, declared by the model
             raise e from None
         if tuple(resolved.input_shape[1:]) != default:
             raise UserError(f"{e} (the model's default input is {'x'.join(map(str, default))})") from None

@@ -97,6 +97,11 @@ def resolve(
         raise UserError(f"batch must be at least 1, got {batch}")
     if res is not None and input_size is not None:
         raise UserError("give either a resolution (--res, res=) or an input size (--input-size, input=), not both")
+    declared = None
+    if input_size is None and info.external:
+        declared = info.input_shape(**typed)  # a factory's or model's declared inputs, several or of a dtype
+        if res is None and (isinstance(declared, list) or getattr(declared, "described", False)):
+            input_size = declared
     extra: tuple[tuple[int, ...], ...] = ()
     forward_options: tuple[ForwardOption, ...] = ()
     if input_size is not None and input_size and isinstance(input_size[0], (tuple, list, ForwardOption)):
@@ -108,10 +113,12 @@ def resolve(
     if input_size is not None:
         shape = input_size if isinstance(input_size, InputShape) else tuple(input_size)
         try:
-            default = tuple(info.input_shape(**typed))
+            # a default read from the built model is not looked for when an input is given (no second build)
+            default = declared if declared is not None else None if reads_the_model(info) \
+                else tuple(info.input_shape(**typed))
         except UserError:
             default = None
-        if default is not None and not extra and not forward_options and not getattr(shape, "described", False) \
+        if default is not None and all(isinstance(d, int) for d in default) and not extra and not forward_options and not getattr(shape, "described", False) \
                 and len(shape) != len(default):
             form = "C,H,W" if len(default) == 3 else f"{len(default)} numbers"
             raise UserError(f"--input-size must be {form} for '{shorten(info.name)}' (its default input is "
@@ -120,7 +127,8 @@ def resolve(
             parts.append("input=" + ";".join([input_text(s) for s in (shape, *[_unbatched(e) for e in extra])]
                                              + [str(o) for o in forward_options]))
     else:
-        shape = tuple(info.input_shape(**typed))
+        shape = declared if declared is not None else tuple(info.input_shape(**typed))
+        shape = shape if isinstance(shape, InputShape) else tuple(shape)
         if res is not None:
             if res < 1:
                 raise UserError(f"resolution must be at least 1, got {res}")
@@ -139,6 +147,12 @@ def _batched(shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
 
 def _unbatched(shape: tuple[int, ...]) -> tuple[int, ...]:
     return InputShape(shape[1:], shape.dtype, shape.name) if isinstance(shape, InputShape) else shape[1:]
+
+
+def reads_the_model(info: ModelInfo) -> bool:
+    """Whether the model's default input is read from the built model (its ``input_size`` or
+    ``example_inputs`` attribute): finding it builds the model."""
+    return bool(getattr(info.input_spec, "builds_the_model", False))
 
 
 def _same(a: Any, b: Any) -> bool:
