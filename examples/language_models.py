@@ -52,3 +52,18 @@ def llama_7b(layers: int = 32) -> nn.Module:
 bert_base.input_size = "input_ids=int64:128"
 gpt2.input_size = "input_ids=int64:128;use_cache=true"
 llama_7b.input_size = "input_ids=int64:512;use_cache=true"
+
+
+def main() -> None:
+    import archlab
+
+    for factory in (bert_base, gpt2, llama_7b):
+        r = archlab.count(factory(), input_size=factory.input_size, depth=0)
+        tokens = r.input_shapes[0][-1]
+        print(f"{factory.__name__:10}  {r.params:>14,} parameters  {r.macs:>18,} MACs for {tokens} tokens  "
+              f"= {r.macs // tokens:>14,} MACs per token  "
+              f"count {r.status}")
+
+
+if __name__ == "__main__":
+    main()

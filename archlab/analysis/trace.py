@@ -457,20 +457,22 @@ def described_shape(shape: tuple[int, ...], dtype: torch.dtype, name: str = "") 
     return InputShape(shape, shown, name or None) if shown or name else tuple(shape)
 
 
-def _check_keywords(model: nn.Module, names: list[str]) -> None:
-    """Every keyword input must be a parameter of the model's forward (or it takes **kwargs)."""
+def _check_keywords(model: nn.Module, names: list[str]) -> list[str]:
+    """Every keyword input must be a parameter of the model's forward; returns those that only a
+    ``**kwargs`` takes (the trace then checks that the forward used them)."""
     try:
         params = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):  # a builtin or scripted forward: the call itself will say
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
+        return []
     taken = [n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                          inspect.Parameter.KEYWORD_ONLY)]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return [n for n in names if n not in taken]
     for name in names:
         if name not in taken:
             raise UserError(f"the forward of {type(model).__name__} takes no keyword '{name}' "
                             f"(it takes: {', '.join(taken) or 'no keywords'})")
+    return []
 
 
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
@@ -483,7 +485,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     kwargs = dict(kwargs or {})
-    _check_keywords(model, list(kwargs))
+    only_by_kwargs = _check_keywords(model, list(kwargs))
     lazy = [name for name, m in model.named_modules() if isinstance(m, nn.modules.lazy.LazyModuleMixin)
             and m.has_uninitialized_params()]
     if lazy:
@@ -534,6 +536,12 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
         h_pre.remove()
         h_post.remove()
     out_ids = [tracer.value_of(t) for t in _nested_tensors(out)]
+    used = {v for op in tracer.ops for v in op.inputs} | set(out_ids)
+    for vid in in_ids:  # a keyword only **kwargs took, and nothing read: a misspelt or unknown input
+        value = tracer.values[vid]
+        if value.name in only_by_kwargs and vid not in used:
+            raise UserError(f"the forward of {type(model).__name__} did not use the input '{value.name}' "
+                            f"(its **kwargs took it): not an input of this model?")
     head = tracer.values[in_ids[0]] if in_ids else None
     return Trace(
         input_shape=described_shape(head.shape, head.dtype, head.name) if head else (),
