@@ -258,6 +258,35 @@ def _attention_kernel(op: OpView) -> tuple[int, int]:
     return _real(op, macs), scores
 
 
+def _recurrent(op: OpView, skip: int) -> tuple[int, int]:
+    # lstm/gru/rnn_* (input, hx..., params...): each 2-d weight (w_ih, w_hh of every layer and
+    # direction) is one matrix x vector per token, as the ops PyTorch splits them into on meta; the
+    # biases are one addition per row per token. The gates' element-wise work is not counted here.
+    x, params = op.input_shapes[0], op.input_shapes[skip:]
+    tokens = math.prod(x[:-1])
+    macs = sum(math.prod(w) for w in params if len(w) == 2)
+    return _real(op, tokens * macs), tokens * sum(math.prod(b) for b in params if len(b) == 1)
+
+
+@_builtin("lstm.input", kind="matmul")
+def _lstm(op: OpView) -> tuple[int, int]:
+    return _recurrent(op, 3)  # input, h0, c0
+
+
+@_builtin("gru.input", "rnn_tanh.input", "rnn_relu.input", kind="matmul")
+def _gru(op: OpView) -> tuple[int, int]:
+    return _recurrent(op, 2)  # input, h0
+
+
+@_builtin("mkldnn_rnn_layer", kind="matmul")
+def _mkldnn_rnn_layer(op: OpView) -> tuple[int, int]:
+    # one layer and direction of an LSTM on the CPU: (input, w_ih, w_hh, b_ih, b_hh, hx, cx, ...)
+    x, w_ih, w_hh = op.input_shapes[:3]
+    tokens = math.prod(x[:-1])
+    biases = [b for b in op.input_shapes[3:5] if len(b) == 1]
+    return _real(op, tokens * (math.prod(w_ih) + math.prod(w_hh))), tokens * sum(b[0] for b in biases)
+
+
 def _per_output(op: OpView) -> tuple[int, int]:
     return 0, op.output_numel
 

@@ -224,6 +224,7 @@ class _Tracer:
         for n, m in model.named_modules(remove_duplicate=False):
             self.names.setdefault(id(m), n)  # a shared module goes by its first name (self.c, not its alias)
         self.unregistered = 0
+        self.real = False  # --engine real: ops run on the real tensors (values read, memory used)
         self.param_counts: dict[int, int] = {}
         for n, p in list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers()):
             self._new_value(p, PARAM, name=n)
@@ -247,9 +248,9 @@ class _Tracer:
         name = func._overloadpacket.__name__
         flat_in = _tensors(args) + (_tensors(tuple(kwargs.values())) if kwargs else [])
         in_ids = [self.value_of(t) for t in flat_in]
-        margs, mkwargs = _on_meta(args, kwargs, flat_in)
+        margs, mkwargs = (args, kwargs) if self.real else _on_meta(args, kwargs, flat_in)
         try:
-            out = _run_on_meta(func, margs, mkwargs)
+            out = func(*margs, **mkwargs) if self.real else _run_on_meta(func, margs, mkwargs)
         except Exception as e:
             if self.failed_call is None:
                 self.failed_call = self.stack[-1] if self.stack else -1
@@ -476,12 +477,14 @@ def _check_keywords(model: nn.Module, names: list[str]) -> list[str]:
 
 
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
-          kwargs: dict[str, Any] | None = None) -> Trace:
+          kwargs: dict[str, Any] | None = None, real: bool = False) -> Trace:
     """Trace ``model`` on ``inputs`` (shapes only; any device, converted to meta), and on the
     keyword arguments ``kwargs`` (tensors, traced as inputs too, and other options of the forward).
 
     The model is put in eval mode for the trace and its mode restored after;
-    no hook is left behind, even when the forward raises.
+    no hook is left behind, even when the forward raises. ``real``: run every op on the real
+    tensors given (``--engine real``: builders and forwards that read values), recorded by the
+    same dispatch-level trace.
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     kwargs = dict(kwargs or {})
@@ -491,9 +494,20 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
     if lazy:
         raise UserError(f"'{lazy[0] or type(model).__name__}' is a lazy module whose shapes are not known yet: "
                         "run one forward on a real input first, then analyse the model")
-    meta_inputs = tuple(_to_meta(t) for t in inputs)
-    meta_kwargs = {k: _to_meta(v) for k, v in kwargs.items()}
+    scripted = [name for name, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
+    if scripted:
+        raise UserError(f"'{scripted[0] or type(model).__name__}' is a torch.jit.script module: TorchScript runs "
+                        "its own interpreter, which archlab's trace cannot follow; count the nn.Module before "
+                        "scripting it")
+    uninitialized = [name for name, t in (*model.named_parameters(), *model.named_buffers())
+                     if isinstance(t, nn.parameter.UninitializedTensorMixin)]
+    if uninitialized:
+        raise UserError(f"'{uninitialized[0]}' is an uninitialized parameter (its shape is not known yet): "
+                        "initialize it (or run one forward on a real input) first, then analyse the model")
+    meta_inputs = inputs if real else tuple(_to_meta(t) for t in inputs)
+    meta_kwargs = kwargs if real else {k: _to_meta(v) for k, v in kwargs.items()}
     tracer = _Tracer(model)
+    tracer.real = real
     in_ids = [tracer._new_value(t, INPUT) for t in meta_inputs]
     in_ids += [tracer._new_value(t, INPUT, name=k) for k, t in meta_kwargs.items() if isinstance(t, torch.Tensor)]
     first = next(iter([*meta_inputs, *(t for t in meta_kwargs.values() if isinstance(t, torch.Tensor))]), None)
@@ -523,14 +537,16 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
         if "meta tensor" in msg or "data-independent" in msg or "register_meta" in msg:
             msg = _without_torch_config_advice(msg)
             msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
-                    "archlab counts on meta tensors, which hold shapes but no values)")
+                    "archlab counts on meta tensors, which hold shapes but no values; --engine real runs it "
+                    "on real tensors and counts that input)")
         elif "scalar type" in msg or "scalar types" in msg or ("dtype" in msg and "expected" in msg.lower()):
             msg += (" (give each input's dtype in --input-size / input_size: int64:128 is a 128-long int64 "
                     "input, token ids)")
         elif "same device" in msg and any(p.device.type != "meta" for p in model.parameters()):
             # an op that checks devices before PyTorch splits it into the ops archlab sees (nn.LSTM)
             msg += (" (archlab runs the forward on meta tensors, and this layer checks that its weights are "
-                    "there too: build the model under 'with torch.device(\"meta\"):' to count it)")
+                    "there too: build the model under 'with torch.device(\"meta\"):' to count it, or count it "
+                    "with --engine real)")
         raise UserError(f"the forward pass failed{where} for input {shape}: {msg}") from None
     finally:
         h_pre.remove()
@@ -681,6 +697,18 @@ def _checked_sizes(input_size: Any, batch: Any) -> tuple[Any, int | None]:
     return input_size, batch
 
 
+def _built(resolved: Any, device: str) -> nn.Module:
+    """The resolved model built on ``device``; a builder that reads tensor values fails on meta:
+    the one-line error names --engine real."""
+    try:
+        return resolved.build(device=device)
+    except UserError as e:
+        if device == "meta" and ("meta tensor" in str(e) or "data-independent" in str(e)):
+            raise UserError(f"{e} (the builder reads tensor values, which meta tensors do not hold: "
+                            f"--engine real builds it on the CPU and counts it)") from None
+        raise
+
+
 def _model_inputs(shapes: Any, options: Any, empty: Callable[..., torch.Tensor],
                   dtype: torch.dtype) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
     """The positional and keyword arguments of the forward: a meta tensor per input (batch first),
@@ -706,11 +734,21 @@ def check_depth(depth: Any) -> int:
 
 
 def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None = None, batch: int | None = None,
-                alpha: float | None = None, options: dict[str, Any] | None = None) -> tuple[Trace, str]:
-    """Build (on the meta device, for a registered model) and trace. Returns (trace, label)."""
+                alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
+                device: str = "cpu") -> tuple[Trace, str]:
+    """Build (on the meta device, for a registered model) and trace. Returns (trace, label).
+
+    ``real``: build the model on ``device`` and run it on real inputs there (floats: normal noise,
+    seeded; integers: zeros) under the same trace, for builders and forwards that read values."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+
     def empty(shape, dtype=torch.float32):
         try:
-            return torch.empty(shape, device="meta", dtype=dtype)
+            if not real:
+                return torch.empty(shape, device="meta", dtype=dtype)
+            if dtype.is_floating_point or dtype.is_complex:
+                return torch.randn(shape, dtype=dtype, generator=generator).to(device)
+            return torch.zeros(shape, dtype=dtype, device=device)
         except (RuntimeError, TypeError, OverflowError):  # a size or an element count beyond int64
             raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
 
@@ -730,18 +768,20 @@ def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None =
         # the inputs take the model's floating dtype: an fp16 or bf16 model gets fp16 or bf16 inputs
         dtype = next((t.dtype for t in (*model_or_spec.parameters(), *model_or_spec.buffers())
                       if t.is_floating_point()), torch.float32)
+        if real:  # the inputs go where the model's weights are
+            device = str(next(iter(model_or_spec.parameters()), torch.empty(0)).device)
         shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s)
                   for s in items if not isinstance(s, ForwardOption)]
         args, kwargs = _model_inputs(shapes, [s for s in items if isinstance(s, ForwardOption)], empty, dtype)
-        return trace(model_or_spec, args, kwargs), type(model_or_spec).__name__
+        return trace(model_or_spec, args, kwargs, real=real), type(model_or_spec).__name__
     if not isinstance(model_or_spec, (str, ModelSpec)):
         raise UserError(f"a model is a registered name or spec (a string) or an nn.Module, "
                         f"not {type(model_or_spec).__name__}")
     resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
-    model = resolved.build(device="meta")
+    model = _built(resolved, device if real else "meta")
     try:
         args, kwargs = _model_inputs(resolved.input_shapes, resolved.forward_options, empty, torch.float32)
-        return trace(model, args, kwargs), resolved.label
+        return trace(model, args, kwargs, real=real), resolved.label
     except UserError as e:
         try:
             if reads_the_model(resolved.info):
