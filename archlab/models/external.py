@@ -30,25 +30,62 @@ def is_external(name: str) -> bool:
     return ":" in name
 
 
-def _torchvision(name: str) -> tuple[Callable[..., Any], tuple[int, int, int]]:
+# torchvision's model families, by the module whose builders list_models(module=...) lists, and
+# the default input (one sample's) of each: video clips are C,T,H,W; RAFT takes two frames.
+_TV_FAMILIES = (("", (3, 224, 224)), ("segmentation", (3, 520, 520)), ("video", (3, 16, 112, 112)),
+                ("optical_flow", [(3, 224, 224), (3, 224, 224)]), ("quantization", (3, 224, 224)),
+                ("detection", (3, 800, 800)))
+# video models trained at 224 x 224 (the rest of torchvision's video models take 112 x 112 clips)
+_TV_VIDEO_224 = ("mvit", "swin3d", "s3d")
+
+
+def _torchvision_names(tvm: Any) -> dict[str, tuple[str, Any]]:
+    """Every torchvision builder's name -> (its family, its default input)."""
+    names: dict[str, tuple[str, Any]] = {}
+    for family, size in _TV_FAMILIES:
+        module = getattr(tvm, family, None) if family else tvm
+        if module is None:
+            continue
+        for n in tvm.list_models(module=module):
+            if family == "video" and n.startswith(_TV_VIDEO_224):
+                size = (3, 16, 224, 224)
+            elif family == "video":
+                size = (3, 16, 112, 112)
+            names.setdefault(n, (family or "classification", size))
+    return names
+
+
+def _torchvision(name: str) -> tuple[Callable[..., Any], Any]:
     try:
         import torchvision.models as tvm
     except ImportError:
         raise UserError("'torchvision:' models need torchvision: pip install torchvision (a build matching torch)") from None
     except Exception as e:  # a torchvision built for another torch fails at import
         raise UserError(f"torchvision is installed but cannot be imported here: {first_line(e)}") from None
-    names = tvm.list_models(module=tvm)
+    names = _torchvision_names(tvm)
     if name not in names:
         import difflib
 
-        close = difflib.get_close_matches(name, names, n=3)
+        close = difflib.get_close_matches(name, list(names), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"torchvision has no model '{shorten(name)}'{hint}")
+    family, size = names[name]
 
     def build(**options):
+        if family in ("segmentation", "detection"):
+            options.setdefault("weights_backbone", None)  # never download a backbone's weights
         return tvm.get_model(name, weights=None, **options)
 
-    return build, (3, 299, 299) if name.startswith("inception") else (3, 224, 224)
+    if name.startswith("inception") or name.startswith("quantized_inception"):
+        size = (3, 299, 299)
+
+    def input_size(**options: Any) -> Any:
+        side = options.get("image_size")  # vit_h_14@image_size=518: the model's own geometry
+        if isinstance(side, int) and isinstance(size, tuple) and len(size) == 3:
+            return (size[0], side, side)
+        return size
+
+    return build, input_size
 
 
 def _timm(name: str) -> tuple[Callable[..., Any], tuple[int, int, int] | None]:
@@ -229,7 +266,8 @@ def external_info(name: str) -> ModelInfo:
         return ModelInfo(name, family, paper, builder, from_the_model, None, note="external",
                          open_options=_options_of(fn))
     return ModelInfo(name, family, paper, builder,
-                     size if isinstance(size, list) or hasattr(size, "dtype") else tuple(size) if size else None,
+                     size if callable(size) or isinstance(size, list) or hasattr(size, "dtype")
+                     else tuple(size) if size else None,
                      None, note="external", open_options=_options_of(fn))
 
 
