@@ -45,7 +45,7 @@ def parse_positive_int(text: str, what: str, minimum: int = 1) -> int:
 # The dtypes an input may be given (``int64:128``): PyTorch's names, and the short ones it accepts too.
 INPUT_DTYPES = ("float32", "float", "float16", "half", "bfloat16", "float64", "double", "int64", "long", "int32",
                 "int", "int16", "short", "int8", "uint8", "bool", "complex64", "complex128")
-_TRUE_WORDS = ("true", "false", "none")
+_OPTION_WORDS = ("true", "false", "none")
 
 
 class InputShape(tuple):
@@ -118,7 +118,7 @@ def _parse_one_input(chunk: str, text: str) -> InputShape | ForwardOption:
         if not body:
             raise UserError(f"--input-size: the input '{name}=' has no shape (write {name}=128, or "
                             f"{name}=int64:128 for token ids)")
-        if body.lower() in _TRUE_WORDS:  # a non-tensor option of the forward: use_cache=false
+        if body.lower() in _OPTION_WORDS:  # a non-tensor option of the forward: use_cache=false
             return ForwardOption(name, {"true": True, "false": False, "none": None}[body.lower()])
     dtype = None
     if ":" in body:
