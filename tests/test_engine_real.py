@@ -145,3 +145,21 @@ def test_a_keyword_only_kwargs_took_must_be_used(cli, path):
 def test_training_is_the_meta_engines(cli, path):
     assert_one_line_error(cli("count", f"{path}:gate", "--input-size", "16", "--engine", "real", "--training"),
                           "--training is counted by archlab's own engine")
+
+
+@pytest.mark.parametrize("engine", ["archlab", "real"])
+def test_transformer_encoder_with_a_padding_mask(engine):
+    class Enc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True), 2)
+
+        def forward(self, x, mask):
+            return self.enc(x, src_key_padding_mask=mask.bool())
+
+    # per layer, 10 tokens of width 32, 4 heads of 8: in_proj 32x96, out_proj 32x32, q @ k^T and
+    # scores @ v 4 x 10 x 10 x 8 each, feed-forward 32x64 and 64x32 (no nested-tensor fast path)
+    per_layer = 10 * 32 * 96 + 10 * 32 * 32 + 2 * 4 * 10 * 10 * 8 + 2 * 10 * 32 * 64
+    r = archlab.count(Enc(), input_size="10,32;mask=int64:10", engine=engine, depth=0)
+    assert r.macs == 2 * per_layer and r.status == "complete"
+    assert torch.backends.mha.get_fastpath_enabled(), "the fast path is put back"

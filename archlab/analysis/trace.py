@@ -451,6 +451,23 @@ def _left_as_found(model: nn.Module):
                 p.requires_grad_(flag)
 
 
+@contextlib.contextmanager
+def _no_mha_fastpath() -> Iterator[None]:
+    """nn.MultiheadAttention and nn.TransformerEncoder without their inference fast path (fused
+    kernels on nested tensors, which have no meta kernels and no plain shapes): the standard
+    path's ops, the same attention, are traced instead. Restored after."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    saved = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(saved)
+
+
 def described_shape(shape: tuple[int, ...], dtype: torch.dtype, name: str = "") -> tuple[int, ...]:
     """An input's shape as reports show it: with its dtype where it is not floating point (token
     ids: ``int64:1x128``) and the keyword that passed it (``input_ids=...``)."""
@@ -516,7 +533,8 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
     h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
     h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:
-        with _modes_restored(model), _left_as_found(model), torch.no_grad(), _Recorder(tracer), user_code():
+        with _modes_restored(model), _left_as_found(model), torch.no_grad(), _no_mha_fastpath(), \
+                _Recorder(tracer), user_code():
             model.eval()
             out = model(*meta_inputs, **meta_kwargs)
             # counted before the model is put back: a lazy layer has its shapes only now
