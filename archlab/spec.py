@@ -42,19 +42,115 @@ def parse_positive_int(text: str, what: str, minimum: int = 1) -> int:
     return value
 
 
-def parse_input_size(text: str) -> tuple[int, ...] | list[tuple[int, ...]]:
-    """``C,H,W`` (or ``CxHxW``) -> a tuple of positive ints; several inputs separated by ``;``
-    (``3,224,224;10``, for a model whose forward takes two tensors) -> a list of tuples.
+# The dtypes an input may be given (``int64:128``): PyTorch's names, and the short ones it accepts too.
+INPUT_DTYPES = ("float32", "float", "float16", "half", "bfloat16", "float64", "double", "int64", "long", "int32",
+                "int", "int16", "short", "int8", "uint8", "bool", "complex64", "complex128")
+_OPTION_WORDS = ("true", "false", "none")
+
+
+class InputShape(tuple):
+    """One input of a model: its shape (one sample's, or batch first once resolved) as a tuple of
+    ints, and, where given, its dtype (``int64``; none: the model's floating dtype) and the keyword
+    that passes it to the forward (``input_ids``; none: positional)."""
+
+    dtype: str | None
+    name: str | None
+
+    def __new__(cls, dims: Any, dtype: str | None = None, name: str | None = None) -> InputShape:
+        self = super().__new__(cls, tuple(dims))
+        self.dtype = dtype
+        self.name = name
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return InputShape, (tuple(self), self.dtype, self.name)
+
+    def batched(self, batch: int) -> InputShape:
+        """This input with the batch prepended."""
+        return InputShape((batch, *self), self.dtype, self.name)
+
+    @property
+    def described(self) -> bool:
+        """Whether a dtype or a keyword was given (then the header shows them)."""
+        return self.dtype is not None or self.name is not None
+
+
+@dataclass(frozen=True)
+class ForwardOption:
+    """A non-tensor keyword argument of the forward (``use_cache=false`` in ``--input-size``)."""
+
+    name: str
+    value: Any
+
+    def __str__(self) -> str:
+        return f"{self.name}={str(self.value).lower() if isinstance(self.value, bool) else self.value}"
+
+
+def input_text(shape: Any) -> str:
+    """One input as the user writes it: ``3x224x224``, ``int64:1x128``, ``input_ids=int64:1x128``."""
+    text = "x".join(map(str, shape))
+    if getattr(shape, "dtype", None):
+        text = f"{shape.dtype}:{text}"
+    if getattr(shape, "name", None):
+        text = f"{shape.name}={text}"
+    return text
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
+
+
+def input_dtype(name: str | None) -> Any:
+    """The ``torch.dtype`` of an input's dtype name (None stays None)."""
+    return None if name is None else _torch_dtype(name)
+
+
+def _parse_one_input(chunk: str, text: str) -> InputShape | ForwardOption:
+    name = None
+    body = chunk.strip()
+    if "=" in body:
+        name, _, body = body.partition("=")
+        name, body = name.strip(), body.strip()
+        if not name.isidentifier():
+            raise UserError(f"--input-size: '{shorten(name)}' is not a keyword argument name (in '{shorten(text)}')")
+        if not body:
+            raise UserError(f"--input-size: the input '{name}=' has no shape (write {name}=128, or "
+                            f"{name}=int64:128 for token ids)")
+        if body.lower() in _OPTION_WORDS:  # a non-tensor option of the forward: use_cache=false
+            return ForwardOption(name, {"true": True, "false": False, "none": None}[body.lower()])
+    dtype = None
+    if ":" in body:
+        dtype, _, body = body.partition(":")
+        dtype = dtype.strip()
+        if dtype not in INPUT_DTYPES:
+            raise UserError(f"--input-size: unknown dtype '{shorten(dtype)}' (choose one of {', '.join(INPUT_DTYPES)})")
+    parts = body.replace("x", ",").replace("×", ",").split(",")
+    if not body.strip() or not all(p.strip() for p in parts):
+        raise UserError(f"--input-size takes each input's shape as positive integers (C,H,W, or any rank: 64, "
+                        f"3,16,112,112), with an optional dtype (int64:128) and keyword (input_ids=int64:128), "
+                        f"several separated by ';', got '{shorten(text)}'")
+    return InputShape((parse_positive_int(p, "each --input-size value") for p in parts), dtype, name)
+
+
+def parse_input_size(text: str) -> tuple[int, ...] | list[Any]:
+    """``C,H,W`` (or ``CxHxW``, or any rank: ``64``, ``3,16,112,112``) -> a tuple of positive
+    ints; an input may carry a dtype (``int64:128``) and a keyword (``input_ids=int64:128``), and
+    several are separated by ``;`` (``3,224,224;10``) -> a list; a keyword whose value is
+    ``true``, ``false`` or ``none`` is a non-tensor option of the forward (``use_cache=false``).
     Each shape is one sample's: the batch is prepended."""
-    chunks = str(text).split(";")
-    shapes = []
-    for chunk in chunks:
-        parts = chunk.replace("x", ",").replace("×", ",").split(",")
-        if not chunk.strip() or not all(p.strip() for p in parts) or (len(chunks) == 1 and len(parts) != 3):
-            raise UserError(f"--input-size must be C,H,W (three positive integers; several inputs separated by ';'), "
-                            f"got '{text}'")
-        shapes.append(tuple(parse_positive_int(p, "each --input-size value") for p in parts))
-    return shapes[0] if len(shapes) == 1 else shapes
+    items = [_parse_one_input(chunk, str(text)) for chunk in str(text).split(";")]
+    names = [i.name for i in items if i.name]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"--input-size gives the keyword '{twice[0]}' twice")
+    if len(items) == 1 and isinstance(items[0], InputShape):
+        only = items[0]
+        return only if only.described else tuple(only)
+    if not any(isinstance(i, InputShape) for i in items):
+        raise UserError(f"--input-size gives no tensor input, only options of the forward: '{shorten(text)}'")
+    return [i if isinstance(i, ForwardOption) or i.described else tuple(i) for i in items]
 
 
 def parse_assignment(text: str, flag: str = "--set") -> tuple[str, str]:

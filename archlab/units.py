@@ -29,7 +29,15 @@ def human_bytes(n: float) -> str:
 
 
 def shape_str(shape: Sequence[int] | None) -> str:
-    return "x".join(map(str, shape)) if shape else "-"
+    """``3x224x224``; an input given with a dtype or a keyword shows them: ``input_ids=int64:1x128``."""
+    if not shape:
+        return "-"
+    text = "x".join(map(str, shape))
+    if getattr(shape, "dtype", None):
+        text = f"{shape.dtype}:{text}"
+    if getattr(shape, "name", None):
+        text = f"{shape.name}={text}"
+    return text
 
 
 def pair(value: int | Sequence[int], n: int = 2) -> tuple[int, ...]:

@@ -128,14 +128,14 @@ def two(): return Two()
 
 
 class Cumsum(nn.Module):
-    """cumsum has no cost rule: the count is partial."""
+    """lgamma has no cost rule: the count is partial (the factory kept its name from when cumsum had none)."""
 
     def __init__(self):
         super().__init__()
         self.c = nn.Conv2d(3, 4, 3)
 
     def forward(self, x):
-        return torch.cumsum(self.c(x), dim=1)
+        return torch.lgamma(self.c(x))
 
 
 def cumsum(): return Cumsum()

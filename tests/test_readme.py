@@ -163,6 +163,10 @@ def test_readme_example(example: Example, cli, tmp_path, monkeypatch):
             if name not in example.files:
                 pytest.skip(f"README does not show {name} in a ```python block (first line '# {name}') "
                             "before this example")
+            if "from transformers import" in example.files[name]:
+                # the optional extra; imported here first, so that its import (seconds) is not the
+                # user's code running long (the "still waiting" notice on stderr)
+                pytest.importorskip("transformers")
             (tmp_path / name).write_text(example.files[name], encoding="utf-8")
             monkeypatch.chdir(tmp_path)
 

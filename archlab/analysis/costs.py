@@ -33,6 +33,8 @@ from numbers import Integral
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+import torch
+
 from archlab.analysis.rules import OpRules
 from archlab.analysis.trace import Call, Op, Trace
 from archlab.errors import UserError, first_line
@@ -69,6 +71,12 @@ class OpView:
     input_shapes: tuple[tuple[int, ...], ...]  # the tensor arguments, in order
     output_shapes: tuple[tuple[int, ...], ...]
     attrs: Mapping[str, Any]  # geometry the trace recorded (kernel, stride, ... of conv and pool ops)
+    input_dtypes: tuple[torch.dtype, ...] = ()  # of the tensor arguments, in order
+
+    @property
+    def complex(self) -> bool:
+        """Whether a tensor argument is complex (a complex multiply-accumulate is 4 real ones)."""
+        return any(d.is_complex for d in self.input_dtypes)
 
     @property
     def output_numel(self) -> int:
@@ -85,7 +93,8 @@ def op_view(op: Op, trace: Trace) -> OpView:
     """The read-only view of one traced op that cost rules receive."""
     values = trace.values
     return OpView(op.name, op.target, tuple(values[v].shape for v in op.inputs),
-                  tuple(values[v].shape for v in op.outputs), MappingProxyType(op.attrs))
+                  tuple(values[v].shape for v in op.outputs), MappingProxyType(op.attrs),
+                  tuple(values[v].dtype for v in op.inputs))
 
 
 Rule = Callable[[OpView], "tuple[int, int]"]  # -> (macs, other ops)
@@ -172,24 +181,110 @@ def _convolution(op: OpView) -> tuple[int, int]:
     return macs, math.prod(out) if has_bias else 0
 
 
+def _real(op: OpView, macs: int) -> int:
+    """Real MACs: a complex multiply-accumulate is 4 real multiplies and 4 real additions."""
+    return 4 * macs if op.complex else macs
+
+
 @_builtin("addmm", kind="linear")
 def _addmm(op: OpView) -> tuple[int, int]:
     # addmm(bias, mat1, mat2): mat1 @ mat2 plus a bias broadcast over the rows
     a, b = op.input_shapes[1], op.input_shapes[2]
-    return math.prod(a) * b[-1], op.output_numel
+    return _real(op, math.prod(a) * b[-1]), op.output_numel
 
 
 @_builtin("mm", kind="matmul")
 def _mm(op: OpView) -> tuple[int, int]:
     a, b = op.input_shapes[0], op.input_shapes[1]
-    return math.prod(a) * b[-1], 0
+    return _real(op, math.prod(a) * b[-1]), 0
 
 
 @_builtin("bmm", "baddbmm", kind="bmm")
 def _bmm(op: OpView) -> tuple[int, int]:
     a, b = op.input_shapes[-2], op.input_shapes[-1]
     extra = op.output_numel if op.name == "baddbmm" else 0
-    return math.prod(a) * b[-1], extra
+    return _real(op, math.prod(a) * b[-1]), extra
+
+
+@_builtin("mv", "dot", "vdot", kind="matmul")
+def _mv(op: OpView) -> tuple[int, int]:
+    # mv(mat (n, m), vec (m)): n*m; dot(a (n), b (n)): n -- one MAC per element of the first argument
+    return _real(op, op.input_numel), 0
+
+
+@_builtin("addmv", kind="linear")
+def _addmv(op: OpView) -> tuple[int, int]:
+    # addmv(bias (n), mat (n, m), vec (m)): mat @ vec, plus n bias additions
+    return _real(op, math.prod(op.input_shapes[1])), op.output_numel
+
+
+@_builtin("addbmm", kind="bmm")
+def _addbmm(op: OpView) -> tuple[int, int]:
+    # addbmm(self (n, p), b1 (b, n, m), b2 (b, m, p)): the b products summed into self
+    a, b = op.input_shapes[1], op.input_shapes[2]
+    return _real(op, math.prod(a) * b[-1]), op.output_numel
+
+
+def _attention_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> tuple[int, int]:
+    """(MACs, softmax elements) of attention on (batch, heads, sequence, head dim) tensors, as
+    PyTorch's FlopCounterMode counts it: q @ k^T and scores @ v, the query's heads throughout
+    (grouped-query attention broadcasts the key/value heads); the mask and causality are not
+    subtracted. The softmax over the scores is one operation per score."""
+    b, h, s_q, d = q
+    s_k, d_v = k[-2], v[-1]
+    scores = b * h * s_q * s_k
+    return scores * d + scores * d_v, scores
+
+
+@_builtin(
+    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_fused_attention_overrideable",
+    kind="bmm")
+def _sdpa(op: OpView) -> tuple[int, int]:
+    # query, key, value: (batch, heads, sequence, head dim); an attention mask (a later argument)
+    # is added to the scores: one more operation per score
+    macs, scores = _attention_macs(*op.input_shapes[:3])
+    masked = any(len(s) >= 2 and s[-2:] == (op.input_shapes[0][-2], op.input_shapes[1][-2])
+                 for s in op.input_shapes[3:])
+    return _real(op, macs), scores * (2 if masked else 1)
+
+
+@_builtin("_flash_attention_forward", "_efficient_attention_forward", kind="bmm")
+def _attention_kernel(op: OpView) -> tuple[int, int]:
+    # the kernels under the CUDA backends take (batch, sequence, heads, head dim)
+    q, k, v = ((s[0], s[2], s[1], s[3]) for s in op.input_shapes[:3])
+    macs, scores = _attention_macs(q, k, v)
+    return _real(op, macs), scores
+
+
+def _recurrent(op: OpView, skip: int) -> tuple[int, int]:
+    # lstm/gru/rnn_* (input, hx..., params...): each 2-d weight (w_ih, w_hh of every layer and
+    # direction) is one matrix x vector per token, as the ops PyTorch splits them into on meta; the
+    # biases are one addition per row per token. The gates' element-wise work is not counted here.
+    x, params = op.input_shapes[0], op.input_shapes[skip:]
+    tokens = math.prod(x[:-1])
+    macs = sum(math.prod(w) for w in params if len(w) == 2)
+    return _real(op, tokens * macs), tokens * sum(math.prod(b) for b in params if len(b) == 1)
+
+
+@_builtin("lstm.input", kind="matmul")
+def _lstm(op: OpView) -> tuple[int, int]:
+    return _recurrent(op, 3)  # input, h0, c0
+
+
+@_builtin("gru.input", "rnn_tanh.input", "rnn_relu.input", kind="matmul")
+def _gru(op: OpView) -> tuple[int, int]:
+    return _recurrent(op, 2)  # input, h0
+
+
+@_builtin("mkldnn_rnn_layer", kind="matmul")
+def _mkldnn_rnn_layer(op: OpView) -> tuple[int, int]:
+    # one layer and direction of an LSTM on the CPU: (input, w_ih, w_hh, b_ih, b_hh, hx, cx, ...)
+    x, w_ih, w_hh = op.input_shapes[:3]
+    tokens = math.prod(x[:-1])
+    biases = [b for b in op.input_shapes[3:5] if len(b) == 1]
+    return _real(op, tokens * (math.prod(w_ih) + math.prod(w_hh))), tokens * sum(b[0] for b in biases)
 
 
 def _per_output(op: OpView) -> tuple[int, int]:
@@ -227,12 +322,17 @@ _builtin(
     "avg_pool3d", "max_pool3d_with_indices", "avg_pool1d", "max_pool1d",
     kind="pooling")(_per_input)
 _builtin("mean", "sum", "amax", "amin", "max", "min", "prod", "var", "var_mean", "std",
+         "linalg_vector_norm", "norm", "cumsum", "cumsum_", "cumprod", "logsumexp", "topk", "sort", "argmax",
+         "argmin", "any", "all", "aminmax", "std_mean", "count_nonzero",
          kind="reduction")(_per_input)
 _builtin(
     "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "pow", "pow_", "neg", "exp", "exp_",
     "log", "sqrt", "rsqrt", "reciprocal", "abs", "maximum", "minimum", "where", "addcmul", "addcdiv",
     "square", "erf", "lerp", "sign", "floor", "ceil", "round", "fmod", "remainder", "eq", "ne", "lt", "le",
     "gt", "ge", "logical_and", "logical_or", "logical_not", "bitwise_and", "bitwise_or",
+    "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "sin_", "cos_", "bitwise_not",
+    "bitwise_xor", "logical_xor", "log1p", "expm1", "log2", "log10", "exp2", "isinf", "isnan", "trunc",
+    "frac", "sgn", "angle", "complex", "polar", "real", "imag", "conj_physical",
     kind="elementwise")(_per_output)
 _builtin(
     "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact2d",
@@ -244,16 +344,18 @@ _builtin(
     "index", "index_select", "gather", "_to_copy", "copy_", "copy", "roll", "flip", "repeat", "masked_fill",
     "masked_fill_", "fill_", "zero_", "scatter", "index_put_", "index_put", "native_dropout", "bernoulli_",
     "tril", "triu", "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "_unsafe_index",
+    "embedding", "im2col", "col2im", "max_unpool2d", "max_unpool3d", "masked_scatter", "scatter_add",
+    "scatter_add_", "index_fill", "index_fill_", "index_copy", "repeat_interleave", "masked_select",
     kind="data")(_per_output)
 _builtin(
     "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "squeeze", "unsqueeze",
     "flatten", "slice", "select", "narrow", "split", "split_with_sizes", "chunk", "unbind", "detach",
-    "alias", "as_strided", "lift_fresh", "empty", "empty_like", "empty_strided", "zeros", "zeros_like",
+    "alias", "as_strided", "as_strided_", "lift_fresh", "empty", "empty_like", "empty_strided", "zeros", "zeros_like",
     "ones", "ones_like", "full", "full_like", "new_empty", "new_zeros", "new_ones", "new_full", "arange",
     "scalar_tensor", "_local_scalar_dense", "unfold", "movedim", "expand_as", "view_as", "resize_",
     "set_", "_reshape_alias", "diagonal", "split_copy", "unsqueeze_", "squeeze_", "t_", "transpose_",
     "linspace", "lift_fresh_copy", "rand", "randn", "rand_like", "randn_like", "dim", "sym_size",
-    "_to_dense", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
+    "_to_dense", "view_as_real", "view_as_complex", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
     kind=FREE_KIND)(_free)
 
 
@@ -302,6 +404,7 @@ _builtin(
     kind="upsampling")(_per_grad_output)
 _builtin("native_dropout_backward", kind="elementwise")(_per_output)
 _builtin("slice_backward", "select_backward", "index_select_backward", "narrow_copy", "index_add", "index_add_",
+         "embedding_dense_backward",
          kind="data")(_per_output)
 _builtin("new_empty_strided", kind=FREE_KIND)(_free)
 

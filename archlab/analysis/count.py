@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, other_kind, unsupported_json
-from archlab.analysis.trace import Trace, check_depth, trace_model
+from archlab.analysis.trace import Trace, check_depth, described_shape, trace_model
 from archlab.analysis.training import build_for_training, split_backward, trace_training
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
@@ -220,7 +220,8 @@ def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab
         unsupported_ops=costs.unsupported,
         layers=_module_costs(trace, costs, depth),
         engine=engine,
-        input_shapes=tuple(trace.values[v].shape for v in trace.inputs),
+        input_shapes=tuple(described_shape(trace.values[v].shape, trace.values[v].dtype, trace.values[v].name)
+                           for v in trace.inputs),
         not_called=tuple(LayerCost(m.name, m.type, m.depth, None, m.params, 0) for m in trace.uncalled
                          if 0 < m.depth <= depth),
     )
@@ -272,10 +273,26 @@ def count_training(tt: Any, label: str, depth: int = 3) -> CountResult:
         unsupported_ops=costs.unsupported,
         layers=tuple(rows),
         engine="archlab",
-        input_shapes=tuple(tr.values[v].shape for v in tr.inputs),
+        input_shapes=tuple(described_shape(tr.values[v].shape, tr.values[v].dtype, tr.values[v].name)
+                           for v in tr.inputs),
         training=TrainingTotals(sum(split.input_grad), sum(split.weight_grad), backward_other,
                                 tuple(tt.freeze), tt.frozen_params),
     )
+
+
+def _check_real_fits(model_or_spec: Any, device: str, force: bool, **sizes: Any) -> None:
+    """The memory guard of --engine real: the meta trace's estimate of a real forward (parameters and
+    the activations, all kept: the trace holds every tensor) must fit the device's free memory.
+    A model whose meta trace fails (it reads values) is estimated by its parameters alone."""
+    from archlab.analysis.memory import run_bytes
+    from archlab.measure.guard import check_fits
+
+    try:
+        tr, _ = trace_model(model_or_spec, **sizes)
+    except UserError:
+        return  # the real run is the only way to know; a build that reads values is small enough to try
+    needed = sum(tr.values[v].numel * tr.values[v].itemsize for v in range(len(tr.values)))
+    check_fits(max(needed, run_bytes(tr)), device, force, what="--engine real (a real forward, every tensor kept)")
 
 
 def count(
@@ -309,8 +326,8 @@ def count(
     input-gradient and weight-gradient MACs, per layer. ``freeze``: module-name globs whose
     parameters get no gradient (fine-tuning).
     """
-    if engine not in ("archlab", "fvcore"):
-        raise UserError(f"unknown engine '{engine}' (choose archlab or fvcore)")
+    if engine not in ("archlab", "fvcore", "real"):
+        raise UserError(f"unknown engine '{engine}' (choose archlab, fvcore or real)")
     check_depth(depth)
     if isinstance(freeze, str):
         freeze = (freeze,)
@@ -318,13 +335,20 @@ def count(
         raise UserError("--freeze says which modules get no gradient in training: add --training")
     if training:
         if engine != "archlab":
-            raise UserError("--training is counted by archlab's own engine (fvcore counts the forward only)")
+            raise UserError("--training is counted by archlab's own engine on meta tensors (fvcore and real count "
+                            "the forward only)")
         model, inputs, label = build_for_training(model_or_spec, input_size=input_size, res=res, batch=batch,
                                                   alpha=alpha, options=options)
         return count_training(trace_training(model, inputs, tuple(freeze)), label, depth=depth)
     stages = 2 if engine == "fvcore" else 1  # the trace (quick), fvcore's real forward
+    if engine == "real":
+        from archlab.measure.devices import check_device
+
+        check_device(device)
+        _check_real_fits(model_or_spec, device, force, input_size=input_size, res=res, batch=batch, alpha=alpha,
+                         options=options)
     tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
-                            options=options)
+                            options=options, real=engine == "real", device=device)
     result = count_trace(tr, label, depth=depth, engine=engine)
     from archlab.models.paper_flops import paper_flops
 

@@ -18,6 +18,7 @@ removes them in ``finally``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import re
 from dataclasses import dataclass, field
@@ -30,8 +31,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from archlab.analysis.rules import OpRules
 from archlab.analysis.shapes import SHAPE_RULES, Vanished
 from archlab.errors import UserError, first_line
-from archlab.models.resolve import resolve
-from archlab.spec import ModelSpec, parse_input_size
+from archlab.models.resolve import reads_the_model, resolve
+from archlab.spec import ForwardOption, InputShape, ModelSpec, input_dtype, parse_input_size
 from archlab.units import pair as _pair
 from archlab.user_code import user_code
 
@@ -223,6 +224,7 @@ class _Tracer:
         for n, m in model.named_modules(remove_duplicate=False):
             self.names.setdefault(id(m), n)  # a shared module goes by its first name (self.c, not its alias)
         self.unregistered = 0
+        self.real = False  # --engine real: ops run on the real tensors (values read, memory used)
         self.param_counts: dict[int, int] = {}
         for n, p in list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers()):
             self._new_value(p, PARAM, name=n)
@@ -246,9 +248,9 @@ class _Tracer:
         name = func._overloadpacket.__name__
         flat_in = _tensors(args) + (_tensors(tuple(kwargs.values())) if kwargs else [])
         in_ids = [self.value_of(t) for t in flat_in]
-        margs, mkwargs = _on_meta(args, kwargs, flat_in)
+        margs, mkwargs = (args, kwargs) if self.real else _on_meta(args, kwargs, flat_in)
         try:
-            out = _run_on_meta(func, margs, mkwargs)
+            out = func(*margs, **mkwargs) if self.real else _run_on_meta(func, margs, mkwargs)
         except Exception as e:
             if self.failed_call is None:
                 self.failed_call = self.stack[-1] if self.stack else -1
@@ -449,29 +451,92 @@ def _left_as_found(model: nn.Module):
                 p.requires_grad_(flag)
 
 
-def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> Trace:
-    """Trace ``model`` on ``inputs`` (shapes only; any device, converted to meta).
+@contextlib.contextmanager
+def _no_mha_fastpath() -> Iterator[None]:
+    """nn.MultiheadAttention and nn.TransformerEncoder without their inference fast path (fused
+    kernels on nested tensors, which have no meta kernels and no plain shapes): the standard
+    path's ops, the same attention, are traced instead. Restored after."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    saved = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(saved)
+
+
+def described_shape(shape: tuple[int, ...], dtype: torch.dtype, name: str = "") -> tuple[int, ...]:
+    """An input's shape as reports show it: with its dtype where it is not floating point (token
+    ids: ``int64:1x128``) and the keyword that passed it (``input_ids=...``)."""
+    shown = None if dtype.is_floating_point else str(dtype).removeprefix("torch.")
+    return InputShape(shape, shown, name or None) if shown or name else tuple(shape)
+
+
+def _check_keywords(model: nn.Module, names: list[str]) -> list[str]:
+    """Every keyword input must be a parameter of the model's forward; returns those that only a
+    ``**kwargs`` takes (the trace then checks that the forward used them)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a builtin or scripted forward: the call itself will say
+        return []
+    taken = [n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                         inspect.Parameter.KEYWORD_ONLY)]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return [n for n in names if n not in taken]
+    for name in names:
+        if name not in taken:
+            raise UserError(f"the forward of {type(model).__name__} takes no keyword '{name}' "
+                            f"(it takes: {', '.join(taken) or 'no keywords'})")
+    return []
+
+
+def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
+          kwargs: dict[str, Any] | None = None, real: bool = False) -> Trace:
+    """Trace ``model`` on ``inputs`` (shapes only; any device, converted to meta), and on the
+    keyword arguments ``kwargs`` (tensors, traced as inputs too, and other options of the forward).
 
     The model is put in eval mode for the trace and its mode restored after;
-    no hook is left behind, even when the forward raises.
+    no hook is left behind, even when the forward raises. ``real``: run every op on the real
+    tensors given (``--engine real``: builders and forwards that read values), recorded by the
+    same dispatch-level trace.
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    kwargs = dict(kwargs or {})
+    only_by_kwargs = _check_keywords(model, list(kwargs))
     lazy = [name for name, m in model.named_modules() if isinstance(m, nn.modules.lazy.LazyModuleMixin)
             and m.has_uninitialized_params()]
     if lazy:
         raise UserError(f"'{lazy[0] or type(model).__name__}' is a lazy module whose shapes are not known yet: "
                         "run one forward on a real input first, then analyse the model")
-    meta_inputs = tuple(_to_meta(t) for t in inputs)
+    scripted = [name for name, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
+    if scripted:
+        raise UserError(f"'{scripted[0] or type(model).__name__}' is a torch.jit.script module: TorchScript runs "
+                        "its own interpreter, which archlab's trace cannot follow; count the nn.Module before "
+                        "scripting it")
+    uninitialized = [name for name, t in (*model.named_parameters(), *model.named_buffers())
+                     if isinstance(t, nn.parameter.UninitializedTensorMixin)]
+    if uninitialized:
+        raise UserError(f"'{uninitialized[0]}' is an uninitialized parameter (its shape is not known yet): "
+                        "initialize it (or run one forward on a real input) first, then analyse the model")
+    meta_inputs = inputs if real else tuple(_to_meta(t) for t in inputs)
+    meta_kwargs = kwargs if real else {k: _to_meta(v) for k, v in kwargs.items()}
     tracer = _Tracer(model)
+    tracer.real = real
     in_ids = [tracer._new_value(t, INPUT) for t in meta_inputs]
+    in_ids += [tracer._new_value(t, INPUT, name=k) for k, t in meta_kwargs.items() if isinstance(t, torch.Tensor)]
+    first = next(iter([*meta_inputs, *(t for t in meta_kwargs.values() if isinstance(t, torch.Tensor))]), None)
     from torch.nn.modules import module as module_mod
 
     h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
     h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:
-        with _modes_restored(model), _left_as_found(model), torch.no_grad(), _Recorder(tracer), user_code():
+        with _modes_restored(model), _left_as_found(model), torch.no_grad(), _no_mha_fastpath(), \
+                _Recorder(tracer), user_code():
             model.eval()
-            out = model(*meta_inputs)
+            out = model(*meta_inputs, **meta_kwargs)
             # counted before the model is put back: a lazy layer has its shapes only now
             params = list({id(p): p for p in model.parameters()}.values())
             counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
@@ -483,25 +548,37 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> 
         failed = tracer.failed_call if tracer.failed_call is not None else (tracer.stack[-1] if tracer.stack else -1)
         call = tracer.calls[failed] if failed >= 0 else None
         where = f" at layer '{call.name}' ({call.type})" if call and call.name else ""
-        shape = "x".join(map(str, inputs[0].shape[1:]))
+        shape = "x".join(map(str, first.shape[1:])) if first is not None else "-"
         msg = first_line(e, "")
         if not isinstance(e, RuntimeError):  # PyTorch's errors speak for themselves; a KeyError('x') does not
             msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
         if "meta tensor" in msg or "data-independent" in msg or "register_meta" in msg:
             msg = _without_torch_config_advice(msg)
             msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
-                    "archlab counts on meta tensors, which hold shapes but no values)")
+                    "archlab counts on meta tensors, which hold shapes but no values; --engine real runs it "
+                    "on real tensors and counts that input)")
+        elif "scalar type" in msg or "scalar types" in msg or ("dtype" in msg and "expected" in msg.lower()):
+            msg += (" (give each input's dtype in --input-size / input_size: int64:128 is a 128-long int64 "
+                    "input, token ids)")
         elif "same device" in msg and any(p.device.type != "meta" for p in model.parameters()):
             # an op that checks devices before PyTorch splits it into the ops archlab sees (nn.LSTM)
             msg += (" (archlab runs the forward on meta tensors, and this layer checks that its weights are "
-                    "there too: build the model under 'with torch.device(\"meta\"):' to count it)")
+                    "there too: build the model under 'with torch.device(\"meta\"):' to count it, or count it "
+                    "with --engine real)")
         raise UserError(f"the forward pass failed{where} for input {shape}: {msg}") from None
     finally:
         h_pre.remove()
         h_post.remove()
     out_ids = [tracer.value_of(t) for t in _nested_tensors(out)]
+    used = {v for op in tracer.ops for v in op.inputs} | set(out_ids)
+    for vid in in_ids:  # a keyword only **kwargs took, and nothing read: a misspelt or unknown input
+        value = tracer.values[vid]
+        if value.name in only_by_kwargs and vid not in used:
+            raise UserError(f"the forward of {type(model).__name__} did not use the input '{value.name}' "
+                            f"(its **kwargs took it): not an input of this model?")
+    head = tracer.values[in_ids[0]] if in_ids else None
     return Trace(
-        input_shape=tuple(inputs[0].shape),
+        input_shape=described_shape(head.shape, head.dtype, head.name) if head else (),
         values=tracer.values,
         ops=tracer.ops,
         calls=tracer.calls,
@@ -626,8 +703,8 @@ def _checked_sizes(input_size: Any, batch: Any) -> tuple[Any, int | None]:
         input_size = parse_input_size(input_size)
     if input_size is not None:
         several = isinstance(input_size, (tuple, list)) and bool(input_size) \
-            and all(isinstance(s, (tuple, list)) for s in input_size)
-        shapes = input_size if several else [input_size]
+            and all(isinstance(s, (tuple, list, ForwardOption)) for s in input_size)
+        shapes = [s for s in input_size if not isinstance(s, ForwardOption)] if several else [input_size]
         for shape in shapes:
             if not isinstance(shape, (tuple, list)) or not shape or not all(
                     isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
@@ -638,6 +715,36 @@ def _checked_sizes(input_size: Any, batch: Any) -> tuple[Any, int | None]:
     return input_size, batch
 
 
+def _built(resolved: Any, device: str) -> nn.Module:
+    """The resolved model built on ``device``; a builder that reads tensor values fails on meta:
+    the one-line error names --engine real."""
+    try:
+        return resolved.build(device=device)
+    except UserError as e:
+        if device == "meta" and ("meta tensor" in str(e) or "data-independent" in str(e)):
+            raise UserError(f"{e} (the builder reads tensor values, which meta tensors do not hold: "
+                            f"--engine real builds it on the CPU and counts it)") from None
+        raise
+
+
+def _model_inputs(shapes: Any, options: Any, empty: Callable[..., torch.Tensor],
+                  dtype: torch.dtype) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
+    """The positional and keyword arguments of the forward: a meta tensor per input (batch first),
+    of its own dtype where one is given (token ids: int64, id 0), else ``dtype``; the keyword ones
+    and the forward's options by name."""
+    args: list[torch.Tensor] = []
+    kwargs: dict[str, Any] = {}
+    for s in shapes:
+        t = empty(tuple(s), input_dtype(getattr(s, "dtype", None)) or dtype)
+        if getattr(s, "name", None):
+            kwargs[s.name] = t
+        else:
+            args.append(t)
+    for o in options:
+        kwargs[o.name] = o.value
+    return tuple(args), kwargs
+
+
 def check_depth(depth: Any) -> int:
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise UserError(f"depth must be a whole number of at least 0, got {depth!r}")
@@ -645,11 +752,21 @@ def check_depth(depth: Any) -> int:
 
 
 def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None = None, batch: int | None = None,
-                alpha: float | None = None, options: dict[str, Any] | None = None) -> tuple[Trace, str]:
-    """Build (on the meta device, for a registered model) and trace. Returns (trace, label)."""
+                alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
+                device: str = "cpu") -> tuple[Trace, str]:
+    """Build (on the meta device, for a registered model) and trace. Returns (trace, label).
+
+    ``real``: build the model on ``device`` and run it on real inputs there (floats: normal noise,
+    seeded; integers: zeros) under the same trace, for builders and forwards that read values."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+
     def empty(shape, dtype=torch.float32):
         try:
-            return torch.empty(shape, device="meta", dtype=dtype)
+            if not real:
+                return torch.empty(shape, device="meta", dtype=dtype)
+            if dtype.is_floating_point or dtype.is_complex:
+                return torch.randn(shape, dtype=dtype, generator=generator).to(device)
+            return torch.zeros(shape, dtype=dtype, device=device)
         except (RuntimeError, TypeError, OverflowError):  # a size or an element count beyond int64
             raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
 
@@ -664,24 +781,33 @@ def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None =
             verb = "apply" if len(ignored) > 1 else "applies"
             raise UserError(f"{', '.join(ignored)} {verb} to registered models; an nn.Module is analysed as built, "
                             "on input_size")
-        shapes = [tuple(s) for s in input_size] if isinstance(input_size[0], (tuple, list)) else [tuple(input_size)]
+        several = isinstance(input_size, list) or isinstance(input_size[0], (tuple, list, ForwardOption))
+        items = list(input_size) if several else [input_size]
         # the inputs take the model's floating dtype: an fp16 or bf16 model gets fp16 or bf16 inputs
         dtype = next((t.dtype for t in (*model_or_spec.parameters(), *model_or_spec.buffers())
                       if t.is_floating_point()), torch.float32)
-        inputs = tuple(empty((batch or 1, *s), dtype) for s in shapes)
-        return trace(model_or_spec, inputs), type(model_or_spec).__name__
+        if real:  # the inputs go where the model's weights are
+            device = str(next(iter(model_or_spec.parameters()), torch.empty(0)).device)
+        shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s)
+                  for s in items if not isinstance(s, ForwardOption)]
+        args, kwargs = _model_inputs(shapes, [s for s in items if isinstance(s, ForwardOption)], empty, dtype)
+        return trace(model_or_spec, args, kwargs, real=real), type(model_or_spec).__name__
     if not isinstance(model_or_spec, (str, ModelSpec)):
         raise UserError(f"a model is a registered name or spec (a string) or an nn.Module, "
                         f"not {type(model_or_spec).__name__}")
     resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
-    model = resolved.build(device="meta")
+    model = _built(resolved, device if real else "meta")
     try:
-        inputs = tuple(empty(s) for s in resolved.input_shapes)
-        return trace(model, inputs), resolved.label
+        args, kwargs = _model_inputs(resolved.input_shapes, resolved.forward_options, empty, torch.float32)
+        return trace(model, args, kwargs, real=real), resolved.label
     except UserError as e:
         try:
+            if reads_the_model(resolved.info):
+                raise e from None
             default = tuple(resolved.info.input_shape(**resolved.options))
         except UserError:  # a model without a default input: the forward's own error is the message
+            raise e from None
+        if not all(isinstance(d, int) for d in default):  # several inputs, declared by the model
             raise e from None
         if tuple(resolved.input_shape[1:]) != default:
             raise UserError(f"{e} (the model's default input is {'x'.join(map(str, default))})") from None

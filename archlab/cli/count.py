@@ -19,9 +19,10 @@ def count(
     depth: int = DEPTH,
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
-    engine: Engine = typer.Option(Engine.archlab, "--engine", help="archlab (meta trace, nothing runs) or fvcore."),
-    device: str = device_option("cpu, cuda or cuda:N (where --engine fvcore runs the model)."),
-    force: bool = force_option("Run --engine fvcore even if it looks too big for memory."),
+    engine: Engine = typer.Option(Engine.archlab, "--engine", help="archlab (meta trace, nothing runs), fvcore, or real (build and run on "
+                                "--device, for builders and forwards that read values: counts for this input)."),
+    device: str = device_option("cpu, cuda or cuda:N (where --engine fvcore or real runs the model)."),
+    force: bool = force_option("Run --engine fvcore or real even if it looks too big for memory."),
     training: bool = typer.Option(False, "--training", help="Count one training step: the forward and autograd's "
                                   "backward (input- and weight-gradient MACs), per layer."),
     freeze: Optional[List[str]] = typer.Option(None, "--freeze", help="With --training: module-name glob whose "

@@ -33,6 +33,7 @@ TimeDType = _choices("TimeDType", FLOAT_DTYPES)  # what a real forward runs in (
 class Engine(str, Enum):
     archlab = "archlab"
     fvcore = "fvcore"
+    real = "real"
 
 
 # --- shared options -------------------------------------------------------------

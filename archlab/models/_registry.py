@@ -56,7 +56,8 @@ class ModelInfo:
         (EfficientNet's compound builder derives its resolution from phi)."""
         if callable(self.input_spec):
             merged = {**self.options, **options}
-            return tuple(self.input_spec(**merged))
+            found = self.input_spec(**merged)
+            return found if isinstance(found, list) or hasattr(found, "dtype") else tuple(found)
         if self.input_spec is None:
             raise UserError(f"'{self.name}' has no default input size: give --input-size C,H,W")
         return self.input_spec

@@ -30,25 +30,62 @@ def is_external(name: str) -> bool:
     return ":" in name
 
 
-def _torchvision(name: str) -> tuple[Callable[..., Any], tuple[int, int, int]]:
+# torchvision's model families, by the module whose builders list_models(module=...) lists, and
+# the default input (one sample's) of each: video clips are C,T,H,W; RAFT takes two frames.
+_TV_FAMILIES = (("", (3, 224, 224)), ("segmentation", (3, 520, 520)), ("video", (3, 16, 112, 112)),
+                ("optical_flow", [(3, 224, 224), (3, 224, 224)]), ("quantization", (3, 224, 224)),
+                ("detection", (3, 800, 800)))
+# video models trained at 224 x 224 (the rest of torchvision's video models take 112 x 112 clips)
+_TV_VIDEO_224 = ("mvit", "swin3d", "s3d")
+
+
+def _torchvision_names(tvm: Any) -> dict[str, tuple[str, Any]]:
+    """Every torchvision builder's name -> (its family, its default input)."""
+    names: dict[str, tuple[str, Any]] = {}
+    for family, size in _TV_FAMILIES:
+        module = getattr(tvm, family, None) if family else tvm
+        if module is None:
+            continue
+        for n in tvm.list_models(module=module):
+            if family == "video" and n.startswith(_TV_VIDEO_224):
+                size = (3, 16, 224, 224)
+            elif family == "video":
+                size = (3, 16, 112, 112)
+            names.setdefault(n, (family or "classification", size))
+    return names
+
+
+def _torchvision(name: str) -> tuple[Callable[..., Any], Any]:
     try:
         import torchvision.models as tvm
     except ImportError:
         raise UserError("'torchvision:' models need torchvision: pip install torchvision (a build matching torch)") from None
     except Exception as e:  # a torchvision built for another torch fails at import
         raise UserError(f"torchvision is installed but cannot be imported here: {first_line(e)}") from None
-    names = tvm.list_models(module=tvm)
+    names = _torchvision_names(tvm)
     if name not in names:
         import difflib
 
-        close = difflib.get_close_matches(name, names, n=3)
+        close = difflib.get_close_matches(name, list(names), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"torchvision has no model '{shorten(name)}'{hint}")
+    family, size = names[name]
 
     def build(**options):
+        if family in ("segmentation", "detection"):
+            options.setdefault("weights_backbone", None)  # never download a backbone's weights
         return tvm.get_model(name, weights=None, **options)
 
-    return build, (3, 299, 299) if name.startswith("inception") else (3, 224, 224)
+    if name.startswith("inception") or name.startswith("quantized_inception"):
+        size = (3, 299, 299)
+
+    def input_size(**options: Any) -> Any:
+        side = options.get("image_size")  # vit_h_14@image_size=518: the model's own geometry
+        if isinstance(side, int) and isinstance(size, tuple) and len(size) == 3:
+            return (size[0], side, side)
+        return size
+
+    return build, input_size
 
 
 def _timm(name: str) -> tuple[Callable[..., Any], tuple[int, int, int] | None]:
@@ -185,7 +222,7 @@ def external_info(name: str) -> ModelInfo:
         family, paper = "timm", f"timm.create_model('{rest}')"
     else:
         fn = _user_callable(name)
-        size = getattr(fn, "input_size", None)
+        size = _declared_inputs(fn, name)
         family, paper = "user", name
         import torch
 
@@ -211,5 +248,84 @@ def external_info(name: str) -> ModelInfo:
             raise UserError(f"'{shorten(name)}' returned a {type(model).__name__}, not an nn.Module")
         return model
 
-    return ModelInfo(name, family, paper, builder, tuple(size) if size else None, None,
-                     note="external", open_options=_options_of(fn))
+    if size is None and prefix not in ("torchvision", "timm"):
+        def from_the_model(**options: Any) -> Any:
+            """The returned model's own ``input_size`` / ``example_inputs``, read from a meta build."""
+            import torch
+
+            with torch.device("meta"):
+                model = builder(**options)
+            found = _declared_inputs(model, name)
+            if found is None:
+                raise UserError(f"'{shorten(name)}' has no default input size: give --input-size C,H,W (any "
+                                f"rank, int64:128 for token ids), or give the factory or the model an "
+                                f"input_size or example_inputs attribute")
+            return found
+
+        from_the_model.builds_the_model = True  # type: ignore[attr-defined]
+        return ModelInfo(name, family, paper, builder, from_the_model, None, note="external",
+                         open_options=_options_of(fn))
+    return ModelInfo(name, family, paper, builder,
+                     size if callable(size) or isinstance(size, list) or hasattr(size, "dtype")
+                     else tuple(size) if size else None,
+                     None, note="external", open_options=_options_of(fn))
+
+
+def _declared_inputs(obj: Any, name: str) -> Any:
+    """The inputs a factory or a model declares: an ``input_size`` attribute (``(3, 224, 224)``, or
+    a string as ``--input-size`` takes it, ``"input_ids=int64:128"``), or ``example_inputs`` (a
+    tuple or dict of tensors, or a function returning one, as ``torch.export`` users write them:
+    the first dimension of each tensor is the batch, which ``--batch`` sets). None when neither."""
+    from archlab.spec import parse_input_size
+
+    size = getattr(obj, "input_size", None)
+    if isinstance(size, str):
+        return parse_input_size(size)
+    if size is not None:
+        return size
+    examples = getattr(obj, "example_inputs", None)
+    if examples is None:
+        return None
+    if callable(examples):
+        try:
+            with user_code(f"'{shorten(name)}' example_inputs"):
+                examples = examples()
+        except UserError:
+            raise
+        except (Exception, SystemExit) as e:
+            raise UserError(f"example_inputs of '{shorten(name)}' failed: {type(e).__name__}: {_first(e)}") from None
+    return _inputs_of_examples(examples, name)
+
+
+def _inputs_of_examples(examples: Any, name: str) -> list[Any]:
+    import torch
+
+    from archlab.spec import ForwardOption, InputShape
+
+    if isinstance(examples, torch.Tensor):
+        examples = (examples,)
+    if isinstance(examples, tuple) and len(examples) == 2 and isinstance(examples[1], dict) \
+            and isinstance(examples[0], tuple):  # (args, kwargs), as torch.export.export takes them
+        items = [*((None, a) for a in examples[0]), *examples[1].items()]
+    elif isinstance(examples, (tuple, list)):
+        items = [(None, a) for a in examples]
+    elif isinstance(examples, dict):
+        items = list(examples.items())
+    else:
+        raise UserError(f"example_inputs of '{shorten(name)}' is a {type(examples).__name__}: give a tuple or "
+                        f"dict of tensors")
+    out: list[Any] = []
+    for key, value in items:
+        if isinstance(value, torch.Tensor):
+            if value.dim() < 1:
+                raise UserError(f"example_inputs of '{shorten(name)}': a tensor needs a batch dimension first")
+            dtype = None if value.is_floating_point() else str(value.dtype).removeprefix("torch.")
+            out.append(InputShape(tuple(value.shape[1:]), dtype, key))
+        elif key is not None and (value is None or isinstance(value, (bool, int, float, str))):
+            out.append(ForwardOption(key, value))
+        else:
+            raise UserError(f"example_inputs of '{shorten(name)}': {key or 'an argument'} is a "
+                            f"{type(value).__name__}, not a tensor")
+    if not any(isinstance(o, InputShape) for o in out):
+        raise UserError(f"example_inputs of '{shorten(name)}' has no tensor")
+    return out

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 from archlab.errors import UserError, shorten
 from archlab.models._registry import ModelInfo
 from archlab.models.catalog import get_model_info
-from archlab.spec import ModelSpec, coerce, literal, parse_input_size, parse_positive_int, parse_spec
+from archlab.spec import (ForwardOption, InputShape, ModelSpec, coerce, input_text, literal, parse_input_size,
+                          parse_positive_int, parse_spec)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -24,6 +25,7 @@ class Resolved:
     input_shape: tuple[int, ...]  # N, C, H, W (of the first input)
     label: str  # the spec as the user should read it
     extra_inputs: tuple[tuple[int, ...], ...] = ()  # further inputs, batch first, for multi-input models
+    forward_options: tuple[ForwardOption, ...] = ()  # non-tensor keyword arguments of the forward
 
     @property
     def input_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -95,21 +97,38 @@ def resolve(
         raise UserError(f"batch must be at least 1, got {batch}")
     if res is not None and input_size is not None:
         raise UserError("give either a resolution (--res, res=) or an input size (--input-size, input=), not both")
+    declared = None
+    if input_size is None and info.external:
+        declared = info.input_shape(**typed)  # a factory's or model's declared inputs, several or of a dtype
+        if res is None and (isinstance(declared, list) or getattr(declared, "described", False)):
+            input_size = declared
     extra: tuple[tuple[int, ...], ...] = ()
-    if input_size is not None and input_size and isinstance(input_size[0], (tuple, list)):
-        input_size, *rest = [tuple(s) for s in input_size]
-        extra = tuple((batch, *s) for s in rest)
+    forward_options: tuple[ForwardOption, ...] = ()
+    if input_size is not None and input_size and isinstance(input_size[0], (tuple, list, ForwardOption)):
+        forward_options = tuple(s for s in input_size if isinstance(s, ForwardOption))
+        input_size, *rest = [s if isinstance(s, InputShape) else tuple(s) for s in input_size
+                             if not isinstance(s, ForwardOption)]
+        extra = tuple(_batched(s, batch) for s in rest)
     parts = [f"{k}={v}" for k, v in typed.items()]
     if input_size is not None:
-        shape = tuple(input_size)
+        shape = input_size if isinstance(input_size, InputShape) else tuple(input_size)
         try:
-            default = tuple(info.input_shape(**typed))
+            # a default read from the built model is not looked for when an input is given (no second build)
+            default = declared if declared is not None else None if reads_the_model(info) \
+                else tuple(info.input_shape(**typed))
         except UserError:
             default = None
-        if shape != default:
-            parts.append("input=" + ";".join("x".join(map(str, s)) for s in (shape, *[e[1:] for e in extra])))
+        if default is not None and all(isinstance(d, int) for d in default) and not extra and not forward_options and not getattr(shape, "described", False) \
+                and len(shape) != len(default):
+            form = "C,H,W" if len(default) == 3 else f"{len(default)} numbers"
+            raise UserError(f"--input-size must be {form} for '{shorten(info.name)}' (its default input is "
+                            f"{'x'.join(map(str, default))}), got {'x'.join(map(str, shape))}")
+        if shape != default or forward_options or any(getattr(x, "described", False) for x in (shape, *extra)):
+            parts.append("input=" + ";".join([input_text(s) for s in (shape, *[_unbatched(e) for e in extra])]
+                                             + [str(o) for o in forward_options]))
     else:
-        shape = tuple(info.input_shape(**typed))
+        shape = declared if declared is not None else tuple(info.input_shape(**typed))
+        shape = shape if isinstance(shape, InputShape) else tuple(shape)
         if res is not None:
             if res < 1:
                 raise UserError(f"resolution must be at least 1, got {res}")
@@ -119,7 +138,21 @@ def resolve(
                 parts.append(f"res={res}")
             shape = (shape[0], res, res)
     label = info.name + ("@" + ",".join(parts) if parts else "")
-    return Resolved(info, typed, (batch, *shape), label, extra)
+    return Resolved(info, typed, _batched(shape, batch), label, extra, forward_options)
+
+
+def _batched(shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
+    return shape.batched(batch) if isinstance(shape, InputShape) else (batch, *shape)
+
+
+def _unbatched(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return InputShape(shape[1:], shape.dtype, shape.name) if isinstance(shape, InputShape) else shape[1:]
+
+
+def reads_the_model(info: ModelInfo) -> bool:
+    """Whether the model's default input is read from the built model (its ``input_size`` or
+    ``example_inputs`` attribute): finding it builds the model."""
+    return bool(getattr(info.input_spec, "builds_the_model", False))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -158,9 +191,9 @@ def _shape_text(shape: Any) -> str:
         return ""
     if isinstance(shape, str):
         return shape
-    if shape and isinstance(shape[0], (tuple, list)):
-        return ";".join("x".join(map(str, s)) for s in shape)
-    return "x".join(map(str, shape))
+    if shape and isinstance(shape[0], (tuple, list, ForwardOption)):
+        return ";".join(str(s) if isinstance(s, ForwardOption) else input_text(s) for s in shape)
+    return input_text(shape)
 
 
 def build(name: str, **options: Any) -> nn.Module:

@@ -1,0 +1,165 @@
+"""--engine real (issue 18): builders and forwards that read tensor values are built and run on
+the CPU under the same dispatch-level trace; recurrent layers with real weights; scripted modules
+and uninitialized parameters refused in one line."""
+
+import pytest
+import torch
+from torch import nn
+
+import archlab
+from archlab.errors import UserError
+from conftest import assert_one_line_error
+
+FILE = '''
+import torch
+from torch import nn
+
+
+def regnet_like(width: int = 8):
+    # the widths come from tensor values, as torchvision's RegNet computes them
+    widths = (torch.arange(3) * width + width).round().int().tolist()
+    layers, c = [], 3
+    for w in widths:
+        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU()]
+        c = w
+    return nn.Sequential(*layers)
+
+
+class Gate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+        self.b = nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.a(x) if x.sum().item() > -1e9 else self.b(x)
+
+
+def gate():
+    return Gate()
+
+
+def scripted():
+    return torch.jit.script(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+
+
+class Uninit(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.parameter.UninitializedParameter()
+
+    def forward(self, x):
+        return x @ self.w
+
+
+def uninit():
+    return Uninit()
+
+
+class Kw(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        return self.fc(x)
+
+
+def kw():
+    return Kw()
+'''
+
+# 3 -> 8 -> 16 -> 24 channels, 3x3 convolutions on 8x8: 64 positions x Cout x Cin x 9
+REGNET_MACS = 64 * 9 * (8 * 3 + 16 * 8 + 24 * 16)
+
+
+@pytest.fixture
+def path(tmp_path):
+    p = tmp_path / "real.py"
+    p.write_text(FILE)
+    return str(p)
+
+
+def test_a_builder_that_reads_values_names_engine_real_and_counts_with_it(cli, path):
+    assert_one_line_error(cli("count", f"{path}:regnet_like", "--input-size", "3,8,8"), "--engine real")
+    r = cli("count", f"{path}:regnet_like", "--input-size", "3,8,8", "--engine", "real", "--depth", "1")
+    assert r.code == 0, r.err
+    assert "(real engine: real run, the counts are for this input)" in r.out.splitlines()[0]
+    assert f"{REGNET_MACS:,}" in r.out and "count complete" in r.out
+
+
+def test_a_forward_that_reads_values(cli, path):
+    assert_one_line_error(cli("count", f"{path}:gate", "--input-size", "16"), "--engine real")
+    r = cli("count", f"{path}:gate", "--input-size", "16", "--engine", "real", "--format", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    assert d["macs"] == 256 and d["unsupported_ops"] == [] and d["engine"] == "real"
+
+
+@pytest.mark.parametrize("cls, gates", [(nn.LSTM, 4), (nn.GRU, 3), (nn.RNN, 1)])
+def test_recurrent_layers_with_real_weights(cls, gates):
+    class Out(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = cls(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    # per token and direction: layer 1 gates x 16 x (8 + 16), layer 2 gates x 16 x (32 + 16)
+    expected = 5 * 2 * gates * 16 * ((8 + 16) + (32 + 16))
+    real = archlab.count(Out(), input_size=(5, 8), engine="real", depth=0)
+    assert real.macs == expected and real.status == "complete"
+    with torch.device("meta"):
+        meta_model = Out()
+    assert archlab.count(meta_model, input_size=(5, 8), depth=0).macs == expected
+
+
+def test_real_weights_on_the_meta_engine_name_engine_real():
+    lstm = nn.LSTM(8, 16, batch_first=True)
+
+    class Out(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    with pytest.raises(UserError, match="--engine real"):
+        archlab.count(Out(), input_size=(5, 8))
+
+
+@pytest.mark.parametrize("factory, needle", [("scripted", "is a torch.jit.script module"),
+                                             ("uninit", "'w' is an uninitialized parameter")])
+@pytest.mark.parametrize("engine", ["archlab", "real"])
+def test_scripted_and_uninitialized_are_refused_in_one_line(cli, path, factory, needle, engine):
+    assert_one_line_error(cli("count", f"{path}:{factory}", "--input-size", "4", "--engine", engine), needle)
+
+
+def test_a_keyword_only_kwargs_took_must_be_used(cli, path):
+    assert_one_line_error(cli("count", f"{path}:kw", "--input-size", "4;mask=int64:4"),
+                          "did not use the input 'mask'")
+
+
+def test_training_is_the_meta_engines(cli, path):
+    assert_one_line_error(cli("count", f"{path}:gate", "--input-size", "16", "--engine", "real", "--training"),
+                          "--training is counted by archlab's own engine")
+
+
+@pytest.mark.parametrize("engine", ["archlab", "real"])
+def test_transformer_encoder_with_a_padding_mask(engine):
+    class Enc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True), 2)
+
+        def forward(self, x, mask):
+            return self.enc(x, src_key_padding_mask=mask.bool())
+
+    # per layer, 10 tokens of width 32, 4 heads of 8: in_proj 32x96, out_proj 32x32, q @ k^T and
+    # scores @ v 4 x 10 x 10 x 8 each, feed-forward 32x64 and 64x32 (no nested-tensor fast path)
+    per_layer = 10 * 32 * 96 + 10 * 32 * 32 + 2 * 4 * 10 * 10 * 8 + 2 * 10 * 32 * 64
+    r = archlab.count(Enc(), input_size="10,32;mask=int64:10", engine=engine, depth=0)
+    assert r.macs == 2 * per_layer and r.status == "complete"
+    assert torch.backends.mha.get_fastpath_enabled(), "the fast path is put back"

@@ -1,0 +1,183 @@
+"""Inputs of any rank, dtype and name (issue 18): --input-size / input_size forms, keyword inputs,
+forward options, a factory's or model's declared inputs, and every bad form as one line."""
+
+import pytest
+
+import archlab
+from archlab.errors import UserError
+from archlab.spec import ForwardOption, InputShape, parse_input_size
+from conftest import assert_one_line_error
+
+LM = '''
+import torch
+from torch import nn
+
+
+class LM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(1000, 32)
+        self.fc = nn.Linear(32, 1000)
+
+    def forward(self, input_ids, attention_mask=None, use_cache=True):
+        assert use_cache is False or use_cache is True
+        h = self.emb(input_ids)
+        if attention_mask is not None:
+            h = h * attention_mask.unsqueeze(-1)
+        return self.fc(h)
+
+
+def make():
+    return LM()
+
+
+def declared():
+    return LM()
+
+
+declared.input_size = "input_ids=int64:16"
+
+
+def examples():
+    return LM()
+
+
+examples.example_inputs = lambda: {"input_ids": torch.zeros(2, 10, dtype=torch.long), "use_cache": False}
+
+
+class Self(LM):
+    input_size = "int64:7"
+
+
+def on_model():
+    return Self()
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def mlp():
+    return MLP()
+
+
+class Video(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def video():
+    return Video()
+'''
+
+# the LM's MACs: 32 x 1000 per token (the fc); the embedding is a lookup (data), no MACs
+PER_TOKEN = 32 * 1000
+
+
+@pytest.fixture
+def lm(tmp_path):
+    path = tmp_path / "lm.py"
+    path.write_text(LM)
+    return str(path)
+
+
+def test_parse_forms():
+    assert parse_input_size("64") == (64,)
+    assert parse_input_size("3,16,112,112") == (3, 16, 112, 112)
+    one = parse_input_size("int64:128")
+    assert one == (128,) and one.dtype == "int64" and one.name is None
+    several = parse_input_size("input_ids=int64:128;attention_mask=int64:1x128;use_cache=false")
+    assert several[0] == (128,) and several[0].name == "input_ids" and several[1] == (1, 128)
+    assert several[2] == ForwardOption("use_cache", False)
+    assert parse_input_size("3,16,16;10") == [(3, 16, 16), (10,)]
+
+
+@pytest.mark.parametrize("size, macs", [("int64:128", 128 * PER_TOKEN),
+                                        ("input_ids=int64:128;attention_mask=int64:128;use_cache=false",
+                                         128 * PER_TOKEN)])
+def test_token_ids_count_from_the_cli(cli, lm, size, macs):
+    r = cli("count", f"{lm}:make", "--input-size", size, "--format", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    assert d["macs"] == macs and d["unsupported_ops"] == []
+
+
+def test_the_header_shows_dtype_and_keywords(cli, lm):
+    size = "input_ids=int64:128;attention_mask=int64:128;use_cache=false"
+    r = cli("count", f"{lm}:make", "--input-size", size, "--depth", "0")
+    assert r.code == 0, r.err
+    head = r.out.splitlines()[0]
+    assert "inputs input_ids=int64:1x128, attention_mask=int64:1x128" in head and "use_cache=false" in head
+    for command in ("memory", "trace"):
+        r = cli(command, f"{lm}:make", "--input-size", "input_ids=int64:128")
+        assert r.code == 0, r.err
+        assert "input_ids=int64:1x128" in r.out.splitlines()[0], r.out
+
+
+@pytest.mark.parametrize("factory, size, macs", [("mlp", "64", 640), ("video", "3,16,112,112", None)])
+def test_any_rank(cli, lm, factory, size, macs):
+    r = cli("count", f"{lm}:{factory}", "--input-size", size, "--format", "json")
+    assert r.code == 0, r.err
+    if macs is not None:
+        assert r.json()["macs"] == macs
+    else:  # Conv3d 3->4, 3x3x3, valid: output 4 x 14 x 110 x 110
+        assert r.json()["macs"] == 4 * 14 * 110 * 110 * 3 * 27
+
+
+@pytest.mark.parametrize("factory, head, tokens", [
+    ("declared", "input input_ids=int64:1x16", 16),
+    ("examples", "input input_ids=int64:1x10", 10),  # the examples' batch (2) is --batch's: 1
+    ("on_model", "input int64:1x7", 7),
+])
+def test_a_factory_or_model_declares_its_inputs(cli, lm, factory, head, tokens):
+    r = cli("count", f"{lm}:{factory}", "--depth", "0")
+    assert r.code == 0, r.err
+    assert head in r.out.splitlines()[0]
+    assert f"{tokens * PER_TOKEN:,}" in r.out
+
+
+def test_api_takes_the_same_forms(lm):
+    from archlab.models.external import external_info
+
+    model = external_info(f"{lm}:make").builder()
+    r = archlab.count(model, input_size="input_ids=int64:12;use_cache=false", depth=0)
+    assert r.macs == 12 * PER_TOKEN and r.status == "complete"
+    assert r.input_shapes[0].dtype == "int64" and r.input_shapes[0].name == "input_ids"
+    r = archlab.count(model, input_size=[InputShape((5,), "int64")], depth=0)
+    assert r.macs == 5 * PER_TOKEN
+
+
+@pytest.mark.parametrize("size, needle", [
+    ("int65:10", "unknown dtype 'int65'"),
+    ("0", "at least 1, got 0"),
+    ("-3", "at least 1, got -3"),
+    ("input_ids=", "the input 'input_ids=' has no shape"),
+    ("foo=int64:12", "takes no keyword 'foo'"),
+    ("128", "give each input's dtype"),  # a float input to an embedding: the dtype the model refuses
+    ("float16:128", "give each input's dtype"),
+    ("input_ids=int64:4;input_ids=int64:4", "gives the keyword 'input_ids' twice"),
+    ("use_cache=false", "no tensor input"),
+    ("int64:", "--input-size takes each input's shape"),
+])
+def test_every_bad_form_is_one_line(cli, lm, size, needle):
+    assert_one_line_error(cli("count", f"{lm}:make", "--input-size", size), needle)
+
+
+def test_a_zoo_model_still_wants_its_rank(cli):
+    assert_one_line_error(cli("count", "resnet50", "--input-size", "3,224"), "--input-size must be C,H,W")
+
+
+def test_bad_api_forms():
+    with pytest.raises(UserError, match="unknown dtype"):
+        parse_input_size("int65:10")
+    with pytest.raises(UserError, match="not a keyword argument name"):
+        parse_input_size("1x=int64:3")

@@ -1,0 +1,53 @@
+"""Language models (issue 18): BERT-base, GPT-2 and a 7B Llama-shaped decoder, built from
+transformers configs on the meta device, counted from the CLI with token-id inputs: archlab's MACs
+equal PyTorch's FlopCounterMode (FLOPs / 2) on the same meta forward, and the count is complete."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+pytest.importorskip("transformers")
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "language_models.py"
+
+
+def _factory(name):
+    spec = importlib.util.spec_from_file_location("language_models_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def flop_counter_macs(model, tokens, **kw):
+    ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as f:
+        model(input_ids=ids, **kw)
+    return f.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("factory, tokens, kw", [
+    ("bert_base", 128, {}),
+    ("gpt2", 128, {"use_cache": True}),
+    ("llama_7b", 512, {"use_cache": True}),
+])
+def test_macs_equal_flop_counter_modes_and_the_count_is_complete(cli, factory, tokens, kw):
+    size = f"input_ids=int64:{tokens}" + "".join(f";{k}={str(v).lower()}" for k, v in kw.items())
+    r = cli("count", f"{EXAMPLE}:{factory}", "--input-size", size, "--format", "json", "--depth", "0")
+    assert r.code == 0, r.err
+    d = r.json()
+    assert d["unsupported_ops"] == [], d["unsupported_ops"]
+    assert d["macs"] == flop_counter_macs(_factory(factory)(), tokens, **kw)
+
+
+def test_macs_per_token_of_gpt2_are_its_weights_plus_attention():
+    import archlab
+
+    model = _factory("gpt2")(layers=2)
+    r = archlab.count(model, input_size="input_ids=int64:128;use_cache=true", depth=0)
+    # per token: each layer's 4 x 768^2 (qkv, proj) + 8 x 768^2 (mlp) weight MACs, the LM head's
+    # 768 x 50257, and attention's q @ k^T and scores @ v: 2 x 128 x 768 per token per layer
+    per_token = 2 * (12 * 768 * 768 + 2 * 128 * 768) + 768 * 50257
+    assert r.macs == 128 * per_token and r.status == "complete"
