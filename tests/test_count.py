@@ -192,3 +192,26 @@ def test_trace_names_the_modules_the_forward_did_not_call_as_count_does(cli):
                                                "--format", "csv").out)))
     assert sum(int(r["params"]) for r in rows if r["depth"] == "1") == d["params"]
     assert cli("trace", "googlenet", "--format", "json").json()["not_called"] == []
+
+
+def test_a_tied_weight_is_owned_once_by_the_module_that_registers_it_first():
+    # GPT-2's head shares its embedding's weight: the head's row must not count it again (it used to,
+    # and the difference showed as a false 'unregistered' line)
+    from torch import nn
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(100, 16)
+            self.body = nn.Linear(16, 16)
+            self.head = nn.Linear(16, 100, bias=False)
+            self.head.weight = self.emb.weight
+
+        def forward(self, ids):
+            return self.head(self.body(self.emb(ids)))
+
+    r = archlab.count(Tied(), input_size="int64:8", depth=1)
+    rows = {layer.name: layer.params for layer in r.layers}
+    assert r.params == 100 * 16 + 16 * 16 + 16  # the tied weight once
+    assert rows == {"emb": 100 * 16, "body": 16 * 16 + 16, "head": 0}
+    assert r.outside_submodules() == (0, 0)  # the rows add up to the totals: no negative 'unregistered' remainder

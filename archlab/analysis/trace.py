@@ -226,6 +226,14 @@ class _Tracer:
         self.unregistered = 0
         self.real = False  # --engine real: ops run on the real tensors (values read, memory used)
         self.param_counts: dict[int, int] = {}
+        # a parameter held by several modules (tied weights: GPT-2's head and its embedding) is owned
+        # by the first that registers it, in the model's own order, as model.parameters() counts it
+        # once: the other modules' rows do not count it again
+        self.param_owner: dict[int, int] = {}
+        for m in model.modules():
+            for p in m._parameters.values():
+                if p is not None:
+                    self.param_owner.setdefault(id(p), id(m))
         for n, p in list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers()):
             self._new_value(p, PARAM, name=n)
 
@@ -283,7 +291,7 @@ class _Tracer:
         depth = self.calls[parent].depth + 1 if parent >= 0 else 0
         key = id(module)
         if key not in self.param_counts:
-            self.param_counts[key] = _count_params(module, self.param_counts)
+            self.param_counts[key] = _count_params(module, self.param_counts, self.param_owner)
         if key not in self.names:  # called by the forward, but not a submodule (kept in a plain list?)
             self.unregistered += 1
             self.names[key] = f"(unregistered {type(module).__name__} #{self.unregistered})"
@@ -365,16 +373,19 @@ def _modes_restored(model: nn.Module) -> Iterator[None]:
             m.training = mode
 
 
-def _count_params(module: nn.Module, memo: dict[int, int]) -> int:
-    """Parameters of a module and its children (memoized over the module tree)."""
-    own = sum(p.numel() for p in module._parameters.values() if p is not None)
-    total = own
+def _count_params(module: nn.Module, memo: dict[int, int], owner: dict[int, int]) -> int:
+    """Parameters of a module and its children (memoized over the module tree). A parameter that
+    ``owner`` gives to another module (a tied weight registered there first) is that module's;
+    one no registered module holds (a module the model does not register) is its holder's."""
+    mine = id(module)
+    total = sum(p.numel() for p in module._parameters.values()
+                if p is not None and owner.get(id(p), mine) == mine)
     for child in module._modules.values():
         if child is None:
             continue
         key = id(child)
         if key not in memo:
-            memo[key] = _count_params(child, memo)
+            memo[key] = _count_params(child, memo, owner)
         total += memo[key]
     return total
 
