@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archlab.errors import UserError, shorten
+from archlab.units import shape_str
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,9 @@ class ForwardOption:
 
 
 def input_text(shape: Any) -> str:
-    """One input as the user writes it: ``3x224x224``, ``int64:1x128``, ``input_ids=int64:1x128``."""
-    text = "x".join(map(str, shape))
-    if getattr(shape, "dtype", None):
-        text = f"{shape.dtype}:{text}"
-    if getattr(shape, "name", None):
-        text = f"{shape.name}={text}"
-    return text
+    """One input as the user writes it: ``3x224x224``, ``int64:1x128``, ``input_ids=int64:1x128``
+    (``units.shape_str``, which every report uses; an empty shape is '')."""
+    return shape_str(shape) if len(shape) else ""
 
 
 def _torch_dtype(name: str) -> Any:
