@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.cdp import Browser, find_chromium, open_page
+from cdp import Browser, find_chromium, open_page
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(

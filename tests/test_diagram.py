@@ -6,7 +6,7 @@ import pytest
 
 from archlab.analysis.diagram import diagram
 from archlab.report import diagram as diagram_report
-from tests.conftest import assert_one_line_error
+from conftest import assert_one_line_error
 
 
 def _by_name(d):

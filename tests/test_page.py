@@ -11,7 +11,7 @@ from archlab.analysis.page import leaves, live_timeline, page_data, stage_bounda
 from archlab.analysis.trace import trace_model
 from archlab.report import page
 from archlab.report.figures import draw, series_of, svg_of
-from tests.conftest import assert_one_line_error
+from conftest import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
