@@ -33,7 +33,7 @@ fi
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
     python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())'
     python3 -m pytest -q -p no:cacheprovider -rs tests/test_devices.py tests/test_latency.py tests/test_memory.py \
-        tests/test_fvcore_agreement.py -k "cuda or gpu"
+        tests/test_fvcore_agreement.py tests/test_cli.py -k "cuda or gpu"
     echo "pytest exit code: $?"
     python3 benchmarks/gpu_latency.py --out "$OUT"
     echo "gpu_latency exit code: $?"
