@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, other_kind, unsupported_json
 from archlab.analysis.trace import Trace, check_depth, described_shape, trace_model
+from archlab.analysis.traffic import TRAFFIC_UNITS, OpTraffic, intensity
 from archlab.analysis.training import build_for_training, split_backward, trace_training
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
@@ -26,6 +27,13 @@ class LayerCost:
     # with count(..., training=True): the backward MACs of this layer's gradients (else None)
     input_grad_macs: int | None = None
     weight_grad_macs: int | None = None
+    # memory traffic of the forward's ops (``archlab.analysis.traffic``); None in the training view
+    read_bytes: int | None = None
+    written_bytes: int | None = None
+
+    @property
+    def traffic_bytes(self) -> int | None:
+        return None if self.read_bytes is None else self.read_bytes + (self.written_bytes or 0)
 
     @property
     def backward_macs(self) -> int | None:
@@ -38,7 +46,17 @@ class LayerCost:
         d.pop("weight_grad_macs")
         if self.input_grad_macs is not None:
             d.update(training_keys(self.macs, self.input_grad_macs, self.weight_grad_macs or 0))
+        d.pop("read_bytes")
+        d.pop("written_bytes")
+        if self.read_bytes is not None:
+            d.update(traffic_keys(self.macs, self.read_bytes, self.written_bytes or 0))
         return d
+
+
+def traffic_keys(macs: int, read: int, written: int) -> dict[str, Any]:
+    """The JSON keys of memory traffic, in their order (top level and each layer row)."""
+    return {"read_bytes": read, "written_bytes": written, "traffic_bytes": read + written,
+            "arithmetic_intensity": intensity(macs, read + written)}
 
 
 def training_keys(forward: int, input_grad: int, weight_grad: int) -> dict[str, int]:
@@ -86,6 +104,18 @@ class CountResult:
     # (``archlab.models.paper_flops``); None for other models
     paper_flops: dict[str, str] | None = None
     training: TrainingTotals | None = None  # with training=True: the backward pass (macs is the forward's)
+    # memory traffic of the forward's ops, each op alone (``archlab.analysis.traffic``); None when training
+    read_bytes: int | None = None
+    written_bytes: int | None = None
+
+    @property
+    def traffic_bytes(self) -> int | None:
+        return None if self.read_bytes is None else self.read_bytes + (self.written_bytes or 0)
+
+    @property
+    def arithmetic_intensity(self) -> float | None:
+        """FLOPs (2 x MACs) per byte of traffic."""
+        return None if self.read_bytes is None else intensity(self.macs, self.traffic_bytes)
 
     @property
     def flops(self) -> int:
@@ -151,7 +181,10 @@ class CountResult:
                 "macs": "multiply-accumulates of conv (incl. transposed), linear and matmul ops, whole batch",
                 "flops": "2 x macs",
                 "other_ops": {kind: f"{meaning}; not in macs or flops" for kind, meaning in OTHER_KIND_MEANING.items()},
+                **(TRAFFIC_UNITS if self.read_bytes is not None else {}),
             },
+            **(traffic_keys(self.macs, self.read_bytes, self.written_bytes or 0)
+               if self.read_bytes is not None else {}),
             "macs_by_kind": dict(self.macs_by_kind),
             "other_ops": dict(self.other_ops),
             "unsupported_ops": unsupported_json(self.unsupported_ops),
@@ -194,20 +227,23 @@ def outside_submodules(params: int, macs: int, top: Iterable[tuple[str, int, int
     return params - sum(once.values()), macs - top_macs
 
 
-def _module_costs(trace: Trace, costs: OpCosts, depth: int) -> tuple[LayerCost, ...]:
+def _module_costs(trace: Trace, costs: OpCosts, traffic: OpTraffic, depth: int) -> tuple[LayerCost, ...]:
     """Per module call down to ``depth`` (1 = the model's children)."""
     rows = []
     for call in trace.calls:
         if call.depth == 0 or call.depth > depth:
             continue
         shape = trace.values[call.outputs[0]].shape if call.outputs else None
-        rows.append(LayerCost(call.name, call.type, call.depth, shape, call.params, costs.by_call(call)))
+        read, written = traffic.by_call(call)
+        rows.append(LayerCost(call.name, call.type, call.depth, shape, call.params, costs.by_call(call),
+                              read_bytes=read, written_bytes=written))
     return tuple(rows)
 
 
 def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab") -> CountResult:
     """The ``CountResult`` of a trace already made."""
     costs = OpCosts(trace)
+    traffic = OpTraffic.of(trace, costs)
     return CountResult(
         model=label,
         input_shape=trace.input_shape,
@@ -218,12 +254,14 @@ def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab
         macs_by_kind=costs.by_kind,
         other_ops=costs.other_by_kind,
         unsupported_ops=costs.unsupported,
-        layers=_module_costs(trace, costs, depth),
+        layers=_module_costs(trace, costs, traffic, depth),
         engine=engine,
         input_shapes=tuple(described_shape(trace.values[v].shape, trace.values[v].dtype, trace.values[v].name)
                            for v in trace.inputs),
         not_called=tuple(LayerCost(m.name, m.type, m.depth, None, m.params, 0) for m in trace.uncalled
                          if 0 < m.depth <= depth),
+        read_bytes=traffic.total_read,
+        written_bytes=traffic.total_written,
     )
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from archlab.analysis.costs import OpCosts, count_status, unsupported_json
-from archlab.analysis.count import outside_submodules
+from archlab.analysis.count import outside_submodules, traffic_keys
+from archlab.analysis.traffic import TRAFFIC_UNITS, OpTraffic
 from archlab.analysis.receptive_field import describe, receptive_fields
 from archlab.analysis.trace import check_depth, trace_model
 from archlab.units import SCHEMA_VERSION, pair
@@ -63,7 +64,8 @@ class TraceResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "model": self.model, "input_shape": list(self.input_shape),
-                "units": {"macs": "multiply-accumulates", "output_bytes": "bytes of the output activation"},
+                "units": {"macs": "multiply-accumulates", "output_bytes": "bytes of the output activation",
+                          **TRAFFIC_UNITS},
                 "params": self.params, "macs": self.macs, "status": self.status,
                 "unsupported_ops": unsupported_json(self.unsupported_ops),
                 "layers": list(self.layers), "not_called": list(self.not_called)}
@@ -78,6 +80,7 @@ def trace_layers(model_or_spec: Any, *, depth: int = 3, **kw: Any) -> TraceResul
     trace, label = trace_model(model_or_spec, **kw)
     rf = receptive_fields(trace)
     costs = OpCosts(trace)
+    traffic = OpTraffic.of(trace, costs)
     rows = []
     for call in trace.calls:
         if not 0 < call.depth <= depth:
@@ -102,6 +105,7 @@ def trace_layers(model_or_spec: Any, *, depth: int = 3, **kw: Any) -> TraceResul
             "rf": describe(f)["rf"] if f else None,
             "output_elements": sum(v.numel for v in outs),
             "output_bytes": sum(v.numel * v.itemsize for v in outs),
+            **traffic_keys(costs.by_call(call), *traffic.by_call(call)),
         })
     not_called = tuple({"name": m.name, "type": m.type, "depth": m.depth, "params": m.params}
                        for m in trace.uncalled if 0 < m.depth <= depth)

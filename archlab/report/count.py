@@ -6,9 +6,9 @@ from archlab.analysis.count import CountResult
 from archlab.analysis.costs import OTHER_KIND_MEANING, OTHER_KINDS
 from archlab.report import formats
 from archlab.report.formats import csv_table, md_table, ops_text, text_table, to_json
-from archlab.units import human, shape_str
+from archlab.units import human, human_bytes, shape_str
 
-LAYER_HEADERS = ("name", "type", "output shape", "params", "MACs", "share of MACs")
+LAYER_HEADERS = ("name", "type", "output shape", "params", "MACs", "share of MACs", "traffic", "FLOP/B")
 TRAINING_HEADERS = ("name", "type", "output shape", "params", "forward MACs", "input-grad MACs",
                     "weight-grad MACs", "training MACs", "share of training")
 
@@ -74,20 +74,32 @@ def training_lines(result: CountResult) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _traffic_cells(macs: int, traffic: int | None) -> tuple[str, str]:
+    """A row's memory traffic (bytes read + written, each op alone) and arithmetic intensity."""
+    if traffic is None:
+        return "-", "-"
+    return human_bytes(traffic), (f"{2 * macs / traffic:.1f}" if traffic else "-")
+
+
 def _layer_rows(result: CountResult) -> list[tuple]:
     if result.training is not None:
         return _training_rows(result)
     rows = [
         ("  " * (layer.depth - 1) + layer.name, layer.type, shape_str(layer.output_shape),
-         f"{layer.params:,}", f"{layer.macs:,}", _share(layer.macs, result.macs))
+         f"{layer.params:,}", f"{layer.macs:,}", _share(layer.macs, result.macs),
+         *_traffic_cells(layer.macs, layer.traffic_bytes))
         for layer in result.layers
     ]
-    rows += [("  " * (m.depth - 1) + m.name, f"{m.type} {NOT_CALLED}", "-", f"{m.params:,}", "0", "-")
+    rows += [("  " * (m.depth - 1) + m.name, f"{m.type} {NOT_CALLED}", "-", f"{m.params:,}", "0", "-", "-", "-")
              for m in result.not_called]
     params, macs = outside_submodules(result)
     if result.layers and (max(params, 0) or macs):
         # negative: modules the forward calls that the model does not register (see summary_lines)
-        rows.append((OUTSIDE, "forward", "", f"{max(params, 0):,}", f"{macs:,}", _share(macs, result.macs)))
+        traffic = None
+        if result.traffic_bytes is not None:
+            traffic = result.traffic_bytes - sum(l.traffic_bytes or 0 for l in result.layers if l.depth == 1)
+        rows.append((OUTSIDE, "forward", "", f"{max(params, 0):,}", f"{macs:,}", _share(macs, result.macs),
+                     *_traffic_cells(macs, traffic)))
     return rows
 
 
@@ -107,6 +119,12 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
         n = result.other_ops.get(kind, 0)
         if n:
             rows.append((f"other: {kind}", f"{n:,}", f"{OTHER_KIND_MEANING[kind]}; not in MACs/FLOPs"))
+    if result.traffic_bytes is not None:
+        ai = result.arithmetic_intensity
+        rows.append(("memory traffic", f"{result.traffic_bytes:,}",
+                     f"bytes: {human_bytes(result.read_bytes)} read + {human_bytes(result.written_bytes)} written, "
+                     "each op alone (no cache reuse between ops), at the tensors' dtypes"))
+        rows.append(("arithmetic intensity", "-" if ai is None else f"{ai:.2f}", "FLOPs per byte of traffic"))
     if result.training is not None:
         rows[1] = ("forward MACs", rows[1][1], rows[1][2] + "; training-mode forward")
         rows += training_lines(result)
@@ -154,7 +172,7 @@ def _title(result: CountResult) -> str:
 def _headers(result: CountResult) -> tuple[tuple[str, ...], str]:
     if result.training is not None:
         return TRAINING_HEADERS, "lllrrrrrr"
-    return LAYER_HEADERS, "lllrrr"
+    return LAYER_HEADERS, "lllrrrrr"
 
 
 def _totals_after(result: CountResult) -> str:
@@ -181,7 +199,8 @@ def _layer_table(result: CountResult) -> str:
         total = ("total", "", "", f"{result.params:,}", f"{result.macs:,}", f"{t.input_grad_macs:,}",
                  f"{t.weight_grad_macs:,}", f"{result.training_macs:,}", "100.0%" if result.training_macs else "-")
     else:
-        total = ("total", "", "", f"{result.params:,}", f"{result.macs:,}", "100.0%" if result.macs else "-")
+        total = ("total", "", "", f"{result.params:,}", f"{result.macs:,}", "100.0%" if result.macs else "-",
+                 *_traffic_cells(result.macs, result.traffic_bytes))
     lines = text_table(headers, _layer_rows(result) + [total], align).splitlines()
     lines.insert(len(lines) - 1, lines[1])  # the rule under the headers, again above the total
     return "\n".join(lines) + "\n" + _totals_after(result)
@@ -210,14 +229,15 @@ def _csv(result: CountResult) -> str:
         return _training_csv(result)
     # status: the total row says whether the count is complete (JSON's unsupported_ops names what is not)
     rows = [(result.model, "(total)", 0, shape_str(result.output_shapes[0] if result.output_shapes else None),
-             result.params, result.macs, result.flops, result.status)]
-    rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs, 2 * l.macs, "")
+             result.params, result.macs, result.flops, result.traffic_bytes, result.status)]
+    rows += [(l.name, l.type, l.depth, shape_str(l.output_shape), l.params, l.macs, 2 * l.macs, l.traffic_bytes, "")
              for l in result.layers]
-    rows += [(m.name, f"{m.type} {NOT_CALLED}", m.depth, "", m.params, 0, 0, "") for m in result.not_called]
+    rows += [(m.name, f"{m.type} {NOT_CALLED}", m.depth, "", m.params, 0, 0, "", "") for m in result.not_called]
     params, macs = outside_submodules(result)
     if result.layers and (max(params, 0) or macs):
-        rows.append((OUTSIDE, "forward", 1, "", max(params, 0), macs, 2 * macs, ""))
-    return csv_table(("name", "type", "depth", "output_shape", "params", "macs", "flops", "status"), rows)
+        rows.append((OUTSIDE, "forward", 1, "", max(params, 0), macs, 2 * macs, "", ""))
+    return csv_table(("name", "type", "depth", "output_shape", "params", "macs", "flops", "traffic_bytes", "status"),
+                     rows)
 
 
 def _md(result: CountResult) -> str:

@@ -13,7 +13,8 @@ from archlab.units import human_bytes, shape_str
 TRACE_HEADERS = ("name", "type", "input", "output", "filter", "k/s/p/d/g", "params", "MACs", "RF",
                  "out elements", "out bytes")
 CSV_KEYS = ("name", "type", "depth", "input_shapes", "output_shapes", "kernel", "stride", "padding", "dilation",
-            "groups", "filter", "params", "macs", "rf", "output_elements", "output_bytes")
+            "groups", "filter", "params", "macs", "rf", "output_elements", "output_bytes", "traffic_bytes",
+            "arithmetic_intensity")
 
 
 def _geom(r: dict[str, Any]) -> str:
@@ -55,15 +56,15 @@ def _table(result: TraceResult) -> str:
 
 def _csv(result: TraceResult) -> str:
     # as count's CSV: a (total) row first, whose status says whether the MACs are complete
-    rows = [[result.model, "(total)", 0] + [""] * 8 + [result.params, result.macs, "", "", "", result.status]]
+    rows = [[result.model, "(total)", 0] + [""] * 8 + [result.params, result.macs, "", "", "", "", "", result.status]]
     rows += [[";".join(shape_str(s) for s in r[k]) if k.endswith("shapes")
               else ("x".join(map(str, r[k])) if isinstance(r[k], list) else r[k]) for k in CSV_KEYS] + [""]
              for r in result.layers]
-    rows += [[m["name"], f"{m['type']} {NOT_CALLED}", m["depth"]] + [""] * 8 + [m["params"], 0, "", "", "", ""]
+    rows += [[m["name"], f"{m['type']} {NOT_CALLED}", m["depth"]] + [""] * 8 + [m["params"], 0] + [""] * 6
              for m in result.not_called]
     params, macs = result.outside_submodules()
     if result.layers and (max(params, 0) or macs):
-        rows.append([OUTSIDE, "forward", 1] + [""] * 8 + [max(params, 0), macs, "", "", "", ""])
+        rows.append([OUTSIDE, "forward", 1] + [""] * 8 + [max(params, 0), macs] + [""] * 6)
     return csv_table(CSV_KEYS + ("status",), rows)
 
 

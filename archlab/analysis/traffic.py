@@ -1,0 +1,111 @@
+"""Memory traffic: the bytes each traced op reads and writes, and arithmetic intensity.
+
+Each op is taken on its own, as if no cache held anything between ops: it **reads** every tensor
+argument once (its inputs, weights and bias; a tensor passed twice is read once) and **writes**
+every output, at the tensors' own dtype. This is the traffic a roofline model charges against
+memory bandwidth; real caches make it an upper bound for ops whose operands fit in cache.
+
+* Views, reshapes and allocations (``view``, ``permute``, ``expand``, ``empty``, ...) move
+  nothing. Ops that fill new memory (``zeros``, ``ones``, ``full``, ``arange``, ``randn``)
+  write their output and read nothing.
+* An argument that is a broadcast view (``expand``: stride 0) is read at the size of the
+  storage it views, not of its broadcast shape: a bias of shape (C, 1, 1) added to a
+  (N, C, H, W) map reads C elements.
+* Look-ups (``embedding``, ``index_select``, ``gather``, ``index``) read the rows they gather
+  (their output's size) and the indices, not the whole table.
+* An in-place op (``relu_``) reads and writes its tensor.
+
+**Arithmetic intensity** = FLOPs / traffic bytes, FLOPs = 2 x MACs (the unit archlab uses
+everywhere): an op without MACs (batch norm, activations, pooling) has intensity 0 in this
+unit; its element-wise work is its ``other_ops``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from archlab.analysis.costs import FREE_KIND, OpCosts
+from archlab.analysis.trace import Call, Op, Trace
+
+# ops of the free kind (they cost no operations) that still write their output
+FILLS = frozenset({"zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "new_zeros", "new_ones",
+                   "new_full", "arange", "linspace", "scalar_tensor", "rand", "randn", "rand_like", "randn_like",
+                   "lift_fresh_copy", "split_copy"})
+# ops that read only the rows they gather (their output's size) and their index tensors
+GATHERS = frozenset({"embedding", "index_select", "gather", "index", "_unsafe_index", "take"})
+
+
+def value_bytes(trace: Trace, vid: int) -> int:
+    """The bytes of one value as an operand: its elements, but no more than the storage it views
+    (a broadcast view reads its storage once)."""
+    v = trace.values[vid]
+    numel = v.numel
+    root = v
+    seen = 0
+    while root.alias_of is not None and seen < 64:  # the storage a chain of views and in-place results shares
+        root = trace.values[root.alias_of]
+        seen += 1
+    return min(numel, root.numel) * v.itemsize
+
+
+def op_traffic(op: Op, trace: Trace, kind: str) -> tuple[int, int]:
+    """(bytes read, bytes written) of one op taken alone; ``kind`` is its cost kind."""
+    if kind == FREE_KIND and op.name not in FILLS:
+        return 0, 0
+    written = sum(math.prod(trace.values[v].shape) * trace.values[v].itemsize for v in op.outputs)
+    if kind == FREE_KIND:
+        return 0, written
+    inputs = list(dict.fromkeys(op.inputs))  # a tensor passed twice (x * x) is read once
+    if op.name in GATHERS and inputs:  # the table is the first argument of each (embedding's weight)
+        return written + sum(value_bytes(trace, v) for v in inputs[1:]), written
+    return sum(value_bytes(trace, v) for v in inputs), written
+
+
+@dataclass
+class OpTraffic:
+    """Every op's traffic in a trace, computed once; by module call as an O(1) range query."""
+
+    read: list[int]
+    written: list[int]
+    _prefix_read: list[int]
+    _prefix_written: list[int]
+
+    @classmethod
+    def of(cls, trace: Trace, costs: OpCosts | None = None) -> "OpTraffic":
+        costs = costs or OpCosts(trace)
+        read, written = [], []
+        pr, pw = [0], [0]
+        for op in trace.ops:
+            r, w = op_traffic(op, trace, costs.kinds[op.index])
+            read.append(r)
+            written.append(w)
+            pr.append(pr[-1] + r)
+            pw.append(pw[-1] + w)
+        return cls(read, written, pr, pw)
+
+    @property
+    def total_read(self) -> int:
+        return self._prefix_read[-1]
+
+    @property
+    def total_written(self) -> int:
+        return self._prefix_written[-1]
+
+    def by_call(self, call: Call) -> tuple[int, int]:
+        """(bytes read, bytes written) by the ops inside one module call, its children's included."""
+        return (self._prefix_read[call.end_op] - self._prefix_read[call.first_op],
+                self._prefix_written[call.end_op] - self._prefix_written[call.first_op])
+
+
+def intensity(macs: int, traffic_bytes: int) -> float | None:
+    """Arithmetic intensity, FLOPs (2 x MACs) per byte of traffic; None when nothing moves."""
+    return 2 * macs / traffic_bytes if traffic_bytes else None
+
+
+TRAFFIC_UNITS = {
+    "read_bytes": "bytes the ops read (inputs, weights, bias), each op alone: no cache reuse between ops",
+    "written_bytes": "bytes the ops write (their outputs), each op alone",
+    "traffic_bytes": "read_bytes + written_bytes",
+    "arithmetic_intensity": "flops / traffic_bytes (FLOPs = 2 x MACs per byte moved)",
+}
