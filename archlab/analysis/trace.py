@@ -463,7 +463,7 @@ def _left_as_found(model: nn.Module):
 
 
 @contextlib.contextmanager
-def _no_mha_fastpath() -> Iterator[None]:
+def no_mha_fastpath() -> Iterator[None]:
     """nn.MultiheadAttention and nn.TransformerEncoder without their inference fast path (fused
     kernels on nested tensors, which have no meta kernels and no plain shapes): the standard
     path's ops, the same attention, are traced instead. Restored after."""
@@ -544,7 +544,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
     h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
     h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:
-        with _modes_restored(model), _left_as_found(model), torch.no_grad(), _no_mha_fastpath(), \
+        with _modes_restored(model), _left_as_found(model), torch.no_grad(), no_mha_fastpath(), \
                 _Recorder(tracer), user_code():
             model.eval()
             out = model(*meta_inputs, **meta_kwargs)
@@ -670,38 +670,6 @@ def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> list[torch.Ten
         msg = first_line(e)
         raise UserError(f"the training-mode forward failed: {msg}") from None
     return list(saved.values())
-
-
-@contextlib.contextmanager
-def module_ranges(model: nn.Module, prefix: str) -> Iterator[None]:
-    """While the context lasts, every module's forward runs inside a profiler range named
-    ``prefix + its qualified name`` (``torch.profiler.record_function``), so a profile can be
-    attributed to modules. The hooks are removed afterwards, even when the body raises."""
-    from torch.profiler import record_function
-
-    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
-    open_ranges: list = []
-
-    def enter(module, args):
-        r = record_function(prefix + names.get(id(module), type(module).__name__))
-        r.__enter__()
-        open_ranges.append(r)
-
-    def leave(module, args, output):
-        if open_ranges:
-            open_ranges.pop().__exit__(None, None, None)
-
-    handles = []
-    try:
-        for m in model.modules():
-            handles.append(m.register_forward_pre_hook(enter))
-            handles.append(m.register_forward_hook(leave, always_call=True))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-        while open_ranges:
-            open_ranges.pop().__exit__(None, None, None)
 
 
 # --- building and tracing a model -----------------------------------------------

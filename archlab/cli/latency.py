@@ -25,8 +25,13 @@ def latency_cmd(
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed forwards per model, at least."),
-    per_layer: bool = typer.Option(False, "--per-layer", help="Also time each module (torch.profiler) beside "
-                                                              "its share of MACs."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="Also each module's own time (its ops timed one by "
+                                                              "one) beside its share of MACs."),
+    per_op: bool = typer.Option(False, "--per-op", help="Also time each ATen op on real tensors, lined up with the "
+                                                        "trace: time by kind and the slowest ops."),
+    predict: bool = typer.Option(False, "--predict", help="Also the roofline prediction on the calibrated machine "
+                                                          "(archlab calibrate; calibrates once if not cached) beside "
+                                                          "the measured time, by kind."),
     force: bool = force_option("Run even if the model looks too big for free memory."),
     fmt: Format = FORMAT,
     output: Optional[str] = OUTPUT,
@@ -40,7 +45,7 @@ def latency_cmd(
     size, options = parse_common(input_size, sets)
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
               input_size=size, alpha=alpha, options=options, min_time=min_time, per_layer=per_layer,
-              force=force)
+              per_op=per_op, predict=predict, force=force)
     check_specs(models, **kw)  # before the progress bar: an error stays one line
     if len(models) > 1 and sys.stderr is not None and sys.stderr.isatty():
         results = _with_progress(models, kw)

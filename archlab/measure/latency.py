@@ -18,11 +18,12 @@ The per-layer profile is ``archlab.latency_layers``, the comparison of several m
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from archlab.units import FLOAT_DTYPES, SCHEMA_VERSION
 from archlab.analysis.count import count_trace
@@ -30,7 +31,8 @@ from archlab.models.resolve import resolve
 from archlab.analysis.trace import trace_model
 from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cpu, is_cuda, on_device, run_failed
 from archlab.errors import UserError
-from archlab.measure.profile import RANGE_PREFIX, LayerTime, layers_from_events, record_layers
+from archlab.measure.per_op import time_ops
+from archlab.measure.profile import LayerTime, layers_from_op_times
 from archlab.user_code import user_code
 
 
@@ -40,7 +42,7 @@ WARMUP_RUNS = 3
 MAX_THREADS_PER_CPU = 4  # --threads beyond this many per CPU is refused
 MIN_BLOCKS = 4  # the fewest timed blocks: an IQR needs a few samples
 MAX_MIN_TIME = 3600.0  # --min-time beyond an hour per model is refused (1e308 would run forever)
-PROFILE_RUNS = (3, 50)  # forwards under the profiler for per_layer: at least, at most
+PROFILE_RUNS = (5, 30)  # forwards timed op by op for per_layer, per_op and predict: at least, at most
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,24 @@ class LatencyResult:
     layer_time_method: str | None = None
     notes: tuple[str, ...] = ()  # what the setting means for the numbers (TF32, fp16 on the CPU)
     macs_not_counted: int = 0  # op calls the MACs leave out (no cost rule): the count is partial if > 0
+    page_faults_per_forward: float | None = None  # minor page faults of the process per timed forward
+    op_times: Any = None  # per_op / predict: each op's measured time (``archlab.measure.per_op.OpTimes``)
+    prediction: Any = None  # predict: the roofline prediction (``archlab.measure.predict.Prediction``)
+    trace: Any = None  # per_op / predict: the meta trace the ops are lined up with
+
+    @property
+    def predicted_ms(self) -> float | None:
+        return None if self.prediction is None else self.prediction.ms
+
+    @property
+    def predicted_over_measured(self) -> float | None:
+        return None if self.prediction is None else self.prediction.ms / self.median_ms
+
+    def by_kind(self) -> list[dict[str, Any]]:
+        """Time by roofline kind: predicted (with ``predict``) and measured op by op (with either)."""
+        if self.prediction is not None:
+            return self.prediction.by_kind(self.op_times.seconds if self.op_times else None)
+        return by_op_kind(self.trace, self.op_times.seconds) if self.op_times is not None else []
 
     @property
     def batch(self) -> int:
@@ -118,20 +138,75 @@ class LatencyResult:
                 "throughput": "images per second = batch / median",
                 "macs": "multiply-accumulates of conv, linear and matmul, whole batch (meta trace)",
                 "achieved_gflops": "2 x macs / median, in 1e9 per second",
+                "page_faults_per_forward": "minor page faults of the process per timed forward (0: the "
+                                           "allocator reused memory; thousands: pages faulted in each forward)",
             },
             "models_interleaved": self.models_interleaved,
+            "page_faults_per_forward": self.page_faults_per_forward,
             "notes": list(self.notes),
             "macs_status": count_status(self.macs_not_counted),
             "method": "blocks of forwards timed by torch.utils.benchmark's clock (CUDA synchronized), "
                       "statistics by torch.utils.benchmark.Measurement; eval mode, torch.inference_mode(), "
-                      f"after {WARMUP_RUNS} warm-up forwards; several models: their blocks take turns",
+                      f"after {WARMUP_RUNS} warm-up forwards; several models: their blocks take turns; "
+                      "the C allocator held steady (glibc: activations from the heap, freed memory kept), so "
+                      "a model's time does not depend on the models timed before it",
         }
+        if self.op_times is not None:
+            d["per_op_ms"] = self.op_times.total * 1e3
+            d["per_op_method"] = self.op_times.method
+        if self.prediction is not None:
+            d["predicted_ms"] = self.predicted_ms
+            d["predicted_over_measured"] = self.predicted_over_measured
+            d["machine"] = self.prediction.machine.to_dict()
+            d["units"]["predicted_ms"] = ("roofline prediction: per op the slowest of compute (FLOPs / the calibrated "
+                                          "rate of its kind), memory (traffic / bandwidth) and the floor, plus the "
+                                          "per-op overhead; summed")
+        if self.op_times is not None or self.prediction is not None:
+            d["by_kind"] = self.by_kind()
+            d["ops"] = self.op_rows()
         if self.layers is not None:
             d["profiled_forward_ms"] = self.profiled_forward_ms
             d["profiled_runs"] = self.profiled_runs
             d["layer_time_method"] = self.layer_time_method
             d["layers"] = [layer.to_dict() for layer in self.layers]
         return d
+
+    def op_rows(self) -> list[dict[str, Any]]:
+        """One row per traced op: its module, kind, FLOPs, traffic, and measured and predicted time."""
+        tr = self.trace
+        pred = self.prediction.ops if self.prediction is not None else None
+        rows = []
+        for op in tr.ops:
+            row: dict[str, Any] = {"index": op.index, "op": op.target,
+                                   "module": tr.calls[op.call].name if op.call >= 0 else ""}
+            if pred is not None:
+                p = pred[op.index]
+                row.update(kind=p.kind, flops=p.flops, traffic_bytes=p.traffic, predicted_ms=p.seconds * 1e3,
+                           bound=p.bound)
+            if self.op_times is not None:
+                row["measured_ms"] = self.op_times.seconds[op.index] * 1e3
+            rows.append(row)
+        return rows
+
+
+def by_op_kind(trace: Any, seconds: Sequence[float]) -> list[dict[str, Any]]:
+    """Measured time by roofline kind (``archlab.measure.predict``'s kinds), without a prediction."""
+    from archlab.analysis.costs import FREE_KIND, MAC_KINDS, OpCosts
+    from archlab.measure.predict import conv_kind, pool_kind
+
+    costs = OpCosts(trace)
+    rows: dict[str, dict[str, Any]] = {}
+    total = sum(seconds) or 1.0
+    for op in trace.ops:
+        k = costs.kinds[op.index]
+        kind = (conv_kind(op, trace) if k == "conv" and op.name == "convolution" else "linear/matmul" if k in MAC_KINDS
+                else f"{pool_kind(op)} pooling" if k == "pooling" else "views" if k == FREE_KIND else k)
+        r = rows.setdefault(kind, {"kind": kind, "ops": 0, "measured_ms": 0.0})
+        r["ops"] += 1
+        r["measured_ms"] += seconds[op.index] * 1e3
+    for r in rows.values():
+        r["measured_share"] = r["measured_ms"] / 1e3 / total
+    return sorted(rows.values(), key=lambda r: -r["measured_ms"])
 
 
 # --- measurement ----------------------------------------------------------------
@@ -153,6 +228,8 @@ def measure_all(
     threads: int | None = None,
     min_time: float = 1.0,
     per_layer: bool = False,
+    per_op: bool = False,
+    predict: bool = False,
     force: bool = False,
     input_size: tuple[int, ...] | None = None,
     res: int | None = None,
@@ -182,7 +259,8 @@ def measure_all(
     plans = [_plan(spec, dtype, shape_kw) for spec in specs]
     labels = ", ".join(p.label for p in plans)
     check_fits(sum(p.bytes_needed for p in plans), device, force, what=f"timing {labels}")
-    total = len(plans) * (3 if per_layer else 2)
+    op_timing = per_layer or per_op or predict  # the prediction is shown beside each op's measured time
+    total = len(plans) * (3 if op_timing else 2) + (1 if predict else 0)
     report = progress or (lambda done, total, what: None)
 
     previous_threads = torch.get_num_threads()
@@ -194,7 +272,7 @@ def measure_all(
     try:
         torch.set_num_threads(n_threads)
         # the named GPU is the current one: the timer's and the profiler's synchronization wait for it
-        with on_device(device), torch.inference_mode():
+        with on_device(device), torch.inference_mode(), allocator_fixed() as steady:
             for i, plan in enumerate(plans):
                 # building copies a user's module or runs a user file's constructor: the user's code too
                 step.update(what=f"building {plan.label}", forward=True)
@@ -205,17 +283,27 @@ def measure_all(
                 runs[-1].warm_up(min_time)
             step.update(what=f"timing {labels}", forward=True)
             _interleave(runs, min_time, lambda done: report(len(plans) + done, total, "timing"), step)
-            layers = {}
-            if per_layer:
+            layers, op_times = {}, {}
+            if op_timing:
                 for i, run in enumerate(runs):
-                    step.update(what=f"profiling {run.plan.label}", forward=False)
+                    step.update(what=f"timing each op of {run.plan.label}", forward=True)
                     report(2 * len(plans) + i, total, step["what"])
                     median = run.measurement(n_threads).median
                     n = min(max(math.ceil(min_time / median), PROFILE_RUNS[0]), PROFILE_RUNS[1])
-                    step["forward"] = True
-                    events = record_layers(run.model, run.inputs, device, n)
+                    with torch.inference_mode(False):  # the ops the trace records: no_grad's, not inference's
+                        inputs = tuple(x.clone() for x in run.inputs)
+                        op_times[i] = time_ops(run.model, inputs, run.plan.trace, device, n)
                     step["forward"] = False
-                    layers[i] = layers_from_events(events, run.plan.trace, device, n)
+                    if per_layer:
+                        t = op_times[i]
+                        layers[i] = layers_from_op_times(run.plan.trace, t.seconds, t.runs, t.method)
+        machine = None
+        if predict:
+            from archlab.measure.calibrate import machine as calibrated
+
+            step.update(what="calibrating", forward=False)
+            report(total - 1, total, "calibrating the machine (cached after the first time)")
+            machine = calibrated(device, n_threads, dtype)
     except UserError:
         raise
     except RuntimeError as e:  # out of memory, an operator without a kernel for this dtype, a CUDA error
@@ -226,12 +314,19 @@ def measure_all(
         raise run_failed(step["what"], device, dtype, e) from None
     finally:
         torch.set_num_threads(previous_threads)
-    notes = setting_notes(device, dtype)
+    notes = setting_notes(device, dtype) + (() if steady or not is_cpu(device) else (
+        "the C allocator was not held steady (not glibc, or MALLOC_*_THRESHOLD_ set): times may include "
+        "page faults and depend on what ran before",))
     report(total, total, "done")
     results = []
     for i, run in enumerate(runs):
         m = run.measurement(n_threads)
         lay = layers.get(i)
+        prediction = None
+        if machine is not None:
+            from archlab.measure.predict import predict_trace
+
+            prediction = predict_trace(run.plan.trace, machine)
         results.append(LatencyResult(
             model=run.plan.label, input_shape=tuple(run.plan.trace.input_shape), device=device,
             device_name=device_name(device), dtype=dtype, channels_last=channels_last, threads=n_threads,
@@ -240,8 +335,66 @@ def measure_all(
             layers=lay[0] if lay else None, profiled_forward_ms=lay[1] if lay else None,
             profiled_runs=lay[2] if lay else None, layer_time_method=lay[3] if lay else None, notes=notes,
             macs_not_counted=run.plan.not_counted,
+            page_faults_per_forward=run.faults / run.forwards if run.forwards else None,
+            op_times=op_times.get(i) if (per_op or predict) else None, prediction=prediction,
+            trace=run.plan.trace if (per_op or predict) else None,
         ))
     return results
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+FIXED_THRESHOLD = 1 << 30  # 1 GiB: activations come from the heap, and the heap keeps what is freed
+_allocator_depth = 0
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version") else None
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def allocator_fixed() -> Iterator[bool]:
+    """The C allocator held steady while timing (glibc): activations of every size are served from
+    the heap, and freed memory stays in the process for the next forward. Without this, glibc
+    returns a freed activation's pages to the system and faults them in again on the next forward
+    (thousands of page faults per forward), unless an earlier, bigger model happened to raise its
+    dynamic threshold: a model's latency then depends on which models ran before it. Yields
+    whether the setting applies (glibc, and no MALLOC_*_THRESHOLD_ of the user's in the
+    environment, which is left as it is); afterwards glibc's default thresholds are set again and
+    the heap's free memory is given back."""
+    global _allocator_depth
+    libc = None if _allocator_depth or any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_",
+                                                                      "MALLOC_TRIM_THRESHOLD_")) else _libc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, FIXED_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, FIXED_THRESHOLD)
+    _allocator_depth += 1
+    try:
+        yield libc is not None or _allocator_depth > 1
+    finally:
+        _allocator_depth -= 1
+        if libc is not None:
+            libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+            libc.malloc_trim(0)
+
+
+def page_faults() -> int:
+    """Minor page faults of this process so far (0 where the system does not say)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except (ImportError, OSError):
+        return 0
 
 
 def check_options(device: str, dtype: str, threads: int | None, min_time: float) -> None:
@@ -325,16 +478,22 @@ class _Run:
         self.plan, self.model, self.inputs = plan, model, inputs
         self.number = 1
         self.raw_times: list[float] = []
+        self.faults = 0  # page faults during the timed blocks
+        self.forwards = 0
 
     def block(self, number: int) -> float:
         from torch.utils.benchmark import timer
 
         model, inputs = self.model, self.inputs
         with user_code():  # the user's prints go to stderr (outside the timed part)
+            faults = page_faults()
             start = timer()
             for _ in range(number):
                 model(*inputs)
-            return timer() - start
+            elapsed = timer() - start
+            self.faults += page_faults() - faults
+            self.forwards += number
+            return elapsed
 
     def warm_up(self, min_time: float) -> None:
         """A few forwards, then the block size: the smallest power of ten whose block lasts
@@ -352,6 +511,7 @@ class _Run:
                     or self.number >= 10**6:
                 break
             self.number *= 10
+        self.faults = self.forwards = 0  # the warm-up's faults (first touches) are not the timed ones
 
     def done(self, min_time: float) -> bool:
         return len(self.raw_times) >= MIN_BLOCKS and sum(self.raw_times) >= min_time
@@ -378,6 +538,10 @@ def _interleave(runs: list[_Run], min_time: float, progress: Callable[[float], A
     enabled = gc.isenabled()
     gc.disable()
     try:
+        if len(runs) > 1:  # one untimed round in turn: the heap settles to the interleaved pattern
+            for run in runs:
+                run.block(run.number)
+                run.faults = run.forwards = 0
         pending = list(runs)
         while pending:
             for run in pending:

@@ -1,17 +1,14 @@
-"""Per layer: each module's own time under PyTorch's profiler beside its share of MACs, which
-shows the layers whose time their operation count does not predict (depthwise convolutions,
-normalization, activations). ``archlab.measure.latency.measure_all(per_layer=True)`` calls
-``record_layers`` on the model it has just timed, then ``layers_from_events``."""
+"""Per layer: each module's own time, summed from the per-op timing (``archlab.measure.per_op``),
+beside its share of MACs, which shows the layers whose time their operation count does not
+predict (depthwise convolutions, normalization, activations).
+``archlab.measure.latency.measure_all(per_layer=True)`` times the ops of the model it has just
+timed, then calls ``layers_from_op_times``."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from archlab.measure.devices import is_cuda
-from archlab.user_code import user_code
-
-RANGE_PREFIX = "archlab.module::"
 
 
 @dataclass(frozen=True)
@@ -21,9 +18,9 @@ class LayerTime:
     name: str  # qualified module name ("" for the model itself)
     type: str
     kind: str  # type, with convolutions told apart: depthwise, pointwise 1x1, kxk, grouped
-    calls: int  # calls per forward (the containers row: how many container calls)
-    time_ms: float  # in one forward: the median over the profiled forwards
-    time_share: float  # fraction of the profiled forward
+    calls: int  # calls per forward
+    time_ms: float  # in one forward: the sum of its ops' medians over the timed forwards
+    time_share: float  # fraction of the ops' total
     macs: int  # MACs of the operations the module runs itself
     mac_share: float  # fraction of the model's MACs
 
@@ -53,41 +50,21 @@ def _conv_kind(type_name: str, attrs: dict[str, Any]) -> str:
     return f"conv {size}"
 
 
-def record_layers(model: Any, xs: tuple[Any, ...], device: str, runs: int) -> Any:
-    """The profiler's events of ``runs`` forwards, each module's forward in a range of its own.
-    The only part of the per-layer profile that runs the model (the user's code)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    from archlab.analysis.trace import module_ranges
-    from archlab.measure.devices import synchronize
-    from archlab.measure.devices import quiet_stderr as _quiet_stderr
-
-    cuda = is_cuda(device)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with module_ranges(model, RANGE_PREFIX), user_code():
-        model(*xs)  # one forward with the ranges before the profiler starts
-        with _quiet_stderr(), profile(activities=activities, record_shapes=False) as prof:
-            for _ in range(runs):
-                model(*xs)
-            synchronize(device)  # the current GPU is ``device`` (latency.measure_all enters it)
-    return prof.events()
-
-
-def layers_from_events(events: list[Any], tr: Any, device: str, runs: int) -> tuple[tuple[LayerTime, ...], float, int, str]:
-    """The per-layer rows from ``record_layers``' events and the trace's MACs."""
+def layers_from_op_times(tr: Any, seconds: Sequence[float], runs: int, method: str
+                         ) -> tuple[tuple[LayerTime, ...], float, int, str]:
+    """The per-layer rows from the per-op times (``archlab.measure.per_op``, by op index) and the
+    trace's MACs: each module's own ops (its children's excluded) summed; "(model)" holds the ops
+    the model's own forward runs outside every submodule."""
     from archlab.analysis.costs import OpCosts
 
-    cuda = is_cuda(device)
-    own_us = _own_time_per_forward(events, cuda)
-    total_us = sum(own_us.values())
-
+    own_us: dict[str, float] = {}
     own_macs: dict[str, int] = {}
-    has_ops: set[str] = set()
     op_macs = OpCosts(tr).macs
     for op in tr.ops:
         name = tr.calls[op.call].name if op.call >= 0 else ""
         own_macs[name] = own_macs.get(name, 0) + op_macs[op.index]
-        has_ops.add(name)
+        own_us[name] = own_us.get(name, 0.0) + seconds[op.index] * 1e6
+    total_us = sum(own_us.values())
     total_macs = sum(own_macs.values())
     parents = {tr.calls[c.parent].name for c in tr.calls if c.parent >= 0}
     first: dict[str, Any] = {}
@@ -95,65 +72,15 @@ def layers_from_events(events: list[Any], tr: Any, device: str, runs: int) -> tu
     for c in tr.calls:
         first.setdefault(c.name, c)
         calls[c.name] = calls.get(c.name, 0) + 1
-
     rows = []
-    listed_us = 0.0
-    listed_macs = 0
     for name, c in first.items():
-        if name in parents and name not in has_ops:
-            continue  # a container: its Python time goes into the last row
-        us = own_us.get(name, 0.0)
-        listed_us += us
-        listed_macs += own_macs.get(name, 0)
+        if name not in own_us:
+            continue  # a container that runs no op of its own
+        us = own_us[name]
         kind = _conv_kind(c.type, c.attrs) if name not in parents else f"{c.type} (own operations)"
         rows.append(LayerTime(name, c.type, kind, calls[name], us / 1e3, _share(us, total_us),
-                              own_macs.get(name, 0), _share(own_macs.get(name, 0), total_macs)))
-    rest_us = total_us - listed_us
-    rest_macs = total_macs - listed_macs
-    rest_calls = sum(calls[n] for n in first if n in parents and n not in has_ops)
-    rows.append(LayerTime("(containers)", "-", "container overhead", rest_calls, rest_us / 1e3,
-                          _share(rest_us, total_us), rest_macs, _share(rest_macs, total_macs)))
-    method = ("CUDA kernel time per module (torch.profiler)" if cuda
-              else "CPU time per module (torch.profiler), its overhead included: the container row "
-                   "also holds the Python of the timing hooks")
+                              own_macs[name], _share(own_macs[name], total_macs)))
     return tuple(rows), total_us / 1e3, runs, method
-
-
-def _own_time_per_forward(events, cuda: bool) -> dict[str, float]:
-    """Module name -> its own time in one forward, in µs: the median over the profiled forwards
-    (a burst of another process's work on a shared machine hits one forward, not the median).
-
-    Each operation's own time goes to the innermost module range around it: its self CPU time
-    on CPU, the GPU kernels it launched on CUDA (a range's own kernel list is skipped: profilers
-    have attached GPU-side copies of the range itself there). On CPU a range's own self time,
-    the Python of that module's forward between its operations, is the module's too. The
-    outermost range (the model's) tells the forwards apart."""
-    import statistics
-
-    import torch
-
-    per_forward: dict[int, dict[str, float]] = {}
-    cpu = torch.autograd.DeviceType.CPU
-    for e in events:
-        if e.device_type != cpu or e.is_async:
-            continue
-        if e.name.startswith(RANGE_PREFIX):
-            owner, us = e, (0.0 if cuda else e.self_cpu_time_total)
-        else:
-            owner = e.cpu_parent
-            while owner is not None and not owner.name.startswith(RANGE_PREFIX):
-                owner = owner.cpu_parent
-            if owner is None:
-                continue  # outside the model (the final synchronize)
-            us = sum(k.duration for k in e.kernels) if cuda else e.self_cpu_time_total
-        top = owner
-        while top.cpu_parent is not None:
-            top = top.cpu_parent
-        times = per_forward.setdefault(id(top), {})
-        name = owner.name[len(RANGE_PREFIX):]
-        times[name] = times.get(name, 0.0) + us
-    names = {name for times in per_forward.values() for name in times}
-    return {name: statistics.median(times.get(name, 0.0) for times in per_forward.values()) for name in names}
 
 
 def _share(part: float, total: float) -> float:

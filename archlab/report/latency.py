@@ -10,7 +10,7 @@ from archlab.measure.profile import by_kind
 from archlab.measure.ranking import SPEARMAN_MIN_PAIRS, Comparison
 from archlab.report import formats
 from archlab.report.formats import csv_table, md_table, text_table, to_json
-from archlab.units import human, shape_str
+from archlab.units import human, human_bytes, shape_str
 
 
 def ms(v: float) -> str:
@@ -50,7 +50,86 @@ def _lines(r: LatencyResult) -> list[tuple[str, str, str]]:
                                 + (f"PARTIAL: {r.macs_not_counted} op calls without a cost rule left out; see "
                                    "archlab count)" if r.macs_not_counted else "exact)")),
         ("achieved", f"{r.achieved_gflops:,.2f} GFLOP/s", "2 x MACs / median"),
-    ] + [("note", "", note) for note in r.notes]
+    ] + _prediction_lines(r) + [("note", "", note) for note in r.notes]
+
+
+def _prediction_lines(r: LatencyResult) -> list[tuple[str, str, str]]:
+    rows = []
+    if r.page_faults_per_forward is not None:
+        rows.append(("page faults", f"{r.page_faults_per_forward:,.1f}", "per timed forward (0: the allocator reused "
+                     "memory; the time does not depend on what ran before)"))
+    if r.op_times is not None:
+        rows.append(("ops timed one by one", f"{ms(r.op_times.total * 1e3)} ms",
+                     f"{r.op_times.method}; their sum"))
+    if r.prediction is not None:
+        m = r.prediction.machine
+        rows.append(("predicted", f"{ms(r.predicted_ms)} ms",
+                     f"roofline on the calibrated machine: {r.predicted_over_measured:.2f} x the measured median "
+                     f"(peak {m.peak_gflops:.1f} GFLOP/s, bandwidth {m.bandwidth_gbs:.1f} GB/s; calibrated "
+                     f"{m.measured_at}{', cached' if m.cached else ''})"))
+    return rows
+
+
+KIND_TIME_HEADERS = ("kind", "ops", "GFLOP", "traffic", "FLOP/B", "bound", "predicted ms", "share", "measured ms",
+                     "share", "pred/meas")
+
+
+def _kind_time_rows(r: LatencyResult) -> list[tuple]:
+    rows = []
+    for k in r.by_kind():
+        pred = "predicted_ms" in k
+        meas = "measured_ms" in k
+        ai = k.get("arithmetic_intensity")
+        rows.append((k["kind"], k["ops"], f"{k['flops'] / 1e9:.3f}" if pred else "-",
+                     human_bytes(k["traffic_bytes"]) if pred else "-",
+                     "-" if ai is None or not pred else f"{ai:.1f}", k.get("bound", "-"),
+                     ms(k["predicted_ms"]) if pred else "-", _pct(k["predicted_share"]) if pred else "-",
+                     ms(k["measured_ms"]) if meas else "-", _pct(k["measured_share"]) if meas else "-",
+                     _ratio(k["predicted_ms"] / k["measured_ms"]) if pred and meas and k["measured_ms"] else "-"))
+    return rows
+
+
+def _kind_time_caption(r: LatencyResult) -> str:
+    parts = []
+    if r.op_times is not None:
+        parts.append(f"measured: {r.op_times.method}, {ms(r.op_times.total * 1e3)} ms in all "
+                     f"(benchmark median {ms(r.median_ms)} ms)")
+    if r.prediction is not None:
+        parts.append(f"predicted: roofline on the calibrated machine, {ms(r.predicted_ms)} ms in all; each op "
+                     "the slowest of compute (FLOPs / its kind's calibrated rate), memory (traffic / bandwidth, "
+                     "each op alone) and the floor, plus the per-op overhead; bound: which term set the time "
+                     "of most of the kind's time")
+    return "; ".join(parts)
+
+
+TOP_OPS = 15
+
+
+def _top_op_rows(r: LatencyResult) -> list[tuple]:
+    rows = sorted(r.op_rows(), key=lambda o: -o.get("measured_ms", o.get("predicted_ms", 0.0)))[:TOP_OPS]
+    return [(o["index"], o["op"].removeprefix("aten."), o["module"] or "(model)", o.get("kind", "-"),
+             ms(o["measured_ms"]) if "measured_ms" in o else "-",
+             ms(o["predicted_ms"]) if "predicted_ms" in o else "-", o.get("bound", "-")) for o in rows]
+
+
+TOP_OP_HEADERS = ("#", "op", "module", "kind", "measured ms", "predicted ms", "bound")
+
+
+def _kind_time_table(r: LatencyResult, md: bool = False) -> str:
+    if r.op_times is None and r.prediction is None:
+        return ""
+    if md:
+        out = (f"\n#### {r.model}: time by kind\n\n{_kind_time_caption(r)}\n\n"
+               + md_table(KIND_TIME_HEADERS, _kind_time_rows(r), "lrrrrlrrrrr"))
+        if r.op_times is not None:
+            out += f"\nthe {TOP_OPS} slowest ops\n\n" + md_table(TOP_OP_HEADERS, _top_op_rows(r), "rllllrrl")
+        return out
+    out = f"\n{r.model}: time by kind; {_kind_time_caption(r)}\n" + text_table(KIND_TIME_HEADERS,
+                                                                                 _kind_time_rows(r), "lrrrrlrrrrr")
+    if r.op_times is not None:
+        out += f"\nthe {TOP_OPS} slowest ops (all of them: --format json)\n" + text_table(
+            TOP_OP_HEADERS, _top_op_rows(r), "rllllrrl")
+    return out
 
 
 LAYER_HEADERS = ("name", "type", "kind", "time ms", "share of time", "MACs", "share of MACs", "time/MAC share")
@@ -68,9 +147,9 @@ def _kind_rows(r: LatencyResult) -> list[tuple]:
 
 
 def _layer_caption(r: LatencyResult) -> str:
-    return (f"per layer: {r.layer_time_method}; each module's median over {r.profiled_runs} profiled forwards, "
-            f"{ms(r.profiled_forward_ms)} ms in all (benchmark median {ms(r.median_ms)} ms). "
-            "A module's own time and MACs exclude its children's; time/MAC share > 1: "
+    return (f"per layer: {r.layer_time_method}, summed over each module's own ops, "
+            f"{ms(r.profiled_forward_ms)} ms in all (benchmark median {ms(r.median_ms)} ms; the Python between "
+            "the ops is in neither). A module's own time and MACs exclude its children's; time/MAC share > 1: "
             "more of the time than of the MACs.")
 
 
@@ -89,6 +168,7 @@ def _per_layer_md(r: LatencyResult) -> str:
 def _compare_headers(c: Comparison) -> tuple[str, ...]:
     headers = ("model", "input", "median ms", "IQR ms", "images/s", "MACs", "GFLOP/s", "latency ratio",
                "MACs ratio")
+    headers += ("predicted ms", "pred/meas") if any(row.result.prediction is not None for row in c.rows) else ()
     return headers + (("paper ms", "paper ratio") if c.paper_source else ())
 
 
@@ -111,6 +191,8 @@ def _compare_rows(c: Comparison, width: int | None = None) -> list[tuple]:
         cells = (_name(r, width), shape_str(r.input_shape), ms(r.median_ms),
                  ms(r.iqr_ms), f"{r.throughput:,.1f}", human(r.macs), f"{r.achieved_gflops:,.2f}",
                  _ratio(row.latency_ratio), _ratio(row.macs_ratio))
+        if any(x.result.prediction is not None for x in c.rows):
+            cells += ("-", "-") if r.prediction is None else (ms(r.predicted_ms), _ratio(r.predicted_over_measured))
         if c.paper_source:
             cells += ("-" if row.paper_ms is None else f"{row.paper_ms:g}", _ratio(row.paper_ratio))
         rows.append(cells)
@@ -163,11 +245,15 @@ def _csv(results: Sequence[LatencyResult], c: Comparison | None) -> str:
         ordered = [row.result for row in c.rows]
         extra = {id(row.result): [row.latency_ratio, row.macs_ratio, row.paper_ms, row.paper_ratio]
                  for row in c.rows}
+    predicted = any(r.prediction is not None for r in results)
+    if predicted:
+        keys += ("predicted_ms", "predicted_over_measured")
     rows = []
     for r in ordered:
         d = r.to_dict()
         d["input_shape"] = shape_str(r.input_shape)
-        rows.append([d[k] for k in CSV_KEYS] + extra.get(id(r), []))
+        rows.append([d[k] for k in CSV_KEYS] + extra.get(id(r), [])
+                    + ([r.predicted_ms, r.predicted_over_measured] if predicted else []))
     return csv_table(keys, rows)
 
 
@@ -176,9 +262,10 @@ def _table(results: Sequence[LatencyResult], c: Comparison | None) -> str:
         r = results[0]
         out = _title(r) + "\n" + text_table(None, _lines(r), "lrl", max_width=200)
     else:
-        out = (text_table(_compare_headers(c), _compare_rows(c, NAME_WIDTH), "llrrrrrrrrr", max_width=NAME_WIDTH)
+        out = (text_table(_compare_headers(c), _compare_rows(c, NAME_WIDTH), "ll" + "r" * 11, max_width=NAME_WIDTH)
                + "\n".join(_compare_caption(results, c)) + "\n")
-    return out + "".join(_per_layer_table(r) for r in results if r.layers is not None)
+    return (out + "".join(_kind_time_table(r) for r in results)
+            + "".join(_per_layer_table(r) for r in results if r.layers is not None))
 
 
 def _md(results: Sequence[LatencyResult], c: Comparison | None) -> str:
@@ -186,9 +273,10 @@ def _md(results: Sequence[LatencyResult], c: Comparison | None) -> str:
         r = results[0]
         out = f"### {_title(r)}\n\n" + md_table(("quantity", "value", "what"), _lines(r), "lrl")
     else:
-        out = (md_table(_compare_headers(c), _compare_rows(c), "llrrrrrrrrr") + "\n"
+        out = (md_table(_compare_headers(c), _compare_rows(c), "ll" + "r" * 11) + "\n"
                + "\n\n".join(_compare_caption(results, c)) + "\n")
-    return out + "".join(_per_layer_md(r) for r in results if r.layers is not None)
+    return (out + "".join(_kind_time_table(r, md=True) for r in results)
+            + "".join(_per_layer_md(r) for r in results if r.layers is not None))
 
 
 def render(results: Sequence[LatencyResult], fmt: str, comparison: Comparison | None = None) -> str:

@@ -1,0 +1,211 @@
+"""The roofline prediction: each traced op's time on the calibrated machine, summed per layer and model.
+
+For each op of the meta trace (``archlab.analysis.trace``), with its MACs and other operations
+(``archlab.analysis.costs``) and the bytes it reads and writes (``archlab.analysis.traffic``):
+
+* a **convolution** takes the slowest of its compute time (FLOPs / the achieved GFLOP/s of its
+  kind: pointwise 1x1, dense k x k, depthwise 3x3/5x5 at stride 1/2, grouped), its memory time
+  (traffic / the copy bandwidth) and the tiny-convolution floor;
+* a **linear layer or matmul** the slower of FLOPs / peak and traffic / the bandwidth a batch-1
+  linear layer achieves, plus the per-op overhead;
+* **pooling** its window elements / the pooling type's rate, plus the overhead;
+* a **memory-bound op** (normalization, activation, element-wise, data movement, reduction,
+  softmax) its traffic / the bandwidth its kind achieves, plus the overhead;
+* a view or allocation nothing (no data moves; its dispatch is not charged);
+* an op without a cost rule its traffic at the element-wise bandwidth, plus the overhead.
+
+The ``bound`` of an op says which term set its time: ``compute``, ``memory`` or ``overhead``
+(the floor or the per-op overhead). Each op is taken alone: no overlap, no cache reuse.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from archlab.analysis.costs import FREE_KIND, MAC_KINDS, OpCosts
+from archlab.analysis.trace import Op, Trace
+from archlab.analysis.traffic import OpTraffic
+from archlab.measure.calibrate import Machine
+
+# cost kind -> the memory_gbs entry its bandwidth comes from
+_MEMORY_RATE = {"normalization": "normalization", "activation": "activation", "elementwise": "elementwise",
+                "bias": "elementwise", "data": "data", "upsampling": "data", "reduction": "reduction",
+                "softmax": "softmax"}
+
+
+def conv_kind(op: Op, trace: Trace) -> str:
+    """The calibrated convolution kind of a ``convolution`` op, from its recorded geometry."""
+    a = op.attrs
+    kernel = a.get("kernel", (1,))
+    groups = a.get("groups", 1)
+    cin = trace.values[op.inputs[0]].shape[1] if op.inputs and len(trace.values[op.inputs[0]].shape) > 1 else 1
+    if groups > 1 and groups == cin and not a.get("transposed"):
+        k = "3x3" if max(kernel) <= 3 else "5x5"
+        s = "s1" if max(a.get("stride", (1,))) == 1 else "s2"
+        return f"depthwise {k} {s}"
+    if groups > 1:
+        return "grouped"
+    if all(k == 1 for k in kernel) and not a.get("transposed"):
+        return "pointwise 1x1"
+    return "dense kxk"
+
+
+def pool_kind(op: Op) -> str:
+    name = op.name
+    if "adaptive" in name:
+        return "adaptive"
+    return "max" if "max" in name else "avg"
+
+
+@dataclass(frozen=True)
+class OpPrediction:
+    index: int
+    kind: str  # what the roofline calls it: "depthwise 3x3 s2", "linear", "normalization", ...
+    flops: int  # 2 x MACs
+    traffic: int  # bytes read + written
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+    seconds: float
+    bound: str  # compute, memory or overhead
+
+
+def _scale(traffic: int, trace: Trace, op: Op, itemsize: int) -> int:
+    """Traffic at the timed dtype: the trace's fp32 floats moved at ``itemsize`` bytes instead."""
+    if itemsize == 4:
+        return traffic
+    floats = [trace.values[v] for v in (*op.inputs, *op.outputs)]
+    if floats and all(v.dtype.is_floating_point and v.itemsize == 4 for v in floats):
+        return traffic * itemsize // 4
+    return traffic
+
+
+def predict_op(op: Op, trace: Trace, cost_kind: str, macs: int, other: int, traffic: int, m: Machine) -> OpPrediction:
+    flops = 2 * macs
+    overhead = m.op_overhead_us / 1e6
+    if cost_kind == FREE_KIND:
+        return OpPrediction(op.index, "views", 0, traffic, 0.0, traffic / (m.bandwidth_gbs * 1e9), 0.0,
+                            traffic / (m.bandwidth_gbs * 1e9), "memory")
+    if cost_kind == "conv" and op.name == "convolution":
+        kind = conv_kind(op, trace)
+        compute = flops / (m.conv_gflops[kind] * 1e9)
+        memory = traffic / (m.bandwidth_gbs * 1e9)
+        floor = m.conv_floor_us / 1e6
+        t = max(compute, memory, floor)
+        bound = "compute" if t == compute else "memory" if t == memory else "overhead"
+        return OpPrediction(op.index, kind, flops, traffic, compute, memory, floor if bound == "overhead" else 0.0,
+                            t, bound)
+    if cost_kind in MAC_KINDS:  # linear, matmul, bmm (and a convolution backward: as a matmul)
+        compute = flops / (m.peak_gflops * 1e9)
+        memory = traffic / (m.memory_gbs["linear"] * 1e9)
+        t = max(compute, memory)
+        return OpPrediction(op.index, "linear/matmul", flops, traffic, compute, memory, overhead, t + overhead,
+                            _bound(compute, memory, overhead))
+    if cost_kind == "pooling":
+        kind = pool_kind(op)
+        compute = other / (m.pool_rate[kind] * 1e9)
+        memory = traffic / (m.bandwidth_gbs * 1e9)
+        t = max(compute, memory)
+        return OpPrediction(op.index, f"{kind} pooling", flops, traffic, compute, memory, overhead, t + overhead,
+                            _bound(compute, memory, overhead))
+    rate = _MEMORY_RATE.get(cost_kind, "elementwise")
+    memory = traffic / (m.memory_gbs[rate] * 1e9)
+    label = cost_kind if cost_kind in _MEMORY_RATE else "other (no cost rule)"
+    return OpPrediction(op.index, label, flops, traffic, 0.0, memory, overhead, memory + overhead,
+                        _bound(0.0, memory, overhead))
+
+
+def _bound(compute: float, memory: float, overhead: float) -> str:
+    top = max(compute, memory, overhead)
+    return "compute" if top == compute else "memory" if top == memory else "overhead"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The roofline prediction of one forward."""
+
+    ops: tuple[OpPrediction, ...]
+    machine: Machine
+
+    @property
+    def seconds(self) -> float:
+        return sum(p.seconds for p in self.ops)
+
+    @property
+    def ms(self) -> float:
+        return self.seconds * 1e3
+
+    def by_kind(self, measured: Sequence[float] | None = None) -> list[dict[str, Any]]:
+        """Rows by roofline kind (the most predicted time first): ops, FLOPs, traffic, predicted
+        time and share, how many of its ops each bound set; with ``measured`` (seconds per op, by
+        op index) the measured time and share too."""
+        rows: dict[str, dict[str, Any]] = {}
+        total = self.seconds or 1.0
+        measured_total = sum(measured) if measured else 0.0
+        for p in self.ops:
+            r = rows.setdefault(p.kind, {"kind": p.kind, "ops": 0, "flops": 0, "traffic_bytes": 0,
+                                         "predicted_ms": 0.0, "bound": defaultdict(float),
+                                         **({"measured_ms": 0.0} if measured else {})})
+            r["ops"] += 1
+            r["flops"] += p.flops
+            r["traffic_bytes"] += p.traffic
+            r["predicted_ms"] += p.seconds * 1e3
+            r["bound"][p.bound] += p.seconds
+            if measured:
+                r["measured_ms"] += measured[p.index] * 1e3
+        out = []
+        for r in rows.values():
+            if r["kind"] == "views" and not r["traffic_bytes"] and not (measured and r["measured_ms"]):
+                continue
+            bound = r.pop("bound")
+            r["bound"] = max(bound, key=bound.get) if bound else "-"
+            r["predicted_share"] = r["predicted_ms"] / 1e3 / total
+            r["arithmetic_intensity"] = r["flops"] / r["traffic_bytes"] if r["traffic_bytes"] else None
+            if measured:
+                r["measured_share"] = r["measured_ms"] / 1e3 / measured_total if measured_total else 0.0
+            out.append(r)
+        return sorted(out, key=lambda r: -(r.get("measured_ms") or r["predicted_ms"]))
+
+    def by_call(self, trace: Trace, depth: int) -> list[dict[str, Any]]:
+        """Per module call down to ``depth``: FLOPs, traffic, intensity, predicted time and bound."""
+        prefix = [0.0]
+        for p in self.ops:
+            prefix.append(prefix[-1] + p.seconds)
+        rows = []
+        for call in trace.calls:
+            if not 0 < call.depth <= depth:
+                continue
+            ops = self.ops[call.first_op:call.end_op]
+            flops = sum(p.flops for p in ops)
+            traffic = sum(p.traffic for p in ops)
+            seconds = prefix[call.end_op] - prefix[call.first_op]
+            bound: dict[str, float] = defaultdict(float)
+            for p in ops:
+                bound[p.bound] += p.seconds
+            rows.append({"name": call.name, "type": call.type, "depth": call.depth, "flops": flops,
+                         "traffic_bytes": traffic, "arithmetic_intensity": flops / traffic if traffic else None,
+                         "predicted_ms": seconds * 1e3, "bound": max(bound, key=bound.get) if bound else "-"})
+        return rows
+
+
+def predict_trace(trace: Trace, m: Machine, costs: OpCosts | None = None) -> Prediction:
+    """Predict every op of ``trace`` on the machine ``m`` (its dtype: fp32 floats scaled)."""
+    costs = costs or OpCosts(trace)
+    traffic = OpTraffic.of(trace, costs)
+    itemsize = {"fp32": 4, "fp16": 2, "bf16": 2}.get(m.key.get("dtype", "fp32"), 4)
+    ops = tuple(predict_op(op, trace, costs.kinds[op.index], costs.macs[op.index], costs.other[op.index],
+                           _scale(traffic.read[op.index] + traffic.written[op.index], trace, op, itemsize), m)
+                for op in trace.ops)
+    return Prediction(ops, m)
+
+
+def predict(model_or_spec: Any, *, device: str = "cpu", threads: int | None = None, dtype: str = "fp32",
+            machine: Machine | None = None, **sizes: Any) -> Prediction:
+    """Predict one forward's time from the meta trace and the (cached or new) calibration."""
+    from archlab.analysis.trace import trace_model
+    from archlab.measure.calibrate import machine as calibrated
+
+    tr, _ = trace_model(model_or_spec, **sizes)
+    return predict_trace(tr, machine or calibrated(device, threads, dtype))
