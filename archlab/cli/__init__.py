@@ -16,7 +16,8 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli import compare, count, diagram, laws, latency, memory, page, per_layer, receptive_field, verify, zoo
+from archlab.cli import (compare, count, diagram, laws, latency, memory, page, per_layer, receptive_field, roofline,
+                         verify, zoo)
 from archlab.cli.options import repeated_option
 from archlab.cli.options import stderr as _stderr
 from archlab.errors import UserError, first_line
@@ -57,6 +58,8 @@ app.command("report")(page.report_cmd)
 app.command("diagram")(diagram.diagram_cmd)
 app.command("list")(zoo.list_cmd)
 app.command("latency")(latency.latency_cmd)
+app.command("calibrate")(roofline.calibrate_cmd)
+app.command("roofline")(roofline.roofline_cmd)
 app.command("dwsc")(laws.dwsc_cmd)
 app.command("compare")(compare.compare_cmd)
 app.command("efficientnet")(laws.efficientnet_cmd)

@@ -1,0 +1,67 @@
+"""``archlab calibrate`` and ``archlab roofline``: the machine model, and a model's layers on it."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from archlab.cli.options import (ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, TimeDType, device_option,
+                                 emit, force_option, parse_common, settle, stderr)
+
+THREADS = typer.Option(None, "--threads", help="torch intra-op threads (default: torch's current setting); the "
+                                              "calibration is kept per thread count.")
+
+
+def calibrate_cmd(
+    device: str = device_option("cpu or cuda (cuda:N for another GPU)."),
+    threads: Optional[int] = THREADS,
+    dtype: TimeDType = typer.Option(TimeDType.fp32, "--dtype", help="The dtype the micro-benchmarks run in."),
+    show: bool = typer.Option(False, "--show", help="Print the cached calibration (measure only if none is cached)."),
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """Measure the machine (peak compute, bandwidth, per-op overhead, convolution and memory-bound rates by kind)
+    in a few seconds and cache it for latency --predict and roofline."""
+    from archlab.measure.calibrate import machine
+    from archlab.report import roofline as roofline_report
+
+    settle()
+    m = machine(device, threads, dtype.value, fresh=not show)
+    emit(roofline_report.render_machine(m, fmt.value), output)
+
+
+def roofline_cmd(
+    model: str = typer.Argument(..., help="Model name or spec."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Draw the roofline to this .png or .svg file."),
+    measure: bool = typer.Option(False, "--measure", help="Also run the model and time each op: the layers' "
+                                                          "achieved GFLOP/s beside the predicted."),
+    device: str = device_option("cpu or cuda (cuda:N for another GPU)."),
+    threads: Optional[int] = THREADS,
+    dtype: TimeDType = typer.Option(TimeDType.fp32, "--dtype", help="Weights and input dtype."),
+    batch: Optional[int] = BATCH,
+    res: Optional[int] = RES,
+    input_size: Optional[str] = INPUT_SIZE,
+    alpha: Optional[float] = ALPHA,
+    sets: Optional[List[str]] = SET,
+    force: bool = force_option("Run --measure even if the model looks too big for free memory."),
+    fmt: Format = FORMAT,
+    output: Optional[str] = OUTPUT,
+) -> None:
+    """The calibrated machine's roofline and each layer of a model at its arithmetic intensity (FLOPs per byte)
+    and predicted (and with --measure, achieved) GFLOP/s."""
+    from archlab.errors import UserError
+    from archlab.measure.roofline import roofline
+    from archlab.report import roofline as roofline_report
+    from archlab.report.files import write_atomic
+
+    if plot is not None and not plot.lower().endswith((".png", ".svg")):
+        raise UserError(f"--plot writes a .png or .svg file, not '{plot}'")
+    settle()
+    size, options = parse_common(input_size, sets)
+    r = roofline(model, device=device, threads=threads, dtype=dtype.value, measure=measure, force=force,
+                 input_size=size, res=res, batch=batch, alpha=alpha, options=options)
+    if plot is not None:
+        write_atomic(plot, roofline_report.image(r, plot))
+        print(f"archlab: roofline written to {plot}", file=stderr())
+    emit(roofline_report.render(r, fmt.value), output)
