@@ -5,8 +5,8 @@ The public API is imported lazily, so that ``archlab --help`` does not import to
 
 __version__ = "0.1.0"
 
-__all__ = ["analyze", "build", "compare", "cost_rule", "count", "dwsc", "list_models", "memory", "receptive_field",
-           "resolve", "trace_layers", "UserError", "__version__"]
+__all__ = ["analyze", "build", "calibrate", "compare", "cost_rule", "count", "dwsc", "latency", "list_models", "memory",
+           "predict", "receptive_field", "resolve", "roofline", "trace_layers", "UserError", "__version__"]
 
 # public name -> (module, attribute): where each lives in the pipeline
 _PUBLIC = {
@@ -21,6 +21,10 @@ _PUBLIC = {
     "compare": ("archlab.analysis.compare", "compare_models"),
     "analyze": ("archlab.analysis.analyze", "analyze"),
     "cost_rule": ("archlab.analysis.costs", "cost_rule"),
+    "latency": ("archlab.measure.latency", "latency"),
+    "calibrate": ("archlab.measure.calibrate", "machine"),
+    "predict": ("archlab.measure.predict", "predict"),
+    "roofline": ("archlab.measure.roofline", "roofline"),
     "UserError": ("archlab.errors", "UserError"),
 }
 

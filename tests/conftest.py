@@ -68,11 +68,14 @@ def _real(x):
 
 
 def _profiled():
-    return torch.autograd._profiler_enabled()
+    """Under archlab's per-op clock (latency --per-layer/--per-op/--predict): a dispatch mode on real tensors."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    return _get_current_dispatch_mode() is not None
 
 
 class Fails(nn.Module):
-    """Raises ``exc`` on real tensors only; with ``profiled``, only under the profiler."""
+    """Raises ``exc`` on real tensors only; with ``profiled``, only while its ops are timed one by one."""
 
     def __init__(self, exc, profiled=False):
         super().__init__()

@@ -510,11 +510,11 @@ def test_the_message_says_what_failed(cli, models):
                           "fvcore's forward on cpu at fp32 failed: AssertionError: input size check")
 
 
-def test_an_exception_only_under_the_per_layer_profiler_is_one_line(cli, models):
-    # the warm-up and the timing pass; the profiled forwards of --per-layer raise
+def test_an_exception_only_under_the_per_op_clock_is_one_line(cli, models):
+    # the warm-up and the timing pass; the forwards of --per-layer timed op by op raise
     assert cli("latency", models("profiled_keyerr"), *FAST).code == 0
     assert_one_line_error(cli("latency", models("profiled_keyerr"), *FAST, "--per-layer"),
-                          "profiling ", "failed: KeyError: 'boom'")
+                          "timing each op of ", "failed: KeyError: 'boom'")
 
 
 def test_an_exception_in_archlabs_own_code_is_still_archlabs_bug(cli, monkeypatch):
@@ -522,7 +522,7 @@ def test_an_exception_in_archlabs_own_code_is_still_archlabs_bug(cli, monkeypatc
     def broken(*args, **kw):
         raise KeyError("archlab's own")
 
-    monkeypatch.setattr(latency_mod, "layers_from_events", broken)
+    monkeypatch.setattr(latency_mod, "layers_from_op_times", broken)
     r = cli("latency", "lenet5", *FAST, "--per-layer")
     assert r.code == 1 and "archlab: internal error: KeyError" in r.err
 
@@ -537,9 +537,9 @@ def test_sys_exit_in_the_users_forward_during_a_real_run_is_one_line(cli, models
     assert_one_line_error(r, f"the forward pass called sys.exit({code})")
 
 
-def test_sys_exit_under_the_per_layer_profiler_is_one_line(cli, models):
+def test_sys_exit_under_the_per_op_clock_is_one_line(cli, models):
     assert_one_line_error(cli("latency", models("profiled_exit"), *FAST, "--per-layer"),
-                          "profiling ", "the forward pass called sys.exit(3)")
+                          "timing each op of ", "the forward pass called sys.exit(3)")
 
 
 # --- options that disagree (issue 15): the same setting given twice must agree ------------------

@@ -230,6 +230,7 @@ def measure_all(
     per_layer: bool = False,
     per_op: bool = False,
     predict: bool = False,
+    machine: Any = None,
     force: bool = False,
     input_size: tuple[int, ...] | None = None,
     res: int | None = None,
@@ -248,6 +249,14 @@ def measure_all(
     setting), restored afterwards. ``min_time``: seconds of timed forwards per model, at
     least. Runs that look too big for the device's free memory together are refused unless
     ``force``. ``progress(done, total, what)`` is called as the work advances.
+
+    ``per_layer``: each module's own time, summed from its ops timed one by one
+    (``archlab.measure.per_op``); ``per_op``: those op times, lined up with the trace;
+    ``predict``: the roofline prediction (``archlab.measure.predict``) on ``machine`` (default:
+    the cached calibration for this device, thread count and dtype, else a new one).
+
+    The C allocator is held steady while measuring (``allocator_fixed``), so that a model's
+    time does not depend on which models were timed before it in the process.
     """
     import torch
 
@@ -297,8 +306,7 @@ def measure_all(
                     if per_layer:
                         t = op_times[i]
                         layers[i] = layers_from_op_times(run.plan.trace, t.seconds, t.runs, t.method)
-        machine = None
-        if predict:
+        if predict and machine is None:
             from archlab.measure.calibrate import machine as calibrated
 
             step.update(what="calibrating", forward=False)
@@ -323,7 +331,7 @@ def measure_all(
         m = run.measurement(n_threads)
         lay = layers.get(i)
         prediction = None
-        if machine is not None:
+        if predict:
             from archlab.measure.predict import predict_trace
 
             prediction = predict_trace(run.plan.trace, machine)

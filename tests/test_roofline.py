@@ -1,0 +1,374 @@
+"""Issue 16: memory traffic, the measurement protocol, per-op timing, calibration and the roofline.
+
+No test here asserts a speed: the prediction's accuracy is benchmarks/bench_roofline.py's. What is
+tested is exact (traffic bytes, the prediction's arithmetic on a given machine, the plotted
+series), or a mechanism (the calibration cache is used and invalidated; the allocator setting
+takes the page faults out of a forward)."""
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+import archlab
+from archlab.analysis.trace import trace_model
+from archlab.analysis.traffic import OpTraffic
+from archlab.measure import calibrate as cal
+from archlab.measure.calibrate import Machine
+from archlab.measure.predict import predict_trace
+from conftest import assert_one_line_error
+
+F32 = 4
+
+
+def _only(model: nn.Module, size, **kw):
+    """(read, written) bytes of a one-layer model, from archlab.count's total and its one row."""
+    r = archlab.count(model, input_size=size, depth=1, **kw)
+    d = r.to_dict()
+    assert d["read_bytes"] == r.read_bytes and d["traffic_bytes"] == r.read_bytes + r.written_bytes
+    return r.read_bytes, r.written_bytes, r
+
+
+# --- memory traffic, exactly -----------------------------------------------------------------
+
+
+def test_traffic_of_a_convolution_with_bias():
+    read, written, r = _only(nn.Conv2d(3, 8, 3), (3, 10, 10))
+    assert read == (3 * 10 * 10 + 8 * 3 * 3 * 3 + 8) * F32  # input, weight, bias: each read once
+    assert written == 8 * 8 * 8 * F32
+    assert r.arithmetic_intensity == pytest.approx(2 * r.macs / (read + written))
+
+
+def test_traffic_of_a_convolution_without_bias():
+    read, written, _ = _only(nn.Conv2d(3, 8, 3, bias=False), (3, 10, 10))
+    assert read == (3 * 10 * 10 + 8 * 3 * 3 * 3) * F32
+    assert written == 8 * 8 * 8 * F32
+
+
+def test_traffic_of_a_depthwise_convolution():
+    read, written, r = _only(nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), (16, 14, 14))
+    assert read == (16 * 14 * 14 + 16 * 9) * F32 and written == 16 * 14 * 14 * F32
+    # a depthwise layer does 9 MACs per output element on 8 bytes moved per element: ~2 FLOP/B
+    assert r.arithmetic_intensity == pytest.approx(2 * 9 * 16 * 196 / ((2 * 16 * 196 + 144) * F32))
+
+
+def test_traffic_of_a_linear_layer():
+    read, written, _ = _only(nn.Linear(64, 10), (64,))
+    assert read == (64 + 64 * 10 + 10) * F32 and written == 10 * F32
+
+
+class Add(nn.Module):
+    def forward(self, x):
+        return x + x.flip(1)
+
+
+class Cat(nn.Module):
+    def forward(self, x):
+        return torch.cat([x, x * 2], 1)
+
+
+class View(nn.Module):
+    def forward(self, x):
+        return x.view(x.shape[0], -1).permute(1, 0)
+
+
+def test_traffic_of_an_addition_a_concatenation_and_a_view():
+    n = 4 * 5 * 5
+    tr, _ = trace_model(Add(), input_size=(4, 5, 5))
+    t = OpTraffic.of(tr)
+    ops = {op.name: op.index for op in tr.ops}
+    assert (t.read[ops["flip"]], t.written[ops["flip"]]) == (n * F32, n * F32)
+    assert (t.read[ops["add"]], t.written[ops["add"]]) == (2 * n * F32, n * F32)
+
+    tr, _ = trace_model(Cat(), input_size=(4, 5, 5))
+    t = OpTraffic.of(tr)
+    cat = next(op.index for op in tr.ops if op.name == "cat")
+    assert (t.read[cat], t.written[cat]) == (2 * n * F32, 2 * n * F32)
+
+    read, written, r = _only(View(), (4, 5, 5))
+    assert (read, written) == (0, 0)  # views move nothing
+    assert r.arithmetic_intensity is None and r.to_dict()["arithmetic_intensity"] is None
+
+
+def test_a_tensor_passed_twice_is_read_once_and_a_broadcast_reads_its_storage():
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+    read, written, _ = _only(Square(), (4, 5, 5))
+    assert (read, written) == (100 * F32, 100 * F32)
+
+    class Bias(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = nn.Parameter(torch.zeros(4, 1, 1))
+
+        def forward(self, x):
+            return x + self.b.expand_as(x)  # a (4,1,1) bias broadcast over a 4x5x5 map
+
+    tr, _ = trace_model(Bias(), input_size=(4, 5, 5))
+    t = OpTraffic.of(tr)
+    add = next(op.index for op in tr.ops if op.name == "add")
+    assert t.read[add] == (100 + 4) * F32
+
+
+def test_traffic_follows_the_dtype_and_a_lookup_reads_its_rows():
+    class Lookup(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = nn.Embedding(1000, 16)
+
+        def forward(self, ids):
+            return self.e(ids)
+
+    read, written, _ = _only(Lookup(), "int64:7")
+    assert written == 7 * 16 * F32
+    assert read == 7 * 8 + 7 * 16 * F32  # the int64 indices and the rows gathered, not the 1000-row table
+
+
+def test_layer_rows_add_up_to_the_total_and_show_in_every_format(cli):
+    r = archlab.count("mobilenet_v2@res=64", depth=1)
+    top = [layer for layer in r.layers if layer.depth == 1]
+    assert sum(layer.traffic_bytes for layer in top) == r.traffic_bytes  # no op outside a top-level module
+    out = cli("count", "mobilenet_v2@res=64", "--depth", "1")
+    assert "memory traffic" in out.out and "FLOP/B" in out.out and "arithmetic intensity" in out.out
+    d = cli("trace", "lenet5", "--format", "json").json()
+    c1 = next(row for row in d["layers"] if row["name"] == "c1")
+    assert c1["read_bytes"] == (32 * 32 + 6 * 25 + 6) * F32 and c1["written_bytes"] == 6 * 28 * 28 * F32
+    assert "traffic_bytes" in cli("trace", "lenet5", "--format", "csv").out.splitlines()[0]
+
+
+# --- the prediction's arithmetic on a given machine -------------------------------------------
+
+
+def fake_machine(**over) -> Machine:
+    kw = dict(key={"machine": "test", "device": "cpu", "threads": 1, "dtype": "fp32", "torch": torch.__version__,
+                   "version": cal.VERSION},
+              peak_gflops=100.0, bandwidth_gbs=10.0, op_overhead_us=2.0, conv_floor_us=20.0,
+              conv_gflops={k: 100.0 * (0.1 if k.startswith("depthwise") else 1.0) for k in cal.CONV_BENCHMARKS},
+              memory_gbs={k: 5.0 for k in cal.MEMORY_KINDS}, pool_rate={k: 1.0 for k in cal.POOL_KINDS},
+              measured_at="fixed")
+    kw.update(over)
+    return Machine(**kw)
+
+
+def test_each_op_is_the_slowest_of_compute_memory_and_floor():
+    m = fake_machine()
+    model = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False), nn.ReLU(),
+                          nn.Conv2d(32, 64, 1, bias=False), nn.Flatten(), nn.Linear(64 * 64, 10))
+    tr, _ = trace_model(model, input_size=(32, 8, 8))
+    p = predict_trace(tr, m)
+    t = OpTraffic.of(tr)
+    by_name = {}
+    for op in tr.ops:
+        by_name.setdefault(op.name, []).append(op.index)
+    dw, pw = by_name["convolution"]
+    flops = 2 * 32 * 64 * 9
+    traffic = t.read[dw] + t.written[dw]
+    assert p.ops[dw].kind == "depthwise 3x3 s1" and p.ops[dw].flops == flops
+    assert p.ops[dw].seconds == max(flops / 10e9, traffic / 10e9, 20e-6)
+    assert p.ops[pw].kind == "pointwise 1x1"
+    relu = by_name["relu"][0]
+    assert p.ops[relu].seconds == pytest.approx((t.read[relu] + t.written[relu]) / 5e9 + 2e-6)
+    assert p.ops[relu].bound in ("memory", "overhead") and p.ops[relu].compute_s == 0
+    lin = by_name["addmm"][0]
+    assert p.ops[lin].seconds == pytest.approx(max(2 * 4096 * 10 / 100e9, (t.read[lin] + t.written[lin]) / 5e9) + 2e-6)
+    assert p.ops[lin].bound == "memory"  # batch 1: the weights' bytes, not the FLOPs, set the time
+    for view in by_name.get("view", []) + by_name.get("t", []):
+        assert p.ops[view].seconds == 0
+    assert p.seconds == pytest.approx(sum(o.seconds for o in p.ops))
+    rows = p.by_kind()
+    assert sum(r["predicted_ms"] for r in rows) == pytest.approx(p.ms)
+
+
+def test_a_machine_in_half_precision_moves_half_the_bytes():
+    tr, _ = trace_model(nn.Sequential(nn.ReLU()), input_size=(4, 16, 16))
+    m32 = fake_machine(op_overhead_us=0.0)
+    m16 = fake_machine(op_overhead_us=0.0, key={**m32.key, "dtype": "bf16"})
+    assert predict_trace(tr, m16).seconds == pytest.approx(predict_trace(tr, m32).seconds / 2)
+
+
+# --- the calibration cache -------------------------------------------------------------------
+
+
+@pytest.fixture
+def counted_calibrations(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake(device="cpu", threads=1, dtype="fp32", progress=None):
+        calls.append((device, threads, dtype))
+        return fake_machine(key=cal.machine_key(device, threads, dtype))
+
+    monkeypatch.setattr(cal, "calibrate", fake)
+    return calls
+
+
+def test_the_calibration_is_cached_and_used(counted_calibrations):
+    first = cal.machine("cpu", 1, "fp32")
+    again = cal.machine("cpu", 1, "fp32")
+    assert len(counted_calibrations) == 1
+    assert not first.cached and again.cached and again.peak_gflops == first.peak_gflops
+    cal.machine("cpu", 1, "fp32", fresh=True)  # archlab calibrate: measured afresh, replaced
+    assert len(counted_calibrations) == 2
+
+
+def test_the_cache_is_kept_per_threads_dtype_and_torch(counted_calibrations, monkeypatch):
+    cal.machine("cpu", 1, "fp32")
+    cal.machine("cpu", 2, "fp32")
+    cal.machine("cpu", 1, "bf16")
+    assert len(counted_calibrations) == 3
+    cal.machine("cpu", 2, "fp32")
+    assert len(counted_calibrations) == 3  # each setting's own entry
+    monkeypatch.setattr(torch, "__version__", "9.9.9")  # another torch: measured again
+    cal.machine("cpu", 1, "fp32")
+    assert len(counted_calibrations) == 4
+
+
+def test_a_broken_cache_or_none_is_not_an_error(counted_calibrations, monkeypatch, tmp_path):
+    (tmp_path / cal.CACHE_FILE).write_text("{not json")
+    assert cal.machine("cpu", 1, "fp32").peak_gflops == 100.0
+    assert json.loads((tmp_path / cal.CACHE_FILE).read_text())  # rewritten whole
+    (tmp_path / cal.CACHE_FILE).write_text(json.dumps({json.dumps(cal.machine_key("cpu", 1, "fp32"),
+                                                                  sort_keys=True): {"peak_gflops": "x"}}))
+    cal.machine("cpu", 1, "fp32")
+    assert len(counted_calibrations) == 2
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", "off")
+    cal.machine("cpu", 1, "fp32")
+    cal.machine("cpu", 1, "fp32")
+    assert len(counted_calibrations) == 4
+
+
+def test_a_real_calibration_measures_every_quantity(monkeypatch, tmp_path, cli):
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cal, "TIME_PER_BENCHMARK", 0.005)
+    d = cli("calibrate", "--threads", "1", "--format", "json").json()
+    assert d["key"]["threads"] == 1 and d["key"]["dtype"] == "fp32" and d["cached"] is False
+    values = [d["peak_gflops"], d["bandwidth_gbs"], d["op_overhead_us"], d["conv_floor_us"],
+              *d["conv_gflops"].values(), *d["memory_gbs"].values(), *d["pool_rate"].values()]
+    assert all(math.isfinite(v) and v > 0 for v in values)
+    assert set(d["conv_gflops"]) == set(cal.CONV_BENCHMARKS) and set(d["memory_gbs"]) == set(cal.MEMORY_KINDS)
+    shown = cli("calibrate", "--threads", "1", "--show")
+    assert shown.code == 0 and "read from the cache" in shown.out and "peak compute" in shown.out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--threads", "0"), "--threads must be at least 1"),
+    (("--device", "tpu"), "device"),
+])
+def test_calibrate_bad_input_is_one_line(cli, args, needle):
+    assert_one_line_error(cli("calibrate", *args), needle)
+
+
+# --- per-op timing and the measurement protocol -----------------------------------------------
+
+
+def test_per_op_times_line_up_with_the_trace(counted_calibrations):
+    r = archlab.latency("mobilenet_v2@res=32", threads=1, min_time=0.05, per_op=True, predict=True)
+    assert len(r.op_times.seconds) == len(r.trace.ops) and all(s >= 0 for s in r.op_times.seconds)
+    rows = r.op_rows()
+    assert [row["op"] for row in rows] == [op.target for op in r.trace.ops]
+    kinds = r.by_kind()
+    assert sum(k["measured_ms"] for k in kinds) == pytest.approx(r.op_times.total * 1e3)
+    assert sum(k["predicted_ms"] for k in kinds) == pytest.approx(r.predicted_ms)
+    assert r.predicted_over_measured == pytest.approx(r.predicted_ms / r.median_ms)
+    d = r.to_dict()
+    assert d["predicted_ms"] == r.predicted_ms and len(d["ops"]) == len(r.trace.ops)
+    assert d["page_faults_per_forward"] is not None
+
+
+def test_a_forward_that_runs_other_ops_than_its_trace_is_one_line(cli, tmp_path):
+    path = tmp_path / "drift.py"
+    path.write_text(textwrap.dedent('''
+        from torch import nn
+        class Drifts(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c = nn.Conv2d(3, 4, 3)
+                self.calls = 0
+            def forward(self, x):
+                self.calls += 1
+                y = self.c(x)
+                return y.relu() if self.calls % 2 else y
+        def make():
+            return Drifts()
+        make.input_size = (3, 8, 8)
+    '''))
+    assert_one_line_error(cli("latency", f"{path}:make", "--min-time", "0.01", "--per-op"),
+                          "ran other ops than the trace")
+
+
+ORDER_PROBE = textwrap.dedent('''
+    import json, sys
+    import archlab.measure.latency as lat
+    if sys.argv[1] == "unfixed":
+        lat._libc = lambda: None  # the allocator left as glibc sets it
+    out = {}
+    for names in (["mobilenet_v2@res=96"], ["resnet50@res=96", "mobilenet_v2@res=96"]):
+        r = lat.measure_all(names, threads=1, min_time=0.2)
+        out[" ".join(names)] = {x.model: x.page_faults_per_forward for x in r}
+    print(json.dumps(out))
+''')
+
+
+def _faults(mode: str) -> dict:
+    p = subprocess.run([sys.executable, "-c", ORDER_PROBE, mode], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator: Linux only")
+def test_a_models_forward_does_not_depend_on_what_ran_before():
+    # the mechanism behind "MobileNetV2 takes 26-31 ms alone and 16-18 ms after bigger models": glibc
+    # returns a freed activation's pages and faults them in again next forward, unless its dynamic
+    # threshold was raised by an earlier, bigger model. Held steady, no forward faults, in any order.
+    fixed = _faults("fixed")
+    for run in fixed.values():
+        assert all(f < 1 for f in run.values()), fixed
+    unfixed = _faults("unfixed")
+    alone = unfixed["mobilenet_v2@res=96"]["mobilenet_v2@res=96"]
+    after = unfixed["resnet50@res=96 mobilenet_v2@res=96"]["mobilenet_v2@res=96"]
+    assert alone > 50, unfixed  # fresh process, glibc's defaults: pages fault in every forward
+    assert after < 1, unfixed  # ... but not after a bigger model raised glibc's threshold: order-dependent
+
+
+# --- the roofline ------------------------------------------------------------------------------
+
+
+def test_the_plotted_roofline_is_the_computed_data(counted_calibrations, tmp_path, cli):
+    from archlab.measure.roofline import roofline
+    from archlab.report.figures import draw, series_of
+    from archlab.report.roofline import figure
+
+    r = roofline("mobilenet_v2@res=64", threads=1)
+    m = r.machine
+    spec = figure(r)
+    roof = spec.series[0]
+    assert all(y == min(m.peak_gflops, m.bandwidth_gbs * x) for x, y in zip(roof.x, roof.y))
+    plotted = series_of(draw(spec))
+    for s in spec.series[1:]:
+        kind = s.label.removesuffix(" (predicted)")
+        points = [p for p in r.points if p.kind == kind]
+        assert list(s.y) == [p.predicted_gflops for p in points] == plotted[s.label]
+        assert list(s.x) == [p.flops / p.traffic_bytes for p in points]
+    assert {p.kind for p in r.points} >= {"depthwise 3x3 s1", "pointwise 1x1"}
+    for ext in ("svg", "png"):
+        out = tmp_path / f"roof.{ext}"
+        res = cli("roofline", "mobilenet_v2@res=64", "--threads", "1", "--plot", str(out))
+        assert res.code == 0, res.err
+        data = out.read_bytes()
+        assert data.startswith(b"<svg") if ext == "svg" else data.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("mobilenet_v2", "--plot", "x.pdf"), "--plot writes a .png or .svg file"),
+    (("nosuchnet",), "nosuchnet"),
+    (("mobilenet_v2", "--threads", "0"), "--threads must be at least 1"),
+])
+def test_roofline_bad_input_is_one_line(cli, counted_calibrations, args, needle):
+    assert_one_line_error(cli("roofline", *args), needle)
