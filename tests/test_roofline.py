@@ -149,7 +149,7 @@ def test_layer_rows_add_up_to_the_total_and_show_in_every_format(cli):
 def fake_machine(**over) -> Machine:
     kw = dict(key={"machine": "test", "device": "cpu", "threads": 1, "dtype": "fp32", "torch": torch.__version__,
                    "version": cal.VERSION},
-              peak_gflops=100.0, bandwidth_gbs=10.0, op_overhead_us=2.0, conv_floor_us=20.0,
+              peak_gflops=100.0, bandwidth_gbs=10.0, op_overhead_us=2.0, module_overhead_us=3.0, conv_floor_us=20.0,
               conv_gflops={k: 100.0 * (0.1 if k.startswith("depthwise") else 1.0) for k in cal.CONV_BENCHMARKS},
               memory_gbs={k: 5.0 for k in cal.MEMORY_KINDS}, pool_rate={k: 1.0 for k in cal.POOL_KINDS},
               measured_at="fixed")
@@ -181,15 +181,16 @@ def test_each_op_is_the_slowest_of_compute_memory_and_floor():
     assert p.ops[lin].bound == "memory"  # batch 1: the weights' bytes, not the FLOPs, set the time
     for view in by_name.get("view", []) + by_name.get("t", []):
         assert p.ops[view].seconds == 0
-    assert p.seconds == pytest.approx(sum(o.seconds for o in p.ops))
+    # and each module call's Python: the Sequential and its five children
+    assert p.module_calls == 6 and p.seconds == pytest.approx(sum(o.seconds for o in p.ops) + 6 * 3e-6)
     rows = p.by_kind()
     assert sum(r["predicted_ms"] for r in rows) == pytest.approx(p.ms)
 
 
 def test_a_machine_in_half_precision_moves_half_the_bytes():
     tr, _ = trace_model(nn.Sequential(nn.ReLU()), input_size=(4, 16, 16))
-    m32 = fake_machine(op_overhead_us=0.0)
-    m16 = fake_machine(op_overhead_us=0.0, key={**m32.key, "dtype": "bf16"})
+    m32 = fake_machine(op_overhead_us=0.0, module_overhead_us=0.0)
+    m16 = fake_machine(op_overhead_us=0.0, module_overhead_us=0.0, key={**m32.key, "dtype": "bf16"})
     assert predict_trace(tr, m16).seconds == pytest.approx(predict_trace(tr, m32).seconds / 2)
 
 

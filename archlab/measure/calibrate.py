@@ -5,14 +5,18 @@ dtype, with the thread count asked:
 
 * **peak compute**: a large matrix multiply (GFLOP/s, FLOPs = 2 x MACs);
 * **memory bandwidth**: a copy of a tensor far larger than the caches (bytes read + written per s);
-* **per-op overhead**: a tiny element-wise op called from Python (what every op pays at least);
+* **per-op overhead**: a tiny element-wise op called from Python (what every op pays at least),
+  and what calling an ``nn.Module`` adds to it (charged once per module call);
 * **convolution floor**: a tiny convolution (LeNet-sized), the least any convolution takes;
-* **convolutions by kind**, achieved GFLOP/s on a few typical layer shapes each: pointwise 1x1,
-  dense k x k, depthwise 3x3 and 5x5 at strides 1 and 2, grouped;
+* **convolutions by kind**, achieved GFLOP/s on a few typical layer shapes each: pointwise 1x1 at
+  strides 1 and 2, dense k x k, depthwise 3x3 and 5x5 at strides 1 and 2, grouped;
 * **memory-bound kinds**, achieved bytes per second (traffic as ``archlab.analysis.traffic``
   counts it): a linear layer at batch 1 (its weights), batch norm, activation, element-wise add,
   concatenation (data), reduction (mean), softmax;
 * **pooling**, window elements per second: max, average, adaptive average.
+
+Each benchmark cycles through enough independent copies of its tensors (16 MB and more) that its
+operands are not in the per-core caches, as a model's weights and inputs mostly are not.
 
 The result is cached per machine (CPU or GPU name), device, thread count, dtype, torch version
 and the benchmark's own version, in archlab's cache folder (``archlab.cache``): a later
@@ -33,7 +37,7 @@ from typing import Any, Callable
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
 
-VERSION = 1  # of the benchmarks below: a change invalidates cached calibrations
+VERSION = 2  # of the benchmarks below: a change invalidates cached calibrations
 CACHE_FILE = "archlab-calibration.json"
 TIME_PER_BENCHMARK = 0.12  # seconds of timed repetitions per micro-benchmark (a whole calibration: ~5-8 s)
 
@@ -41,6 +45,7 @@ TIME_PER_BENCHMARK = 0.12  # seconds of timed repetitions per micro-benchmark (a
 CONV_BENCHMARKS: dict[str, list[tuple[tuple[int, int, int, int], int, int, int, int]]] = {
     "pointwise 1x1": [((1, 64, 56, 56), 256, 1, 1, 1), ((1, 512, 14, 14), 512, 1, 1, 1),
                       ((1, 160, 7, 7), 960, 1, 1, 1)],
+    "pointwise 1x1 s2": [((1, 256, 56, 56), 512, 1, 2, 1), ((1, 1024, 14, 14), 512, 1, 2, 1)],
     "dense kxk": [((1, 64, 56, 56), 64, 3, 1, 1), ((1, 256, 14, 14), 256, 3, 1, 1),
                   ((1, 48, 28, 28), 64, 5, 1, 1)],
     "depthwise 3x3 s1": [((1, 144, 56, 56), 144, 3, 1, 144), ((1, 576, 14, 14), 576, 3, 1, 576)],
@@ -61,6 +66,7 @@ class Machine:
     peak_gflops: float  # large matmul, 1e9 FLOP/s (FLOPs = 2 x MACs)
     bandwidth_gbs: float  # large copy, 1e9 bytes read + written per second
     op_overhead_us: float  # a tiny element-wise op from Python
+    module_overhead_us: float  # what calling an nn.Module adds to the op it runs (its __call__'s Python)
     conv_floor_us: float  # a tiny convolution
     conv_gflops: dict[str, float]  # achieved by convolution kind
     memory_gbs: dict[str, float]  # achieved bytes/s of the memory-bound kinds (traffic counted per op)
@@ -88,6 +94,7 @@ class Machine:
             "peak_gflops": "1e9 FLOP/s of a large matmul (FLOPs = 2 x MACs)",
             "bandwidth_gbs": "1e9 bytes/s of a large copy (read + written)",
             "op_overhead_us": "microseconds a tiny element-wise op takes, called from Python",
+            "module_overhead_us": "microseconds calling an nn.Module adds to the op it runs (charged per module call)",
             "conv_floor_us": "microseconds a tiny convolution takes: the least any convolution is charged",
             "conv_gflops": "1e9 FLOP/s achieved by each convolution kind on typical layer shapes",
             "conv_efficiency": "conv_gflops / peak_gflops",
@@ -196,6 +203,24 @@ def _timer(device: str) -> Callable[[], float]:
     return time.perf_counter
 
 
+COLD_BYTES = 16 << 20  # the copies a benchmark cycles through hold at least this much: past the per-core caches
+
+
+def _cycled(build: Callable[[], Callable[[], Any]], nbytes: int, most: int = 32) -> Callable[[], Any]:
+    """A call that runs the next of several independent copies of a benchmark (``build()`` makes
+    one, on fresh tensors of ``nbytes``): each call finds its operands out of the per-core caches,
+    as an op of a model finds its weights and, mostly, its input."""
+    copies = [build() for _ in range(max(1, min(most, -(-COLD_BYTES // max(nbytes, 1)))))]
+    state = {"i": 0}
+
+    def call() -> Any:
+        i = state["i"]
+        state["i"] = (i + 1) % len(copies)
+        return copies[i]()
+
+    return call
+
+
 def _median_time(fn: Callable[[], Any], clock: Callable[[], float], budget: float = TIME_PER_BENCHMARK,
                  inner: int = 1) -> float:
     """Seconds per call of ``fn``: the median over timed repetitions of ``inner`` calls each."""
@@ -257,17 +282,26 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
             tiny = rand(1)
             overhead = _median_time(lambda: torch.add(tiny, tiny), clock, inner=100) * 1e6
 
+            relu = torch.nn.ReLU()
+            module = _median_time(lambda: relu(tiny), clock, inner=100) * 1e6
+            module_overhead = max(module - _median_time(lambda: torch.relu(tiny), clock, inner=100) * 1e6, 0.0)
+
             step("convolution floor")
             tx, tw = rand(1, 3, 14, 14), rand(1, 3, 5, 5)
             floor = _median_time(lambda: F.conv2d(tx, tw), clock, inner=10) * 1e6
 
+            item = torch.empty((), dtype=tdtype).element_size()
             conv = {}
             for kind, shapes in CONV_BENCHMARKS.items():
                 step(f"convolution: {kind}")
                 flops = seconds = 0.0
                 for (shape, cout, k, s, g) in shapes:
-                    x, w = rand(*shape), rand(cout, shape[1] // g, k, k)
-                    t = _median_time(lambda: F.conv2d(x, w, None, s, k // 2, 1, g), clock)
+                    def build(shape=shape, cout=cout, k=k, s=s, g=g):
+                        x, w = rand(*shape), rand(cout, shape[1] // g, k, k)
+                        return lambda: F.conv2d(x, w, None, s, k // 2, 1, g)
+
+                    nbytes = (math.prod(shape) + cout * (shape[1] // g) * k * k) * item
+                    t = _median_time(_cycled(build, nbytes), clock)
                     ho = (shape[2] + 2 * (k // 2) - k) // s + 1
                     wo = (shape[3] + 2 * (k // 2) - k) // s + 1
                     flops += 2 * shape[0] * cout * ho * wo * (shape[1] // g) * k * k
@@ -275,16 +309,17 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
                 conv[kind] = flops / seconds / 1e9
 
             mem = {}
-            item = torch.empty((), dtype=tdtype).element_size()
             for kind in MEMORY_KINDS:
                 step(f"memory-bound: {kind}")
-                fn, traffic = _memory_benchmark(kind, rand, item)
+                _, traffic = _memory_benchmark(kind, rand, item)
+                fn = _cycled(lambda kind=kind: _memory_benchmark(kind, rand, item)[0], traffic)
                 mem[kind] = traffic / _median_time(fn, clock) / 1e9
 
             pool = {}
             for kind in POOL_KINDS:
                 step(f"pooling: {kind}")
-                fn, windows = _pool_benchmark(kind, rand)
+                _, windows, nbytes = _pool_benchmark(kind, rand, item)
+                fn = _cycled(lambda kind=kind: _pool_benchmark(kind, rand, item)[0], nbytes)
                 pool[kind] = windows / _median_time(fn, clock) / 1e9
     except RuntimeError as e:
         from archlab.measure.devices import run_failed
@@ -294,7 +329,8 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
         torch.set_num_threads(previous)
     report(steps, steps, "done")
     return Machine(key=machine_key(device, threads, dtype), peak_gflops=peak, bandwidth_gbs=bw,
-                   op_overhead_us=overhead, conv_floor_us=floor, conv_gflops=conv, memory_gbs=mem, pool_rate=pool,
+                   op_overhead_us=overhead, module_overhead_us=module_overhead, conv_floor_us=floor,
+                   conv_gflops=conv, memory_gbs=mem, pool_rate=pool,
                    seconds=time.perf_counter() - began,
                    measured_at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()))
 
@@ -329,17 +365,17 @@ def _memory_benchmark(kind: str, rand: Callable[..., Any], item: int) -> tuple[C
     raise ValueError(kind)
 
 
-def _pool_benchmark(kind: str, rand: Callable[..., Any]) -> tuple[Callable[[], Any], int]:
-    """A typical pooling op and its window elements (archlab's ``pooling`` count)."""
+def _pool_benchmark(kind: str, rand: Callable[..., Any], item: int) -> tuple[Callable[[], Any], int, int]:
+    """A typical pooling op, its window elements (archlab's ``pooling`` count) and its input's bytes."""
     import torch.nn.functional as F
 
     if kind == "max":  # ResNet's stem pooling
         x = rand(1, 64, 112, 112)
-        return (lambda: F.max_pool2d(x, 3, 2, 1)), 64 * 56 * 56 * 9
+        return (lambda: F.max_pool2d(x, 3, 2, 1)), 64 * 56 * 56 * 9, x.numel() * item
     if kind == "avg":  # Inception's 3x3 stride-1 branch pooling
         x = rand(1, 192, 28, 28)
-        return (lambda: F.avg_pool2d(x, 3, 1, 1)), 192 * 28 * 28 * 9
+        return (lambda: F.avg_pool2d(x, 3, 1, 1)), 192 * 28 * 28 * 9, x.numel() * item
     if kind == "adaptive":  # global average pooling: one per input element
         x = rand(1, 2048, 7, 7)
-        return (lambda: F.adaptive_avg_pool2d(x, 1)), x.numel()
+        return (lambda: F.adaptive_avg_pool2d(x, 1)), x.numel(), x.numel() * item
     raise ValueError(kind)

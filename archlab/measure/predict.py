@@ -12,7 +12,9 @@ For each op of the meta trace (``archlab.analysis.trace``), with its MACs and ot
 * a **memory-bound op** (normalization, activation, element-wise, data movement, reduction,
   softmax) its traffic / the bandwidth its kind achieves, plus the overhead;
 * a view or allocation nothing (no data moves; its dispatch is not charged);
-* an op without a cost rule its traffic at the element-wise bandwidth, plus the overhead.
+* an op without a cost rule its traffic at the element-wise bandwidth, plus the overhead;
+* and each module call the Python its ``__call__`` adds (``module calls``: not an op, so never
+  in the per-op measurement, but in the measured forward).
 
 The ``bound`` of an op says which term set its time: ``compute``, ``memory`` or ``overhead``
 (the floor or the per-op overhead). Each op is taken alone: no overlap, no cache reuse.
@@ -48,7 +50,7 @@ def conv_kind(op: Op, trace: Trace) -> str:
     if groups > 1:
         return "grouped"
     if all(k == 1 for k in kernel) and not a.get("transposed"):
-        return "pointwise 1x1"
+        return "pointwise 1x1" if max(a.get("stride", (1,))) == 1 else "pointwise 1x1 s2"
     return "dense kxk"
 
 
@@ -124,14 +126,19 @@ def _bound(compute: float, memory: float, overhead: float) -> str:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The roofline prediction of one forward."""
+    """The roofline prediction of one forward: its ops, and the Python of its module calls."""
 
     ops: tuple[OpPrediction, ...]
     machine: Machine
+    module_calls: int = 0  # each charged the machine's module overhead
+
+    @property
+    def modules_s(self) -> float:
+        return self.module_calls * self.machine.module_overhead_us / 1e6
 
     @property
     def seconds(self) -> float:
-        return sum(p.seconds for p in self.ops)
+        return sum(p.seconds for p in self.ops) + self.modules_s
 
     @property
     def ms(self) -> float:
@@ -155,6 +162,10 @@ class Prediction:
             r["bound"][p.bound] += p.seconds
             if measured:
                 r["measured_ms"] += measured[p.index] * 1e3
+        if self.module_calls:
+            rows["module calls"] = {"kind": "module calls", "ops": self.module_calls, "flops": 0, "traffic_bytes": 0,
+                                    "predicted_ms": self.modules_s * 1e3, "bound": {"overhead": self.modules_s},
+                                    **({"measured_ms": 0.0} if measured else {})}
         out = []
         for r in rows.values():
             if r["kind"] == "views" and not r["traffic_bytes"] and not (measured and r["measured_ms"]):
@@ -168,27 +179,6 @@ class Prediction:
             out.append(r)
         return sorted(out, key=lambda r: -(r.get("measured_ms") or r["predicted_ms"]))
 
-    def by_call(self, trace: Trace, depth: int) -> list[dict[str, Any]]:
-        """Per module call down to ``depth``: FLOPs, traffic, intensity, predicted time and bound."""
-        prefix = [0.0]
-        for p in self.ops:
-            prefix.append(prefix[-1] + p.seconds)
-        rows = []
-        for call in trace.calls:
-            if not 0 < call.depth <= depth:
-                continue
-            ops = self.ops[call.first_op:call.end_op]
-            flops = sum(p.flops for p in ops)
-            traffic = sum(p.traffic for p in ops)
-            seconds = prefix[call.end_op] - prefix[call.first_op]
-            bound: dict[str, float] = defaultdict(float)
-            for p in ops:
-                bound[p.bound] += p.seconds
-            rows.append({"name": call.name, "type": call.type, "depth": call.depth, "flops": flops,
-                         "traffic_bytes": traffic, "arithmetic_intensity": flops / traffic if traffic else None,
-                         "predicted_ms": seconds * 1e3, "bound": max(bound, key=bound.get) if bound else "-"})
-        return rows
-
 
 def predict_trace(trace: Trace, m: Machine, costs: OpCosts | None = None) -> Prediction:
     """Predict every op of ``trace`` on the machine ``m`` (its dtype: fp32 floats scaled)."""
@@ -198,7 +188,7 @@ def predict_trace(trace: Trace, m: Machine, costs: OpCosts | None = None) -> Pre
     ops = tuple(predict_op(op, trace, costs.kinds[op.index], costs.macs[op.index], costs.other[op.index],
                            _scale(traffic.read[op.index] + traffic.written[op.index], trace, op, itemsize), m)
                 for op in trace.ops)
-    return Prediction(ops, m)
+    return Prediction(ops, m, len(trace.calls))
 
 
 def predict(model_or_spec: Any, *, device: str = "cpu", threads: int | None = None, dtype: str = "fp32",

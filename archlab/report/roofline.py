@@ -110,6 +110,7 @@ def _machine_rows(m: Machine) -> list[tuple[str, str, str]]:
             ("memory bandwidth", f"{m.bandwidth_gbs:.1f} GB/s", "a 64 MB copy in fp32 (bytes read + written)"),
             ("ridge point", f"{m.ridge:.1f} FLOP/B", "peak / bandwidth: ops below it are memory-bound"),
             ("per-op overhead", f"{m.op_overhead_us:.2f} µs", "a tiny element-wise op called from Python"),
+            ("module overhead", f"{m.module_overhead_us:.2f} µs", "what calling an nn.Module adds, per module call"),
             ("convolution floor", f"{m.conv_floor_us:.1f} µs", "a tiny (LeNet-sized) convolution")]
     rows += [(f"conv: {k}", f"{v:.1f} GFLOP/s", f"efficiency {m.efficiency(k):.2f} of the peak")
              for k, v in m.conv_gflops.items()]
