@@ -35,7 +35,7 @@ def _consistent(d: dict) -> None:
     assert d["achieved_gflops"] == pytest.approx(2 * d["macs"] / seconds / 1e9, rel=1e-12)
     assert d["throughput"] == pytest.approx(d["batch"] / seconds, rel=1e-12)
     assert d["noisy"] == (d["iqr_ms"] / d["median_ms"] > 0.10)
-    assert d["samples"] >= 4 and d["runs_per_sample"] >= 1
+    assert d["samples"] >= latency_mod.MIN_BLOCKS and d["runs_per_sample"] >= 1
 
 
 # --- one model, end to end ---------------------------------------------------------
@@ -315,10 +315,12 @@ def test_several_models_take_turns(monkeypatch):
 
     results = latency_mod.measure_all([Small(), Big()], input_size=(3, 16, 16), min_time=0.05)
     assert [r.model for r in results] == ["Small", "Big"]
-    assert all(r.models_interleaved == 2 and r.samples >= 4 for r in results)
-    # every model needs at least four blocks, so the first eight alternate
-    assert order[:8] == ["Small", "Big"] * 4
-    assert order.count("Small") == results[0].samples and order.count("Big") == results[1].samples
+    assert all(r.models_interleaved == 2 and r.samples >= latency_mod.MIN_BLOCKS for r in results)
+    # one untimed round in turn (the heap settles to the interleaved pattern), then every model needs
+    # at least MIN_BLOCKS timed blocks, so the first rounds alternate
+    n = latency_mod.MIN_BLOCKS + 1
+    assert order[:2 * n] == ["Small", "Big"] * n
+    assert order.count("Small") == results[0].samples + 1 and order.count("Big") == results[1].samples + 1
 
 
 # --- errors --------------------------------------------------------------------------------

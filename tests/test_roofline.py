@@ -373,3 +373,15 @@ def test_the_plotted_roofline_is_the_computed_data(counted_calibrations, tmp_pat
 ])
 def test_roofline_bad_input_is_one_line(cli, counted_calibrations, args, needle):
     assert_one_line_error(cli("roofline", *args), needle)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it there)")
+def test_cuda_calibration_per_op_times_and_prediction(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cal, "TIME_PER_BENCHMARK", 0.01)
+    m = cal.machine("cuda", None, "fp32", fresh=True)
+    assert m.key["device"] == "cuda" and m.key["machine"] == torch.cuda.get_device_name() and m.peak_gflops > 0
+    r = archlab.latency("mobilenet_v2@res=64", device="cuda", min_time=0.05, per_op=True, predict=True)
+    assert len(r.op_times.seconds) == len(r.trace.ops) and r.op_times.method.startswith("each ATen op timed by a pair "
+                                                                                         "of CUDA events")
+    assert r.predicted_ms > 0 and r.prediction.machine.key["device"] == "cuda"

@@ -40,7 +40,7 @@ DTYPES = FLOAT_DTYPES  # the dtypes a timed forward runs in
 NOISY_IQR = 0.10  # a run whose IQR exceeds this fraction of the median is flagged noisy
 WARMUP_RUNS = 3
 MAX_THREADS_PER_CPU = 4  # --threads beyond this many per CPU is refused
-MIN_BLOCKS = 4  # the fewest timed blocks: an IQR needs a few samples
+MIN_BLOCKS = 7  # the fewest timed blocks: a median and an IQR need a few samples (odd: the median is one)
 MAX_MIN_TIME = 3600.0  # --min-time beyond an hour per model is refused (1e308 would run forever)
 PROFILE_RUNS = (5, 30)  # forwards timed op by op for per_layer, per_op and predict: at least, at most
 
