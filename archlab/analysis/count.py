@@ -108,10 +108,14 @@ class CountResult:
         no_input = self.macs - t.input_grad_macs
         no_weight = self.macs - t.weight_grad_macs
         parts = []
-        if no_input:
+        if no_input > 0:
             where = "the first layer and the frozen layers before the first trainable one" if t.frozen \
                 else "the first layer's input needs none"
             parts.append(f"{no_input:,} forward MACs get no input gradient ({where})")
+        elif no_input < 0:  # a product of two activations (attention's q @ k^T) has a gradient for each
+            parts.append(f"{-no_input:,} more input-gradient MACs than forward MACs (a product of two activations, "
+                         f"attention's q @ k^T, has a gradient for each operand; a fused attention backward "
+                         f"also recomputes the scores)")
         if no_weight:
             why = "frozen, or products of two activations" if t.frozen else "products of two activations"
             parts.append(f"{no_weight:,} forward MACs get no weight gradient ({why})")

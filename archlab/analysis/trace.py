@@ -225,6 +225,7 @@ class _Tracer:
             self.names.setdefault(id(m), n)  # a shared module goes by its first name (self.c, not its alias)
         self.unregistered = 0
         self.real = False  # --engine real: ops run on the real tensors (values read, memory used)
+        self.mkldnn_saved: list[bool | None] = []  # oneDNN's flag as it was, per recurrent layer entered
         self.param_counts: dict[int, int] = {}
         # a parameter held by several modules (tied weights: GPT-2's head and its embedding) is owned
         # by the first that registers it, in the model's own order, as model.parameters() counts it
@@ -285,8 +286,32 @@ class _Tracer:
             op.outputs.append(self._new_value(t, index, alias))
         return out
 
+    # recurrent layers on the CPU: PyTorch runs an LSTM with real weights as one oneDNN op per layer
+    # (mkldnn_rnn_layer), which hides the gates' element-wise work (and which FlopCounterMode does not
+    # count at all); with oneDNN off inside the layer, at::lstm runs the same decomposition as on meta
+    # (addmm per step, sigmoid/tanh/mul/add of the gates), counted op by op: the same MACs and other
+    # operations as the meta trace
+    def _rnn_enter(self) -> None:
+        get = getattr(torch._C, "_get_mkldnn_enabled", None)
+        self.mkldnn_saved.append(get() if get is not None else None)
+        if get is not None:
+            torch._C._set_mkldnn_enabled(False)
+
+    def _rnn_leave(self) -> None:
+        if self.mkldnn_saved:
+            saved = self.mkldnn_saved.pop()
+            if saved is not None:
+                torch._C._set_mkldnn_enabled(saved)
+
+    def restore_backends(self) -> None:
+        """oneDNN back as it was, whatever a forward that raised inside a recurrent layer left."""
+        while self.mkldnn_saved:
+            self._rnn_leave()
+
     # module calls
     def pre_hook(self, module, args):
+        if self.real and isinstance(module, nn.RNNBase):
+            self._rnn_enter()
         parent = self.stack[-1] if self.stack else -1
         depth = self.calls[parent].depth + 1 if parent >= 0 else 0
         key = id(module)
@@ -310,6 +335,8 @@ class _Tracer:
         self.stack.append(call.index)
 
     def post_hook(self, module, args, output):
+        if self.real and isinstance(module, nn.RNNBase):
+            self._rnn_leave()
         if not self.stack:
             return
         call = self.calls[self.stack.pop()]
@@ -580,6 +607,7 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
     finally:
         h_pre.remove()
         h_post.remove()
+        tracer.restore_backends()
     out_ids = [tracer.value_of(t) for t in _nested_tensors(out)]
     used = {v for op in tracer.ops for v in op.inputs} | set(out_ids)
     for vid in in_ids:  # a keyword only **kwargs took, and nothing read: a misspelt or unknown input
@@ -756,6 +784,22 @@ def _model_inputs(shapes: Any, options: Any, empty: Callable[..., torch.Tensor],
     return tuple(args), kwargs
 
 
+def module_inputs(model: nn.Module, input_size: Any, batch: int | None,
+                  empty: Callable[..., torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
+    """The forward's arguments for an ``nn.Module`` given as such (``input_size`` checked by
+    ``_checked_sizes``): float inputs take the model's floating dtype (an fp16 or bf16 model gets
+    fp16 or bf16 inputs), the batch goes first."""
+    several = isinstance(input_size, list) or isinstance(input_size[0], (tuple, list, ForwardOption))
+    items = list(input_size) if several else [input_size]
+    if not any(not isinstance(s, ForwardOption) for s in items):
+        raise UserError("input_size (C,H,W) is required for a model that is not registered (forward options "
+                        "alone do not say its inputs)")
+    dtype = next((t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), torch.float32)
+    shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s)
+              for s in items if not isinstance(s, ForwardOption)]
+    return _model_inputs(shapes, [s for s in items if isinstance(s, ForwardOption)], empty, dtype)
+
+
 def check_depth(depth: Any) -> int:
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise UserError(f"depth must be a whole number of at least 0, got {depth!r}")
@@ -792,16 +836,9 @@ def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None =
             verb = "apply" if len(ignored) > 1 else "applies"
             raise UserError(f"{', '.join(ignored)} {verb} to registered models; an nn.Module is analysed as built, "
                             "on input_size")
-        several = isinstance(input_size, list) or isinstance(input_size[0], (tuple, list, ForwardOption))
-        items = list(input_size) if several else [input_size]
-        # the inputs take the model's floating dtype: an fp16 or bf16 model gets fp16 or bf16 inputs
-        dtype = next((t.dtype for t in (*model_or_spec.parameters(), *model_or_spec.buffers())
-                      if t.is_floating_point()), torch.float32)
         if real:  # the inputs go where the model's weights are
             device = str(next(iter(model_or_spec.parameters()), torch.empty(0)).device)
-        shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s)
-                  for s in items if not isinstance(s, ForwardOption)]
-        args, kwargs = _model_inputs(shapes, [s for s in items if isinstance(s, ForwardOption)], empty, dtype)
+        args, kwargs = module_inputs(model_or_spec, input_size, batch, empty)
         return trace(model_or_spec, args, kwargs, real=real), type(model_or_spec).__name__
     if not isinstance(model_or_spec, (str, ModelSpec)):
         raise UserError(f"a model is a registered name or spec (a string) or an nn.Module, "
