@@ -11,6 +11,7 @@ from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, ot
 from archlab.analysis.trace import Trace, check_depth, described_shape, trace_model
 from archlab.analysis.training import build_for_training, split_backward, trace_training
 from archlab.errors import UserError
+from archlab.spec import with_forward_kw
 from archlab.units import SCHEMA_VERSION
 
 
@@ -314,6 +315,7 @@ def count(
     progress: Callable[[float, float | None, str], None] | None = None,
     training: bool = False,
     freeze: Sequence[str] = (),
+    forward_kw: Any = None,
 ) -> CountResult:
     """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model.
 
@@ -329,7 +331,11 @@ def count(
     backward of ``loss = sum of the outputs``, traced on meta; the backward MACs are split into
     input-gradient and weight-gradient MACs, per layer. ``freeze``: module-name globs whose
     parameters get no gradient (fine-tuning).
+
+    ``forward_kw``: non-tensor keyword options of the forward (``{"use_cache": True}``, or the
+    ``--forward-kw`` texts ``"use_cache=true"``), beside those ``input_size`` gives.
     """
+    input_size = with_forward_kw(input_size, forward_kw)
     if engine not in ("archlab", "fvcore", "real"):
         raise UserError(f"unknown engine '{engine}' (choose archlab, fvcore or real)")
     check_depth(depth)

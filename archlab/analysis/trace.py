@@ -32,7 +32,7 @@ from archlab.analysis.rules import OpRules
 from archlab.analysis.shapes import SHAPE_RULES, Vanished
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import reads_the_model, resolve
-from archlab.spec import ForwardOption, InputShape, ModelSpec, input_dtype, parse_input_size
+from archlab.spec import ForwardOption, InputShape, ModelSpec, input_dtype, parse_input_size, with_forward_kw
 from archlab.units import pair as _pair
 from archlab.user_code import user_code
 
@@ -808,12 +808,15 @@ def check_depth(depth: Any) -> int:
 
 def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None = None, batch: int | None = None,
                 alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
-                device: str = "cpu") -> tuple[Trace, str]:
+                device: str = "cpu", forward_kw: Any = None) -> tuple[Trace, str]:
     """Build (on the meta device, for a registered model) and trace. Returns (trace, label).
 
     ``real``: build the model on ``device`` and run it on real inputs there (floats: normal noise,
-    seeded; integers: zeros) under the same trace, for builders and forwards that read values."""
+    seeded; integers: zeros) under the same trace, for builders and forwards that read values.
+    ``forward_kw``: non-tensor keyword options of the forward (``{"use_cache": True}``, or
+    ``--forward-kw`` texts), beside ``input_size``'s."""
     generator = torch.Generator(device="cpu").manual_seed(0)
+    input_size = with_forward_kw(input_size, forward_kw)
 
     def empty(shape, dtype=torch.float32):
         try:

@@ -41,6 +41,7 @@ from archlab.analysis.trace import (
     _nested_tensors, _Recorder, _tensors, _to_meta, _Tracer, described_shape, module_inputs)
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import resolve
+from archlab.spec import with_forward_kw
 
 
 @OP_ATTRS.rule("convolution_backward")
@@ -318,10 +319,11 @@ def _meta_empty(shape: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
 
 def build_for_training(model_or_spec: Any, *, input_size: Any = None, res: int | None = None,
                        batch: int | None = None, alpha: float | None = None,
-                       options: dict[str, Any] | None = None) -> tuple[nn.Module, TrainingInputs, str]:
+                       options: dict[str, Any] | None = None,
+                       forward_kw: Any = None) -> tuple[nn.Module, TrainingInputs, str]:
     """(model, meta inputs, label) for a registered model (built on meta) or an ``nn.Module``; the
     inputs have their dtypes (token ids: int64) and keywords (``inputs.kwargs``) as given."""
-    input_size, batch = _checked_sizes(input_size, batch)
+    input_size, batch = _checked_sizes(with_forward_kw(input_size, forward_kw), batch)
     if isinstance(model_or_spec, nn.Module):
         if input_size is None:
             raise UserError("input_size (C,H,W) is required for a model that is not registered")

@@ -160,6 +160,7 @@ def measure_all(
     alpha: float | None = None,
     options: dict[str, Any] | None = None,
     progress: Callable[[float, float, str], Any] | None = None,
+    forward_kw: Any = None,
 ) -> list[LatencyResult]:
     """Measure several models with the same settings, their timed blocks taking turns.
 
@@ -178,7 +179,10 @@ def measure_all(
 
     check_options(device, dtype, threads, min_time)
     device = "cpu" if is_cpu(device) else device  # cpu:0 is the CPU
-    shape_kw = dict(input_size=input_size, res=res, batch=batch, alpha=alpha, options=options)
+    from archlab.spec import with_forward_kw
+
+    shape_kw = dict(input_size=with_forward_kw(input_size, forward_kw), res=res, batch=batch, alpha=alpha,
+                    options=options)
     plans = [_plan(spec, dtype, shape_kw) for spec in specs]
     labels = ", ".join(p.label for p in plans)
     check_fits(sum(p.bytes_needed for p in plans), device, force, what=f"timing {labels}")
@@ -280,6 +284,7 @@ class _Plan:
 
     label: str
     trace: Any
+    forward_options: tuple  # the forward's non-tensor keyword options (--forward-kw, use_cache=true)
     macs: int
     bytes_needed: int
     not_counted: int  # calls of ATen ops without a cost rule: the MACs leave them out  # fp32 parameters (built in fp32, then cast) + the eager activation peak
@@ -288,9 +293,18 @@ class _Plan:
 def _plan(spec: Any, dtype: str, shape_kw: dict[str, Any]) -> _Plan:
     from archlab.analysis.memory import run_bytes
 
+    import torch
+
+    from archlab.spec import ForwardOption
+
     tr, label = trace_model(spec, **shape_kw)
     counted = count_trace(tr, label, depth=0)
-    return _Plan(label, tr, counted.macs, run_bytes(tr, 4 if dtype == "fp32" else 2),
+    size = shape_kw.get("input_size")
+    if isinstance(spec, torch.nn.Module):
+        options = tuple(s for s in size if isinstance(s, ForwardOption)) if isinstance(size, list) else ()
+    else:
+        options = resolve(spec, **shape_kw).forward_options
+    return _Plan(label, tr, options, counted.macs, run_bytes(tr, 4 if dtype == "fp32" else 2),
                  sum(n for _, n in counted.unsupported_ops))
 
 
@@ -309,10 +323,30 @@ def _build(plan: _Plan, *, spec: Any, device: str, dtype: str, channels_last: bo
         model = model.to(memory_format=layout)
     generator = torch.Generator().manual_seed(0)
     inputs = []
+    kwargs: dict[str, Any] = {o.name: o.value for o in plan.forward_options}
     for v in plan.trace.inputs:
-        x = torch.randn(plan.trace.values[v].shape, generator=generator).to(device=device, dtype=torch_dtype)
-        inputs.append(x.contiguous(memory_format=layout) if x.dim() == 4 else x)
-    return model, tuple(inputs)
+        value = plan.trace.values[v]
+        if value.dtype.is_floating_point:
+            x = torch.randn(value.shape, generator=generator).to(device=device, dtype=torch_dtype)
+            x = x.contiguous(memory_format=layout) if x.dim() == 4 else x
+        else:  # token ids and other integer inputs: zeros, as --engine real gives them
+            x = torch.zeros(value.shape, dtype=value.dtype, device=device)
+        if value.name:
+            kwargs[value.name] = x
+        else:
+            inputs.append(x)
+    return model, ForwardInputs(inputs, kwargs)
+
+
+class ForwardInputs(tuple):
+    """The positional inputs of a timed forward, with ``kwargs``: its keyword inputs and options."""
+
+    kwargs: dict[str, Any]
+
+    def __new__(cls, args: Sequence[Any], kwargs: dict[str, Any]) -> "ForwardInputs":
+        self = super().__new__(cls, tuple(args))
+        self.kwargs = kwargs
+        return self
 
 
 class _Run:
@@ -329,11 +363,11 @@ class _Run:
     def block(self, number: int) -> float:
         from torch.utils.benchmark import timer
 
-        model, inputs = self.model, self.inputs
+        model, inputs, kwargs = self.model, self.inputs, getattr(self.inputs, "kwargs", {})
         with user_code():  # the user's prints go to stderr (outside the timed part)
             start = timer()
             for _ in range(number):
-                model(*inputs)
+                model(*inputs, **kwargs)
             return timer() - start
 
     def warm_up(self, min_time: float) -> None:

@@ -64,11 +64,12 @@ def record_layers(model: Any, xs: tuple[Any, ...], device: str, runs: int) -> An
 
     cuda = is_cuda(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    kwargs = getattr(xs, "kwargs", {})  # keyword inputs and the forward's options (latency's ForwardInputs)
     with module_ranges(model, RANGE_PREFIX), user_code():
-        model(*xs)  # one forward with the ranges before the profiler starts
+        model(*xs, **kwargs)  # one forward with the ranges before the profiler starts
         with _quiet_stderr(), profile(activities=activities, record_shapes=False) as prof:
             for _ in range(runs):
-                model(*xs)
+                model(*xs, **kwargs)
             synchronize(device)  # the current GPU is ``device`` (latency.measure_all enters it)
     return prof.events()
 
