@@ -285,19 +285,27 @@ def count_training(tt: Any, label: str, depth: int = 3) -> CountResult:
     )
 
 
-def _check_real_fits(model_or_spec: Any, device: str, force: bool, **sizes: Any) -> None:
-    """The memory guard of --engine real: the meta trace's estimate of a real forward (parameters and
-    the activations, all kept: the trace holds every tensor) must fit the device's free memory.
-    A model whose meta trace fails (it reads values) is estimated by its parameters alone."""
+def _check_real_fits(model_or_spec: Any, device: str, force: bool, **sizes: Any) -> Any:
+    """The memory guard of --engine real, before anything is built: the meta trace's estimate of a
+    real forward (parameters and the activations, all kept: the trace holds every tensor) must fit the
+    device's free memory. Returns the run's budget (``measure.guard.MemoryBudget``; None with
+    ``force``), which also guards the run itself: a model whose meta trace fails (its builder or
+    forward reads values) cannot be estimated, so its weights are checked once built, and the
+    forward is stopped, in one line, once the tensors it made exceed the budget."""
     from archlab.analysis.memory import run_bytes
-    from archlab.measure.guard import check_fits
+    from archlab.measure.guard import memory_budget
 
+    budget = memory_budget(device, force)
+    if budget is None:
+        return None
     try:
         tr, _ = trace_model(model_or_spec, **sizes)
     except UserError:
-        return  # the real run is the only way to know; a build that reads values is small enough to try
-    needed = sum(tr.values[v].numel * tr.values[v].itemsize for v in range(len(tr.values)))
-    check_fits(max(needed, run_bytes(tr)), device, force, what="--engine real (a real forward, every tensor kept)")
+        return budget  # the real run is the only way to know: it is guarded as it runs
+    needed = max(sum(tr.values[v].numel * tr.values[v].itemsize for v in range(len(tr.values))), run_bytes(tr))
+    if needed > budget.limit:
+        raise budget.refuse(needed, "--engine real (a real forward, every tensor kept)")
+    return budget
 
 
 def count(
@@ -355,10 +363,11 @@ def count(
         from archlab.measure.devices import check_device
 
         check_device(device)
-        _check_real_fits(model_or_spec, device, force, input_size=input_size, res=res, batch=batch, alpha=alpha,
-                         options=options)
+        budget = _check_real_fits(model_or_spec, device, force, input_size=input_size, res=res, batch=batch,
+                                  alpha=alpha, options=options)
     tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
-                            options=options, real=engine == "real", device=device)
+                            options=options, real=engine == "real", device=device,
+                            budget=budget if engine == "real" else None)
     result = count_trace(tr, label, depth=depth, engine=engine)
     from archlab.models.paper_flops import paper_flops
 
