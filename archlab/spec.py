@@ -84,7 +84,8 @@ class ForwardOption:
     value: Any
 
     def __str__(self) -> str:
-        return f"{self.name}={str(self.value).lower() if isinstance(self.value, bool) else self.value}"
+        shown = str(self.value).lower() if isinstance(self.value, bool) or self.value is None else self.value
+        return f"{self.name}={shown}"
 
 
 def input_text(shape: Any) -> str:
@@ -148,6 +149,101 @@ def parse_input_size(text: str) -> tuple[int, ...] | list[Any]:
     if not any(isinstance(i, InputShape) for i in items):
         raise UserError(f"--input-size gives no tensor input, only options of the forward: '{shorten(text)}'")
     return [i if isinstance(i, ForwardOption) or i.described else tuple(i) for i in items]
+
+
+def _forward_value(name: str, raw: str, text: str) -> Any:
+    """A ``--forward-kw`` value: true, false, none (any case), a whole number or a number."""
+    low = raw.strip().lower()
+    if low in _OPTION_WORDS:
+        return {"true": True, "false": False, "none": None}[low]
+    for cast in (int, float):
+        try:
+            value = cast(raw.strip())
+        except ValueError:
+            continue
+        if value == value and value not in (float("inf"), float("-inf")):  # not nan or inf
+            return value
+    raise UserError(f"--forward-kw {shorten(name)}={shorten(raw)}: a forward option's value is true, false, "
+                    f"none, a whole number or a number (tensor inputs go in --input-size), in '{shorten(text)}'")
+
+
+def parse_forward_kw(texts: Any) -> list[ForwardOption]:
+    """``--forward-kw`` (repeatable, or several separated by ``;``) -> the non-tensor keyword options
+    of the forward, ``use_cache=true`` -> ``ForwardOption("use_cache", True)``. The API's
+    ``forward_kw`` may also be a dict (any non-tensor value)."""
+    if texts is None:
+        return []
+    if isinstance(texts, dict):
+        out = []
+        for name, value in texts.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise UserError(f"forward_kw: {name!r} is not a keyword argument name")
+            if type(value).__name__ in ("Tensor", "Parameter") or hasattr(value, "__torch_function__"):
+                raise UserError(f"forward_kw: '{name}' is a tensor; tensor inputs go in input_size "
+                                f"('{name}=int64:128')")
+            out.append(ForwardOption(name, value))
+        return out
+    if isinstance(texts, str):
+        texts = [texts]
+    out = []
+    seen: dict[str, Any] = {}
+    for text in texts:
+        for chunk in str(text).split(";"):
+            if not chunk.strip():
+                raise UserError(f"--forward-kw expects name=value (use_cache=true), got '{shorten(text)}'")
+            name, sep, raw = chunk.partition("=")
+            name = name.strip()
+            if not sep or not name or not raw.strip():
+                raise UserError(f"--forward-kw expects name=value (use_cache=true), got '{shorten(chunk.strip())}'")
+            if not name.isidentifier():
+                raise UserError(f"--forward-kw: '{shorten(name)}' is not a keyword argument name")
+            value = _forward_value(name, raw, str(text))
+            if name in seen:
+                if seen[name] != value or type(seen[name]) is not type(value):
+                    raise UserError(f"--forward-kw gives '{name}' twice with different values; give it once")
+                continue
+            seen[name] = value
+            out.append(ForwardOption(name, value))
+    return out
+
+
+def with_forward_kw(input_size: Any, forward_kw: Any) -> Any:
+    """``input_size`` (a string, a shape, a list of inputs, or None) with the forward options of
+    ``forward_kw`` (``--forward-kw`` texts or a dict) after its inputs, in the list form that
+    ``parse_input_size`` returns. Without an input size, the list holds the options only: the
+    model's own (default or declared) inputs, with these options. A keyword given both ways must
+    have the same value (given once, it is kept once); one naming a tensor input is refused."""
+    options = parse_forward_kw(forward_kw)
+    if not options:
+        return input_size
+    if isinstance(input_size, str):
+        input_size = parse_input_size(input_size)
+    if input_size is None:
+        items: list[Any] = []
+    elif isinstance(input_size, list) or (isinstance(input_size, tuple) and input_size
+                                          and isinstance(input_size[0], (tuple, list, ForwardOption))):
+        items = list(input_size)
+    else:
+        items = [input_size]
+    given = {i.name: i for i in items if isinstance(i, ForwardOption)}
+    tensors = {getattr(i, "name", None) for i in items if not isinstance(i, ForwardOption)}
+    for option in options:
+        if option.name in tensors:
+            raise UserError(f"--forward-kw {option}: '{option.name}' is a tensor input of --input-size already")
+        before = given.get(option.name)
+        if before is None:
+            items.append(option)
+        elif before.value != option.value or type(before.value) is not type(option.value):
+            raise UserError(f"the forward option '{option.name}' is given twice with different values: "
+                            f"{before} in --input-size and --forward-kw {option}; give it once")
+    return items
+
+
+def forward_options_only(input_size: Any) -> bool:
+    """Whether ``input_size`` holds forward options and no input (``with_forward_kw`` without an input
+    size): the model's own inputs are used, with these options."""
+    return isinstance(input_size, list) and bool(input_size) and all(isinstance(i, ForwardOption)
+                                                                    for i in input_size)
 
 
 def parse_assignment(text: str, flag: str = "--set") -> tuple[str, str]:

@@ -4,6 +4,7 @@ download, no weights in memory): BERT-base, GPT-2 and a 7B Llama-shaped decoder.
     archlab count examples/language_models.py:bert_base --input-size "input_ids=int64:128"
     archlab count examples/language_models.py:gpt2 --input-size "input_ids=int64:128;use_cache=true"
     archlab count examples/language_models.py:llama_7b --input-size "input_ids=int64:512;use_cache=true"
+    archlab count examples/language_models.py:gpt2_decode --input-size "input_ids=int64:1"   # one token, 127 cached
 
 Each factory also declares its default input (``input_size``), so the ``--input-size`` above
 can be left out. Needs the optional extra: ``pip install archlab[lm]`` (transformers).
@@ -49,7 +50,36 @@ def llama_7b(layers: int = 32) -> nn.Module:
     return _built(LlamaForCausalLM, config)
 
 
+class DecodeStep(nn.Module):
+    """One step of generation with a KV cache: ``new`` tokens (``input_ids``) attend to ``past`` tokens whose
+    keys and values are cached (built here on the input's device: on meta, shapes only)."""
+
+    def __init__(self, model: nn.Module, past: int) -> None:
+        super().__init__()
+        self.model, self.past = model, past
+
+    def forward(self, input_ids: torch.Tensor) -> object:
+        from transformers import DynamicCache
+
+        config = self.model.config
+        heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        head_dim = config.hidden_size // config.num_attention_heads
+        cache = DynamicCache(config=config)
+        for layer in range(config.num_hidden_layers):
+            shape = (input_ids.shape[0], heads, self.past, head_dim)
+            cache.update(torch.zeros(shape, device=input_ids.device), torch.zeros(shape, device=input_ids.device),
+                         layer)
+        return self.model(input_ids=input_ids, past_key_values=cache, use_cache=True)
+
+
+def gpt2_decode(past: int = 127, layers: int = 12) -> nn.Module:
+    """GPT-2 generating one token after ``past`` tokens (prompt and tokens so far) whose keys and values
+    are in its KV cache: the cost of one decode step."""
+    return DecodeStep(gpt2(layers), past)
+
+
 bert_base.input_size = "input_ids=int64:128"
+gpt2_decode.input_size = "input_ids=int64:1"
 gpt2.input_size = "input_ids=int64:128;use_cache=true"
 llama_7b.input_size = "input_ids=int64:512;use_cache=true"
 

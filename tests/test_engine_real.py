@@ -5,6 +5,7 @@ and uninitialized parameters refused in one line."""
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import archlab
 from archlab.errors import UserError
@@ -113,6 +114,41 @@ def test_recurrent_layers_with_real_weights(cls, gates):
     with torch.device("meta"):
         meta_model = Out()
     assert archlab.count(meta_model, input_size=(5, 8), depth=0).macs == expected
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
+def test_recurrent_gates_are_counted_on_the_real_path_as_on_meta(cls):
+    """On the CPU PyTorch runs an LSTM with real weights as one oneDNN op per layer (mkldnn_rnn_layer),
+    which hides the gates' work and which FlopCounterMode counts as nothing: --engine real runs recurrent
+    layers without oneDNN, so every gate's sigmoid, tanh, mul and add is counted, the same as on meta,
+    and the MACs equal FlopCounterMode's on that same decomposition."""
+    class Out(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = cls(8, 16, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    model = Out()
+    real = archlab.count(model, input_size=(5, 8), engine="real", depth=0)
+    with torch.device("meta"):
+        meta = archlab.count(Out(), input_size=(5, 8), depth=0)
+    assert real.other_ops == meta.other_ops and real.macs == meta.macs and real.status == "complete"
+    # per step: sigmoid of 3 gates (LSTM: input, forget, output; GRU: 2) and tanh (LSTM: 2, of the cell
+    # and the new content; GRU, RNN: 1), 16 units each
+    activations = {nn.LSTM: 5, nn.GRU: 3, nn.RNN: 1}[cls] * 16 * 5
+    assert real.other_ops["activation"] == activations
+    if cls is nn.LSTM:
+        assert real.other_ops["elementwise"] > 0
+    assert torch._C._get_mkldnn_enabled(), "oneDNN is put back"
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(torch.randn(1, 5, 8))
+    finally:
+        torch._C._set_mkldnn_enabled(True)
+    assert real.macs == counter.get_total_flops() // 2 == 5 * {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}[cls] * 16 * 24
 
 
 def test_real_weights_on_the_meta_engine_name_engine_real():

@@ -181,3 +181,142 @@ def test_bad_api_forms():
         parse_input_size("int65:10")
     with pytest.raises(UserError, match="not a keyword argument name"):
         parse_input_size("1x=int64:3")
+
+
+# --forward-kw: non-tensor keyword options of the forward, beside --input-size's inputs
+OPTIONS = '''
+from torch import nn
+
+
+class Options(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+        self.b = nn.Linear(16, 4)
+
+    def forward(self, x, twice=False, scale=1.0, extra="unset"):
+        # the values arrive typed: a bool, a number, None
+        assert isinstance(twice, bool) and isinstance(scale, (int, float)) and extra in ("unset", None), \\
+            (twice, scale, extra)
+        y = self.a(x) * scale
+        if twice:
+            y = self.a(y)
+        return self.b(y)
+
+
+def make():
+    return Options()
+
+
+make.input_size = (16,)
+'''
+ONCE, TWICE = 16 * 16 + 16 * 4, 2 * 16 * 16 + 16 * 4
+
+
+@pytest.fixture
+def options_file(tmp_path):
+    path = tmp_path / "options.py"
+    path.write_text(OPTIONS)
+    return str(path)
+
+
+def test_parse_forward_kw():
+    from archlab.spec import parse_forward_kw, with_forward_kw
+
+    assert parse_forward_kw(["use_cache=true", "n=3;scale=0.5", "mask=none", "flag=False"]) == [
+        ForwardOption("use_cache", True), ForwardOption("n", 3), ForwardOption("scale", 0.5),
+        ForwardOption("mask", None), ForwardOption("flag", False)]
+    assert type(parse_forward_kw("n=3")[0].value) is int
+    assert with_forward_kw((3, 8, 8), "a=1") == [(3, 8, 8), ForwardOption("a", 1)]
+    assert with_forward_kw(None, {"a": True}) == [ForwardOption("a", True)]
+    assert with_forward_kw("int64:4;a=true", ["a=true"]) == [(4,), ForwardOption("a", True)]
+    assert with_forward_kw((3, 8, 8), None) == (3, 8, 8)
+
+
+@pytest.mark.parametrize("flags, macs, shown", [
+    ([], ONCE, None),
+    (["--forward-kw", "twice=true"], TWICE, "input=16;twice=true"),
+    (["--forward-kw", "twice=true;scale=2.5", "--forward-kw", "extra=none"], TWICE,
+     "input=16;twice=true;scale=2.5;extra=none"),
+    (["--input-size", "16", "--forward-kw", "twice=false"], ONCE, "input=16;twice=false"),
+    (["--input-size", "16;twice=true", "--forward-kw", "twice=true"], TWICE, "input=16;twice=true"),
+    (["--input-size", "16;twice=true"], TWICE, "input=16;twice=true"),  # the form inside --input-size
+])
+def test_forward_kw_reaches_the_forward(cli, options_file, flags, macs, shown):
+    r = cli("count", f"{options_file}:make", *flags, "--depth", "0")
+    assert r.code == 0, r.err
+    assert f"MACs {macs:,}".split()[1] in r.out
+    head = r.out.splitlines()[0]
+    if shown:
+        assert f"make@{shown}  input 1x16" in head, head
+    else:
+        assert "make  input 1x16" in head
+
+
+@pytest.mark.parametrize("command", ["count", "memory", "trace", "rf", "diagram", "count --training",
+                                     "count --engine real", "latency --min-time 0.01"])
+def test_every_command_shows_the_forward_options(cli, options_file, command):
+    r = cli(*command.split(), f"{options_file}:make", "--forward-kw", "twice=true;scale=2")
+    assert r.code == 0, r.err
+    assert "make@input=16;twice=true;scale=2" in r.out.splitlines()[0] + r.out.splitlines()[1], r.out
+
+
+def test_the_report_page_and_a_zoo_model(cli, options_file, tmp_path):
+    out = tmp_path / "page.html"
+    r = cli("report", f"{options_file}:make", "--forward-kw", "twice=true", "-o", str(out))
+    assert r.code == 0, r.err
+    assert "make@input=16;twice=true" in out.read_text()
+    # a zoo model's default input, named in full with the option (the forward refuses it)
+    assert_one_line_error(cli("count", "lenet5", "--forward-kw", "twice=true"), "takes no keyword 'twice'")
+
+
+@pytest.mark.parametrize("value, needle", [
+    ("twice=maybe", "a forward option's value is true, false, none, a whole number or a number"),
+    ("twice=nan", "a forward option's value"),
+    ("twice", "expects name=value"),
+    ("=1", "expects name=value"),
+    ("twice=", "expects name=value"),
+    ("1x=1", "not a keyword argument name"),
+    ("twice=true;twice=false", "gives 'twice' twice with different values"),
+    ("nope=1", "takes no keyword 'nope'"),
+])
+def test_bad_forward_kw_is_one_line(cli, options_file, value, needle):
+    assert_one_line_error(cli("count", f"{options_file}:make", "--forward-kw", value), needle)
+
+
+def test_forward_kw_conflicts_are_one_line(cli, options_file, lm):
+    assert_one_line_error(cli("count", f"{options_file}:make", "--input-size", "16;twice=false",
+                              "--forward-kw", "twice=true"), "given twice with different values")
+    assert_one_line_error(cli("count", f"{lm}:make", "--input-size", "input_ids=int64:8",
+                              "--forward-kw", "input_ids=1"), "is a tensor input of --input-size already")
+
+
+def test_forward_kw_overrides_what_the_factory_declares(cli, tmp_path):
+    path = tmp_path / "declared.py"
+    path.write_text(OPTIONS.replace("make.input_size = (16,)", 'make.input_size = "16;twice=true"'))
+    assert f"{TWICE:,}" in cli("count", f"{path}:make", "--depth", "0").out
+    r = cli("count", f"{path}:make", "--forward-kw", "twice=false", "--depth", "0")
+    assert r.code == 0, r.err
+    assert f"{ONCE:,}" in r.out and "make@input=16;twice=false" in r.out.splitlines()[0]
+
+
+def test_api_forward_kw(options_file):
+    from archlab.models.external import external_info
+
+    spec = f"{options_file}:make"
+    assert archlab.count(spec, forward_kw={"twice": True}, depth=0).macs == TWICE
+    assert archlab.count(spec, forward_kw="twice=true;scale=3", depth=0).macs == TWICE
+    model = external_info(spec).builder()
+    assert archlab.count(model, input_size=(16,), forward_kw={"twice": True, "extra": None}, depth=0).macs == TWICE
+    assert archlab.count(model, input_size=(16,), depth=0).macs == ONCE
+    report = archlab.analyze(spec, analyses=("count", "trace"), forward_kw={"twice": True})
+    assert report.to_dict()["count"]["macs"] == TWICE
+    assert archlab.trace_layers(spec, forward_kw={"twice": True}).model.endswith("twice=true")
+    with pytest.raises(UserError, match="input_size .* is required"):
+        archlab.count(model, forward_kw={"twice": True})
+    with pytest.raises(UserError, match="forward options alone do not say its inputs"):
+        archlab.count(model, input_size=[ForwardOption("twice", True)])
+    import torch
+
+    with pytest.raises(UserError, match="is a tensor"):
+        archlab.count(spec, forward_kw={"twice": torch.zeros(1)})

@@ -51,3 +51,21 @@ def test_macs_per_token_of_gpt2_are_its_weights_plus_attention():
     # 768 x 50257, and attention's q @ k^T and scores @ v: 2 x 128 x 768 per token per layer
     per_token = 2 * (12 * 768 * 768 + 2 * 128 * 768) + 768 * 50257
     assert r.macs == 128 * per_token and r.status == "complete"
+
+
+def test_one_decode_step_with_a_kv_cache():
+    """GPT-2 generating one token after `past` cached tokens: the weights once and attention over past + 1
+    keys, equal to FlopCounterMode's on the same meta forward; complete."""
+    import archlab
+
+    step = _factory("gpt2_decode")(past=63, layers=2)
+    r = archlab.count(step, input_size="input_ids=int64:1", depth=0)
+    per_token = 2 * (12 * 768 * 768 + 2 * 64 * 768) + 768 * 50257
+    assert r.macs == per_token and r.status == "complete"
+    ids = torch.zeros(1, 1, dtype=torch.long, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as f:
+        step(ids)
+    assert r.macs == f.get_total_flops() // 2
+    # the prefill of the same 64 tokens costs the same per token (attention not masked in the count)
+    prefill = archlab.count(_factory("gpt2")(layers=2), input_size="input_ids=int64:64;use_cache=true", depth=0)
+    assert prefill.macs == 64 * r.macs

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from archlab.errors import UserError
+from archlab.spec import with_forward_kw
 
 ANALYSES = ("count", "rf", "memory", "trace", "training")
 
@@ -125,13 +126,14 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
 
     memory_keys = ("dtype", "act_dtype", "fuse", "workspace", "measure", "device", "force")
     count_keys = ("engine", "device", "force", "training", "freeze")
-    shape_keys = ("res", "batch", "alpha", "options")
+    shape_keys = ("res", "batch", "alpha", "options", "forward_kw")
     training_keys = ("optimizer", "amp", "freeze", "measure", "device", "budget")
     stray = [k for k in options if k not in (*memory_keys, *count_keys, *shape_keys, *training_keys)]
     if stray:
         raise UserError(f"analyze() takes no option '{stray[0]}' (its options: "
                         f"{', '.join(sorted({*memory_keys, *count_keys, *shape_keys, *training_keys}))})")
-    common = {k: v for k, v in options.items() if k in shape_keys}
+    common = {k: v for k, v in options.items() if k in shape_keys and k != "forward_kw"}
+    input_size = with_forward_kw(input_size, options.get("forward_kw"))  # the forward's options, with the inputs
     if input_size is not None:
         common["input_size"] = input_size
     results: dict[str, Any] = {}

@@ -258,6 +258,39 @@ def _attention_kernel(op: OpView) -> tuple[int, int]:
     return _real(op, macs), scores
 
 
+def _attention_backward_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> tuple[int, int]:
+    """(MACs, scores) of a fused attention backward on (batch, heads, sequence, head dim) tensors,
+    as PyTorch's FlopCounterMode counts it (``sdpa_backward_flop_count``): five products, the scores
+    q @ k^T recomputed (d per score), the gradient of the scores g @ v^T and of v scores^T @ g (d_v
+    per score each), of q and of k (d per score each): scores x (3 d + 2 d_v), the query's heads
+    throughout."""
+    b, h, s_q, d = q
+    s_k, d_v = k[-2], v[-1]
+    scores = b * h * s_q * s_k
+    return scores * (3 * d + 2 * d_v), scores
+
+
+@_builtin(
+    "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_flash_attention_backward",
+    "_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_cudnn_attention_backward",
+    "_scaled_dot_product_fused_attention_overrideable_backward",
+    kind="bmm")
+def _sdpa_backward(op: OpView) -> tuple[int, int]:
+    # (grad_out, query, key, value, ...): (batch, heads, sequence, head dim); the other operations
+    # are the softmax's backward, one per score
+    macs, scores = _attention_backward_macs(*op.input_shapes[1:4])
+    return _real(op, macs), scores
+
+
+@_builtin("_flash_attention_backward", "_efficient_attention_backward", kind="bmm")
+def _attention_kernel_backward(op: OpView) -> tuple[int, int]:
+    # (grad_out, query, key, value, ...) of the CUDA kernels: (batch, sequence, heads, head dim), read
+    # in that layout as the forward kernels' rule reads it
+    q, k, v = ((s[0], s[2], s[1], s[3]) for s in op.input_shapes[1:4])
+    macs, scores = _attention_backward_macs(q, k, v)
+    return _real(op, macs), scores
+
+
 def _recurrent(op: OpView, skip: int) -> tuple[int, int]:
     # lstm/gru/rnn_* (input, hx..., params...): each 2-d weight (w_ih, w_hh of every layer and
     # direction) is one matrix x vector per token, as the ops PyTorch splits them into on meta; the

@@ -12,6 +12,7 @@ from archlab.analysis.trace import Trace, check_depth, described_shape, trace_mo
 from archlab.analysis.traffic import TRAFFIC_UNITS, OpTraffic, intensity
 from archlab.analysis.training import build_for_training, split_backward, trace_training
 from archlab.errors import UserError
+from archlab.spec import with_forward_kw
 from archlab.units import SCHEMA_VERSION
 
 
@@ -138,10 +139,14 @@ class CountResult:
         no_input = self.macs - t.input_grad_macs
         no_weight = self.macs - t.weight_grad_macs
         parts = []
-        if no_input:
+        if no_input > 0:
             where = "the first layer and the frozen layers before the first trainable one" if t.frozen \
                 else "the first layer's input needs none"
             parts.append(f"{no_input:,} forward MACs get no input gradient ({where})")
+        elif no_input < 0:  # a product of two activations (attention's q @ k^T) has a gradient for each
+            parts.append(f"{-no_input:,} more input-gradient MACs than forward MACs (a product of two activations, "
+                         f"attention's q @ k^T, has a gradient for each operand; a fused attention backward "
+                         f"also recomputes the scores)")
         if no_weight:
             why = "frozen, or products of two activations" if t.frozen else "products of two activations"
             parts.append(f"{no_weight:,} forward MACs get no weight gradient ({why})")
@@ -318,19 +323,27 @@ def count_training(tt: Any, label: str, depth: int = 3) -> CountResult:
     )
 
 
-def _check_real_fits(model_or_spec: Any, device: str, force: bool, **sizes: Any) -> None:
-    """The memory guard of --engine real: the meta trace's estimate of a real forward (parameters and
-    the activations, all kept: the trace holds every tensor) must fit the device's free memory.
-    A model whose meta trace fails (it reads values) is estimated by its parameters alone."""
+def _check_real_fits(model_or_spec: Any, device: str, force: bool, **sizes: Any) -> Any:
+    """The memory guard of --engine real, before anything is built: the meta trace's estimate of a
+    real forward (parameters and the activations, all kept: the trace holds every tensor) must fit the
+    device's free memory. Returns the run's budget (``measure.guard.MemoryBudget``; None with
+    ``force``), which also guards the run itself: a model whose meta trace fails (its builder or
+    forward reads values) cannot be estimated, so its weights are checked once built, and the
+    forward is stopped, in one line, once the tensors it made exceed the budget."""
     from archlab.analysis.memory import run_bytes
-    from archlab.measure.guard import check_fits
+    from archlab.measure.guard import memory_budget
 
+    budget = memory_budget(device, force)
+    if budget is None:
+        return None
     try:
         tr, _ = trace_model(model_or_spec, **sizes)
     except UserError:
-        return  # the real run is the only way to know; a build that reads values is small enough to try
-    needed = sum(tr.values[v].numel * tr.values[v].itemsize for v in range(len(tr.values)))
-    check_fits(max(needed, run_bytes(tr)), device, force, what="--engine real (a real forward, every tensor kept)")
+        return budget  # the real run is the only way to know: it is guarded as it runs
+    needed = max(sum(tr.values[v].numel * tr.values[v].itemsize for v in range(len(tr.values))), run_bytes(tr))
+    if needed > budget.limit:
+        raise budget.refuse(needed, "--engine real (a real forward, every tensor kept)")
+    return budget
 
 
 def count(
@@ -348,6 +361,7 @@ def count(
     progress: Callable[[float, float | None, str], None] | None = None,
     training: bool = False,
     freeze: Sequence[str] = (),
+    forward_kw: Any = None,
 ) -> CountResult:
     """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model.
 
@@ -363,7 +377,11 @@ def count(
     backward of ``loss = sum of the outputs``, traced on meta; the backward MACs are split into
     input-gradient and weight-gradient MACs, per layer. ``freeze``: module-name globs whose
     parameters get no gradient (fine-tuning).
+
+    ``forward_kw``: non-tensor keyword options of the forward (``{"use_cache": True}``, or the
+    ``--forward-kw`` texts ``"use_cache=true"``), beside those ``input_size`` gives.
     """
+    input_size = with_forward_kw(input_size, forward_kw)
     if engine not in ("archlab", "fvcore", "real"):
         raise UserError(f"unknown engine '{engine}' (choose archlab, fvcore or real)")
     check_depth(depth)
@@ -383,10 +401,11 @@ def count(
         from archlab.measure.devices import check_device
 
         check_device(device)
-        _check_real_fits(model_or_spec, device, force, input_size=input_size, res=res, batch=batch, alpha=alpha,
-                         options=options)
+        budget = _check_real_fits(model_or_spec, device, force, input_size=input_size, res=res, batch=batch,
+                                  alpha=alpha, options=options)
     tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
-                            options=options, real=engine == "real", device=device)
+                            options=options, real=engine == "real", device=device,
+                            budget=budget if engine == "real" else None)
     result = count_trace(tr, label, depth=depth, engine=engine)
     from archlab.models.paper_flops import paper_flops
 

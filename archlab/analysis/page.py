@@ -106,9 +106,14 @@ def page_data(model_or_spec: Any, *, depth: int = 2, latency: bool = False, min_
     from archlab.analysis.receptive_field import receptive_field
     from archlab.units import DTYPE_BYTES
 
-    stray = [k for k in kw if k not in ("res", "batch", "alpha", "options", "input_size")]
+    stray = [k for k in kw if k not in ("res", "batch", "alpha", "options", "input_size", "forward_kw")]
     if stray:
         raise UserError(f"the report takes no option '{stray[0]}'")
+    from archlab.spec import with_forward_kw
+
+    forward_kw = kw.pop("forward_kw", None)
+    if forward_kw:
+        kw["input_size"] = with_forward_kw(kw.get("input_size"), forward_kw)
     c = count(model_or_spec, depth=depth, **kw)
     rf = receptive_field(model_or_spec, depth=depth, **kw)
     m = memory(model_or_spec, **kw)

@@ -32,7 +32,7 @@ from archlab.analysis.rules import OpRules
 from archlab.analysis.shapes import SHAPE_RULES, Vanished
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import reads_the_model, resolve
-from archlab.spec import ForwardOption, InputShape, ModelSpec, input_dtype, parse_input_size
+from archlab.spec import ForwardOption, InputShape, ModelSpec, input_dtype, parse_input_size, with_forward_kw
 from archlab.units import pair as _pair
 from archlab.user_code import user_code
 
@@ -225,6 +225,12 @@ class _Tracer:
             self.names.setdefault(id(m), n)  # a shared module goes by its first name (self.c, not its alias)
         self.unregistered = 0
         self.real = False  # --engine real: ops run on the real tensors (values read, memory used)
+        # --engine real: what the run may allocate (a MemoryBudget: .limit, .refuse), and the bytes of the
+        # tensors it has made so far (every one is kept); None: unguarded (--force)
+        self.budget: Any = None
+        self.allocated = 0
+        self.stopped: UserError | None = None  # the budget's error, should the forward have caught it
+        self.mkldnn_saved: list[bool | None] = []  # oneDNN's flag as it was, per recurrent layer entered
         self.param_counts: dict[int, int] = {}
         # a parameter held by several modules (tied weights: GPT-2's head and its embedding) is owned
         # by the first that registers it, in the model's own order, as model.parameters() counts it
@@ -283,10 +289,45 @@ class _Tracer:
             if arg_pos is not None and arg_pos < len(args) and isinstance(args[arg_pos], torch.Tensor):
                 alias = self.value_of(args[arg_pos])
             op.outputs.append(self._new_value(t, index, alias))
+            if self.budget is not None and alias is None and not t.is_meta:
+                self._allocated(t.numel() * t.element_size())
         return out
+
+    def _allocated(self, nbytes: int) -> None:
+        """Count the bytes of a tensor the real run made; past the budget, stop the run (each later
+        op raises again, should the forward catch the first error)."""
+        self.allocated += nbytes
+        if self.allocated > self.budget.limit:
+            self.stopped = self.budget.refuse(self.allocated, "--engine real (a real forward, every tensor kept)",
+                                              so_far=True)
+            raise self.stopped
+
+    # recurrent layers on the CPU: PyTorch runs an LSTM with real weights as one oneDNN op per layer
+    # (mkldnn_rnn_layer), which hides the gates' element-wise work (and which FlopCounterMode does not
+    # count at all); with oneDNN off inside the layer, at::lstm runs the same decomposition as on meta
+    # (addmm per step, sigmoid/tanh/mul/add of the gates), counted op by op: the same MACs and other
+    # operations as the meta trace
+    def _rnn_enter(self) -> None:
+        get = getattr(torch._C, "_get_mkldnn_enabled", None)
+        self.mkldnn_saved.append(get() if get is not None else None)
+        if get is not None:
+            torch._C._set_mkldnn_enabled(False)
+
+    def _rnn_leave(self) -> None:
+        if self.mkldnn_saved:
+            saved = self.mkldnn_saved.pop()
+            if saved is not None:
+                torch._C._set_mkldnn_enabled(saved)
+
+    def restore_backends(self) -> None:
+        """oneDNN back as it was, whatever a forward that raised inside a recurrent layer left."""
+        while self.mkldnn_saved:
+            self._rnn_leave()
 
     # module calls
     def pre_hook(self, module, args):
+        if self.real and isinstance(module, nn.RNNBase):
+            self._rnn_enter()
         parent = self.stack[-1] if self.stack else -1
         depth = self.calls[parent].depth + 1 if parent >= 0 else 0
         key = id(module)
@@ -310,6 +351,8 @@ class _Tracer:
         self.stack.append(call.index)
 
     def post_hook(self, module, args, output):
+        if self.real and isinstance(module, nn.RNNBase):
+            self._rnn_leave()
         if not self.stack:
             return
         call = self.calls[self.stack.pop()]
@@ -505,14 +548,16 @@ def _check_keywords(model: nn.Module, names: list[str]) -> list[str]:
 
 
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
-          kwargs: dict[str, Any] | None = None, real: bool = False) -> Trace:
+          kwargs: dict[str, Any] | None = None, real: bool = False, budget: Any = None,
+          allocated: int = 0) -> Trace:
     """Trace ``model`` on ``inputs`` (shapes only; any device, converted to meta), and on the
     keyword arguments ``kwargs`` (tensors, traced as inputs too, and other options of the forward).
 
     The model is put in eval mode for the trace and its mode restored after;
     no hook is left behind, even when the forward raises. ``real``: run every op on the real
     tensors given (``--engine real``: builders and forwards that read values), recorded by the
-    same dispatch-level trace.
+    same dispatch-level trace; ``budget`` (a ``measure.guard.MemoryBudget``) stops that run with one
+    line once the tensors it makes, added to the ``allocated`` bytes (its weights), exceed the budget.
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     kwargs = dict(kwargs or {})
@@ -536,6 +581,10 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
     meta_kwargs = kwargs if real else {k: _to_meta(v) for k, v in kwargs.items()}
     tracer = _Tracer(model)
     tracer.real = real
+    if real and budget is not None:
+        tracer.budget = budget
+        tracer._allocated(allocated + sum(t.numel() * t.element_size() for t in
+                                          (*meta_inputs, *meta_kwargs.values()) if isinstance(t, torch.Tensor)))
     in_ids = [tracer._new_value(t, INPUT) for t in meta_inputs]
     in_ids += [tracer._new_value(t, INPUT, name=k) for k, t in meta_kwargs.items() if isinstance(t, torch.Tensor)]
     first = next(iter([*meta_inputs, *(t for t in meta_kwargs.values() if isinstance(t, torch.Tensor))]), None)
@@ -580,6 +629,9 @@ def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
     finally:
         h_pre.remove()
         h_post.remove()
+        tracer.restore_backends()
+    if tracer.stopped is not None:  # the forward caught the guard's error and went on: stopped all the same
+        raise tracer.stopped
     out_ids = [tracer.value_of(t) for t in _nested_tensors(out)]
     used = {v for op in tracer.ops for v in op.inputs} | set(out_ids)
     for vid in in_ids:  # a keyword only **kwargs took, and nothing read: a misspelt or unknown input
@@ -724,6 +776,22 @@ def _model_inputs(shapes: Any, options: Any, empty: Callable[..., torch.Tensor],
     return tuple(args), kwargs
 
 
+def module_inputs(model: nn.Module, input_size: Any, batch: int | None,
+                  empty: Callable[..., torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
+    """The forward's arguments for an ``nn.Module`` given as such (``input_size`` checked by
+    ``_checked_sizes``): float inputs take the model's floating dtype (an fp16 or bf16 model gets
+    fp16 or bf16 inputs), the batch goes first."""
+    several = isinstance(input_size, list) or isinstance(input_size[0], (tuple, list, ForwardOption))
+    items = list(input_size) if several else [input_size]
+    if not any(not isinstance(s, ForwardOption) for s in items):
+        raise UserError("input_size (C,H,W) is required for a model that is not registered (forward options "
+                        "alone do not say its inputs)")
+    dtype = next((t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), torch.float32)
+    shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s)
+              for s in items if not isinstance(s, ForwardOption)]
+    return _model_inputs(shapes, [s for s in items if isinstance(s, ForwardOption)], empty, dtype)
+
+
 def check_depth(depth: Any) -> int:
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise UserError(f"depth must be a whole number of at least 0, got {depth!r}")
@@ -732,12 +800,17 @@ def check_depth(depth: Any) -> int:
 
 def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None = None, batch: int | None = None,
                 alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
-                device: str = "cpu") -> tuple[Trace, str]:
+                device: str = "cpu", forward_kw: Any = None, budget: Any = None) -> tuple[Trace, str]:
     """Build (on the meta device, for a registered model) and trace. Returns (trace, label).
 
     ``real``: build the model on ``device`` and run it on real inputs there (floats: normal noise,
-    seeded; integers: zeros) under the same trace, for builders and forwards that read values."""
+    seeded; integers: zeros) under the same trace, for builders and forwards that read values.
+    ``forward_kw``: non-tensor keyword options of the forward (``{"use_cache": True}``, or
+    ``--forward-kw`` texts), beside ``input_size``'s. ``budget`` (with ``real``; a
+    ``measure.guard.MemoryBudget``, taken before the build): the built model's parameters and buffers
+    must fit it, then the run's tensors with them (see ``trace``)."""
     generator = torch.Generator(device="cpu").manual_seed(0)
+    input_size = with_forward_kw(input_size, forward_kw)
 
     def empty(shape, dtype=torch.float32):
         try:
@@ -760,25 +833,26 @@ def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None =
             verb = "apply" if len(ignored) > 1 else "applies"
             raise UserError(f"{', '.join(ignored)} {verb} to registered models; an nn.Module is analysed as built, "
                             "on input_size")
-        several = isinstance(input_size, list) or isinstance(input_size[0], (tuple, list, ForwardOption))
-        items = list(input_size) if several else [input_size]
-        # the inputs take the model's floating dtype: an fp16 or bf16 model gets fp16 or bf16 inputs
-        dtype = next((t.dtype for t in (*model_or_spec.parameters(), *model_or_spec.buffers())
-                      if t.is_floating_point()), torch.float32)
         if real:  # the inputs go where the model's weights are
             device = str(next(iter(model_or_spec.parameters()), torch.empty(0)).device)
-        shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s)
-                  for s in items if not isinstance(s, ForwardOption)]
-        args, kwargs = _model_inputs(shapes, [s for s in items if isinstance(s, ForwardOption)], empty, dtype)
-        return trace(model_or_spec, args, kwargs, real=real), type(model_or_spec).__name__
+        args, kwargs = module_inputs(model_or_spec, input_size, batch, empty)
+        # the model was built before the budget was taken: its weights are not the run's to allocate
+        return trace(model_or_spec, args, kwargs, real=real, budget=budget), type(model_or_spec).__name__
     if not isinstance(model_or_spec, (str, ModelSpec)):
         raise UserError(f"a model is a registered name or spec (a string) or an nn.Module, "
                         f"not {type(model_or_spec).__name__}")
     resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
     model = _built(resolved, device if real else "meta")
+    weights = 0
+    if real and budget is not None:
+        weights = sum(t.numel() * t.element_size() for t in
+                      {id(t): t for t in (*model.parameters(), *model.buffers())}.values()
+                      if not isinstance(t, nn.parameter.UninitializedTensorMixin))  # trace() refuses those
+        if weights > budget.limit:
+            raise budget.refuse(weights, f"--engine real: the weights of {resolved.label}")
     try:
         args, kwargs = _model_inputs(resolved.input_shapes, resolved.forward_options, empty, torch.float32)
-        return trace(model, args, kwargs, real=real), resolved.label
+        return trace(model, args, kwargs, real=real, budget=budget, allocated=weights), resolved.label
     except UserError as e:
         try:
             if reads_the_model(resolved.info):

@@ -37,10 +37,11 @@ from torch import nn
 
 from archlab.analysis.costs import MAC_KINDS, OpCosts, op_view
 from archlab.analysis.trace import (
-    INPUT, PARAM, OP_ATTRS, Trace, _modes_restored, _left_as_found, _nested_tensors, _Recorder, _tensors,
-    _to_meta, _Tracer, _checked_sizes)
+    INPUT, PARAM, OP_ATTRS, Trace, _check_keywords, _checked_sizes, _left_as_found, _model_inputs, _modes_restored,
+    _nested_tensors, _Recorder, _tensors, _to_meta, _Tracer, described_shape, module_inputs)
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import resolve
+from archlab.spec import with_forward_kw
 
 
 @OP_ATTRS.rule("convolution_backward")
@@ -151,11 +152,17 @@ def _frozen_names(model: nn.Module, freeze: Sequence[str]) -> set[str]:
 
 
 def trace_training(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
-                   freeze: Sequence[str] = ()) -> TrainingTrace:
-    """Trace one training step of ``model`` on ``inputs`` (shapes only, on meta): the training-mode
-    forward, ``loss = sum of every output's .sum()``, and ``loss.backward()``."""
-    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+                   freeze: Sequence[str] = (), kwargs: dict[str, Any] | None = None) -> TrainingTrace:
+    """Trace one training step of ``model`` on ``inputs`` and the keyword arguments ``kwargs``
+    (default: ``inputs.kwargs`` of a ``TrainingInputs``; tensors, shapes only, on meta, and options
+    of the forward): the training-mode forward, ``loss = sum of every output's .sum()``, and
+    ``loss.backward()``."""
+    if kwargs is None:
+        kwargs = getattr(inputs, "kwargs", None)
+    inputs = tuple(inputs) if isinstance(inputs, tuple) else (inputs,)
     meta_inputs = tuple(_to_meta(t) for t in inputs)
+    meta_kwargs = {k: _to_meta(v) for k, v in (kwargs or {}).items()}
+    _check_keywords(model, list(meta_kwargs))
     frozen = _frozen_names(model, freeze)
     state: dict[str, torch.Tensor] = {}
     stand_in: dict[int, torch.Tensor] = {}  # a parameter registered twice stays one tensor
@@ -170,6 +177,7 @@ def trace_training(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, 
     for name, t in state.items():
         tracer._new_value(t, PARAM, name=name)
     in_ids = [tracer._new_value(t, INPUT) for t in meta_inputs]
+    in_ids += [tracer._new_value(t, INPUT, name=k) for k, t in meta_kwargs.items() if isinstance(t, torch.Tensor)]
     from torch.nn.modules import module as module_mod
 
     h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
@@ -177,7 +185,7 @@ def trace_training(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, 
     try:
         with _modes_restored(model), _left_as_found(model), torch.enable_grad(), _Recorder(tracer):
             model.train()
-            out = torch.func.functional_call(model, state, meta_inputs, tie_weights=True, strict=False)
+            out = torch.func.functional_call(model, state, meta_inputs, meta_kwargs, tie_weights=True, strict=False)
             outs = [t for t in _nested_tensors(out) if t.is_floating_point()]
             h_pre.remove()
             h_post.remove()
@@ -198,7 +206,7 @@ def trace_training(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, 
         call = tracer.calls[failed] if 0 <= failed < len(tracer.calls) else None
         where = f" at layer '{call.name}' ({call.type})" if call and call.name else ""
         msg = first_line(e, "")
-        if "more than 1 value per channel" in msg and meta_inputs[0].shape[0] == 1:
+        if "more than 1 value per channel" in msg and meta_inputs and meta_inputs[0].shape[0] == 1:
             msg += " (training batch norm needs --batch 2 or more)"
         raise UserError(f"the training step failed{where}: {msg}") from None
     finally:
@@ -213,8 +221,9 @@ def trace_training(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, 
             seen.add(id(t))
             grads.append(tracer.value_of(t.grad))
     model_params = list({id(p): p for p in model.parameters()}.values())
+    head = tracer.values[in_ids[0]] if in_ids else None
     trace = Trace(
-        input_shape=tuple(inputs[0].shape),
+        input_shape=described_shape(head.shape, head.dtype, head.name) if head else (),
         values=tracer.values,
         ops=tracer.ops,
         calls=tracer.calls,
@@ -289,22 +298,41 @@ def split_backward(tt: TrainingTrace, costs: OpCosts) -> BackwardSplit:
     return BackwardSplit(ig, wg)
 
 
+class TrainingInputs(tuple):
+    """The positional inputs of a training step (a tuple of meta tensors), with ``kwargs``: its
+    keyword inputs (token ids by name) and the forward's non-tensor options (``use_cache=false``)."""
+
+    kwargs: dict[str, Any]
+
+    def __new__(cls, args: Sequence[torch.Tensor], kwargs: dict[str, Any] | None = None) -> TrainingInputs:
+        self = super().__new__(cls, tuple(args))
+        self.kwargs = dict(kwargs or {})
+        return self
+
+
+def _meta_empty(shape: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    try:
+        return torch.empty(tuple(shape), device="meta", dtype=dtype)
+    except (RuntimeError, TypeError, OverflowError):  # a size or an element count beyond int64
+        raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
+
+
 def build_for_training(model_or_spec: Any, *, input_size: Any = None, res: int | None = None,
                        batch: int | None = None, alpha: float | None = None,
-                       options: dict[str, Any] | None = None) -> tuple[nn.Module, tuple[torch.Tensor, ...], str]:
-    """(model, meta inputs, label) for a registered model (built on meta) or an ``nn.Module``."""
-    input_size, batch = _checked_sizes(input_size, batch)
+                       options: dict[str, Any] | None = None,
+                       forward_kw: Any = None) -> tuple[nn.Module, TrainingInputs, str]:
+    """(model, meta inputs, label) for a registered model (built on meta) or an ``nn.Module``; the
+    inputs have their dtypes (token ids: int64) and keywords (``inputs.kwargs``) as given."""
+    input_size, batch = _checked_sizes(with_forward_kw(input_size, forward_kw), batch)
     if isinstance(model_or_spec, nn.Module):
         if input_size is None:
             raise UserError("input_size (C,H,W) is required for a model that is not registered")
-        shapes = [tuple(s) for s in input_size] if isinstance(input_size[0], (tuple, list)) else [tuple(input_size)]
-        dtype = next((t.dtype for t in (*model_or_spec.parameters(), *model_or_spec.buffers())
-                      if t.is_floating_point()), torch.float32)
-        inputs = tuple(torch.empty((batch or 1, *s), device="meta", dtype=dtype) for s in shapes)
-        return model_or_spec, inputs, type(model_or_spec).__name__
+        args, kwargs = module_inputs(model_or_spec, input_size, batch, _meta_empty)
+        return model_or_spec, TrainingInputs(args, kwargs), type(model_or_spec).__name__
     resolved = resolve(model_or_spec, res=res, input_size=input_size, batch=batch, alpha=alpha, options=options)
     model = resolved.build(device="meta")
-    return model, tuple(torch.empty(s, device="meta") for s in resolved.input_shapes), resolved.label
+    args, kwargs = _model_inputs(resolved.input_shapes, resolved.forward_options, _meta_empty, torch.float32)
+    return model, TrainingInputs(args, kwargs), resolved.label
 
 
 # --- output shapes of the backward ops ------------------------------------------------

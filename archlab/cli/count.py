@@ -6,13 +6,14 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import (ALPHA, BATCH, DEPTH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Engine, Format, device_option,
-                                 emit, force_option, parse_common, settle)
+from archlab.cli.options import (ALPHA, BATCH, DEPTH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, device_option,
+                                 emit, Engine, force_option, Format, parse_common, settle)
 
 def count(
     model: str = typer.Argument(..., help="Model name or spec, e.g. resnet50 or mobilenet@alpha=0.5,res=160."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
+    forward_kw: Optional[List[str]] = FORWARD_KW,
     batch: Optional[int] = BATCH,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
@@ -35,7 +36,7 @@ def count(
 
     settle()
     check_device(device)
-    size, options = parse_common(input_size, sets)
+    size, options = parse_common(input_size, sets, forward_kw)
     from contextlib import nullcontext
 
     from archlab.cli.progress import progress

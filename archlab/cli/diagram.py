@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import ALPHA, INPUT_SIZE, OUTPUT, RES, SET, emit, parse_common, settle
+from archlab.cli.options import (ALPHA, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, emit, parse_common, settle)
 
 
 def diagram_cmd(
@@ -19,6 +19,7 @@ def diagram_cmd(
                             "notebooks), dot (Graphviz), or svg (needs Graphviz's dot)."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
+    forward_kw: Optional[List[str]] = FORWARD_KW,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     output: Optional[str] = OUTPUT,
@@ -33,6 +34,6 @@ def diagram_cmd(
     if fmt == "svg" and not diagram_report.dot_available():
         raise UserError(diagram_report.DOT_MISSING)
     settle()
-    size, options = parse_common(input_size, sets)
+    size, options = parse_common(input_size, sets, forward_kw)
     d = diagram(model, depth=depth, block=block, res=res, input_size=size, alpha=alpha, options=options)
     emit(diagram_report.render(d, fmt), output)

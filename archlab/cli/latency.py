@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import (ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, TimeDType, device_option, emit,
-                                 force_option, parse_common, settle, stderr)
+from archlab.cli.options import (ALPHA, BATCH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, device_option, emit,
+                                 force_option, Format, parse_common, settle, stderr, TimeDType)
 
 
 def latency_cmd(
@@ -22,6 +22,7 @@ def latency_cmd(
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format for weights and input."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
+    forward_kw: Optional[List[str]] = FORWARD_KW,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed forwards per model, at least."),
@@ -42,7 +43,7 @@ def latency_cmd(
     from archlab.report import latency as latency_report
 
     settle()
-    size, options = parse_common(input_size, sets)
+    size, options = parse_common(input_size, sets, forward_kw)
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
               input_size=size, alpha=alpha, options=options, min_time=min_time, per_layer=per_layer,
               per_op=per_op, predict=predict, force=force)

@@ -6,14 +6,15 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import (ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, DType, Format, device_option, emit,
-                                 force_option, parse_common, settle)
+from archlab.cli.options import (ALPHA, BATCH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, device_option, DType,
+                                 emit, force_option, Format, parse_common, settle)
 from archlab.errors import UserError
 
 def memory_cmd(
     models: List[str] = typer.Argument(..., help="One or more model names or specs (several: side by side)."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
+    forward_kw: Optional[List[str]] = FORWARD_KW,
     batch: Optional[int] = BATCH,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
@@ -43,7 +44,7 @@ def memory_cmd(
     from archlab.report import memory as memory_report
 
     settle()
-    size, options = parse_common(input_size, sets)
+    size, options = parse_common(input_size, sets, forward_kw)
     given = [flag for flag, on in (("--optimizer", optimizer != "sgd"), ("--amp", amp is not None),
                                    ("--freeze", bool(freeze)), ("--budget", budget is not None)) if on]
     if given and not training:

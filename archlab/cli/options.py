@@ -39,7 +39,10 @@ class Engine(str, Enum):
 # --- shared options -------------------------------------------------------------
 
 RES = typer.Option(None, "--res", help="Input resolution H = W in pixels (default: the model's own).")
-INPUT_SIZE = typer.Option(None, "--input-size", help="Input size C,H,W (instead of --res).")
+INPUT_SIZE = typer.Option(None, "--input-size", help="Input size C,H,W (instead of --res); any rank (64, "
+                          "3,16,112,112), a dtype (int64:128), several inputs (';'), keywords (input_ids=int64:128).")
+FORWARD_KW = typer.Option(None, "--forward-kw", help="A non-tensor keyword option of the forward, name=value with "
+                          "value true, false, none or a number (repeatable, or ';'-separated), e.g. use_cache=true.")
 BATCH = typer.Option(None, "--batch", help="Batch size (default 1, or the spec's batch=); counts are for the whole batch.")
 ALPHA = typer.Option(None, "--alpha", help="Width multiplier, for models that have one (MobileNet).")
 SET = typer.Option(None, "--set", help="Builder option key=value (repeatable), e.g. stacks=2.")
@@ -107,13 +110,14 @@ def settle() -> None:
     gc.freeze()
 
 
-def parse_common(input_size: Optional[str], sets: Optional[List[str]]) -> tuple:
-    """``--input-size`` and ``--set`` parsed: (the C,H,W tuple or None, the builder options dict)."""
-    from archlab.spec import parse_assignment, parse_input_size
-
-    from archlab.spec import literal
+def parse_common(input_size: Optional[str], sets: Optional[List[str]],
+                 forward_kw: Optional[List[str]] = None) -> tuple:
+    """``--input-size``, ``--forward-kw`` and ``--set`` parsed: (the input size -- a C,H,W tuple, a list
+    of inputs and forward options, or None --, the builder options dict)."""
+    from archlab.spec import literal, parse_assignment, parse_input_size, with_forward_kw
 
     size = parse_input_size(input_size) if input_size is not None else None
+    size = with_forward_kw(size, forward_kw)
     options: dict = {}
     for text in sets or []:
         key, value = parse_assignment(text)

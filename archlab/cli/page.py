@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import ALPHA, BATCH, DEPTH, INPUT_SIZE, OUTPUT, RES, SET, output_path, parse_common, settle
+from archlab.cli.options import (ALPHA, BATCH, DEPTH, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, output_path,
+                                 parse_common, settle)
 from archlab.errors import UserError
 
 
@@ -14,6 +15,7 @@ def report_cmd(
     model: str = typer.Argument(..., help="Model name or spec."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
+    forward_kw: Optional[List[str]] = FORWARD_KW,
     batch: Optional[int] = BATCH,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
@@ -34,7 +36,7 @@ def report_cmd(
     settle()
     if depth < 1:
         raise UserError("--depth must be 1 or more for a report (its figures are per layer)")
-    size, options = parse_common(input_size, sets)
+    size, options = parse_common(input_size, sets, forward_kw)
     kind = "md" if output is not None and output.lower().endswith((".md", ".markdown")) else "html"
     had_folder = output is not None or os.path.isdir("reports")
     try:

@@ -6,12 +6,14 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, emit, parse_common, settle
+from archlab.cli.options import (ALPHA, BATCH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, emit, Format,
+                                 parse_common, settle)
 
 def trace_cmd(
     model: str = typer.Argument(..., help="Model name or spec."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
+    forward_kw: Optional[List[str]] = FORWARD_KW,
     batch: Optional[int] = BATCH,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
@@ -27,7 +29,7 @@ def trace_cmd(
     from archlab.report import per_layer as per_layer_report
 
     settle()
-    size, options = parse_common(input_size, sets)
+    size, options = parse_common(input_size, sets, forward_kw)
     result = trace_layers(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
                                 depth=depth)
     emit(per_layer_report.render_trace(result, fmt.value), output)

@@ -6,12 +6,14 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import ALPHA, DEPTH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, emit, parse_common, settle
+from archlab.cli.options import (ALPHA, DEPTH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, emit, Format,
+                                 parse_common, settle)
 
 def rf_cmd(
     model: str = typer.Argument(..., help="Model name or spec."),
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
+    forward_kw: Optional[List[str]] = FORWARD_KW,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     depth: int = DEPTH,
@@ -23,6 +25,6 @@ def rf_cmd(
     from archlab.report import receptive_field as rf_report
 
     settle()
-    size, options = parse_common(input_size, sets)
+    size, options = parse_common(input_size, sets, forward_kw)
     result = receptive_field(model, res=res, input_size=size, alpha=alpha, options=options, depth=depth)
     emit(rf_report.render_rf(result, fmt.value), output)

@@ -238,6 +238,7 @@ def measure_all(
     alpha: float | None = None,
     options: dict[str, Any] | None = None,
     progress: Callable[[float, float, str], Any] | None = None,
+    forward_kw: Any = None,
 ) -> list[LatencyResult]:
     """Measure several models with the same settings, their timed blocks taking turns.
 
@@ -264,7 +265,10 @@ def measure_all(
 
     check_options(device, dtype, threads, min_time)
     device = "cpu" if is_cpu(device) else device  # cpu:0 is the CPU
-    shape_kw = dict(input_size=input_size, res=res, batch=batch, alpha=alpha, options=options)
+    from archlab.spec import with_forward_kw
+
+    shape_kw = dict(input_size=with_forward_kw(input_size, forward_kw), res=res, batch=batch, alpha=alpha,
+                    options=options)
     plans = [_plan(spec, dtype, shape_kw) for spec in specs]
     labels = ", ".join(p.label for p in plans)
     check_fits(sum(p.bytes_needed for p in plans), device, force, what=f"timing {labels}")
@@ -300,8 +304,7 @@ def measure_all(
                     median = run.measurement(n_threads).median
                     n = min(max(math.ceil(min_time / median), PROFILE_RUNS[0]), PROFILE_RUNS[1])
                     with torch.inference_mode(False):  # the ops the trace records: no_grad's, not inference's
-                        inputs = tuple(x.clone() for x in run.inputs)
-                        op_times[i] = time_ops(run.model, inputs, run.plan.trace, device, n)
+                        op_times[i] = time_ops(run.model, run.inputs.outside_inference(), run.plan.trace, device, n)
                     step["forward"] = False
                     if per_layer:
                         t = op_times[i]
@@ -441,6 +444,7 @@ class _Plan:
 
     label: str
     trace: Any
+    forward_options: tuple  # the forward's non-tensor keyword options (--forward-kw, use_cache=true)
     macs: int
     bytes_needed: int
     not_counted: int  # calls of ATen ops without a cost rule: the MACs leave them out  # fp32 parameters (built in fp32, then cast) + the eager activation peak
@@ -449,9 +453,18 @@ class _Plan:
 def _plan(spec: Any, dtype: str, shape_kw: dict[str, Any]) -> _Plan:
     from archlab.analysis.memory import run_bytes
 
+    import torch
+
+    from archlab.spec import ForwardOption
+
     tr, label = trace_model(spec, **shape_kw)
     counted = count_trace(tr, label, depth=0)
-    return _Plan(label, tr, counted.macs, run_bytes(tr, 4 if dtype == "fp32" else 2),
+    size = shape_kw.get("input_size")
+    if isinstance(spec, torch.nn.Module):
+        options = tuple(s for s in size if isinstance(s, ForwardOption)) if isinstance(size, list) else ()
+    else:
+        options = resolve(spec, **shape_kw).forward_options
+    return _Plan(label, tr, options, counted.macs, run_bytes(tr, 4 if dtype == "fp32" else 2),
                  sum(n for _, n in counted.unsupported_ops))
 
 
@@ -470,10 +483,38 @@ def _build(plan: _Plan, *, spec: Any, device: str, dtype: str, channels_last: bo
         model = model.to(memory_format=layout)
     generator = torch.Generator().manual_seed(0)
     inputs = []
+    kwargs: dict[str, Any] = {o.name: o.value for o in plan.forward_options}
     for v in plan.trace.inputs:
-        x = torch.randn(plan.trace.values[v].shape, generator=generator).to(device=device, dtype=torch_dtype)
-        inputs.append(x.contiguous(memory_format=layout) if x.dim() == 4 else x)
-    return model, tuple(inputs)
+        value = plan.trace.values[v]
+        if value.dtype.is_floating_point:
+            x = torch.randn(value.shape, generator=generator).to(device=device, dtype=torch_dtype)
+            x = x.contiguous(memory_format=layout) if x.dim() == 4 else x
+        else:  # token ids and other integer inputs: zeros, as --engine real gives them
+            x = torch.zeros(value.shape, dtype=value.dtype, device=device)
+        if value.name:
+            kwargs[value.name] = x
+        else:
+            inputs.append(x)
+    return model, ForwardInputs(inputs, kwargs)
+
+
+class ForwardInputs(tuple):
+    """The positional inputs of a timed forward, with ``kwargs``: its keyword inputs and options."""
+
+    kwargs: dict[str, Any]
+
+    def __new__(cls, args: Sequence[Any], kwargs: dict[str, Any]) -> "ForwardInputs":
+        self = super().__new__(cls, tuple(args))
+        self.kwargs = kwargs
+        return self
+
+    def outside_inference(self) -> "ForwardInputs":
+        """The same inputs as ordinary tensors (copies), for forwards outside ``torch.inference_mode``
+        (an in-place op on an inference tensor is refused there)."""
+        def plain(x: Any) -> Any:
+            return x.clone() if hasattr(x, "clone") and hasattr(x, "is_inference") else x
+
+        return ForwardInputs([plain(x) for x in self], {k: plain(v) for k, v in self.kwargs.items()})
 
 
 class _Run:
@@ -492,12 +533,12 @@ class _Run:
     def block(self, number: int) -> float:
         from torch.utils.benchmark import timer
 
-        model, inputs = self.model, self.inputs
+        model, inputs, kwargs = self.model, self.inputs, getattr(self.inputs, "kwargs", {})
         with user_code():  # the user's prints go to stderr (outside the timed part)
             faults = page_faults()
             start = timer()
             for _ in range(number):
-                model(*inputs)
+                model(*inputs, **kwargs)
             elapsed = timer() - start
             self.faults += page_faults() - faults
             self.forwards += number

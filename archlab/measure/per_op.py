@@ -86,14 +86,15 @@ def time_ops(model: Any, inputs: tuple[Any, ...], trace: Any, device: str, runs:
     from archlab.analysis.trace import no_mha_fastpath
 
     cuda = is_cuda(device)
+    kwargs = getattr(inputs, "kwargs", {})  # keyword inputs and the forward's options (latency's ForwardInputs)
     wanted = [op.target for op in trace.ops]
     per_run: list[list[float]] = []
     with torch.no_grad(), no_mha_fastpath(), user_code():
-        model(*inputs)  # warm: the first forward under the mode allocates
+        model(*inputs, **kwargs)  # warm: the first forward under the mode allocates
         for _ in range(runs):
             clock = _OpClock(cuda)
             with clock:
-                model(*inputs)
+                model(*inputs, **kwargs)
             if clock.names != wanted:
                 first = next((i for i, (a, b) in enumerate(zip(clock.names, wanted)) if a != b),
                              min(len(clock.names), len(wanted)))

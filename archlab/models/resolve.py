@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 from archlab.errors import UserError, shorten
 from archlab.models._registry import ModelInfo
 from archlab.models.catalog import get_model_info
-from archlab.spec import (ForwardOption, InputShape, ModelSpec, coerce, input_text, literal, parse_input_size,
-                          parse_positive_int, parse_spec)
+from archlab.spec import (ForwardOption, InputShape, ModelSpec, coerce, forward_options_only, input_text, literal,
+                          parse_input_size, parse_positive_int, parse_spec, with_forward_kw)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -48,16 +48,22 @@ def resolve(
     batch: int | None = None,
     alpha: float | None = None,
     options: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    forward_kw: Any = None,
 ) -> Resolved:
     """Resolve a model name or spec and command-line style settings.
 
     A setting may come from the spec (``mobilenet@alpha=0.5``), from ``options`` (``--set``) and
     from its own argument (``alpha=``, ``res=``, ``batch=``, ``input_size=``); given in more than
     one place, it must have the same value there (else a ``UserError``: nothing is silently
-    overridden).
+    overridden). ``forward_kw``: non-tensor keyword options of the forward (``--forward-kw``), with the
+    input size's or, without one, the model's own inputs.
     """
+    input_size = with_forward_kw(input_size, forward_kw)
     text = str(spec)
     spec = parse_spec(spec) if isinstance(spec, str) else spec
+    forward_extra: tuple[ForwardOption, ...] = ()  # --forward-kw without --input-size: the model's own inputs
+    if forward_options_only(input_size):
+        forward_extra, input_size = tuple(input_size), None
     info = get_model_info(spec.name)
     known = info.options
     extra_options = dict(options or {})
@@ -98,6 +104,7 @@ def resolve(
     if res is not None and input_size is not None:
         raise UserError("give either a resolution (--res, res=) or an input size (--input-size, input=), not both")
     declared = None
+    user_input = input_size is not None
     if input_size is None and info.external:
         declared = info.input_shape(**typed)  # a factory's or model's declared inputs, several or of a dtype
         if res is None and (isinstance(declared, list) or getattr(declared, "described", False)):
@@ -137,8 +144,27 @@ def resolve(
             if res != shape[1] or res != shape[2]:
                 parts.append(f"res={res}")
             shape = (shape[0], res, res)
+    if forward_extra:
+        forward_options = _with_options(forward_options, forward_extra, overrides=not user_input)
+        # the label names every input with the options, so that it reads back as the same spec
+        parts = [p for p in parts if not p.startswith(("input=", "res="))]
+        parts.append("input=" + ";".join([input_text(s) for s in (shape, *[_unbatched(e) for e in extra])]
+                                         + [str(o) for o in forward_options]))
     label = info.name + ("@" + ",".join(parts) if parts else "")
     return Resolved(info, typed, _batched(shape, batch), label, extra, forward_options)
+
+
+def _with_options(given: tuple[ForwardOption, ...], extra: tuple[ForwardOption, ...],
+                  overrides: bool) -> tuple[ForwardOption, ...]:
+    """The forward options ``given`` with ``extra`` (``--forward-kw``): an option of both is refused
+    when its values differ, unless ``overrides`` (``given`` is only what the model declares)."""
+    mine = {o.name: o for o in extra}
+    for o in given:
+        other = mine.get(o.name)
+        if other is not None and not overrides and (other.value != o.value or type(other.value) is not type(o.value)):
+            raise UserError(f"the forward option '{o.name}' is given twice with different values: {o} in the "
+                            f"input size and --forward-kw {other}; give it once")
+    return tuple(o for o in given if o.name not in mine) + extra
 
 
 def _batched(shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
