@@ -2,10 +2,14 @@
 
     python benchmarks/bench_roofline.py [--min-time 2] [--threads 1] [--models ...]
 
-One run: calibrates the machine afresh (``archlab calibrate``), then times the 12 models with
-``archlab.latency``'s protocol (their timed blocks taking turns, the allocator held steady), each
-op timed on its own too, and predicts each model's forward on the calibrated machine. Prints,
-per model, the measured median, the prediction and their ratio, then the targets:
+One run, in ``--rounds`` rounds (3): each round calibrates the machine afresh (``archlab
+calibrate``), times the 12 models with ``archlab.latency``'s protocol (their timed blocks taking
+turns, the allocator held steady), each op timed on its own too, calibrates again, and predicts
+each model's forward on the geometric mean of the two calibrations
+(``archlab.measure.calibrate.mean_machine``). A shared machine's speed drifts by tens of percent
+over minutes; calibrations taken just before and after the timing they predict bracket the same
+machine, and the rounds show the drift. Per model: the median over the rounds of the measured median and of the
+prediction, and their ratio; then the targets:
 
 * predicted within +-25% of the measured median for at least 10 of the 12;
 * the geometric mean of predicted / measured over the models other than LeNet-5 in [0.85, 1.18],
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import sys
 import time
 
@@ -41,34 +46,50 @@ def depthwise_share(r) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--min-time", type=float, default=2.0, help="seconds of timed forwards per model")
+    ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed forwards per model and round")
+    ap.add_argument("--rounds", type=int, default=3, help="calibrate-and-measure rounds")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--models", nargs="*", default=list(MODELS))
     args = ap.parse_args()
 
-    from archlab.measure.calibrate import machine
+    from dataclasses import replace
+
+    from archlab.measure.calibrate import machine, mean_machine
     from archlab.measure.latency import device_name, measure_all
+    from archlab.measure.predict import predict_trace
     from archlab.measure.ranking import spearman
 
     began = time.perf_counter()
     load = os.getloadavg()
-    m = machine("cpu", args.threads, "fp32", fresh=True)
     print(f"machine: {device_name('cpu')}, {os.cpu_count()} CPUs, {args.threads} thread(s), fp32, batch 1; "
           f"load average before {load[0]:.2f}")
-    print(f"calibrated in {m.seconds:.1f} s: peak {m.peak_gflops:.1f} GFLOP/s, bandwidth {m.bandwidth_gbs:.1f} GB/s, "
-          f"op overhead {m.op_overhead_us:.2f} us, conv floor {m.conv_floor_us:.1f} us")
-    results = measure_all(args.models, threads=args.threads, min_time=args.min_time, predict=True, machine=m)
-    print(f"\n{'model':16s} {'measured ms':>12s} {'IQR':>6s} {'predicted ms':>13s} {'pred/meas':>10s}  within 25%")
+    rounds = []
+    for i in range(args.rounds):
+        before = machine("cpu", args.threads, "fp32", fresh=True)
+        results = measure_all(args.models, threads=args.threads, min_time=args.min_time, per_op=True)
+        after = machine("cpu", args.threads, "fp32", fresh=True)
+        m = mean_machine([before, after])
+        results = [replace(r, prediction=predict_trace(r.trace, m)) for r in results]
+        print(f"round {i + 1}: peak {before.peak_gflops:.0f}/{after.peak_gflops:.0f} GFLOP/s, bandwidth "
+              f"{before.bandwidth_gbs:.1f}/{after.bandwidth_gbs:.1f} GB/s (before/after); predicted/measured: "
+              + ", ".join(f"{r.model} {r.predicted_ms / r.median_ms:.2f}" for r in results), flush=True)
+        rounds.append({r.model: r for r in results})
+    names = list(rounds[0])
+    measured = {n: statistics.median(rd[n].median_ms for rd in rounds) for n in names}
+    predicted = {n: statistics.median(rd[n].predicted_ms for rd in rounds) for n in names}
+    print(f"\n{'model':16s} {'measured ms':>12s} {'spread':>7s} {'predicted ms':>13s} {'pred/meas':>10s}  within 25%")
     ratios = {}
-    for r in results:
-        ratio = r.predicted_ms / r.median_ms
-        ratios[r.model] = ratio
-        print(f"{r.model:16s} {r.median_ms:12.2f} {100 * r.iqr_fraction:5.1f}% {r.predicted_ms:13.2f} {ratio:10.2f}"
+    for n in names:
+        ratio = predicted[n] / measured[n]
+        ratios[n] = ratio
+        spread = (max(rd[n].median_ms for rd in rounds) - min(rd[n].median_ms for rd in rounds)) / measured[n]
+        print(f"{n:16s} {measured[n]:12.2f} {100 * spread:6.1f}% {predicted[n]:13.2f} {ratio:10.2f}"
               f"  {'yes' if abs(ratio - 1) <= 0.25 else 'NO'}")
+    print("(spread: the largest minus the smallest of the rounds' medians, over their median)")
     within = sum(abs(v - 1) <= 0.25 for v in ratios.values())
     others = [v for k, v in ratios.items() if k != "lenet5"]
     geo = math.exp(sum(math.log(v) for v in others) / len(others)) if others else float("nan")
-    rho = spearman([r.predicted_ms for r in results], [r.median_ms for r in results])
+    rho = spearman([predicted[n] for n in names], [measured[n] for n in names])
     checks = [(f"within +-25%: {within} of {len(ratios)}", within >= min(10, len(ratios) - 2)),
               (f"geometric mean of predicted/measured without LeNet-5: {geo:.3f} (0.85 to 1.18)", 0.85 <= geo <= 1.18)]
     if "lenet5" in ratios:
@@ -76,9 +97,9 @@ def main() -> int:
                        0.5 <= ratios["lenet5"] <= 2.0))
     checks.append((f"Spearman's rank correlation of predicted vs measured: {rho:+.3f} (at least 0.95)",
                    rho is not None and rho >= 0.95))
-    v2 = next((r for r in results if r.model == "mobilenet_v2"), None)
-    if v2 is not None:
-        p, q = depthwise_share(v2)
+    if "mobilenet_v2" in names:
+        shares = [depthwise_share(rd["mobilenet_v2"]) for rd in rounds]
+        p, q = statistics.median(x[0] for x in shares), statistics.median(x[1] for x in shares)
         checks.append((f"MobileNetV2 depthwise share: predicted {100 * p:.1f}%, measured per op {100 * q:.1f}% "
                        f"({100 * abs(p - q):.1f} points; within 10)", abs(p - q) <= 0.10))
     print()

@@ -149,7 +149,9 @@ def test_layer_rows_add_up_to_the_total_and_show_in_every_format(cli):
 def fake_machine(**over) -> Machine:
     kw = dict(key={"machine": "test", "device": "cpu", "threads": 1, "dtype": "fp32", "torch": torch.__version__,
                    "version": cal.VERSION},
-              peak_gflops=100.0, bandwidth_gbs=10.0, op_overhead_us=2.0, module_overhead_us=3.0, conv_floor_us=20.0,
+              peak_gflops=100.0, bandwidth_gbs=10.0, op_overhead_us=2.0, module_overhead_us=3.0,
+              fixed_us={**{k: 20.0 for k in cal.CONV_BENCHMARKS}, **{k: 1.0 for k in cal.MEMORY_KINDS},
+                        **{f"{k} pooling": 4.0 for k in cal.POOL_KINDS}},
               conv_gflops={k: 100.0 * (0.1 if k.startswith("depthwise") else 1.0) for k in cal.CONV_BENCHMARKS},
               memory_gbs={k: 5.0 for k in cal.MEMORY_KINDS}, pool_rate={k: 1.0 for k in cal.POOL_KINDS},
               measured_at="fixed")
@@ -157,7 +159,7 @@ def fake_machine(**over) -> Machine:
     return Machine(**kw)
 
 
-def test_each_op_is_the_slowest_of_compute_memory_and_floor():
+def test_each_op_is_its_fixed_cost_plus_the_slower_of_compute_and_memory():
     m = fake_machine()
     model = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False), nn.ReLU(),
                           nn.Conv2d(32, 64, 1, bias=False), nn.Flatten(), nn.Linear(64 * 64, 10))
@@ -171,13 +173,13 @@ def test_each_op_is_the_slowest_of_compute_memory_and_floor():
     flops = 2 * 32 * 64 * 9
     traffic = t.read[dw] + t.written[dw]
     assert p.ops[dw].kind == "depthwise 3x3 s1" and p.ops[dw].flops == flops
-    assert p.ops[dw].seconds == max(flops / 10e9, traffic / 10e9, 20e-6)
+    assert p.ops[dw].seconds == pytest.approx(20e-6 + max(flops / 10e9, traffic / 10e9))
     assert p.ops[pw].kind == "pointwise 1x1"
     relu = by_name["relu"][0]
-    assert p.ops[relu].seconds == pytest.approx((t.read[relu] + t.written[relu]) / 5e9 + 2e-6)
+    assert p.ops[relu].seconds == pytest.approx((t.read[relu] + t.written[relu]) / 5e9 + 1e-6)
     assert p.ops[relu].bound in ("memory", "overhead") and p.ops[relu].compute_s == 0
     lin = by_name["addmm"][0]
-    assert p.ops[lin].seconds == pytest.approx(max(2 * 4096 * 10 / 100e9, (t.read[lin] + t.written[lin]) / 5e9) + 2e-6)
+    assert p.ops[lin].seconds == pytest.approx(max(2 * 4096 * 10 / 100e9, (t.read[lin] + t.written[lin]) / 5e9) + 1e-6)
     assert p.ops[lin].bound == "memory"  # batch 1: the weights' bytes, not the FLOPs, set the time
     for view in by_name.get("view", []) + by_name.get("t", []):
         assert p.ops[view].seconds == 0
@@ -187,10 +189,32 @@ def test_each_op_is_the_slowest_of_compute_memory_and_floor():
     assert sum(r["predicted_ms"] for r in rows) == pytest.approx(p.ms)
 
 
+def test_the_kinds_a_prediction_tells_apart():
+    m = fake_machine()
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.SiLU(), nn.Conv2d(8, 8, 1, stride=2), nn.ReLU(),
+                          nn.Conv2d(8, 8, 5, padding=2, groups=8), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1))
+    tr, _ = trace_model(model, input_size=(3, 32, 32))
+    kinds = [p.kind for p in predict_trace(tr, m).ops if p.kind != "views"]
+    # (adaptive average pooling to 1x1 runs as a mean: a reduction)
+    assert kinds == ["stem", "activation (exp)", "pointwise 1x1 s2", "activation", "depthwise 5x5 s1", "max pooling",
+                     "reduction"]
+
+
+def test_calibrations_before_and_after_average_geometrically():
+    a = fake_machine(peak_gflops=100.0, fixed_us={**fake_machine().fixed_us, "stem": 10.0})
+    b = fake_machine(peak_gflops=400.0, fixed_us={**fake_machine().fixed_us, "stem": 40.0})
+    m = cal.mean_machine([a, b])
+    assert m.peak_gflops == pytest.approx(200.0) and m.fixed_us["stem"] == pytest.approx(20.0)
+    assert m.bandwidth_gbs == pytest.approx(10.0) and m.key == a.key
+    with pytest.raises(ValueError):
+        cal.mean_machine([a, fake_machine(key={**a.key, "threads": 2})])
+
+
 def test_a_machine_in_half_precision_moves_half_the_bytes():
     tr, _ = trace_model(nn.Sequential(nn.ReLU()), input_size=(4, 16, 16))
-    m32 = fake_machine(op_overhead_us=0.0, module_overhead_us=0.0)
-    m16 = fake_machine(op_overhead_us=0.0, module_overhead_us=0.0, key={**m32.key, "dtype": "bf16"})
+    free = {k: 0.0 for k in fake_machine().fixed_us}
+    m32 = fake_machine(op_overhead_us=0.0, module_overhead_us=0.0, fixed_us=free)
+    m16 = fake_machine(op_overhead_us=0.0, module_overhead_us=0.0, fixed_us=free, key={**m32.key, "dtype": "bf16"})
     assert predict_trace(tr, m16).seconds == pytest.approx(predict_trace(tr, m32).seconds / 2)
 
 
@@ -250,9 +274,11 @@ def test_a_real_calibration_measures_every_quantity(monkeypatch, tmp_path, cli):
     monkeypatch.setattr(cal, "TIME_PER_BENCHMARK", 0.005)
     d = cli("calibrate", "--threads", "1", "--format", "json").json()
     assert d["key"]["threads"] == 1 and d["key"]["dtype"] == "fp32" and d["cached"] is False
-    values = [d["peak_gflops"], d["bandwidth_gbs"], d["op_overhead_us"], d["conv_floor_us"],
-              *d["conv_gflops"].values(), *d["memory_gbs"].values(), *d["pool_rate"].values()]
+    values = [d["peak_gflops"], d["bandwidth_gbs"], d["op_overhead_us"], *d["conv_gflops"].values(),
+              *d["memory_gbs"].values(), *d["pool_rate"].values()]
     assert all(math.isfinite(v) and v > 0 for v in values)
+    assert all(math.isfinite(v) and v >= 0 for v in [d["module_overhead_us"], *d["fixed_us"].values()])
+    assert set(d["fixed_us"]) == {*cal.CONV_BENCHMARKS, *cal.MEMORY_KINDS, *(f"{k} pooling" for k in cal.POOL_KINDS)}
     assert set(d["conv_gflops"]) == set(cal.CONV_BENCHMARKS) and set(d["memory_gbs"]) == set(cal.MEMORY_KINDS)
     shown = cli("calibrate", "--threads", "1", "--show")
     assert shown.code == 0 and "read from the cache" in shown.out and "peak compute" in shown.out

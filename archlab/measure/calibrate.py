@@ -7,13 +7,17 @@ dtype, with the thread count asked:
 * **memory bandwidth**: a copy of a tensor far larger than the caches (bytes read + written per s);
 * **per-op overhead**: a tiny element-wise op called from Python (what every op pays at least),
   and what calling an ``nn.Module`` adds to it (charged once per module call);
-* **convolution floor**: a tiny convolution (LeNet-sized), the least any convolution takes;
-* **convolutions by kind**, achieved GFLOP/s on a few typical layer shapes each: pointwise 1x1 at
-  strides 1 and 2, dense k x k, depthwise 3x3 and 5x5 at strides 1 and 2, grouped;
-* **memory-bound kinds**, achieved bytes per second (traffic as ``archlab.analysis.traffic``
-  counts it): a linear layer at batch 1 (its weights), batch norm, activation, element-wise add,
-  concatenation (data), reduction (mean), softmax;
-* **pooling**, window elements per second: max, average, adaptive average.
+* **convolutions by kind** (pointwise 1x1 at strides 1 and 2, dense k x k, depthwise 3x3 and 5x5
+  at strides 1 and 2, grouped, and the stem: a dense convolution of 4 input channels or fewer,
+  which vectorizes poorly), each timed on typical layer shapes of the course's networks, from
+  112x112 maps with few channels to 7x7 maps with many, and on a small map (96 channels of
+  15x15): time = **fixed cost** + FLOPs / **rate**, solved for the kind's
+  fixed cost per call and its GFLOP/s beyond it;
+* **memory-bound kinds**, the same in bytes (traffic as ``archlab.analysis.traffic`` counts it)
+  on typical maps: a linear layer at batch 1 (its weights), batch norm, activation (ReLU; and
+  SiLU for those built on exp), element-wise add, concatenation (data), reduction (mean),
+  softmax;
+* **pooling** (max, average, adaptive average): the same in window elements.
 
 Each benchmark cycles through enough independent copies of its tensors (16 MB and more) that its
 operands are not in the per-core caches, as a model's weights and inputs mostly are not.
@@ -37,24 +41,48 @@ from typing import Any, Callable
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
 
-VERSION = 2  # of the benchmarks below: a change invalidates cached calibrations
+VERSION = 9  # of the benchmarks below: a change invalidates cached calibrations
 CACHE_FILE = "archlab-calibration.json"
 TIME_PER_BENCHMARK = 0.12  # seconds of timed repetitions per micro-benchmark (a whole calibration: ~5-8 s)
 
-# convolution kinds: (name, [(input shape N,C,H,W, out channels, kernel, stride, groups)])
+# convolution kinds: (name, [(input shape N,C,H,W, out channels, kernel, stride, groups)]): shapes the
+# course's networks have, early (large maps, few channels) to late (7x7 maps, many channels)
 CONV_BENCHMARKS: dict[str, list[tuple[tuple[int, int, int, int], int, int, int, int]]] = {
-    "pointwise 1x1": [((1, 64, 56, 56), 256, 1, 1, 1), ((1, 512, 14, 14), 512, 1, 1, 1),
-                      ((1, 160, 7, 7), 960, 1, 1, 1)],
-    "pointwise 1x1 s2": [((1, 256, 56, 56), 512, 1, 2, 1), ((1, 1024, 14, 14), 512, 1, 2, 1)],
-    "dense kxk": [((1, 64, 56, 56), 64, 3, 1, 1), ((1, 256, 14, 14), 256, 3, 1, 1),
-                  ((1, 48, 28, 28), 64, 5, 1, 1)],
-    "depthwise 3x3 s1": [((1, 144, 56, 56), 144, 3, 1, 144), ((1, 576, 14, 14), 576, 3, 1, 576)],
-    "depthwise 3x3 s2": [((1, 96, 112, 112), 96, 3, 2, 96), ((1, 576, 14, 14), 576, 3, 2, 576)],
-    "depthwise 5x5 s1": [((1, 240, 28, 28), 240, 5, 1, 240), ((1, 672, 14, 14), 672, 5, 1, 672)],
-    "depthwise 5x5 s2": [((1, 144, 56, 56), 144, 5, 2, 144), ((1, 672, 14, 14), 672, 5, 2, 672)],
-    "grouped": [((1, 128, 56, 56), 128, 3, 1, 32), ((1, 512, 14, 14), 512, 3, 1, 32)],
+    "pointwise 1x1": [((1, 16, 112, 112), 96, 1, 1, 1), ((1, 64, 56, 56), 256, 1, 1, 1),
+                      ((1, 256, 28, 28), 128, 1, 1, 1), ((1, 512, 14, 14), 512, 1, 1, 1),
+                      ((1, 160, 7, 7), 960, 1, 1, 1), ((1, 2048, 7, 7), 512, 1, 1, 1)],
+    "pointwise 1x1 s2": [((1, 256, 56, 56), 512, 1, 2, 1), ((1, 512, 28, 28), 256, 1, 2, 1),
+                         ((1, 1024, 14, 14), 512, 1, 2, 1)],
+    "dense kxk": [((1, 64, 56, 56), 64, 3, 1, 1), ((1, 128, 28, 28), 128, 3, 1, 1), ((1, 256, 14, 14), 256, 3, 1, 1),
+                  ((1, 512, 7, 7), 512, 3, 1, 1), ((1, 48, 28, 28), 64, 5, 1, 1), ((1, 64, 56, 56), 192, 3, 1, 1)],
+    "stem": [((1, 3, 224, 224), 64, 7, 2, 1), ((1, 3, 224, 224), 32, 3, 2, 1), ((1, 3, 300, 300), 40, 3, 2, 1),
+             ((1, 3, 224, 224), 64, 3, 1, 1)],
+    "depthwise 3x3 s1": [((1, 32, 112, 112), 32, 3, 1, 32), ((1, 144, 56, 56), 144, 3, 1, 144),
+                         ((1, 192, 28, 28), 192, 3, 1, 192), ((1, 576, 14, 14), 576, 3, 1, 576),
+                         ((1, 960, 7, 7), 960, 3, 1, 960)],
+    "depthwise 3x3 s2": [((1, 96, 112, 112), 96, 3, 2, 96), ((1, 144, 56, 56), 144, 3, 2, 144),
+                         ((1, 384, 28, 28), 384, 3, 2, 384), ((1, 576, 14, 14), 576, 3, 2, 576)],
+    "depthwise 5x5 s1": [((1, 240, 28, 28), 240, 5, 1, 240), ((1, 672, 14, 14), 672, 5, 1, 672),
+                         ((1, 1152, 7, 7), 1152, 5, 1, 1152)],
+    "depthwise 5x5 s2": [((1, 144, 56, 56), 144, 5, 2, 144), ((1, 240, 28, 28), 240, 5, 2, 240),
+                         ((1, 672, 14, 14), 672, 5, 2, 672)],
+    "grouped": [((1, 128, 56, 56), 128, 3, 1, 32), ((1, 256, 28, 28), 256, 3, 1, 32), ((1, 512, 14, 14), 512, 3, 1, 32),
+                ((1, 1024, 7, 7), 1024, 3, 1, 32)],
 }
-MEMORY_KINDS = ("linear", "normalization", "activation", "elementwise", "data", "reduction", "softmax")
+# each kind on a small map, but with as many elements as a real layer's (PyTorch's CPU convolution
+# takes another path below about 20,000 input elements): with the typical shapes, its fixed cost
+CONV_SMALL = {
+    "pointwise 1x1": ((1, 96, 15, 15), 24, 1, 1, 1), "pointwise 1x1 s2": ((1, 96, 16, 16), 24, 1, 2, 1),
+    "dense kxk": ((1, 96, 15, 15), 8, 3, 1, 1), "stem": ((1, 3, 88, 88), 8, 3, 2, 1),
+    "depthwise 3x3 s1": ((1, 96, 15, 15), 96, 3, 1, 96), "depthwise 3x3 s2": ((1, 96, 16, 16), 96, 3, 2, 96),
+    "depthwise 5x5 s1": ((1, 96, 15, 15), 96, 5, 1, 96), "depthwise 5x5 s2": ((1, 96, 16, 16), 96, 5, 2, 96),
+    "grouped": ((1, 96, 15, 15), 96, 3, 1, 32),
+}
+SMALL_MAP = (1, 96, 15, 15)
+# memory-bound kinds: the maps (N,C,H,W) each is benchmarked on
+MEMORY_MAPS = ((1, 32, 112, 112), (1, 144, 56, 56), (1, 256, 28, 28), (1, 576, 14, 14), (1, 1280, 7, 7))
+MEMORY_KINDS = ("linear", "normalization", "activation", "activation (exp)", "elementwise", "data", "reduction",
+                "softmax")
 POOL_KINDS = ("max", "avg", "adaptive")
 
 
@@ -67,10 +95,10 @@ class Machine:
     bandwidth_gbs: float  # large copy, 1e9 bytes read + written per second
     op_overhead_us: float  # a tiny element-wise op from Python
     module_overhead_us: float  # what calling an nn.Module adds to the op it runs (its __call__'s Python)
-    conv_floor_us: float  # a tiny convolution
-    conv_gflops: dict[str, float]  # achieved by convolution kind
-    memory_gbs: dict[str, float]  # achieved bytes/s of the memory-bound kinds (traffic counted per op)
-    pool_rate: dict[str, float]  # window elements per second (1e9), by pooling type
+    fixed_us: dict[str, float]  # each kind (conv kinds, memory-bound kinds, "max pooling", ...) at its smallest
+    conv_gflops: dict[str, float]  # achieved by convolution kind, beyond its fixed cost
+    memory_gbs: dict[str, float]  # achieved bytes/s of the memory-bound kinds beyond their fixed cost
+    pool_rate: dict[str, float]  # window elements per second (1e9) beyond the fixed cost, by pooling type
     seconds: float = 0.0  # how long the calibration took
     measured_at: str = ""
     cached: bool = False  # this result was read from the cache
@@ -95,11 +123,14 @@ class Machine:
             "bandwidth_gbs": "1e9 bytes/s of a large copy (read + written)",
             "op_overhead_us": "microseconds a tiny element-wise op takes, called from Python",
             "module_overhead_us": "microseconds calling an nn.Module adds to the op it runs (charged per module call)",
-            "conv_floor_us": "microseconds a tiny convolution takes: the least any convolution is charged",
-            "conv_gflops": "1e9 FLOP/s achieved by each convolution kind on typical layer shapes",
+            "fixed_us": "microseconds each kind costs per call beyond its work (from the kind on a small map "
+                        "beside typical ones): charged once per op",
+            "conv_gflops": "1e9 FLOP/s achieved by each convolution kind on typical layer shapes, beyond its fixed "
+                           "cost",
             "conv_efficiency": "conv_gflops / peak_gflops",
-            "memory_gbs": "1e9 bytes/s achieved by each memory-bound kind (bytes as archlab counts traffic)",
-            "pool_rate": "1e9 window elements per second",
+            "memory_gbs": "1e9 bytes/s achieved by each memory-bound kind beyond its fixed cost (bytes as archlab "
+                          "counts traffic)",
+            "pool_rate": "1e9 window elements per second beyond the fixed cost",
             "ridge_flops_per_byte": "peak_gflops / bandwidth_gbs"}}
 
     @classmethod
@@ -108,6 +139,34 @@ class Machine:
         kept = {k: v for k, v in d.items() if k in names}
         kept["notes"] = tuple(kept.get("notes", ()))
         return cls(**kept)
+
+
+def mean_machine(machines: "list[Machine]") -> Machine:
+    """The geometric mean, quantity by quantity, of several calibrations of one setting: taken
+    before and after a measurement, they bracket the machine it ran on (a shared machine's speed
+    drifts by tens of percent over minutes)."""
+    if not machines:
+        raise ValueError("no calibration to average")
+    keys = {json.dumps(m.key, sort_keys=True) for m in machines}
+    if len(keys) > 1:
+        raise ValueError("calibrations of different settings cannot be averaged")
+
+    def geo(values: list[float]) -> float:
+        if any(v <= 0 for v in values):
+            return statistics.fmean(values)
+        return math.exp(sum(math.log(v) for v in values) / len(values))
+
+    def each(name: str) -> Any:
+        first = getattr(machines[0], name)
+        if isinstance(first, dict):
+            return {k: geo([getattr(m, name)[k] for m in machines]) for k in first}
+        return geo([getattr(m, name) for m in machines])
+
+    numbers = ("peak_gflops", "bandwidth_gbs", "op_overhead_us", "module_overhead_us", "fixed_us", "conv_gflops",
+               "memory_gbs", "pool_rate")
+    return Machine(key=machines[0].key, **{n: each(n) for n in numbers}, seconds=sum(m.seconds for m in machines),
+                   measured_at=" and ".join(m.measured_at for m in machines),
+                   notes=(f"the geometric mean of {len(machines)} calibrations",))
 
 
 # --- the key and the cache ---------------------------------------------------------------
@@ -203,10 +262,11 @@ def _timer(device: str) -> Callable[[], float]:
     return time.perf_counter
 
 
-COLD_BYTES = 16 << 20  # the copies a benchmark cycles through hold at least this much: past the per-core caches
+COLD_BYTES = 32 << 20  # the copies a benchmark cycles through hold at least this much: past the per-core caches
+POOL_ELEMENTS = 24 << 20  # the random numbers the copies are cut from (96 MB in fp32): drawn once
 
 
-def _cycled(build: Callable[[], Callable[[], Any]], nbytes: int, most: int = 32) -> Callable[[], Any]:
+def _cycled(build: Callable[[], Callable[[], Any]], nbytes: int, most: int = 64) -> Callable[[], Any]:
     """A call that runs the next of several independent copies of a benchmark (``build()`` makes
     one, on fresh tensors of ``nbytes``): each call finds its operands out of the per-core caches,
     as an op of a model finds its weights and, mostly, its input."""
@@ -219,6 +279,22 @@ def _cycled(build: Callable[[], Callable[[], Any]], nbytes: int, most: int = 32)
         return copies[i]()
 
     return call
+
+
+def _fixed_and_rate(small: tuple[Callable[[], Any], int], cases: list[tuple[Callable[[], Any], int]],
+                    clock: Callable[[], float]) -> tuple[float, float]:
+    """(fixed cost in µs, work per second in 1e9) of a kind: ``small`` is the kind on a small map
+    (a call, its work), ``cases`` the typical shapes. time = fixed + work /
+    rate, solved for both: the fixed cost is the small call's time less its work at the rate, the
+    rate the cases' work over their time less a fixed cost each (two passes)."""
+    t_small = _median_time(small[0], clock, inner=10)
+    times = [(float(amount), _median_time(fn, clock)) for fn, amount in cases]
+    work, seconds = sum(w for w, _ in times), sum(t for _, t in times)
+    rate, fixed = work / seconds, 0.0
+    for _ in range(2):
+        fixed = max(t_small - small[1] / rate, 0.0)
+        rate = work / max(seconds - len(times) * fixed, seconds / 10)
+    return fixed * 1e6, rate / 1e9
 
 
 def _median_time(fn: Callable[[], Any], clock: Callable[[], float], budget: float = TIME_PER_BENCHMARK,
@@ -247,7 +323,7 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
 
     tdtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     report = progress or (lambda done, total, what: None)
-    steps = 4 + len(CONV_BENCHMARKS) + len(MEMORY_KINDS) + len(POOL_KINDS)
+    steps = 3 + len(CONV_BENCHMARKS) + len(MEMORY_KINDS) + len(POOL_KINDS)
     done = 0
 
     def step(what: str) -> None:
@@ -257,9 +333,18 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
 
     clock = _timer(device)
     gen = torch.Generator().manual_seed(0)
+    numbers = torch.randn(POOL_ELEMENTS, generator=gen).to(device=device, dtype=tdtype)
+    cursor = [0]
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen).to(device=device, dtype=tdtype)
+        """Random numbers of ``shape``, the next ones of the pool (each call a region of its own
+        until the pool wraps around): copies are cut, not drawn, so a calibration stays quick."""
+        n = math.prod(shape)
+        if n > POOL_ELEMENTS // 2:
+            return torch.randn(*shape, generator=gen).to(device=device, dtype=tdtype)
+        start = cursor[0] if cursor[0] + n <= POOL_ELEMENTS else 0
+        cursor[0] = start + n + 16  # a gap: no two copies share a cache line
+        return numbers[start:start + n].view(shape)
 
     previous = torch.get_num_threads()
     began = time.perf_counter()
@@ -286,41 +371,50 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
             module = _median_time(lambda: relu(tiny), clock, inner=100) * 1e6
             module_overhead = max(module - _median_time(lambda: torch.relu(tiny), clock, inner=100) * 1e6, 0.0)
 
-            step("convolution floor")
-            tx, tw = rand(1, 3, 14, 14), rand(1, 3, 5, 5)
-            floor = _median_time(lambda: F.conv2d(tx, tw), clock, inner=10) * 1e6
-
             item = torch.empty((), dtype=tdtype).element_size()
+            fixed: dict[str, float] = {}
             conv = {}
             for kind, shapes in CONV_BENCHMARKS.items():
                 step(f"convolution: {kind}")
-                flops = seconds = 0.0
-                for (shape, cout, k, s, g) in shapes:
-                    def build(shape=shape, cout=cout, k=k, s=s, g=g):
+
+                def conv_case(case: tuple) -> tuple[Callable[[], Any], int]:
+                    shape, cout, k, s, g = case
+
+                    def build():
                         x, w = rand(*shape), rand(cout, shape[1] // g, k, k)
                         return lambda: F.conv2d(x, w, None, s, k // 2, 1, g)
 
                     nbytes = (math.prod(shape) + cout * (shape[1] // g) * k * k) * item
-                    t = _median_time(_cycled(build, nbytes), clock)
                     ho = (shape[2] + 2 * (k // 2) - k) // s + 1
                     wo = (shape[3] + 2 * (k // 2) - k) // s + 1
-                    flops += 2 * shape[0] * cout * ho * wo * (shape[1] // g) * k * k
-                    seconds += t
-                conv[kind] = flops / seconds / 1e9
+                    return _cycled(build, nbytes), 2 * shape[0] * cout * ho * wo * (shape[1] // g) * k * k
+
+                fixed[kind], conv[kind] = _fixed_and_rate(conv_case(CONV_SMALL[kind]), [conv_case(c) for c in shapes],
+                                                          clock)
 
             mem = {}
             for kind in MEMORY_KINDS:
                 step(f"memory-bound: {kind}")
-                _, traffic = _memory_benchmark(kind, rand, item)
-                fn = _cycled(lambda kind=kind: _memory_benchmark(kind, rand, item)[0], traffic)
-                mem[kind] = traffic / _median_time(fn, clock) / 1e9
+
+                def mem_case(shape: tuple, kind: str = kind) -> tuple[Callable[[], Any], int]:
+                    _, traffic = _memory_benchmark(kind, rand, item, shape)
+                    return _cycled(lambda: _memory_benchmark(kind, rand, item, shape)[0], traffic), traffic
+
+                shapes = ((4096, 4096), (1280, 1000), (2048, 1000), (512, 10)) if kind == "linear" else MEMORY_MAPS
+                small = mem_case((96, 16) if kind == "linear" else SMALL_MAP)
+                fixed[kind], mem[kind] = _fixed_and_rate(small, [mem_case(shape) for shape in shapes], clock)
 
             pool = {}
             for kind in POOL_KINDS:
                 step(f"pooling: {kind}")
-                _, windows, nbytes = _pool_benchmark(kind, rand, item)
-                fn = _cycled(lambda kind=kind: _pool_benchmark(kind, rand, item)[0], nbytes)
-                pool[kind] = windows / _median_time(fn, clock) / 1e9
+
+                def pool_case(case: tuple, kind: str = kind) -> tuple[Callable[[], Any], int]:
+                    _, windows, nbytes = _pool_benchmark(kind, rand, item, case)
+                    return _cycled(lambda: _pool_benchmark(kind, rand, item, case)[0], nbytes), windows
+
+                small = pool_case((SMALL_MAP, 1, 1, 0) if kind == "adaptive" else (SMALL_MAP, 2, 2, 0))
+                fixed[f"{kind} pooling"], pool[kind] = _fixed_and_rate(
+                    small, [pool_case(case) for case in POOL_BENCHMARKS[kind]], clock)
     except RuntimeError as e:
         from archlab.measure.devices import run_failed
 
@@ -329,53 +423,74 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
         torch.set_num_threads(previous)
     report(steps, steps, "done")
     return Machine(key=machine_key(device, threads, dtype), peak_gflops=peak, bandwidth_gbs=bw,
-                   op_overhead_us=overhead, module_overhead_us=module_overhead, conv_floor_us=floor,
+                   op_overhead_us=overhead, module_overhead_us=module_overhead, fixed_us=fixed,
                    conv_gflops=conv, memory_gbs=mem, pool_rate=pool,
                    seconds=time.perf_counter() - began,
                    measured_at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()))
 
 
-def _memory_benchmark(kind: str, rand: Callable[..., Any], item: int) -> tuple[Callable[[], Any], int]:
-    """A typical op of a memory-bound kind and the bytes it moves (as ``analysis.traffic`` counts)."""
+def _memory_benchmark(kind: str, rand: Callable[..., Any], item: int, shape: tuple[int, ...]
+                      ) -> tuple[Callable[[], Any], int]:
+    """A memory-bound op of ``kind`` on a map of ``shape`` (a linear layer: its in x out features)
+    and the bytes it moves, as ``analysis.traffic`` counts them."""
     import torch
     import torch.nn.functional as F
 
     if kind == "linear":  # batch 1: every weight read once
-        x, w, b = rand(1, 4096), rand(4096, 4096), rand(4096)
-        return (lambda: F.linear(x, w, b)), (x.numel() + w.numel() + b.numel() + 4096) * item
-    if kind == "normalization":
-        x = rand(1, 64, 112, 112)
-        mean, var, wt, bias = rand(64), rand(64).abs(), rand(64), rand(64)
-        return (lambda: F.batch_norm(x, mean, var, wt, bias, False)), (2 * x.numel() + 4 * 64) * item
+        fin, fout = shape
+        x, w, b = rand(1, fin), rand(fout, fin), rand(fout)
+        return (lambda: F.linear(x, w, b)), (fin + fin * fout + 2 * fout) * item
+    n, c = shape[0], shape[1]
+    numel = math.prod(shape)
+    if kind == "normalization":  # a BatchNorm2d module in eval mode, as the models call it (its Python too)
+        x = rand(*shape)
+        bn = torch.nn.BatchNorm2d(c).eval()
+        with torch.no_grad():
+            for t in (bn.weight, bn.bias, bn.running_mean):
+                t.copy_(rand(c))
+        bn = bn.to(device=x.device, dtype=x.dtype)
+        return (lambda: bn(x)), (2 * numel + 4 * c) * item
     if kind == "activation":  # in place, as the models' ReLU(inplace=True)
-        x = rand(1, 64, 112, 112)
-        return (lambda: torch.relu_(x)), 2 * x.numel() * item
-    if kind == "elementwise":
-        x, y = rand(1, 256, 56, 56), rand(1, 256, 56, 56)
-        return (lambda: torch.add(x, y)), 3 * x.numel() * item
-    if kind == "data":
-        x, y = rand(1, 128, 56, 56), rand(1, 128, 56, 56)
-        return (lambda: torch.cat([x, y], 1)), 4 * x.numel() * item
-    if kind == "reduction":
-        x = rand(1, 1280, 28, 28)
-        return (lambda: x.mean((2, 3), keepdim=True)), (x.numel() + 1280) * item
+        x = rand(*shape)
+        return (lambda: torch.relu_(x)), 2 * numel * item
+    if kind == "activation (exp)":  # an activation built on exp: SiLU (EfficientNet's swish), sigmoid, GELU
+        x = rand(*shape)
+        return (lambda: F.silu(x)), 2 * numel * item
+    if kind == "elementwise":  # a residual addition
+        x, y = rand(*shape), rand(*shape)
+        return (lambda: torch.add(x, y)), 3 * numel * item
+    if kind == "data":  # a concatenation of two branches
+        x, y = rand(*shape), rand(*shape)
+        return (lambda: torch.cat([x, y], 1)), 4 * numel * item
+    if kind == "reduction":  # global average pooling as a mean
+        x = rand(*shape)
+        return (lambda: x.mean((2, 3), keepdim=True)), (numel + n * c) * item
     if kind == "softmax":
-        x = rand(16, 1024, 197)
-        return (lambda: torch.softmax(x, -1)), 2 * x.numel() * item
+        x = rand(n * c, math.prod(shape[2:]))
+        return (lambda: torch.softmax(x, -1)), 2 * numel * item
     raise ValueError(kind)
 
 
-def _pool_benchmark(kind: str, rand: Callable[..., Any], item: int) -> tuple[Callable[[], Any], int, int]:
-    """A typical pooling op, its window elements (archlab's ``pooling`` count) and its input's bytes."""
+# pooling: (input shape, kernel, stride, padding) -- ResNet's stem, GoogLeNet's, VGG's, Inception's
+# branch pooling, DenseNet's transitions; the global average of a last map
+POOL_BENCHMARKS = {
+    "max": [((1, 64, 112, 112), 3, 2, 1), ((1, 192, 56, 56), 3, 2, 1), ((1, 480, 28, 28), 3, 1, 1),
+            ((1, 64, 224, 224), 2, 2, 0)],
+    "avg": [((1, 192, 35, 35), 3, 1, 1), ((1, 128, 56, 56), 2, 2, 0), ((1, 512, 14, 14), 3, 1, 1)],
+    "adaptive": [((1, 2048, 7, 7), 1, 1, 0), ((1, 1280, 7, 7), 1, 1, 0), ((1, 256, 7, 7), 1, 1, 0)],
+}
+
+
+def _pool_benchmark(kind: str, rand: Callable[..., Any], item: int, case: tuple
+                    ) -> tuple[Callable[[], Any], int, int]:
+    """A pooling op, its window elements (archlab's ``pooling`` count) and its input's bytes."""
     import torch.nn.functional as F
 
-    if kind == "max":  # ResNet's stem pooling
-        x = rand(1, 64, 112, 112)
-        return (lambda: F.max_pool2d(x, 3, 2, 1)), 64 * 56 * 56 * 9, x.numel() * item
-    if kind == "avg":  # Inception's 3x3 stride-1 branch pooling
-        x = rand(1, 192, 28, 28)
-        return (lambda: F.avg_pool2d(x, 3, 1, 1)), 192 * 28 * 28 * 9, x.numel() * item
+    shape, k, s, p = case
+    x = rand(*shape)
+    n, c, h, w = shape
     if kind == "adaptive":  # global average pooling: one per input element
-        x = rand(1, 2048, 7, 7)
         return (lambda: F.adaptive_avg_pool2d(x, 1)), x.numel(), x.numel() * item
-    raise ValueError(kind)
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    op = F.max_pool2d if kind == "max" else F.avg_pool2d
+    return (lambda: op(x, k, s, p)), n * c * ho * wo * k * k, x.numel() * item

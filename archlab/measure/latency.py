@@ -192,7 +192,7 @@ class LatencyResult:
 def by_op_kind(trace: Any, seconds: Sequence[float]) -> list[dict[str, Any]]:
     """Measured time by roofline kind (``archlab.measure.predict``'s kinds), without a prediction."""
     from archlab.analysis.costs import FREE_KIND, MAC_KINDS, OpCosts
-    from archlab.measure.predict import conv_kind, pool_kind
+    from archlab.measure.predict import EXP_ACTIVATIONS, conv_kind, pool_kind
 
     costs = OpCosts(trace)
     rows: dict[str, dict[str, Any]] = {}
@@ -200,7 +200,8 @@ def by_op_kind(trace: Any, seconds: Sequence[float]) -> list[dict[str, Any]]:
     for op in trace.ops:
         k = costs.kinds[op.index]
         kind = (conv_kind(op, trace) if k == "conv" and op.name == "convolution" else "linear/matmul" if k in MAC_KINDS
-                else f"{pool_kind(op)} pooling" if k == "pooling" else "views" if k == FREE_KIND else k)
+                else f"{pool_kind(op)} pooling" if k == "pooling" else "views" if k == FREE_KIND
+                else "activation (exp)" if k == "activation" and op.name in EXP_ACTIVATIONS else k)
         r = rows.setdefault(kind, {"kind": kind, "ops": 0, "measured_ms": 0.0})
         r["ops"] += 1
         r["measured_ms"] += seconds[op.index] * 1e3

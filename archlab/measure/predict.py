@@ -1,23 +1,26 @@
 """The roofline prediction: each traced op's time on the calibrated machine, summed per layer and model.
 
-For each op of the meta trace (``archlab.analysis.trace``), with its MACs and other operations
-(``archlab.analysis.costs``) and the bytes it reads and writes (``archlab.analysis.traffic``):
+Each op of the meta trace (``archlab.analysis.trace``), with its MACs and other operations
+(``archlab.analysis.costs``) and the bytes it reads and writes (``archlab.analysis.traffic``),
+costs its kind's **fixed cost** (what the kind takes at its smallest, calibrated) plus the
+**slower of its compute time and its memory time** -- the roofline:
 
-* a **convolution** takes the slowest of its compute time (FLOPs / the achieved GFLOP/s of its
-  kind: pointwise 1x1, dense k x k, depthwise 3x3/5x5 at stride 1/2, grouped), its memory time
-  (traffic / the copy bandwidth) and the tiny-convolution floor;
-* a **linear layer or matmul** the slower of FLOPs / peak and traffic / the bandwidth a batch-1
-  linear layer achieves, plus the per-op overhead;
-* **pooling** its window elements / the pooling type's rate, plus the overhead;
-* a **memory-bound op** (normalization, activation, element-wise, data movement, reduction,
-  softmax) its traffic / the bandwidth its kind achieves, plus the overhead;
-* a view or allocation nothing (no data moves; its dispatch is not charged);
-* an op without a cost rule its traffic at the element-wise bandwidth, plus the overhead;
+* a **convolution**: compute = FLOPs / the GFLOP/s its kind achieves (pointwise 1x1 at stride 1
+  or 2, dense k x k, depthwise 3x3/5x5 at stride 1/2, grouped, the stem: 4 input channels or
+  fewer), memory = traffic / the copy bandwidth;
+* a **linear layer or matmul**: compute = FLOPs / the matmul peak, memory = traffic / the
+  bandwidth a batch-1 linear layer achieves;
+* **pooling**: its window elements / the pooling type's rate, or its traffic / the bandwidth;
+* a **memory-bound op** (normalization, activation -- those built on exp, SiLU, sigmoid, GELU,
+  apart --, element-wise, data movement, reduction, softmax): its traffic / the bandwidth its kind
+  achieves;
+* an op without a cost rule: its traffic at the element-wise bandwidth, plus the per-op overhead;
+* a view or allocation: nothing (no data moves; its dispatch is not charged);
 * and each module call the Python its ``__call__`` adds (``module calls``: not an op, so never
   in the per-op measurement, but in the measured forward).
 
-The ``bound`` of an op says which term set its time: ``compute``, ``memory`` or ``overhead``
-(the floor or the per-op overhead). Each op is taken alone: no overlap, no cache reuse.
+The ``bound`` of an op says which term is largest: ``compute``, ``memory`` or ``overhead`` (the
+fixed cost). Each op is taken alone: no overlap with the next, no cache reuse between ops.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ _MEMORY_RATE = {"normalization": "normalization", "activation": "activation", "e
                 "softmax": "softmax"}
 
 
+# activations that evaluate exp (or tanh, erf): several times a ReLU's work per element
+EXP_ACTIVATIONS = frozenset({"sigmoid", "sigmoid_", "silu", "silu_", "tanh", "tanh_", "gelu", "gelu_", "elu", "elu_",
+                             "softplus", "mish", "mish_", "selu", "selu_", "celu", "celu_", "log_sigmoid_forward"})
+
+
 def conv_kind(op: Op, trace: Trace) -> str:
     """The calibrated convolution kind of a ``convolution`` op, from its recorded geometry."""
     a = op.attrs
@@ -49,6 +57,8 @@ def conv_kind(op: Op, trace: Trace) -> str:
         return f"depthwise {k} {s}"
     if groups > 1:
         return "grouped"
+    if cin <= 4:
+        return "stem"
     if all(k == 1 for k in kernel) and not a.get("transposed"):
         return "pointwise 1x1" if max(a.get("stride", (1,))) == 1 else "pointwise 1x1 s2"
     return "dense kxk"
@@ -86,37 +96,31 @@ def _scale(traffic: int, trace: Trace, op: Op, itemsize: int) -> int:
 
 def predict_op(op: Op, trace: Trace, cost_kind: str, macs: int, other: int, traffic: int, m: Machine) -> OpPrediction:
     flops = 2 * macs
-    overhead = m.op_overhead_us / 1e6
+    bandwidth = m.bandwidth_gbs * 1e9
     if cost_kind == FREE_KIND:
-        return OpPrediction(op.index, "views", 0, traffic, 0.0, traffic / (m.bandwidth_gbs * 1e9), 0.0,
-                            traffic / (m.bandwidth_gbs * 1e9), "memory")
+        return OpPrediction(op.index, "views", 0, traffic, 0.0, traffic / bandwidth, 0.0, traffic / bandwidth, "memory")
     if cost_kind == "conv" and op.name == "convolution":
         kind = conv_kind(op, trace)
-        compute = flops / (m.conv_gflops[kind] * 1e9)
-        memory = traffic / (m.bandwidth_gbs * 1e9)
-        floor = m.conv_floor_us / 1e6
-        t = max(compute, memory, floor)
-        bound = "compute" if t == compute else "memory" if t == memory else "overhead"
-        return OpPrediction(op.index, kind, flops, traffic, compute, memory, floor if bound == "overhead" else 0.0,
-                            t, bound)
-    if cost_kind in MAC_KINDS:  # linear, matmul, bmm (and a convolution backward: as a matmul)
-        compute = flops / (m.peak_gflops * 1e9)
-        memory = traffic / (m.memory_gbs["linear"] * 1e9)
-        t = max(compute, memory)
-        return OpPrediction(op.index, "linear/matmul", flops, traffic, compute, memory, overhead, t + overhead,
-                            _bound(compute, memory, overhead))
-    if cost_kind == "pooling":
-        kind = pool_kind(op)
-        compute = other / (m.pool_rate[kind] * 1e9)
-        memory = traffic / (m.bandwidth_gbs * 1e9)
-        t = max(compute, memory)
-        return OpPrediction(op.index, f"{kind} pooling", flops, traffic, compute, memory, overhead, t + overhead,
-                            _bound(compute, memory, overhead))
-    rate = _MEMORY_RATE.get(cost_kind, "elementwise")
-    memory = traffic / (m.memory_gbs[rate] * 1e9)
-    label = cost_kind if cost_kind in _MEMORY_RATE else "other (no cost rule)"
-    return OpPrediction(op.index, label, flops, traffic, 0.0, memory, overhead, memory + overhead,
-                        _bound(0.0, memory, overhead))
+        compute, memory = flops / (m.conv_gflops[kind] * 1e9), traffic / bandwidth
+        fixed = m.fixed_us[kind] / 1e6
+    elif cost_kind in MAC_KINDS:  # linear, matmul, bmm (and a convolution backward: as a matmul)
+        kind = "linear/matmul"
+        compute, memory = flops / (m.peak_gflops * 1e9), traffic / (m.memory_gbs["linear"] * 1e9)
+        fixed = m.fixed_us["linear"] / 1e6
+    elif cost_kind == "pooling":
+        pool = pool_kind(op)
+        kind = f"{pool} pooling"
+        compute, memory = other / (m.pool_rate[pool] * 1e9), traffic / bandwidth
+        fixed = m.fixed_us[kind] / 1e6
+    else:
+        rate = _MEMORY_RATE.get(cost_kind)
+        kind = cost_kind if rate is not None else "other (no cost rule)"
+        if cost_kind == "activation" and op.name in EXP_ACTIVATIONS:
+            rate = kind = "activation (exp)"
+        compute, memory = 0.0, traffic / (m.memory_gbs[rate or "elementwise"] * 1e9)
+        fixed = m.fixed_us[rate] / 1e6 if rate is not None else m.op_overhead_us / 1e6
+    return OpPrediction(op.index, kind, flops, traffic, compute, memory, fixed, fixed + max(compute, memory),
+                        _bound(compute, memory, fixed))
 
 
 def _bound(compute: float, memory: float, overhead: float) -> str:

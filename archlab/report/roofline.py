@@ -110,13 +110,13 @@ def _machine_rows(m: Machine) -> list[tuple[str, str, str]]:
             ("memory bandwidth", f"{m.bandwidth_gbs:.1f} GB/s", "a 64 MB copy in fp32 (bytes read + written)"),
             ("ridge point", f"{m.ridge:.1f} FLOP/B", "peak / bandwidth: ops below it are memory-bound"),
             ("per-op overhead", f"{m.op_overhead_us:.2f} µs", "a tiny element-wise op called from Python"),
-            ("module overhead", f"{m.module_overhead_us:.2f} µs", "what calling an nn.Module adds, per module call"),
-            ("convolution floor", f"{m.conv_floor_us:.1f} µs", "a tiny (LeNet-sized) convolution")]
-    rows += [(f"conv: {k}", f"{v:.1f} GFLOP/s", f"efficiency {m.efficiency(k):.2f} of the peak")
-             for k, v in m.conv_gflops.items()]
-    rows += [(f"memory-bound: {k}", f"{v:.1f} GB/s", "bytes as archlab counts traffic, each op alone")
-             for k, v in m.memory_gbs.items()]
-    rows += [(f"pooling: {k}", f"{v:.2f} G/s", "window elements per second") for k, v in m.pool_rate.items()]
+            ("module overhead", f"{m.module_overhead_us:.2f} µs", "what calling an nn.Module adds, per module call")]
+    rows += [(f"conv: {k}", f"{v:.1f} GFLOP/s", f"efficiency {m.efficiency(k):.2f} of the peak; fixed "
+              f"{m.fixed_us[k]:.1f} µs") for k, v in m.conv_gflops.items()]
+    rows += [(f"memory-bound: {k}", f"{v:.1f} GB/s", f"bytes as archlab counts traffic, each op alone; fixed "
+              f"{m.fixed_us[k]:.1f} µs") for k, v in m.memory_gbs.items()]
+    rows += [(f"pooling: {k}", f"{v:.2f} G/s", f"window elements per second; fixed {m.fixed_us[k + ' pooling']:.1f} µs")
+             for k, v in m.pool_rate.items()]
     return rows
 
 
