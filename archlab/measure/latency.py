@@ -158,9 +158,9 @@ class LatencyResult:
             d["predicted_ms"] = self.predicted_ms
             d["predicted_over_measured"] = self.predicted_over_measured
             d["machine"] = self.prediction.machine.to_dict()
-            d["units"]["predicted_ms"] = ("roofline prediction: per op the slowest of compute (FLOPs / the calibrated "
-                                          "rate of its kind), memory (traffic / bandwidth) and the floor, plus the "
-                                          "per-op overhead; summed")
+            d["units"]["predicted_ms"] = ("roofline prediction: per op its kind's fixed cost plus the slower of "
+                                          "compute (FLOPs / the calibrated rate of its kind) and memory (traffic / "
+                                          "bandwidth), summed, plus each module call's Python")
         if self.op_times is not None or self.prediction is not None:
             d["by_kind"] = self.by_kind()
             d["ops"] = self.op_rows()

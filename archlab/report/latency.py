@@ -96,9 +96,10 @@ def _kind_time_caption(r: LatencyResult) -> str:
                      f"(benchmark median {ms(r.median_ms)} ms)")
     if r.prediction is not None:
         parts.append(f"predicted: roofline on the calibrated machine, {ms(r.predicted_ms)} ms in all; each op "
-                     "the slowest of compute (FLOPs / its kind's calibrated rate), memory (traffic / bandwidth, "
-                     "each op alone) and the floor, plus the per-op overhead; bound: which term set the time "
-                     "of most of the kind's time")
+                     "its kind's fixed cost plus the slower of compute (FLOPs / its kind's calibrated rate) and "
+                     "memory (traffic / bandwidth, each op alone), and each module call's Python; bound: the "
+                     "largest of compute, memory and overhead (fixed cost) over the kind's time; views: the "
+                     "per-op clock's own cost of allocations a plain forward makes in C++, not predicted")
     return "; ".join(parts)
 
 
