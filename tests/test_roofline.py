@@ -354,14 +354,16 @@ def test_a_models_forward_does_not_depend_on_what_ran_before():
     # the mechanism behind "MobileNetV2 takes 26-31 ms alone and 16-18 ms after bigger models": glibc
     # returns a freed activation's pages and faults them in again next forward, unless its dynamic
     # threshold was raised by an earlier, bigger model. Held steady, no forward faults, in any order.
-    fixed = _faults("fixed")
-    for run in fixed.values():
-        assert all(f < 1 for f in run.values()), fixed
     unfixed = _faults("unfixed")
     alone = unfixed["mobilenet_v2@res=96"]["mobilenet_v2@res=96"]
     after = unfixed["resnet50@res=96 mobilenet_v2@res=96"]["mobilenet_v2@res=96"]
-    assert alone > 50, unfixed  # fresh process, glibc's defaults: pages fault in every forward
-    assert after < 1, unfixed  # ... but not after a bigger model raised glibc's threshold: order-dependent
+    assert alone > 200, unfixed  # fresh process, glibc's defaults: the activations' pages fault in every forward
+    assert after < alone / 50, unfixed  # ... but not after a bigger model raised glibc's threshold: order-dependent
+    fixed = _faults("fixed")
+    for run in fixed.values():
+        # held steady: in any order, a forward faults in at most a few pages (the heap still growing
+        # to the interleaved pattern), not the hundreds a forward faults in without the setting
+        assert all(f < alone / 50 for f in run.values()), (fixed, alone)
 
 
 # --- the roofline ------------------------------------------------------------------------------
