@@ -58,7 +58,7 @@ def test_count_csv_and_markdown(cli):
     r = cli("count", "lenet", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(r.out)))
     assert rows[0]["type"] == "(total)" and int(rows[0]["macs"]) == 63_660
-    assert {"name", "type", "depth", "output_shape", "params", "macs", "flops", "status"} == set(rows[0])
+    assert {"name", "type", "depth", "output_shape", "params", "macs", "flops", "traffic_bytes", "status"} == set(rows[0])
     assert rows[0]["status"] == "complete" and int(rows[0]["flops"]) == 2 * 63_660
     assert all(int(row["flops"]) == 2 * int(row["macs"]) for row in rows)
     r = cli("count", "lenet", "--format", "md")

@@ -25,7 +25,7 @@ def test_the_rows_add_up_to_the_totals_with_what_forward_computes_itself(cli, us
     assert r.code == 0, r.err
     assert r.out.splitlines()[0].endswith("inputs 1x3x16x16, 1x10  (archlab engine: meta trace, nothing run)")
     outside = [line.split() for line in r.out.splitlines() if line.startswith("(outside submodules)")]
-    assert outside == [["(outside", "submodules)", "forward", "0", "16", "0.1%"]]
+    assert [row[:6] for row in outside] == [["(outside", "submodules)", "forward", "0", "16", "0.1%"]]
     out = cli("count", f"{user_file}:make@width=4", "--input-size", "3,16,16;10", "--depth", "1",
               "--format", "csv").out
     total, *layers = list(csv.reader(io.StringIO(out)))[1:]

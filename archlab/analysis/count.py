@@ -17,8 +17,19 @@ from archlab.units import SCHEMA_VERSION
 
 
 
+class _Traffic:
+    """``traffic_bytes`` of a row or result that has ``read_bytes`` and ``written_bytes`` (None: not counted)."""
+
+    read_bytes: int | None
+    written_bytes: int | None
+
+    @property
+    def traffic_bytes(self) -> int | None:
+        return None if self.read_bytes is None else self.read_bytes + (self.written_bytes or 0)
+
+
 @dataclass(frozen=True)
-class LayerCost:
+class LayerCost(_Traffic):
     name: str
     type: str
     depth: int
@@ -31,10 +42,6 @@ class LayerCost:
     # memory traffic of the forward's ops (``archlab.analysis.traffic``); None in the training view
     read_bytes: int | None = None
     written_bytes: int | None = None
-
-    @property
-    def traffic_bytes(self) -> int | None:
-        return None if self.read_bytes is None else self.read_bytes + (self.written_bytes or 0)
 
     @property
     def backward_macs(self) -> int | None:
@@ -82,7 +89,7 @@ class TrainingTotals:
 
 
 @dataclass(frozen=True)
-class CountResult:
+class CountResult(_Traffic):
     """What a model costs: the JSON of ``archlab count --format json`` is ``to_dict()``."""
 
     model: str
@@ -108,10 +115,6 @@ class CountResult:
     # memory traffic of the forward's ops, each op alone (``archlab.analysis.traffic``); None when training
     read_bytes: int | None = None
     written_bytes: int | None = None
-
-    @property
-    def traffic_bytes(self) -> int | None:
-        return None if self.read_bytes is None else self.read_bytes + (self.written_bytes or 0)
 
     @property
     def arithmetic_intensity(self) -> float | None:

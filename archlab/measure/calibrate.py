@@ -38,7 +38,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
 
 VERSION = 9  # of the benchmarks below: a change invalidates cached calibrations
@@ -175,7 +174,7 @@ def mean_machine(machines: "list[Machine]") -> Machine:
 def machine_key(device: str, threads: int, dtype: str) -> dict[str, Any]:
     import torch
 
-    from archlab.measure.latency import device_name
+    from archlab.measure.setting import device_name
 
     return {"machine": device_name(device), "cpus": os.cpu_count() or 1, "device": device, "threads": threads,
             "dtype": dtype, "torch": torch.__version__, "version": VERSION}
@@ -235,7 +234,7 @@ def machine(device: str = "cpu", threads: int | None = None, dtype: str = "fp32"
     """The machine model: the cached calibration for this setting, else (or with ``fresh``) a new one."""
     import torch
 
-    from archlab.measure.latency import check_options
+    from archlab.measure.setting import check_options
 
     check_options(device, dtype, threads, 1.0)
     n_threads = threads or torch.get_num_threads()
@@ -319,7 +318,7 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
     import torch.nn.functional as F
 
     from archlab.measure.devices import on_device
-    from archlab.measure.latency import allocator_fixed
+    from archlab.measure.setting import allocator_fixed
 
     tdtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     report = progress or (lambda done, total, what: None)
@@ -355,13 +354,12 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
             n = 1024
             a, b = rand(n, n), rand(n, n)
             peak = 2 * n ** 3 / _median_time(lambda: torch.mm(a, b), clock) / 1e9
-            del a, b
 
             step("memory bandwidth (copy)")
             big = 1 << 24  # 16 M elements: 64 MB in fp32, past the caches
             src, dst = rand(big), rand(big)
             bw = 2 * big * src.element_size() / _median_time(lambda: dst.copy_(src), clock) / 1e9
-            del src, dst
+            src = dst = None  # 128 MB given back before the next benchmarks
 
             step("per-op overhead")
             tiny = rand(1)

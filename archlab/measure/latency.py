@@ -18,30 +18,26 @@ The per-layer profile is ``archlab.latency_layers``, the comparison of several m
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-from archlab.units import FLOAT_DTYPES, SCHEMA_VERSION
+from archlab.units import SCHEMA_VERSION
 from archlab.analysis.count import count_trace
 from archlab.models.resolve import resolve
 from archlab.analysis.trace import trace_model
-from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cpu, is_cuda, on_device, run_failed
+from archlab.measure.devices import FORWARD_ERRORS, is_cpu, is_cuda, on_device, run_failed
 from archlab.errors import UserError
 from archlab.measure.per_op import time_ops
+from archlab.measure.setting import allocator_fixed, check_options, device_name, page_faults
 from archlab.measure.profile import LayerTime, layers_from_op_times
 from archlab.user_code import user_code
 
 
-DTYPES = FLOAT_DTYPES  # the dtypes a timed forward runs in
 NOISY_IQR = 0.10  # a run whose IQR exceeds this fraction of the median is flagged noisy
 WARMUP_RUNS = 3
-MAX_THREADS_PER_CPU = 4  # --threads beyond this many per CPU is refused
 MIN_BLOCKS = 7  # the fewest timed blocks: a median and an IQR need a few samples (odd: the median is one)
-MAX_MIN_TIME = 3600.0  # --min-time beyond an hour per model is refused (1e308 would run forever)
 PROFILE_RUNS = (5, 30)  # forwards timed op by op for per_layer, per_op and predict: at least, at most
 
 
@@ -354,80 +350,6 @@ def measure_all(
     return results
 
 
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
-FIXED_THRESHOLD = 1 << 30  # 1 GiB: activations come from the heap, and the heap keeps what is freed
-_allocator_depth = 0
-
-
-def _libc():
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version") else None
-    except OSError:
-        return None
-
-
-@contextlib.contextmanager
-def allocator_fixed() -> Iterator[bool]:
-    """The C allocator held steady while timing (glibc): activations of every size are served from
-    the heap, and freed memory stays in the process for the next forward. Without this, glibc
-    returns a freed activation's pages to the system and faults them in again on the next forward
-    (thousands of page faults per forward), unless an earlier, bigger model happened to raise its
-    dynamic threshold: a model's latency then depends on which models ran before it. Yields
-    whether the setting applies (glibc, and no MALLOC_*_THRESHOLD_ of the user's in the
-    environment, which is left as it is); afterwards glibc's default thresholds are set again and
-    the heap's free memory is given back."""
-    global _allocator_depth
-    libc = None if _allocator_depth or any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_",
-                                                                      "MALLOC_TRIM_THRESHOLD_")) else _libc()
-    if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, FIXED_THRESHOLD)
-        libc.mallopt(_M_TRIM_THRESHOLD, FIXED_THRESHOLD)
-    _allocator_depth += 1
-    try:
-        yield libc is not None or _allocator_depth > 1
-    finally:
-        _allocator_depth -= 1
-        if libc is not None:
-            libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
-            libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
-            libc.malloc_trim(0)
-
-
-def page_faults() -> int:
-    """Minor page faults of this process so far (0 where the system does not say)."""
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    except (ImportError, OSError):
-        return 0
-
-
-def check_options(device: str, dtype: str, threads: int | None, min_time: float) -> None:
-    """The errors a measurement can meet before it starts, raised before any model is built."""
-    check_device(device)
-    if dtype not in DTYPES:
-        raise UserError(f"unknown --dtype '{dtype}' (choose {', '.join(DTYPES)})")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
-    cpus = os.cpu_count() or 1
-    if threads is not None and threads > max(MAX_THREADS_PER_CPU * cpus, 64):
-        # OpenMP cannot start tens of thousands of threads: it fails, or the process crashes
-        raise UserError(f"--threads {threads} is more than {max(MAX_THREADS_PER_CPU * cpus, 64)} "
-                        f"(this machine has {cpus} CPUs)")
-    if not (min_time > 0 and math.isfinite(min_time)):
-        raise UserError(f"--min-time must be a positive number of seconds, got {min_time}")
-    if min_time > MAX_MIN_TIME:
-        raise UserError(f"--min-time {min_time:g} is more than {MAX_MIN_TIME:g} seconds (an hour of timed "
-                        "forwards per model)")
-
-
 def check_specs(specs: Sequence[Any], *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
                 min_time: float = 1.0, input_size: Any = None, res: int | None = None, batch: int | None = None,
                 alpha: float | None = None, options: dict[str, Any] | None = None,
@@ -620,20 +542,3 @@ def setting_notes(device: str, dtype: str) -> tuple[str, ...]:
         notes.append("fp16 on the CPU: most kernels convert to fp32 and back, usually slower than fp32; "
                      "these times do not show what fp16 gains on hardware built for it")
     return tuple(notes)
-
-
-def device_name(device: str) -> str:
-    import torch
-
-    if is_cuda(device):
-        return torch.cuda.get_device_name(torch.device(device))
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine() or "cpu"

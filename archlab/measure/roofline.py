@@ -76,7 +76,7 @@ def roofline(model_or_spec: Any, *, device: str = "cpu", threads: int | None = N
     """The roofline of the calibrated machine and a model's layers on it (predicted; with
     ``measure``, also measured op by op, which builds and runs the model)."""
     from archlab.measure.calibrate import machine as calibrated
-    from archlab.measure.latency import check_options
+    from archlab.measure.setting import check_options
     from archlab.measure.predict import predict_trace
 
     check_options(device, dtype, threads, 1.0)
