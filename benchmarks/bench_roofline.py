@@ -95,7 +95,8 @@ def main() -> int:
     if "lenet5" in ratios:
         checks.append((f"LeNet-5 predicted/measured {ratios['lenet5']:.2f} (within a factor of 2)",
                        0.5 <= ratios["lenet5"] <= 2.0))
-    checks.append((f"Spearman's rank correlation of predicted vs measured: {rho:+.3f} (at least 0.95)",
+    checks.append((f"Spearman's rank correlation of predicted vs measured: "
+                   f"{'undefined' if rho is None else format(rho, '+.3f')} (at least 0.95)",
                    rho is not None and rho >= 0.95))
     if "mobilenet_v2" in names:
         shares = [depthwise_share(rd["mobilenet_v2"]) for rd in rounds]

@@ -13,7 +13,8 @@ memory bandwidth; real caches make it an upper bound for ops whose operands fit 
   (N, C, H, W) map reads C elements.
 * Look-ups (``embedding``, ``index_select``, ``gather``, ``index``) read the rows they gather
   (their output's size) and the indices, not the whole table.
-* An in-place op (``relu_``) reads and writes its tensor.
+* An in-place op (``relu_``) reads and writes its tensor; ``copy_``, ``fill_`` and ``zero_``
+  overwrite theirs without reading it (``copy_`` reads its source).
 
 **Arithmetic intensity** = FLOPs / traffic bytes, FLOPs = 2 x MACs (the unit archlab uses
 everywhere): an op without MACs (batch norm, activations, pooling) has intensity 0 in this
@@ -32,6 +33,9 @@ from archlab.analysis.trace import Call, Op, Trace
 FILLS = frozenset({"zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "new_zeros", "new_ones",
                    "new_full", "arange", "linspace", "scalar_tensor", "rand", "randn", "rand_like", "randn_like",
                    "lift_fresh_copy", "split_copy"})
+# in-place ops that overwrite their first argument without reading it: copy_ reads its source,
+# fill_ its value (a 0-d tensor when it is one), zero_ nothing
+OVERWRITES = frozenset({"copy_", "fill_", "zero_"})
 # ops that read only the rows they gather (their output's size) and their index tensors
 GATHERS = frozenset({"embedding", "index_select", "gather", "index", "_unsafe_index", "take"})
 
@@ -57,6 +61,8 @@ def op_traffic(op: Op, trace: Trace, kind: str) -> tuple[int, int]:
     if kind == FREE_KIND:
         return 0, written
     inputs = list(dict.fromkeys(op.inputs))  # a tensor passed twice (x * x) is read once
+    if op.name in OVERWRITES:
+        inputs = [v for v in dict.fromkeys(op.inputs[1:]) if v != op.inputs[0]] if op.inputs else []
     if op.name in GATHERS and inputs:  # the table is the first argument of each (embedding's weight)
         return written + sum(value_bytes(trace, v) for v in inputs[1:]), written
     return sum(value_bytes(trace, v) for v in inputs), written

@@ -57,6 +57,14 @@ def roofline_cmd(
 
     if plot is not None and not plot.lower().endswith((".png", ".svg")):
         raise UserError(f"--plot writes a .png or .svg file, not '{plot}'")
+    if plot is not None:  # before anything is measured: a bad path fails at once
+        import os
+
+        folder = os.path.dirname(os.path.abspath(plot))
+        if not os.path.isdir(folder):
+            raise UserError(f"cannot write '{plot}': directory '{folder}' does not exist")
+        if os.path.isdir(plot):
+            raise UserError(f"cannot write '{plot}': it is a directory")
     settle()
     size, options = parse_common(input_size, sets)
     r = roofline(model, device=device, threads=threads, dtype=dtype.value, measure=measure, force=force,

@@ -19,7 +19,7 @@ dtype, with the thread count asked:
   softmax;
 * **pooling** (max, average, adaptive average): the same in window elements.
 
-Each benchmark cycles through enough independent copies of its tensors (16 MB and more) that its
+Each benchmark cycles through enough independent copies of its tensors (32 MB and more) that its
 operands are not in the per-core caches, as a model's weights and inputs mostly are not.
 
 The result is cached per machine (CPU or GPU name), device, thread count, dtype, torch version
@@ -42,7 +42,7 @@ from archlab.units import SCHEMA_VERSION
 
 VERSION = 9  # of the benchmarks below: a change invalidates cached calibrations
 CACHE_FILE = "archlab-calibration.json"
-TIME_PER_BENCHMARK = 0.12  # seconds of timed repetitions per micro-benchmark (a whole calibration: ~5-8 s)
+TIME_PER_BENCHMARK = 0.12  # seconds of timed repetitions per micro-benchmark (a whole calibration: 10-15 s)
 
 # convolution kinds: (name, [(input shape N,C,H,W, out channels, kernel, stride, groups)]): shapes the
 # course's networks have, early (large maps, few channels) to late (7x7 maps, many channels)
@@ -174,6 +174,12 @@ def mean_machine(machines: "list[Machine]") -> Machine:
 def machine_key(device: str, threads: int, dtype: str) -> dict[str, Any]:
     import torch
 
+    from archlab.measure.devices import is_cpu, is_cuda
+
+    if is_cpu(device):
+        device = "cpu"  # cpu:0 is the CPU
+    elif is_cuda(device) and ":" not in device and torch.cuda.is_available():
+        device = f"cuda:{torch.cuda.current_device()}"  # the current GPU, by its index
     from archlab.measure.setting import device_name
 
     return {"machine": device_name(device), "cpus": os.cpu_count() or 1, "device": device, "threads": threads,
@@ -211,7 +217,25 @@ def cached(device: str = "cpu", threads: int = 1, dtype: str = "fp32") -> Machin
         m = Machine.from_dict(entry)
     except (TypeError, ValueError):
         return None
-    return Machine(**{**m.__dict__, "cached": True})
+    return Machine(**{**m.__dict__, "cached": True}) if _complete(m) else None
+
+
+def _complete(m: Machine) -> bool:
+    """Whether a cached machine has every quantity this version predicts with, each a finite
+    number, rates above 0 (an edited or damaged cache entry is measured again, not trusted)."""
+    def numbers(values: Any, positive: bool) -> bool:
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                   and (v > 0 if positive else v >= 0) for v in values)
+
+    try:
+        return (set(m.conv_gflops) == set(CONV_BENCHMARKS) and set(m.memory_gbs) == set(MEMORY_KINDS)
+                and set(m.pool_rate) == set(POOL_KINDS)
+                and set(m.fixed_us) == {*CONV_BENCHMARKS, *MEMORY_KINDS, *(f"{k} pooling" for k in POOL_KINDS)}
+                and numbers((m.peak_gflops, m.bandwidth_gbs, *m.conv_gflops.values(), *m.memory_gbs.values(),
+                             *m.pool_rate.values()), True)
+                and numbers((m.op_overhead_us, m.module_overhead_us, *m.fixed_us.values()), False))
+    except (TypeError, AttributeError):
+        return False
 
 
 def _store(m: Machine) -> None:
@@ -313,7 +337,7 @@ def _median_time(fn: Callable[[], Any], clock: Callable[[], float], budget: floa
 
 def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
               progress: Callable[[float, float, str], Any] | None = None) -> Machine:
-    """Run the micro-benchmarks now (about 5-8 s on a CPU) and return the machine model."""
+    """Run the micro-benchmarks now (10-15 s on a CPU) and return the machine model."""
     import torch
     import torch.nn.functional as F
 

@@ -65,6 +65,7 @@ class LatencyResult:
     notes: tuple[str, ...] = ()  # what the setting means for the numbers (TF32, fp16 on the CPU)
     macs_not_counted: int = 0  # op calls the MACs leave out (no cost rule): the count is partial if > 0
     page_faults_per_forward: float | None = None  # minor page faults of the process per timed forward
+    allocator_steady: bool = False  # the C allocator was held steady while timing (glibc, on the CPU)
     op_times: Any = None  # per_op / predict: each op's measured time (``archlab.measure.per_op.OpTimes``)
     prediction: Any = None  # predict: the roofline prediction (``archlab.measure.predict.Prediction``)
     trace: Any = None  # per_op / predict: the meta trace the ops are lined up with
@@ -77,11 +78,17 @@ class LatencyResult:
     def predicted_over_measured(self) -> float | None:
         return None if self.prediction is None else self.prediction.ms / self.median_ms
 
+    @property
+    def lined_up(self) -> bool:
+        """Whether the measured ops are the trace's, one for one (see ``archlab.measure.per_op``)."""
+        return self.op_times is not None and self.op_times.aligned
+
     def by_kind(self) -> list[dict[str, Any]]:
-        """Time by roofline kind: predicted (with ``predict``) and measured op by op (with either)."""
+        """Time by roofline kind: predicted (with ``predict``) and measured op by op (with either);
+        when the real ops are not the trace's, the measured time by op name, apart."""
         if self.prediction is not None:
-            return self.prediction.by_kind(self.op_times.seconds if self.op_times else None)
-        return by_op_kind(self.trace, self.op_times.seconds) if self.op_times is not None else []
+            return self.prediction.by_kind(self.op_times.seconds if self.lined_up else None)
+        return by_op_kind(self.trace, self.op_times) if self.op_times is not None else []
 
     @property
     def batch(self) -> int:
@@ -143,13 +150,20 @@ class LatencyResult:
             "macs_status": count_status(self.macs_not_counted),
             "method": "blocks of forwards timed by torch.utils.benchmark's clock (CUDA synchronized), "
                       "statistics by torch.utils.benchmark.Measurement; eval mode, torch.inference_mode(), "
-                      f"after {WARMUP_RUNS} warm-up forwards; several models: their blocks take turns; "
-                      "the C allocator held steady (glibc: activations from the heap, freed memory kept), so "
-                      "a model's time does not depend on the models timed before it",
+                      f"after {WARMUP_RUNS} warm-up forwards; several models: their blocks take turns"
+                      + ("; the C allocator held steady (glibc: activations from the heap, freed memory kept), so "
+                         "a model's time does not depend on the models timed before it" if self.allocator_steady
+                         else ""),
         }
         if self.op_times is not None:
             d["per_op_ms"] = self.op_times.total * 1e3
             d["per_op_method"] = self.op_times.method
+            d["ops_lined_up_with_trace"] = self.op_times.aligned
+            if not self.op_times.aligned:
+                d["measured_by_op_name"] = by_op_kind(self.trace, self.op_times)
+                d["measured_ops"] = [{"index": i, "op": t, "module": m, "measured_ms": s * 1e3} for i, (t, m, s) in
+                                     enumerate(zip(self.op_times.targets, self.op_times.modules,
+                                                   self.op_times.seconds))]
         if self.prediction is not None:
             d["predicted_ms"] = self.predicted_ms
             d["predicted_over_measured"] = self.predicted_over_measured
@@ -168,9 +182,15 @@ class LatencyResult:
         return d
 
     def op_rows(self) -> list[dict[str, Any]]:
-        """One row per traced op: its module, kind, FLOPs, traffic, and measured and predicted time."""
+        """One row per traced op: its module, kind, FLOPs, traffic, and measured and predicted time;
+        when the real ops are not the trace's, the predicted rows and then the measured ones apart."""
         tr = self.trace
         pred = self.prediction.ops if self.prediction is not None else None
+        if self.op_times is not None and not self.lined_up:
+            measured = [{"index": i, "op": t, "module": m, "measured_ms": s * 1e3} for i, (t, m, s) in
+                        enumerate(zip(self.op_times.targets, self.op_times.modules, self.op_times.seconds))]
+            if pred is None:
+                return measured
         rows = []
         for op in tr.ops:
             row: dict[str, Any] = {"index": op.index, "op": op.target,
@@ -179,28 +199,29 @@ class LatencyResult:
                 p = pred[op.index]
                 row.update(kind=p.kind, flops=p.flops, traffic_bytes=p.traffic, predicted_ms=p.seconds * 1e3,
                            bound=p.bound)
-            if self.op_times is not None:
+            if self.lined_up:
                 row["measured_ms"] = self.op_times.seconds[op.index] * 1e3
             rows.append(row)
         return rows
 
 
-def by_op_kind(trace: Any, seconds: Sequence[float]) -> list[dict[str, Any]]:
-    """Measured time by roofline kind (``archlab.measure.predict``'s kinds), without a prediction."""
-    from archlab.analysis.costs import FREE_KIND, MAC_KINDS, OpCosts
-    from archlab.measure.predict import EXP_ACTIVATIONS, conv_kind, pool_kind
+def by_op_kind(trace: Any, op_times: Any) -> list[dict[str, Any]]:
+    """Measured time by roofline kind (``archlab.measure.predict.roofline_kind``) when the ops line
+    up with the trace, else by op name; without a prediction."""
+    from archlab.analysis.costs import OpCosts
+    from archlab.measure.predict import roofline_kind
 
-    costs = OpCosts(trace)
+    if op_times.aligned:
+        costs = OpCosts(trace)
+        kinds = [roofline_kind(op, trace, costs.kinds[op.index]) for op in trace.ops]
+    else:
+        kinds = [t.removeprefix("aten.").split(".")[0] for t in op_times.targets]
     rows: dict[str, dict[str, Any]] = {}
-    total = sum(seconds) or 1.0
-    for op in trace.ops:
-        k = costs.kinds[op.index]
-        kind = (conv_kind(op, trace) if k == "conv" and op.name == "convolution" else "linear/matmul" if k in MAC_KINDS
-                else f"{pool_kind(op)} pooling" if k == "pooling" else "views" if k == FREE_KIND
-                else "activation (exp)" if k == "activation" and op.name in EXP_ACTIVATIONS else k)
+    total = op_times.total or 1.0
+    for kind, seconds in zip(kinds, op_times.seconds):
         r = rows.setdefault(kind, {"kind": kind, "ops": 0, "measured_ms": 0.0})
         r["ops"] += 1
-        r["measured_ms"] += seconds[op.index] * 1e3
+        r["measured_ms"] += seconds * 1e3
     for r in rows.values():
         r["measured_share"] = r["measured_ms"] / 1e3 / total
     return sorted(rows.values(), key=lambda r: -r["measured_ms"])
@@ -304,8 +325,7 @@ def measure_all(
                         op_times[i] = time_ops(run.model, run.inputs.outside_inference(), run.plan.trace, device, n)
                     step["forward"] = False
                     if per_layer:
-                        t = op_times[i]
-                        layers[i] = layers_from_op_times(run.plan.trace, t.seconds, t.runs, t.method)
+                        layers[i] = layers_from_op_times(run.plan.trace, op_times[i])
         if predict and machine is None:
             from archlab.measure.calibrate import machine as calibrated
 
@@ -323,13 +343,18 @@ def measure_all(
     finally:
         torch.set_num_threads(previous_threads)
     notes = setting_notes(device, dtype) + (() if steady or not is_cpu(device) else (
-        "the C allocator was not held steady (not glibc, or MALLOC_*_THRESHOLD_ set): times may include "
-        "page faults and depend on what ran before",))
+        "the C allocator was not held steady (not glibc, a threshold of the user's set, or refused): times may "
+        "include page faults and depend on what ran before",))
     report(total, total, "done")
     results = []
     for i, run in enumerate(runs):
         m = run.measurement(n_threads)
         lay = layers.get(i)
+        run_notes = notes
+        if i in op_times and not op_times[i].aligned:
+            run_notes = notes + ("the real forward ran other ops than the meta trace (a channels_last layout, or a "
+                                 "device's own kernels such as fused attention): its ops' times add up per module "
+                                 "and by op name, but are not lined up with the prediction op by op",)
         prediction = None
         if predict:
             from archlab.measure.predict import predict_trace
@@ -341,11 +366,11 @@ def measure_all(
             median_ms=m.median * 1e3, iqr_ms=m.iqr * 1e3, samples=len(m.raw_times), runs_per_sample=m.number_per_run,
             min_time_s=min_time, params=run.plan.trace.params, macs=run.plan.macs, models_interleaved=len(runs),
             layers=lay[0] if lay else None, profiled_forward_ms=lay[1] if lay else None,
-            profiled_runs=lay[2] if lay else None, layer_time_method=lay[3] if lay else None, notes=notes,
+            profiled_runs=lay[2] if lay else None, layer_time_method=lay[3] if lay else None, notes=run_notes,
             macs_not_counted=run.plan.not_counted,
             page_faults_per_forward=run.faults / run.forwards if run.forwards else None,
             op_times=op_times.get(i) if (per_op or predict) else None, prediction=prediction,
-            trace=run.plan.trace if (per_op or predict) else None,
+            trace=run.plan.trace if (per_op or predict) else None, allocator_steady=bool(steady),
         ))
     return results
 

@@ -25,6 +25,7 @@ fixed cost). Each op is taken alone: no overlap with the next, no cache reuse be
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -46,15 +47,18 @@ EXP_ACTIVATIONS = frozenset({"sigmoid", "sigmoid_", "silu", "silu_", "tanh", "ta
 
 
 def conv_kind(op: Op, trace: Trace) -> str:
-    """The calibrated convolution kind of a ``convolution`` op, from its recorded geometry."""
+    """The kind of a ``convolution`` op, from its recorded geometry: the calibrated kinds, and
+    "depthwise 1x1" (a per-channel scale, LeNet-5's subsampling), charged as depthwise 3x3 s1.
+    Depthwise kernels up to 3 are charged as 3x3, larger ones as 5x5."""
     a = op.attrs
     kernel = a.get("kernel", (1,))
     groups = a.get("groups", 1)
     cin = trace.values[op.inputs[0]].shape[1] if op.inputs and len(trace.values[op.inputs[0]].shape) > 1 else 1
     if groups > 1 and groups == cin and not a.get("transposed"):
-        k = "3x3" if max(kernel) <= 3 else "5x5"
         s = "s1" if max(a.get("stride", (1,))) == 1 else "s2"
-        return f"depthwise {k} {s}"
+        if all(k == 1 for k in kernel):
+            return "depthwise 1x1"
+        return f"depthwise {'3x3' if max(kernel) <= 3 else '5x5'} {s}"
     if groups > 1:
         return "grouped"
     if cin <= 4:
@@ -64,11 +68,30 @@ def conv_kind(op: Op, trace: Trace) -> str:
     return "dense kxk"
 
 
+CONV_RATE = {"depthwise 1x1": "depthwise 3x3 s1"}  # a kind charged at another calibrated kind's fixed cost and rate
+
+
 def pool_kind(op: Op) -> str:
+    """max, avg or adaptive: the pooling type whose calibrated rate an op is charged at."""
     name = op.name
     if "adaptive" in name:
         return "adaptive"
     return "max" if "max" in name else "avg"
+
+
+def roofline_kind(op: Op, trace: Trace, cost_kind: str) -> str:
+    """What the roofline calls an op, for the prediction and for the measured time by kind alike."""
+    if cost_kind == FREE_KIND:
+        return "views"
+    if cost_kind == "conv" and op.name == "convolution":
+        return conv_kind(op, trace)
+    if cost_kind in MAC_KINDS:  # linear, matmul, bmm (and a convolution backward: as a matmul)
+        return "linear/matmul"
+    if cost_kind == "pooling":
+        return f"{pool_kind(op)} pooling"
+    if cost_kind == "activation" and op.name in EXP_ACTIVATIONS:
+        return "activation (exp)"
+    return cost_kind if cost_kind in _MEMORY_RATE else "other (no cost rule)"
 
 
 @dataclass(frozen=True)
@@ -97,26 +120,27 @@ def _scale(traffic: int, trace: Trace, op: Op, itemsize: int) -> int:
 def predict_op(op: Op, trace: Trace, cost_kind: str, macs: int, other: int, traffic: int, m: Machine) -> OpPrediction:
     flops = 2 * macs
     bandwidth = m.bandwidth_gbs * 1e9
-    if cost_kind == FREE_KIND:
-        return OpPrediction(op.index, "views", 0, traffic, 0.0, traffic / bandwidth, 0.0, traffic / bandwidth, "memory")
+    kind = roofline_kind(op, trace, cost_kind)
+    if kind == "views":  # no work; a fill (zeros, arange) writes its output
+        return OpPrediction(op.index, kind, 0, traffic, 0.0, traffic / bandwidth, 0.0, traffic / bandwidth,
+                            "memory" if traffic else "-")
     if cost_kind == "conv" and op.name == "convolution":
-        kind = conv_kind(op, trace)
-        compute, memory = flops / (m.conv_gflops[kind] * 1e9), traffic / bandwidth
-        fixed = m.fixed_us[kind] / 1e6
-    elif cost_kind in MAC_KINDS:  # linear, matmul, bmm (and a convolution backward: as a matmul)
-        kind = "linear/matmul"
+        rate = CONV_RATE.get(kind, kind)
+        compute, memory = flops / (m.conv_gflops[rate] * 1e9), traffic / bandwidth
+        fixed = m.fixed_us[rate] / 1e6
+    elif kind == "linear/matmul":
         compute, memory = flops / (m.peak_gflops * 1e9), traffic / (m.memory_gbs["linear"] * 1e9)
         fixed = m.fixed_us["linear"] / 1e6
     elif cost_kind == "pooling":
         pool = pool_kind(op)
-        kind = f"{pool} pooling"
-        compute, memory = other / (m.pool_rate[pool] * 1e9), traffic / bandwidth
+        kernel = op.attrs.get("kernel")
+        # window elements (the calibrated unit): output elements x window where the window is known;
+        # else (adaptive) the count's one per input element
+        windows = sum(trace.values[v].numel for v in op.outputs[:1]) * math.prod(kernel) if kernel else other
+        compute, memory = windows / (m.pool_rate[pool] * 1e9), traffic / bandwidth
         fixed = m.fixed_us[kind] / 1e6
     else:
-        rate = _MEMORY_RATE.get(cost_kind)
-        kind = cost_kind if rate is not None else "other (no cost rule)"
-        if cost_kind == "activation" and op.name in EXP_ACTIVATIONS:
-            rate = kind = "activation (exp)"
+        rate = kind if kind in m.memory_gbs else _MEMORY_RATE.get(cost_kind)
         compute, memory = 0.0, traffic / (m.memory_gbs[rate or "elementwise"] * 1e9)
         fixed = m.fixed_us[rate] / 1e6 if rate is not None else m.op_overhead_us / 1e6
     return OpPrediction(op.index, kind, flops, traffic, compute, memory, fixed, fixed + max(compute, memory),
@@ -181,7 +205,7 @@ class Prediction:
             if measured:
                 r["measured_share"] = r["measured_ms"] / 1e3 / measured_total if measured_total else 0.0
             out.append(r)
-        return sorted(out, key=lambda r: -(r.get("measured_ms") or r["predicted_ms"]))
+        return sorted(out, key=lambda r: -max(r.get("measured_ms", 0.0), r["predicted_ms"]))
 
 
 def predict_trace(trace: Trace, m: Machine, costs: OpCosts | None = None) -> Prediction:

@@ -50,20 +50,21 @@ def _conv_kind(type_name: str, attrs: dict[str, Any]) -> str:
     return f"conv {size}"
 
 
-def layers_from_op_times(tr: Any, seconds: Sequence[float], runs: int, method: str
-                         ) -> tuple[tuple[LayerTime, ...], float, int, str]:
-    """The per-layer rows from the per-op times (``archlab.measure.per_op``, by op index) and the
-    trace's MACs: each module's own ops (its children's excluded) summed; "(model)" holds the ops
-    the model's own forward runs outside every submodule."""
+def layers_from_op_times(tr: Any, op_times: Any) -> tuple[tuple[LayerTime, ...], float, int, str]:
+    """The per-layer rows from the per-op times (``archlab.measure.per_op.OpTimes``: each op of the
+    real forward with the module that ran it) and the trace's MACs: each module's own ops (its
+    children's excluded) summed; "(model)" holds the ops the model's own forward runs outside
+    every submodule. The real ops need not line up with the trace's one for one."""
     from archlab.analysis.costs import OpCosts
 
     own_us: dict[str, float] = {}
+    for name, seconds in zip(op_times.modules, op_times.seconds):
+        own_us[name] = own_us.get(name, 0.0) + seconds * 1e6
     own_macs: dict[str, int] = {}
     op_macs = OpCosts(tr).macs
     for op in tr.ops:
         name = tr.calls[op.call].name if op.call >= 0 else ""
         own_macs[name] = own_macs.get(name, 0) + op_macs[op.index]
-        own_us[name] = own_us.get(name, 0.0) + seconds[op.index] * 1e6
     total_us = sum(own_us.values())
     total_macs = sum(own_macs.values())
     parents = {tr.calls[c.parent].name for c in tr.calls if c.parent >= 0}
@@ -74,13 +75,13 @@ def layers_from_op_times(tr: Any, seconds: Sequence[float], runs: int, method: s
         calls[c.name] = calls.get(c.name, 0) + 1
     rows = []
     for name, c in first.items():
-        if name not in own_us:
+        if name not in own_us and not own_macs.get(name):
             continue  # a container that runs no op of its own
-        us = own_us[name]
+        us = own_us.get(name, 0.0)
         kind = _conv_kind(c.type, c.attrs) if name not in parents else f"{c.type} (own operations)"
         rows.append(LayerTime(name, c.type, kind, calls[name], us / 1e3, _share(us, total_us),
-                              own_macs[name], _share(own_macs[name], total_macs)))
-    return tuple(rows), total_us / 1e3, runs, method
+                              own_macs.get(name, 0), _share(own_macs.get(name, 0), total_macs)))
+    return tuple(rows), total_us / 1e3, op_times.runs, op_times.method
 
 
 def _share(part: float, total: float) -> float:

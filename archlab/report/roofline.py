@@ -106,7 +106,8 @@ def image(r: RooflineResult, path: str) -> bytes | str:
 
 def _machine_rows(m: Machine) -> list[tuple[str, str, str]]:
     rows = [("peak compute", f"{m.peak_gflops:.1f} GFLOP/s", "a 1024x1024 matmul (FLOPs = 2 x MACs)"),
-            ("memory bandwidth", f"{m.bandwidth_gbs:.1f} GB/s", "a 64 MB copy in fp32 (bytes read + written)"),
+            ("memory bandwidth", f"{m.bandwidth_gbs:.1f} GB/s", f"a copy of 16 M elements in {m.key['dtype']} "
+             "(bytes read + written)"),
             ("ridge point", f"{m.ridge:.1f} FLOP/B", "peak / bandwidth: ops below it are memory-bound"),
             ("per-op overhead", f"{m.op_overhead_us:.2f} µs", "a tiny element-wise op called from Python"),
             ("module overhead", f"{m.module_overhead_us:.2f} µs", "what calling an nn.Module adds, per module call")]
