@@ -6,8 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import (ALPHA, BATCH, FORMAT, INPUT_SIZE, OUTPUT, RES, SET, Format, TimeDType, device_option,
-                                 emit, force_option, parse_common, settle, stderr)
+from archlab.cli.options import (ALPHA, BATCH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, Format, TimeDType,
+                                 device_option, emit, force_option, parse_common, settle, stderr)
 
 THREADS = typer.Option(None, "--threads", help="torch intra-op threads (default: torch's current setting); the "
                                               "calibration is kept per thread count.")
@@ -23,11 +23,13 @@ def calibrate_cmd(
 ) -> None:
     """Measure the machine (peak compute, bandwidth, per-op overhead, convolution and memory-bound rates by kind)
     in a few seconds and cache it for latency --predict and roofline."""
+    from archlab.cli.progress import progress
     from archlab.measure.calibrate import machine
     from archlab.report import roofline as roofline_report
 
     settle()
-    m = machine(device, threads, dtype.value, fresh=not show)
+    with progress("calibrating") as step:
+        m = machine(device, threads, dtype.value, fresh=not show, progress=step)
     emit(roofline_report.render_machine(m, fmt.value), output)
 
 
@@ -42,6 +44,7 @@ def roofline_cmd(
     batch: Optional[int] = BATCH,
     res: Optional[int] = RES,
     input_size: Optional[str] = INPUT_SIZE,
+    forward_kw: Optional[List[str]] = FORWARD_KW,
     alpha: Optional[float] = ALPHA,
     sets: Optional[List[str]] = SET,
     force: bool = force_option("Run --measure even if the model looks too big for free memory."),
@@ -66,9 +69,12 @@ def roofline_cmd(
         if os.path.isdir(plot):
             raise UserError(f"cannot write '{plot}': it is a directory")
     settle()
-    size, options = parse_common(input_size, sets)
-    r = roofline(model, device=device, threads=threads, dtype=dtype.value, measure=measure, force=force,
-                 input_size=size, res=res, batch=batch, alpha=alpha, options=options)
+    size, options = parse_common(input_size, sets, forward_kw)
+    from archlab.cli.progress import progress
+
+    with progress("calibrating (once per machine, threads and dtype)") as step:
+        r = roofline(model, device=device, threads=threads, dtype=dtype.value, measure=measure, force=force,
+                     input_size=size, res=res, batch=batch, alpha=alpha, options=options, progress=step)
     if plot is not None:
         write_atomic(plot, roofline_report.image(r, plot))
         print(f"archlab: roofline written to {plot}", file=stderr())
