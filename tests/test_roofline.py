@@ -216,6 +216,10 @@ def test_a_machine_in_half_precision_moves_half_the_bytes():
     m32 = fake_machine(op_overhead_us=0.0, module_overhead_us=0.0, fixed_us=free)
     m16 = fake_machine(op_overhead_us=0.0, module_overhead_us=0.0, fixed_us=free, key={**m32.key, "dtype": "bf16"})
     assert predict_trace(tr, m16).seconds == pytest.approx(predict_trace(tr, m32).seconds / 2)
+    # per tensor: max pooling's int64 indices stay 8 bytes each at half precision
+    tr, _ = trace_model(nn.MaxPool2d(2, return_indices=True), input_size=(4, 8, 8))
+    pool = next(p for p in predict_trace(tr, m16).ops if p.kind == "max pooling")
+    assert pool.traffic == 4 * 8 * 8 * 2 + 4 * 4 * 4 * 2 + 4 * 4 * 4 * 8
 
 
 # --- the calibration cache -------------------------------------------------------------------

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+import torch
 
 from archlab.analysis.costs import FREE_KIND, OpCosts
 from archlab.analysis.trace import Call, Op, Trace
@@ -40,7 +43,15 @@ OVERWRITES = frozenset({"copy_", "fill_", "zero_"})
 GATHERS = frozenset({"embedding", "index_select", "gather", "index", "_unsafe_index", "take"})
 
 
-def value_bytes(trace: Trace, vid: int) -> int:
+def _itemsize(v: Any, float_bytes: int | None) -> int:
+    """A value's bytes per element; ``float_bytes``: fp32 values taken at another float's size
+    (a model traced in fp32, timed in fp16 or bf16)."""
+    if float_bytes is not None and v.dtype == torch.float32:
+        return float_bytes
+    return v.itemsize
+
+
+def value_bytes(trace: Trace, vid: int, float_bytes: int | None = None) -> int:
     """The bytes of one value as an operand: its elements, but no more than the storage it views
     (a broadcast view reads its storage once)."""
     v = trace.values[vid]
@@ -50,22 +61,23 @@ def value_bytes(trace: Trace, vid: int) -> int:
     while root.alias_of is not None and seen < 64:  # the storage a chain of views and in-place results shares
         root = trace.values[root.alias_of]
         seen += 1
-    return min(numel, root.numel) * v.itemsize
+    return min(numel, root.numel) * _itemsize(v, float_bytes)
 
 
-def op_traffic(op: Op, trace: Trace, kind: str) -> tuple[int, int]:
-    """(bytes read, bytes written) of one op taken alone; ``kind`` is its cost kind."""
+def op_traffic(op: Op, trace: Trace, kind: str, float_bytes: int | None = None) -> tuple[int, int]:
+    """(bytes read, bytes written) of one op taken alone; ``kind`` is its cost kind; ``float_bytes``:
+    fp32 tensors counted at this size instead (their other tensors, indices, at their own)."""
     if kind == FREE_KIND and op.name not in FILLS:
         return 0, 0
-    written = sum(math.prod(trace.values[v].shape) * trace.values[v].itemsize for v in op.outputs)
+    written = sum(math.prod(trace.values[v].shape) * _itemsize(trace.values[v], float_bytes) for v in op.outputs)
     if kind == FREE_KIND:
         return 0, written
     inputs = list(dict.fromkeys(op.inputs))  # a tensor passed twice (x * x) is read once
     if op.name in OVERWRITES:
         inputs = [v for v in dict.fromkeys(op.inputs[1:]) if v != op.inputs[0]] if op.inputs else []
     if op.name in GATHERS and inputs:  # the table is the first argument of each (embedding's weight)
-        return written + sum(value_bytes(trace, v) for v in inputs[1:]), written
-    return sum(value_bytes(trace, v) for v in inputs), written
+        return written + sum(value_bytes(trace, v, float_bytes) for v in inputs[1:]), written
+    return sum(value_bytes(trace, v, float_bytes) for v in inputs), written
 
 
 @dataclass
@@ -78,12 +90,12 @@ class OpTraffic:
     _prefix_written: list[int]
 
     @classmethod
-    def of(cls, trace: Trace, costs: OpCosts | None = None) -> "OpTraffic":
+    def of(cls, trace: Trace, costs: OpCosts | None = None, float_bytes: int | None = None) -> "OpTraffic":
         costs = costs or OpCosts(trace)
         read, written = [], []
         pr, pw = [0], [0]
         for op in trace.ops:
-            r, w = op_traffic(op, trace, costs.kinds[op.index])
+            r, w = op_traffic(op, trace, costs.kinds[op.index], float_bytes)
             read.append(r)
             written.append(w)
             pr.append(pr[-1] + r)

@@ -107,16 +107,6 @@ class OpPrediction:
     bound: str  # compute, memory or overhead
 
 
-def _scale(traffic: int, trace: Trace, op: Op, itemsize: int) -> int:
-    """Traffic at the timed dtype: the trace's fp32 floats moved at ``itemsize`` bytes instead."""
-    if itemsize == 4:
-        return traffic
-    floats = [trace.values[v] for v in (*op.inputs, *op.outputs)]
-    if floats and all(v.dtype.is_floating_point and v.itemsize == 4 for v in floats):
-        return traffic * itemsize // 4
-    return traffic
-
-
 def predict_op(op: Op, trace: Trace, cost_kind: str, macs: int, other: int, traffic: int, m: Machine) -> OpPrediction:
     flops = 2 * macs
     bandwidth = m.bandwidth_gbs * 1e9
@@ -211,10 +201,11 @@ class Prediction:
 def predict_trace(trace: Trace, m: Machine, costs: OpCosts | None = None) -> Prediction:
     """Predict every op of ``trace`` on the machine ``m`` (its dtype: fp32 floats scaled)."""
     costs = costs or OpCosts(trace)
-    traffic = OpTraffic.of(trace, costs)
-    itemsize = {"fp32": 4, "fp16": 2, "bf16": 2}.get(m.key.get("dtype", "fp32"), 4)
+    # the trace's fp32 tensors at the timed dtype's size (indices and other dtypes at their own)
+    float_bytes = {"fp32": 4, "fp16": 2, "bf16": 2}.get(m.key.get("dtype", "fp32"), 4)
+    traffic = OpTraffic.of(trace, costs, float_bytes)
     ops = tuple(predict_op(op, trace, costs.kinds[op.index], costs.macs[op.index], costs.other[op.index],
-                           _scale(traffic.read[op.index] + traffic.written[op.index], trace, op, itemsize), m)
+                           traffic.read[op.index] + traffic.written[op.index], m)
                 for op in trace.ops)
     return Prediction(ops, m, len(trace.calls))
 
