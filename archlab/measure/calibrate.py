@@ -285,6 +285,8 @@ def _timer(device: str) -> Callable[[], float]:
     return time.perf_counter
 
 
+MATMUL_N = 1024  # the peak: an N x N x N matmul
+COPY_ELEMENTS = 1 << 24  # the bandwidth: a copy of 16 M elements (64 MB in fp32), past the caches
 COLD_BYTES = 32 << 20  # the copies a benchmark cycles through hold at least this much: past the per-core caches
 POOL_ELEMENTS = 24 << 20  # the random numbers the copies are cut from (96 MB in fp32): drawn once
 
@@ -375,12 +377,12 @@ def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
         torch.set_num_threads(threads)
         with on_device(device), torch.inference_mode(), allocator_fixed():
             step("peak compute (matmul)")
-            n = 1024
+            n = MATMUL_N
             a, b = rand(n, n), rand(n, n)
             peak = 2 * n ** 3 / _median_time(lambda: torch.mm(a, b), clock) / 1e9
 
             step("memory bandwidth (copy)")
-            big = 1 << 24  # 16 M elements: 64 MB in fp32, past the caches
+            big = COPY_ELEMENTS
             src, dst = rand(big), rand(big)
             bw = 2 * big * src.element_size() / _median_time(lambda: dst.copy_(src), clock) / 1e9
             src = dst = None  # 128 MB given back before the next benchmarks

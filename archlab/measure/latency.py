@@ -161,9 +161,7 @@ class LatencyResult:
             d["ops_lined_up_with_trace"] = self.op_times.aligned
             if not self.op_times.aligned:
                 d["measured_by_op_name"] = by_op_kind(self.trace, self.op_times)
-                d["measured_ops"] = [{"index": i, "op": t, "module": m, "measured_ms": s * 1e3} for i, (t, m, s) in
-                                     enumerate(zip(self.op_times.targets, self.op_times.modules,
-                                                   self.op_times.seconds))]
+                d["measured_ops"] = self.measured_op_rows()
         if self.prediction is not None:
             d["predicted_ms"] = self.predicted_ms
             d["predicted_over_measured"] = self.predicted_over_measured
@@ -181,16 +179,20 @@ class LatencyResult:
             d["layers"] = [layer.to_dict() for layer in self.layers]
         return d
 
+    def measured_op_rows(self) -> list[dict[str, Any]]:
+        """One row per op of the real forward, as the per-op clock saw it: op, module, measured time."""
+        t = self.op_times
+        return [{"index": i, "op": op, "module": module, "measured_ms": seconds * 1e3}
+                for i, (op, module, seconds) in enumerate(zip(t.targets, t.modules, t.seconds))]
+
     def op_rows(self) -> list[dict[str, Any]]:
-        """One row per traced op: its module, kind, FLOPs, traffic, and measured and predicted time;
-        when the real ops are not the trace's, the predicted rows and then the measured ones apart."""
+        """One row per traced op: its module, kind, FLOPs, traffic, and measured and predicted time.
+        When the real ops are not the trace's, the rows carry no measured time (with a prediction)
+        or are the real forward's ops (without one): ``measured_op_rows``."""
         tr = self.trace
         pred = self.prediction.ops if self.prediction is not None else None
-        if self.op_times is not None and not self.lined_up:
-            measured = [{"index": i, "op": t, "module": m, "measured_ms": s * 1e3} for i, (t, m, s) in
-                        enumerate(zip(self.op_times.targets, self.op_times.modules, self.op_times.seconds))]
-            if pred is None:
-                return measured
+        if pred is None and self.op_times is not None and not self.lined_up:
+            return self.measured_op_rows()
         rows = []
         for op in tr.ops:
             row: dict[str, Any] = {"index": op.index, "op": op.target,

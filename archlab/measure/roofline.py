@@ -29,8 +29,9 @@ class RooflinePoint:
     measured_ms: float | None = None
 
     @property
-    def intensity(self) -> float:
-        return self.flops / self.traffic_bytes if self.traffic_bytes else float("inf")
+    def intensity(self) -> float | None:
+        """FLOPs per byte moved; None when the op moves nothing (then it is not plotted)."""
+        return self.flops / self.traffic_bytes if self.traffic_bytes else None
 
     @property
     def predicted_gflops(self) -> float:

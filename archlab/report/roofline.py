@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from archlab.measure.calibrate import Machine
+from archlab.measure.calibrate import COPY_ELEMENTS, MATMUL_N, Machine
 from archlab.measure.roofline import RooflineResult
 from archlab.report import formats
 from archlab.report.figures import FigureSpec, Series
@@ -105,9 +105,10 @@ def image(r: RooflineResult, path: str) -> bytes | str:
 
 
 def _machine_rows(m: Machine) -> list[tuple[str, str, str]]:
-    rows = [("peak compute", f"{m.peak_gflops:.1f} GFLOP/s", "a 1024x1024 matmul (FLOPs = 2 x MACs)"),
-            ("memory bandwidth", f"{m.bandwidth_gbs:.1f} GB/s", f"a copy of 16 M elements in {m.key['dtype']} "
-             "(bytes read + written)"),
+    n, copied = MATMUL_N, COPY_ELEMENTS / 2 ** 20
+    rows = [("peak compute", f"{m.peak_gflops:.1f} GFLOP/s", f"a {n}x{n} matmul (FLOPs = 2 x MACs)"),
+            ("memory bandwidth", f"{m.bandwidth_gbs:.1f} GB/s", f"a copy of {copied:g} Mi elements in "
+             f"{m.key['dtype']} (bytes read + written, 1 GB = 1e9 bytes)"),
             ("ridge point", f"{m.ridge:.1f} FLOP/B", "peak / bandwidth: ops below it are memory-bound"),
             ("per-op overhead", f"{m.op_overhead_us:.2f} µs", "a tiny element-wise op called from Python"),
             ("module overhead", f"{m.module_overhead_us:.2f} µs", "what calling an nn.Module adds, per module call")]
