@@ -5,7 +5,7 @@ The public API is imported lazily, so that ``archlab --help`` does not import to
 
 __version__ = "0.1.0"
 
-__all__ = ["analyze", "build", "calibrate", "compare", "cost_rule", "count", "dwsc", "latency", "list_models", "memory",
+__all__ = ["Model", "analyze", "build", "calibrate", "compare", "cost_rule", "count", "dwsc", "latency", "list_models", "memory",
            "predict", "receptive_field", "resolve", "roofline", "trace_layers", "UserError", "__version__"]
 
 # public name -> (module, attribute): where each lives in the pipeline
@@ -13,13 +13,15 @@ _PUBLIC = {
     "build": ("archlab.models.resolve", "build"),
     "resolve": ("archlab.models.resolve", "resolve"),
     "list_models": ("archlab.models.catalog", "list_models"),
-    "count": ("archlab.analysis.count", "count"),
-    "trace_layers": ("archlab.analysis.per_layer", "trace_layers"),
-    "receptive_field": ("archlab.analysis.receptive_field", "receptive_field"),
-    "memory": ("archlab.analysis.memory", "memory"),
+    "Model": ("archlab.api.model", "Model"),
+    "count": ("archlab.api.count", "count"),
+    "trace_layers": ("archlab.api.layers", "trace_layers"),
+    "receptive_field": ("archlab.api.layers", "receptive_field"),
+    "memory": ("archlab.api.memory", "memory"),
+    "training_memory": ("archlab.api.memory", "training_memory"),
     "dwsc": ("archlab.analysis.laws", "dwsc"),
-    "compare": ("archlab.analysis.compare", "compare_models"),
-    "analyze": ("archlab.analysis.analyze", "analyze"),
+    "compare": ("archlab.api.compare", "compare_models"),
+    "analyze": ("archlab.api.analyze", "analyze"),
     "cost_rule": ("archlab.analysis.costs", "cost_rule"),
     "latency": ("archlab.measure.latency", "latency"),
     "calibrate": ("archlab.measure.calibrate", "machine"),

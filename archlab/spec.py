@@ -338,3 +338,80 @@ def coerce(key: str, raw: Any, default: Any) -> Any:
         kind = type(default).__name__
         raise UserError(f"option '{key}' must be {_TYPE_WORDS.get(kind, kind)}, got '{raw}'") from None
     return raw
+
+
+def check_batch(batch: Any) -> int | None:
+    """A batch size as the API and the CLI take it: None (the default, 1) or a whole number >= 1."""
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise UserError(f"batch must be a whole number of at least 1, got {batch!r}")
+    return batch
+
+
+def check_depth(depth: Any) -> int:
+    """The depth of a per-layer table: a whole number >= 0."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise UserError(f"depth must be a whole number of at least 0, got {depth!r}")
+    return depth
+
+
+def _is_shape(x: Any) -> bool:
+    return isinstance(x, (tuple, list)) and bool(x) and all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in x)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the forward is fed, as the user gave it, parsed and checked once at the edge (the CLI's
+    ``--input-size``/``--forward-kw``, the API's ``input_size=``/``forward_kw=``): the tensor inputs,
+    one sample's shape each (the batch is prepended when the tensors are made), with a dtype and a
+    keyword where given, and the forward's non-tensor keyword options.
+
+    ``Inputs.of`` takes every accepted form: ``"3,224,224"``, ``(3, 224, 224)``, ``"int64:128"``,
+    several (``"3,16,16;10"``, ``[(3, 16, 16), (10,)]``), keywords (``"input_ids=int64:128"``),
+    options (``"use_cache=false"`` in the size, or ``forward_kw``), or an ``Inputs`` already made.
+    No shape means the model's own inputs (with the options, if any)."""
+
+    shapes: tuple[tuple[int, ...], ...] = ()  # a tuple, or an InputShape where a dtype or keyword is given
+    options: tuple[ForwardOption, ...] = ()
+
+    @classmethod
+    def of(cls, input_size: Any = None, forward_kw: Any = None) -> Inputs:
+        if isinstance(input_size, Inputs):
+            made = input_size
+        else:
+            if isinstance(input_size, str):
+                input_size = parse_input_size(input_size)
+            made = cls._of_size(input_size)
+        if forward_kw is None:
+            return made
+        merged = with_forward_kw(made.size, forward_kw)
+        return cls._of_size(merged)
+
+    @classmethod
+    def _of_size(cls, size: Any) -> Inputs:
+        if size is None:
+            return cls()
+        several = isinstance(size, list) or (isinstance(size, tuple) and bool(size) and all(
+            isinstance(s, (tuple, list, ForwardOption)) for s in size))
+        items = list(size) if several else [size]
+        if several and not items:
+            return cls()
+        shapes = [s for s in items if not isinstance(s, ForwardOption)]
+        for shape in shapes:
+            if not _is_shape(shape):
+                raise UserError(f"input_size must be positive whole numbers (C,H,W), or a list of such, got {size!r}")
+        return cls(tuple(s if isinstance(s, InputShape) and s.described else tuple(s) for s in shapes),
+                   tuple(s for s in items if isinstance(s, ForwardOption)))
+
+    @property
+    def given(self) -> bool:
+        """Whether anything was given (else: the model's own inputs, as they are)."""
+        return bool(self.shapes or self.options)
+
+    @property
+    def size(self) -> Any:
+        """The input size in ``parse_input_size``'s form: one shape; a list of the inputs and options;
+        the options alone (the model's own inputs, with them); None when nothing was given."""
+        if len(self.shapes) == 1 and not self.options:
+            return self.shapes[0]
+        return [*self.shapes, *self.options] if self.given else None

@@ -72,7 +72,7 @@ def analysis_step(tool: str, model: str) -> float:
 
 def archlab_step(model: str) -> float:
     code = (
-        "import time, torch, archlab\nfrom archlab.analysis.count import count_trace\nfrom archlab.analysis.trace import trace\n"
+        "import time, torch, archlab\nfrom archlab.analysis.count import count_trace\nfrom archlab.trace.run import trace\n"
         f"r = archlab.resolve({model!r}); m = r.build(device='meta')\n"
         "x = torch.empty(r.input_shape, device='meta')\n"
         "t = time.perf_counter(); count_trace(trace(m, x), r.label); print(time.perf_counter() - t)\n"

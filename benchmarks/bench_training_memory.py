@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archlab.analysis.training_memory import training_memory
+from archlab.api.memory import training_memory
 
 CASES = (("resnet18", 64), ("mobilenet_v2", 64), ("unet", 188))
 

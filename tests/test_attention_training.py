@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from archlab.analysis.trace import _nested_tensors
-from archlab.analysis.training import build_for_training
+from archlab.trace.recorder import nested_tensors
+from archlab.spec import Inputs
+from archlab.trace.run import build
 
 FILE = '''
 import torch
@@ -83,7 +84,7 @@ def flop_counter_training_macs(model, inputs, kwargs=None):
     model.train()
     with FlopCounterMode(display=False) as counter:
         out = model(*inputs, **(kwargs or {}))
-        loss = sum(t.sum() for t in _nested_tensors(out) if t.is_floating_point() and t.requires_grad)
+        loss = sum(t.sum() for t in nested_tensors(out) if t.is_floating_point() and t.requires_grad)
         loss.backward()
     return counter.get_total_flops() // 2
 
@@ -99,8 +100,8 @@ def test_every_attention_backend_trains_with_a_complete_count(cli, path, backend
     d = training(cli, f"{path}:tiny@backend={backend}", "--input-size", f"{TOKENS},32")
     assert d["unsupported_ops"] == [] and d["status"] == "complete"
     if backend in FLOP_COUNTER_KNOWS:
-        model, inputs, _ = build_for_training(f"{path}:tiny@backend={backend}", input_size=(TOKENS, 32))
-        assert d["training_macs"] == flop_counter_training_macs(model, inputs)
+        built = build(f"{path}:tiny@backend={backend}", Inputs.of((TOKENS, 32)))
+        assert d["training_macs"] == flop_counter_training_macs(built.module, built.args)
 
 
 def test_the_fused_backward_is_the_forward_products_and_the_five_gradient_products(cli, path):
@@ -117,10 +118,10 @@ def test_the_fused_backward_is_the_forward_products_and_the_five_gradient_produc
 def test_the_backward_rule_by_hand(path):
     import archlab
     from archlab.analysis.costs import OpCosts
-    from archlab.analysis.training import trace_training
+    from archlab.trace.run import trace_training
 
-    model, inputs, _ = build_for_training(f"{path}:tiny@backend=efficient,layers=1", input_size=(TOKENS, 32))
-    tt = trace_training(model, inputs)
+    built = build(f"{path}:tiny@backend=efficient,layers=1", Inputs.of((TOKENS, 32)))
+    tt = trace_training(built.module, built.args)
     costs = OpCosts(tt.trace)
     ops = [op for op in tt.trace.ops if op.name == "_scaled_dot_product_efficient_attention_backward"]
     assert len(ops) == 1
@@ -153,7 +154,7 @@ def test_a_language_model_trains_from_token_ids(cli, tmp_path):
     assert d["unsupported_ops"] == [] and d["input_shape"] == [1, 16]
     r = cli("count", f"{p}:gpt2", "--training", "--input-size", "input_ids=int64:16;use_cache=true", "--depth", "0")
     assert "input input_ids=int64:1x16" in r.out.splitlines()[0] and "use_cache=true" in r.out.splitlines()[0]
-    model, inputs, _ = build_for_training(f"{p}:gpt2", input_size="input_ids=int64:16;use_cache=true")
-    assert inputs == () and inputs.kwargs["input_ids"].dtype == torch.long and inputs.kwargs["use_cache"] is True
-    assert d["training_macs"] == flop_counter_training_macs(model, inputs, inputs.kwargs)
+    built = build(f"{p}:gpt2", Inputs.of("input_ids=int64:16;use_cache=true"))
+    assert built.args == () and built.kwargs["input_ids"].dtype == torch.long and built.kwargs["use_cache"] is True
+    assert d["training_macs"] == flop_counter_training_macs(built.module, built.args, built.kwargs)
     assert d["backward_macs"] > d["forward_macs"] > 0

@@ -629,9 +629,9 @@ def test_the_default_depths_are_explained_and_the_api_has_the_clis(cli):
     assert "[default: 3]" in trace_help
     import inspect
 
-    from archlab.analysis.count import count
-    from archlab.analysis.per_layer import trace_layers
-    from archlab.analysis.receptive_field import receptive_field
+    from archlab.api.count import count
+    from archlab.api.layers import trace_layers
+    from archlab.api.layers import receptive_field
 
     defaults = {f.__name__: inspect.signature(f).parameters["depth"].default
                 for f in (count, trace_layers, receptive_field)}

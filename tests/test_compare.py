@@ -17,7 +17,7 @@ def _csv(text):
 
 
 def _count(spec):
-    from archlab.analysis.count import count
+    from archlab.api.count import count
 
     return count(spec, depth=0)
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import archlab
-from archlab.analysis.trace import trace
+from archlab.trace.run import trace
 
 
 def count(module, *shape):

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from archlab.analysis.diagram import diagram
+from archlab.api.layers import diagram
 from archlab.report import diagram as diagram_report
 from conftest import assert_one_line_error
 
@@ -48,7 +48,7 @@ def test_densenet_and_unet_concatenations():
 
 
 def test_model_boxes_add_up():
-    from archlab.analysis.count import count
+    from archlab.api.count import count
 
     d = diagram("resnet50", depth=1)
     c = count("resnet50", depth=0)

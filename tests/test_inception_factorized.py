@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import archlab
-from archlab.analysis.trace import trace
+from archlab.trace.run import trace
 from archlab.models.catalog import get_model_info
 
 

@@ -118,7 +118,7 @@ def test_compound_result_and_official_model():
 
 
 def test_compare_models_rows_and_ratios():
-    from archlab.analysis.compare import compare_models
+    from archlab.api.compare import compare_models
 
     rows = compare_models(["alexnet", "googlenet"])
     a, g = rows
@@ -499,7 +499,7 @@ def test_a_failed_report_leaves_no_empty_reports_folder(cli, tmp_path, monkeypat
 
 
 def test_efficientnet_plot_holds_the_sweep_the_official_points_and_the_chosen_phi():
-    from archlab.analysis.count import count
+    from archlab.api.count import count
     from archlab.analysis.laws import compound
     from archlab.report.figures import series_of
     from archlab.report.files import phi_figure

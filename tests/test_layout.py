@@ -5,7 +5,7 @@ Every ``import``/``from ... import`` statement counts, at module level or inside
 failure to run time), and so does an import under ``if TYPE_CHECKING:``. The edge goes to the
 most specific module named: ``from archlab.report import count`` is an edge to
 ``archlab.report.count``. The implicit import of a parent package (importing
-``archlab.analysis.trace`` runs ``archlab/analysis/__init__.py`` first) is not an edge: the
+``archlab.trace.run`` runs ``archlab/trace/__init__.py`` first) is not an edge: the
 package ``__init__`` files hold no code that imports back (``archlab/__init__.py`` resolves its
 public names lazily, in ``__getattr__``).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "archlab"
 
@@ -113,19 +112,69 @@ def test_no_import_cycle_inside_archlab():
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
-# The one exception to "analysis never imports report": analyze() is the notebook's facade, whose
-# Report renders itself (_repr_markdown_) with the report layer's renderers.
-FACADE = "archlab.analysis.analyze"
+# The pipeline, lowest layer first: a module may import its own layer and the layers below it, never
+# one above. The base holds the vocabulary every layer shares (errors, units, specs and inputs, the
+# user-code guard, the cache folder); api/ joins a meta analysis with a measurement (archlab.Model,
+# archlab.count/memory/analyze/compare, the report's data) and sits above report/ because its
+# objects render themselves in a notebook (Model._repr_html_, Report._repr_markdown_).
+LAYERS = (
+    ("base", ("archlab", "archlab.errors", "archlab.units", "archlab.spec", "archlab.user_code", "archlab.cache")),
+    ("models", ("archlab.models",)),
+    ("trace", ("archlab.trace",)),
+    ("analysis", ("archlab.analysis",)),
+    ("measure", ("archlab.measure",)),
+    ("verify", ("archlab.verify",)),
+    ("report", ("archlab.report",)),
+    ("api", ("archlab.api",)),
+    ("cli", ("archlab.cli", "archlab.__main__")),
+)
 
 
-@pytest.mark.parametrize("layer, forbidden", [
-    ("archlab.models", ("archlab.analysis", "archlab.measure", "archlab.report", "archlab.cli", "archlab.verify")),
-    ("archlab.analysis", ("archlab.report", "archlab.cli")),
-    ("archlab.measure", ("archlab.report", "archlab.cli")),
-    ("archlab.report", ("archlab.cli",)),
-    ("archlab.verify", ("archlab.report", "archlab.cli")),
-])
-def test_imports_flow_one_way(layer, forbidden):
-    wrong = sorted(f"{m} -> {t}" for m, targets in import_graph().items() if m.startswith(layer) and m != FACADE
-                   for t in targets if t.startswith(forbidden))
+def layer_of(module: str) -> int:
+    """The rank of the layer a module belongs to (its longest matching prefix)."""
+    best, rank = -1, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, rank = len(prefix), i
+    assert rank >= 0, f"{module} is in no layer of LAYERS"
+    return rank
+
+
+def test_every_module_has_a_layer():
+    for module in import_graph():
+        layer_of(module)
+
+
+def test_imports_flow_one_way():
+    """No module imports a layer above its own: analysis never imports measure or verify, measure
+    never imports verify, nothing below api/ imports it."""
+    wrong = sorted(f"{m} ({LAYERS[layer_of(m)][0]}) -> {t} ({LAYERS[layer_of(t)][0]})"
+                   for m, targets in import_graph().items() for t in targets if layer_of(t) > layer_of(m))
     assert wrong == []
+
+
+def test_the_checker_finds_an_upward_edge():
+    assert layer_of("archlab.analysis.count") < layer_of("archlab.measure.latency")
+    assert layer_of("archlab.spec") == 0 and layer_of("archlab.cli.count") == len(LAYERS) - 1
+    assert layer_of("archlab.trace.run") < layer_of("archlab.analysis.costs")
+
+
+def private_imports() -> list[str]:
+    """``from archlab.x import _name`` anywhere in archlab/ or tests/, where ``_name`` is not a module:
+    a module's underscore names are its own."""
+    modules = _modules()
+    found = []
+    paths = [*sorted(ROOT.rglob("*.py")), *sorted((ROOT.parent / "tests").glob("*.py"))]
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("archlab"):
+                for alias in node.names:
+                    if alias.name.startswith("_") and f"{node.module}.{alias.name}" not in modules \
+                            and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(ROOT.parent)}: {node.module}.{alias.name}")
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    assert private_imports() == []

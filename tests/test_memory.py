@@ -6,8 +6,8 @@ from torch import nn
 
 import archlab
 from archlab.analysis.memory import inference_peak, m_of_g
-from archlab.analysis.trace import trace
-from archlab.analysis.memory import memory
+from archlab.trace.run import trace
+from archlab.api.memory import memory
 
 
 class Block(nn.Module):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import archlab
-from archlab.analysis.trace import trace
+from archlab.trace.run import trace
 from archlab.models.catalog import get_model_info
 
 # Models whose output is not (N, 1000) class scores.

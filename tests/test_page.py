@@ -7,8 +7,9 @@ import pytest
 
 import archlab
 from archlab.analysis.memory import inference_peak
-from archlab.analysis.page import leaves, live_timeline, page_data, stage_boundaries
-from archlab.analysis.trace import trace_model
+from archlab.analysis.page import leaves, live_timeline, stage_boundaries
+from archlab.api.page import page_data
+from archlab.trace.run import trace_model
 from archlab.report import page
 from archlab.report.figures import draw, series_of, svg_of
 from conftest import assert_one_line_error

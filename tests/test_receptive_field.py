@@ -8,8 +8,8 @@ from torch import nn
 
 import archlab
 from archlab.analysis.receptive_field import receptive_fields
-from archlab.analysis.trace import trace
-from archlab.analysis.receptive_field import receptive_field
+from archlab.trace.run import trace
+from archlab.api.layers import receptive_field
 
 
 def _field(model, *shape):
@@ -167,7 +167,7 @@ def measured_region(model, layer, input_size, samples=64, seed=0):
 
 
 def analytic_region(spec, layer, input_size, unit):
-    tr, _ = archlab.analysis.trace.trace_model(spec, input_size=input_size)
+    tr, _ = archlab.trace.run.trace_model(spec, input_size=input_size)
     rf = receptive_fields(tr)
     call = [c for c in tr.calls if c.name == layer][-1]
     f = rf.of(call.outputs[0])
@@ -409,9 +409,9 @@ def measured_windows(model, input_size, units):
     ("hourglass@stacks=2,features=2,num_joints=1", (3, 128, 128), None),  # nearest x2, adds, padding
 ])
 def test_every_phase_of_an_up_sampled_field_equals_the_measured_one(spec, input_size, widths):
-    from archlab.analysis.receptive_field import _window, headline
+    from archlab.analysis.receptive_field import unit_window, headline
 
-    tr, _ = archlab.analysis.trace.trace_model(spec, input_size=input_size)
+    tr, _ = archlab.trace.run.trace_model(spec, input_size=input_size)
     h = headline(tr, receptive_fields(tr))
     phase = h.field.phase
     assert phase is not None and phase[0] == phase[1]
@@ -430,7 +430,7 @@ def test_every_phase_of_an_up_sampled_field_equals_the_measured_one(spec, input_
     for (y, x_), (rows, cols) in zip(units, measured):
         expected = []
         for axis, o in enumerate((y, x_)):
-            lo, hi = _window(phase[axis], o)
+            lo, hi = unit_window(phase[axis], o)
             seen.add(hi - lo + 1)
             expected.append((max(lo, 0), min(hi, input_size[axis + 1] - 1)))  # the input's border clips
         assert (rows, cols) == tuple(expected), (y, x_)
@@ -484,7 +484,7 @@ def test_exact_windows_of_up_sampling_ops(layers, widths, period):
 def test_an_up_sampled_field_measured_in_a_tiny_model():
     model = nn.Sequential(conv(k=3, s=2, p=1), nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1))
     f, _ = _field(model, 2, 16, 16)
-    from archlab.analysis.receptive_field import _window
+    from archlab.analysis.receptive_field import unit_window
     _, measured = measured_windows(model, (2, 16, 16), [(6, 6), (7, 7)])
     for o, (rows, cols) in zip((6, 7), measured):
-        assert rows == cols == _window(f.phase[0], o)
+        assert rows == cols == unit_window(f.phase[0], o)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import archlab
-from archlab.analysis.trace import trace_model
+from archlab.trace.run import trace_model
 from archlab.analysis.traffic import OpTraffic
 from archlab.measure import calibrate as cal
 from archlab.measure.calibrate import Machine

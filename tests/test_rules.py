@@ -1,4 +1,4 @@
-"""Per-op rules: the one registry mechanism (archlab.analysis.rules) and user cost rules
+"""Per-op rules: the one registry mechanism (archlab.trace.rules) and user cost rules
 (archlab.cost_rule)."""
 
 import dataclasses
@@ -9,7 +9,7 @@ from torch import nn
 
 import archlab
 from archlab.analysis.costs import COST_RULES, cost_rules_restored, remove_cost_rule
-from archlab.analysis.rules import OpRules, op_key
+from archlab.trace.rules import OpRules, op_key
 from archlab.errors import UserError
 
 

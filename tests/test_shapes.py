@@ -1,10 +1,10 @@
-"""The shape rules of the trace (archlab.analysis.shapes) against real tensors."""
+"""The shape rules of the trace (archlab.trace.shapes) against real tensors."""
 
 import pytest
 import torch
 from torch import nn
 
-from archlab.analysis.trace import trace
+from archlab.trace.run import trace
 
 
 # The trace answers some shapes itself (to avoid importing torch._dynamo); they must agree with PyTorch.

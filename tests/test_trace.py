@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import archlab
-from archlab.analysis.trace import INPUT, PARAM, trace
+from archlab.trace.graph import INPUT, PARAM
+from archlab.trace.run import trace
 
 
 class Residual(nn.Module):

@@ -12,8 +12,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archlab
 from archlab.analysis.count import count_training
-from archlab.analysis.trace import _nested_tensors
-from archlab.analysis.training import build_for_training, trace_training
+from archlab.trace.recorder import nested_tensors
+from archlab.spec import Inputs
+from archlab.trace.run import build, trace_training
 from archlab.errors import UserError
 from archlab.models.catalog import list_models
 
@@ -38,7 +39,7 @@ def _flop_counter_total(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> i
     model.train()
     with FlopCounterMode(display=False) as counter:
         out = model(*inputs)
-        loss = sum(t.sum() for t in _nested_tensors(out) if t.is_floating_point() and t.requires_grad)
+        loss = sum(t.sum() for t in nested_tensors(out) if t.is_floating_point() and t.requires_grad)
         loss.backward()
     return counter.get_total_flops()
 
@@ -70,12 +71,12 @@ def test_every_model_is_listed():
 def test_training_macs_match_flop_counter(name):
     """2 x training MACs == FlopCounterMode's total over forward + backward, exactly; where the model has
     grouped convolutions, FlopCounterMode's total also has its grouped weight-gradient excess (by formula)."""
-    model, inputs, label = build_for_training(name, res=RES.get(name, 64), batch=2)
-    tt = trace_training(model, inputs)
-    result = count_training(tt, label)
+    built = build(name, Inputs(), res=RES.get(name, 64), batch=2)
+    tt = trace_training(built.module, built.args)
+    result = count_training(tt, built.label)
     assert result.status == "complete", result.unsupported_ops
-    fresh, fresh_inputs, _ = build_for_training(name, res=RES.get(name, 64), batch=2)
-    expected = _flop_counter_total(fresh, fresh_inputs)
+    fresh = build(name, Inputs(), res=RES.get(name, 64), batch=2)
+    expected = _flop_counter_total(fresh.module, fresh.args)
     assert 2 * result.training_macs + _flop_counter_grouped_excess(tt) == expected
     # the rows of the model's children and what lies outside them add up to the totals
     top = [l for l in result.layers if l.depth == 1]
@@ -158,11 +159,11 @@ def test_frozen_backbone_by_hand():
     fc = next(l for l in r.layers if l.name == "fc")
     assert (fc.input_grad_macs, fc.weight_grad_macs) == (0, 2 * 512 * 1000)
     # FlopCounterMode agrees when the same parameters have requires_grad False
-    model, inputs, _ = build_for_training("resnet18", res=64, batch=2)
-    for name, p in model.named_parameters():
+    built = build("resnet18", Inputs(), res=64, batch=2)
+    for name, p in built.module.named_parameters():
         if not name.startswith("fc."):
             p.requires_grad_(False)
-    assert _flop_counter_total(model, inputs) == 2 * r.training_macs
+    assert _flop_counter_total(built.module, built.args) == 2 * r.training_macs
 
 
 def test_frozen_middle_still_passes_gradients():

@@ -8,8 +8,9 @@ import json
 import pytest
 from torch import nn
 
-from archlab.analysis.training import trace_training
-from archlab.analysis.training_memory import bill, parse_bytes, step_peak, training_memory
+from archlab.trace.run import trace_training
+from archlab.analysis.training_memory import parse_bytes, step_peak
+from archlab.api.memory import training_memory
 from archlab.errors import UserError
 
 

@@ -44,7 +44,7 @@ def test_zoo_html_is_up_to_date(cli):
 
 
 def test_compare_html_draws_the_models_side_by_side(cli, tmp_path):
-    from archlab.analysis.compare import compare_models
+    from archlab.api.compare import compare_models
     from archlab.report.compare import compare_figure
 
     rows = compare_models(["lenet5", "resnet18"])

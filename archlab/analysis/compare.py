@@ -4,15 +4,14 @@ resolution multiplier with its law is ``archlab.analysis.laws.compare_scaling``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from archlab.analysis.costs import count_status
-from archlab.analysis.count import count_trace
+from archlab.analysis.count import count_trace, count_training
 from archlab.analysis.memory import inference_peak
 from archlab.analysis.receptive_field import extent, headline, receptive_fields
-from archlab.analysis.trace import trace_model
-from archlab.measure.latency import measure_all
+from archlab.analysis.training_memory import bill
+from archlab.trace.graph import Trace, TrainingTrace
 
 
 @dataclass(frozen=True)
@@ -39,42 +38,19 @@ class CompareRow:
         return count_status(self.unsupported_ops)
 
 
-def compare_models(specs: list[str], latency: bool = False, training: bool = False, optimizer: str = "sgd",
-                   **latency_options: Any) -> list[CompareRow]:
-    """One row per spec: params, MACs, receptive field, memory (and latency), in the given order; with
-    ``training``, also the training step's MACs (forward + backward) and its predicted memory peak
-    under ``optimizer``, batch 1."""
-    timings: list[float | None] = [None] * len(specs)
-    if latency:
-        # the models' timed blocks take turns, so the machine's load falls on all alike
-        timings = [r.median_ms for r in measure_all(specs, **latency_options)]
-    rows = []
-    for spec, lat in zip(specs, timings):
-        trace, label = trace_model(spec)
-        c = count_trace(trace, label, depth=0)
-        rf = receptive_fields(trace)
-        h = headline(trace, rf)
-        f = h.field if h is not None else None
-        row = CompareRow(label, c.params, c.macs, int(max(extent(f)[1])) if f else None, 4 * c.params,
-                         inference_peak(trace, 4).bytes, lat, c.unsupported_ops)
-        if training:
-            row = _with_training(row, spec, optimizer)
-        rows.append(row)
-    return rows
+def compare_row(trace: Trace, label: str, latency_ms: float | None = None) -> CompareRow:
+    """One model's row: params, MACs, receptive field and memory, from its forward trace."""
+    c = count_trace(trace, label, depth=0)
+    h = headline(trace, receptive_fields(trace))
+    f = h.field if h is not None else None
+    return CompareRow(label, c.params, c.macs, int(max(extent(f)[1])) if f else None, 4 * c.params,
+                      inference_peak(trace, 4).bytes, latency_ms, c.unsupported_ops)
 
 
-def _with_training(row: CompareRow, spec: str, optimizer: str) -> CompareRow:
-    from dataclasses import replace
-
-    from archlab.analysis.count import count_training
-    from archlab.analysis.training import build_for_training, trace_training
-    from archlab.analysis.training_memory import bill
-    from archlab.errors import UserError
-
-    model, inputs, label = build_for_training(spec)
-    try:
-        tt = trace_training(model, inputs)
-    except UserError:  # e.g. batch norm over one value per channel at batch 1
+def with_training(row: CompareRow, tt: TrainingTrace | None, optimizer: str) -> CompareRow:
+    """``row`` with the training step's MACs (forward + backward) and predicted peak under
+    ``optimizer`` (``tt``: the step's trace; None when it fails, e.g. batch norm at batch 1)."""
+    if tt is None:
         return replace(row, optimizer=optimizer)
-    return replace(row, training_macs=count_training(tt, label, depth=0).training_macs,
-                   training_peak_bytes=bill(tt, label, optimizer, None).training_peak_bytes, optimizer=optimizer)
+    return replace(row, training_macs=count_training(tt, row.model, depth=0).training_macs,
+                   training_peak_bytes=bill(tt, row.model, optimizer, None).training_peak_bytes, optimizer=optimizer)

@@ -35,8 +35,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 
-from archlab.analysis.rules import OpRules
-from archlab.analysis.trace import Call, Op, Trace
+from archlab.trace.rules import OpRules
+from archlab.trace.graph import Call, Op, Trace
 from archlab.errors import UserError, first_line
 
 MAC_KINDS = ("conv", "linear", "matmul", "bmm")

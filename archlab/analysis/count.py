@@ -1,18 +1,18 @@
 """``archlab count``: parameters, MACs (FLOPs = 2 x MACs) and the other operations of a model, per
-module call and by kind, from one meta trace (``count``), or from a trace already made
-(``count_trace``)."""
+module call and by kind, from its forward trace (``count_trace``) or its training-step trace
+(``count_training``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable
 
 from archlab.analysis.costs import OTHER_KIND_MEANING, OpCosts, count_status, other_kind, unsupported_json
-from archlab.analysis.trace import Trace, check_depth, described_shape, trace_model
 from archlab.analysis.traffic import TRAFFIC_UNITS, OpTraffic, intensity
-from archlab.analysis.training import build_for_training, split_backward, trace_training
-from archlab.errors import UserError
-from archlab.spec import with_forward_kw
+from archlab.analysis.training import split_backward
+from archlab.spec import check_depth
+from archlab.trace.graph import Trace, TrainingTrace
+from archlab.trace.inputs import described_shape
 from archlab.units import SCHEMA_VERSION
 
 
@@ -248,10 +248,12 @@ def _module_costs(trace: Trace, costs: OpCosts, traffic: OpTraffic, depth: int) 
     return tuple(rows)
 
 
-def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab") -> CountResult:
-    """The ``CountResult`` of a trace already made."""
-    costs = OpCosts(trace)
-    traffic = OpTraffic.of(trace, costs)
+def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab", costs: OpCosts | None = None,
+                traffic: OpTraffic | None = None) -> CountResult:
+    """The ``CountResult`` of a trace already made (``costs``, ``traffic``: its own, when computed)."""
+    check_depth(depth)
+    costs = costs or OpCosts(trace)
+    traffic = traffic or OpTraffic.of(trace, costs)
     return CountResult(
         model=label,
         input_shape=trace.input_shape,
@@ -273,11 +275,12 @@ def count_trace(trace: Trace, label: str, depth: int = 2, engine: str = "archlab
     )
 
 
-def count_training(tt: Any, label: str, depth: int = 3) -> CountResult:
-    """The ``CountResult`` of a training step traced by ``archlab.analysis.training.trace_training``:
+def count_training(tt: TrainingTrace, label: str, depth: int = 3) -> CountResult:
+    """The ``CountResult`` of a training step traced by ``archlab.trace.run.trace_training``:
     ``macs`` and the layers' ``macs`` are the forward's; ``training`` and the layers'
     ``input_grad_macs``/``weight_grad_macs`` the backward's, attributed to the module whose
     forward each backward op differentiates."""
+    check_depth(depth)
     tr = tt.trace
     costs = OpCosts(tr)
     split = split_backward(tt, costs)
@@ -326,109 +329,11 @@ def count_training(tt: Any, label: str, depth: int = 3) -> CountResult:
     )
 
 
-def _check_real_fits(model_or_spec: Any, device: str, force: bool, **sizes: Any) -> Any:
-    """The memory guard of --engine real, before anything is built: the meta trace's estimate of a
-    real forward (parameters and the activations, all kept: the trace holds every tensor) must fit the
-    device's free memory. Returns the run's budget (``measure.guard.MemoryBudget``; None with
-    ``force``), which also guards the run itself: a model whose meta trace fails (its builder or
-    forward reads values) cannot be estimated, so its weights are checked once built, and the
-    forward is stopped, in one line, once the tensors it made exceed the budget."""
-    from archlab.analysis.memory import run_bytes
-    from archlab.measure.guard import memory_budget
+def count_model(model_or_spec: Any, depth: int = 0, **sizes: Any) -> CountResult:
+    """The count of a model traced here (``archlab.trace.run.trace_model``; ``sizes``: its
+    ``input_size``, ``res`` ...): for analyses that count models they build themselves (a layer of
+    ``dwsc``, the networks of a scaling study)."""
+    from archlab.trace.run import trace_model
 
-    budget = memory_budget(device, force)
-    if budget is None:
-        return None
-    try:
-        tr, _ = trace_model(model_or_spec, **sizes)
-    except UserError:
-        return budget  # the real run is the only way to know: it is guarded as it runs
-    needed = max(sum(tr.values[v].numel * tr.values[v].itemsize for v in range(len(tr.values))), run_bytes(tr))
-    if needed > budget.limit:
-        raise budget.refuse(needed, "--engine real (a real forward, every tensor kept)")
-    return budget
-
-
-def count(
-    model_or_spec: Any,
-    *,
-    input_size: tuple[int, ...] | None = None,
-    res: int | None = None,
-    batch: int | None = None,
-    alpha: float | None = None,
-    options: dict[str, Any] | None = None,
-    depth: int = 2,
-    engine: str = "archlab",
-    device: str = "cpu",
-    force: bool = False,
-    progress: Callable[[float, float | None, str], None] | None = None,
-    training: bool = False,
-    freeze: Sequence[str] = (),
-    forward_kw: Any = None,
-) -> CountResult:
-    """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model.
-
-    ``model_or_spec`` is a registered name or spec (``"mobilenet@alpha=0.5"``) or
-    an ``nn.Module`` (then ``input_size`` = (C, H, W) is required). The default
-    engine never runs a convolution (meta tensors); ``engine="fvcore"`` also runs
-    fvcore's FlopCountAnalysis on real tensors on ``device`` and reconciles it (refused when it
-    looks too big for the device's free memory, unless ``force``). ``progress(done, total, what)``
-    is told when fvcore's real forward starts (it can take a minute; the trace before it is quick)
-    and when the count is done.
-
-    ``training=True`` counts one training step: the training-mode forward and autograd's real
-    backward of ``loss = sum of the outputs``, traced on meta; the backward MACs are split into
-    input-gradient and weight-gradient MACs, per layer. ``freeze``: module-name globs whose
-    parameters get no gradient (fine-tuning).
-
-    ``forward_kw``: non-tensor keyword options of the forward (``{"use_cache": True}``, or the
-    ``--forward-kw`` texts ``"use_cache=true"``), beside those ``input_size`` gives.
-    """
-    input_size = with_forward_kw(input_size, forward_kw)
-    if engine not in ("archlab", "fvcore", "real"):
-        raise UserError(f"unknown engine '{engine}' (choose archlab, fvcore or real)")
-    check_depth(depth)
-    if isinstance(freeze, str):
-        freeze = (freeze,)
-    if freeze and not training:
-        raise UserError("--freeze says which modules get no gradient in training: add --training")
-    if training:
-        if engine != "archlab":
-            raise UserError("--training is counted by archlab's own engine on meta tensors (fvcore and real count "
-                            "the forward only)")
-        model, inputs, label = build_for_training(model_or_spec, input_size=input_size, res=res, batch=batch,
-                                                  alpha=alpha, options=options)
-        return count_training(trace_training(model, inputs, tuple(freeze)), label, depth=depth)
-    stages = 2 if engine == "fvcore" else 1  # the trace (quick), fvcore's real forward
-    if engine == "real":
-        from archlab.measure.devices import check_device
-
-        check_device(device)
-        budget = _check_real_fits(model_or_spec, device, force, input_size=input_size, res=res, batch=batch,
-                                  alpha=alpha, options=options)
-    tr, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
-                            options=options, real=engine == "real", device=device,
-                            budget=budget if engine == "real" else None)
-    result = count_trace(tr, label, depth=depth, engine=engine)
-    from archlab.models.paper_flops import paper_flops
-
-    paper = paper_flops(model_or_spec)
-    if paper is not None:
-        result = CountResult(**{**result.__dict__, "paper_flops": paper})
-    if engine == "fvcore":
-        from archlab.measure.devices import check_device
-        from archlab.measure.fvcore import fvcore_count
-        from archlab.measure.guard import check_fits
-        from archlab.analysis.memory import run_bytes
-
-        check_device(device)
-        check_fits(run_bytes(tr), device, force, what="--engine fvcore (a real forward)")
-        if progress is not None:
-            progress(1, stages, f"fvcore: running the model on real tensors ({device})")
-
-        report = fvcore_count(model_or_spec, tuple(tr.values[v].shape for v in tr.inputs), device=device,
-                              alpha=alpha, options=options, archlab_macs=result.macs)
-        result = CountResult(**{**result.__dict__, "fvcore": report})
-    if progress is not None:
-        progress(stages, stages, "done")
-    return result
+    trace, label = trace_model(model_or_spec, **sizes)
+    return count_trace(trace, label, depth)

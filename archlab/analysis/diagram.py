@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archlab.analysis.costs import OpCosts
-from archlab.analysis.trace import INPUT, Trace, trace_model
+from archlab.trace.graph import INPUT, Trace
 from archlab.errors import UserError
 
 # ops that only re-describe a tensor: see-through in the diagram
@@ -140,9 +140,3 @@ def diagram_of_trace(trace: Trace, label: str, depth: int = 1, block: str | None
     boxes["input"] = Box("input", "input", "input", tuple(trace.input_shape) if not block else
                          tuple(trace.values[trace.calls[root].inputs[0]].shape), 0, 0)
     return Diagram(label, tuple(trace.input_shape), depth, block, tuple(boxes[i] for i in order), tuple(edges))
-
-
-def diagram(model_or_spec: object, *, depth: int = 1, block: str | None = None, **kw: object) -> Diagram:
-    """The block diagram of a model (or of its module ``block``) at ``depth`` below it."""
-    trace, label = trace_model(model_or_spec, **kw)
-    return diagram_of_trace(trace, label, depth, block)

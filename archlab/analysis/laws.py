@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from archlab.errors import UserError, first_line
@@ -118,7 +118,7 @@ def dwsc(k: int = 3, m: int = 512, n: int = 1024, size: int = 14, stride: int = 
     kernel k, 'same' padding (see ``same_padding``: an even kernel is padded asymmetrically by an
     nn.ZeroPad2d, so the map keeps its side), with ``stride``; D_G = ceil(size / stride) is the
     output side."""
-    from archlab.analysis.count import count
+    from archlab.analysis.count import count_model
 
     for name, value in (("k", k), ("m", m), ("n", n), ("size", size), ("stride", stride)):
         _positive(name, value)
@@ -139,8 +139,8 @@ def dwsc(k: int = 3, m: int = 512, n: int = 1024, size: int = 14, stride: int = 
     except (RuntimeError, OverflowError, TypeError, ValueError) as e:
         raise UserError(f"cannot build a {k}x{k} convolution from {m} to {n} channels: "
                         f"{first_line(e)}") from None
-    s = count(layers["standard"], input_size=(m, size, size), depth=0)
-    d = count(layers["separable"], input_size=(m, size, size), depth=0)
+    s = count_model(layers["standard"], input_size=(m, size, size), depth=0)
+    d = count_model(layers["separable"], input_size=(m, size, size), depth=0)
     g2 = out * out
     return DwscResult(
         k, m, n, size, stride, (before, after), out, s.macs, d.macs, s.params, d.params,
@@ -251,9 +251,9 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     """
     from archlab.analysis.costs import unsupported_json
     from archlab.analysis.count import count_trace
-    from archlab.analysis.trace import trace_model
     from archlab.models.resolve import resolve
-    from archlab.spec import ModelSpec, parse_spec
+    from archlab.spec import Inputs, ModelSpec, parse_spec
+    from archlab.trace.run import build, trace_built
 
     spec = parse_spec(model)
     if spec.input_size is not None:
@@ -293,18 +293,18 @@ def compare_scaling(model: str, alpha: float | None = None, rho: str | float | N
     else:
         res = res0
     rho_mult = res / res0
-    base_trace, base_label = trace_model(base_spec)
-    b = count_trace(base_trace, base_label, depth=0)
+    base_built = build(base_spec, Inputs())
+    base_trace = trace_built(base_built)
+    b = count_trace(base_trace, base_built.label, depth=0)
     variant_alpha = alpha if widths else None
     try:
-        var_trace, var_label = trace_model(ModelSpec(info.name, others), alpha=variant_alpha, res=res)
+        var_built = build(ModelSpec(info.name, others), Inputs(), alpha=variant_alpha, res=res)
+        var_trace = trace_built(var_built)
     except UserError as e:
         raise UserError(f"the variant at α = {alpha:g}, {res} px cannot be counted: {e}") from None
-    v = count_trace(var_trace, var_label, depth=0)
+    v = count_trace(var_trace, var_built.label, depth=0)
     causes = {"macs": mac_law_causes(base_trace, var_trace, alpha, rho_mult),
-              "params": param_law_causes(resolve(base_spec).build(device="meta"),
-                                         resolve(ModelSpec(info.name, others), alpha=variant_alpha,
-                                                 res=res).build(device="meta"), alpha)}
+              "params": param_law_causes(base_built.module, var_built.module, alpha)}
 
     def side(r) -> dict[str, Any]:
         return {"model": r.model, "params": r.params, "macs": r.macs, "status": r.status,
@@ -425,22 +425,6 @@ def course_mobilenet_row(model: str, alpha: float, resolution: int) -> dict[str,
     return course_value(model, alpha, resolution)
 
 
-def latency_pair(baseline: str, variant: str, **options: Any) -> tuple[float, float]:
-    """Median latency (ms) of two specs, measured taking turns."""
-    from archlab.measure.latency import measure_all
-
-    a, b = measure_all([baseline, variant], **options)
-    return a.median_ms, b.median_ms
-
-
-def with_latency(c: ScalingComparison, min_time: float = 1.0) -> ScalingComparison:
-    """``c`` with the baseline's and the variant's latency measured (CPU, batch 1, median of
-    timed forwards, the two taking turns) in its ``latency`` field."""
-    base, var = latency_pair(c.baseline["model"], c.variant["model"], min_time=min_time)
-    return replace(c, latency={"device": "cpu", "batch": 1, "statistic": "median", "baseline_ms": base,
-                               "variant_ms": var, "ratio": var / base if base else None})
-
-
 # --- compound scaling ------------------------------------------------------------------------
 
 
@@ -483,7 +467,7 @@ class CompoundResult:
 def _stage_table(spec: str) -> tuple[list[dict[str, Any]], int, int]:
     """Stage rows (operator, input resolution, channels, layers) read from the built network."""
     from archlab.analysis.count import count_trace
-    from archlab.analysis.trace import trace_model
+    from archlab.trace.run import trace_model
     from archlab.models.efficientnet import EFFICIENTNET_B0_TABLE1
 
     trace, label = trace_model(spec)
@@ -539,7 +523,7 @@ def grid_search(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,
     target ± tolerance, with its network's params and MACs at φ = 1. (Choosing among them needs
     the accuracy of each trained network, which archlab does not train.) ``progress(done, total,
     what)`` is told before each network is counted (about 0.1 s each) and once at the end."""
-    from archlab.analysis.count import count
+    from archlab.analysis.count import count_model
 
     def axis(hi: float) -> list[float]:
         n = int(round((hi - 1.0) / step))
@@ -552,7 +536,7 @@ def grid_search(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,
     for i, (a, b, g, c) in enumerate(grid):
         if progress is not None:
             progress(i, len(grid), f"counting α = {a:g}, β = {b:g}, γ = {g:g}")
-        r = count(f"efficientnet_phi@phi=1,alpha={a},beta={b},gamma={g}", depth=0)
+        r = count_model(f"efficientnet_phi@phi=1,alpha={a},beta={b},gamma={g}", depth=0)
         rows.append({"alpha": a, "beta": b, "gamma": g, "constraint": c, "resolution": r.input_shape[-1],
                      "params": r.params, "macs": r.macs})
     if progress is not None:

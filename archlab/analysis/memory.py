@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from archlab.analysis.rules import OpRules
-from archlab.analysis.trace import CONST, PARAM, Op, Trace, saved_for_backward, trace_model
+from archlab.trace.rules import OpRules
+from archlab.trace.graph import CONST, Op, PARAM, Trace
 from archlab.errors import UserError
-from archlab.measure.devices import check_device
-from archlab.measure.guard import check_fits
-from archlab.measure.memory_peak import measure_peak
-from archlab.models.resolve import resolve
 from archlab.units import DTYPE_BYTES, SCHEMA_VERSION
 
 DEFAULT_FUSE = ("InvertedResidual",)
@@ -44,7 +40,7 @@ class Peak:
     where: str  # the op (or fused block) that reaches it
 
 
-class _Storages:
+class Storages:
     """Maps values to the storage they live in, with sizes at the activation dtype."""
 
     def __init__(self, trace: Trace, act_bytes: int) -> None:
@@ -70,7 +66,7 @@ class _Storages:
         itemsize = self.act_bytes if v.dtype.is_floating_point else v.itemsize
         return v.numel * itemsize
 
-    def of(self, vids) -> set[int]:
+    def of(self, vids: Iterable[int]) -> set[int]:
         return {self.root[v] for v in vids if self.is_activation(v) and v not in self.unmade}
 
 
@@ -85,7 +81,7 @@ def inference_peak(trace: Trace, act_bytes: int, held: bool = False) -> Peak:
     tensor passed to a module also stays alive until that module returns (the caller's frame
     holds it: ``nn.Sequential`` keeps a block's input while the block runs), and the model
     input stays alive to the end."""
-    st = _Storages(trace, act_bytes)
+    st = Storages(trace, act_bytes)
     last_use: dict[int, int] = {}
     for op in trace.ops:
         for sid in st.of(op.inputs):
@@ -149,7 +145,7 @@ def _fused_calls(trace: Trace, fuse: tuple[str, ...]) -> list:
 
 def m_of_g(trace: Trace, act_bytes: int, fuse: tuple[str, ...] = (), workspace: str = "none") -> tuple[Peak, Peak]:
     """(M(G), the largest single activation) over the graph, with ``fuse`` types as single ops."""
-    st = _Storages(trace, act_bytes)
+    st = Storages(trace, act_bytes)
     fused = {c.first_op: c for c in _fused_calls(trace, fuse)}
     best = Peak(0, "")
     biggest = Peak(0, "")
@@ -245,32 +241,32 @@ class MemoryResult:
                 **d}
 
 
-def _check_dtype(value: str, flag: str) -> int:
+def check_dtype(value: str, flag: str) -> int:
     if value not in DTYPE_BYTES:
         raise UserError(f"unknown {flag} '{value}' (choose {', '.join(DTYPE_BYTES)})")
     return DTYPE_BYTES[value]
 
 
-def memory(
-    model_or_spec: Any,
+def memory_of(
+    trace: Trace,
+    label: str,
     *,
     dtype: str = "fp32",
     act_dtype: str = "fp32",
     fuse: Sequence[str] | None = None,
     workspace: str = "none",
-    measure: bool = False,
-    device: str = "cpu",
-    force: bool = False,
-    **kw: Any,
+    saved: Sequence[torch.Tensor] | None = None,
+    training_note: str | None = None,
+    buffers_bytes: int = 0,
 ) -> MemoryResult:
-    """Memory of a model. ``fuse``: module type names treated as single ops in M(G)
-    (default: MobileNetV2's inverted residual blocks, where present; ``()`` for none)."""
-    param_bytes = _check_dtype(dtype, "--dtype")
-    act_bytes = _check_dtype(act_dtype, "--act-dtype")
+    """Memory of a traced model. ``fuse``: module type names treated as single ops in M(G)
+    (default: MobileNetV2's inverted residual blocks, where present; ``()`` for none). ``saved``: the
+    tensors a training step keeps for its backward (``archlab.trace.run.saved_for_backward``; None
+    with ``training_note`` saying why there are none); ``buffers_bytes``: the model's buffers."""
+    param_bytes = check_dtype(dtype, "--dtype")
+    act_bytes = check_dtype(act_dtype, "--act-dtype")
     if workspace not in ("none", "im2col"):
         raise UserError(f"unknown --workspace '{workspace}' (choose none or im2col)")
-    check_device(device)  # also without --measure: a bad --device is an error wherever it is given
-    trace, label = trace_model(model_or_spec, **kw)
     present = {c.type for c in trace.calls}
     if fuse is None:
         fuse_types = tuple(t for t in DEFAULT_FUSE if t in present)
@@ -284,31 +280,9 @@ def memory(
     held = inference_peak(trace, act_bytes, held=True)
     mg, biggest = m_of_g(trace, act_bytes, (), workspace)
     fused = m_of_g(trace, act_bytes, fuse_types, workspace) if fuse_types else None
-    if isinstance(model_or_spec, torch.nn.Module):
-        model = model_or_spec
-    else:
-        model = resolve(model_or_spec, **kw).build(device="meta")
-    training_note = None
-    try:
-        # every input of the forward, in the trace's dtypes (the model's own floating dtype)
-        meta_inputs = [torch.empty(trace.values[v].shape, dtype=trace.values[v].dtype, device="meta")
-                       for v in trace.inputs]
-        runner = model if len(meta_inputs) == 1 else _WithInputs(model, meta_inputs[1:])
-        saved = saved_for_backward(runner, meta_inputs[0])
-    except UserError as e:  # e.g. batch norm over one value per channel: the rest of the report stands
-        saved, training_note = None, str(e)
-        if trace.input_shape[0] == 1 and "more than 1 value per channel" in training_note:
-            training_note += " (training batch norm needs --batch 2 or more)"
-    measured = method = predicted_measure = None
-    if measure:
-        check_fits(run_bytes(trace), device, force, what="--measure (a real forward)")
-        shapes = tuple(tuple(trace.values[v].shape) for v in trace.inputs)  # every input of the forward
-        measured, method = measure_peak(model_or_spec, shapes if len(shapes) > 1 else shapes[0], device=device, **kw)
-        predicted_measure = (inference_peak(trace, 4, held=True) if act_bytes != 4 else held).bytes
-    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     return MemoryResult(
         model=label, input_shape=trace.input_shape, dtype=dtype, act_dtype=act_dtype,
-        params=trace.params, params_bytes=trace.params * param_bytes, buffers_bytes=buffers,
+        params=trace.params, params_bytes=trace.params * param_bytes, buffers_bytes=buffers_bytes,
         activation_peak_bytes=peak.bytes, activation_peak_at=peak.where,
         activation_peak_held_bytes=held.bytes, activation_peak_held_at=held.where,
         training_activation_bytes=None if saved is None else training_bytes(saved, act_bytes),
@@ -317,18 +291,4 @@ def memory(
         fused_types=fuse_types,
         mg_fused_bytes=fused[0].bytes if fused else None, mg_fused_op=fused[0].where if fused else None,
         max_tensor_fused_bytes=fused[1].bytes if fused else None, workspace=workspace,
-        measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted_measure,
     )
-
-
-class _WithInputs(torch.nn.Module):
-    """``model(x, *rest)`` as a one-input module, for ``saved_for_backward`` (which calls its
-    model with one input): a forward of several inputs gets all of them."""
-
-    def __init__(self, model: torch.nn.Module, rest: Sequence[torch.Tensor]) -> None:
-        super().__init__()
-        self.model = model
-        self._rest = tuple(rest)
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.model(x, *self._rest)

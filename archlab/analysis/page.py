@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from archlab.analysis.memory import MemoryResult, _Storages, memory
-from archlab.analysis.trace import Trace, trace_model
-from archlab.errors import UserError
+from archlab.analysis.memory import MemoryResult, Storages
+from archlab.trace.graph import Trace
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def stage_boundaries(names: list[str]) -> tuple[int, ...]:
 def live_timeline(trace: Trace, act_bytes: int) -> tuple[TimelinePoint, ...]:
     """Live activation bytes at each op of the forward (the freeing rule of
     ``archlab.analysis.memory.inference_peak`` with ``held=False``)."""
-    st = _Storages(trace, act_bytes)
+    st = Storages(trace, act_bytes)
     last_use: dict[int, int] = {}
     for op in trace.ops:
         for sid in st.of(op.inputs):
@@ -94,39 +93,3 @@ def live_timeline(trace: Trace, act_bytes: int) -> tuple[TimelinePoint, ...]:
         for sid in [s for s in live if s not in keep and last_use.get(s, op.index) <= op.index]:
             total -= live.pop(sid)
     return tuple(points)
-
-
-def page_data(model_or_spec: Any, *, depth: int = 2, latency: bool = False, min_time: float = 1.0,
-              **kw: Any) -> PageData:
-    """Everything the report page of a model shows. ``kw``: ``res``, ``batch``, ``alpha``,
-    ``options``, ``input_size`` (as ``archlab.analyze``). ``latency``: also time the model on the
-    CPU (``min_time`` seconds of timed forwards, then each module under the profiler), for the
-    figure of time per layer kind beside its share of MACs; a registered model or spec only."""
-    from archlab.analysis.count import count
-    from archlab.analysis.receptive_field import receptive_field
-    from archlab.units import DTYPE_BYTES
-
-    stray = [k for k in kw if k not in ("res", "batch", "alpha", "options", "input_size", "forward_kw")]
-    if stray:
-        raise UserError(f"the report takes no option '{stray[0]}'")
-    from archlab.spec import with_forward_kw
-
-    forward_kw = kw.pop("forward_kw", None)
-    if forward_kw:
-        kw["input_size"] = with_forward_kw(kw.get("input_size"), forward_kw)
-    c = count(model_or_spec, depth=depth, **kw)
-    rf = receptive_field(model_or_spec, depth=depth, **kw)
-    m = memory(model_or_spec, **kw)
-    trace, _ = trace_model(model_or_spec, **kw)
-    from archlab.analysis.diagram import diagram_of_trace
-
-    timeline = live_timeline(trace, DTYPE_BYTES[m.act_dtype])
-    measured = None
-    if latency:
-        if not isinstance(model_or_spec, str):
-            raise UserError("--latency times a registered model or spec (a name), not an nn.Module")
-        from archlab.measure.latency import measure_all
-
-        measured = measure_all([model_or_spec], per_layer=True, min_time=min_time, **kw)[0]
-    return PageData(c.model, tuple(c.input_shape), c, rf, m, timeline, depth, diagram_of_trace(trace, c.model, 1),
-                    measured)

@@ -10,8 +10,9 @@ from typing import Any
 from archlab.analysis.costs import OpCosts, count_status, unsupported_json
 from archlab.analysis.count import outside_submodules, traffic_keys
 from archlab.analysis.traffic import TRAFFIC_UNITS, OpTraffic
-from archlab.analysis.receptive_field import describe, receptive_fields
-from archlab.analysis.trace import check_depth, trace_model
+from archlab.analysis.receptive_field import RFAnalysis, describe, receptive_fields
+from archlab.spec import check_depth
+from archlab.trace.graph import Trace
 from archlab.units import SCHEMA_VERSION, pair
 
 
@@ -71,16 +72,17 @@ class TraceResult:
                 "layers": list(self.layers), "not_called": list(self.not_called)}
 
 
-def trace_layers(model_or_spec: Any, *, depth: int = 3, **kw: Any) -> TraceResult:
-    """One row per module call: shapes, geometry, params, MACs, receptive field, activation size.
+def layers_of(trace: Trace, label: str, depth: int = 3, costs: OpCosts | None = None,
+              traffic: OpTraffic | None = None, rf: RFAnalysis | None = None) -> TraceResult:
+    """One row per module call of ``trace``: shapes, geometry, params, MACs, receptive field,
+    activation size (``costs``, ``traffic`` and ``rf``: the trace's, when already computed).
 
     ``depth`` defaults to 3 as ``archlab trace`` does, one deeper than ``count`` and
     ``receptive_field`` (2): the geometry is the layers' inside the blocks."""
     check_depth(depth)
-    trace, label = trace_model(model_or_spec, **kw)
-    rf = receptive_fields(trace)
-    costs = OpCosts(trace)
-    traffic = OpTraffic.of(trace, costs)
+    rf = rf or receptive_fields(trace)
+    costs = costs or OpCosts(trace)
+    traffic = traffic or OpTraffic.of(trace, costs)
     rows = []
     for call in trace.calls:
         if not 0 < call.depth <= depth:

@@ -49,8 +49,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
 
-from archlab.analysis.rules import OpRules
-from archlab.analysis.trace import Call, Op, Trace, check_depth, trace_model
+from archlab.trace.rules import OpRules
+from archlab.trace.graph import Call, Op, Trace
+from archlab.spec import check_depth
 from archlab.units import SCHEMA_VERSION
 
 # --- exact windows per unit position ----------------------------------------------------------
@@ -63,7 +64,7 @@ _MAX_PERIOD = 4096  # beyond this the exact windows are dropped (the affine fiel
 _IDENTITY: Phase = (1, 1, ((0, 0),))
 
 
-def _window(ph: Phase, i: int) -> tuple[int, int] | None:
+def unit_window(ph: Phase, i: int) -> tuple[int, int] | None:
     period, advance, windows = ph
     q, r = divmod(i, period)
     w = windows[r]
@@ -100,7 +101,7 @@ def _phase_map(ph: Phase | None, taps: Callable[[int], Any], a: int, b: int) -> 
     new_period, new_advance = b * period // g, a // g * advance
     if new_period > _MAX_PERIOD:
         return None
-    windows = tuple(_hull(_window(ph, i) for i in taps(o)) for o in range(new_period))
+    windows = tuple(_hull(unit_window(ph, i) for i in taps(o)) for o in range(new_period))
     return _reduce(new_period, new_advance, windows)
 
 
@@ -151,7 +152,7 @@ def _phase_union(phases) -> Phase | None:
     if period > _MAX_PERIOD:
         return None
     advance = phases[0][1] * period // phases[0][0]
-    windows = tuple(_hull(_window(ph, o) for ph in phases) for o in range(period))
+    windows = tuple(_hull(unit_window(ph, o) for ph in phases) for o in range(period))
     return _reduce(period, advance, windows)
 
 
@@ -175,7 +176,7 @@ def sees_padding(f: Field, out_hw: tuple[int, int], in_hw: tuple[int, int]) -> b
     if f.phase is None:
         return None
     for a in range(2):
-        windows = [w for o in range(out_hw[a]) for w in [_window(f.phase[a], o)] if w is not None]
+        windows = [w for o in range(out_hw[a]) for w in [unit_window(f.phase[a], o)] if w is not None]
         if windows and (min(w[0] for w in windows) < 0 or max(w[1] for w in windows) > in_hw[a] - 1):
             return True
     return False
@@ -682,11 +683,11 @@ def _described(f: Field, out_shape, input_hw) -> dict[str, Any]:
     return d
 
 
-def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> RFResult:
-    """Receptive field, jump and first-unit centre per layer, on the data-flow graph."""
+def rf_of(trace: Trace, label: str, depth: int = 2, rf: RFAnalysis | None = None) -> RFResult:
+    """Receptive field, jump and first-unit centre per layer of ``trace``, on the data-flow graph
+    (``rf``: the trace's fields, when already computed)."""
     check_depth(depth)
-    trace, label = trace_model(model_or_spec, **kw)
-    rf = receptive_fields(trace)
+    rf = rf or receptive_fields(trace)
     input_hw = _spatial(tuple(trace.input_shape), len(trace.input_shape) == 3) or (1, 1)
     rows = tuple(r for c in trace.calls if 0 < c.depth <= depth
                  for r in [_rf_row(trace, c, rf, input_hw)] if r is not None)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from archlab.analysis.costs import FREE_KIND, OpCosts
-from archlab.analysis.trace import Call, Op, Trace
+from archlab.trace.graph import Call, Op, Trace
 
 # ops of the free kind (they cost no operations) that still write their output
 FILLS = frozenset({"zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "new_zeros", "new_ones",

@@ -1,5 +1,5 @@
 """``archlab memory --training``: the memory bill of one training step, from the trace of its forward
-and backward (``archlab.analysis.training``).
+and backward (``archlab.trace.run.trace_training``).
 
 The bill, each term in bytes for the whole batch:
 
@@ -28,10 +28,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
-
-from archlab.analysis.memory import _Storages
-from archlab.analysis.training import TrainingTrace, build_for_training, trace_training
+from archlab.analysis.memory import Storages
+from archlab.trace.graph import TrainingTrace
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
 
@@ -50,7 +48,7 @@ class StepPeak:
     gradients_bytes: int
 
 
-def _accumulated_source(tt: TrainingTrace, st: _Storages) -> dict[int, int]:
+def _accumulated_source(tt: TrainingTrace, st: Storages) -> dict[int, int]:
     """The tracer's AccumulateGrad copies (it holds every tensor, so autograd copies the gradient into
     ``.grad``): copy's storage -> the gradient it copied, which an eager step keeps instead."""
     src = {}
@@ -64,7 +62,7 @@ def step_peak(tt: TrainingTrace, act_bytes: int) -> StepPeak:
     """Replay the traced step: forward, backward (freeing saved tensors as they are consumed,
     gradients accumulating), and return the peak of activations + gradients."""
     tr = tt.trace
-    st = _Storages(tr, act_bytes)
+    st = Storages(tr, act_bytes)
     st.unmade = set()  # in training, max pooling's indices are read by its backward
     src = _accumulated_source(tt, st)
     grads = {src.get(st.root[g], st.root[g]) for g in tt.param_grads}
@@ -215,47 +213,15 @@ def parse_bytes(text: Any) -> int:
     return int(value)
 
 
-def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | None = None,
-                    freeze: tuple[str, ...] = (), measure: bool = False, device: str = "cpu",
-                    budget: Any = None, input_size: Any = None, res: int | None = None, batch: int | None = None,
-                    alpha: float | None = None, options: dict[str, Any] | None = None) -> TrainingMemoryResult:
-    """The memory bill of one training step (see the module's docstring); ``measure`` also runs a real
-    step on ``device`` and records its peak; ``budget`` (bytes or "8GiB") finds the largest batch whose
-    predicted peak fits."""
+def check_step_options(optimizer: str, amp: str | None) -> None:
+    """An optimizer and an amp setting this bill knows, or one line naming the choices."""
     if optimizer not in OPTIMIZERS:
         raise UserError(f"unknown --optimizer '{optimizer}' (choose {', '.join(OPTIMIZERS)})")
     if amp is not None and amp not in AMP:
         raise UserError(f"unknown --amp '{amp}' (choose {', '.join(AMP)})")
-    shape_kw = dict(input_size=input_size, res=res, alpha=alpha, options=options)
-
-    frozen_names: list[tuple[str, ...]] = []
-
-    def at(b: int | None) -> TrainingMemoryResult:
-        model, inputs, label = build_for_training(model_or_spec, batch=b, **shape_kw)
-        tt = trace_training(model, inputs, freeze)
-        frozen_names.append(tt.frozen)
-        return bill(tt, label, optimizer, amp)
-
-    result = at(batch)
-    if budget is not None:
-        limit = parse_bytes(budget)
-        best = _largest_batch(at, limit)
-        result = _replace(result, budget_bytes=limit, max_batch=best[0] if best else 0,
-                          max_batch_peak_bytes=best[1] if best else None)
-    if measure:
-        from archlab.measure.training_peak import measure_training_peak
-
-        measured, method = measure_training_peak(model_or_spec, result.input_shape, optimizer=optimizer, amp=amp,
-                                                 frozen=frozen_names[0], device=device, **shape_kw)
-        result = _replace(result, measured_training_peak_bytes=measured, measured_method=method)
-    return result
 
 
-def _replace(r: TrainingMemoryResult, **changes: Any) -> TrainingMemoryResult:
-    return TrainingMemoryResult(**{**r.__dict__, **changes})
-
-
-def _largest_batch(at: Any, limit: int) -> tuple[int, int] | None:
+def largest_batch(at: Any, limit: int) -> tuple[int, int] | None:
     """(largest batch, its predicted peak) with the peak <= limit; the peak grows with the batch, so:
     doubling, then bisection. Batch norm in training needs batch >= 2 where it normalizes one value per
     channel; a batch the model refuses counts as not fitting."""

@@ -39,13 +39,13 @@ def _well_formed(rows: Any) -> bool:
 
 
 def _compute_rows() -> list[dict[str, Any]]:
-    from archlab.analysis.count import count
+    from archlab.analysis.count import count_model
     from archlab.models.catalog import get_model_info, list_models
 
     rows = []
     for name in list_models():
         info = get_model_info(name)
-        result = count(name, depth=0)
+        result = count_model(name, depth=0)
         rows.append({
             "name": name,
             "family": info.family,

@@ -72,13 +72,15 @@ def compare_cmd(
             raise UserError("--alpha/--rho compare one model with its baseline; name exactly one model")
         c = laws.compare_scaling(models[0], alpha, rho, course_lookup=laws.course_mobilenet_row)
         if latency:  # in the data: JSON and CSV carry it as fields, table and md as a line
-            c = laws.with_latency(c, min_time=min_time)
+            from archlab.api.compare import with_latency
+
+            c = with_latency(c, min_time=min_time)
         emit(laws_report.render_scaling(c, fmt.value), output)
         return
     if len(models) < 2:
         raise UserError("compare needs two or more models, or one model with --alpha or --rho (or alpha=/res= in "
                         "its spec)")
-    from archlab.analysis.compare import compare_models
+    from archlab.api.compare import compare_models
     from archlab.report import compare as compare_report
 
     rows = compare_models(models, latency=latency, min_time=min_time, training=training, optimizer=optimizer)

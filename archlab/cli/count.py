@@ -30,7 +30,7 @@ def count(
                                                "parameters get no gradient (repeatable), e.g. 'layer*'."),
 ) -> None:
     """Parameters, MACs, FLOPs and the other operations of a model, per layer."""
-    from archlab.analysis.count import count as count_api
+    from archlab.api.count import count as count_api
     from archlab.measure.devices import check_device
     from archlab.report import count as count_report
 

@@ -25,7 +25,7 @@ def diagram_cmd(
     output: Optional[str] = OUTPUT,
 ) -> None:
     """The architecture as boxes (type, output shape, params, MACs) and the data flow between them."""
-    from archlab.analysis.diagram import diagram
+    from archlab.api.layers import diagram
     from archlab.report import diagram as diagram_report
     from archlab.errors import UserError
 

@@ -40,7 +40,7 @@ def memory_cmd(
     output: Optional[str] = OUTPUT,
 ) -> None:
     """Parameter memory, inference peak, training activations and M(G) (the MobileNetV2 paper's model)."""
-    from archlab.analysis.memory import memory
+    from archlab.api.memory import memory
     from archlab.report import memory as memory_report
 
     settle()
@@ -50,7 +50,7 @@ def memory_cmd(
     if given and not training:
         raise UserError(f"{given[0]} applies to the training-step bill: add --training")
     if training:
-        from archlab.analysis.training_memory import training_memory
+        from archlab.api.memory import training_memory
         from archlab.report import training_memory as training_report
 
         changed = [flag for flag, on in (("--dtype", dtype.value != "fp32"), ("--act-dtype", act_dtype.value != "fp32"),

@@ -29,7 +29,7 @@ def report_cmd(
     -o FILE.html (or FILE.md for markdown); without -o, reports/MODEL.html."""
     import os
 
-    from archlab.analysis.page import page_data
+    from archlab.api.page import page_data
     from archlab.report import page
     from archlab.report.files import check_report_path, write_atomic
 

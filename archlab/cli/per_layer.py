@@ -25,7 +25,7 @@ def trace_cmd(
 ) -> None:
     """Per layer: input/output shapes, kernel/stride/padding/dilation/groups, params, MACs, receptive field,
     output activation size."""
-    from archlab.analysis.per_layer import trace_layers
+    from archlab.api.layers import trace_layers
     from archlab.report import per_layer as per_layer_report
 
     settle()

@@ -21,7 +21,7 @@ def rf_cmd(
     output: Optional[str] = OUTPUT,
 ) -> None:
     """Receptive field, effective stride (jump) and first-unit centre per layer, on the data-flow graph."""
-    from archlab.analysis.receptive_field import receptive_field
+    from archlab.api.layers import receptive_field
     from archlab.report import receptive_field as rf_report
 
     settle()

@@ -3,17 +3,15 @@
 One model: median latency, interquartile range, throughput and achieved GFLOP/s
 (2 x MACs / median). Several: which ranks of MACs hold as ranks of time (Spearman), and
 each model's latency and MACs as ratios to the first one. ``per_layer``: each module's own
-time under PyTorch's profiler beside its share of MACs, which shows the layers whose time
+time, summed from every ATen op of a forward timed one by one and attributed to its module
+(``archlab.measure.per_op``), beside its share of MACs, which shows the layers whose time
 their operation count does not predict (depthwise convolutions, normalization, activations).
 
 Timing: real weights, eval mode, ``torch.inference_mode()``, a few warm-up forwards, then
 blocks of forwards timed by ``torch.utils.benchmark``'s clock (which synchronizes CUDA) until
-the minimum time has passed and at least four blocks were timed; the median and IQR are
+the minimum time has passed and at least ``MIN_BLOCKS`` blocks were timed; the median and IQR are
 ``torch.utils.benchmark.Measurement``'s. Several models take turns block by block. MACs come
 from the meta trace of the same model, so they are exact.
-
-The per-layer profile is ``archlab.latency_layers``, the comparison of several models
-``archlab.latency_compare``; their names are exported here too.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from typing import Any, Callable, Sequence
 from archlab.units import SCHEMA_VERSION
 from archlab.analysis.count import count_trace
 from archlab.models.resolve import resolve
-from archlab.analysis.trace import trace_model
+from archlab.trace.run import trace_model
 from archlab.measure.devices import FORWARD_ERRORS, is_cpu, is_cuda, on_device, run_failed
 from archlab.errors import UserError
 from archlab.measure.per_op import time_ops
@@ -304,7 +302,7 @@ def measure_all(
     step = {"what": "", "forward": False}
     try:
         torch.set_num_threads(n_threads)
-        # the named GPU is the current one: the timer's and the profiler's synchronization wait for it
+        # the named GPU is the current one: the timer's and the per-op clock's synchronization wait for it
         with on_device(device), torch.inference_mode(), allocator_fixed() as steady:
             for i, plan in enumerate(plans):
                 # building copies a user's module or runs a user file's constructor: the user's code too

@@ -7,7 +7,7 @@ from typing import Any
 
 from archlab.errors import UserError
 from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_device, quiet_stderr, run_failed, synchronize
-from archlab.models.resolve import resolve
+from archlab.models.resolve import Resolved, resolve
 from archlab.user_code import user_code
 
 
@@ -33,8 +33,8 @@ def measure_peak(model_or_spec: Any, input_shape: Any, *, device: str = "cpu",
     if isinstance(model_or_spec, torch.nn.Module):
         model = copy.deepcopy(model_or_spec)
         label = type(model_or_spec).__name__
-    else:
-        resolved = resolve(model_or_spec, **kw)
+    else:  # a spec, or a spec resolved already (archlab.Model's)
+        resolved = model_or_spec if isinstance(model_or_spec, Resolved) else resolve(model_or_spec, **kw)
         model, label = resolved.build(), resolved.label
     what = f"the measured forward of {label}"
     try:

@@ -96,7 +96,7 @@ def time_ops(model: Any, inputs: tuple[Any, ...], trace: Any, device: str, runs:
     import torch
     from torch.nn.modules import module as module_mod
 
-    from archlab.analysis.trace import no_mha_fastpath
+    from archlab.trace.guards import no_mha_fastpath
 
     cuda = is_cuda(device)
     kwargs = getattr(inputs, "kwargs", {})  # keyword inputs and the forward's options (latency's ForwardInputs)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from archlab.analysis.costs import FREE_KIND, MAC_KINDS, OpCosts
-from archlab.analysis.trace import Op, Trace
+from archlab.trace.graph import Op, Trace
 from archlab.analysis.traffic import OpTraffic
 from archlab.measure.calibrate import Machine
 
@@ -213,7 +213,7 @@ def predict_trace(trace: Trace, m: Machine, costs: OpCosts | None = None) -> Pre
 def predict(model_or_spec: Any, *, device: str = "cpu", threads: int | None = None, dtype: str = "fp32",
             machine: Machine | None = None, **sizes: Any) -> Prediction:
     """Predict one forward's time from the meta trace and the (cached or new) calibration."""
-    from archlab.analysis.trace import trace_model
+    from archlab.trace.run import trace_model
     from archlab.measure.calibrate import machine as calibrated
 
     tr, _ = trace_model(model_or_spec, **sizes)

@@ -91,7 +91,7 @@ def roofline(model_or_spec: Any, *, device: str = "cpu", threads: int | None = N
         measured = r.op_times.seconds
         method = r.op_times.method
     else:
-        from archlab.analysis.trace import trace_model
+        from archlab.trace.run import trace_model
 
         trace, label = trace_model(model_or_spec, input_size=input_size, res=res, batch=batch, alpha=alpha,
                                    options=options)

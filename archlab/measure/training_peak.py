@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from archlab.errors import UserError
 from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_device, quiet_stderr, run_failed, synchronize
-from archlab.models.resolve import resolve
+from archlab.models.resolve import Resolved, resolve
 
 
 def _optimizer(name: str, params: list) -> Any:
@@ -50,8 +50,8 @@ def measure_training_peak(model_or_spec: Any, input_shape: tuple[int, ...], *, o
     check_device(device)
     if isinstance(model_or_spec, torch.nn.Module):
         model, label = copy.deepcopy(model_or_spec), type(model_or_spec).__name__
-    else:
-        resolved = resolve(model_or_spec, **kw)
+    else:  # a spec, or a spec resolved already (archlab.Model's)
+        resolved = model_or_spec if isinstance(model_or_spec, Resolved) else resolve(model_or_spec, **kw)
         model, label = resolved.build(), resolved.label
     frozen = set(frozen)
     what = f"the measured training step of {label}"

@@ -1,6 +1,6 @@
 """The course's model zoo, one module per family.
 
-Importing a family module registers its models; ``archlab.registry`` imports
+Importing a family module registers its models; ``archlab.models.catalog`` imports
 every family listed in ``FAMILIES`` the first time a model is looked up.
 """
 

@@ -43,7 +43,7 @@ class ModelInfo:
     input_spec: tuple[int, int, int] | Callable[..., tuple[int, int, int]] | None
     reference: Reference | None = None
     note: str = ""
-    # External models (archlab.external): their options with defaults, or None when the
+    # External models (archlab.models.external): their options with defaults, or None when the
     # factory takes **kwargs and any option must be passed through.
     open_options: dict[str, Any] | None = field(default=None)
 

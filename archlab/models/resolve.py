@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 from archlab.errors import UserError, shorten
 from archlab.models._registry import ModelInfo
 from archlab.models.catalog import get_model_info
-from archlab.spec import (ForwardOption, InputShape, ModelSpec, coerce, forward_options_only, input_text, literal,
-                          parse_input_size, parse_positive_int, parse_spec, with_forward_kw)
+from archlab.spec import (ForwardOption, Inputs, InputShape, ModelSpec, check_batch, coerce, input_text, literal,
+                          parse_input_size, parse_positive_int, parse_spec)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -49,6 +49,7 @@ def resolve(
     alpha: float | None = None,
     options: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
     forward_kw: Any = None,
+    inputs: Inputs | None = None,
 ) -> Resolved:
     """Resolve a model name or spec and command-line style settings.
 
@@ -56,14 +57,15 @@ def resolve(
     from its own argument (``alpha=``, ``res=``, ``batch=``, ``input_size=``); given in more than
     one place, it must have the same value there (else a ``UserError``: nothing is silently
     overridden). ``forward_kw``: non-tensor keyword options of the forward (``--forward-kw``), with the
-    input size's or, without one, the model's own inputs.
+    input size's or, without one, the model's own inputs. ``inputs``: the input size and forward
+    options as one ``archlab.spec.Inputs`` (else ``input_size`` and ``forward_kw`` are read into one).
     """
-    input_size = with_forward_kw(input_size, forward_kw)
+    given = Inputs.of(input_size if inputs is None else inputs, forward_kw)
     text = str(spec)
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    forward_extra: tuple[ForwardOption, ...] = ()  # --forward-kw without --input-size: the model's own inputs
-    if forward_options_only(input_size):
-        forward_extra, input_size = tuple(input_size), None
+    # options without an input (--forward-kw alone): the model's own inputs, with these options
+    forward_extra = given.options if not given.shapes else ()
+    input_size = given.size if given.shapes else None
     info = get_model_info(spec.name)
     known = info.options
     extra_options = dict(options or {})
@@ -98,9 +100,7 @@ def resolve(
         typed[key] = coerce(key, value, known[key]) if key in known else literal(value)
     if "alpha" in typed and not (isinstance(typed["alpha"], (int, float)) and typed["alpha"] > 0):
         raise UserError(f"alpha must be greater than 0, got {typed['alpha']}")
-    batch = batch if batch is not None else 1
-    if batch < 1:
-        raise UserError(f"batch must be at least 1, got {batch}")
+    batch = check_batch(batch) or 1
     if res is not None and input_size is not None:
         raise UserError("give either a resolution (--res, res=) or an input size (--input-size, input=), not both")
     declared = None

@@ -144,7 +144,7 @@ def _html(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
     import html
 
     from archlab.report.figures import svg_of
-    from archlab.report.page import STYLE, _table as html_table
+    from archlab.report.page import STYLE, html_table
 
     spec = compare_figure(rows)
     headers = _headers(latency, _training(rows))

@@ -76,7 +76,7 @@ def figure_specs(count: Any = None, rf: Any = None, memory: Any = None, timeline
         specs.append(FigureSpec(
             key="latency",
             title=f"Measured time per layer kind beside its share of MACs ({latency.device}, {latency.dtype}, "
-                  f"batch {latency.batch}; median forward {latency.median_ms:.3g} ms; per module, torch.profiler)",
+                  f"batch {latency.batch}; median forward {latency.median_ms:.3g} ms; per module, from per-op timing)",
             xlabel="layer kind", ylabels=("share of time (%)", "share of MACs (%)"),
             series=(Series("share of measured time", tuple(100 * k["time_share"] for k in kinds), kind="bar", panel=0),
                     Series("share of MACs", tuple(100 * k["mac_share"] for k in kinds), kind="bar", panel=1)),
@@ -119,7 +119,7 @@ def _layer_rows(count: Any, rf: Any) -> list[tuple[str, ...]]:
              "-" if fields.get(layer.name) is None else str(fields[layer.name])) for layer in count.layers]
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>\n" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>"
@@ -149,7 +149,7 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
     parts = [f"<h1>{html.escape(model)}</h1>",
              f"<p>input {html.escape(shape_str(input_shape))}; MACs are multiply-accumulates, FLOPs = 2 x MACs; "
              "bytes at the activation dtype named. Every number is computed from one meta-device trace.</p>",
-             "<h2>Summary</h2>", _table(("quantity", "value"), _summary_rows(count, memory))]
+             "<h2>Summary</h2>", html_table(("quantity", "value"), _summary_rows(count, memory))]
     specs = figure_specs(count, rf, memory, timeline, input_shape, latency)
     if specs:
         parts.append("<h2>Figures</h2>")
@@ -159,7 +159,7 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
     if diagram is not None:
         parts += ["<h2>Architecture</h2>", diagram_html(diagram)]
     if count is not None:
-        parts += ["<h2>Per layer</h2>", _table(LAYER_HEADERS, _layer_rows(count, rf))]
+        parts += ["<h2>Per layer</h2>", html_table(LAYER_HEADERS, _layer_rows(count, rf))]
     return "\n".join(parts)
 
 

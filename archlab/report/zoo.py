@@ -74,7 +74,7 @@ def zoo_figures(rows: list[dict[str, Any]], accuracies: Sequence[Any]) -> list[F
 def _html(rows: list[dict[str, Any]]) -> str:
     from archlab.analysis.accuracy import published_top1
     from archlab.report.figures import svg_of
-    from archlab.report.page import STYLE, _table
+    from archlab.report.page import STYLE, html_table
 
     accuracies = published_top1()
     by_name = {r["name"]: r for r in rows}
@@ -92,8 +92,8 @@ def _html(rows: list[dict[str, Any]]) -> str:
               a.source, a.where) for a in accuracies if a.model in by_name]
     if cited:
         parts += ["<h2>Published ImageNet top-1 (cited)</h2>",
-                  _table(("model", "top-1 (%)", "MACs (computed)", "paper", "where"), cited)]
-    parts += ["<h2>Every model</h2>", _table(HEADERS, [tuple(str(c) for c in _cells(r)) for r in rows]),
+                  html_table(("model", "top-1 (%)", "MACs (computed)", "paper", "where"), cited)]
+    parts += ["<h2>Every model</h2>", html_table(HEADERS, [tuple(str(c) for c in _cells(r)) for r in rows]),
               "</body></html>\n"]
     return "\n".join(parts)
 

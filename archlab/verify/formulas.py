@@ -3,7 +3,7 @@ depthwise-separable convolution, EfficientNet's compound rule, ratios, arithmeti
 
 from __future__ import annotations
 
-from archlab.analysis.count import count as count_api
+from archlab.analysis.count import count_model
 from archlab.analysis.laws import dwsc_layers
 from archlab.errors import UserError
 from archlab.verify.quantities import Context, evaluate, quantity
@@ -22,7 +22,7 @@ def dwsc(ctx: Context, *, layer: str, count: str, vars: dict) -> int:
         raise UserError(f"dwsc needs layer in {', '.join(_DWSC_LAYERS)} and count macs or params")
     k, m, n, g = _dwsc_sizes(vars)
     # the layers archlab dwsc counts (the docstring above is printed in verify's md report)
-    result = count_api(dwsc_layers(k, m, n)[layer], input_size=(m, g, g), depth=0)
+    result = count_model(dwsc_layers(k, m, n)[layer], input_size=(m, g, g), depth=0)
     return result.macs if count == "macs" else result.params
 
 

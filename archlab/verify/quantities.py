@@ -50,7 +50,7 @@ class _Model:
         import torch
 
         from archlab.analysis.costs import OpCosts
-        from archlab.analysis.trace import trace
+        from archlab.trace.run import trace
         from archlab.models.resolve import resolve
 
         resolved = resolve(spec)

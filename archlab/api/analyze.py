@@ -11,10 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from archlab.api.model import Model
 from archlab.errors import UserError
-from archlab.spec import with_forward_kw
+from archlab.spec import Inputs, check_depth
 
 ANALYSES = ("count", "rf", "memory", "trace", "training")
+MEMORY_KEYS = ("dtype", "act_dtype", "fuse", "workspace")
+COUNT_KEYS = ("engine", "device", "force", "training", "freeze")
+TRAINING_KEYS = ("optimizer", "amp", "freeze", "measure", "device", "budget")
+SHAPE_KEYS = ("res", "batch", "alpha", "options", "forward_kw")
+OPTION_KEYS = {*MEMORY_KEYS, "measure", "device", "force", *COUNT_KEYS, *SHAPE_KEYS, *TRAINING_KEYS}
 
 
 @dataclass(frozen=True)
@@ -100,14 +106,14 @@ class Report:
         return "\n".join(parts)
 
 
-def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
-            analyses: Sequence[str] = ("count", "rf", "memory"), *, depth: int = 2, **options: Any) -> Report:
+def analyze(model_or_spec: Any, input_size: Any = None, analyses: Sequence[str] = ("count", "rf", "memory"), *,
+            depth: int = 2, **options: Any) -> Report:
     """Run the named analyses on a registered model (name or spec), an external spec
-    (``torchvision:resnet50``, ``file.py:factory``) or an ``nn.Module`` (give ``input_size``).
-    ``options`` go to every analysis: ``res``, ``batch``, ``alpha``, ``options`` (builder
-    options); and to the analyses that take them: ``engine`` and ``device`` (count),
-    ``dtype``/``act_dtype``/``fuse``/``workspace``/``measure``/``device`` (memory), ``force``
-    (count and memory). ``analyses`` is one name or a sequence of names.
+    (``torchvision:resnet50``, ``file.py:factory``) or an ``nn.Module`` (give ``input_size``): one
+    ``archlab.Model``, traced once, answers all of them. ``options`` go to every analysis: ``res``,
+    ``batch``, ``alpha``, ``options`` (builder options), ``forward_kw``; and to the analyses that take
+    them: ``engine`` and ``device`` (count), ``dtype``/``act_dtype``/``fuse``/``workspace``/``measure``/
+    ``device`` (memory), ``force`` (count and memory). ``analyses`` is one name or a sequence of names.
 
     The training view: ``training=True`` makes ``count`` a training step's (forward, input- and
     weight-gradient MACs per layer; ``freeze`` globs freeze modules); the analysis ``"training"`` is
@@ -119,45 +125,30 @@ def analyze(model_or_spec: Any, input_size: Sequence[int] | None = None,
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown:
         raise UserError(f"unknown analysis '{unknown[0]}' (choose from {', '.join(ANALYSES)})")
-    from archlab.analysis.count import count
-    from archlab.analysis.memory import memory
-    from archlab.analysis.per_layer import trace_layers
-    from archlab.analysis.receptive_field import receptive_field
-
-    memory_keys = ("dtype", "act_dtype", "fuse", "workspace", "measure", "device", "force")
-    count_keys = ("engine", "device", "force", "training", "freeze")
-    shape_keys = ("res", "batch", "alpha", "options", "forward_kw")
-    training_keys = ("optimizer", "amp", "freeze", "measure", "device", "budget")
-    stray = [k for k in options if k not in (*memory_keys, *count_keys, *shape_keys, *training_keys)]
+    stray = [k for k in options if k not in OPTION_KEYS]
     if stray:
-        raise UserError(f"analyze() takes no option '{stray[0]}' (its options: "
-                        f"{', '.join(sorted({*memory_keys, *count_keys, *shape_keys, *training_keys}))})")
-    common = {k: v for k, v in options.items() if k in shape_keys and k != "forward_kw"}
-    input_size = with_forward_kw(input_size, options.get("forward_kw"))  # the forward's options, with the inputs
-    if input_size is not None:
-        common["input_size"] = input_size
+        raise UserError(f"analyze() takes no option '{stray[0]}' (its options: {', '.join(sorted(OPTION_KEYS))})")
+    check_depth(depth)
+    from archlab.api.count import count
+    from archlab.api.memory import memory, training_memory
+
+    inputs = Inputs.of(input_size, options.get("forward_kw"))
+    model = Model(model_or_spec, inputs, **{k: options.get(k) for k in ("res", "batch", "alpha", "options")})
     results: dict[str, Any] = {}
     if "count" in analyses:
-        results["count"] = count(model_or_spec, depth=depth, **common,
-                                 **{k: v for k, v in options.items()
-                                    if k in count_keys and (k != "freeze" or options.get("training"))})
+        results["count"] = count(model, depth=depth, **{k: v for k, v in options.items()
+                                                        if k in COUNT_KEYS and (k != "freeze" or options.get("training"))})
     if "rf" in analyses:
-        results["rf"] = receptive_field(model_or_spec, depth=depth, **common)
+        results["rf"] = model.receptive_field(depth)
     if "memory" in analyses:
-        results["memory"] = memory(model_or_spec, **common, **{k: v for k, v in options.items() if k in memory_keys})
-        from archlab.analysis.page import live_timeline
-        from archlab.analysis.trace import trace_model
-        from archlab.units import DTYPE_BYTES
-
-        trace, _ = trace_model(model_or_spec, **common)
-        results["timeline"] = live_timeline(trace, DTYPE_BYTES[results["memory"].act_dtype])
+        results["memory"] = memory(model, **{k: v for k, v in options.items()
+                                             if k in (*MEMORY_KEYS, "measure", "device", "force")})
+        results["timeline"] = model.timeline(results["memory"].act_dtype)
     if "trace" in analyses:
-        results["trace"] = trace_layers(model_or_spec, depth=depth, **common)
+        results["trace"] = model.layers(depth)
     if "training" in analyses:
-        from archlab.analysis.training_memory import training_memory
-
-        kw = {k: v for k, v in options.items() if k in training_keys}
+        kw = {k: v for k, v in options.items() if k in TRAINING_KEYS}
         kw["freeze"] = tuple(kw.get("freeze") or ())
-        results["training"] = training_memory(model_or_spec, **common, **kw)
+        results["training"] = training_memory(model, **kw)
     first = next(v for k, v in results.items() if k != "timeline")
     return Report(first.model, tuple(first.input_shape), **results)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from archlab.analysis.rules import OpRules
+from archlab.trace.rules import OpRules
 from archlab.units import pair as _pair
 
 
@@ -240,3 +240,77 @@ SHAPE_RULES.register(_aten._native_batch_norm_legit_no_training.default,
                      lambda a, k: _shape_batch_norm_no_training(a))
 SHAPE_RULES.register(_aten.mean.dim, _shape_mean)
 SHAPE_RULES.register(_aten.sum.dim_IntList, _shape_mean)  # a reduction keeps the same shape as a mean
+
+
+# --- output shapes of the backward ops ------------------------------------------------
+# PyTorch's meta kernels of most *_backward ops are Python decompositions whose first call
+# imports torch._dynamo (about 1.5 s, more than the whole count); their shapes are simple.
+
+def _like(t: torch.Tensor | None, shape: Any = None) -> torch.Tensor:
+    return torch.empty(tuple(t.shape) if shape is None else tuple(shape), dtype=t.dtype, device="meta")
+
+
+def _first_like(args: tuple, kwargs: dict) -> torch.Tensor:
+    return _like(args[0])
+
+
+def _second_like(args: tuple, kwargs: dict) -> torch.Tensor:
+    return _like(args[1])
+
+
+def _like_factory(args: tuple, kwargs: dict) -> torch.Tensor:
+    # empty_like / zeros_like / ones_like / full_like: contiguous, on meta, in the asked dtype
+    t = args[0]
+    return torch.empty(tuple(t.shape), dtype=kwargs.get("dtype") or t.dtype, device="meta")
+
+
+def _conv_backward_shapes(args: tuple, kwargs: dict) -> tuple:
+    grad, inp, weight, bias_sizes = args[:4]
+    mask = args[10]
+    bias = _like(grad, tuple(bias_sizes) if bias_sizes else (weight.shape[0],)) if mask[2] else None
+    return (_like(inp) if mask[0] else None, _like(weight) if mask[1] else None, bias)
+
+
+def _batch_norm_backward_shapes(args: tuple, kwargs: dict) -> tuple:
+    inp, weight = args[1], args[2]
+    mask = args[-1]
+    c = (inp.shape[1],)
+    return (_like(inp) if mask[0] else None, _like(inp, c) if mask[1] else None,
+            _like(inp, c) if mask[2] else None)
+
+
+def _upsample_backward_shape(args: tuple, kwargs: dict) -> torch.Tensor:
+    return _like(args[0], args[2])
+
+
+def _sizes_backward_shape(args: tuple, kwargs: dict) -> torch.Tensor:
+    # slice_backward / select_backward(grad, input_sizes, ...): the gradient of the whole input
+    return _like(args[0], args[1])
+
+
+def _register_backward_shapes() -> None:
+    aten = torch.ops.aten
+    same = ("threshold_backward", "hardtanh_backward", "sigmoid_backward", "tanh_backward", "silu_backward",
+            "gelu_backward", "hardswish_backward", "hardsigmoid_backward", "leaky_relu_backward", "elu_backward",
+            "softplus_backward", "mish_backward", "native_dropout_backward", "_softmax_backward_data",
+            "_log_softmax_backward_data")
+    rules: list[tuple[Any, Any]] = [(getattr(aten, n).default, _first_like) for n in same if hasattr(aten, n)]
+    rules += [(getattr(aten, n).default, _like_factory) for n in ("empty_like", "zeros_like", "ones_like", "full_like")]
+    rules += [(aten.max_pool2d_with_indices_backward.default, _second_like),
+              (aten.avg_pool2d_backward.default, _second_like),
+              (aten.avg_pool3d_backward.default, _second_like),
+              (aten.max_pool3d_with_indices_backward.default, _second_like),
+              (aten.index_add.default, _first_like),
+              (aten.slice_backward.default, _sizes_backward_shape),
+              (aten.select_backward.default, _sizes_backward_shape),
+              (aten._adaptive_avg_pool2d_backward.default, _second_like),
+              (aten.adaptive_max_pool2d_backward.default, _second_like),
+              (aten.convolution_backward.default, _conv_backward_shapes),
+              (aten.native_batch_norm_backward.default, _batch_norm_backward_shapes),
+              (aten.upsample_nearest2d_backward.default, _upsample_backward_shape),
+              (aten.upsample_bilinear2d_backward.default, _upsample_backward_shape)]
+    for op, rule in rules:
+        SHAPE_RULES.register(op, rule)
+
+
+_register_backward_shapes()

@@ -1,0 +1,53 @@
+"""``archlab.compare``: several models side by side, and one model's width/resolution variant
+against its law, each joined with measured latency on request."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from archlab.api.model import Model
+from archlab.errors import UserError
+
+
+def compare_models(specs: list[str], latency: bool = False, training: bool = False, optimizer: str = "sgd",
+                   **latency_options: Any) -> list[Any]:
+    """One row per spec (``CompareRow``): params, MACs, receptive field, memory (and latency), in the
+    given order; with ``training``, also the training step's MACs (forward + backward) and its
+    predicted memory peak under ``optimizer``, batch 1."""
+    from archlab.analysis.compare import compare_row, with_training
+
+    timings: list[float | None] = [None] * len(specs)
+    if latency:
+        from archlab.measure.latency import measure_all
+
+        # the models' timed blocks take turns, so the machine's load falls on all alike
+        timings = [r.median_ms for r in measure_all(specs, **latency_options)]
+    rows = []
+    for spec, lat in zip(specs, timings):
+        model = Model(spec)
+        row = compare_row(model.trace, model.label, lat)
+        if training:
+            try:
+                step = model.training()
+            except UserError:  # e.g. batch norm over one value per channel at batch 1
+                step = None
+            row = with_training(row, step, optimizer)
+        rows.append(row)
+    return rows
+
+
+def latency_pair(baseline: str, variant: str, **options: Any) -> tuple[float, float]:
+    """Median latency (ms) of two specs, measured taking turns."""
+    from archlab.measure.latency import measure_all
+
+    a, b = measure_all([baseline, variant], **options)
+    return a.median_ms, b.median_ms
+
+
+def with_latency(c: Any, min_time: float = 1.0) -> Any:
+    """A ``ScalingComparison`` with the baseline's and the variant's latency measured (CPU, batch 1,
+    median of timed forwards, the two taking turns) in its ``latency`` field."""
+    base, var = latency_pair(c.baseline["model"], c.variant["model"], min_time=min_time)
+    return replace(c, latency={"device": "cpu", "batch": 1, "statistic": "median", "baseline_ms": base,
+                               "variant_ms": var, "ratio": var / base if base else None})

@@ -1,0 +1,31 @@
+"""The per-layer views of one model by name, spec or ``nn.Module``: ``archlab.trace_layers``,
+``archlab.receptive_field`` and the block diagram, each from one ``Model``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archlab.api.model import Model
+from archlab.spec import check_depth
+
+
+def _model(model_or_spec: Any, kw: dict[str, Any]) -> Model:
+    return Model(model_or_spec, kw.pop("input_size", None), forward_kw=kw.pop("forward_kw", None), **kw)
+
+
+def trace_layers(model_or_spec: Any, *, depth: int = 3, **kw: Any) -> Any:
+    """One row per module call (``TraceResult``): shapes, geometry, params, MACs, receptive field,
+    activation size. ``kw``: ``input_size``, ``res``, ``batch``, ``alpha``, ``options``, ``forward_kw``."""
+    check_depth(depth)
+    return _model(model_or_spec, kw).layers(depth)
+
+
+def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> Any:
+    """Receptive field, jump and first-unit centre per layer, on the data-flow graph (``RFResult``)."""
+    check_depth(depth)
+    return _model(model_or_spec, kw).receptive_field(depth)
+
+
+def diagram(model_or_spec: Any, *, depth: int = 1, block: str | None = None, **kw: Any) -> Any:
+    """The block diagram of a model (or of its module ``block``) at ``depth`` below it (``Diagram``)."""
+    return _model(model_or_spec, kw).diagram(depth, block)

@@ -1,0 +1,70 @@
+"""``archlab.memory`` and ``archlab.training_memory``: the memory of one model from its meta trace,
+joined with a measured run on request (``measure=True``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Sequence
+
+from archlab.api.model import as_model
+from archlab.errors import UserError
+
+
+def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", fuse: Sequence[str] | None = None,
+           workspace: str = "none", measure: bool = False, device: str = "cpu", force: bool = False,
+           input_size: Any = None, res: int | None = None, batch: int | None = None, alpha: float | None = None,
+           options: dict[str, Any] | None = None, forward_kw: Any = None) -> Any:
+    """Memory of a model (``MemoryResult``): parameters, the inference peak, training activations, M(G).
+    ``fuse``: module type names treated as single ops in M(G) (default: MobileNetV2's inverted
+    residual blocks, where present; ``()`` for none). ``measure``: also run one real forward on
+    ``device`` and record its peak (refused when it looks too big for the free memory, unless ``force``)."""
+    from archlab.analysis.memory import check_dtype, inference_peak, run_bytes
+    from archlab.measure.devices import check_device
+
+    check_dtype(dtype, "--dtype")
+    act_bytes = check_dtype(act_dtype, "--act-dtype")
+    if workspace not in ("none", "im2col"):
+        raise UserError(f"unknown --workspace '{workspace}' (choose none or im2col)")
+    check_device(device)  # also without --measure: a bad --device is an error wherever it is given
+    model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
+    result = model.memory(dtype, act_dtype, fuse, workspace)
+    if not measure:
+        return result
+    from archlab.measure.guard import check_fits
+    from archlab.measure.memory_peak import measure_peak
+
+    trace = model.trace
+    check_fits(run_bytes(trace), device, force, what="--measure (a real forward)")
+    shapes = tuple(tuple(trace.values[v].shape) for v in trace.inputs)  # every input of the forward
+    source = model.built.resolved or model.source  # the spec resolved once: built again, for real
+    measured, method = measure_peak(source, shapes if len(shapes) > 1 else shapes[0], device=device)
+    predicted = (inference_peak(trace, 4, held=True).bytes if act_bytes != 4 else result.activation_peak_held_bytes)
+    return replace(result, measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted)
+
+
+def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | None = None,
+                    freeze: Sequence[str] = (), measure: bool = False, device: str = "cpu",
+                    budget: Any = None, input_size: Any = None, res: int | None = None, batch: int | None = None,
+                    alpha: float | None = None, options: dict[str, Any] | None = None,
+                    forward_kw: Any = None) -> Any:
+    """The memory bill of one training step (``TrainingMemoryResult``); ``measure`` also runs a real
+    step on ``device`` and records its peak; ``budget`` (bytes or "8GiB") finds the largest batch whose
+    predicted peak fits."""
+    from archlab.analysis.training_memory import check_step_options, largest_batch, parse_bytes
+
+    check_step_options(optimizer, amp)
+    model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
+    result = model.training_memory(optimizer, amp, freeze)
+    if budget is not None:
+        limit = parse_bytes(budget)
+        best = largest_batch(lambda b: model.training_memory(optimizer, amp, freeze, batch=b), limit)
+        result = replace(result, budget_bytes=limit, max_batch=best[0] if best else 0,
+                         max_batch_peak_bytes=best[1] if best else None)
+    if measure:
+        from archlab.measure.training_peak import measure_training_peak
+
+        source = model.built.resolved or model.source
+        measured, method = measure_training_peak(source, result.input_shape, optimizer=optimizer, amp=amp,
+                                                 frozen=model.training(freeze).frozen, device=device)
+        result = replace(result, measured_training_peak_bytes=measured, measured_method=method)
+    return result

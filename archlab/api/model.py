@@ -1,0 +1,241 @@
+"""``archlab.Model``: one model, resolved, built and traced once, and every answer read from that
+one trace.
+
+    m = archlab.Model("resnet50", res=160)
+    m.count().macs              # the forward's MACs (count_trace of m.trace)
+    m.receptive_field(depth=1)  # the same trace, another analysis
+    m.memory().mg_bytes
+    m.training_memory(optimizer="adam").training_peak_bytes   # the training step, traced once, on first use
+    m                           # in Jupyter: the report page's figures and tables
+
+It is made from a registered name or spec (``"mobilenet@alpha=0.5"``), an external spec
+(``torchvision:resnet50``, ``file.py:factory``) or an ``nn.Module`` with its inputs (``input_size``,
+in any form ``archlab.spec.Inputs`` takes). The model is resolved and built (on the meta device for
+a spec) when the ``Model`` is made; the forward is traced on first use and kept; the training step
+likewise, once per ``freeze``. Each analysis is a function of the trace (``archlab.analysis``), so
+a trace made any other way can be analysed the same way; the ``Model`` only makes each thing once.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Sequence
+
+from archlab.errors import UserError
+from archlab.spec import Inputs, check_batch
+from archlab.trace.graph import Trace, TrainingTrace
+from archlab.trace.run import Built, build, saved_for_backward, trace_built, trace_training
+
+
+class Model:
+    """A model and its one trace (see the module's docstring)."""
+
+    def __init__(self, model_or_spec: Any, input_size: Any = None, *, res: int | None = None,
+                 batch: int | None = None, alpha: float | None = None, options: dict[str, Any] | None = None,
+                 forward_kw: Any = None) -> None:
+        self.source = model_or_spec
+        self.inputs = Inputs.of(input_size, forward_kw)
+        self.settings = {"res": res, "batch": check_batch(batch), "alpha": alpha, "options": options}
+        self.built: Built = build(model_or_spec, self.inputs, **self.settings)
+        self._training: dict[tuple[str, ...], TrainingTrace] = {}
+
+    # --- what was made once ------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """The model as reports name it: the spec with every setting that differs from its defaults."""
+        return self.built.label
+
+    @property
+    def module(self) -> Any:
+        """The ``nn.Module`` (built on the meta device for a spec; the user's own module as given)."""
+        return self.built.module
+
+    @cached_property
+    def trace(self) -> Trace:
+        """The forward's trace, made on first use and kept."""
+        return trace_built(self.built)
+
+    @cached_property
+    def costs(self) -> Any:
+        """Each op's MACs and other operations (``archlab.analysis.costs.OpCosts``)."""
+        from archlab.analysis.costs import OpCosts
+
+        return OpCosts(self.trace)
+
+    @cached_property
+    def traffic(self) -> Any:
+        """Each op's bytes read and written (``archlab.analysis.traffic.OpTraffic``)."""
+        from archlab.analysis.traffic import OpTraffic
+
+        return OpTraffic.of(self.trace, self.costs)
+
+    @cached_property
+    def fields(self) -> Any:
+        """The receptive field of every value (``archlab.analysis.receptive_field.RFAnalysis``)."""
+        from archlab.analysis.receptive_field import receptive_fields
+
+        return receptive_fields(self.trace)
+
+    def training(self, freeze: Sequence[str] = ()) -> TrainingTrace:
+        """The training step's trace (forward, loss, backward), made once per ``freeze``."""
+        key = (freeze,) if isinstance(freeze, str) else tuple(freeze)
+        if key not in self._training:
+            self._training[key] = trace_training(self.built.module, self.built.args, key, self.built.kwargs)
+        return self._training[key]
+
+    def with_batch(self, batch: int | None) -> Model:
+        """The same model and inputs at another batch size (``self`` when it is the same)."""
+        if batch == self.settings["batch"]:
+            return self
+        return Model(self.source, self.inputs, **{**self.settings, "batch": batch})
+
+    # --- the analyses, each a function of the trace -------------------------------------------
+
+    def count(self, depth: int = 2) -> Any:
+        """Parameters, MACs and other operations, per module call to ``depth`` (``CountResult``)."""
+        from archlab.analysis.count import count_trace
+        from archlab.models.paper_flops import paper_flops
+
+        result = count_trace(self.trace, self.label, depth, costs=self.costs, traffic=self.traffic)
+        paper = paper_flops(self.source)
+        if paper is not None:
+            result = type(result)(**{**result.__dict__, "paper_flops": paper})
+        return result
+
+    def count_training(self, depth: int = 2, freeze: Sequence[str] = ()) -> Any:
+        """One training step's count: the forward's MACs, and the backward's input- and weight-gradient
+        MACs per layer (``CountResult`` with ``training``)."""
+        from archlab.analysis.count import count_training
+        from archlab.spec import check_depth
+
+        check_depth(depth)
+        return count_training(self.training(freeze), self.label, depth=depth)
+
+    def layers(self, depth: int = 3) -> Any:
+        """One row per module call: shapes, geometry, params, MACs, receptive field (``TraceResult``)."""
+        from archlab.analysis.per_layer import layers_of
+        from archlab.spec import check_depth
+
+        check_depth(depth)
+        return layers_of(self.trace, self.label, depth, costs=self.costs, traffic=self.traffic, rf=self.fields)
+
+    def receptive_field(self, depth: int = 2) -> Any:
+        """Receptive field, jump and start per layer (``RFResult``)."""
+        from archlab.analysis.receptive_field import rf_of
+        from archlab.spec import check_depth
+
+        check_depth(depth)
+        return rf_of(self.trace, self.label, depth, rf=self.fields)
+
+    def memory(self, dtype: str = "fp32", act_dtype: str = "fp32", fuse: Sequence[str] | None = None,
+               workspace: str = "none") -> Any:
+        """Parameters, the inference peak, training activations and M(G) (``MemoryResult``)."""
+        from archlab.analysis.memory import check_dtype, memory_of
+
+        check_dtype(dtype, "--dtype")
+        check_dtype(act_dtype, "--act-dtype")
+        if workspace not in ("none", "im2col"):
+            raise UserError(f"unknown --workspace '{workspace}' (choose none or im2col)")
+        saved, note = self._saved_for_backward()
+        buffers = sum(b.numel() * b.element_size() for b in self.module.buffers())
+        return memory_of(self.trace, self.label, dtype=dtype, act_dtype=act_dtype, fuse=fuse, workspace=workspace,
+                         saved=saved, training_note=note, buffers_bytes=buffers)
+
+    def _saved_for_backward(self) -> tuple[Any, str | None]:
+        """The tensors a training step keeps for its backward, once; (None, why) when the
+        training-mode forward fails (batch norm over one value per channel): the rest stands."""
+        if "_saved" not in self.__dict__:
+            try:
+                self.__dict__["_saved"] = (saved_for_backward(self.module, self.built.args, self.built.kwargs), None)
+            except UserError as e:
+                note = str(e)
+                if self.trace.input_shape[0] == 1 and "more than 1 value per channel" in note:
+                    note += " (training batch norm needs --batch 2 or more)"
+                self.__dict__["_saved"] = (None, note)
+        return self.__dict__["_saved"]
+
+    def timeline(self, act_dtype: str = "fp32") -> Any:
+        """Live activation bytes after each op of the forward (``TimelinePoint`` per op)."""
+        from archlab.analysis.memory import check_dtype
+        from archlab.analysis.page import live_timeline
+
+        return live_timeline(self.trace, check_dtype(act_dtype, "--act-dtype"))
+
+    def training_memory(self, optimizer: str = "sgd", amp: str | None = None, freeze: Sequence[str] = (),
+                        batch: int | None = None) -> Any:
+        """The memory bill of one training step (``TrainingMemoryResult``); ``batch``: at another batch
+        size than the model's (traced anew at that size)."""
+        from archlab.analysis.training_memory import bill, check_step_options
+
+        check_step_options(optimizer, amp)
+        model = self if batch is None else self.with_batch(check_batch(batch))
+        return bill(model.training(freeze), model.label, optimizer, amp)
+
+    def diagram(self, depth: int = 1, block: str | None = None) -> Any:
+        """The block diagram at ``depth`` (of the module ``block``, if given) (``Diagram``)."""
+        from archlab.analysis.diagram import diagram_of_trace
+
+        return diagram_of_trace(self.trace, self.label, depth, block)
+
+    def predict(self, machine: Any = None, *, device: str = "cpu", threads: int | None = None,
+                dtype: str = "fp32") -> Any:
+        """One forward's time predicted from the trace and a calibration (``Prediction``): ``machine``,
+        or the cached (or a new) calibration of ``device``/``threads``/``dtype``."""
+        from archlab.measure.predict import predict_trace
+
+        if machine is None:
+            from archlab.measure.calibrate import machine as calibrated
+
+            machine = calibrated(device, threads, dtype)
+        return predict_trace(self.trace, machine, self.costs)
+
+    def page(self, depth: int = 2, latency: Any = None) -> Any:
+        """What the report page shows (``PageData``); ``latency``: a measured ``LatencyResult`` with
+        per-layer times, for the figure of time per layer kind."""
+        from archlab.analysis.page import PageData
+
+        count = self.count(depth)
+        memory = self.memory()
+        return PageData(count.model, tuple(count.input_shape), count, self.receptive_field(depth), memory,
+                        self.timeline(memory.act_dtype), depth, self.diagram(1), latency)
+
+    def report(self, depth: int = 2, format: str = "html") -> str:
+        """The self-contained report page (``archlab report``): html, or md."""
+        from archlab.report import page
+
+        if format not in ("html", "md"):
+            raise UserError(f"unknown report format '{format}' (choose html or md)")
+        d = self.page(depth)
+        if format == "md":
+            return page.render_md(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.latency)
+        return page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.diagram, d.latency)
+
+    def to_dict(self, depth: int = 2) -> dict[str, Any]:
+        """The count, receptive field and memory, as ``archlab.analyze(...).to_dict()`` gives them."""
+        return {"model": self.label, "input_shape": list(self.trace.input_shape),
+                "count": self.count(depth).to_dict(), "rf": self.receptive_field(depth).to_dict(),
+                "memory": self.memory().to_dict()}
+
+    def __repr__(self) -> str:
+        traced = "traced" if "trace" in self.__dict__ else "not traced yet"
+        return f"archlab.Model({self.label!r}, {traced})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the report page's figures and tables."""
+        from archlab.report import page
+
+        d = self.page()
+        return page.body(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline)
+
+
+def as_model(model_or_spec: Any, input_size: Any = None, forward_kw: Any = None, **settings: Any) -> Model:
+    """``model_or_spec`` as a ``Model``: itself when it is one already (then nothing else may be given:
+    its inputs and settings are made), else a new one."""
+    if isinstance(model_or_spec, Model):
+        given = [k for k, v in (("input_size", input_size), ("forward_kw", forward_kw), *settings.items())
+                 if v is not None]
+        if given:
+            raise UserError(f"{given[0]} is set when an archlab.Model is made, not when it is analysed")
+        return model_or_spec
+    return Model(model_or_spec, input_size, forward_kw=forward_kw, **settings)

@@ -1,0 +1,36 @@
+"""What ``archlab report`` shows of one model: its ``Model``'s page data, joined with measured
+per-layer latency on request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archlab.api.model import Model
+from archlab.errors import UserError
+
+SHAPE_KEYS = ("res", "batch", "alpha", "options", "input_size", "forward_kw")
+
+
+def page_data(model_or_spec: Any, *, depth: int = 2, latency: bool = False, min_time: float = 1.0,
+              **kw: Any) -> Any:
+    """Everything the report page of a model shows (``PageData``). ``kw``: ``res``, ``batch``,
+    ``alpha``, ``options``, ``input_size``, ``forward_kw`` (as ``archlab.analyze``). ``latency``: also
+    time the model on the CPU (``min_time`` seconds of timed forwards, then each op of a forward
+    timed and attributed to its module), for the figure of time per layer kind beside its share of
+    MACs; a registered model or spec only."""
+    stray = [k for k in kw if k not in SHAPE_KEYS]
+    if stray:
+        raise UserError(f"the report takes no option '{stray[0]}'")
+    model = Model(model_or_spec, kw.pop("input_size", None), forward_kw=kw.pop("forward_kw", None), **kw)
+    data = model.page(depth)
+    if not latency:
+        return data
+    if not isinstance(model_or_spec, str):
+        raise UserError("--latency times a registered model or spec (a name), not an nn.Module")
+    from dataclasses import replace
+
+    from archlab.measure.latency import measure_all
+
+    measured = measure_all([model_or_spec], per_layer=True, min_time=min_time, input_size=model.inputs.size,
+                           **kw)[0]
+    return replace(data, latency=measured)

@@ -1,0 +1,375 @@
+"""The runner: one function runs the user's forward under the recorder, for a forward trace
+(eval mode, no gradients) or a training step (training mode, ``loss.backward()``), with every
+guard of ``archlab.trace.guards`` applied to both by construction; and the one place a model is
+built for a trace (``build``).
+
+No convolution runs and no activation is allocated: meta tensors carry shapes only. Parameters
+may live on any device; each operation sees meta copies of its arguments (``Tensor.to("meta")``
+copies no data), so the user's model is never moved or modified. The hooks are removed in
+``finally``. ``--engine real`` (``real=True``) runs the same trace on real tensors.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from archlab.errors import UserError, first_line
+from archlab.models.resolve import Resolved, reads_the_model, resolve
+from archlab.spec import Inputs, ModelSpec, check_batch
+from archlab.trace.graph import INPUT, PARAM, Call, Trace, TrainingTrace, Uncalled
+from archlab.trace.guards import check_keywords, check_traceable, guarded, without_torch_config_advice
+from archlab.trace.inputs import described_shape, model_inputs, module_inputs, tensor_maker
+from archlab.trace.recorder import MetaMode, Recorder, Tracer, TrainingTracer, nested_tensors, to_meta
+
+def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
+          kwargs: dict[str, Any] | None = None, real: bool = False, budget: Any = None,
+          allocated: int = 0) -> Trace:
+    """Trace ``model``'s forward on ``inputs`` (shapes only; any device, converted to meta), and on
+    the keyword arguments ``kwargs`` (tensors, traced as inputs too, and other options of the forward).
+
+    The model is put in eval mode for the trace and its mode restored after; no hook is left
+    behind, even when the forward raises. ``real``: run every op on the real tensors given
+    (``--engine real``: builders and forwards that read values), recorded by the same dispatch-level
+    trace; ``budget`` (a ``measure.guard.MemoryBudget``) stops that run with one line once the
+    tensors it makes, added to the ``allocated`` bytes (its weights), exceed the budget."""
+    return _run(model, inputs, kwargs, training=False, real=real, budget=budget, allocated=allocated)
+
+
+def trace_training(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
+                   freeze: Sequence[str] = (), kwargs: dict[str, Any] | None = None) -> TrainingTrace:
+    """Trace one training step of ``model`` on ``inputs`` and the keyword arguments ``kwargs``
+    (tensors, shapes only, on meta, and options of the forward): the training-mode forward,
+    ``loss = sum of every floating output's .sum()``, and ``loss.backward()``.
+
+    The model is never modified: it runs through ``torch.func.functional_call`` on fresh meta leaf
+    tensors standing in for its parameters and buffers (each requiring a gradient as the parameter
+    does, unless ``freeze`` names its module), so no ``.grad`` is written to the user's model."""
+    return _run(model, inputs, kwargs, training=True, freeze=tuple(freeze))
+
+
+def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, training: bool,
+         freeze: tuple[str, ...] = (), real: bool = False, budget: Any = None, allocated: int = 0) -> Any:
+    inputs = tuple(inputs) if isinstance(inputs, tuple) else (inputs,)
+    kwargs = dict(kwargs or {})
+    only_by_kwargs = check_keywords(model, list(kwargs))
+    check_traceable(model)
+    frozen = frozen_names(model, freeze) if training else set()
+    args = inputs if real else tuple(to_meta(t) for t in inputs)
+    kw = kwargs if real else {k: to_meta(v) for k, v in kwargs.items()}
+    state: dict[str, torch.Tensor] = {}
+    if training:
+        tracer: Tracer = TrainingTracer(model)
+        state = _stand_ins(model, frozen)
+        for name, t in state.items():
+            tracer.new_value(t, PARAM, name=name)
+    else:
+        tracer = Tracer(model)
+        tracer.real = real
+        if real and budget is not None:
+            tracer.budget = budget
+            tracer.add_allocated(allocated + sum(t.numel() * t.element_size() for t in (*args, *kw.values())
+                                                   if isinstance(t, torch.Tensor)))
+    in_ids = [tracer.new_value(t, INPUT) for t in args]
+    in_ids += [tracer.new_value(t, INPUT, name=k) for k, t in kw.items() if isinstance(t, torch.Tensor)]
+    first = next(iter([*args, *(t for t in kw.values() if isinstance(t, torch.Tensor))]), None)
+    from torch.nn.modules import module as module_mod
+
+    h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
+    h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
+    try:
+        with guarded(model), (torch.enable_grad() if training else torch.no_grad()), Recorder(tracer):
+            if training:
+                out = _step(model, state, args, kw, tracer, (h_pre, h_post))
+            else:
+                model.eval()
+                out = model(*args, **kw)
+            # counted before the model is put back: a lazy layer has its shapes only now
+            params = list({id(p): p for p in model.parameters()}.values())
+            counts = (sum(p.numel() for p in params), sum(p.numel() for n, p in model.named_parameters()
+                                                          if p.requires_grad and n not in frozen))
+    except UserError:
+        raise
+    except SystemExit as e:  # the user's forward must not end archlab without a word
+        raise UserError(f"the {'training step' if training else 'forward pass'} called sys.exit({e.code!r})") from None
+    except Exception as e:  # noqa: BLE001 - the user's forward raised (an assert, a KeyError, ...)
+        raise _failure(e, model, tracer, first, training) from None
+    finally:
+        h_pre.remove()
+        h_post.remove()
+        tracer.restore_backends()
+    if tracer.stopped is not None:  # the forward caught the guard's error and went on: stopped all the same
+        raise tracer.stopped
+    out_ids = [tracer.value_of(t) for t in nested_tensors(out)]
+    if not training:
+        used = {v for op in tracer.ops for v in op.inputs} | set(out_ids)
+        for vid in in_ids:  # a keyword only **kwargs took, and nothing read: a misspelt or unknown input
+            value = tracer.values[vid]
+            if value.name in only_by_kwargs and vid not in used:
+                raise UserError(f"the forward of {type(model).__name__} did not use the input '{value.name}' "
+                                f"(its **kwargs took it): not an input of this model?")
+    head = tracer.values[in_ids[0]] if in_ids else None
+    result = Trace(
+        input_shape=described_shape(head.shape, head.dtype, head.name) if head else (),
+        values=tracer.values,
+        ops=tracer.ops,
+        calls=tracer.calls,
+        inputs=in_ids,
+        outputs=out_ids,
+        params=counts[0],
+        trainable_params=counts[1],
+        uncalled=[] if training else uncalled(model, tracer.calls),
+    )
+    if not training:
+        return result
+    assert isinstance(tracer, TrainingTracer)
+    if tracer.backward_start is None:
+        tracer.backward_start = len(tracer.ops)
+    grads = []
+    seen: set[int] = set()
+    for t in state.values():
+        if t.requires_grad and id(t) not in seen and t.grad is not None:
+            seen.add(id(t))
+            grads.append(tracer.value_of(t.grad))
+    frozen_params = sum(p.numel() for n, p in dict(model.named_parameters()).items() if n in frozen and p.requires_grad)
+    return TrainingTrace(result, tracer.backward_start, grads, tuple(sorted(frozen)), tuple(freeze), frozen_params)
+
+
+def _stand_ins(model: nn.Module, frozen: set[str]) -> dict[str, torch.Tensor]:
+    """Fresh meta leaves for the parameters (requiring a gradient as each parameter does, unless
+    frozen) and buffers, by name; a parameter registered twice stays one tensor."""
+    state: dict[str, torch.Tensor] = {}
+    stand_in: dict[int, torch.Tensor] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) not in stand_in:
+            stand_in[id(p)] = torch.empty(p.shape, dtype=p.dtype, device="meta").requires_grad_(
+                p.requires_grad and name not in frozen)
+        state[name] = stand_in[id(p)]
+    for name, b in model.named_buffers(remove_duplicate=False):
+        state[name] = torch.empty(b.shape, dtype=b.dtype, device="meta")
+    return state
+
+
+def _step(model: nn.Module, state: dict[str, torch.Tensor], args: tuple, kwargs: dict,
+          tracer: TrainingTracer, hooks: tuple[Any, Any]) -> Any:
+    """The training step under the recorder: the training-mode forward on the stand-ins, the loss,
+    its backward (the module hooks are off by then: no module is called in the backward)."""
+    model.train()
+    out = torch.func.functional_call(model, state, args, kwargs, tie_weights=True, strict=False)
+    outs = [t for t in nested_tensors(out) if t.is_floating_point()]
+    for hook in hooks:
+        hook.remove()
+    loss = None
+    for t in outs:
+        if t.requires_grad:
+            loss = t.sum() if loss is None else loss + t.sum()
+    tracer.resolve_nodes()
+    tracer.backward_start = len(tracer.ops)
+    if loss is not None:
+        loss.backward()  # its seed, ones_like, has a shape rule: PyTorch's imports sympy (1 s)
+    return out
+
+
+def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, training: bool) -> UserError:
+    """The one line for a forward (or training step) that raised: where, and what to do about it."""
+    failed = tracer.failed_call if tracer.failed_call is not None else (tracer.stack[-1] if tracer.stack else -1)
+    call = tracer.calls[failed] if 0 <= failed < len(tracer.calls) else None
+    where = f" at layer '{call.name}' ({call.type})" if call and call.name else ""
+    msg = first_line(e, "")
+    if not isinstance(e, RuntimeError):  # PyTorch's errors speak for themselves; a KeyError('x') does not
+        msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+    if "meta tensor" in msg or "data-independent" in msg or "register_meta" in msg:
+        msg = without_torch_config_advice(msg)
+        msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
+                "archlab counts on meta tensors, which hold shapes but no values; --engine real runs it "
+                "on real tensors and counts that input)")
+    elif "scalar type" in msg or "scalar types" in msg or ("dtype" in msg and "expected" in msg.lower()):
+        msg += (" (give each input's dtype in --input-size / input_size: int64:128 is a 128-long int64 "
+                "input, token ids)")
+    elif "same device" in msg and any(p.device.type != "meta" for p in model.parameters()):
+        # an op that checks devices before PyTorch splits it into the ops archlab sees (nn.LSTM)
+        msg += (" (archlab runs the forward on meta tensors, and this layer checks that its weights are "
+                "there too: build the model under 'with torch.device(\"meta\"):' to count it, or count it "
+                "with --engine real)")
+    elif training and "more than 1 value per channel" in msg and first is not None and first.shape[0] == 1:
+        msg += " (training batch norm needs --batch 2 or more)"
+    if training:
+        return UserError(f"the training step failed{where}: {msg}")
+    shape = "x".join(map(str, first.shape[1:])) if first is not None else "-"
+    return UserError(f"the forward pass failed{where} for input {shape}: {msg}")
+
+
+def uncalled(model: nn.Module, calls: list[Call]) -> list[Uncalled]:
+    """The outermost registered modules that neither ran nor hold a module that ran."""
+    depth_of = {c.name: c.depth for c in calls}
+    modules = dict(model.named_modules())
+    ran = set()  # the modules called and their ancestors (containers such as nn.ModuleList are never called)
+    for name in depth_of:
+        parts = name.split(".") if name else []
+        ran.update(".".join(parts[:i]) for i in range(len(parts) + 1))
+    held = {id(p) for name in depth_of if name and name in modules for p in modules[name].parameters()}
+    out: list[Uncalled] = []
+    for name, m in modules.items():
+        if name in ran or any(name.startswith(u.name + ".") for u in out):
+            continue
+        parent = name.rpartition(".")[0]
+        while parent and parent not in depth_of:
+            parent = parent.rpartition(".")[0]
+        params = sum(p.numel() for p in {id(p): p for p in m.parameters()}.values() if id(p) not in held)
+        out.append(Uncalled(name, type(m).__name__, depth_of.get(parent, 0) + 1, params))
+    return out
+
+
+def frozen_names(model: nn.Module, freeze: Sequence[str]) -> set[str]:
+    """Names of the parameters whose module (or a module above it) matches a ``freeze`` glob."""
+    if not freeze:
+        return set()
+    modules = [n for n, _ in model.named_modules() if n]
+    frozen: set[str] = set()
+    for pattern in freeze:
+        if not isinstance(pattern, str) or not pattern:
+            raise UserError(f"--freeze takes a module-name glob such as 'layer*' or 'features.*', got {pattern!r}")
+        hits = [n for n in modules if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            shown = ", ".join(n for n in modules if "." not in n)
+            raise UserError(f"--freeze {pattern}: no module of the model matches (its top-level modules: {shown})")
+        for name, _ in model.named_parameters():
+            parts = name.split(".")[:-1]
+            if any(fnmatch.fnmatchcase(".".join(parts[:i]), pattern) for i in range(1, len(parts) + 1)):
+                frozen.add(name)
+    return frozen
+
+
+def saved_for_backward(model: nn.Module, args: torch.Tensor | tuple[torch.Tensor, ...],
+                       kwargs: dict[str, Any] | None = None) -> list[torch.Tensor]:
+    """The activations autograd keeps for the backward pass of one training step.
+
+    Runs the forward once in training mode on meta tensors (nothing is computed or allocated)
+    under ``saved_tensors_hooks`` and returns the distinct saved tensors that are not parameters or
+    buffers. The model's modes and attributes are put back afterwards, as every trace does."""
+    params = {id(p) for p in model.parameters()} | {id(b) for b in model.buffers()}
+    saved: dict[int, torch.Tensor] = {}
+
+    def pack(t: torch.Tensor):
+        base = t._base if t._base is not None else t
+        if id(t) not in params and id(base) not in params:
+            saved.setdefault(id(base), base)
+        return t
+
+    try:
+        with guarded(model), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+                MetaMode():
+            model.train()
+            model(*(to_meta(t) for t in (args if isinstance(args, tuple) else (args,))),
+                  **{k: to_meta(v) for k, v in (kwargs or {}).items()})
+    except SystemExit as e:
+        raise UserError(f"the training-mode forward called sys.exit({e.code!r})") from None
+    except Exception as e:  # noqa: BLE001 - the user's forward raised
+        raise UserError(f"the training-mode forward failed: {first_line(e)}") from None
+    return list(saved.values())
+
+
+# --- building a model for a trace -----------------------------------------------------
+
+
+@dataclass
+class Built:
+    """A model built for a trace, with the forward's arguments: ``resolved`` is None for an
+    ``nn.Module`` given as such; ``weights``: the bytes of its real weights (``--engine real``
+    under a memory budget), which the run's budget counts first."""
+
+    module: nn.Module
+    args: tuple[torch.Tensor, ...]
+    kwargs: dict[str, Any]
+    label: str
+    resolved: Resolved | None = None
+    weights: int = 0
+
+
+def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: int | None = None,
+          alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
+          device: str = "cpu", budget: Any = None) -> Built:
+    """Resolve and build a registered model (on the meta device; with ``real``, on ``device``) or
+    take an ``nn.Module`` as it is, and make the forward's arguments from ``inputs``.
+
+    ``real``: the inputs hold values (floats: normal noise, seeded; integers: zeros), for builders
+    and forwards that read them. ``budget`` (with ``real``; a ``measure.guard.MemoryBudget``, taken
+    before the build): the built model's parameters and buffers must fit it."""
+    check_batch(batch)
+    if res is not None and (isinstance(res, bool) or not isinstance(res, int)):
+        raise UserError(f"res must be a whole number of pixels, got {res!r}")
+    if isinstance(model_or_spec, nn.Module):
+        if not inputs.given:
+            raise UserError("input_size (C,H,W) is required for a model that is not registered")
+        ignored = [k for k, v in (("res", res), ("alpha", alpha), ("options", options)) if v]
+        if ignored:
+            verb = "apply" if len(ignored) > 1 else "applies"
+            raise UserError(f"{', '.join(ignored)} {verb} to registered models; an nn.Module is analysed as built, "
+                            "on input_size")
+        if real:  # the inputs go where the model's weights are
+            device = str(next(iter(model_or_spec.parameters()), torch.empty(0)).device)
+        args, kwargs = module_inputs(model_or_spec, inputs, batch, tensor_maker(real, device))
+        # the model was built before the budget was taken: its weights are not the run's to allocate
+        return Built(model_or_spec, args, kwargs, type(model_or_spec).__name__)
+    if not isinstance(model_or_spec, (str, ModelSpec)):
+        raise UserError(f"a model is a registered name or spec (a string) or an nn.Module, "
+                        f"not {type(model_or_spec).__name__}")
+    resolved = resolve(model_or_spec, res=res, inputs=inputs, batch=batch, alpha=alpha, options=options)
+    model = _built(resolved, device if real else "meta")
+    weights = 0
+    if real and budget is not None:
+        weights = sum(t.numel() * t.element_size() for t in
+                      {id(t): t for t in (*model.parameters(), *model.buffers())}.values()
+                      if not isinstance(t, nn.parameter.UninitializedTensorMixin))  # trace() refuses those
+        if weights > budget.limit:
+            raise budget.refuse(weights, f"--engine real: the weights of {resolved.label}")
+    args, kwargs = model_inputs(resolved.input_shapes, resolved.forward_options, tensor_maker(real, device),
+                                torch.float32)
+    return Built(model, args, kwargs, resolved.label, resolved, weights)
+
+
+def _built(resolved: Resolved, device: str) -> nn.Module:
+    """The resolved model built on ``device``; a builder that reads tensor values fails on meta:
+    the one-line error names --engine real."""
+    try:
+        return resolved.build(device=device)
+    except UserError as e:
+        if device == "meta" and ("meta tensor" in str(e) or "data-independent" in str(e)):
+            raise UserError(f"{e} (the builder reads tensor values, which meta tensors do not hold: "
+                            f"--engine real builds it on the CPU and counts it)") from None
+        raise
+
+
+def trace_built(built: Built, *, real: bool = False, budget: Any = None) -> Trace:
+    """The forward trace of a built model; a registered model's failure names its default input
+    where the input given differs from it."""
+    if built.resolved is None:
+        return trace(built.module, built.args, built.kwargs, real=real, budget=budget)
+    try:
+        return trace(built.module, built.args, built.kwargs, real=real, budget=budget, allocated=built.weights)
+    except UserError as e:
+        resolved = built.resolved
+        try:
+            if reads_the_model(resolved.info):
+                raise e from None
+            default = tuple(resolved.info.input_shape(**resolved.options))
+        except UserError:  # a model without a default input: the forward's own error is the message
+            raise e from None
+        if not all(isinstance(d, int) for d in default):  # several inputs, declared by the model
+            raise e from None
+        if tuple(resolved.input_shape[1:]) != default:
+            raise UserError(f"{e} (the model's default input is {'x'.join(map(str, default))})") from None
+        raise
+
+
+def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None = None, batch: int | None = None,
+                alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
+                device: str = "cpu", forward_kw: Any = None, budget: Any = None) -> tuple[Trace, str]:
+    """Build and trace in one call (``build`` then ``trace_built``). Returns (trace, label)."""
+    built = build(model_or_spec, Inputs.of(input_size, forward_kw), res=res, batch=batch, alpha=alpha,
+                  options=options, real=real, device=device, budget=budget)
+    return trace_built(built, real=real, budget=budget), built.label
