@@ -185,3 +185,42 @@ def test_readme_example(example: Example, cli, tmp_path, monkeypatch):
     if not output_matches(expected, actual):
         diff = difflib.unified_diff(expected, actual, f"README.md:{example.line}", "real output", lineterm="")
         pytest.fail(f"README.md:{example.line} is stale: $ {example.command}\n" + "\n".join(diff), pytrace=False)
+
+
+def layout_map(text: str) -> dict[str, set[str]]:
+    """The README's layout map (the fenced block that starts with ``archlab/``): folder -> the
+    ``.py`` files named under it ("" for archlab/ itself)."""
+    block = next(b for b in re.findall(r"```\n(archlab/\n.*?)```", text, re.S))
+    named: dict[str, set[str]] = {}
+    folder = ""
+    for line in block.splitlines()[1:]:
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        words = line.split()
+        if not words:
+            continue
+        if depth == 1:
+            folder = words[0].rstrip("/") if words[0].endswith("/") else ""
+            if folder:
+                named.setdefault(folder, set())
+                continue
+        files = []
+        for word in words:
+            if not word.endswith(".py"):
+                break
+            files.append(word)
+        named.setdefault(folder if depth == 2 else "", set()).update(files)
+    return named
+
+
+def test_the_layout_map_is_the_tree():
+    root = README.parent / "archlab"
+    named = layout_map(README.read_text())
+    tree: dict[str, set[str]] = {"": {p.name for p in root.glob("*.py")}}
+    for package in (p for p in root.iterdir() if (p / "__init__.py").exists()):
+        tree[package.name] = {p.name for p in package.glob("*.py")}
+    missing = sorted(f"{folder}/{name}".lstrip("/") for folder, names in tree.items()
+                     for name in names - named.get(folder, set()) if not (folder and name == "__init__.py"))
+    stale = sorted(f"{folder}/{name}".lstrip("/") for folder, names in named.items()
+                   for name in names - tree.get(folder, set()))
+    assert missing == [], f"modules the README's layout map does not name: {missing}"
+    assert stale == [], f"modules the README's layout map names that do not exist: {stale}"
