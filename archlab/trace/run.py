@@ -61,19 +61,9 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
     frozen = frozen_names(model, freeze) if training else set()
     args = inputs if real else tuple(to_meta(t) for t in inputs)
     kw = kwargs if real else {k: to_meta(v) for k, v in kwargs.items()}
-    state: dict[str, torch.Tensor] = {}
-    if training:
-        tracer: Tracer = TrainingTracer(model)
-        state = _stand_ins(model, frozen)
-        for name, t in state.items():
-            tracer.new_value(t, PARAM, name=name)
-    else:
-        tracer = Tracer(model)
-        tracer.real = real
-        if real and budget is not None:
-            tracer.budget = budget
-            tracer.add_allocated(allocated + sum(t.numel() * t.element_size() for t in (*args, *kw.values())
-                                                   if isinstance(t, torch.Tensor)))
+    tracer, state = _tracer(model, training, frozen, real, budget,
+                            allocated + sum(t.numel() * t.element_size() for t in (*args, *kw.values())
+                                            if isinstance(t, torch.Tensor)))
     in_ids = [tracer.new_value(t, INPUT) for t in args]
     in_ids += [tracer.new_value(t, INPUT, name=k) for k, t in kw.items() if isinstance(t, torch.Tensor)]
     first = next(iter([*args, *(t for t in kw.values() if isinstance(t, torch.Tensor))]), None)
@@ -127,6 +117,12 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
     if not training:
         return result
     assert isinstance(tracer, TrainingTracer)
+    return _training_trace(model, result, tracer, state, frozen, freeze)
+
+
+def _training_trace(model: nn.Module, trace: Trace, tracer: TrainingTracer, state: dict[str, torch.Tensor],
+                    frozen: set[str], freeze: tuple[str, ...]) -> TrainingTrace:
+    """The step's trace with where its backward starts and the parameters' gradients."""
     if tracer.backward_start is None:
         tracer.backward_start = len(tracer.ops)
     grads = []
@@ -136,7 +132,25 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
             seen.add(id(t))
             grads.append(tracer.value_of(t.grad))
     frozen_params = sum(p.numel() for n, p in dict(model.named_parameters()).items() if n in frozen and p.requires_grad)
-    return TrainingTrace(result, tracer.backward_start, grads, tuple(sorted(frozen)), tuple(freeze), frozen_params)
+    return TrainingTrace(trace, tracer.backward_start, grads, tuple(sorted(frozen)), tuple(freeze), frozen_params)
+
+
+def _tracer(model: nn.Module, training: bool, frozen: set[str], real: bool, budget: Any,
+            allocated: int) -> tuple[Tracer, dict[str, torch.Tensor]]:
+    """The tracer of a run, and for a training step the stand-ins of the parameters and buffers
+    (recorded as its PARAM values); a real run under a budget starts with its ``allocated`` bytes."""
+    if training:
+        tracer: Tracer = TrainingTracer(model)
+        state = _stand_ins(model, frozen)
+        for name, t in state.items():
+            tracer.new_value(t, PARAM, name=name)
+        return tracer, state
+    tracer = Tracer(model)
+    tracer.real = real
+    if real and budget is not None:
+        tracer.budget = budget
+        tracer.add_allocated(allocated)
+    return tracer, {}
 
 
 def _stand_ins(model: nn.Module, frozen: set[str]) -> dict[str, torch.Tensor]:
