@@ -379,15 +379,15 @@ def test_cuda_per_layer_is_kernel_time():
 def test_latency_times_a_half_precision_model_at_any_dtype(monkeypatch, model_dtype, dtype):
     # the meta trace of an fp16 model is the trace's business (it traces in the model's dtype);
     # here it traces an fp32 twin, so that only the real run is under test
-    real_trace_model = latency_mod.trace_model
+    real_build = latency_mod.build
 
-    def trace_fp32_twin(spec, **kw):
+    def build_fp32_twin(spec, inputs, **kw):
         import copy
 
         twin = copy.deepcopy(spec).float() if isinstance(spec, nn.Module) else spec
-        return real_trace_model(twin, **kw)
+        return real_build(twin, inputs, **kw)
 
-    monkeypatch.setattr(latency_mod, "trace_model", trace_fp32_twin)
+    monkeypatch.setattr(latency_mod, "build", build_fp32_twin)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(model_dtype)
     r = archlab.measure.latency.latency(model, input_size=(3, 8, 8), dtype=dtype, min_time=0.02)
     assert r.dtype == dtype and r.macs == 4 * 6 * 6 * 27 and r.median_ms > 0

@@ -21,15 +21,16 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from archlab.units import SCHEMA_VERSION
 from archlab.analysis.count import count_trace
-from archlab.models.resolve import resolve
-from archlab.trace.run import trace_model
-from archlab.measure.devices import FORWARD_ERRORS, is_cpu, is_cuda, on_device, run_failed
 from archlab.errors import UserError
+from archlab.measure.devices import FORWARD_ERRORS, is_cpu, is_cuda, on_device, run_failed
 from archlab.measure.per_op import time_ops
-from archlab.measure.setting import allocator_fixed, check_options, device_name, page_faults
 from archlab.measure.profile import LayerTime, layers_from_op_times
+from archlab.measure.setting import allocator_fixed, check_options, device_name, page_faults
+from archlab.models.resolve import resolve
+from archlab.spec import Inputs
+from archlab.trace.run import build, trace_built
+from archlab.units import SCHEMA_VERSION
 from archlab.user_code import user_code
 
 
@@ -283,11 +284,9 @@ def measure_all(
 
     check_options(device, dtype, threads, min_time)
     device = "cpu" if is_cpu(device) else device  # cpu:0 is the CPU
-    from archlab.spec import with_forward_kw
-
-    shape_kw = dict(input_size=with_forward_kw(input_size, forward_kw), res=res, batch=batch, alpha=alpha,
-                    options=options)
-    plans = [_plan(spec, dtype, shape_kw) for spec in specs]
+    inputs = Inputs.of(input_size, forward_kw)
+    settings = {"res": res, "batch": batch, "alpha": alpha, "options": options}
+    plans = [_plan(spec, dtype, inputs, settings) for spec in specs]
     labels = ", ".join(p.label for p in plans)
     check_fits(sum(p.bytes_needed for p in plans), device, force, what=f"timing {labels}")
     op_timing = per_layer or per_op or predict  # the prediction is shown beside each op's measured time
@@ -296,83 +295,99 @@ def measure_all(
 
     previous_threads = torch.get_num_threads()
     n_threads = threads or previous_threads
-    runs = []
-    # what is running now, for the error message; "forward": the user's forward is running,
-    # and any exception or sys.exit() from it is the user's, reported in one line
-    step = {"what": "", "forward": False}
+    runs: list[_Run] = []
+    step = _Step()
     try:
         torch.set_num_threads(n_threads)
         # the named GPU is the current one: the timer's and the per-op clock's synchronization wait for it
         with on_device(device), torch.inference_mode(), allocator_fixed() as steady:
             for i, plan in enumerate(plans):
                 # building copies a user's module or runs a user file's constructor: the user's code too
-                step.update(what=f"building {plan.label}", forward=True)
-                report(i, total, step["what"])
+                report(i, total, step.now(f"building {plan.label}"))
                 runs.append(_Run(plan, *_build(plan, spec=specs[i], device=device, dtype=dtype,
-                                               channels_last=channels_last, shape_kw=shape_kw)))
-                step.update(what=f"the forward pass of {plan.label}", forward=True)
+                                               channels_last=channels_last)))
+                step.now(f"the forward pass of {plan.label}")
                 runs[-1].warm_up(min_time)
-            step.update(what=f"timing {labels}", forward=True)
+            step.now(f"timing {labels}")
             _interleave(runs, min_time, lambda done: report(len(plans) + done, total, "timing"), step)
-            layers, op_times = {}, {}
+            op_times = {}
             if op_timing:
                 for i, run in enumerate(runs):
-                    step.update(what=f"timing each op of {run.plan.label}", forward=True)
-                    report(2 * len(plans) + i, total, step["what"])
+                    report(2 * len(plans) + i, total, step.now(f"timing each op of {run.plan.label}"))
                     median = run.measurement(n_threads).median
                     n = min(max(math.ceil(min_time / median), PROFILE_RUNS[0]), PROFILE_RUNS[1])
                     with torch.inference_mode(False):  # the ops the trace records: no_grad's, not inference's
                         op_times[i] = time_ops(run.model, run.inputs.outside_inference(), run.plan.trace, device, n)
-                    step["forward"] = False
-                    if per_layer:
-                        layers[i] = layers_from_op_times(run.plan.trace, op_times[i])
+                    step.forward = False
         if predict and machine is None:
             from archlab.measure.calibrate import machine as calibrated
 
-            step.update(what="calibrating", forward=False)
+            step.now("calibrating", forward=False)
             report(total - 1, total, "calibrating the machine (cached after the first time)")
             machine = calibrated(device, n_threads, dtype)
     except UserError:
         raise
     except RuntimeError as e:  # out of memory, an operator without a kernel for this dtype, a CUDA error
-        raise run_failed(step["what"], device, dtype, e) from None
+        raise run_failed(step.what, device, dtype, e) from None
     except FORWARD_ERRORS as e:  # the user's forward raised (an assert, a KeyError, ...) or called sys.exit()
-        if not step["forward"]:
+        if not step.forward:
             raise  # archlab's own code: a bug, reported as one
-        raise run_failed(step["what"], device, dtype, e) from None
+        raise run_failed(step.what, device, dtype, e) from None
     finally:
         torch.set_num_threads(previous_threads)
     notes = setting_notes(device, dtype) + (() if steady or not is_cpu(device) else (
         "the C allocator was not held steady (not glibc, a threshold of the user's set, or refused): times may "
         "include page faults and depend on what ran before",))
     report(total, total, "done")
-    results = []
-    for i, run in enumerate(runs):
-        m = run.measurement(n_threads)
-        lay = layers.get(i)
-        run_notes = notes
-        if i in op_times and not op_times[i].aligned:
-            run_notes = notes + ("the real forward ran other ops than the meta trace (a channels_last layout, or a "
-                                 "device's own kernels such as fused attention): its ops' times add up per module "
-                                 "and by op name, but are not lined up with the prediction op by op",)
-        prediction = None
-        if predict:
-            from archlab.measure.predict import predict_trace
+    setting = {"device": device, "dtype": dtype, "channels_last": channels_last, "threads": n_threads,
+               "min_time": min_time, "notes": notes, "steady": bool(steady)}
+    return [_result(run, len(runs), op_times.get(i), setting, per_layer, per_op, machine if predict else None)
+            for i, run in enumerate(runs)]
 
-            prediction = predict_trace(run.plan.trace, machine)
-        results.append(LatencyResult(
-            model=run.plan.label, input_shape=tuple(run.plan.trace.input_shape), device=device,
-            device_name=device_name(device), dtype=dtype, channels_last=channels_last, threads=n_threads,
-            median_ms=m.median * 1e3, iqr_ms=m.iqr * 1e3, samples=len(m.raw_times), runs_per_sample=m.number_per_run,
-            min_time_s=min_time, params=run.plan.trace.params, macs=run.plan.macs, models_interleaved=len(runs),
-            layers=lay[0] if lay else None, profiled_forward_ms=lay[1] if lay else None,
-            profiled_runs=lay[2] if lay else None, layer_time_method=lay[3] if lay else None, notes=run_notes,
-            macs_not_counted=run.plan.not_counted,
-            page_faults_per_forward=run.faults / run.forwards if run.forwards else None,
-            op_times=op_times.get(i) if (per_op or predict) else None, prediction=prediction,
-            trace=run.plan.trace if (per_op or predict) else None, allocator_steady=bool(steady),
-        ))
-    return results
+
+class _Step:
+    """What a measurement is doing now, for the error message; ``forward``: the user's code is
+    running (a forward, or a constructor), and any exception or sys.exit() from it is the user's,
+    reported in one line."""
+
+    def __init__(self) -> None:
+        self.what, self.forward = "", False
+
+    def now(self, what: str, forward: bool = True) -> str:
+        self.what, self.forward = what, forward
+        return what
+
+
+def _result(run: _Run, interleaved: int, op_times: Any, setting: dict[str, Any], per_layer: bool, per_op: bool,
+            machine: Any) -> LatencyResult:
+    """One model's ``LatencyResult``: its timed blocks, and its per-layer times, op times and
+    prediction where they were asked for (``machine``: the calibration to predict on, or None)."""
+    m = run.measurement(setting["threads"])
+    layers = layers_from_op_times(run.plan.trace, op_times) if per_layer and op_times is not None else None
+    notes = setting["notes"]
+    if op_times is not None and not op_times.aligned:
+        notes = notes + ("the real forward ran other ops than the meta trace (a channels_last layout, or a "
+                         "device's own kernels such as fused attention): its ops' times add up per module "
+                         "and by op name, but are not lined up with the prediction op by op",)
+    prediction = None
+    if machine is not None:
+        from archlab.measure.predict import predict_trace
+
+        prediction = predict_trace(run.plan.trace, machine)
+    keep_ops = per_op or machine is not None
+    return LatencyResult(
+        model=run.plan.label, input_shape=tuple(run.plan.trace.input_shape), device=setting["device"],
+        device_name=device_name(setting["device"]), dtype=setting["dtype"], channels_last=setting["channels_last"],
+        threads=setting["threads"], median_ms=m.median * 1e3, iqr_ms=m.iqr * 1e3, samples=len(m.raw_times),
+        runs_per_sample=m.number_per_run, min_time_s=setting["min_time"], params=run.plan.trace.params,
+        macs=run.plan.macs, models_interleaved=interleaved,
+        layers=layers[0] if layers else None, profiled_forward_ms=layers[1] if layers else None,
+        profiled_runs=layers[2] if layers else None, layer_time_method=layers[3] if layers else None, notes=notes,
+        macs_not_counted=run.plan.not_counted,
+        page_faults_per_forward=run.faults / run.forwards if run.forwards else None,
+        op_times=op_times if keep_ops else None, prediction=prediction,
+        trace=run.plan.trace if keep_ops else None, allocator_steady=setting["steady"],
+    )
 
 
 def check_specs(specs: Sequence[Any], *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
@@ -394,36 +409,31 @@ class _Plan:
     trace: Any
     forward_options: tuple  # the forward's non-tensor keyword options (--forward-kw, use_cache=true)
     macs: int
-    bytes_needed: int
-    not_counted: int  # calls of ATen ops without a cost rule: the MACs leave them out  # fp32 parameters (built in fp32, then cast) + the eager activation peak
+    bytes_needed: int  # fp32 parameters (built in fp32, then cast) + the eager activation peak
+    not_counted: int  # calls of ATen ops without a cost rule: the MACs leave them out
+    resolved: Any = None  # the spec resolved (archlab.models.resolve.Resolved), built again for real; None: a module
 
 
-def _plan(spec: Any, dtype: str, shape_kw: dict[str, Any]) -> _Plan:
+def _plan(spec: Any, dtype: str, inputs: Inputs, settings: dict[str, Any]) -> _Plan:
+    """The spec resolved and built on meta once, and traced: its label, MACs and memory need."""
     from archlab.analysis.memory import run_bytes
 
-    import torch
-
-    from archlab.spec import ForwardOption
-
-    tr, label = trace_model(spec, **shape_kw)
-    counted = count_trace(tr, label, depth=0)
-    size = shape_kw.get("input_size")
-    if isinstance(spec, torch.nn.Module):
-        options = tuple(s for s in size if isinstance(s, ForwardOption)) if isinstance(size, list) else ()
-    else:
-        options = resolve(spec, **shape_kw).forward_options
-    return _Plan(label, tr, options, counted.macs, run_bytes(tr, 4 if dtype == "fp32" else 2),
-                 sum(n for _, n in counted.unsupported_ops))
+    built = build(spec, inputs, **settings)
+    tr = trace_built(built)
+    counted = count_trace(tr, built.label, depth=0)
+    options = built.resolved.forward_options if built.resolved is not None else inputs.options
+    return _Plan(built.label, tr, tuple(options), counted.macs, run_bytes(tr, 4 if dtype == "fp32" else 2),
+                 sum(n for _, n in counted.unsupported_ops), built.resolved)
 
 
-def _build(plan: _Plan, *, spec: Any, device: str, dtype: str, channels_last: bool, shape_kw: dict[str, Any]):
+def _build(plan: _Plan, *, spec: Any, device: str, dtype: str, channels_last: bool):
     """The model with real weights, in eval mode, cast and placed, and its inputs."""
     import torch
 
-    if isinstance(spec, torch.nn.Module):
+    if plan.resolved is None:
         model = copy.deepcopy(spec)  # the user's model stays as it was: mode, dtype, device
     else:
-        model = resolve(spec, **shape_kw).build()
+        model = plan.resolved.build()
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = model.eval().to(device=device, dtype=torch_dtype)
@@ -526,10 +536,10 @@ def _clock_overhead(timer) -> float:
 
 
 def _interleave(runs: list[_Run], min_time: float, progress: Callable[[float], Any],
-                step: dict[str, Any] | None = None) -> None:
+                step: _Step | None = None) -> None:
     """Round robin: one block of each model that still needs time, until each has min_time
     and MIN_BLOCKS blocks. The garbage collector is off meanwhile, as timeit does.
-    ``step["what"]`` names the model being timed (for an error message)."""
+    ``step.what`` names the model being timed (for an error message)."""
     import gc
 
     enabled = gc.isenabled()
@@ -543,7 +553,7 @@ def _interleave(runs: list[_Run], min_time: float, progress: Callable[[float], A
         while pending:
             for run in pending:
                 if step is not None and len(runs) > 1:
-                    step["what"] = f"timing {run.plan.label}"
+                    step.what = f"timing {run.plan.label}"
                 run.raw_times.append(run.block(run.number))
             pending = [run for run in pending if not run.done(min_time)]
             progress(sum(min(1.0, len(r.raw_times) / MIN_BLOCKS, sum(r.raw_times) / min_time) for r in runs))
