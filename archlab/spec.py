@@ -388,20 +388,28 @@ class Inputs:
         return cls._of_size(merged)
 
     @classmethod
-    def _of_size(cls, size: Any) -> Inputs:
+    def _of_size(cls, size: Any, check: bool = True) -> Inputs:
         if size is None:
             return cls()
         several = isinstance(size, list) or (isinstance(size, tuple) and bool(size) and all(
             isinstance(s, (tuple, list, ForwardOption)) for s in size))
         items = list(size) if several else [size]
-        if several and not items:
-            return cls()
         shapes = [s for s in items if not isinstance(s, ForwardOption)]
         for shape in shapes:
-            if not _is_shape(shape):
+            if check and not _is_shape(shape):
                 raise UserError(f"input_size must be positive whole numbers (C,H,W), or a list of such, got {size!r}")
         return cls(tuple(s if isinstance(s, InputShape) and s.described else tuple(s) for s in shapes),
                    tuple(s for s in items if isinstance(s, ForwardOption)))
+
+    @classmethod
+    def declared(cls, size: Any) -> Inputs:
+        """The inputs a model declares (a factory's ``input_size`` or ``example_inputs``), as they are."""
+        return cls._of_size(size, check=False)
+
+    @property
+    def text(self) -> str:
+        """The inputs as ``--input-size`` writes them: ``3x224x224``, ``input_ids=int64:128;use_cache=false``."""
+        return ";".join([input_text(s) for s in self.shapes] + [str(o) for o in self.options])
 
     @property
     def given(self) -> bool:

@@ -10,7 +10,7 @@ from archlab.errors import UserError, shorten
 from archlab.models._registry import ModelInfo
 from archlab.models.catalog import get_model_info
 from archlab.spec import (ForwardOption, Inputs, InputShape, ModelSpec, check_batch, coerce, input_text, literal,
-                          parse_input_size, parse_positive_int, parse_spec)
+                          parse_positive_int, parse_spec)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -65,9 +65,7 @@ def resolve(
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     # options without an input (--forward-kw alone): the model's own inputs, with these options
     forward_extra = given.options if not given.shapes else ()
-    input_size = given.size if given.shapes else None
     info = get_model_info(spec.name)
-    known = info.options
     extra_options = dict(options or {})
     where = f"in '{shorten(text)}'"
     res = _agreed("res", [(f"res={spec.res} {where}", spec.res),
@@ -77,48 +75,29 @@ def resolve(
                               (f"--set batch={extra_options.get('batch')}",
                                _typed_res(extra_options.pop("batch", None), "batch")),
                               (f"--batch {batch}", batch)])
-    input_size = _agreed("the input size", [
-        (f"input={_shape_text(spec.input_size)} {where}", spec.input_size),
-        (f"--set input={extra_options.get('input')}", _typed_input(extra_options.pop("input", None))),
-        (f"--input-size {_shape_text(input_size)}", input_size)])
-    raw: dict[str, Any] = dict(spec.options)
-    for key, value in extra_options.items():
-        if key in raw:
-            _agreed(key, [(f"{key}={raw[key]} {where}", raw[key]), (f"--set {key}={value}", value)])
-        raw[key] = value
-    if alpha is not None:
-        if "alpha" not in known:
-            raise UserError(f"model '{shorten(info.name)}' has no width multiplier (--alpha)")
-        if "alpha" in raw:
-            source = f"alpha={raw['alpha']} {where}" if "alpha" not in extra_options else f"--set alpha={raw['alpha']}"
-            shown = f"{alpha:g}" if isinstance(alpha, float) else alpha
-            _agreed("alpha", [(source, raw["alpha"]), (f"--alpha {shown}", alpha)])
-        raw["alpha"] = alpha
-    typed: dict[str, Any] = {}
-    for key, value in raw.items():
-        info.check_option(key)
-        typed[key] = coerce(key, value, known[key]) if key in known else literal(value)
-    if "alpha" in typed and not (isinstance(typed["alpha"], (int, float)) and typed["alpha"] > 0):
-        raise UserError(f"alpha must be greater than 0, got {typed['alpha']}")
+    chosen: Inputs | None = _agreed("the input size", [
+        (f"input={_text(spec.input_size)} {where}", _inputs(spec.input_size)),
+        (f"--set input={extra_options.get('input')}", _inputs(extra_options.pop("input", None))),
+        (f"--input-size {given.text}", given if given.shapes else None)])
+    typed = _typed_options(info, spec, extra_options, alpha, where)
     batch = check_batch(batch) or 1
-    if res is not None and input_size is not None:
+    if res is not None and chosen is not None:
         raise UserError("give either a resolution (--res, res=) or an input size (--input-size, input=), not both")
     declared = None
-    user_input = input_size is not None
-    if input_size is None and info.external:
+    user_input = chosen is not None
+    if chosen is None and info.external:
         declared = info.input_shape(**typed)  # a factory's or model's declared inputs, several or of a dtype
         if res is None and (isinstance(declared, list) or getattr(declared, "described", False)):
-            input_size = declared
+            chosen = Inputs.declared(declared)
     extra: tuple[tuple[int, ...], ...] = ()
     forward_options: tuple[ForwardOption, ...] = ()
-    if input_size is not None and input_size and isinstance(input_size[0], (tuple, list, ForwardOption)):
-        forward_options = tuple(s for s in input_size if isinstance(s, ForwardOption))
-        input_size, *rest = [s if isinstance(s, InputShape) else tuple(s) for s in input_size
-                             if not isinstance(s, ForwardOption)]
+    if chosen is not None:
+        first, *rest = chosen.shapes
         extra = tuple(_batched(s, batch) for s in rest)
+        forward_options = chosen.options
     parts = [f"{k}={v}" for k, v in typed.items()]
-    if input_size is not None:
-        shape = input_size if isinstance(input_size, InputShape) else tuple(input_size)
+    if chosen is not None:
+        shape = first
         try:
             # a default read from the built model is not looked for when an input is given (no second build)
             default = declared if declared is not None else None if reads_the_model(info) \
@@ -130,9 +109,8 @@ def resolve(
             form = "C,H,W" if len(default) == 3 else f"{len(default)} numbers"
             raise UserError(f"--input-size must be {form} for '{shorten(info.name)}' (its default input is "
                             f"{'x'.join(map(str, default))}), got {'x'.join(map(str, shape))}")
-        if shape != default or forward_options or any(getattr(x, "described", False) for x in (shape, *extra)):
-            parts.append("input=" + ";".join([input_text(s) for s in (shape, *[_unbatched(e) for e in extra])]
-                                             + [str(o) for o in forward_options]))
+        if shape != default or forward_options or any(getattr(x, "described", False) for x in chosen.shapes):
+            parts.append("input=" + chosen.text)
     else:
         shape = declared if declared is not None else tuple(info.input_shape(**typed))
         shape = shape if isinstance(shape, InputShape) else tuple(shape)
@@ -152,6 +130,33 @@ def resolve(
                                          + [str(o) for o in forward_options]))
     label = info.name + ("@" + ",".join(parts) if parts else "")
     return Resolved(info, typed, _batched(shape, batch), label, extra, forward_options)
+
+
+def _typed_options(info: ModelInfo, spec: ModelSpec, extra: dict[str, Any], alpha: float | None,
+                   where: str) -> dict[str, Any]:
+    """The builder options of the spec and of ``extra`` (``--set``, whose input keys are taken
+    already) and ``alpha``, agreed where given twice, checked against the model and typed."""
+    known = info.options
+    raw: dict[str, Any] = dict(spec.options)
+    for key, value in extra.items():
+        if key in raw:
+            _agreed(key, [(f"{key}={raw[key]} {where}", raw[key]), (f"--set {key}={value}", value)])
+        raw[key] = value
+    if alpha is not None:
+        if "alpha" not in known:
+            raise UserError(f"model '{shorten(info.name)}' has no width multiplier (--alpha)")
+        if "alpha" in raw:
+            source = f"alpha={raw['alpha']} {where}" if "alpha" not in extra else f"--set alpha={raw['alpha']}"
+            shown = f"{alpha:g}" if isinstance(alpha, float) else alpha
+            _agreed("alpha", [(source, raw["alpha"]), (f"--alpha {shown}", alpha)])
+        raw["alpha"] = alpha
+    typed: dict[str, Any] = {}
+    for key, value in raw.items():
+        info.check_option(key)
+        typed[key] = coerce(key, value, known[key]) if key in known else literal(value)
+    if "alpha" in typed and not (isinstance(typed["alpha"], (int, float)) and typed["alpha"] > 0):
+        raise UserError(f"alpha must be greater than 0, got {typed['alpha']}")
+    return typed
 
 
 def _with_options(given: tuple[ForwardOption, ...], extra: tuple[ForwardOption, ...],
@@ -208,18 +213,13 @@ def _typed_res(value: Any, what: str) -> Any:
     return parse_positive_int(value, what) if isinstance(value, str) else value
 
 
-def _typed_input(value: Any) -> Any:
-    return parse_input_size(value) if isinstance(value, str) else value
+def _inputs(value: Any) -> Inputs | None:
+    """An input size given in a spec or by ``--set input=`` (a text, or parsed already), or None."""
+    return None if value is None else Inputs.of(value)
 
 
-def _shape_text(shape: Any) -> str:
-    if shape is None:
-        return ""
-    if isinstance(shape, str):
-        return shape
-    if shape and isinstance(shape[0], (tuple, list, ForwardOption)):
-        return ";".join(str(s) if isinstance(s, ForwardOption) else input_text(s) for s in shape)
-    return input_text(shape)
+def _text(size: Any) -> str:
+    return "" if size is None else Inputs.of(size).text
 
 
 def build(name: str, **options: Any) -> nn.Module:
