@@ -8,7 +8,7 @@ to the type of that option's default.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence, Union
 
 from archlab.errors import UserError, shorten
 from archlab.units import shape_str
@@ -239,13 +239,6 @@ def with_forward_kw(input_size: Any, forward_kw: Any) -> Any:
     return items
 
 
-def forward_options_only(input_size: Any) -> bool:
-    """Whether ``input_size`` holds forward options and no input (``with_forward_kw`` without an input
-    size): the model's own inputs are used, with these options."""
-    return isinstance(input_size, list) and bool(input_size) and all(isinstance(i, ForwardOption)
-                                                                    for i in input_size)
-
-
 def parse_assignment(text: str, flag: str = "--set") -> tuple[str, str]:
     key, sep, value = str(text).partition("=")
     key, value = key.strip(), value.strip()
@@ -354,6 +347,12 @@ def check_depth(depth: Any) -> int:
     return depth
 
 
+# Every form an input size is given in, at the edge (the CLI, the API): a text ("3,224,224",
+# "input_ids=int64:128;use_cache=false"), one shape, several shapes and forward options, or an
+# Inputs made already. Below the edge, only Inputs.
+InputSize = Union[str, Sequence[int], Sequence[Any], "Inputs", None]
+
+
 def _is_shape(x: Any) -> bool:
     return isinstance(x, (tuple, list)) and bool(x) and all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in x)
@@ -375,7 +374,7 @@ class Inputs:
     options: tuple[ForwardOption, ...] = ()
 
     @classmethod
-    def of(cls, input_size: Any = None, forward_kw: Any = None) -> Inputs:
+    def of(cls, input_size: InputSize = None, forward_kw: Any = None) -> Inputs:
         if isinstance(input_size, Inputs):
             made = input_size
         else:

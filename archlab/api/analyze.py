@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from archlab.api.model import Model
 from archlab.errors import UserError
-from archlab.spec import Inputs, check_depth
+from archlab.spec import InputSize, Inputs, check_depth
 
 ANALYSES = ("count", "rf", "memory", "trace", "training")
 MEMORY_KEYS = ("dtype", "act_dtype", "fuse", "workspace")
@@ -106,7 +106,7 @@ class Report:
         return "\n".join(parts)
 
 
-def analyze(model_or_spec: Any, input_size: Any = None, analyses: Sequence[str] = ("count", "rf", "memory"), *,
+def analyze(model_or_spec: Any, input_size: InputSize = None, analyses: Sequence[str] = ("count", "rf", "memory"), *,
             depth: int = 2, **options: Any) -> Report:
     """Run the named analyses on a registered model (name or spec), an external spec
     (``torchvision:resnet50``, ``file.py:factory``) or an ``nn.Module`` (give ``input_size``): one

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 from archlab.api.model import Model, as_model
 from archlab.errors import UserError
-from archlab.spec import Inputs, check_depth
+from archlab.spec import InputSize, Inputs, check_depth
 
 ENGINES = ("archlab", "fvcore", "real")
 
@@ -16,7 +16,7 @@ ENGINES = ("archlab", "fvcore", "real")
 def count(
     model_or_spec: Any,
     *,
-    input_size: Any = None,
+    input_size: InputSize = None,
     res: int | None = None,
     batch: int | None = None,
     alpha: float | None = None,

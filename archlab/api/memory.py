@@ -8,11 +8,12 @@ from typing import Any, Sequence
 
 from archlab.api.model import as_model
 from archlab.errors import UserError
+from archlab.spec import InputSize
 
 
 def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", fuse: Sequence[str] | None = None,
            workspace: str = "none", measure: bool = False, device: str = "cpu", force: bool = False,
-           input_size: Any = None, res: int | None = None, batch: int | None = None, alpha: float | None = None,
+           input_size: InputSize = None, res: int | None = None, batch: int | None = None, alpha: float | None = None,
            options: dict[str, Any] | None = None, forward_kw: Any = None) -> Any:
     """Memory of a model (``MemoryResult``): parameters, the inference peak, training activations, M(G).
     ``fuse``: module type names treated as single ops in M(G) (default: MobileNetV2's inverted
@@ -44,7 +45,7 @@ def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", 
 
 def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | None = None,
                     freeze: Sequence[str] = (), measure: bool = False, device: str = "cpu",
-                    budget: Any = None, input_size: Any = None, res: int | None = None, batch: int | None = None,
+                    budget: Any = None, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
                     alpha: float | None = None, options: dict[str, Any] | None = None,
                     forward_kw: Any = None) -> Any:
     """The memory bill of one training step (``TrainingMemoryResult``); ``measure`` also runs a real

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any, Sequence
 
 from archlab.errors import UserError
-from archlab.spec import Inputs, check_batch
+from archlab.spec import InputSize, Inputs, check_batch
 from archlab.trace.graph import Trace, TrainingTrace
 from archlab.trace.run import Built, build, saved_for_backward, trace_built, trace_training
 
@@ -30,7 +30,7 @@ from archlab.trace.run import Built, build, saved_for_backward, trace_built, tra
 class Model:
     """A model and its one trace (see the module's docstring)."""
 
-    def __init__(self, model_or_spec: Any, input_size: Any = None, *, res: int | None = None,
+    def __init__(self, model_or_spec: Any, input_size: InputSize = None, *, res: int | None = None,
                  batch: int | None = None, alpha: float | None = None, options: dict[str, Any] | None = None,
                  forward_kw: Any = None) -> None:
         self.source = model_or_spec
@@ -229,7 +229,7 @@ class Model:
         return page.body(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline)
 
 
-def as_model(model_or_spec: Any, input_size: Any = None, forward_kw: Any = None, **settings: Any) -> Model:
+def as_model(model_or_spec: Any, input_size: InputSize = None, forward_kw: Any = None, **settings: Any) -> Model:
     """``model_or_spec`` as a ``Model``: itself when it is one already (then nothing else may be given:
     its inputs and settings are made), else a new one."""
     if isinstance(model_or_spec, Model):

@@ -28,7 +28,7 @@ from archlab.measure.per_op import time_ops
 from archlab.measure.profile import LayerTime, layers_from_op_times
 from archlab.measure.setting import allocator_fixed, check_options, device_name, page_faults
 from archlab.models.resolve import resolve
-from archlab.spec import Inputs
+from archlab.spec import InputSize, Inputs
 from archlab.trace.run import build, trace_built
 from archlab.units import SCHEMA_VERSION
 from archlab.user_code import user_code
@@ -251,7 +251,7 @@ def measure_all(
     predict: bool = False,
     machine: Any = None,
     force: bool = False,
-    input_size: tuple[int, ...] | None = None,
+    input_size: InputSize = None,
     res: int | None = None,
     batch: int | None = None,
     alpha: float | None = None,
@@ -391,7 +391,7 @@ def _result(run: _Run, interleaved: int, op_times: Any, setting: dict[str, Any],
 
 
 def check_specs(specs: Sequence[Any], *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
-                min_time: float = 1.0, input_size: Any = None, res: int | None = None, batch: int | None = None,
+                min_time: float = 1.0, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
                 alpha: float | None = None, options: dict[str, Any] | None = None,
                 **_ignored: Any) -> list[str]:
     """Check the options and resolve every spec (nothing is built or run); returns the labels.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archlab.units import SCHEMA_VERSION
+from archlab.spec import InputSize
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class RooflineResult:
 
 
 def roofline(model_or_spec: Any, *, device: str = "cpu", threads: int | None = None, dtype: str = "fp32",
-             measure: bool = False, force: bool = False, input_size: Any = None, res: int | None = None,
+             measure: bool = False, force: bool = False, input_size: InputSize = None, res: int | None = None,
              batch: int | None = None, alpha: float | None = None, options: dict[str, Any] | None = None,
              progress: Any = None) -> RooflineResult:
     """The roofline of the calibrated machine and a model's layers on it (predicted; with

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 from archlab.errors import UserError, shorten
 from archlab.models._registry import ModelInfo
 from archlab.models.catalog import get_model_info
-from archlab.spec import (ForwardOption, Inputs, InputShape, ModelSpec, check_batch, coerce, input_text, literal,
-                          parse_positive_int, parse_spec)
+from archlab.spec import (ForwardOption, Inputs, InputShape, InputSize, ModelSpec, check_batch, coerce, input_text,
+                          literal, parse_positive_int, parse_spec)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,7 +44,7 @@ def resolve(
     spec: str | ModelSpec,
     *,
     res: int | None = None,
-    input_size: tuple[int, ...] | None = None,
+    input_size: InputSize = None,
     batch: int | None = None,
     alpha: float | None = None,
     options: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,

@@ -20,7 +20,7 @@ from torch import nn
 
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import Resolved, reads_the_model, resolve
-from archlab.spec import Inputs, ModelSpec, check_batch
+from archlab.spec import InputSize, Inputs, ModelSpec, check_batch
 from archlab.trace.graph import INPUT, PARAM, Call, Trace, TrainingTrace, Uncalled
 from archlab.trace.guards import check_keywords, check_traceable, guarded, without_torch_config_advice
 from archlab.trace.inputs import described_shape, model_inputs, module_inputs, tensor_maker
@@ -380,7 +380,7 @@ def trace_built(built: Built, *, real: bool = False, budget: Any = None) -> Trac
         raise
 
 
-def trace_model(model_or_spec: Any, *, input_size: Any = None, res: int | None = None, batch: int | None = None,
+def trace_model(model_or_spec: Any, *, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
                 alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
                 device: str = "cpu", forward_kw: Any = None, budget: Any = None) -> tuple[Trace, str]:
     """Build and trace in one call (``build`` then ``trace_built``). Returns (trace, label)."""
