@@ -5,8 +5,10 @@
 Every torch tool pays `import torch` (the floor); what archlab adds is the time beyond it. Each
 round runs, in separate processes and in turn, `python -c "import torch"`, `archlab count MODEL`
 and `archlab report MODEL -o TMP.html`, so the machine's load falls on all three alike; the
-medians over --repeat rounds are printed with the time beyond the floor as a ratio to the floor
-(the targets of issue 22: report <= 1.5, count <= 1.0), and the page's size (target < 2 MB).
+medians over --repeat rounds are printed as ratios to the floor (the targets of issue 22: report
+<= 1.5 x import torch, count <= 1.0 x), with the time beyond the floor, and the page's size (target
+< 2 MB). `archlab` skips the interpreter's teardown after a finished command, which the floor pays:
+so count can take less than the floor.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 import tempfile
 import time
 
-TARGETS = {"count": 1.0, "report": 1.5}  # time beyond `import torch`, as a multiple of it
+TARGETS = {"count": 1.0, "report": 1.5}  # whole-process time, as a multiple of `import torch`
 
 
 def _run(cmd: list[str]) -> float:
@@ -48,10 +50,10 @@ def main() -> None:
     print(f"import torch:          {floor:.2f} s (median of {args.repeat})")
     for what in ("count", "report"):
         total = statistics.median(times[what])
-        ratio = (total - floor) / floor
+        ratio = total / floor
         verdict = "meets" if ratio <= TARGETS[what] else "misses"
-        print(f"archlab {what} {args.model}: {total:.2f} s; beyond import torch {total - floor:.2f} s = "
-              f"{ratio:.2f} x import torch ({verdict} the target <= {TARGETS[what]:g})")
+        print(f"archlab {what} {args.model}: {total:.2f} s = {ratio:.2f} x import torch ({verdict} the target "
+              f"<= {TARGETS[what]:g}); {total - floor:+.2f} s beyond it")
     print(f"page size:             {size:,} bytes (target < {2 * 1024 * 1024:,})")
 
 
