@@ -7,7 +7,7 @@
 # The GPU image has PyTorch, pytest, typer, rich and pandas but no archlab and no fvcore:
 # archlab is read from the checkout (PYTHONPATH), fvcore and its small needs (iopath, yacs,
 # termcolor) travel as wheels. What it runs:
-#   1. the CUDA tests: tests/test_devices.py, and the cuda tests of latency, memory, fvcore and the roofline;
+#   1. the CUDA tests: tests/test_devices.py, and the cuda tests of latency, memory, fvcore and the calibration;
 #   2. benchmarks/gpu_latency.py: MobileNet v1/v2/v2@alpha=1.4 and ResNet-50 at fp32 and fp16,
 #      batch 1 and 32, and MobileNetV2 per layer; its JSON files land in $OUT.
 # Seven files come back at most: check.log, environment.json, four latency_*.json, one per_layer json.
@@ -33,7 +33,7 @@ fi
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
     python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())'
     python3 -m pytest -q -p no:cacheprovider -rs tests/test_devices.py tests/test_latency.py tests/test_memory.py \
-        tests/test_fvcore_agreement.py tests/test_cli.py tests/test_roofline.py -k "cuda or gpu"
+        tests/test_fvcore_agreement.py tests/test_cli.py tests/test_calibrate.py -k "cuda or gpu"
     echo "pytest exit code: $?"
     python3 benchmarks/gpu_latency.py --out "$OUT"
     echo "gpu_latency exit code: $?"

@@ -220,3 +220,40 @@ def user_file(tmp_path):
     path = tmp_path / "mynet.py"
     path.write_text(USER_FILE)
     return str(path)
+
+
+def fake_machine(**over):
+    """A calibrated machine of round numbers (archlab/measure/calibrate.py's ``Machine``); ``over``
+    replaces any of its fields."""
+    import torch
+
+    from archlab.measure import calibrate as cal
+    from archlab.measure.calibrate import Machine
+
+    kw = dict(key={"machine": "test", "device": "cpu", "threads": 1, "dtype": "fp32", "torch": torch.__version__,
+                   "version": cal.VERSION},
+              peak_gflops=100.0, bandwidth_gbs=10.0, op_overhead_us=2.0, module_overhead_us=3.0,
+              fixed_us={**{k: 20.0 for k in cal.CONV_BENCHMARKS}, **{k: 1.0 for k in cal.MEMORY_KINDS},
+                        **{f"{k} pooling": 4.0 for k in cal.POOL_KINDS}},
+              conv_gflops={k: 100.0 * (0.1 if k.startswith("depthwise") else 1.0) for k in cal.CONV_BENCHMARKS},
+              memory_gbs={k: 5.0 for k in cal.MEMORY_KINDS}, pool_rate={k: 1.0 for k in cal.POOL_KINDS},
+              measured_at="fixed")
+    kw.update(over)
+    return Machine(**kw)
+
+
+@pytest.fixture
+def counted_calibrations(monkeypatch, tmp_path):
+    """The calibrations asked for, (device, threads, dtype) each: archlab/measure/calibrate.py's
+    ``calibrate`` replaced by ``fake_machine``, the cache in a folder of the test's own."""
+    from archlab.measure import calibrate as cal
+
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake(device="cpu", threads=1, dtype="fp32", progress=None):
+        calls.append((device, threads, dtype))
+        return fake_machine(key=cal.machine_key(device, threads, dtype))
+
+    monkeypatch.setattr(cal, "calibrate", fake)
+    return calls

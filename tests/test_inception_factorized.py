@@ -1,5 +1,6 @@
-"""Issue 17: the paper's Inception-v2 (Szegedy et al. 2016, Table 1) and BN-Inception (Ioffe &
-Szegedy 2015): factorized modules, parameter counts by hand, verify claims, receptive fields."""
+"""archlab/models/inception_factorized.py: the paper's Inception-v2 (Szegedy et al. 2016, Table 1)
+and BN-Inception (Ioffe & Szegedy 2015): factorized modules, parameter counts by hand, verify claims,
+receptive fields."""
 
 import pytest
 import torch

@@ -1,5 +1,6 @@
-"""Inputs of any rank, dtype and name (issue 18): --input-size / input_size forms, keyword inputs,
-forward options, a factory's or model's declared inputs, and every bad form as one line."""
+"""Inputs of any rank, dtype and name (archlab/spec.py's Inputs, made into tensors by
+archlab/trace/inputs.py): --input-size / input_size forms, keyword inputs, forward options, a
+factory's or model's declared inputs, and every bad form as one line."""
 
 import pytest
 

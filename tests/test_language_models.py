@@ -1,6 +1,7 @@
-"""Language models (issue 18): BERT-base, GPT-2 and a 7B Llama-shaped decoder, built from
-transformers configs on the meta device, counted from the CLI with token-id inputs: archlab's MACs
-equal PyTorch's FlopCounterMode (FLOPs / 2) on the same meta forward, and the count is complete."""
+"""Language models (examples/language_models.py): BERT-base, GPT-2 and a 7B Llama-shaped decoder,
+built from transformers configs on the meta device, counted from the CLI with token-id inputs:
+archlab's MACs equal PyTorch's FlopCounterMode (FLOPs / 2) on the same meta forward, and the count
+is complete."""
 
 import importlib.util
 from pathlib import Path

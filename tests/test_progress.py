@@ -1,5 +1,6 @@
-"""Long steps say they are running (issue 15): a rich progress bar on stderr for ``efficientnet
---search`` and ``count --engine fvcore``, only when stderr is a terminal; elsewhere nothing extra."""
+"""archlab/cli/progress.py: long steps say they are running, a rich progress bar on stderr for
+``efficientnet --search`` and ``count --engine fvcore``, only when stderr is a terminal; elsewhere
+nothing extra."""
 
 import sys
 

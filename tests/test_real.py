@@ -1,6 +1,6 @@
-"""--engine real (issue 18): builders and forwards that read tensor values are built and run on
-the CPU under the same dispatch-level trace; recurrent layers with real weights; scripted modules
-and uninitialized parameters refused in one line."""
+"""--engine real (archlab/measure/real.py): builders and forwards that read tensor values are built
+and run on the CPU under the same dispatch-level trace; recurrent layers with real weights; scripted
+modules and uninitialized parameters refused in one line."""
 
 import pytest
 import torch

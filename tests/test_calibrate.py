@@ -1,0 +1,107 @@
+"""archlab/measure/calibrate.py: the machine's calibration, its cache (used and invalidated) and archlab calibrate."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import archlab
+from archlab.measure import calibrate as cal
+from conftest import assert_one_line_error, fake_machine
+
+
+def test_calibrations_before_and_after_average_geometrically():
+    a = fake_machine(peak_gflops=100.0, fixed_us={**fake_machine().fixed_us, "stem": 10.0})
+    b = fake_machine(peak_gflops=400.0, fixed_us={**fake_machine().fixed_us, "stem": 40.0})
+    m = cal.mean_machine([a, b])
+    assert m.peak_gflops == pytest.approx(200.0) and m.fixed_us["stem"] == pytest.approx(20.0)
+    assert m.bandwidth_gbs == pytest.approx(10.0) and m.key == a.key
+    with pytest.raises(ValueError):
+        cal.mean_machine([a, fake_machine(key={**a.key, "threads": 2})])
+
+
+
+def test_the_calibration_is_cached_and_used(counted_calibrations):
+    first = cal.machine("cpu", 1, "fp32")
+    again = cal.machine("cpu", 1, "fp32")
+    assert len(counted_calibrations) == 1
+    assert not first.cached and again.cached and again.peak_gflops == first.peak_gflops
+    cal.machine("cpu", 1, "fp32", fresh=True)  # archlab calibrate: measured afresh, replaced
+    assert len(counted_calibrations) == 2
+
+
+def test_the_cache_is_kept_per_threads_dtype_and_torch(counted_calibrations, monkeypatch):
+    cal.machine("cpu", 1, "fp32")
+    cal.machine("cpu", 2, "fp32")
+    cal.machine("cpu", 1, "bf16")
+    assert len(counted_calibrations) == 3
+    cal.machine("cpu", 2, "fp32")
+    assert len(counted_calibrations) == 3  # each setting's own entry
+    monkeypatch.setattr(torch, "__version__", "9.9.9")  # another torch: measured again
+    cal.machine("cpu", 1, "fp32")
+    assert len(counted_calibrations) == 4
+
+
+def test_a_broken_cache_or_none_is_not_an_error(counted_calibrations, monkeypatch, tmp_path):
+    (tmp_path / cal.CACHE_FILE).write_text("{not json")
+    assert cal.machine("cpu", 1, "fp32").peak_gflops == 100.0
+    assert json.loads((tmp_path / cal.CACHE_FILE).read_text())  # rewritten whole
+    (tmp_path / cal.CACHE_FILE).write_text(json.dumps({json.dumps(cal.machine_key("cpu", 1, "fp32"),
+                                                                  sort_keys=True): {"peak_gflops": "x"}}))
+    cal.machine("cpu", 1, "fp32")
+    assert len(counted_calibrations) == 2
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", "off")
+    cal.machine("cpu", 1, "fp32")
+    cal.machine("cpu", 1, "fp32")
+    assert len(counted_calibrations) == 4
+
+
+def test_a_damaged_cache_entry_is_measured_again(counted_calibrations, tmp_path):
+    cal.machine("cpu", 1, "fp32")
+    path = tmp_path / cal.CACHE_FILE
+    for damage in ({"bandwidth_gbs": 0}, {"peak_gflops": "fast"}, {"conv_gflops": {"dense kxk": 1.0}},
+                   {"fixed_us": {}}, {"memory_gbs": None}):
+        data = json.loads(path.read_text())
+        (entry,) = data.values()
+        entry.update(damage)
+        path.write_text(json.dumps(data))
+        before = len(counted_calibrations)
+        assert cal.machine("cpu", 1, "fp32").peak_gflops == 100.0  # measured again, and stored whole
+        assert len(counted_calibrations) == before + 1, damage
+
+
+def test_a_real_calibration_measures_every_quantity(monkeypatch, tmp_path, cli):
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cal, "TIME_PER_BENCHMARK", 0.005)
+    d = cli("calibrate", "--threads", "1", "--format", "json").json()
+    assert d["key"]["threads"] == 1 and d["key"]["dtype"] == "fp32" and d["cached"] is False
+    values = [d["peak_gflops"], d["bandwidth_gbs"], d["op_overhead_us"], *d["conv_gflops"].values(),
+              *d["memory_gbs"].values(), *d["pool_rate"].values()]
+    assert all(math.isfinite(v) and v > 0 for v in values)
+    assert all(math.isfinite(v) and v >= 0 for v in [d["module_overhead_us"], *d["fixed_us"].values()])
+    assert set(d["fixed_us"]) == {*cal.CONV_BENCHMARKS, *cal.MEMORY_KINDS, *(f"{k} pooling" for k in cal.POOL_KINDS)}
+    assert set(d["conv_gflops"]) == set(cal.CONV_BENCHMARKS) and set(d["memory_gbs"]) == set(cal.MEMORY_KINDS)
+    shown = cli("calibrate", "--threads", "1", "--show")
+    assert shown.code == 0 and "read from the cache" in shown.out and "peak compute" in shown.out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--threads", "0"), "--threads must be at least 1"),
+    (("--device", "tpu"), "device"),
+])
+def test_calibrate_bad_input_is_one_line(cli, args, needle):
+    assert_one_line_error(cli("calibrate", *args), needle)
+
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it there)")
+def test_cuda_calibration_per_op_times_and_prediction(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cal, "TIME_PER_BENCHMARK", 0.01)
+    m = cal.machine("cuda", None, "fp32", fresh=True)
+    assert m.key["device"] == "cuda" and m.key["machine"] == torch.cuda.get_device_name() and m.peak_gflops > 0
+    r = archlab.latency("mobilenet_v2@res=64", device="cuda", min_time=0.05, per_op=True, predict=True)
+    assert len(r.op_times.seconds) == len(r.trace.ops) and r.op_times.method.startswith("each ATen op timed by a pair "
+                                                                                         "of CUDA events")
+    assert r.predicted_ms > 0 and r.prediction.machine.key["device"] == "cuda"
