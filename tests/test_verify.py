@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from archlab.report import verify as verify_report
-from archlab.verify import DEFAULT_DATA, _rounds_to, course_value, load, tolerance_of, verify
+from archlab.verify import DEFAULT_DATA, course_value, load, rounds_to, tolerance_of, verify
 from conftest import assert_one_line_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,10 +116,10 @@ def test_tolerance_is_half_a_unit_of_the_last_printed_digit(printed, approx, tol
 
 
 def test_rounding_reproductions():
-    assert _rounds_to(3.858, "3.8", "down", False) and not _rounds_to(3.858, "3.8", "nearest", False)
-    assert _rounds_to(3.644, "3.6", "nearest", False) and _rounds_to(73.06, "73", "nearest", False)
-    assert _rounds_to(138.4, "140", "nearest", True) and not _rounds_to(138.4, "140", "down", True)
-    assert not _rounds_to(290.68, "290", "nearest", False) and _rounds_to(290.68, "290", "down", False)
+    assert rounds_to(3.858, "3.8", "down", False) and not rounds_to(3.858, "3.8", "nearest", False)
+    assert rounds_to(3.644, "3.6", "nearest", False) and rounds_to(73.06, "73", "nearest", False)
+    assert rounds_to(138.4, "140", "nearest", True) and not rounds_to(138.4, "140", "down", True)
+    assert not rounds_to(290.68, "290", "nearest", False) and rounds_to(290.68, "290", "down", False)
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -302,9 +302,9 @@ def test_a_claims_file_that_is_not_text_or_too_large(cli, tmp_path, monkeypatch)
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe\x00garbage")
     assert_one_line_error(cli("verify", "--data", str(binary)), "bin.toml", "not UTF-8 text")
-    import archlab.verify.data
+    import archlab.models.course
 
-    monkeypatch.setattr(archlab.verify.data, "MAX_DATA_BYTES", 2**20)
+    monkeypatch.setattr(archlab.models.course, "MAX_DATA_BYTES", 2**20)
     big = tmp_path / "big.toml"
     big.write_text("# " + "x" * 2**20 + "\n")
     assert_one_line_error(cli("verify", "--data", str(big)), "big.toml", "is larger than 1 MiB")

@@ -418,10 +418,8 @@ def param_law_causes(base: Any, variant: Any, alpha: float) -> list[dict[str, An
 def course_mobilenet_row(model: str, alpha: float, resolution: int) -> dict[str, Any] | None:
     """The course's MobileNet width/resolution table entry for this variant, when it has one
     (the numbers live in archlab/data, where `archlab verify` checks them)."""
-    try:
-        from archlab.verify.checking import course_value
-    except ImportError:
-        return None
+    from archlab.models.course import course_value
+
     return course_value(model, alpha, resolution)
 
 

@@ -8,10 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import OUTPUT, _choices, emit, settle
+from archlab.cli.options import OUTPUT, choices, emit, settle
 from archlab.report.formats import FORMATS
 
-CompareFormat = _choices("CompareFormat", (*FORMATS, "html"))
+CompareFormat = choices("CompareFormat", (*FORMATS, "html"))
 from archlab.errors import UserError
 
 

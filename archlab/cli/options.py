@@ -19,15 +19,15 @@ from archlab.report.formats import FORMATS
 from archlab.units import DTYPE_BYTES, FLOAT_DTYPES
 
 
-def _choices(name: str, values: Sequence[str]) -> type:
+def choices(name: str, values: Sequence[str]) -> type:
     """A str Enum whose members are ``values`` (name = value), for typer's choices."""
     return Enum(name, [(v, v) for v in values], type=str)
 
 
 # one vocabulary each: the formats the report layer renders, the dtypes units.py knows
-Format = _choices("Format", FORMATS)
-DType = _choices("DType", tuple(DTYPE_BYTES))  # sizes of stored tensors (memory)
-TimeDType = _choices("TimeDType", FLOAT_DTYPES)  # what a real forward runs in (latency)
+Format = choices("Format", FORMATS)
+DType = choices("DType", tuple(DTYPE_BYTES))  # sizes of stored tensors (memory)
+TimeDType = choices("TimeDType", FLOAT_DTYPES)  # what a real forward runs in (latency)
 
 
 class Engine(str, Enum):

@@ -6,12 +6,12 @@ from typing import List, Optional
 
 import typer
 
-from archlab.cli.options import OUTPUT, _choices, emit, settle
+from archlab.cli.options import OUTPUT, choices, emit, settle
 from archlab.errors import UserError
 from archlab.report.formats import FORMATS
 
 # archlab list also draws the zoo at a glance: an html page with the plots
-ZooFormat = _choices("ZooFormat", (*FORMATS, "html"))
+ZooFormat = choices("ZooFormat", (*FORMATS, "html"))
 
 def list_cmd(
     pattern: Optional[str] = typer.Argument(None, help="Glob over model names, e.g. 'resnet*', or a word they contain."),

@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-import functools
 from typing import Any, Sequence
 
 from archlab.measure.latency import LatencyResult
 
 # Reference data, not ours: the paper's measurement, shown as ratios beside measured ones.
-@functools.cache
 def paper_cpu() -> tuple[dict[str, float], str]:
     """The MobileNetV2 paper's CPU latencies (ms) and their source, from the course data
     (archlab/data), read on first use."""
-    from archlab.verify.data import load
+    from archlab.models.course import paper_cpu as course_paper_cpu
 
-    for fact in load().facts:
-        if fact.section == "MobileNetV2" and fact.values:
-            return dict(fact.values), fact.source
-    return {}, ""
-
+    return course_paper_cpu()
 
 
 def _ranks(values: Sequence[float]) -> list[float]:

@@ -35,14 +35,13 @@ from archlab.verify.checking import (
     Row,
     VerifyResult,
     check,
-    course_value,
+    rounds_to,
     tolerance_of,
     verify,
 )
-from archlab.verify.checking import _rounds_to  # not public: for tests/test_verify.py
+from archlab.models.course import DEFAULT_DATA, course_value
 from archlab.verify.data import (
     CAUSES,
-    DEFAULT_DATA,
     EVIDENCE_FIELDS,
     ROW_FIELDS,
     UNITS,
@@ -73,7 +72,7 @@ from archlab.verify.readings import (
 
 __all__ = [
     # checking
-    "SCHEMA_VERSION", "STATUSES", "ClaimsFailed", "Evidence", "Row", "VerifyResult", "check", "course_value",
+    "SCHEMA_VERSION", "STATUSES", "ClaimsFailed", "Evidence", "Row", "VerifyResult", "check", "course_value", "rounds_to",
     "tolerance_of", "verify",
     # the data file
     "CAUSES", "DEFAULT_DATA", "EVIDENCE_FIELDS", "ROW_FIELDS", "UNITS", "Claim", "ClaimData", "Fact", "load",

@@ -136,7 +136,7 @@ def tolerance_of(printed: str, approx: bool = False) -> float:
     return 0.5 * 10.0 ** (-_places(printed, approx))
 
 
-def _rounds_to(x: float, printed: str, mode: str, approx: bool) -> bool:
+def rounds_to(x: float, printed: str, mode: str, approx: bool) -> bool:
     """Does ``x``, rounded to the printed precision (half up, or down), print as ``printed``?"""
     step = Decimal(1).scaleb(-_places(printed, approx))
     n = (Decimal(repr(float(x))) / step).to_integral_value(rounding=ROUND_FLOOR if mode == "down" else ROUND_HALF_UP)
@@ -201,7 +201,7 @@ def _evidence(ev: dict[str, Any], claim: Claim, ctx: Context) -> Evidence:
     mode = ev.get("reproduces")
     reproduced = None
     if mode:
-        reproduced = not isinstance(value, str) and _rounds_to(value / UNITS[claim.unit][0], claim.value, mode,
+        reproduced = not isinstance(value, str) and rounds_to(value / UNITS[claim.unit][0], claim.value, mode,
                                                                claim.approx)
     return Evidence(ev["label"], value, unit, mode, reproduced)
 
@@ -252,19 +252,3 @@ def verify(data: str | None = None, only: str | None = None) -> VerifyResult:
     ctx = Context()
     rows = tuple(check(c, ctx) for c in claims)
     return VerifyResult(claims_data.path, rows, claims_data.facts if not only else (), only)
-
-
-def course_value(model: str, alpha: float, resolution: int) -> dict[str, str] | None:
-    """The course's MobileNet width/resolution-multiplier table entry for this variant, as printed
-    ({claim: value}), or None when the tables have no such row. Reads the shipped data file."""
-    from archlab.models.resolve import resolve
-
-    out: dict[str, str] = {}
-    for c in load().claims:
-        if not c.where.lower().startswith(("width multiplier table", "resolution multiplier table")) or not c.model:
-            continue
-        r = resolve(c.model)
-        if r.info.name == model and float(r.options.get("alpha", 1.0)) == float(alpha) \
-                and r.input_shape[-1] == resolution:
-            out.setdefault(c.claim, c.course)
-    return out or None

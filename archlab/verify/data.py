@@ -3,16 +3,14 @@ into claims, each naming a registered quantity (see ``archlab.verify``)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
 
 from archlab.errors import UserError
+from archlab.models.course import read
 from archlab.verify.quantities import QUANTITIES, Quantity, evaluate
 
-# archlab/data/course_claims.toml: this package is archlab/verify/, one level below archlab/.
-DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "course_claims.toml")
 CAUSES = {
     "erratum": "the printed value contradicts the source's own definition of the network",
     "rounded-down": "the printed value truncates the count instead of rounding it",
@@ -80,9 +78,6 @@ class ClaimData:
     facts: tuple[Fact, ...]
 
 
-MAX_DATA_BYTES = 16 * 2**20
-
-
 def load(path: str | None = None) -> ClaimData:
     """Read and validate a claims file; a malformed one raises a UserError naming the file and row.
 
@@ -91,26 +86,7 @@ def load(path: str | None = None) -> ClaimData:
     cause of a known discrepancy, by claim id) and ``[[fact]]`` entries (claims that are facts,
     not computations, listed in the report and not checked).
     """
-    import tomllib
-
-    shown = path or "archlab/data/course_claims.toml"  # as reports name the shipped file, from anywhere
-    path = path or DEFAULT_DATA
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_DATA_BYTES + 1)  # bounded: --data /dev/zero must not exhaust memory
-        if len(raw) > MAX_DATA_BYTES:
-            raise UserError(f"claims file '{shown}' is larger than {MAX_DATA_BYTES // 2**20} MiB")
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"claims file '{shown}' does not exist") from None
-    except OSError as e:
-        raise UserError(f"cannot read claims file '{shown}': {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"{shown}: not UTF-8 text (byte {e.start}); a claims file is TOML") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{shown}: not valid TOML: {e}") from None
-    except RecursionError:
-        raise UserError(f"{shown}: not valid TOML here: arrays or tables nested too deeply") from None
+    shown, doc = read(path)
     unknown = set(doc) - {"group", "discrepancy", "fact"}
     if unknown:
         raise UserError(f"{shown}: unknown top-level key(s) {', '.join(sorted(unknown))} "

@@ -43,22 +43,20 @@ def quantity(exact: bool = False) -> Callable[[Callable[..., Any]], Callable[...
     return register
 
 
-class _Model:
+class TracedModel:
     """One registered model, built on the meta device and traced once; module-level lookups."""
 
     def __init__(self, spec: str) -> None:
-        import torch
-
         from archlab.analysis.costs import OpCosts
-        from archlab.trace.run import trace
-        from archlab.models.resolve import resolve
+        from archlab.spec import Inputs
+        from archlab.trace.run import build, trace_built
 
-        resolved = resolve(spec)
+        built = build(spec, Inputs())
         self.spec = spec
-        self.label = resolved.label
-        self.input_shape = resolved.input_shape
-        self.module = resolved.build(device="meta")
-        self.trace = trace(self.module, torch.empty(resolved.input_shape, device="meta"))
+        self.label = built.label
+        self.input_shape = built.resolved.input_shape
+        self.module = built.module
+        self.trace = trace_built(built)
         self.calls = {}
         for call in self.trace.calls:
             self.calls.setdefault(call.name, call)
@@ -100,11 +98,11 @@ class Context:
     """Traces cached per model spec for one run (each model is traced once)."""
 
     def __init__(self) -> None:
-        self._models: dict[str, _Model] = {}
+        self._models: dict[str, TracedModel] = {}
 
-    def model(self, spec: str) -> _Model:
+    def model(self, spec: str) -> TracedModel:
         if spec not in self._models:
-            self._models[spec] = _Model(spec)
+            self._models[spec] = TracedModel(spec)
         return self._models[spec]
 
     def compute(self, spec: dict[str, Any], vars: dict[str, Any] | None = None) -> Any:

@@ -8,7 +8,7 @@ import fnmatch
 from archlab.analysis.per_layer import filter_shape, is_depthwise
 from archlab.errors import UserError
 from archlab.units import pair as _pair
-from archlab.verify.quantities import Context, _Model, quantity
+from archlab.verify.quantities import Context, TracedModel, quantity
 
 
 def _hwc(shape: tuple[int, ...], layout: str = "hwc") -> str:
@@ -76,7 +76,7 @@ def neurons(ctx: Context, *, model: str, modules: list = ()) -> int:
     return sum(m.trace.values[op.outputs[0]].numel for op in ops if m.weight_op[op.index])
 
 
-def _ops_in(m: _Model, modules) -> list:
+def _ops_in(m: TracedModel, modules) -> list:
     if not modules:
         return m.trace.ops
     ranges = [(c.first_op, c.end_op) for c in (m.call(n) for n in modules)]
@@ -204,7 +204,7 @@ def stacked_rf(ctx: Context, *, model: str, end: str, start: str = "") -> str:
 _TABLE1_COLUMNS = ("type", "filter", "input")
 
 
-def _table1_cells(m: _Model, call) -> dict[str, str]:
+def _table1_cells(m: TracedModel, call) -> dict[str, str]:
     """One layer as a row of MobileNet's Table 1: type / stride, filter shape, input size. A global
     average pool is a single window over the whole map; its stride is written s1, as the paper does."""
     in_shape = m.shape(call.inputs[0])
