@@ -13,14 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archlab.analysis.costs import OpCosts
+from archlab.analysis.ops import SEE_THROUGH, has
 from archlab.trace.graph import INPUT, Trace
 from archlab.errors import UserError
-
-# ops that only re-describe a tensor: see-through in the diagram
-SEE_THROUGH = frozenset({"view", "_unsafe_view", "reshape", "_reshape_alias", "flatten", "t", "transpose",
-                         "permute", "expand", "squeeze", "unsqueeze", "contiguous", "clone", "detach", "alias",
-                         "as_strided", "unflatten", "lift_fresh", "_to_copy", "to"})
-
 
 @dataclass(frozen=True)
 class Box:
@@ -100,7 +95,7 @@ def diagram_of_trace(trace: Trace, label: str, depth: int = 1, block: str | None
 
     add_box(Box("input", "input", "input", None, 0, 0))
     for op in trace.ops[first:end]:
-        if op.name in SEE_THROUGH:
+        if has(SEE_THROUGH, op):
             srcs = [source[v] for v in op.inputs if v in source]
             for v in op.outputs:
                 if srcs:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archlab.analysis.costs import OpCosts, count_status, unsupported_json
+from archlab.analysis.ops import ConvShape
 from archlab.analysis.count import outside_submodules, traffic_keys
 from archlab.analysis.traffic import TRAFFIC_UNITS, OpTraffic
 from archlab.analysis.receptive_field import RFAnalysis, describe, receptive_fields
@@ -18,26 +19,23 @@ from archlab.units import SCHEMA_VERSION, pair
 
 def is_depthwise(attrs: dict[str, Any]) -> bool:
     """A depthwise convolution in the course's (MobileNet Table 1's) sense: one filter per input
-    map, as many output maps as input maps."""
-    cin, groups = attrs.get("in_channels"), attrs.get("groups", 1)
-    return groups > 1 and groups == cin == attrs.get("out_channels")
+    map, as many output maps as input maps (``ConvShape.depthwise``)."""
+    c = ConvShape.of_module(attrs)
+    return c is not None and c.depthwise
 
 
 def filter_shape(attrs: dict[str, Any]) -> str:
     """The course's 'filter shape' of a layer from its module attributes (MobileNet's Table 1
     notation): kh x kw x Cin x Cout, kh x kw x C dw for a depthwise convolution, a ' g<groups>'
     suffix for another grouped one; in x out for a linear layer; '' for anything else."""
-    a = attrs
-    if "kernel_size" not in a or "in_channels" not in a:
-        if "in_features" in a:
-            return f"{a['in_features']}x{a['out_features']}"
-        return ""
-    k = a["kernel_size"] if isinstance(a["kernel_size"], tuple) else (a["kernel_size"],) * 2
-    cin, cout, groups = a["in_channels"], a["out_channels"], a.get("groups", 1)
-    ks = "x".join(map(str, k))
-    if is_depthwise(a):
-        return f"{ks}x{cin} dw"
-    return f"{ks}x{cin // groups}x{cout}" + (f" g{groups}" if groups > 1 else "")
+    c = ConvShape.of_module(attrs)
+    if c is None:
+        return f"{attrs['in_features']}x{attrs['out_features']}" if "in_features" in attrs else ""
+    k = attrs["kernel_size"]
+    ks = "x".join(map(str, k if isinstance(k, tuple) else (k, k)))
+    if c.depthwise:
+        return f"{ks}x{c.cin} dw"
+    return f"{ks}x{c.cin // c.groups}x{c.cout}" + (f" g{c.groups}" if c.groups > 1 else "")
 
 
 @dataclass(frozen=True)

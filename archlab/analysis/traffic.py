@@ -30,18 +30,8 @@ from typing import Any
 import torch
 
 from archlab.analysis.costs import FREE_KIND, OpCosts
+from archlab.analysis.ops import FILLS, GATHERS, OVERWRITES, has
 from archlab.trace.graph import Call, Op, Trace
-
-# ops of the free kind (they cost no operations) that still write their output
-FILLS = frozenset({"zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "new_zeros", "new_ones",
-                   "new_full", "arange", "linspace", "scalar_tensor", "rand", "randn", "rand_like", "randn_like",
-                   "lift_fresh_copy", "split_copy"})
-# in-place ops that overwrite their first argument without reading it: copy_ reads its source,
-# fill_ its value (a 0-d tensor when it is one), zero_ nothing
-OVERWRITES = frozenset({"copy_", "fill_", "zero_"})
-# ops that read only the rows they gather (their output's size) and their index tensors
-GATHERS = frozenset({"embedding", "index_select", "gather", "index", "_unsafe_index", "take"})
-
 
 def _itemsize(v: Any, float_bytes: int | None) -> int:
     """A value's bytes per element; ``float_bytes``: fp32 values taken at another float's size
@@ -67,15 +57,15 @@ def value_bytes(trace: Trace, vid: int, float_bytes: int | None = None) -> int:
 def op_traffic(op: Op, trace: Trace, kind: str, float_bytes: int | None = None) -> tuple[int, int]:
     """(bytes read, bytes written) of one op taken alone; ``kind`` is its cost kind; ``float_bytes``:
     fp32 tensors counted at this size instead (their other tensors, indices, at their own)."""
-    if kind == FREE_KIND and op.name not in FILLS:
+    if kind == FREE_KIND and not has(FILLS, op):
         return 0, 0
     written = sum(math.prod(trace.values[v].shape) * _itemsize(trace.values[v], float_bytes) for v in op.outputs)
     if kind == FREE_KIND:
         return 0, written
     inputs = list(dict.fromkeys(op.inputs))  # a tensor passed twice (x * x) is read once
-    if op.name in OVERWRITES:
+    if has(OVERWRITES, op):
         inputs = [v for v in dict.fromkeys(op.inputs[1:]) if v != op.inputs[0]] if op.inputs else []
-    if op.name in GATHERS and inputs:  # the table is the first argument of each (embedding's weight)
+    if has(GATHERS, op) and inputs:  # the table is the first argument of each (embedding's weight)
         return written + sum(value_bytes(trace, v, float_bytes) for v in inputs[1:]), written
     return sum(value_bytes(trace, v, float_bytes) for v in inputs), written
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from archlab.analysis.costs import MAC_KINDS, OpCosts, op_view
+from archlab.analysis.ops import GRADIENT_PASS, has
 from archlab.trace.graph import TrainingTrace
 
 
@@ -41,15 +42,8 @@ def conv_backward_parts(grad_output: Sequence[int], input: Sequence[int], weight
 
 # --- the split of backward MACs -------------------------------------------------------
 
-# ops a gradient passes through on its way into .grad unchanged in value (views, copies, sums of
-# the contributions of a parameter used more than once)
-_PASS = {"add", "add_", "clone", "_to_copy", "copy_", "copy", "contiguous", "detach", "view", "_unsafe_view",
-         "reshape", "t", "transpose", "permute", "expand", "squeeze", "unsqueeze", "alias", "as_strided",
-         "_reshape_alias", "view_as", "flatten"}
-
-
 def weight_grad_ops(tt: TrainingTrace) -> set[int]:
-    """Backward ops whose result reaches a parameter's gradient through _PASS ops only."""
+    """Backward ops whose result reaches a parameter's gradient through ``GRADIENT_PASS`` ops only."""
     tr = tt.trace
     found: set[int] = set()
     todo = list(tt.param_grads)
@@ -65,7 +59,7 @@ def weight_grad_ops(tt: TrainingTrace) -> set[int]:
         if v.producer < tt.backward_start:
             continue
         op = tr.ops[v.producer]
-        if op.name in _PASS:
+        if has(GRADIENT_PASS, op):
             todo.extend(op.inputs)
         else:
             found.add(op.index)

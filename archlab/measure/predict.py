@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from archlab.analysis.costs import FREE_KIND, MAC_KINDS, OpCosts
+from archlab.analysis.ops import EXP_ACTIVATIONS, ConvShape, has
 from archlab.trace.graph import Op, Trace
 from archlab.analysis.traffic import OpTraffic
 from archlab.measure.calibrate import Machine
@@ -41,30 +42,23 @@ _MEMORY_RATE = {"normalization": "normalization", "activation": "activation", "e
                 "softmax": "softmax"}
 
 
-# activations that evaluate exp (or tanh, erf): several times a ReLU's work per element
-EXP_ACTIVATIONS = frozenset({"sigmoid", "sigmoid_", "silu", "silu_", "tanh", "tanh_", "gelu", "gelu_", "elu", "elu_",
-                             "softplus", "mish", "mish_", "selu", "selu_", "celu", "celu_", "log_sigmoid_forward"})
-
-
 def conv_kind(op: Op, trace: Trace) -> str:
     """The kind of a ``convolution`` op, from its recorded geometry: the calibrated kinds, and
     "depthwise 1x1" (a per-channel scale, LeNet-5's subsampling), charged as depthwise 3x3 s1.
-    Depthwise kernels up to 3 are charged as 3x3, larger ones as 5x5."""
-    a = op.attrs
-    kernel = a.get("kernel", (1,))
-    groups = a.get("groups", 1)
-    cin = trace.values[op.inputs[0]].shape[1] if op.inputs and len(trace.values[op.inputs[0]].shape) > 1 else 1
-    if groups > 1 and groups == cin and not a.get("transposed"):
-        s = "s1" if max(a.get("stride", (1,))) == 1 else "s2"
-        if all(k == 1 for k in kernel):
+    Depthwise kernels up to 3 are charged as 3x3, larger ones as 5x5 (``ConvShape``: a transposed
+    per-channel convolution is grouped here)."""
+    c = ConvShape.of_op(op, trace)
+    if c.per_channel and not c.transposed:
+        s = "s2" if c.strided else "s1"
+        if c.pointwise:
             return "depthwise 1x1"
-        return f"depthwise {'3x3' if max(kernel) <= 3 else '5x5'} {s}"
-    if groups > 1:
+        return f"depthwise {'3x3' if max(c.kernel) <= 3 else '5x5'} {s}"
+    if c.groups > 1:
         return "grouped"
-    if cin <= 4:
+    if c.cin <= 4:
         return "stem"
-    if all(k == 1 for k in kernel) and not a.get("transposed"):
-        return "pointwise 1x1" if max(a.get("stride", (1,))) == 1 else "pointwise 1x1 s2"
+    if c.pointwise and not c.transposed:
+        return "pointwise 1x1 s2" if c.strided else "pointwise 1x1"
     return "dense kxk"
 
 
@@ -89,7 +83,7 @@ def roofline_kind(op: Op, trace: Trace, cost_kind: str) -> str:
         return "linear/matmul"
     if cost_kind == "pooling":
         return f"{pool_kind(op)} pooling"
-    if cost_kind == "activation" and op.name in EXP_ACTIVATIONS:
+    if cost_kind == "activation" and has(EXP_ACTIVATIONS, op):
         return "activation (exp)"
     return cost_kind if cost_kind in _MEMORY_RATE else "other (no cost rule)"
 

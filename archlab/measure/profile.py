@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+from archlab.analysis.ops import ConvShape
+
 
 
 @dataclass(frozen=True)
@@ -33,21 +35,18 @@ class LayerTime:
         return {**asdict(self), "time_share_over_mac_share": self.time_per_mac_share}
 
 
-def _conv_kind(type_name: str, attrs: dict[str, Any]) -> str:
-    """Tell convolutions apart by geometry: their time per MAC differs widely."""
-    if not {"kernel_size", "groups", "in_channels"} <= attrs.keys():
+def timing_kind(type_name: str, attrs: dict[str, Any]) -> str:
+    """Tell convolutions apart by geometry (``ConvShape``): their time per MAC differs widely."""
+    c = ConvShape.of_module(attrs)
+    if c is None or "groups" not in attrs:
         return type_name
-    k = attrs["kernel_size"]
-    k = k if isinstance(k, tuple) else (k,)
-    size = "x".join(map(str, k))
-    groups, cin = attrs["groups"], attrs["in_channels"]
-    if groups > 1 and groups == cin:
-        return f"depthwise conv {size}"
-    if groups > 1:
-        return f"grouped conv {size}"
-    if all(v == 1 for v in k):
+    if c.per_channel:
+        return f"depthwise conv {c.size}"
+    if c.groups > 1:
+        return f"grouped conv {c.size}"
+    if c.pointwise:
         return "pointwise conv 1x1"
-    return f"conv {size}"
+    return f"conv {c.size}"
 
 
 def layers_from_op_times(tr: Any, op_times: Any) -> tuple[tuple[LayerTime, ...], float, int, str]:
@@ -78,7 +77,7 @@ def layers_from_op_times(tr: Any, op_times: Any) -> tuple[tuple[LayerTime, ...],
         if name not in own_us and not own_macs.get(name):
             continue  # a container that runs no op of its own
         us = own_us.get(name, 0.0)
-        kind = _conv_kind(c.type, c.attrs) if name not in parents else f"{c.type} (own operations)"
+        kind = timing_kind(c.type, c.attrs) if name not in parents else f"{c.type} (own operations)"
         rows.append(LayerTime(name, c.type, kind, calls[name], us / 1e3, _share(us, total_us),
                               own_macs.get(name, 0), _share(own_macs.get(name, 0), total_macs)))
     return tuple(rows), total_us / 1e3, op_times.runs, op_times.method
