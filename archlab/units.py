@@ -46,3 +46,9 @@ def pair(value: int | Sequence[int], n: int = 2) -> tuple[int, ...]:
         value = list(value)
         return tuple(value * n) if len(value) == 1 else tuple(value)
     return (value,) * n
+
+
+# The optimizers and mixed-precision modes the training-step memory bill knows (analysis/training_memory.py);
+# here, apart from torch, so that the CLI's --help lists them without importing it.
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+AMP = ("bf16", "fp16")

@@ -625,7 +625,7 @@ def test_the_default_depths_are_explained_and_the_api_has_the_clis(cli):
     for text in (count_help, rf_help):
         assert "2 = the blocks inside them" in text and "'archlab trace' defaults to 3" in text
         assert "[default: 2]" in text
-    assert "The default, 3, is one deeper than count's and rf's (2, the blocks)" in trace_help
+    assert "'archlab trace' defaults to 3, one deeper than count's and rf's 2" in trace_help  # one --depth, declared once
     assert "[default: 3]" in trace_help
     import inspect
 

@@ -31,11 +31,9 @@ from typing import Any
 from archlab.analysis.memory import Storages
 from archlab.trace.graph import TrainingTrace
 from archlab.errors import UserError
-from archlab.units import SCHEMA_VERSION
+from archlab.units import AMP, OPTIMIZERS, SCHEMA_VERSION
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 STATE_BUFFERS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
-AMP = ("bf16", "fp16")
 
 
 @dataclass(frozen=True)

@@ -3,36 +3,28 @@ models side by side."""
 
 from __future__ import annotations
 
-import math
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from archlab.cli.options import OUTPUT, choices, emit, settle
-from archlab.report.formats import FORMATS
-
-CompareFormat = choices("CompareFormat", (*FORMATS, "html"))
+from archlab.cli.options import (Latency, MinTime, Optimizer, Output, PageFmt, PageFormat, Training, emit,
+                                 min_time_of, settle)
 from archlab.errors import UserError
 
 
 def compare_cmd(
-    models: List[str] = typer.Argument(..., help="Model specs; one model with --alpha/--rho (or alpha=/res= in its "
-                                       "spec) compares a variant with its baseline."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Width multiplier of the variant (one model); or "
-                                          "alpha= in the spec, not both."),
-    rho: Optional[str] = typer.Option(None, "--rho", help="Resolution in pixels (> 1) or multiplier in (0, 1] of the "
-                                      "default resolution; or res= in the spec, not both."),
-    latency: bool = typer.Option(False, "--latency", help="Also measure latency (CPU, batch 1)."),
-    min_time: Optional[float] = typer.Option(None, "--min-time", help="With --latency: seconds of timed forwards per "
-                                             "model (default 1)."),
-    training: bool = typer.Option(False, "--training", help="Several models: also one training step's MACs "
-                                  "(forward + backward) and its predicted memory peak, batch 1."),
-    optimizer: str = typer.Option("sgd", "--optimizer", help="With --training: the optimizer of the memory peak "
-                                  "(sgd, momentum, adam, adamw)."),
-    fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", "-f",
-                                      help="Output format; html (several models): a page with the models side "
-                                           "by side as bars."),
-    output: Optional[str] = OUTPUT,
+    models: Annotated[List[str], typer.Argument(help="Model specs; one model with --alpha/--rho (or alpha=/res= in its "
+                                       "spec) compares a variant with its baseline.")],
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help="Width multiplier of the variant (one model); or "
+                                          "alpha= in the spec, not both.")] = None,
+    rho: Annotated[Optional[str], typer.Option("--rho", help="Resolution in pixels (> 1) or multiplier in (0, 1] of the "
+                                      "default resolution; or res= in the spec, not both.")] = None,
+    latency: Latency = False,
+    min_time: MinTime = None,
+    training: Training = False,
+    optimizer: Optimizer = "sgd",
+    fmt: PageFmt = PageFormat.table,
+    output: Output = None,
 ) -> None:
     """Compare a width/resolution variant with its baseline, or several models side by side.
 
@@ -44,12 +36,7 @@ def compare_cmd(
     from archlab.spec import parse_spec
 
     settle()
-    if min_time is not None:
-        if not (min_time > 0 and math.isfinite(min_time)):
-            raise UserError(f"--min-time must be a positive number of seconds, got {min_time}")
-        if not latency:
-            raise UserError("--min-time sets how long --latency times each model; add --latency or drop --min-time")
-    min_time = 1.0 if min_time is None else min_time
+    min_time = min_time_of(min_time, latency)
     scaling = alpha is not None or rho is not None
     if len(models) == 1 and not scaling:
         spec = parse_spec(models[0])
@@ -57,10 +44,9 @@ def compare_cmd(
     if optimizer != "sgd" and not training:
         raise UserError("--optimizer applies to the training view: add --training")
     if training:
-        from archlab.analysis.training_memory import OPTIMIZERS
+        from archlab.analysis.training_memory import check_step_options
 
-        if optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown --optimizer '{optimizer}' (choose {', '.join(OPTIMIZERS)})")
+        check_step_options(optimizer, None)
         if scaling:
             raise UserError("--training compares several models side by side; the one-model comparison with "
                             "--alpha/--rho has no training view")

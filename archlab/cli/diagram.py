@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from archlab.cli.options import (ALPHA, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, emit, parse_common, settle)
+from archlab.cli.options import Alpha, ForwardKw, InputSize, ModelArg, Output, Res, Sets, emit, parse_common, settle
 
 
 def diagram_cmd(
-    model: str = typer.Argument(..., help="Model name or spec."),
-    depth: int = typer.Option(1, "--depth", help="Depth of the boxes: 1 = the model's children (or the "
-                              "block's), 2 = the modules inside them, ..."),
-    block: Optional[str] = typer.Option(None, "--block", help="Draw only this module (e.g. layer1.0, "
-                                        "inception3a), its children as boxes."),
-    fmt: str = typer.Option("mermaid", "--format", "-f", help="mermaid (renders on code-hosting sites and in "
-                            "notebooks), dot (Graphviz), or svg (needs Graphviz's dot)."),
-    res: Optional[int] = RES,
-    input_size: Optional[str] = INPUT_SIZE,
-    forward_kw: Optional[List[str]] = FORWARD_KW,
-    alpha: Optional[float] = ALPHA,
-    sets: Optional[List[str]] = SET,
-    output: Optional[str] = OUTPUT,
+    model: ModelArg,
+    depth: Annotated[int, typer.Option("--depth", help="Depth of the boxes: 1 = the model's children (or the "
+                              "block's), 2 = the modules inside them, ...")] = 1,
+    block: Annotated[Optional[str], typer.Option("--block", help="Draw only this module (e.g. layer1.0, "
+                                        "inception3a), its children as boxes.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid (renders on code-hosting sites and in "
+                            "notebooks), dot (Graphviz), or svg (needs Graphviz's dot).")] = "mermaid",
+    res: Res = None,
+    input_size: InputSize = None,
+    forward_kw: ForwardKw = None,
+    alpha: Alpha = None,
+    sets: Sets = None,
+    output: Output = None,
 ) -> None:
     """The architecture as boxes (type, output shape, params, MACs) and the data flow between them."""
     from archlab.api.layers import diagram

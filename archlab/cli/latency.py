@@ -3,39 +3,39 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Annotated, List
 
 import typer
 
-from archlab.cli.options import (ALPHA, BATCH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, device_option, emit,
-                                 force_option, Format, parse_common, settle, stderr, TimeDType)
+from archlab.cli.options import (Alpha, Batch, Device, Fmt, Force, Format, ForwardKw, InputSize, MinTime, Output,
+                                 Res, Sets, Threads, TimedDType, TimeDType, emit, min_time_of, parse_common, settle,
+                                 stderr)
 
 
 def latency_cmd(
-    models: List[str] = typer.Argument(..., help="One or more model names or specs, e.g. mobilenet "
-                                                 "mobilenet_v2 mobilenet_v2@alpha=1.4 (several: compared)."),
-    device: str = device_option("cpu or cuda (cuda:N for another GPU)."),
-    batch: Optional[int] = BATCH,
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch intra-op threads while timing "
-                                                                  "(default: torch's current setting)."),
-    dtype: TimeDType = typer.Option(TimeDType.fp32, "--dtype", help="Weights and input dtype."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format for weights and input."),
-    res: Optional[int] = RES,
-    input_size: Optional[str] = INPUT_SIZE,
-    forward_kw: Optional[List[str]] = FORWARD_KW,
-    alpha: Optional[float] = ALPHA,
-    sets: Optional[List[str]] = SET,
-    min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed forwards per model, at least."),
-    per_layer: bool = typer.Option(False, "--per-layer", help="Also each module's own time (its ops timed one by "
-                                                              "one) beside its share of MACs."),
-    per_op: bool = typer.Option(False, "--per-op", help="Also time each ATen op on real tensors, lined up with the "
-                                                        "trace: time by kind and the slowest ops."),
-    predict: bool = typer.Option(False, "--predict", help="Also the roofline prediction on the calibrated machine "
+    models: Annotated[List[str], typer.Argument(help="One or more model names or specs, e.g. mobilenet "
+                                                 "mobilenet_v2 mobilenet_v2@alpha=1.4 (several: compared).")],
+    device: Device = "cpu",
+    batch: Batch = None,
+    threads: Threads = None,
+    dtype: TimedDType = TimeDType.fp32,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format for weights and input.")] = False,
+    res: Res = None,
+    input_size: InputSize = None,
+    forward_kw: ForwardKw = None,
+    alpha: Alpha = None,
+    sets: Sets = None,
+    min_time: MinTime = None,
+    per_layer: Annotated[bool, typer.Option("--per-layer", help="Also each module's own time (its ops timed one by "
+                                                              "one) beside its share of MACs.")] = False,
+    per_op: Annotated[bool, typer.Option("--per-op", help="Also time each ATen op on real tensors, lined up with the "
+                                                        "trace: time by kind and the slowest ops.")] = False,
+    predict: Annotated[bool, typer.Option("--predict", help="Also the roofline prediction on the calibrated machine "
                                                           "(archlab calibrate; calibrates once if not cached) beside "
-                                                          "the measured time, by kind."),
-    force: bool = force_option("Run even if the model looks too big for free memory."),
-    fmt: Format = FORMAT,
-    output: Optional[str] = OUTPUT,
+                                                          "the measured time, by kind.")] = False,
+    force: Force = False,
+    fmt: Fmt = Format.table,
+    output: Output = None,
 ) -> None:
     """Measured latency (median, IQR), throughput and achieved GFLOP/s; several models: latency vs MACs."""
     from archlab.measure.latency import NOISY_IQR, check_specs, measure_all
@@ -45,7 +45,7 @@ def latency_cmd(
     settle()
     size, options = parse_common(input_size, sets, forward_kw)
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
-              input_size=size, alpha=alpha, options=options, min_time=min_time, per_layer=per_layer,
+              input_size=size, alpha=alpha, options=options, min_time=min_time_of(min_time), per_layer=per_layer,
               per_op=per_op, predict=predict, force=force)
     check_specs(models, **kw)  # before the progress bar: an error stays one line
     if len(models) > 1 and sys.stderr is not None and sys.stderr.isatty():

@@ -3,11 +3,11 @@ the real network, side by side (``archlab compare`` is in ``archlab.cli.compare`
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from archlab.cli.options import FORMAT, OUTPUT, Format, emit, settle
+from archlab.cli.options import Fmt, Format, Output, emit, settle
 from archlab.errors import UserError
 from archlab.analysis.laws import DWSC_DEFAULTS  # light: archlab.laws imports torch only when it counts
 
@@ -25,9 +25,9 @@ def dwsc_cmd(
     size: Optional[int] = _dwsc_option("size", "--size", "Side of the input feature map (D_G at stride 1: 'same' "
                                        "padding, asymmetric for an even kernel)."),
     stride: Optional[int] = _dwsc_option("stride", "--stride", "Stride of the convolution."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="KEY=A..B (doubling) or KEY=A,B,C, e.g. n=64..2048."),
-    fmt: Format = FORMAT,
-    output: Optional[str] = OUTPUT,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="KEY=A..B (doubling) or KEY=A,B,C, e.g. n=64..2048.")] = None,
+    fmt: Fmt = Format.table,
+    output: Output = None,
 ) -> None:
     """Standard vs depthwise-separable convolution: the course's formulas beside real layers counted."""
     from archlab.analysis import laws
@@ -48,17 +48,17 @@ def dwsc_cmd(
 
 
 def efficientnet_cmd(
-    phi: Optional[float] = typer.Option(None, "--phi", help="Compound coefficient φ (0 to 20; default 1)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Depth base α (default 1.2)."),
-    beta: Optional[float] = typer.Option(None, "--beta", help="Width base β (default 1.1)."),
-    gamma: Optional[float] = typer.Option(None, "--gamma", help="Resolution base γ (default 1.15)."),
-    search: bool = typer.Option(False, "--search", help="Grid-search α, β, γ (step 0.05) with α·β²·γ² ≈ 2, at φ = 1; "
-                                "takes no --phi/--alpha/--beta/--gamma/--report."),
-    report: Optional[str] = typer.Option(None, "--report", help="Write a report: md, json or html (to -o, default "
-                                         "reports/efficientnet-phi{φ}.{ext}); takes no -f."),
-    fmt: Optional[Format] = typer.Option(None, "--format", "-f", help="Output format (default table); not with "
-                                         "--report, which names its own."),
-    output: Optional[str] = OUTPUT,
+    phi: Annotated[Optional[float], typer.Option("--phi", help="Compound coefficient φ (0 to 20; default 1).")] = None,
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help="Depth base α (default 1.2).")] = None,
+    beta: Annotated[Optional[float], typer.Option("--beta", help="Width base β (default 1.1).")] = None,
+    gamma: Annotated[Optional[float], typer.Option("--gamma", help="Resolution base γ (default 1.15).")] = None,
+    search: Annotated[bool, typer.Option("--search", help="Grid-search α, β, γ (step 0.05) with α·β²·γ² ≈ 2, at φ = 1; "
+                                "takes no --phi/--alpha/--beta/--gamma/--report.")] = False,
+    report: Annotated[Optional[str], typer.Option("--report", help="Write a report: md, json or html (to -o, default "
+                                         "reports/efficientnet-phi{φ}.{ext}); takes no -f.")] = None,
+    fmt: Annotated[Optional[Format], typer.Option("--format", "-f", help="Output format (default table); not with "
+                                         "--report, which names its own.")] = None,
+    output: Output = None,
 ) -> None:
     """EfficientNet's compound scaling: d = α^φ, w = β^φ, r = γ^φ, predicted vs measured cost."""
     from archlab.analysis import laws

@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from archlab.cli.options import (ALPHA, BATCH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, device_option, DType,
-                                 emit, force_option, Format, parse_common, settle)
+from archlab.cli.options import (Alpha, Batch, Device, DType, Fmt, Force, Format, ForwardKw, Freeze, InputSize,
+                                 Measure, Optimizer, Output, Res, Sets, StoredDType, Training, emit, parse_common,
+                                 settle)
 from archlab.errors import UserError
 
 def memory_cmd(
-    models: List[str] = typer.Argument(..., help="One or more model names or specs (several: side by side)."),
-    res: Optional[int] = RES,
-    input_size: Optional[str] = INPUT_SIZE,
-    forward_kw: Optional[List[str]] = FORWARD_KW,
-    batch: Optional[int] = BATCH,
-    alpha: Optional[float] = ALPHA,
-    sets: Optional[List[str]] = SET,
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Parameter dtype."),
-    act_dtype: DType = typer.Option(DType.fp32, "--act-dtype", help="Activation dtype."),
-    fuse: Optional[List[str]] = typer.Option(
-        None, "--fuse", help="Module type to treat as one op in M(G) (repeatable); default InvertedResidual."),
-    no_fuse: bool = typer.Option(False, "--no-fuse", help="Fuse nothing."),
-    workspace: str = typer.Option("none", "--workspace", help="|op| of M(G): none or im2col."),
-    measure: bool = typer.Option(False, "--measure", help="Also run a real forward and measure its peak."),
-    device: str = device_option("cpu or cuda, for --measure."),
-    force: bool = force_option("Run --measure even if it looks too big for memory."),
-    training: bool = typer.Option(False, "--training", help="The memory bill of one training step: parameters, "
-                                  "gradients, optimizer state, saved activations, peak over the step."),
-    optimizer: str = typer.Option("sgd", "--optimizer", help="With --training: sgd, momentum, adam or adamw."),
-    amp: Optional[str] = typer.Option(None, "--amp", help="With --training: mixed precision, bf16 or fp16 "
-                                      "(fp32 master weights)."),
-    freeze: Optional[List[str]] = typer.Option(None, "--freeze", help="With --training: module-name glob whose "
-                                               "parameters get no gradient (repeatable)."),
-    budget: Optional[str] = typer.Option(None, "--budget", help="With --training: a memory size (8GiB): report the "
-                                         "largest batch whose predicted training peak fits."),
-    fmt: Format = FORMAT,
-    output: Optional[str] = OUTPUT,
+    models: Annotated[List[str], typer.Argument(help="One or more model names or specs (several: side by side).")],
+    res: Res = None,
+    input_size: InputSize = None,
+    forward_kw: ForwardKw = None,
+    batch: Batch = None,
+    alpha: Alpha = None,
+    sets: Sets = None,
+    dtype: StoredDType = DType.fp32,
+    act_dtype: Annotated[DType, typer.Option("--act-dtype", help="Activation dtype.")] = DType.fp32,
+    fuse: Annotated[Optional[List[str]], typer.Option("--fuse", help="Module type to treat as one op in M(G) (repeatable); default InvertedResidual.")] = None,
+    no_fuse: Annotated[bool, typer.Option("--no-fuse", help="Fuse nothing.")] = False,
+    workspace: Annotated[str, typer.Option("--workspace", help="|op| of M(G): none or im2col.")] = "none",
+    measure: Measure = False,
+    device: Device = "cpu",
+    force: Force = False,
+    training: Training = False,
+    optimizer: Optimizer = "sgd",
+    amp: Annotated[Optional[str], typer.Option("--amp", help="With --training: mixed precision, bf16 or fp16 "
+                                      "(fp32 master weights).")] = None,
+    freeze: Freeze = None,
+    budget: Annotated[Optional[str], typer.Option("--budget", help="With --training: a memory size (8GiB): report the "
+                                         "largest batch whose predicted training peak fits.")] = None,
+    fmt: Fmt = Format.table,
+    output: Output = None,
 ) -> None:
     """Parameter memory, inference peak, training activations and M(G) (the MobileNetV2 paper's model)."""
     from archlab.api.memory import memory

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import sys
 from enum import Enum
-from typing import Any, List, Optional, Sequence
+from typing import Annotated, Any, List, Optional, Sequence
 
 import typer
 
 from archlab.errors import UserError, stderr  # noqa: F401  (re-exported for the commands)
 from archlab.report.formats import FORMATS
-from archlab.units import DTYPE_BYTES, FLOAT_DTYPES
+from archlab.units import DTYPE_BYTES, FLOAT_DTYPES, OPTIMIZERS
 
 
 def choices(name: str, values: Sequence[str]) -> type:
@@ -28,28 +28,13 @@ def choices(name: str, values: Sequence[str]) -> type:
 Format = choices("Format", FORMATS)
 DType = choices("DType", tuple(DTYPE_BYTES))  # sizes of stored tensors (memory)
 TimeDType = choices("TimeDType", FLOAT_DTYPES)  # what a real forward runs in (latency)
+PageFormat = choices("PageFormat", (*FORMATS, "html"))  # the commands that also draw an html page
 
 
 class Engine(str, Enum):
     archlab = "archlab"
     fvcore = "fvcore"
     real = "real"
-
-
-# --- shared options -------------------------------------------------------------
-
-RES = typer.Option(None, "--res", help="Input resolution H = W in pixels (default: the model's own).")
-INPUT_SIZE = typer.Option(None, "--input-size", help="Input size C,H,W (instead of --res); any rank (64, "
-                          "3,16,112,112), a dtype (int64:128), several inputs (';'), keywords (input_ids=int64:128).")
-FORWARD_KW = typer.Option(None, "--forward-kw", help="A non-tensor keyword option of the forward, name=value with "
-                          "value true, false, none or a number (repeatable, or ';'-separated), e.g. use_cache=true.")
-BATCH = typer.Option(None, "--batch", help="Batch size (default 1, or the spec's batch=); counts are for the whole batch.")
-ALPHA = typer.Option(None, "--alpha", help="Width multiplier, for models that have one (MobileNet).")
-SET = typer.Option(None, "--set", help="Builder option key=value (repeatable), e.g. stacks=2.")
-DEPTH = typer.Option(2, "--depth", help="Depth of the per-layer table: 1 = the model's children, 2 = the blocks "
-                     "inside them (a ResNet's bottlenecks), 0 = the summary only. 'archlab trace' defaults to 3, the "
-                     "layers inside the blocks, whose kernels and strides it shows.")
-FORMAT = typer.Option(Format.table, "--format", "-f", help="Output format.")
 
 
 class OutputPath(str):
@@ -87,18 +72,67 @@ def output_path(output: str) -> str:
     return str(output) if same else absolute
 
 
-OUTPUT = typer.Option(None, "-o", "--output", callback=_anchor_output,
-                      help="Write to this file (atomically) instead of stdout.")
+# --- every option, declared once (typer's Annotated form); a command names its default ----------
 
+ModelArg = Annotated[str, typer.Argument(help="Model name or spec, e.g. resnet50 or mobilenet@alpha=0.5,res=160.")]
+Res = Annotated[Optional[int], typer.Option("--res", help="Input resolution H = W in pixels (default: the model's own).")]
+InputSize = Annotated[Optional[str], typer.Option(
+    "--input-size", help="Input size C,H,W (instead of --res); any rank (64, 3,16,112,112), a dtype (int64:128), "
+    "several inputs (';'), keywords (input_ids=int64:128).")]
+ForwardKw = Annotated[Optional[List[str]], typer.Option(
+    "--forward-kw", help="A non-tensor keyword option of the forward, name=value with value true, false, none or a "
+    "number (repeatable, or ';'-separated), e.g. use_cache=true.")]
+Batch = Annotated[Optional[int], typer.Option(
+    "--batch", help="Batch size (default 1, or the spec's batch=); counts are for the whole batch.")]
+Alpha = Annotated[Optional[float], typer.Option("--alpha", help="Width multiplier, for models that have one (MobileNet).")]
+Sets = Annotated[Optional[List[str]], typer.Option("--set", help="Builder option key=value (repeatable), e.g. stacks=2.")]
+Depth = Annotated[int, typer.Option(
+    "--depth", help="Depth of the per-layer table: 1 = the model's children, 2 = the blocks inside them (a ResNet's "
+    "bottlenecks), 0 = the summary only. 'archlab trace' defaults to 3, one deeper than count's and rf's 2: kernels, "
+    "strides and padding belong to the layers inside the blocks (a ResNet's layer1.0.conv1).")]
+Fmt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+PageFmt = Annotated[PageFormat, typer.Option(
+    "--format", "-f", help="Output format; html: a self-contained page with its figures (compare: the models side by "
+    "side as bars; list: the zoo page).")]
+Output = Annotated[Optional[str], typer.Option(
+    "-o", "--output", callback=_anchor_output, help="Write to this file (atomically) instead of stdout.")]
+Device = Annotated[str, typer.Option(
+    "--device", help="cpu, cuda or cuda:N: where the model runs for real (count --engine fvcore|real, memory "
+    "--measure, latency, roofline --measure, calibrate).")]
+Force = Annotated[bool, typer.Option(
+    "--force", help="Run the model for real even if it looks too big for the device's free memory.")]
+Training = Annotated[bool, typer.Option(
+    "--training", help="One training step, the forward and autograd's backward: count: its input- and "
+    "weight-gradient MACs per layer; memory: its memory bill (parameters, gradients, optimizer state, saved "
+    "activations, peak over the step); compare: both, per model, batch 1.")]
+Optimizer = Annotated[str, typer.Option(
+    "--optimizer", help=f"With --training: the optimizer whose state the memory bill holds ({', '.join(OPTIMIZERS)}).")]
+Freeze = Annotated[Optional[List[str]], typer.Option(
+    "--freeze", help="With --training: module-name glob whose parameters get no gradient (repeatable), e.g. 'layer*'.")]
+Latency = Annotated[bool, typer.Option(
+    "--latency", help="Also measure the latency (CPU): compare: each model's median forward, batch 1; report: each "
+    "op of a forward timed and attributed to its module, a figure of time per layer kind beside its MACs.")]
+MinTime = Annotated[Optional[float], typer.Option(
+    "--min-time", help="Seconds of timed forwards per model, at least (default 1); report and compare: with --latency.")]
+Threads = Annotated[Optional[int], typer.Option(
+    "--threads", help="torch intra-op threads while timing (default: torch's current setting).")]
+Measure = Annotated[bool, typer.Option(
+    "--measure", help="Also run the model for real: memory: its peak (a forward, or with --training a step); "
+    "roofline: each op timed beside its prediction.")]
+StoredDType = Annotated[DType, typer.Option("--dtype", help="Parameter dtype.")]
+TimedDType = Annotated[TimeDType, typer.Option("--dtype", help="Weights and input dtype of the real run.")]
 
-def device_option(help: str) -> Any:
-    """``--device`` (default cpu); the help says what runs there, which differs per command."""
-    return typer.Option("cpu", "--device", help=help)
+def min_time_of(min_time: Optional[float], latency: Optional[bool] = None) -> float:
+    """``--min-time`` checked once: a positive number of seconds (``measure.setting``'s check), and
+    where a ``--latency`` flag decides whether anything is timed, only with it; None: 1 s."""
+    if min_time is None:
+        return 1.0
+    from archlab.measure.setting import check_min_time
 
-
-def force_option(help: str) -> Any:
-    """``--force``: run even if the memory guard refuses; the help names what runs."""
-    return typer.Option(False, "--force", help=help)
+    check_min_time(min_time)
+    if latency is False:
+        raise UserError("--min-time sets how long --latency times each model; add --latency or drop --min-time")
+    return min_time
 
 
 def settle() -> None:

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
 
-import typer
-
-from archlab.cli.options import (ALPHA, BATCH, DEPTH, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, output_path,
-                                 parse_common, settle)
+from archlab.cli.options import (Alpha, Batch, Depth, ForwardKw, InputSize, Latency, MinTime, ModelArg, Output, Res,
+                                 Sets, min_time_of, output_path, parse_common, settle)
 from archlab.errors import UserError
 
 
 def report_cmd(
-    model: str = typer.Argument(..., help="Model name or spec."),
-    res: Optional[int] = RES,
-    input_size: Optional[str] = INPUT_SIZE,
-    forward_kw: Optional[List[str]] = FORWARD_KW,
-    batch: Optional[int] = BATCH,
-    alpha: Optional[float] = ALPHA,
-    sets: Optional[List[str]] = SET,
-    depth: int = DEPTH,
-    latency: bool = typer.Option(False, "--latency", help="Also time the model (CPU, batch as given) and each "
-                                 "module under the profiler: a figure of time per layer kind beside its MACs."),
-    min_time: float = typer.Option(1.0, "--min-time", help="With --latency: seconds of timed forwards, at least."),
-    output: Optional[str] = OUTPUT,
+    model: ModelArg,
+    res: Res = None,
+    input_size: InputSize = None,
+    forward_kw: ForwardKw = None,
+    batch: Batch = None,
+    alpha: Alpha = None,
+    sets: Sets = None,
+    depth: Depth = 2,
+    latency: Latency = False,
+    min_time: MinTime = None,
+    output: Output = None,
 ) -> None:
     """One self-contained page for a model: summary, figures (inline SVG), per-layer table.
     -o FILE.html (or FILE.md for markdown); without -o, reports/MODEL.html."""
@@ -43,8 +39,7 @@ def report_cmd(
         path = output_path(output) if output is not None else None
         if path is not None:
             check_report_path("json", path)  # a folder that exists, not a directory: before the counting
-        if not latency and min_time != 1.0:
-            raise UserError("--min-time sets how long --latency times the model; add --latency or drop --min-time")
+        min_time = min_time_of(min_time, latency)
         data = page_data(model, depth=depth, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
                          latency=latency, min_time=min_time)
         if path is None:

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
 
-import typer
 
-from archlab.cli.options import (ALPHA, BATCH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, emit, Format,
-                                 parse_common, settle)
+from archlab.cli.options import (Alpha, Batch, Depth, Fmt, Format, ForwardKw, InputSize, ModelArg, Output, Res, Sets,
+                                 emit, parse_common, settle)
 
 def trace_cmd(
-    model: str = typer.Argument(..., help="Model name or spec."),
-    res: Optional[int] = RES,
-    input_size: Optional[str] = INPUT_SIZE,
-    forward_kw: Optional[List[str]] = FORWARD_KW,
-    batch: Optional[int] = BATCH,
-    alpha: Optional[float] = ALPHA,
-    sets: Optional[List[str]] = SET,
-    depth: int = typer.Option(3, "--depth", help="Depth of the per-layer table: 1 = the model's children. The "
-                              "default, 3, is one deeper than count's and rf's (2, the blocks): kernels, strides and "
-                              "padding belong to the layers inside the blocks (a ResNet's layer1.0.conv1)."),
-    fmt: Format = FORMAT,
-    output: Optional[str] = OUTPUT,
+    model: ModelArg,
+    res: Res = None,
+    input_size: InputSize = None,
+    forward_kw: ForwardKw = None,
+    batch: Batch = None,
+    alpha: Alpha = None,
+    sets: Sets = None,
+    depth: Depth = 3,
+    fmt: Fmt = Format.table,
+    output: Output = None,
 ) -> None:
     """Per layer: input/output shapes, kernel/stride/padding/dilation/groups, params, MACs, receptive field,
     output activation size."""

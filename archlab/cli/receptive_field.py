@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
 
-import typer
-
-from archlab.cli.options import (ALPHA, DEPTH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, emit, Format,
+from archlab.cli.options import (Alpha, Depth, Fmt, Format, ForwardKw, InputSize, ModelArg, Output, Res, Sets, emit,
                                  parse_common, settle)
 
 def rf_cmd(
-    model: str = typer.Argument(..., help="Model name or spec."),
-    res: Optional[int] = RES,
-    input_size: Optional[str] = INPUT_SIZE,
-    forward_kw: Optional[List[str]] = FORWARD_KW,
-    alpha: Optional[float] = ALPHA,
-    sets: Optional[List[str]] = SET,
-    depth: int = DEPTH,
-    fmt: Format = FORMAT,
-    output: Optional[str] = OUTPUT,
+    model: ModelArg,
+    res: Res = None,
+    input_size: InputSize = None,
+    forward_kw: ForwardKw = None,
+    alpha: Alpha = None,
+    sets: Sets = None,
+    depth: Depth = 2,
+    fmt: Fmt = Format.table,
+    output: Output = None,
 ) -> None:
     """Receptive field, effective stride (jump) and first-unit centre per layer, on the data-flow graph."""
     from archlab.api.layers import receptive_field

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from archlab.cli.options import (ALPHA, BATCH, FORMAT, FORWARD_KW, INPUT_SIZE, OUTPUT, RES, SET, Format, TimeDType,
-                                 device_option, emit, force_option, parse_common, settle, stderr)
-
-THREADS = typer.Option(None, "--threads", help="torch intra-op threads (default: torch's current setting); the "
-                                              "calibration is kept per thread count.")
+from archlab.cli.options import (Alpha, Batch, Device, Fmt, Force, Format, ForwardKw, InputSize, Measure, ModelArg,
+                                 Output, Res, Sets, Threads, TimedDType, TimeDType, emit, parse_common, settle,
+                                 stderr)
 
 
 def calibrate_cmd(
-    device: str = device_option("cpu or cuda (cuda:N for another GPU)."),
-    threads: Optional[int] = THREADS,
-    dtype: TimeDType = typer.Option(TimeDType.fp32, "--dtype", help="The dtype the micro-benchmarks run in."),
-    show: bool = typer.Option(False, "--show", help="Print the cached calibration (measure only if none is cached)."),
-    fmt: Format = FORMAT,
-    output: Optional[str] = OUTPUT,
+    device: Device = "cpu",
+    threads: Threads = None,
+    dtype: TimedDType = TimeDType.fp32,
+    show: Annotated[bool, typer.Option("--show", help="Print the cached calibration (measure only if none is cached).")] = False,
+    fmt: Fmt = Format.table,
+    output: Output = None,
 ) -> None:
     """Measure the machine (peak compute, bandwidth, per-op overhead, convolution and memory-bound rates by kind)
     in a few seconds and cache it for latency --predict and roofline."""
@@ -34,22 +32,21 @@ def calibrate_cmd(
 
 
 def roofline_cmd(
-    model: str = typer.Argument(..., help="Model name or spec."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Draw the roofline to this .png or .svg file."),
-    measure: bool = typer.Option(False, "--measure", help="Also run the model and time each op: the layers' "
-                                                          "achieved GFLOP/s beside the predicted."),
-    device: str = device_option("cpu or cuda (cuda:N for another GPU)."),
-    threads: Optional[int] = THREADS,
-    dtype: TimeDType = typer.Option(TimeDType.fp32, "--dtype", help="Weights and input dtype."),
-    batch: Optional[int] = BATCH,
-    res: Optional[int] = RES,
-    input_size: Optional[str] = INPUT_SIZE,
-    forward_kw: Optional[List[str]] = FORWARD_KW,
-    alpha: Optional[float] = ALPHA,
-    sets: Optional[List[str]] = SET,
-    force: bool = force_option("Run --measure even if the model looks too big for free memory."),
-    fmt: Format = FORMAT,
-    output: Optional[str] = OUTPUT,
+    model: ModelArg,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Draw the roofline to this .png or .svg file.")] = None,
+    measure: Measure = False,
+    device: Device = "cpu",
+    threads: Threads = None,
+    dtype: TimedDType = TimeDType.fp32,
+    batch: Batch = None,
+    res: Res = None,
+    input_size: InputSize = None,
+    forward_kw: ForwardKw = None,
+    alpha: Alpha = None,
+    sets: Sets = None,
+    force: Force = False,
+    fmt: Fmt = Format.table,
+    output: Output = None,
 ) -> None:
     """The calibrated machine's roofline and each layer of a model at its arithmetic intensity (FLOPs per byte)
     and predicted (and with --measure, achieved) GFLOP/s."""

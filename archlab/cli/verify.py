@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from archlab.cli.options import FORMAT, OUTPUT, Format, emit, settle
+from archlab.cli.options import Fmt, Format, Output, emit, settle
 
 
 def verify_cmd(
-    only: Optional[str] = typer.Option(None, "--only", help="Check only the claims whose id matches this glob, "
-                                       "e.g. 'mobilenet*'."),
-    data: Optional[str] = typer.Option(None, "--data", help="Claims file to check (default: the course's, "
-                                       "archlab/data/course_claims.toml)."),
-    wide: bool = typer.Option(False, "--wide", help="The table with every column (section, tolerance) and "
-                              "longer cells; by default it fits 120 columns."),
-    fmt: Format = FORMAT,
-    output: Optional[str] = OUTPUT,
+    only: Annotated[Optional[str], typer.Option("--only", help="Check only the claims whose id matches this glob, "
+                                       "e.g. 'mobilenet*'.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Claims file to check (default: the course's, "
+                                       "archlab/data/course_claims.toml).")] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="The table with every column (section, tolerance) and "
+                              "longer cells; by default it fits 120 columns.")] = False,
+    fmt: Fmt = Format.table,
+    output: Output = None,
 ) -> None:
     """Recompute every quantitative claim of the course's tables; exit 3 if any row FAILs.
 

@@ -30,6 +30,11 @@ def check_options(device: str, dtype: str, threads: int | None, min_time: float)
         # OpenMP cannot start tens of thousands of threads: it fails, or the process crashes
         raise UserError(f"--threads {threads} is more than {max(MAX_THREADS_PER_CPU * cpus, 64)} "
                         f"(this machine has {cpus} CPUs)")
+    check_min_time(min_time)
+
+
+def check_min_time(min_time: float) -> None:
+    """Seconds of timed forwards: a positive number, at most ``MAX_MIN_TIME``."""
     if not (min_time > 0 and math.isfinite(min_time)):
         raise UserError(f"--min-time must be a positive number of seconds, got {min_time}")
     if min_time > MAX_MIN_TIME:

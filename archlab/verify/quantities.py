@@ -66,27 +66,27 @@ class TracedModel:
                           for kind, macs in zip(self.costs.kinds, self.costs.macs)]
         self._rf = None
 
-    def call(self, name: str):
+    def call(self, name: str) -> Any:
         call = self.calls.get(name)
         if call is None or not name:
             raise UserError(f"{self.label} has no module '{name}' (see 'archlab trace {self.spec} --depth 4')")
         return call
 
-    def submodule(self, name: str):
+    def submodule(self, name: str) -> Any:
         self.call(name)
         return self.module.get_submodule(name)
 
-    def macs_of(self, call) -> int:
+    def macs_of(self, call: Any) -> int:
         return self.costs.by_call(call)
 
     def shape(self, vid: int) -> tuple[int, ...]:
         return self.trace.values[vid].shape
 
-    def children(self, call) -> list:
+    def children(self, call: Any) -> list:
         return [c for c in self.trace.calls if c.parent == call.index]
 
     @property
-    def rf(self):
+    def rf(self) -> Any:
         if self._rf is None:
             from archlab.analysis.receptive_field import receptive_fields
 
