@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, List
 
 import typer
@@ -48,31 +47,15 @@ def latency_cmd(
               input_size=size, alpha=alpha, options=options, min_time=min_time_of(min_time), per_layer=per_layer,
               per_op=per_op, predict=predict, force=force)
     check_specs(models, **kw)  # before the progress bar: an error stays one line
-    if len(models) > 1 and sys.stderr is not None and sys.stderr.isatty():
-        results = _with_progress(models, kw)
-    else:
-        results = measure_all(models, **kw)
+    from contextlib import nullcontext
+
+    from archlab.cli.progress import progress
+
+    with progress("timing") if len(models) > 1 else nullcontext() as step:  # several models: a while
+        results = measure_all(models, progress=step, **kw)
     for r in results:
         if r.noisy:
             print(f"archlab: warning: {r.model}: noisy run (IQR {100 * r.iqr_fraction:.1f}% of the median, "
                   f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=stderr())
     comparison = compare(results) if len(results) > 1 else None
     emit(latency_report.render(results, fmt.value, comparison), output)
-
-
-def _with_progress(models: List[str], kw: dict):
-    """A rich progress bar on stderr while measuring, gone once done (only on a terminal:
-    elsewhere rich would leave an empty line in the captured stderr)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    from archlab.measure.latency import measure_all
-
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("", total=1.0)
-
-        def step(done: float, total: float, what: str) -> None:
-            bar.update(task, total=total, completed=done, description=what)
-
-        return measure_all(models, progress=step, **kw)
