@@ -146,12 +146,11 @@ def settle() -> None:
 
 def parse_common(input_size: Optional[str], sets: Optional[List[str]],
                  forward_kw: Optional[List[str]] = None) -> tuple:
-    """``--input-size``, ``--forward-kw`` and ``--set`` parsed: (the input size -- a C,H,W tuple, a list
-    of inputs and forward options, or None --, the builder options dict)."""
-    from archlab.spec import literal, parse_assignment, parse_input_size, with_forward_kw
+    """``--input-size``, ``--forward-kw`` and ``--set`` parsed: (the inputs, an ``archlab.spec.Inputs``
+    -- empty: the model's own --, the builder options dict)."""
+    from archlab.spec import Inputs, literal, parse_assignment
 
-    size = parse_input_size(input_size) if input_size is not None else None
-    size = with_forward_kw(size, forward_kw)
+    size = Inputs.of(input_size, forward_kw)
     options: dict = {}
     for text in sets or []:
         key, value = parse_assignment(text)
