@@ -352,6 +352,7 @@ def mac_law_causes(base: Any, variant: Any, alpha: float, rho: float) -> list[di
     """The departure of the variant's MACs from α²ρ² × the baseline's, split by cause (traces of
     the same network at two widths or resolutions: their MAC-bearing ops match one for one)."""
     from archlab.analysis.costs import OpCosts
+    from archlab.analysis.ops import ConvShape  # here, as OpCosts: the CLI reads this module without torch
 
     def mac_ops(trace):
         costs = OpCosts(trace)
@@ -376,7 +377,7 @@ def mac_law_causes(base: Any, variant: Any, alpha: float, rho: float) -> list[di
         terms[where] += mb * chan * (spatial - rho**2)
         if not conv:
             kind = "classifier_width"
-        elif ob.attrs.get("groups", 1) > 1 and ob.attrs["groups"] == base.values[ob.inputs[0]].shape[1]:
+        elif ConvShape.of_op(ob, base).per_channel:
             kind = "depthwise_width"
         elif ob.inputs[0] in base.inputs:
             kind = "first_conv_width"
