@@ -247,6 +247,18 @@ def check_dtype(value: str, flag: str) -> int:
     return DTYPE_BYTES[value]
 
 
+WORKSPACES = ("none", "im2col")
+
+
+def check_memory_options(dtype: str, act_dtype: str, workspace: str) -> tuple[int, int]:
+    """The memory analysis's options checked (one line each for a bad one): (bytes per parameter,
+    bytes per floating activation)."""
+    sizes = check_dtype(dtype, "--dtype"), check_dtype(act_dtype, "--act-dtype")
+    if workspace not in WORKSPACES:
+        raise UserError(f"unknown --workspace '{workspace}' (choose {' or '.join(WORKSPACES)})")
+    return sizes
+
+
 def memory_of(
     trace: Trace,
     label: str,
@@ -263,10 +275,7 @@ def memory_of(
     (default: MobileNetV2's inverted residual blocks, where present; ``()`` for none). ``saved``: the
     tensors a training step keeps for its backward (``archlab.trace.run.saved_for_backward``; None
     with ``training_note`` saying why there are none); ``buffers_bytes``: the model's buffers."""
-    param_bytes = check_dtype(dtype, "--dtype")
-    act_bytes = check_dtype(act_dtype, "--act-dtype")
-    if workspace not in ("none", "im2col"):
-        raise UserError(f"unknown --workspace '{workspace}' (choose none or im2col)")
+    param_bytes, act_bytes = check_memory_options(dtype, act_dtype, workspace)
     present = {c.type for c in trace.calls}
     if fuse is None:
         fuse_types = tuple(t for t in DEFAULT_FUSE if t in present)

@@ -66,10 +66,11 @@ def count(
     if training:
         return model.count_training(depth, freeze)
     result = model.count(depth)
+    stages = 1
     if engine == "fvcore":
-        result = _with_fvcore(model, result, device, force, progress)
+        result, stages = _with_fvcore(model, result, device, force, progress), 2  # the trace, fvcore's real run
     if progress is not None:
-        progress(2 if engine == "fvcore" else 1, 2 if engine == "fvcore" else 1, "done")
+        progress(stages, stages, "done")
     return result
 
 

@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from archlab.api.model import as_model
-from archlab.errors import UserError
 from archlab.spec import InputSize
 
 
@@ -19,13 +18,10 @@ def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", 
     ``fuse``: module type names treated as single ops in M(G) (default: MobileNetV2's inverted
     residual blocks, where present; ``()`` for none). ``measure``: also run one real forward on
     ``device`` and record its peak (refused when it looks too big for the free memory, unless ``force``)."""
-    from archlab.analysis.memory import check_dtype, inference_peak, run_bytes
+    from archlab.analysis.memory import check_memory_options, inference_peak, run_bytes
     from archlab.measure.devices import check_device
 
-    check_dtype(dtype, "--dtype")
-    act_bytes = check_dtype(act_dtype, "--act-dtype")
-    if workspace not in ("none", "im2col"):
-        raise UserError(f"unknown --workspace '{workspace}' (choose none or im2col)")
+    _, act_bytes = check_memory_options(dtype, act_dtype, workspace)  # before anything is built
     check_device(device)  # also without --measure: a bad --device is an error wherever it is given
     model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
     result = model.memory(dtype, act_dtype, fuse, workspace)

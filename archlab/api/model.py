@@ -107,53 +107,44 @@ class Model:
         """One training step's count: the forward's MACs, and the backward's input- and weight-gradient
         MACs per layer (``CountResult`` with ``training``)."""
         from archlab.analysis.count import count_training
-        from archlab.spec import check_depth
 
-        check_depth(depth)
         return count_training(self.training(freeze), self.label, depth=depth)
 
     def layers(self, depth: int = 3) -> Any:
         """One row per module call: shapes, geometry, params, MACs, receptive field (``TraceResult``)."""
         from archlab.analysis.per_layer import layers_of
-        from archlab.spec import check_depth
 
-        check_depth(depth)
         return layers_of(self.trace, self.label, depth, costs=self.costs, traffic=self.traffic, rf=self.fields)
 
     def receptive_field(self, depth: int = 2) -> Any:
         """Receptive field, jump and start per layer (``RFResult``)."""
         from archlab.analysis.receptive_field import rf_of
-        from archlab.spec import check_depth
 
-        check_depth(depth)
         return rf_of(self.trace, self.label, depth, rf=self.fields)
 
     def memory(self, dtype: str = "fp32", act_dtype: str = "fp32", fuse: Sequence[str] | None = None,
                workspace: str = "none") -> Any:
         """Parameters, the inference peak, training activations and M(G) (``MemoryResult``)."""
-        from archlab.analysis.memory import check_dtype, memory_of
+        from archlab.analysis.memory import check_memory_options, memory_of
 
-        check_dtype(dtype, "--dtype")
-        check_dtype(act_dtype, "--act-dtype")
-        if workspace not in ("none", "im2col"):
-            raise UserError(f"unknown --workspace '{workspace}' (choose none or im2col)")
-        saved, note = self._saved_for_backward()
+        check_memory_options(dtype, act_dtype, workspace)  # before the training-mode pass
+        saved, note = self.saved
         buffers = sum(b.numel() * b.element_size() for b in self.module.buffers())
         return memory_of(self.trace, self.label, dtype=dtype, act_dtype=act_dtype, fuse=fuse, workspace=workspace,
                          saved=saved, training_note=note, buffers_bytes=buffers)
 
-    def _saved_for_backward(self) -> tuple[Any, str | None]:
-        """The tensors a training step keeps for its backward, once; (None, why) when the
-        training-mode forward fails (batch norm over one value per channel): the rest stands."""
-        if "_saved" not in self.__dict__:
-            try:
-                self.__dict__["_saved"] = (saved_for_backward(self.module, self.built.args, self.built.kwargs), None)
-            except UserError as e:
-                note = str(e)
-                if self.trace.input_shape[0] == 1 and "more than 1 value per channel" in note:
-                    note += " (training batch norm needs --batch 2 or more)"
-                self.__dict__["_saved"] = (None, note)
-        return self.__dict__["_saved"]
+    @cached_property
+    def saved(self) -> tuple[Any, str | None]:
+        """The tensors a training step keeps for its backward (memory's training activations), made
+        once; (None, why) when the training-mode forward fails (batch norm over one value per
+        channel): the rest of the memory analysis stands."""
+        try:
+            return saved_for_backward(self.module, self.built.args, self.built.kwargs), None
+        except UserError as e:
+            note = str(e)
+            if self.trace.input_shape[0] == 1 and "more than 1 value per channel" in note:
+                note += " (training batch norm needs --batch 2 or more)"
+            return None, note
 
     def timeline(self, act_dtype: str = "fp32") -> Any:
         """Live activation bytes after each op of the forward (``TimelinePoint`` per op)."""

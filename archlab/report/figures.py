@@ -103,15 +103,20 @@ def draw(spec: FigureSpec) -> Any:
 # Margins in inches, from what the figure holds (a layout engine measures every text of the figure
 # by drawing it, which costs as much as the drawing itself: a third of `archlab report`'s time)
 TICKS_IN = 0.55  # tick labels (a log axis: 10 to a power) and the axis label beside them
+LEFT_IN = 0.9  # the y tick labels, their offset (1e8) and the y label
+RIGHT_IN = 0.2
 TITLE_IN = 0.4
-CHAR_IN = 0.6 * 6 / 72  # one character of a rotated 6-pt tick label
+GAP_IN = 0.45  # between stacked panels: the upper one's (hidden) x tick labels
+CHAR_IN = 0.6 * 6 / 72  # one character of a rotated 6-pt tick label: 0.6 em wide, 72 points an inch
 
 
 def _margins(fig: Any, spec: FigureSpec, panels: int) -> None:
+    """The figure's margins, as fractions of its size, from the inches above."""
     width, height = spec.size
     below = TICKS_IN + (max(map(len, spec.xticklabels)) * CHAR_IN if spec.xticklabels else 0.0)
-    fig.subplots_adjust(left=0.9 / width, right=1 - 0.2 / width, top=1 - TITLE_IN / height,
-                        bottom=below / height, hspace=0.45 / max(height / panels - 0.5, 0.5))
+    panel_in = max(height / panels - GAP_IN, GAP_IN)  # subplots_adjust's hspace is a fraction of a panel's height
+    fig.subplots_adjust(left=LEFT_IN / width, right=1 - RIGHT_IN / width, top=1 - TITLE_IN / height,
+                        bottom=below / height, hspace=GAP_IN / panel_in)
 
 
 def series_of(fig: Any) -> dict[str, list[float]]:
