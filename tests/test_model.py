@@ -151,3 +151,15 @@ def test_a_training_step_is_guarded_as_a_forward_is():
     for training in (False, True):
         with pytest.raises(archlab.UserError, match="torch.jit.script module"):
             archlab.count(Scripted(), input_size=(4,), training=training)
+
+
+def test_report_and_compare_with_latency_hand_their_trace_to_the_timing(cli, counted, tmp_path):
+    r = cli("report", "lenet5", "--latency", "--min-time", "0.05", "-o", str(tmp_path / "r.html"))
+    assert r.code == 0, r.err
+    # the timed forward is the real build's; its per-op times line up with the page's one trace
+    assert counted == {"resolve": 1, "build meta": 1, "build real": 1, "forward": 1, "training": 0, "saved": 1}
+    for key in counted:
+        counted[key] = 0
+    r = cli("compare", "lenet5", "alexnet_owt", "--latency", "--min-time", "0.05", "-f", "json")
+    assert r.code == 0, r.err
+    assert counted == {"resolve": 2, "build meta": 2, "build real": 2, "forward": 2, "training": 0, "saved": 0}

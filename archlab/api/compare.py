@@ -17,15 +17,16 @@ def compare_models(specs: list[str], latency: bool = False, training: bool = Fal
     predicted memory peak under ``optimizer``, batch 1."""
     from archlab.analysis.compare import compare_row, with_training
 
+    models = [Model(spec) for spec in specs]
     timings: list[float | None] = [None] * len(specs)
     if latency:
         from archlab.measure.latency import measure_all
 
         # the models' timed blocks take turns, so the machine's load falls on all alike
-        timings = [r.median_ms for r in measure_all(specs, **latency_options)]
+        timings = [r.median_ms for r in measure_all(specs, traced=[(m.built, m.trace) for m in models],
+                                                    **latency_options)]
     rows = []
-    for spec, lat in zip(specs, timings):
-        model = Model(spec)
+    for model, lat in zip(models, timings):
         row = compare_row(model.trace, model.label, lat)
         if training:
             try:

@@ -31,6 +31,6 @@ def page_data(model_or_spec: Any, *, depth: int = 2, latency: bool = False, min_
 
     from archlab.measure.latency import measure_all
 
-    measured = measure_all([model_or_spec], per_layer=True, min_time=min_time, input_size=model.inputs.size,
-                           **kw)[0]
+    measured = measure_all([model_or_spec], per_layer=True, min_time=min_time, input_size=model.inputs,
+                           traced=[(model.built, model.trace)], **kw)[0]
     return replace(data, latency=measured)

@@ -258,6 +258,7 @@ def measure_all(
     options: dict[str, Any] | None = None,
     progress: Callable[[float, float, str], Any] | None = None,
     forward_kw: Any = None,
+    traced: Sequence[tuple[Any, Any]] | None = None,
 ) -> list[LatencyResult]:
     """Measure several models with the same settings, their timed blocks taking turns.
 
@@ -272,7 +273,8 @@ def measure_all(
 
     ``per_layer``: each module's own time, summed from its ops timed one by one
     (``archlab.measure.per_op``); ``per_op``: those op times, lined up with the trace;
-    ``predict``: the roofline prediction (``archlab.measure.predict``) on ``machine`` (default:
+    ``traced``: each spec's model built on meta and traced already (``archlab.Model``'s ``built`` and
+    ``trace``), so that neither is made again; ``predict``: the roofline prediction (``archlab.measure.predict``) on ``machine`` (default:
     the cached calibration for this device, thread count and dtype, else a new one).
 
     The C allocator is held steady while measuring (``allocator_fixed``), so that a model's
@@ -286,7 +288,9 @@ def measure_all(
     device = "cpu" if is_cpu(device) else device  # cpu:0 is the CPU
     inputs = Inputs.of(input_size, forward_kw)
     settings = {"res": res, "batch": batch, "alpha": alpha, "options": options}
-    plans = [_plan(spec, dtype, inputs, settings) for spec in specs]
+    if traced is None:
+        traced = [(b, trace_built(b)) for b in (build(spec, inputs, **settings) for spec in specs)]
+    plans = [_plan(built, trace, dtype, inputs) for built, trace in traced]
     labels = ", ".join(p.label for p in plans)
     check_fits(sum(p.bytes_needed for p in plans), device, force, what=f"timing {labels}")
     op_timing = per_layer or per_op or predict  # the prediction is shown beside each op's measured time
@@ -414,12 +418,11 @@ class _Plan:
     resolved: Any = None  # the spec resolved (archlab.models.resolve.Resolved), built again for real; None: a module
 
 
-def _plan(spec: Any, dtype: str, inputs: Inputs, settings: dict[str, Any]) -> _Plan:
-    """The spec resolved and built on meta once, and traced: its label, MACs and memory need."""
+def _plan(built: Any, tr: Any, dtype: str, inputs: Inputs) -> _Plan:
+    """What the meta trace of a model built on meta (a ``trace.run.Built``) says: its label, MACs,
+    memory need."""
     from archlab.analysis.memory import run_bytes
 
-    built = build(spec, inputs, **settings)
-    tr = trace_built(built)
     counted = count_trace(tr, built.label, depth=0)
     options = built.resolved.forward_options if built.resolved is not None else inputs.options
     return _Plan(built.label, tr, tuple(options), counted.macs, run_bytes(tr, 4 if dtype == "fp32" else 2),
