@@ -37,7 +37,7 @@ def latency_cmd(
     output: Output = None,
 ) -> None:
     """Measured latency (median, IQR), throughput and achieved GFLOP/s; several models: latency vs MACs."""
-    from archlab.measure.latency import NOISY_IQR, check_specs, measure_all
+    from archlab.measure.latency import NOISY_IQR, measure_all
     from archlab.measure.ranking import compare
     from archlab.report import latency as latency_report
 
@@ -46,7 +46,6 @@ def latency_cmd(
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
               input_size=size, alpha=alpha, options=options, min_time=min_time_of(min_time), per_layer=per_layer,
               per_op=per_op, predict=predict, force=force)
-    check_specs(models, **kw)  # before the progress bar: an error stays one line
     from contextlib import nullcontext
 
     from archlab.cli.progress import progress

@@ -27,7 +27,6 @@ from archlab.measure.devices import FORWARD_ERRORS, is_cpu, is_cuda, on_device, 
 from archlab.measure.per_op import time_ops
 from archlab.measure.profile import LayerTime, layers_from_op_times
 from archlab.measure.setting import allocator_fixed, check_options, device_name, page_faults
-from archlab.models.resolve import resolve
 from archlab.spec import InputSize, Inputs
 from archlab.trace.run import build, trace_built
 from archlab.units import SCHEMA_VERSION
@@ -392,17 +391,6 @@ def _result(run: _Run, interleaved: int, op_times: Any, setting: dict[str, Any],
         op_times=op_times if keep_ops else None, prediction=prediction,
         trace=run.plan.trace if keep_ops else None, allocator_steady=setting["steady"],
     )
-
-
-def check_specs(specs: Sequence[Any], *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
-                min_time: float = 1.0, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
-                alpha: float | None = None, options: dict[str, Any] | None = None,
-                **_ignored: Any) -> list[str]:
-    """Check the options and resolve every spec (nothing is built or run); returns the labels.
-    A typo in the last of several models fails before anything is timed."""
-    check_options(device, dtype, threads, min_time)
-    return [resolve(s, input_size=input_size, res=res, batch=batch, alpha=alpha, options=options).label
-            if isinstance(s, str) else type(s).__name__ for s in specs]
 
 
 @dataclass(frozen=True)
