@@ -6,7 +6,8 @@ The public API is imported lazily, so that ``archlab --help`` does not import to
 __version__ = "0.1.0"
 
 __all__ = ["Model", "analyze", "build", "calibrate", "compare", "cost_rule", "count", "dwsc", "latency", "list_models", "memory",
-           "predict", "receptive_field", "resolve", "roofline", "trace_layers", "UserError", "__version__"]
+           "predict", "receptive_field", "resolve", "roofline", "trace_layers", "training_memory", "UserError",
+           "__version__"]
 
 # public name -> (module, attribute): where each lives in the pipeline
 _PUBLIC = {

@@ -463,9 +463,9 @@ def test_dwsc_api_defaults_are_the_clis(cli):
 
     params = inspect.signature(laws.dwsc).parameters
     assert {k: p.default for k, p in params.items()} == laws.DWSC_DEFAULTS
-    assert laws.DWSC_DEFAULTS == {"k": 3, "m": 512, "n": 1024, "size": 14, "stride": 1}  # the README's defaults
+    assert laws.DWSC_DEFAULTS == {"k": 3, "m": 512, "n": 1024, "size": 14, "stride": 1}  # docs/laws.md's defaults
     assert cli("dwsc", "-f", "json").json() == laws.dwsc().to_dict()
-    r = laws.dwsc(k=3, n=1024)  # the README's API example: the CLI's default layer
+    r = laws.dwsc(k=3, n=1024)  # docs/api.md's example: the CLI's default layer
     assert (r.m, r.size, r.out_size) == (512, 14, 14)
 
 

@@ -29,6 +29,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="archlab: build the course's CNN architectures and say exactly what they cost.\n\n"
     "MACs are multiply-accumulates (the papers' mult-adds); FLOPs = 2 x MACs.",
+    epilog="\b\nManual: docs/README.md (in archlab's repository)",
 )
 
 def _version(value: bool) -> None:
@@ -49,21 +50,26 @@ def _main(
     return None
 
 
-# The commands, in the order ``archlab --help`` lists them; each is a plain function of its own module.
-app.command("count")(count.count)
-app.command("trace")(per_layer.trace_cmd)
-app.command("rf")(receptive_field.rf_cmd)
-app.command("memory")(memory.memory_cmd)
-app.command("report")(page.report_cmd)
-app.command("diagram")(diagram.diagram_cmd)
-app.command("list")(zoo.list_cmd)
-app.command("latency")(latency.latency_cmd)
-app.command("calibrate")(roofline.calibrate_cmd)
-app.command("roofline")(roofline.roofline_cmd)
-app.command("dwsc")(laws.dwsc_cmd)
-app.command("compare")(compare.compare_cmd)
-app.command("efficientnet")(laws.efficientnet_cmd)
-app.command("verify")(verify.verify_cmd)
+# The commands, in the order ``archlab --help`` lists them; each is a plain function of its own
+# module, and its --help ends with the page of the manual that documents it (tests/test_docs.py).
+COMMANDS = (
+    ("count", count.count, "docs/counting.md; --training: docs/training.md"),
+    ("trace", per_layer.trace_cmd, "docs/layers.md"),
+    ("rf", receptive_field.rf_cmd, "docs/layers.md"),
+    ("memory", memory.memory_cmd, "docs/memory.md"),
+    ("report", page.report_cmd, "docs/pictures.md"),
+    ("diagram", diagram.diagram_cmd, "docs/pictures.md"),
+    ("list", zoo.list_cmd, "docs/zoo.md"),
+    ("latency", latency.latency_cmd, "docs/latency.md"),
+    ("calibrate", roofline.calibrate_cmd, "docs/latency.md"),
+    ("roofline", roofline.roofline_cmd, "docs/latency.md"),
+    ("dwsc", laws.dwsc_cmd, "docs/laws.md"),
+    ("compare", compare.compare_cmd, "docs/laws.md"),
+    ("efficientnet", laws.efficientnet_cmd, "docs/laws.md"),
+    ("verify", verify.verify_cmd, "docs/verify.md"),
+)
+for _name, _function, _page in COMMANDS:
+    app.command(_name, epilog=f"\b\nManual: {_page} (in archlab's repository)")(_function)
 
 
 def _click_message(text: str) -> str:
