@@ -193,11 +193,31 @@ def test_a_factory_that_changes_directory_does_not_move_the_output(cli, tmp_path
     assert_one_line_error(r, "cannot write 'missing/out.txt'")
 
 
+def _notice_timers():
+    import threading
+
+    return [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()]
+
+
+# A factory (or a file's import) that returns only once the notice's timer has fired: it waits on the
+# mechanism, not on a time that a loaded machine could stretch past the notice's delay.
+WAITS_FOR_THE_NOTICE = """
+import threading, time
+from torch import nn
+
+def _wait_for_the_notice():
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(isinstance(t, threading.Timer) and t.is_alive()
+                                              for t in threading.enumerate()):
+        time.sleep(0.01)
+"""
+
+
 def test_a_factory_that_takes_long_gets_one_notice(cli, tmp_path, monkeypatch):
     import archlab.user_code
 
     monkeypatch.setattr(archlab.user_code, "WAIT_NOTICE_S", 0.2)
-    (tmp_path / "slow.py").write_text("import time\nfrom torch import nn\ndef make():\n    time.sleep(0.9)\n"
+    (tmp_path / "slow.py").write_text(WAITS_FOR_THE_NOTICE + "def make():\n    _wait_for_the_notice()\n"
                                       "    return nn.Conv2d(3, 4, 3)\nmake.input_size = (3, 8, 8)\n"
                                       "def quick():\n    return nn.Conv2d(3, 4, 3)\nquick.input_size = (3, 8, 8)\n")
     r = cli("count", f"{tmp_path / 'slow.py'}:make", "--format", "json")
@@ -205,13 +225,17 @@ def test_a_factory_that_takes_long_gets_one_notice(cli, tmp_path, monkeypatch):
     notices = [line for line in r.err.splitlines() if "still waiting" in line]
     assert len(notices) == 1, r.err
     assert notices[0].startswith("archlab: still waiting for '") and "slow.py:make' to build" in notices[0]
+    # a quick factory: its timer is cancelled when it returns (a delay no factory reaches here, so
+    # that the check does not depend on how loaded the machine is), and no notice comes later
+    monkeypatch.setattr(archlab.user_code, "WAIT_NOTICE_S", 600)
     r = cli("count", f"{tmp_path / 'slow.py'}:quick", "--format", "json")
-    assert r.code == 0 and "still waiting" not in r.err  # a quick factory: no notice (the timer is cancelled)
-    import time
-    time.sleep(0.3)
-    assert "still waiting" not in cli("count", "lenet", "--depth", "0").err
+    assert r.code == 0 and "still waiting" not in r.err
+    for timer in _notice_timers():
+        timer.join(10)  # a cancelled timer's thread ends at once
+    assert _notice_timers() == [], "the notice's timer outlived the user's code"
     # a file whose import takes long: the notice says it is loading
-    (tmp_path / "slow_import.py").write_text("import time\nfrom torch import nn\ntime.sleep(0.9)\n"
+    monkeypatch.setattr(archlab.user_code, "WAIT_NOTICE_S", 0.2)
+    (tmp_path / "slow_import.py").write_text(WAITS_FOR_THE_NOTICE + "_wait_for_the_notice()\n"
                                              "def make():\n    return nn.Conv2d(3, 4, 3)\nmake.input_size = (3, 8, 8)\n")
     r = cli("count", f"{tmp_path / 'slow_import.py'}:make", "--format", "json")
     assert r.code == 0 and r.json()["params"] == 112
