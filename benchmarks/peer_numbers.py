@@ -75,7 +75,7 @@ def peers(model, x):
         yield "torchinfo", summary(model, input_data=x, verbose=0).total_mult_adds, "'Mult-Adds'"
 
 
-def explain(tool: str, extra: int, result, model):
+def explain(tool: str, result, model):
     """What the tool adds to archlab's MACs, from archlab's counts: (text, its value or None)."""
     other = result.other_ops
     if tool == "FlopCounterMode":
@@ -111,7 +111,7 @@ def main() -> int:
         with torch.no_grad():
             for tool, number, unit in peers(model, x):
                 extra = number - (2 if tool == "FlopCounterMode" else 1) * result.macs
-                text, expected = explain(tool, extra, result, model)
+                text, expected = explain(tool, result, model)
                 mark = "" if expected is None or expected == extra else f" (MISMATCH: expected {expected:,})"
                 ok &= not mark
                 print(f"| {tool} | {number:,} | {unit} | {extra:+,} | {text}{mark} |")

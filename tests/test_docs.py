@@ -203,10 +203,14 @@ def test_the_examples_are_found():
     assert set(PARSED) - shown == set(WITHOUT_EXAMPLES), "every page shows an example"
 
 
+def readme_commands() -> list:
+    """(command, the page it links first) of each row of the README's table of commands."""
+    return re.findall(r"^\| `archlab (\w+)`[^|]*\| .*?\| \[[^\]]+\]\((docs/[\w-]+\.md)", README.read_text(), re.M)
+
+
 def test_each_commands_page_shows_it():
     """The README's table names each command's page; that page runs the command."""
-    for command, page in re.findall(r"^\| `archlab (\w+)`[^|]*\| .*?\| \[[^\]]+\]\((docs/[\w-]+\.md)", README.read_text(),
-                                    re.M):
+    for command, page in readme_commands():
         assert any(e.command.split()[:2] == ["archlab", command] for e in PARSED[page][0]), \
             f"{page} documents archlab {command} but shows no example of it"
 
@@ -354,7 +358,7 @@ def test_every_command_is_in_the_readmes_table_and_its_help_names_its_page(cli):
     from archlab.cli import app
 
     commands = sorted(c.name for c in typer.main.get_command(app).commands.values())
-    table = re.findall(r"^\| `archlab (\w+)`[^|]*\| .*?\| \[[^\]]+\]\((docs/[\w-]+\.md)", README.read_text(), re.M)
+    table = readme_commands()
     assert sorted({c for c, _ in table}) == commands, "the README's table of commands is every command"
     for command, page in table:
         result = cli(command, "--help")
