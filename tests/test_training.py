@@ -17,6 +17,7 @@ from archlab.spec import Inputs
 from archlab.trace.run import build, trace_training
 from archlab.errors import UserError
 from archlab.models.catalog import list_models
+from conftest import assert_one_line_error
 
 # the smallest of 64, 96, 224 (or the model's own input) at which each model runs; 64 unless named
 RES = {"alexnet": None, "bn_inception": 224, "googlenet": 224, "inception_resnet_v2": 96, "inception_v2": None,
@@ -275,3 +276,54 @@ def test_compare_and_analyze_accept_the_training_view(cli):
     assert d["count"]["training_macs"] == report.count.training_macs
     assert d["training"]["optimizer"] == "adam" and d["training"]["frozen"] == ["layer1"]
     assert "training peak" in report._repr_markdown_()
+
+
+def test_nothing_to_back_propagate_is_one_line(cli):
+    # PyTorch's loss.backward() raises when no output needs a gradient: say so, do not invent a step
+    assert_one_line_error(cli("count", "torch.nn:Identity", "--input-size", "4", "--training"),
+                          "nothing to back-propagate")
+    assert_one_line_error(cli("count", "lenet5", "--training", "--freeze", "*"), "nothing to back-propagate")
+    with pytest.raises(UserError, match="nothing to back-propagate"):
+        archlab.count(_ReturnsInt(), input_size=(4,), training=True)
+
+
+class _ReturnsInt(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return int(self.fc(x).shape[-1])
+
+
+class _CancellingAttention(nn.Module):
+    """q @ k^T gives two input gradients and no weight gradient: exactly what the scale s lets the
+    projections' input gradients make up, so training / forward is exactly 3."""
+
+    def __init__(self, d: int = 4):
+        super().__init__()
+        self.s = nn.Parameter(torch.ones(d))
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, d, bias=False)
+
+    def forward(self, x):
+        x = x * self.s
+        return self.q(x) @ self.k(x).transpose(-1, -2)
+
+
+def test_ratio_of_exactly_3_is_not_called_not_exactly_3(cli):
+    t, d = 3, 4
+    r = archlab.count(_CancellingAttention(d), input_size=(t, d), batch=1, training=True)
+    assert r.macs == 2 * t * d * d + t * t * d
+    assert r.training_macs == 3 * r.macs  # in: 2Td^2 + 2T^2d, weight: 2Td^2
+    from archlab.report.count import training_lines
+
+    row = next(row for row in training_lines(r) if row[0] == "training / forward")
+    assert row[1] == "3.000" and "not exactly 3" not in row[2] and "exactly 3" in row[2]
+    assert "not exactly" not in r.training_note()
+
+
+def test_a_step_without_forward_macs_has_no_ratio(cli):
+    r = cli("count", "torch.nn:BatchNorm1d@num_features=4", "--input-size", "4", "--batch", "2", "--training")
+    assert r.code == 0, r.err
+    assert "training / forward             -  no ratio: the forward has no MACs" in r.out

@@ -160,6 +160,10 @@ class CountResult(_Traffic):
         if self.training is None:
             return ""
         parts = self.training_reasons()
+        if not self.macs:
+            return "no ratio: the forward has no MACs"
+        if parts and self.training_macs == 3 * self.macs:
+            return "exactly 3, but not each the forward's size: " + "; ".join(parts)
         if not parts:
             return "every forward MAC is paid twice more in the backward, for the input and the weight gradient"
         return "3 = forward + input gradient + weight gradient, each the forward's size; but " + "; ".join(parts)

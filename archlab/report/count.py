@@ -59,12 +59,18 @@ def training_lines(result: CountResult) -> list[tuple[str, str, str]]:
          f"{human(result.training_macs, 'MACs')} = forward + backward, one step; FLOPs {2 * result.training_macs:,}"),
     ]
     reasons = result.training_reasons()
-    if reasons:
-        rows.append(("training / forward", f"{result.training_ratio:.3f}",
-                     "not exactly 3 = forward + input gradient + weight gradient, each the forward's size:"))
+    ratio = "-" if result.training_ratio is None else f"{result.training_ratio:.3f}"
+    if result.training_ratio is None:
+        rows.append(("training / forward", ratio, result.training_note()))
+    elif reasons:
+        exact = result.training_macs == 3 * result.macs
+        rows.append(("training / forward", ratio,
+                     ("exactly 3, as forward + input gradient + weight gradient would be, but only because these "
+                      "cancel:" if exact else
+                      "not exactly 3 = forward + input gradient + weight gradient, each the forward's size:")))
         rows += [("", "", f"  {reason}") for reason in reasons]
     else:
-        rows.append(("training / forward", f"{result.training_ratio:.3f}", result.training_note()))
+        rows.append(("training / forward", ratio, result.training_note()))
     if t.frozen:
         rows.append(("frozen", f"{t.frozen_params:,}", f"parameters without gradient (--freeze {' '.join(t.frozen)})"))
     for kind in OTHER_KINDS:

@@ -181,6 +181,12 @@ def _step(model: nn.Module, state: dict[str, torch.Tensor], args: tuple, kwargs:
     for t in outs:
         if t.requires_grad:
             loss = t.sum() if loss is None else loss + t.sum()
+    if loss is None:  # loss.backward() would raise: no step to count
+        why = "every parameter is frozen (--freeze)" if any(p.requires_grad for p in model.parameters()) \
+            and not any(t.requires_grad for t in state.values()) else \
+            "no floating-point output depends on a trainable parameter"
+        raise UserError(f"--training: nothing to back-propagate in {type(model).__name__}: {why}, "
+                        f"so PyTorch's loss.backward() would raise")
     tracer.resolve_nodes()
     tracer.backward_start = len(tracer.ops)
     if loss is not None:
