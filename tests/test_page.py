@@ -172,3 +172,17 @@ def test_cli_report_latency_and_its_bad_inputs(cli, tmp_path):
 
     with pytest.raises(archlab.UserError, match="registered model"):
         page_data(nn.Sequential(nn.Conv2d(3, 4, 3)), input_size=(3, 8, 8), latency=True)
+
+
+def test_cli_report_where_reports_cannot_be_created_is_one_line(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").write_text("a file, not a folder")
+    assert_one_line_error(cli("report", "lenet5"), "'reports' is a file", "-o PATH")
+    assert (tmp_path / "reports").read_text() == "a file, not a folder"
+    (tmp_path / "reports").unlink()
+
+    def read_only(path, exist_ok=False):  # what a read-only working folder gives (root would write anyway)
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "makedirs", read_only)
+    assert_one_line_error(cli("report", "lenet5"), "cannot create the folder reports/", "Permission denied")

@@ -39,12 +39,19 @@ def report_cmd(
         path = output_path(output) if output is not None else None
         if path is not None:
             check_report_path("json", path)  # a folder that exists, not a directory: before the counting
+        elif os.path.exists("reports") and not os.path.isdir("reports"):
+            raise UserError("cannot write the report into reports/: 'reports' is a file, not a folder "
+                            "(move it, or give -o PATH)")
         min_time = min_time_of(min_time, latency)
         data = page_data(model, depth=depth, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
                          latency=latency, min_time=min_time)
         if path is None:
             safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in data.model)
-            os.makedirs("reports", exist_ok=True)
+            try:
+                os.makedirs("reports", exist_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot create the folder reports/ for the report: {e.strerror} "
+                                f"(give -o PATH)") from None
             path = os.path.join("reports", f"{safe}.html")
         if kind == "md":
             text = page.render_md(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
