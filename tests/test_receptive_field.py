@@ -488,3 +488,16 @@ def test_an_up_sampled_field_measured_in_a_tiny_model():
     _, measured = measured_windows(model, (2, 16, 16), [(6, 6), (7, 7)])
     for o, (rows, cols) in zip((6, 7), measured):
         assert rows == cols == unit_window(f.phase[0], o)
+
+
+def test_a_1d_field_prints_as_one_number(cli):
+    # Conv1d(k=5, stride 2) then Conv1d(k=3): rf 5 + (3 - 1) * 2 = 9, jump 2, first centre 2 + 1 * 2 = 4
+    r = cli("rf", "torch.nn:Conv1d@in_channels=1,out_channels=2,kernel_size=11", "--input-size", "1,32")
+    assert r.code == 0, r.err
+    assert "receptive field: 11 input pixels at" in r.out and "jump 1, first centre at 5" in r.out, r.out
+    res = archlab.receptive_field(nn.Sequential(nn.Conv1d(1, 2, 5, stride=2), nn.Conv1d(2, 2, 3)), input_size=(1, 32))
+    from archlab.report.receptive_field import summary_lines
+
+    assert summary_lines(res)[0].startswith("receptive field: 9 input pixels at"), summary_lines(res)
+    assert "jump 2, first centre at 4" in summary_lines(res)[0]
+    assert (res.rf["rf"], res.rf["jump"], res.rf["start"]) == (9, 2, 4)

@@ -611,13 +611,24 @@ def extent(f: Field) -> tuple[tuple[float, float], tuple[float, float], tuple[in
     return (widths[0][0], widths[1][0]), (widths[0][1], widths[1][1]), (f.phase[0][0], f.phase[1][0])
 
 
-def describe(f: Field) -> dict[str, Any]:
+def describe(f: Field, line: bool = False) -> dict[str, Any]:
     """The JSON form of a field: ``rf`` is the largest over unit positions and axes, ``rf_min`` the
-    smallest (a unit's field is its larger axis), ``period`` how many units repeat the pattern."""
+    smallest (a unit's field is its larger axis), ``period`` how many units repeat the pattern.
+    ``line``: a 1-D input (N, C, L), whose H axis is a stand-in of extent 1: the one-number fields
+    (rf, jump, start, period) are those of L, and ``line`` is set."""
     def num(x):
         return int(x) if float(x).is_integer() else round(x, 4)
 
     lo, hi, period = extent(f)
+    if line:
+        return {
+            "rf": num(hi[1]), "rf_min": num(lo[1]), "rf_max": num(hi[1]),
+            "rf_hw": [num(hi[0]), num(hi[1])], "rf_min_hw": [num(lo[0]), num(lo[1])],
+            "period": period[1], "period_hw": list(period),
+            "jump": num(f.jump[1]), "jump_hw": [num(f.jump[0]), num(f.jump[1])],
+            "start": num(f.start[1]), "start_hw": [num(f.start[0]), num(f.start[1])],
+            "global_context": f.global_context, "line": True,
+        }
     return {
         "rf": num(max(hi)),
         "rf_min": num(max(lo)),
@@ -662,7 +673,7 @@ class RFResult:
         }
 
 
-def _rf_row(trace, call, rf: RFAnalysis, input_hw) -> dict[str, Any] | None:
+def _rf_row(trace, call, rf: RFAnalysis, input_hw, line: bool = False) -> dict[str, Any] | None:
     if not call.outputs:
         return None
     f = rf.of(call.outputs[0])
@@ -671,12 +682,12 @@ def _rf_row(trace, call, rf: RFAnalysis, input_hw) -> dict[str, Any] | None:
     if f is None:
         row.update(rf=None, jump=None, start=None, exceeds_input=None)
     else:
-        row.update(_described(f, trace.values[call.outputs[0]].shape, input_hw))
+        row.update(_described(f, trace.values[call.outputs[0]].shape, input_hw, line))
     return row
 
 
-def _described(f: Field, out_shape, input_hw) -> dict[str, Any]:
-    d = describe(f)
+def _described(f: Field, out_shape, input_hw, line: bool = False) -> dict[str, Any]:
+    d = describe(f, line)
     d["exceeds_input"] = any(d["rf_hw"][a] > input_hw[a] for a in range(2))
     out_hw = _spatial(tuple(out_shape), len(out_shape) == 3) or (1, 1)
     d["sees_padding"] = sees_padding(f, out_hw, input_hw)
@@ -688,9 +699,10 @@ def rf_of(trace: Trace, label: str, depth: int = 2, rf: RFAnalysis | None = None
     (``rf``: the trace's fields, when already computed)."""
     check_depth(depth)
     rf = rf or receptive_fields(trace)
-    input_hw = _spatial(tuple(trace.input_shape), len(trace.input_shape) == 3) or (1, 1)
+    line = len(trace.input_shape) == 3
+    input_hw = _spatial(tuple(trace.input_shape), line) or (1, 1)
     rows = tuple(r for c in trace.calls if 0 < c.depth <= depth
-                 for r in [_rf_row(trace, c, rf, input_hw)] if r is not None)
+                 for r in [_rf_row(trace, c, rf, input_hw, line)] if r is not None)
     h = headline(trace, rf)
     top = None
     if h is not None:
@@ -699,7 +711,7 @@ def rf_of(trace: Trace, label: str, depth: int = 2, rf: RFAnalysis | None = None
         if h.field is None:
             top.update(rf=None, jump=None, start=None, exceeds_input=None, unknown_since=h.unknown_since)
         else:
-            top.update(_described(h.field, trace.values[h.value].shape, input_hw))
+            top.update(_described(h.field, trace.values[h.value].shape, input_hw, line))
     mis = tuple({"op": m.op, "module": m.module, "jumps": [list(j) for j in m.jumps],
                  "starts": [list(s) for s in m.starts]} for m in rf.misaligned)
     return RFResult(label, trace.input_shape, rows, top, mis, dict(rf.unsupported), tuple(rf.notes))

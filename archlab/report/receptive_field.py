@@ -29,6 +29,8 @@ def _rf_text(r: dict[str, Any]) -> str:
     """The field as shown: 'HxW' when the axes differ, 'min..max' when it varies with position."""
     if r["rf"] is None:
         return "-"
+    if r.get("line"):  # a 1-D input: one axis, one number
+        return f"{r['rf_min']}..{r['rf']}" if _varies(r) else str(r["rf"])
     if _varies(r):
         lo, hi = r["rf_min_hw"], r["rf_hw"]
         return f"{lo[0]}..{hi[0]}" if lo[0] == lo[1] and hi[0] == hi[1] else f"{_fmt(lo)}..{_fmt(hi)}"
@@ -48,7 +50,7 @@ def _rf_cells(r: dict[str, Any], indent: bool = True) -> tuple:
     if r.get("exceeds_input"):
         note.append("exceeds the input")
     rf = _rf_text(r)
-    jump = r["jump"] if r["jump"] is None or r["jump_hw"][0] == r["jump_hw"][1] else r["jump_hw"]
+    jump = r["jump"] if r["jump"] is None or r.get("line") or r["jump_hw"][0] == r["jump_hw"][1] else r["jump_hw"]
     return (("  " * (r["depth"] - 1) if indent else "") + r["name"], r["type"], shape_str(r["output_shape"]),
             rf, _fmt(jump), _fmt(r["start"]), "; ".join(note))
 
