@@ -501,3 +501,33 @@ def test_a_1d_field_prints_as_one_number(cli):
     assert summary_lines(res)[0].startswith("receptive field: 9 input pixels at"), summary_lines(res)
     assert "jump 2, first centre at 4" in summary_lines(res)[0]
     assert (res.rf["rf"], res.rf["jump"], res.rf["start"]) == (9, 2, 4)
+
+
+class _TinyViT(nn.Module):
+    """A patch embedding, then self-attention over the tokens: the convolutional field is the patch."""
+
+    def __init__(self, d: int = 8, patch: int = 4, fused: bool = False):
+        super().__init__()
+        self.patch = nn.Conv2d(3, d, patch, stride=patch)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.fused = fused
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2).transpose(1, 2)  # (N, tokens, d)
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        if self.fused:
+            return F.scaled_dot_product_attention(q, k, v)
+        return (q @ k.transpose(-1, -2)).softmax(-1) @ v
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_attention_is_noted_as_seeing_the_whole_input(cli, fused):
+    from archlab.report.receptive_field import summary_lines
+
+    res = archlab.receptive_field(_TinyViT(fused=fused), input_size=(3, 16, 16))
+    lines = summary_lines(res)
+    assert lines[0].startswith("receptive field: 4 input pixels at 'patch'"), lines
+    assert any(line.startswith("note: attention") and "whole input" in line for line in lines), lines
+    # a classifier's softmax and linear layers mix no positions: no such note for a CNN
+    cnn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 14 * 14, 5), nn.Softmax(-1))
+    assert not any("attention" in line for line in summary_lines(archlab.receptive_field(cnn, input_size=(3, 16, 16))))

@@ -318,6 +318,10 @@ def _last2(seq, fill=1) -> tuple:
 
 _NONLOCAL = ("grid_sampler_2d", "grid_sampler_3d", "grid_sampler", "_fft_r2c", "_fft_c2c", "_fft_c2r",
              "fft_fft2", "fft_rfft2", "fft_ifft2", "fft_irfft2")
+# a product of two activations (q @ k^T, its softmax @ v) or a fused attention: mixes every position
+_ATTENTION = ("bmm", "mm", "matmul", "baddbmm", "scaled_dot_product_attention", "_scaled_dot_product_attention_math",
+              "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu",
+              "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention")
 _PADS = ("constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
          "replication_pad1d", "replication_pad2d", "replication_pad3d")
 
@@ -327,6 +331,8 @@ class _Walker:
         self.trace = trace
         self.fields: dict[int, Field] = {}
         self.global_values: set[int] = set()  # values computed from the whole input (global pooling)
+        self.from_input: set[int] = set(trace.inputs)  # values the data flow computes from the inputs
+        self.attention: str | None = None  # the first op multiplying two of them (attention's q @ k^T)
         self.result = RFAnalysis(self.fields)
         in_dims = {len(trace.values[vid].shape) for vid in trace.inputs}
         self.line = in_dims == {3}  # (N, C, L): a 1-D model, analysed along L
@@ -347,8 +353,23 @@ class _Walker:
 
     def run(self) -> RFAnalysis:
         for op in self.trace.ops:
+            self._follow_data(op)
             self.visit(op)
+        if self.attention is not None:
+            self.result.notes.append(
+                f"attention ({self.attention}: a product of two activations, q @ k^T and its softmax @ v, mixes "
+                f"every token position) makes every output after it depend on the whole input; the field shown "
+                f"is the convolutional one, before it")
         return self.result
+
+    def _follow_data(self, op) -> None:
+        """Which values come from the input, and whether an op multiplies two of them (attention)."""
+        read = [v for v in op.inputs if v in self.from_input]
+        if not read:
+            return
+        self.from_input.update(op.outputs)
+        if self.attention is None and op.name in _ATTENTION and len(read) >= 2:
+            self.attention = op.name
 
     def visit(self, op) -> None:
         if not op.outputs:
