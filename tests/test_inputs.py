@@ -3,6 +3,7 @@ archlab/trace/inputs.py): --input-size / input_size forms, keyword inputs, forwa
 factory's or model's declared inputs, and every bad form as one line."""
 
 import pytest
+from torch import nn
 
 import archlab
 from archlab.errors import UserError
@@ -321,3 +322,40 @@ def test_api_forward_kw(options_file):
 
     with pytest.raises(UserError, match="is a tensor"):
         archlab.count(spec, forward_kw={"twice": torch.zeros(1)})
+
+
+class _Reads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        return self.fc(x) * kwargs.get("temperature", 1.0)
+
+
+class _Ignores(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        return self.fc(x)
+
+
+class _PassesDown(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = _Reads()
+
+    def forward(self, x, **kwargs):
+        return self.inner(x, **kwargs)
+
+
+def test_a_forward_option_the_forward_never_reads_is_refused():
+    # read by name (kwargs.get), or handed on whole to a submodule that reads it: counted
+    assert archlab.count(_Reads(), input_size=(4,), forward_kw={"temperature": 0.7}).macs == 16
+    assert archlab.count(_PassesDown(), input_size=(4,), forward_kw={"temperature": 0.7}).macs == 16
+    # a misspelt option **kwargs swallows and nothing reads: one line, naming it
+    for model, name in ((_Reads(), "bogus_option"), (_Ignores(), "temperature")):
+        with pytest.raises(UserError, match=f"never reads '{name}'"):
+            archlab.count(model, input_size=(4,), forward_kw={name: 1})

@@ -8,6 +8,7 @@ training step, by construction: ``guarded(model)`` is the one context they all e
 from __future__ import annotations
 
 import contextlib
+import dis
 import inspect
 import re
 from typing import Iterator
@@ -104,6 +105,53 @@ def check_keywords(model: nn.Module, names: list[str]) -> list[str]:
             raise UserError(f"the forward of {type(model).__name__} takes no keyword '{name}' "
                             f"(it takes: {', '.join(taken) or 'no keywords'})")
     return []
+
+
+_KEYED = {"get", "pop", "setdefault", "__getitem__", "__contains__"}  # dict methods that read one key
+
+
+def check_options_read(model: nn.Module, names: list[str]) -> None:
+    """Refuse a non-tensor forward option that only ``**kwargs`` takes and the forward never reads.
+
+    Read from the forward's bytecode (the option changes nothing the trace could see): the forward
+    reads a key it names as a string (``kwargs["t"]``, ``kwargs.get("t")``, ``"t" in kwargs``), in
+    its own code or a function nested in it. A forward that uses its ``kwargs`` otherwise (hands it
+    on, ``**kwargs`` to a submodule; iterates it; captures it in a closure) may read any key: every
+    option is then taken as read."""
+    if not names:
+        return
+    fn = inspect.unwrap(getattr(type(model).forward, "__func__", type(model).forward))
+    code = getattr(fn, "__code__", None)
+    if code is None or not code.co_flags & inspect.CO_VARKEYWORDS:
+        return
+    kw = code.co_varnames[code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS)]
+    if kw in code.co_cellvars:
+        return  # captured by a nested function
+    ins = list(dis.get_instructions(code))
+    for i, op in enumerate(ins):
+        loads_kw = op.opname.startswith("LOAD_FAST") and (op.argval == kw or
+                                                          (isinstance(op.argval, tuple) and kw in op.argval))
+        if not loads_kw:
+            continue
+        nxt = ins[i + 1] if i + 1 < len(ins) else None
+        keyed = nxt is not None and (nxt.opname in ("LOAD_ATTR", "LOAD_METHOD") and nxt.argval in _KEYED or
+                                     nxt.opname == "LOAD_CONST" and isinstance(nxt.argval, str) or
+                                     nxt.opname == "CONTAINS_OP")
+        if not keyed:
+            return  # handed on whole, or iterated: any key may be read
+
+    def strings(c) -> set[str]:
+        out = {k for k in c.co_consts if isinstance(k, str)}
+        for k in c.co_consts:
+            if inspect.iscode(k):
+                out |= strings(k)
+        return out
+
+    named = strings(code)
+    for name in names:
+        if name not in named:
+            raise UserError(f"the forward of {type(model).__name__} never reads '{name}' (its **kwargs takes it, "
+                            f"and nothing in the forward looks it up): a misspelt or unknown option?")
 
 
 def check_traceable(model: nn.Module) -> None:

@@ -22,7 +22,7 @@ from archlab.errors import UserError, first_line
 from archlab.models.resolve import Resolved, reads_the_model, resolve
 from archlab.spec import InputSize, Inputs, ModelSpec, check_batch
 from archlab.trace.graph import INPUT, PARAM, Call, Trace, TrainingTrace, Uncalled
-from archlab.trace.guards import check_keywords, check_traceable, guarded, without_torch_config_advice
+from archlab.trace.guards import check_keywords, check_options_read, check_traceable, guarded, without_torch_config_advice
 from archlab.trace.inputs import described_shape, model_inputs, module_inputs, tensor_maker
 from archlab.trace.recorder import MetaMode, Recorder, Tracer, TrainingTracer, nested_tensors, to_meta
 
@@ -57,6 +57,7 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
     inputs = tuple(inputs) if isinstance(inputs, tuple) else (inputs,)
     kwargs = dict(kwargs or {})
     only_by_kwargs = check_keywords(model, list(kwargs))
+    check_options_read(model, [k for k in only_by_kwargs if not isinstance(kwargs[k], torch.Tensor)])
     check_traceable(model)
     frozen = frozen_names(model, freeze) if training else set()
     args = inputs if real else tuple(to_meta(t) for t in inputs)
