@@ -191,13 +191,18 @@ def test_analysing_a_users_model_leaves_it_exactly_as_it_was(analysis, fail, tra
     assert not module_mod._global_forward_hooks and not module_mod._global_forward_pre_hooks
 
 
-def test_a_lazy_module_is_a_clear_error_until_it_has_run_once():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
-    with pytest.raises(archlab.UserError, match="'2' is a lazy module whose shapes are not known yet"):
-        archlab.count(model, input_size=(3, 8, 8))
-    assert isinstance(model[2].weight, nn.parameter.UninitializedParameter), "left lazy"
-    model(torch.zeros(1, 3, 8, 8))
-    assert archlab.count(model, input_size=(3, 8, 8), depth=0).params == 4 * 27 + 4 + 2 * 144 + 2
+def test_a_lazy_module_counts_after_its_first_meta_forward_and_is_left_lazy():
+    model = nn.Sequential(nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d(), nn.Flatten(), nn.LazyLinear(2))
+    r = archlab.count(model, input_size=(3, 8, 8))  # shapes from a meta forward of a copy: nothing real runs
+    assert r.params == 4 * 27 + 4 + 2 * 4 + 2 * 144 + 2
+    assert r.macs == 4 * 27 * 6 * 6 + 2 * 144
+    assert archlab.count(model, input_size=(3, 8, 8), batch=2, training=True).macs == 2 * r.macs
+    assert all(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()), "left lazy"
+    assert type(model[3]) is nn.LazyLinear
+    with pytest.raises(archlab.UserError, match="lazy"):  # the input does not fit: one line
+        archlab.count(nn.Sequential(nn.LazyConv2d(4, 3)), input_size=(5,))
+    model(torch.zeros(1, 3, 8, 8))  # run for real by the user: counted as it is now
+    assert archlab.count(model, input_size=(3, 8, 8), depth=0).params == r.params
 
 
 def test_attention_and_lstm_are_counted_completely():

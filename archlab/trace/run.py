@@ -56,6 +56,8 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
          freeze: tuple[str, ...] = (), real: bool = False, budget: Any = None, allocated: int = 0) -> Any:
     inputs = tuple(inputs) if isinstance(inputs, tuple) else (inputs,)
     kwargs = dict(kwargs or {})
+    if not real:
+        model = _materialized(model, inputs, kwargs)
     only_by_kwargs = check_keywords(model, list(kwargs))
     check_options_read(model, [k for k in only_by_kwargs if not isinstance(kwargs[k], torch.Tensor)])
     check_traceable(model)
@@ -119,6 +121,29 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
         return result
     assert isinstance(tracer, TrainingTracer)
     return _training_trace(model, result, tracer, state, frozen, freeze)
+
+
+def _materialized(model: nn.Module, inputs: tuple, kwargs: dict[str, Any]) -> nn.Module:
+    """A model with lazy modules not yet run (``nn.LazyLinear``): a copy of it whose lazy parameters
+    take their shapes from one eval forward on meta tensors (as PyTorch's first forward would,
+    without running anything for real); the user's model stays lazy. Any other model: itself."""
+    lazy = [t for t in (*model.parameters(), *model.buffers()) if isinstance(t, nn.parameter.UninitializedTensorMixin)]
+    if not any(isinstance(m, nn.modules.lazy.LazyModuleMixin) for m in model.modules()) or not lazy:
+        return model
+    import copy
+
+    memo: dict[int, Any] = {}
+    for t in lazy:
+        kind = nn.UninitializedParameter if isinstance(t, nn.Parameter) else nn.UninitializedBuffer
+        memo[id(t)] = kind(t.requires_grad, device="meta", dtype=t.dtype)
+    twin = copy.deepcopy(model, memo)
+    try:
+        with torch.no_grad(), guarded(twin):
+            twin.eval()(*(to_meta(t) for t in inputs), **{k: to_meta(v) for k, v in kwargs.items()})
+    except Exception as e:  # noqa: BLE001 - the input does not fit the model
+        raise UserError(f"the lazy modules of {type(model).__name__} could not take their shapes from the input: "
+                        f"{first_line(e, type(e).__name__)}") from None
+    return twin
 
 
 def _training_trace(model: nn.Module, trace: Trace, tracer: TrainingTracer, state: dict[str, torch.Tensor],
