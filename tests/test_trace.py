@@ -314,3 +314,10 @@ def test_the_forwards_prints_and_warnings_are_kept_off_stdout(capsys):
     out, err = capsys.readouterr()
     assert out == "" and "from the forward" in err
     assert "archlab: warning: UserWarning: two (test_trace.py:" in err and "lines" not in err
+
+
+def test_a_torch_exported_module_counts():
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
+    exported = torch.export.export(model, (torch.zeros(2, 4),)).module()
+    r = archlab.count(exported, input_size=(4,), batch=2)
+    assert (r.macs, r.params) == (2 * (4 * 5 + 5 * 3), 4 * 5 + 5 + 5 * 3 + 3)

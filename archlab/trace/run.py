@@ -79,7 +79,7 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
             if training:
                 out = _step(model, state, args, kw, tracer, (h_pre, h_post))
             else:
-                model.eval()
+                set_mode(model, False)
                 out = model(*args, **kw)
             # counted before the model is put back: a lazy layer has its shapes only now
             params = list({id(p): p for p in model.parameters()}.values())
@@ -123,6 +123,15 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
     return _training_trace(model, result, tracer, state, frozen, freeze)
 
 
+def set_mode(model: nn.Module, training: bool) -> None:
+    """``model.train(training)``; a ``torch.export``ed module refuses it (its graph was traced in one
+    mode, the one it keeps: dropout and batch norm run as they were exported)."""
+    try:
+        model.train(training)
+    except NotImplementedError:
+        pass
+
+
 def _materialized(model: nn.Module, inputs: tuple, kwargs: dict[str, Any]) -> nn.Module:
     """A model with lazy modules not yet run (``nn.LazyLinear``): a copy of it whose lazy parameters
     take their shapes from one eval forward on meta tensors (as PyTorch's first forward would,
@@ -139,7 +148,8 @@ def _materialized(model: nn.Module, inputs: tuple, kwargs: dict[str, Any]) -> nn
     twin = copy.deepcopy(model, memo)
     try:
         with torch.no_grad(), guarded(twin):
-            twin.eval()(*(to_meta(t) for t in inputs), **{k: to_meta(v) for k, v in kwargs.items()})
+            set_mode(twin, False)
+            twin(*(to_meta(t) for t in inputs), **{k: to_meta(v) for k, v in kwargs.items()})
     except Exception as e:  # noqa: BLE001 - the input does not fit the model
         raise UserError(f"the lazy modules of {type(model).__name__} could not take their shapes from the input: "
                         f"{first_line(e, type(e).__name__)}") from None
@@ -198,7 +208,7 @@ def _step(model: nn.Module, state: dict[str, torch.Tensor], args: tuple, kwargs:
           tracer: TrainingTracer, hooks: tuple[Any, Any]) -> Any:
     """The training step under the recorder: the training-mode forward on the stand-ins, the loss,
     its backward (the module hooks are off by then: no module is called in the backward)."""
-    model.train()
+    set_mode(model, True)
     out = torch.func.functional_call(model, state, args, kwargs, tie_weights=True, strict=False)
     outs = [t for t in nested_tensors(out) if t.is_floating_point()]
     for hook in hooks:
@@ -309,7 +319,7 @@ def saved_for_backward(model: nn.Module, args: torch.Tensor | tuple[torch.Tensor
     try:
         with guarded(model), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
                 MetaMode():
-            model.train()
+            set_mode(model, True)
             model(*(to_meta(t) for t in (args if isinstance(args, tuple) else (args,))),
                   **{k: to_meta(v) for k, v in (kwargs or {}).items()})
     except SystemExit as e:
