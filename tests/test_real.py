@@ -170,7 +170,18 @@ def test_real_weights_on_the_meta_engine_name_engine_real():
                                              ("uninit", "'w' is an uninitialized parameter")])
 @pytest.mark.parametrize("engine", ["archlab", "real"])
 def test_scripted_and_uninitialized_are_refused_in_one_line(cli, path, factory, needle, engine):
+    if factory == "scripted" and engine == "real":
+        pytest.skip("counted for real: test_a_scripted_module_counts_under_engine_real")
     assert_one_line_error(cli("count", f"{path}:{factory}", "--input-size", "4", "--engine", engine), needle)
+
+
+def test_a_scripted_module_counts_under_engine_real(cli, path):
+    # TorchScript's interpreter runs the ops through the dispatcher, where a real run records them
+    assert_one_line_error(cli("count", f"{path}:scripted", "--input-size", "4"), "--engine real")
+    r = cli("count", f"{path}:scripted", "--input-size", "4", "--engine", "real", "-f", "json")
+    assert r.code == 0, r.err
+    assert (r.json()["macs"], r.json()["params"]) == (4 * 4, 4 * 4 + 4)
+    assert "not called" not in cli("count", f"{path}:scripted", "--input-size", "4", "--engine", "real").out
 
 
 def test_a_keyword_only_kwargs_took_must_be_used(cli, path):

@@ -57,6 +57,8 @@ def left_as_found(model: nn.Module) -> Iterator[None]:
     grads = [(p, p.requires_grad) for p in model.parameters()]
     saved = []
     for m in model.modules():
+        if isinstance(m, torch.jit.ScriptModule):
+            continue  # its attributes live in TorchScript's object (wrappers here), which Python code cannot replace
         inner = {k: (m.__dict__[k], set(m.__dict__[k]) if isinstance(m.__dict__[k], set) else dict(m.__dict__[k]))
                  for k in _INNER if k in m.__dict__}
         saved.append((m, dict(m.__dict__), inner))
@@ -154,7 +156,7 @@ def check_options_read(model: nn.Module, names: list[str]) -> None:
                             f"and nothing in the forward looks it up): a misspelt or unknown option?")
 
 
-def check_traceable(model: nn.Module) -> None:
+def check_traceable(model: nn.Module, real: bool = False) -> None:
     """Refuse, in one line, a model whose shapes the trace cannot know or whose forward it cannot
     follow: a lazy module not yet run, a TorchScript module, an uninitialized parameter."""
     lazy = [name for name, m in model.named_modules() if isinstance(m, nn.modules.lazy.LazyModuleMixin)
@@ -163,10 +165,10 @@ def check_traceable(model: nn.Module) -> None:
         raise UserError(f"'{lazy[0] or type(model).__name__}' is a lazy module whose shapes are not known yet: "
                         "run one forward on a real input first, then analyse the model")
     scripted = [name for name, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
-    if scripted:
+    if scripted and not real:  # a real run records the ops its interpreter dispatches
         raise UserError(f"'{scripted[0] or type(model).__name__}' is a torch.jit.script module: TorchScript runs "
-                        "its own interpreter, which archlab's trace cannot follow; count the nn.Module before "
-                        "scripting it")
+                        "its own interpreter, which archlab's meta trace cannot follow; count it with --engine real "
+                        "(it runs for real), or count the nn.Module before scripting it")
     uninitialized = [name for name, t in (*model.named_parameters(), *model.named_buffers())
                      if isinstance(t, nn.parameter.UninitializedTensorMixin)]
     if uninitialized:

@@ -60,7 +60,7 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
         model = _materialized(model, inputs, kwargs)
     only_by_kwargs = check_keywords(model, list(kwargs))
     check_options_read(model, [k for k in only_by_kwargs if not isinstance(kwargs[k], torch.Tensor)])
-    check_traceable(model)
+    check_traceable(model, real)
     frozen = frozen_names(model, freeze) if training else set()
     args = inputs if real else tuple(to_meta(t) for t in inputs)
     kw = kwargs if real else {k: to_meta(v) for k, v in kwargs.items()}
@@ -269,8 +269,12 @@ def uncalled(model: nn.Module, calls: list[Call]) -> list[Uncalled]:
         ran.update(".".join(parts[:i]) for i in range(len(parts) + 1))
     held = {id(p) for name in depth_of if name and name in modules for p in modules[name].parameters()}
     out: list[Uncalled] = []
+    # inside a TorchScript module no Python hook runs: whether its submodules ran is not known
+    scripted = [n for n, m in modules.items() if isinstance(m, torch.jit.ScriptModule)]
     for name, m in modules.items():
         if name in ran or any(name.startswith(u.name + ".") for u in out):
+            continue
+        if any(s == "" or name == s or name.startswith(s + ".") for s in scripted):
             continue
         parent = name.rpartition(".")[0]
         while parent and parent not in depth_of:
