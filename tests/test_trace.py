@@ -321,3 +321,14 @@ def test_a_torch_exported_module_counts():
     exported = torch.export.export(model, (torch.zeros(2, 4),)).module()
     r = archlab.count(exported, input_size=(4,), batch=2)
     assert (r.macs, r.params) == (2 * (4 * 5 + 5 * 3), 4 * 5 + 5 + 5 * 3 + 3)
+
+
+def test_a_compiled_model_counts_its_module_without_pytorchs_warning_about_archlabs_hooks():
+    import warnings
+
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU())
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        r = archlab.count(torch.compile(model), input_size=(4,))
+    assert r.macs == 4 * 5 and [layer.name for layer in r.layers] == ["0", "1"]
+    assert not [w for w in seen if "hooks" in str(w.message)], [str(w.message) for w in seen]

@@ -56,6 +56,7 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
          freeze: tuple[str, ...] = (), real: bool = False, budget: Any = None, allocated: int = 0) -> Any:
     inputs = tuple(inputs) if isinstance(inputs, tuple) else (inputs,)
     kwargs = dict(kwargs or {})
+    model = uncompiled(model)
     if not real:
         model = _materialized(model, inputs, kwargs)
     only_by_kwargs = check_keywords(model, list(kwargs))
@@ -121,6 +122,14 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
         return result
     assert isinstance(tracer, TrainingTracer)
     return _training_trace(model, result, tracer, state, frozen, freeze)
+
+
+def uncompiled(model: nn.Module) -> nn.Module:
+    """The module a ``torch.compile``d model wraps (``OptimizedModule._orig_mod``): compiling changes
+    how it runs, not what it computes, and calling the wrapper would run TorchDynamo (and warn that
+    archlab's global hooks fire twice)."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module) else model
 
 
 def set_mode(model: nn.Module, training: bool) -> None:
@@ -363,6 +372,7 @@ def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: 
     if res is not None and (isinstance(res, bool) or not isinstance(res, int)):
         raise UserError(f"res must be a whole number of pixels, got {res!r}")
     if isinstance(model_or_spec, nn.Module):
+        model_or_spec = uncompiled(model_or_spec)
         if not inputs.given:
             raise UserError("input_size (C,H,W) is required for a model that is not registered")
         ignored = [k for k, v in (("res", res), ("alpha", alpha), ("options", options)) if v]
