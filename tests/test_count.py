@@ -7,6 +7,7 @@ import io
 import textwrap
 
 import archlab
+from torch import nn
 from archlab.units import human_bytes
 
 
@@ -219,3 +220,52 @@ def test_a_tied_weight_is_owned_once_by_the_module_that_registers_it_first():
     assert r.params == 100 * 16 + 16 * 16 + 16  # the tied weight once
     assert rows == {"emb": 100 * 16, "body": 16 * 16 + 16, "head": 0}
     assert r.outside_submodules() == (0, 0)  # the rows add up to the totals: no negative 'unregistered' remainder
+
+
+class _Stack(nn.Module):
+    def __init__(self, embed):
+        super().__init__()
+        self.embed_tokens = embed
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, ids):
+        return self.fc(self.embed_tokens(ids))
+
+
+class _SharedEmbedding(nn.Module):
+    """T5's pattern: one embedding registered as 'shared', 'encoder.embed_tokens' and 'decoder.embed_tokens'."""
+
+    def __init__(self):
+        super().__init__()
+        self.shared = nn.Embedding(10, 4)
+        self.encoder = _Stack(self.shared)
+        self.decoder = _Stack(self.shared)
+
+    def forward(self, ids):
+        return self.encoder(ids) + self.decoder(ids)
+
+
+class _CalledTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(self.fc(x))
+
+
+def test_a_shared_module_is_named_as_called_and_its_parameters_are_shown_once():
+    r = archlab.count(_SharedEmbedding(), input_size="int64:3", depth=2)
+    rows = [(layer.name, layer.params) for layer in r.layers]
+    assert rows == [("encoder", 40 + 20), ("encoder.embed_tokens", 40), ("encoder.fc", 20),
+                    ("decoder", 20), ("decoder.embed_tokens", 0), ("decoder.fc", 20)]
+    assert r.params == 80 and not r.not_called  # 'shared' ran, as encoder.embed_tokens
+    for depth in (1, 2):
+        assert sum(params for name, params in rows if name.count(".") == depth - 1) == r.params
+    assert r.outside_submodules() == (0, 0)
+
+
+def test_a_module_called_twice_shows_its_parameters_at_its_first_call(cli):
+    r = archlab.count(_CalledTwice(), input_size=(4,))
+    assert [(layer.name, layer.params, layer.macs) for layer in r.layers] == [("fc", 20, 16), ("fc", 0, 16)]
+    assert r.outside_submodules() == (0, 0)

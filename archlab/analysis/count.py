@@ -229,14 +229,14 @@ def outside_submodules(params: int, macs: int, top: Iterable[tuple[str, int, int
     """Params and MACs that no top-level submodule accounts for: parameters registered on the
     model itself, and functional calls in its own ``forward`` (``x @ w``, ``F.linear``), given
     the model's totals and its depth-1 rows as (name, params, MACs). The rows plus this remainder
-    add up to the totals; the params go negative when the forward calls modules the model does
+    add up to the totals (a module called twice, or shared under two names, shows its parameters
+    at its first call only); the params go negative when the forward calls modules the model does
     not register."""
-    once: dict[str, int] = {}
-    top_macs = 0
-    for name, layer_params, layer_macs in top:
-        once[name] = layer_params  # a module called twice owns its parameters once
+    top_params = top_macs = 0
+    for _name, layer_params, layer_macs in top:
+        top_params += layer_params
         top_macs += layer_macs
-    return params - sum(once.values()), macs - top_macs
+    return params - top_params, macs - top_macs
 
 
 def _module_costs(trace: Trace, costs: OpCosts, traffic: OpTraffic, depth: int) -> tuple[LayerCost, ...]:

@@ -165,15 +165,10 @@ class Tracer:
         self.allocated = 0
         self.stopped: UserError | None = None  # the budget's error, should the forward have caught it
         self.mkldnn_saved: list[bool | None] = []  # oneDNN's flag as it was, per recurrent layer entered
-        self.param_counts: dict[int, int] = {}
-        # a parameter held by several modules (tied weights: GPT-2's head and its embedding) is owned
-        # by the first that registers it, in the model's own order, as model.parameters() counts it
-        # once: the other modules' rows do not count it again
-        self.param_owner: dict[int, int] = {}
-        for m in model.modules():
-            for p in m._parameters.values():
-                if p is not None:
-                    self.param_owner.setdefault(id(p), id(m))
+        # a parameter held by several modules (tied weights: GPT-2's head and its embedding; a module
+        # called twice; T5's shared embedding) is shown by the first call at each depth (``_claim``)
+        self.claimed: dict[int, set[int]] = {}  # per call depth, the parameters a row already shows
+        self.call_modules: list[nn.Module] = []  # per call, the module called
         for n, p in list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers()):
             self.new_value(p, PARAM, name=n)
 
@@ -259,29 +254,49 @@ class Tracer:
             self._rnn_leave()
 
     # module calls
+    def _call_name(self, module: nn.Module, parent: int) -> str:
+        """The path the module was called by: its calling module's name and the attribute it has
+        there (T5's shared embedding, called as ``encoder.embed_tokens`` and ``decoder.embed_tokens``),
+        else its registered name."""
+        if parent >= 0:
+            attr = next((a for a, c in self.call_modules[parent]._modules.items() if c is module), None)
+            if attr is not None:
+                above = self.calls[parent].name
+                return f"{above}.{attr}" if above else attr
+        return self.names[id(module)]
+
+    def _claim(self, module: nn.Module, depth: int) -> int:
+        """The parameters a call shows: those of its module (and children) that no earlier call at
+        the same depth showed. A module called twice, or a shared one called under two names, shows
+        its parameters at its first call, so the rows of one depth add up to the total."""
+        claimed = self.claimed.setdefault(depth, set())
+        mine = {id(p): p.numel() for p in module.parameters()}
+        params = sum(n for k, n in mine.items() if k not in claimed)
+        claimed.update(mine)
+        return params
+
     def pre_hook(self, module: nn.Module, args: tuple) -> None:
         if self.real and isinstance(module, nn.RNNBase):
             self._rnn_enter()
         parent = self.stack[-1] if self.stack else -1
         depth = self.calls[parent].depth + 1 if parent >= 0 else 0
         key = id(module)
-        if key not in self.param_counts:
-            self.param_counts[key] = count_params(module, self.param_counts, self.param_owner)
         if key not in self.names:  # called by the forward, but not a submodule (kept in a plain list?)
             self.unregistered += 1
             self.names[key] = f"(unregistered {type(module).__name__} #{self.unregistered})"
         call = Call(
             index=len(self.calls),
-            name=self.names[key],
+            name=self._call_name(module, parent),
             type=type(module).__name__,
             parent=parent,
             depth=depth,
             inputs=[self.value_of(t) for t in nested_tensors(args)],
             first_op=len(self.ops),
-            params=self.param_counts[key],
+            params=self._claim(module, depth),
             attrs=_module_attrs(module),
         )
         self.calls.append(call)
+        self.call_modules.append(module)
         self.stack.append(call.index)
 
     def post_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
@@ -337,23 +352,6 @@ def run_on_meta(func: Any, args: tuple, kwargs: dict) -> Any:
     PyTorch's meta kernel."""
     rule = SHAPE_RULES.get(func)
     return rule(args, kwargs) if rule is not None else func(*args, **kwargs)
-
-
-def count_params(module: nn.Module, memo: dict[int, int], owner: dict[int, int]) -> int:
-    """Parameters of a module and its children (memoized over the module tree). A parameter that
-    ``owner`` gives to another module (a tied weight registered there first) is that module's;
-    one no registered module holds (a module the model does not register) is its holder's."""
-    mine = id(module)
-    total = sum(p.numel() for p in module._parameters.values()
-                if p is not None and owner.get(id(p), mine) == mine)
-    for child in module._modules.values():
-        if child is None:
-            continue
-        key = id(child)
-        if key not in memo:
-            memo[key] = count_params(child, memo, owner)
-        total += memo[key]
-    return total
 
 
 def to_meta(x: Any) -> Any:

@@ -116,7 +116,7 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
         outputs=out_ids,
         params=counts[0],
         trainable_params=counts[1],
-        uncalled=[] if training else uncalled(model, tracer.calls),
+        uncalled=[] if training else uncalled(model, tracer.calls, {id(m) for m in tracer.call_modules}),
     )
     if not training:
         return result
@@ -268,12 +268,14 @@ def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, trainin
     return UserError(f"the forward pass failed{where} for input {shape}: {msg}")
 
 
-def uncalled(model: nn.Module, calls: list[Call]) -> list[Uncalled]:
-    """The outermost registered modules that neither ran nor hold a module that ran."""
+def uncalled(model: nn.Module, calls: list[Call], called: set[int] = frozenset()) -> list[Uncalled]:
+    """The outermost registered modules that neither ran nor hold a module that ran (``called``:
+    the ids of the modules called, under whatever name: a shared module ran under every name)."""
     depth_of = {c.name: c.depth for c in calls}
     modules = dict(model.named_modules())
     ran = set()  # the modules called and their ancestors (containers such as nn.ModuleList are never called)
-    for name in depth_of:
+    names = list(depth_of) + [n for n, m in model.named_modules(remove_duplicate=False) if id(m) in called]
+    for name in names:
         parts = name.split(".") if name else []
         ran.update(".".join(parts[:i]) for i in range(len(parts) + 1))
     held = {id(p) for name in depth_of if name and name in modules for p in modules[name].parameters()}
