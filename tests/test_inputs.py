@@ -359,3 +359,14 @@ def test_a_forward_option_the_forward_never_reads_is_refused():
     for model, name in ((_Reads(), "bogus_option"), (_Ignores(), "temperature")):
         with pytest.raises(UserError, match=f"never reads '{name}'"):
             archlab.count(model, input_size=(4,), forward_kw={name: 1})
+
+
+def test_cli_refuses_a_forward_option_never_read_in_one_line(cli, tmp_path):
+    path = tmp_path / "kw.py"
+    path.write_text("from torch import nn\n\n\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.fc = nn.Linear(4, 4)\n\n    def forward(self, x, **kwargs):\n"
+                    "        return self.fc(x) * kwargs.get('temperature', 1.0)\n\n\ndef make():\n    return M()\n")
+    assert_one_line_error(cli("count", f"{path}:make", "--input-size", "4", "--forward-kw", "foo=true"),
+                          "never reads 'foo'")
+    r = cli("count", f"{path}:make", "--input-size", "4", "--forward-kw", "temperature=0.7", "-f", "json")
+    assert r.code == 0 and r.json()["macs"] == 16, r.err
