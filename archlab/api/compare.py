@@ -19,15 +19,17 @@ def compare_models(specs: list[str], latency: bool = False, training: bool = Fal
 
     models = [Model(spec) for spec in specs]
     timings: list[float | None] = [None] * len(specs)
+    noisy = [False] * len(specs)
     if latency:
         from archlab.measure.latency import measure_all
 
         # the models' timed blocks take turns, so the machine's load falls on all alike
-        timings = [r.median_ms for r in measure_all(specs, traced=[(m.built, m.trace) for m in models],
-                                                    **latency_options)]
+        results = measure_all(specs, traced=[(m.built, m.trace) for m in models], **latency_options)
+        timings = [r.median_ms for r in results]
+        noisy = [r.noisy for r in results]
     rows = []
-    for model, lat in zip(models, timings):
-        row = compare_row(model.trace, model.label, lat)
+    for model, lat, noise in zip(models, timings, noisy):
+        row = compare_row(model.trace, model.label, lat, noise)
         if training:
             try:
                 step = model.training()
