@@ -242,6 +242,38 @@ def test_compare_footer_says_each_models_batch(cli):
     assert "memory at fp32, batch 4\n" in same.out
 
 
+def test_compare_several_models_take_res_and_batch_for_every_model(cli):
+    r = cli("compare", "mobilenet", "resnet18", "--res", "64", "--batch", "2", "-f", "json")
+    assert r.code == 0, r.err
+    by_spec = {row["model"].split("@")[0]: row for row in r.json()}
+    for name in ("mobilenet", "resnet18"):  # the same counts as the spec saying it
+        assert by_spec[name]["macs"] == _count(f"{name}@res=64,batch=2").macs
+    assert "memory at fp32, batch 2\n" in cli("compare", "lenet", "lenet5", "--batch", "2").out
+
+
+def test_compare_input_size_and_forward_kw_apply_to_every_model(cli):
+    r = cli("compare", "mobilenet", "resnet18", "--input-size", "3,48,48", "-f", "json")
+    assert r.code == 0, r.err
+    assert (sorted(row["macs"] for row in r.json())
+            == sorted(_count(f"{m}@res=48").macs for m in ("mobilenet", "resnet18")))
+
+
+def test_compare_an_option_the_spec_gives_otherwise_is_given_twice(cli):
+    assert_one_line_error(cli("compare", "lenet@batch=2", "lenet5", "--batch", "4"), "given twice")
+    assert_one_line_error(cli("compare", "lenet@res=32", "lenet5", "--res", "64"), "given twice")
+
+
+def test_compare_amp_is_the_training_views(cli):
+    assert_one_line_error(cli("compare", "lenet", "lenet5", "--amp", "bf16"), "--training")
+    fp32 = {x["model"]: x for x in cli("compare", "lenet", "lenet5", "--training", "-f", "json").json()}
+    amp = {x["model"]: x for x in cli("compare", "lenet", "lenet5", "--training", "--amp", "bf16", "-f", "json").json()}
+    from archlab.api.model import Model
+
+    for m in ("lenet", "lenet5"):  # the bill `archlab memory --training --amp bf16` gives, not the fp32 one
+        assert amp[m]["training_peak_bytes"] == Model(m).training_memory(amp="bf16").training_peak_bytes
+        assert amp[m]["training_peak_bytes"] != fp32[m]["training_peak_bytes"]
+
+
 # B10: a partial count is flagged in every output of compare
 
 PARTIAL_FILE = textwrap.dedent('''

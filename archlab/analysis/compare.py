@@ -51,10 +51,10 @@ def compare_row(trace: Trace, label: str, latency_ms: float | None = None, laten
                       batch=trace.input_shape[0] if trace.input_shape else 1, latency_noisy=latency_noisy)
 
 
-def with_training(row: CompareRow, tt: TrainingTrace | None, optimizer: str) -> CompareRow:
+def with_training(row: CompareRow, tt: TrainingTrace | None, optimizer: str, amp: str | None = None) -> CompareRow:
     """``row`` with the training step's MACs (forward + backward) and predicted peak under
     ``optimizer`` (``tt``: the step's trace; None when it fails, e.g. batch norm at batch 1)."""
     if tt is None:
         return replace(row, optimizer=optimizer)
     return replace(row, training_macs=count_training(tt, row.model, depth=0).training_macs,
-                   training_peak_bytes=bill(tt, row.model, optimizer, None).training_peak_bytes, optimizer=optimizer)
+                   training_peak_bytes=bill(tt, row.model, optimizer, amp).training_peak_bytes, optimizer=optimizer)

@@ -126,8 +126,8 @@ def _caption(rows: list[CompareRow], first: CompareRow) -> str:
     training = ""
     if _training(rows):
         training = (f"training: one step, forward + backward MACs, and its predicted memory peak (parameters, "
-                    f"gradients, {first.optimizer} state, activations), batch 1; '-': the training step fails "
-                    "at batch 1\n")
+                    f"gradients, {first.optimizer} state, activations), {_batch_text(rows)}; '-': the training "
+                    "step fails at that batch\n")
     return (f"sorted by MACs (multiply-accumulates; FLOPs = 2 x MACs); ratios to {first.model}, the first "
             "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, "
             + _batch_text(rows) + "\n" + training + _partial_caption(rows) + _noisy_caption(rows))
