@@ -32,6 +32,9 @@ def latency_cmd(
     predict: Annotated[bool, typer.Option("--predict", help="Also the roofline prediction on the calibrated machine "
                                                           "(archlab calibrate; calibrates once if not cached) beside "
                                                           "the measured time, by kind.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="Where the MACs come from: archlab (meta trace, default) "
+                                                      "or real (one real forward on the CPU: for forwards "
+                                                      "that read values).")] = "archlab",
     force: Force = False,
     fmt: Fmt = Format.table,
     output: Output = None,
@@ -45,7 +48,7 @@ def latency_cmd(
     size, options = parse_common(input_size, sets, forward_kw)
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
               input_size=size, alpha=alpha, options=options, min_time=min_time_of(min_time), per_layer=per_layer,
-              per_op=per_op, predict=predict, force=force)
+              per_op=per_op, predict=predict, force=force, engine=engine)
     from contextlib import nullcontext
 
     from archlab.cli.progress import progress
