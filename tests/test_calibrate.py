@@ -105,3 +105,34 @@ def test_cuda_calibration_per_op_times_and_prediction(monkeypatch, tmp_path):
     assert len(r.op_times.seconds) == len(r.trace.ops) and r.op_times.method.startswith("each ATen op timed by a pair "
                                                                                          "of CUDA events")
     assert r.predicted_ms > 0 and r.prediction.machine.key["device"] == "cuda"
+
+
+# issue 24, item 2: an implausible calibration is measured again, then refused and not cached
+
+
+def test_an_implausible_calibration_is_refused_and_not_cached(cli, monkeypatch, tmp_path):
+    from archlab.measure import calibrate as cal
+
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    runs = []
+
+    def loaded(fn, clock, budget=cal.TIME_PER_BENCHMARK, inner=1):
+        """Every micro-benchmark takes 10 ms, whatever its size: a machine busy with other work."""
+        runs.append(fn)
+        return 0.01
+
+    monkeypatch.setattr(cal, "_median_time", loaded)
+    r = cli("calibrate", "--threads", "1")
+    assert_one_line_error(r, "refused", "not cached", "--threads 1", "quieter")
+    assert cal.cached("cpu", 1, "fp32") is None
+    assert not (tmp_path / cal.CACHE_FILE).exists()
+    assert cal.implausible(cal.calibrate("cpu", 1, "fp32")) is not None
+
+
+def test_a_plausible_machine_passes_the_checks():
+    from archlab.measure import calibrate as cal
+
+    assert cal.implausible(fake_machine()) is None
+    assert "efficiency" in cal.implausible(fake_machine(conv_gflops={k: 119.0 for k in cal.CONV_BENCHMARKS}))
+    assert "fixed cost" in cal.implausible(fake_machine(fixed_us={**fake_machine().fixed_us, "dense 3x3": 5000.0}))
+    assert "copy bandwidth" in cal.implausible(fake_machine(memory_gbs={k: 0.1 for k in cal.MEMORY_KINDS}))
