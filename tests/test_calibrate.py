@@ -136,3 +136,19 @@ def test_a_plausible_machine_passes_the_checks():
     assert "efficiency" in cal.implausible(fake_machine(conv_gflops={k: 119.0 for k in cal.CONV_BENCHMARKS}))
     assert "fixed cost" in cal.implausible(fake_machine(fixed_us={**fake_machine().fixed_us, "dense 3x3": 5000.0}))
     assert "copy bandwidth" in cal.implausible(fake_machine(memory_gbs={k: 0.1 for k in cal.MEMORY_KINDS}))
+
+
+def test_a_prediction_far_from_the_measured_time_warns_and_names_calibrate(cli, monkeypatch, tmp_path):
+    from archlab.measure.predict import prediction_warning
+
+    assert prediction_warning("m", 1.0) is None and prediction_warning("m", 2.9) is None
+    assert "archlab calibrate" in prediction_warning("m", 17.75)
+    assert "archlab calibrate" in prediction_warning("m", 0.2)
+    # a machine a million times too slow: the prediction is orders of magnitude over any measured time
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    slow = {k: 1e-4 for k in cal.CONV_BENCHMARKS}
+    monkeypatch.setattr(cal, "calibrate", lambda device="cpu", threads=1, dtype="fp32", progress=None: fake_machine(
+        key=cal.machine_key(device, threads, dtype), peak_gflops=1e-4, conv_gflops=slow))
+    r = cli("latency", "lenet5", "--predict", "--min-time", "0.01")
+    assert r.code == 0, r.err
+    assert "archlab: warning: lenet5: the roofline prediction is" in r.err and "archlab calibrate" in r.err

@@ -59,5 +59,11 @@ def latency_cmd(
         if r.noisy:
             print(f"archlab: warning: {r.model}: noisy run (IQR {100 * r.iqr_fraction:.1f}% of the median, "
                   f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=stderr())
+    from archlab.measure.predict import prediction_warning
+
+    for r in results:
+        warning = prediction_warning(r.model, r.predicted_over_measured) if r.prediction is not None else None
+        if warning:
+            print(warning, file=stderr())
     comparison = compare(results) if len(results) > 1 else None
     emit(latency_report.render(results, fmt.value, comparison), output)
