@@ -152,3 +152,26 @@ def test_a_prediction_far_from_the_measured_time_warns_and_names_calibrate(cli, 
     r = cli("latency", "lenet5", "--predict", "--min-time", "0.01")
     assert r.code == 0, r.err
     assert "archlab: warning: lenet5: the roofline prediction is" in r.err and "archlab calibrate" in r.err
+
+
+def test_unstable_micro_benchmarks_are_refused_and_not_cached(cli, monkeypatch, tmp_path):
+    """A clock whose every step is 1 ms or 10 ms at random (the repetitions of a loaded machine):
+    each micro-benchmark is timed again, stays unstable, and the calibration is refused, not cached."""
+    import random
+
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    steps = random.Random(0)
+
+    def swinging(device):
+        now = [0.0]
+
+        def clock():
+            now[0] += steps.choice([1e-3, 1e-2])
+            return now[0]
+        return clock
+
+    monkeypatch.setattr(cal, "_timer", swinging)
+    monkeypatch.setattr(cal, "_cycled", lambda build, nbytes, most=64: (lambda: None))  # nothing really run
+    r = cli("calibrate", "--threads", "1")
+    assert_one_line_error(r, "refused", "not cached", "unstable")
+    assert not (tmp_path / cal.CACHE_FILE).exists()

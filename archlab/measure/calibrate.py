@@ -267,16 +267,28 @@ def machine(device: str = "cpu", threads: int | None = None, dtype: str = "fp32"
         hit = cached(device, n_threads, dtype)
         if hit is not None:
             return hit
-    m = calibrate(device, n_threads, dtype, progress=progress)
-    reason = implausible(m)
+    m, reason = _checked(device, n_threads, dtype, progress)
     if reason is not None:  # measured once more: a burst of other work may have passed
-        m = calibrate(device, n_threads, dtype, progress=progress)
-        reason = implausible(m)
+        m, reason = _checked(device, n_threads, dtype, progress)
     if reason is not None:  # refused, and not cached: a later prediction would use it without a word
         raise UserError(f"calibration refused and not cached, measured twice: {reason}; the machine was busy "
                         f"or noisy: calibrate on a quieter machine, or with --threads 1")
     _store(m)
     return m
+
+
+def _checked(device: str, threads: int, dtype: str, progress: Any) -> tuple[Machine, str | None]:
+    """A calibration, and why it cannot be trusted (implausible values, or too many unstable
+    micro-benchmarks), or None."""
+    UNSTABLE.clear()
+    TIMED[0] = 0
+    m = calibrate(device, threads, dtype, progress=progress)
+    reason = None  # unstable first: it is the cause of the implausible values a loaded machine gives
+    if len(UNSTABLE) > MAX_UNSTABLE * max(TIMED[0], 1):
+        reason = (f"{len(UNSTABLE)} of {TIMED[0]} micro-benchmarks stayed unstable (IQR up to "
+                  f"{100 * max(UNSTABLE):.0f}% of the median, over {100 * UNSTABLE_IQR:.0f}%, each timed twice)")
+    reason = reason or implausible(m)
+    return m, reason
 
 
 # The checks of a calibration (issue 24: a loaded 2-core machine gave fixed costs of 5-32 ms an op,
@@ -357,16 +369,29 @@ def _fixed_and_rate(small: tuple[Callable[[], Any], int], cases: list[tuple[Call
 def _median_time(fn: Callable[[], Any], clock: Callable[[], float], budget: float = TIME_PER_BENCHMARK,
                  inner: int = 1) -> float:
     """Seconds per call of ``fn``: the median over timed repetitions of ``inner`` calls each."""
+    TIMED[0] += 1
     fn()
     fn()
-    times = []
-    start = clock()
-    while len(times) < 5 or (clock() - start < budget and len(times) < 1000):
-        t = clock()
-        for _ in range(inner):
-            fn()
-        times.append((clock() - t) / inner)
-    return statistics.median(times)
+    for attempt in range(2):  # repeated once when unstable; still unstable: flagged (see ``implausible``)
+        times = []
+        start = clock()
+        while len(times) < 5 or (clock() - start < budget and len(times) < 1000):
+            t = clock()
+            for _ in range(inner):
+                fn()
+            times.append((clock() - t) / inner)
+        median = statistics.median(times)
+        q1, _, q3 = statistics.quantiles(times, n=4)
+        if median <= 0 or (q3 - q1) / median <= UNSTABLE_IQR:
+            return median
+    UNSTABLE.append((q3 - q1) / median)
+    return median
+
+
+UNSTABLE_IQR = 0.5  # a micro-benchmark whose IQR is over half its median (twice) is unstable: others' work
+TIMED = [0]  # the micro-benchmarks timed by the calibration running
+UNSTABLE: list[float] = []  # the IQR fractions of the unstable micro-benchmarks of the calibration running
+MAX_UNSTABLE = 0.25  # more than a quarter of a calibration's micro-benchmarks unstable: refused (a loaded machine)
 
 
 def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",
