@@ -175,3 +175,35 @@ def test_unstable_micro_benchmarks_are_refused_and_not_cached(cli, monkeypatch, 
     r = cli("calibrate", "--threads", "1")
     assert_one_line_error(r, "refused", "not cached", "unstable")
     assert not (tmp_path / cal.CACHE_FILE).exists()
+
+
+def _spin(stop):
+    while not stop.is_set():
+        pass
+
+
+@pytest.mark.slow
+def test_a_loaded_machine_is_never_silently_cached(cli, monkeypatch, tmp_path):
+    """Busy loops on every core while calibrating with every core: a refusal (one line, nothing
+    cached) or a cached calibration that passed every check; never an implausible one cached."""
+    import multiprocessing as mp
+    import os
+
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    stop = mp.Event()
+    busy = [mp.Process(target=_spin, args=(stop,)) for _ in range(os.cpu_count() or 1)]
+    for p in busy:
+        p.start()
+    try:
+        r = cli("calibrate", "--threads", str(os.cpu_count() or 1))
+    finally:
+        stop.set()
+        for p in busy:
+            p.join()
+    if r.code == 2:
+        assert_one_line_error(r, "refused", "not cached")
+        assert not (tmp_path / cal.CACHE_FILE).exists()
+    else:
+        assert r.code == 0, r.err
+        m = cal.cached("cpu", os.cpu_count() or 1, "fp32")
+        assert m is not None and cal.implausible(m) is None
