@@ -105,3 +105,105 @@ def test_cuda_calibration_per_op_times_and_prediction(monkeypatch, tmp_path):
     assert len(r.op_times.seconds) == len(r.trace.ops) and r.op_times.method.startswith("each ATen op timed by a pair "
                                                                                          "of CUDA events")
     assert r.predicted_ms > 0 and r.prediction.machine.key["device"] == "cuda"
+
+
+# issue 24, item 2: an implausible calibration is measured again, then refused and not cached
+
+
+def test_an_implausible_calibration_is_refused_and_not_cached(cli, monkeypatch, tmp_path):
+    from archlab.measure import calibrate as cal
+
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    runs = []
+
+    def loaded(fn, clock, budget=cal.TIME_PER_BENCHMARK, inner=1):
+        """Every micro-benchmark takes 10 ms, whatever its size: a machine busy with other work."""
+        runs.append(fn)
+        return 0.01
+
+    monkeypatch.setattr(cal, "_median_time", loaded)
+    r = cli("calibrate", "--threads", "1")
+    assert_one_line_error(r, "refused", "not cached", "--threads 1", "quieter")
+    assert cal.cached("cpu", 1, "fp32") is None
+    assert not (tmp_path / cal.CACHE_FILE).exists()
+    assert cal.implausible(cal.calibrate("cpu", 1, "fp32")) is not None
+
+
+def test_a_plausible_machine_passes_the_checks():
+    from archlab.measure import calibrate as cal
+
+    assert cal.implausible(fake_machine()) is None
+    assert "efficiency" in cal.implausible(fake_machine(conv_gflops={k: 119.0 for k in cal.CONV_BENCHMARKS}))
+    assert "fixed cost" in cal.implausible(fake_machine(fixed_us={**fake_machine().fixed_us, "dense 3x3": 5000.0}))
+    assert "copy bandwidth" in cal.implausible(fake_machine(memory_gbs={k: 0.1 for k in cal.MEMORY_KINDS}))
+
+
+def test_a_prediction_far_from_the_measured_time_warns_and_names_calibrate(cli, monkeypatch, tmp_path):
+    from archlab.measure.predict import prediction_warning
+
+    assert prediction_warning("m", 1.0) is None and prediction_warning("m", 2.9) is None
+    assert "archlab calibrate" in prediction_warning("m", 17.75)
+    assert "archlab calibrate" in prediction_warning("m", 0.2)
+    # a machine a million times too slow: the prediction is orders of magnitude over any measured time
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    slow = {k: 1e-4 for k in cal.CONV_BENCHMARKS}
+    monkeypatch.setattr(cal, "calibrate", lambda device="cpu", threads=1, dtype="fp32", progress=None: fake_machine(
+        key=cal.machine_key(device, threads, dtype), peak_gflops=1e-4, conv_gflops=slow))
+    r = cli("latency", "lenet5", "--predict", "--min-time", "0.01")
+    assert r.code == 0, r.err
+    assert "archlab: warning: lenet5: the roofline prediction is" in r.err and "archlab calibrate" in r.err
+
+
+def test_unstable_micro_benchmarks_are_refused_and_not_cached(cli, monkeypatch, tmp_path):
+    """A clock whose every step is 1 ms or 10 ms at random (the repetitions of a loaded machine):
+    each micro-benchmark is timed again, stays unstable, and the calibration is refused, not cached."""
+    import random
+
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    steps = random.Random(0)
+
+    def swinging(device):
+        now = [0.0]
+
+        def clock():
+            now[0] += steps.choice([1e-3, 1e-2])
+            return now[0]
+        return clock
+
+    monkeypatch.setattr(cal, "_timer", swinging)
+    monkeypatch.setattr(cal, "_cycled", lambda build, nbytes, most=64: (lambda: None))  # nothing really run
+    r = cli("calibrate", "--threads", "1")
+    assert_one_line_error(r, "refused", "not cached", "unstable")
+    assert not (tmp_path / cal.CACHE_FILE).exists()
+
+
+def _spin(stop):
+    while not stop.is_set():
+        pass
+
+
+@pytest.mark.slow
+def test_a_loaded_machine_is_never_silently_cached(cli, monkeypatch, tmp_path):
+    """Busy loops on every core while calibrating with every core: a refusal (one line, nothing
+    cached) or a cached calibration that passed every check; never an implausible one cached."""
+    import multiprocessing as mp
+    import os
+
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    stop = mp.Event()
+    busy = [mp.Process(target=_spin, args=(stop,)) for _ in range(os.cpu_count() or 1)]
+    for p in busy:
+        p.start()
+    try:
+        r = cli("calibrate", "--threads", str(os.cpu_count() or 1))
+    finally:
+        stop.set()
+        for p in busy:
+            p.join()
+    if r.code == 2:
+        assert_one_line_error(r, "refused", "not cached")
+        assert not (tmp_path / cal.CACHE_FILE).exists()
+    else:
+        assert r.code == 0, r.err
+        m = cal.cached("cpu", os.cpu_count() or 1, "fp32")
+        assert m is not None and cal.implausible(m) is None

@@ -200,6 +200,80 @@ def test_compare_several_models_latency_csv_is_one_table(cli):
     assert all(float(dict(zip(header, row))["latency_ms"]) > 0 for row in rows)
 
 
+# issue 24, item 6: compare --latency marks noisy runs as `archlab latency` does; each model's batch is said
+
+
+def _fake_timings(monkeypatch, noisy):
+    """measure_all replaced by one that returns a median (ms) and a noise flag per spec: no real timing."""
+    from types import SimpleNamespace
+
+    import archlab.measure.latency as latency
+
+    def fake(specs, **options):
+        return [SimpleNamespace(median_ms=2.0 + i, noisy=n) for i, n in enumerate(noisy[:len(specs)])]
+
+    monkeypatch.setattr(latency, "measure_all", fake)
+
+
+def test_compare_latency_marks_a_noisy_run_and_says_why(cli, monkeypatch):
+    _fake_timings(monkeypatch, [False, True])
+    r = cli("compare", "lenet", "lenet5", "--latency")
+    assert r.code == 0, r.err
+    rows = {line.split()[0]: line for line in r.out.splitlines() if line.startswith("lenet")}
+    assert "3.00 (noisy)" in rows["lenet5"] and "(noisy)" not in rows["lenet"]
+    assert "noisy (IQR over 10.0% of the median): lenet5" in r.out
+    d = cli("compare", "lenet", "lenet5", "--latency", "-f", "json").json()
+    assert [row["latency_noisy"] for row in sorted(d, key=lambda x: x["model"])] == [False, True]
+
+
+def test_compare_latency_without_noise_has_no_mark(cli, monkeypatch):
+    _fake_timings(monkeypatch, [False, False])
+    r = cli("compare", "lenet", "lenet5", "--latency")
+    assert r.code == 0, r.err
+    assert "noisy" not in r.out
+
+
+def test_compare_footer_says_each_models_batch(cli):
+    r = cli("compare", "lenet", "lenet5@batch=8")
+    assert r.code == 0, r.err
+    assert "memory at fp32, batch 1" not in r.out  # the footer said batch 1 for all
+    assert "memory at fp32, at each model's batch: lenet batch 1, lenet5 batch 8\n" in r.out
+    same = cli("compare", "lenet@batch=4", "lenet5@batch=4")
+    assert "memory at fp32, batch 4\n" in same.out
+
+
+def test_compare_several_models_take_res_and_batch_for_every_model(cli):
+    r = cli("compare", "mobilenet", "resnet18", "--res", "64", "--batch", "2", "-f", "json")
+    assert r.code == 0, r.err
+    by_spec = {row["model"].split("@")[0]: row for row in r.json()}
+    for name in ("mobilenet", "resnet18"):  # the same counts as the spec saying it
+        assert by_spec[name]["macs"] == _count(f"{name}@res=64,batch=2").macs
+    assert "memory at fp32, batch 2\n" in cli("compare", "lenet", "lenet5", "--batch", "2").out
+
+
+def test_compare_input_size_and_forward_kw_apply_to_every_model(cli):
+    r = cli("compare", "mobilenet", "resnet18", "--input-size", "3,48,48", "-f", "json")
+    assert r.code == 0, r.err
+    assert (sorted(row["macs"] for row in r.json())
+            == sorted(_count(f"{m}@res=48").macs for m in ("mobilenet", "resnet18")))
+
+
+def test_compare_an_option_the_spec_gives_otherwise_is_given_twice(cli):
+    assert_one_line_error(cli("compare", "lenet@batch=2", "lenet5", "--batch", "4"), "given twice")
+    assert_one_line_error(cli("compare", "lenet@res=32", "lenet5", "--res", "64"), "given twice")
+
+
+def test_compare_amp_is_the_training_views(cli):
+    assert_one_line_error(cli("compare", "lenet", "lenet5", "--amp", "bf16"), "--training")
+    fp32 = {x["model"]: x for x in cli("compare", "lenet", "lenet5", "--training", "-f", "json").json()}
+    amp = {x["model"]: x for x in cli("compare", "lenet", "lenet5", "--training", "--amp", "bf16", "-f", "json").json()}
+    from archlab.api.model import Model
+
+    for m in ("lenet", "lenet5"):  # the bill `archlab memory --training --amp bf16` gives, not the fp32 one
+        assert amp[m]["training_peak_bytes"] == Model(m).training_memory(amp="bf16").training_peak_bytes
+        assert amp[m]["training_peak_bytes"] != fp32[m]["training_peak_bytes"]
+
+
 # B10: a partial count is flagged in every output of compare
 
 PARTIAL_FILE = textwrap.dedent('''

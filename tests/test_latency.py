@@ -458,3 +458,46 @@ def test_spearman_is_printed_from_three_models_only():
     assert caption(three).startswith("Spearman's rank correlation of MACs and latency: +1.00 over 3 models")
     flat = [_result("a", 1.0, 5), _result("b", 2.0, 5), _result("c", 3.0, 5)]
     assert "undefined (the models' MACs, or their latencies, are all equal)" in caption(flat)
+
+
+# issue 24, item 7: a forward that reads values is timed with --engine real, its MACs from the real trace
+
+BRANCHING_FILE = '''
+import torch
+from torch import nn
+
+
+class Branching(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if x.abs().sum() > 0:  # reads a value (meta tensors have none); true for any nonzero input
+            return self.conv(x)
+        return x
+
+
+def make():
+    return Branching()
+make.input_size = (3, 8, 8)
+'''
+
+
+def test_latency_engine_real_times_a_forward_that_reads_values(cli, tmp_path, monkeypatch):
+    (tmp_path / "branching.py").write_text(BRANCHING_FILE)
+    monkeypatch.chdir(tmp_path)
+    meta = cli("latency", "branching.py:make", "--min-time", "0.01")
+    assert meta.code == 2 and "--engine real" in meta.err
+    r = cli("latency", "branching.py:make", "--engine", "real", "--min-time", "0.01", "-f", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    d = d[0] if isinstance(d, list) else d
+    # independent reference: the conv branch, 3->4 channels, 3x3 kernel, 6x6 output, batch 1
+    assert d["macs"] == 4 * 3 * 3 * 3 * 6 * 6 and d["median_ms"] > 0
+
+
+def test_latency_engine_unknown_is_one_line(cli):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli("latency", "lenet", "--engine", "fvcore"), "engine")

@@ -38,3 +38,30 @@ def test_the_plotted_roofline_is_the_computed_data(counted_calibrations, tmp_pat
 ])
 def test_roofline_bad_input_is_one_line(cli, counted_calibrations, args, needle):
     assert_one_line_error(cli("roofline", *args), needle)
+
+
+def test_roofline_engine_real_places_a_forward_that_reads_values(cli, counted_calibrations, tmp_path, monkeypatch):
+    from test_latency import BRANCHING_FILE
+
+    (tmp_path / "branching.py").write_text(BRANCHING_FILE)
+    monkeypatch.chdir(tmp_path)
+    meta = cli("roofline", "branching.py:make")
+    assert meta.code == 2 and "--engine real" in meta.err
+    r = cli("roofline", "branching.py:make", "--engine", "real", "-f", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    # the conv branch, from the real forward's trace: 3->4 channels, 3x3 kernel, 6x6 output, 2 FLOPs a MAC
+    assert sum(p["flops"] for p in d["points"]) == 2 * 4 * 3 * 3 * 3 * 6 * 6
+
+
+def test_roofline_measure_warns_when_the_prediction_is_far_off(cli, monkeypatch, tmp_path):
+    from archlab.measure import calibrate as cal
+    from conftest import fake_machine
+
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path))
+    slow = {k: 1e-4 for k in cal.CONV_BENCHMARKS}  # a machine a million times too slow: no noise reaches it
+    monkeypatch.setattr(cal, "calibrate", lambda device="cpu", threads=1, dtype="fp32", progress=None: fake_machine(
+        key=cal.machine_key(device, threads, dtype), peak_gflops=1e-4, conv_gflops=slow))
+    r = cli("roofline", "lenet5", "--measure")
+    assert r.code == 0, r.err
+    assert "archlab: warning: lenet5: the roofline prediction is" in r.err and "archlab calibrate" in r.err

@@ -27,6 +27,8 @@ class CompareRow:
     training_macs: int | None = None  # with training=True: forward + backward MACs of one step
     training_peak_bytes: int | None = None  # with training=True: the step's predicted peak (None: it fails)
     optimizer: str | None = None
+    batch: int = 1  # the batch the model was counted (and timed) at: its spec's batch= or --batch
+    latency_noisy: bool = False  # the timed run's IQR exceeds NOISY_IQR of its median (as `archlab latency`)
 
     @property
     def flops(self) -> int:
@@ -38,19 +40,21 @@ class CompareRow:
         return count_status(self.unsupported_ops)
 
 
-def compare_row(trace: Trace, label: str, latency_ms: float | None = None) -> CompareRow:
-    """One model's row: params, MACs, receptive field and memory, from its forward trace."""
+def compare_row(trace: Trace, label: str, latency_ms: float | None = None, latency_noisy: bool = False) -> CompareRow:
+    """One model's row: params, MACs, receptive field and memory, from its forward trace (its batch:
+    the first dimension of its input)."""
     c = count_trace(trace, label, depth=0)
     h = headline(trace, receptive_fields(trace))
     f = h.field if h is not None else None
     return CompareRow(label, c.params, c.macs, int(max(extent(f)[1])) if f else None, 4 * c.params,
-                      inference_peak(trace, 4).bytes, latency_ms, c.unsupported_ops)
+                      inference_peak(trace, 4).bytes, latency_ms, c.unsupported_ops,
+                      batch=trace.input_shape[0] if trace.input_shape else 1, latency_noisy=latency_noisy)
 
 
-def with_training(row: CompareRow, tt: TrainingTrace | None, optimizer: str) -> CompareRow:
+def with_training(row: CompareRow, tt: TrainingTrace | None, optimizer: str, amp: str | None = None) -> CompareRow:
     """``row`` with the training step's MACs (forward + backward) and predicted peak under
     ``optimizer`` (``tt``: the step's trace; None when it fails, e.g. batch norm at batch 1)."""
     if tt is None:
         return replace(row, optimizer=optimizer)
     return replace(row, training_macs=count_training(tt, row.model, depth=0).training_macs,
-                   training_peak_bytes=bill(tt, row.model, optimizer, None).training_peak_bytes, optimizer=optimizer)
+                   training_peak_bytes=bill(tt, row.model, optimizer, amp).training_peak_bytes, optimizer=optimizer)

@@ -11,29 +11,34 @@ from archlab.errors import UserError
 
 
 def compare_models(specs: list[str], latency: bool = False, training: bool = False, optimizer: str = "sgd",
-                   **latency_options: Any) -> list[Any]:
+                   amp: str | None = None, res: int | None = None, batch: int | None = None,
+                   input_size: Any = None, forward_kw: Any = None, **latency_options: Any) -> list[Any]:
     """One row per spec (``CompareRow``): params, MACs, receptive field, memory (and latency), in the
     given order; with ``training``, also the training step's MACs (forward + backward) and its
-    predicted memory peak under ``optimizer``, batch 1."""
+    predicted memory peak under ``optimizer`` (and ``amp``), at each model's batch. ``res``, ``batch``,
+    ``input_size``, ``forward_kw`` apply to every model (a spec giving another value: refused, twice)."""
     from archlab.analysis.compare import compare_row, with_training
 
-    models = [Model(spec) for spec in specs]
+    models = [Model(spec, input_size, res=res, batch=batch, forward_kw=forward_kw) for spec in specs]
     timings: list[float | None] = [None] * len(specs)
+    noisy = [False] * len(specs)
     if latency:
         from archlab.measure.latency import measure_all
 
         # the models' timed blocks take turns, so the machine's load falls on all alike
-        timings = [r.median_ms for r in measure_all(specs, traced=[(m.built, m.trace) for m in models],
-                                                    **latency_options)]
+        results = measure_all(specs, traced=[(m.built, m.trace) for m in models], input_size=input_size,
+                              forward_kw=forward_kw, **latency_options)
+        timings = [r.median_ms for r in results]
+        noisy = [r.noisy for r in results]
     rows = []
-    for model, lat in zip(models, timings):
-        row = compare_row(model.trace, model.label, lat)
+    for model, lat, noise in zip(models, timings, noisy):
+        row = compare_row(model.trace, model.label, lat, noise)
         if training:
             try:
                 step = model.training()
             except UserError:  # e.g. batch norm over one value per channel at batch 1
                 step = None
-            row = with_training(row, step, optimizer)
+            row = with_training(row, step, optimizer, amp)
         rows.append(row)
     return rows
 

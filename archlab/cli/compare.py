@@ -7,8 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from archlab.cli.options import (Latency, MinTime, Optimizer, Output, PageFmt, PageFormat, Training, emit,
-                                 min_time_of, settle)
+from archlab.cli.options import (Batch, ForwardKw, InputSize, Latency, MinTime, Optimizer, Output, PageFmt,
+                                 PageFormat, Res, Training, emit, min_time_of, parse_common, settle)
 from archlab.errors import UserError
 
 
@@ -19,10 +19,16 @@ def compare_cmd(
                                           "alpha= in the spec, not both.")] = None,
     rho: Annotated[Optional[str], typer.Option("--rho", help="Resolution in pixels (> 1) or multiplier in (0, 1] of the "
                                       "default resolution; or res= in the spec, not both.")] = None,
+    res: Res = None,
+    batch: Batch = None,
+    input_size: InputSize = None,
+    forward_kw: ForwardKw = None,
     latency: Latency = False,
     min_time: MinTime = None,
     training: Training = False,
     optimizer: Optimizer = "sgd",
+    amp: Annotated[Optional[str], typer.Option("--amp", help="With --training: mixed precision, bf16 or fp16 "
+                                                           "activations in the training peak.")] = None,
     fmt: PageFmt = PageFormat.table,
     output: Output = None,
 ) -> None:
@@ -43,16 +49,23 @@ def compare_cmd(
         scaling = "alpha" in spec.options or spec.res is not None
     if optimizer != "sgd" and not training:
         raise UserError("--optimizer applies to the training view: add --training")
+    if amp is not None and not training:
+        raise UserError("--amp applies to the training view: add --training")
     if training:
         from archlab.analysis.training_memory import check_step_options
 
-        check_step_options(optimizer, None)
+        check_step_options(optimizer, amp)
         if scaling:
             raise UserError("--training compares several models side by side; the one-model comparison with "
                             "--alpha/--rho has no training view")
     if scaling and fmt.value == "html":
         raise UserError("--format html draws several models side by side; the one-model comparison prints "
                         "table, json, csv or md")
+    given = [flag for flag, v in (("--res", res), ("--batch", batch), ("--input-size", input_size),
+                                  ("--forward-kw", forward_kw)) if v is not None]
+    if scaling and given:
+        raise UserError(f"{given[0]} applies to several models side by side; the one-model comparison takes the "
+                        "model's options in its spec (res= is the variant's resolution, as --rho)")
     if scaling:
         if len(models) != 1:
             raise UserError("--alpha/--rho compare one model with its baseline; name exactly one model")
@@ -69,5 +82,7 @@ def compare_cmd(
     from archlab.api.compare import compare_models
     from archlab.report import compare as compare_report
 
-    rows = compare_models(models, latency=latency, min_time=min_time, training=training, optimizer=optimizer)
+    size, _ = parse_common(input_size, None, forward_kw)  # applied to every model; a spec's differing value: twice
+    rows = compare_models(models, latency=latency, min_time=min_time, training=training, optimizer=optimizer,
+                          amp=amp, res=res, batch=batch, input_size=size)
     emit(compare_report.render_compare(rows, fmt.value, latency=latency), output)

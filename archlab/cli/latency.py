@@ -32,6 +32,9 @@ def latency_cmd(
     predict: Annotated[bool, typer.Option("--predict", help="Also the roofline prediction on the calibrated machine "
                                                           "(archlab calibrate; calibrates once if not cached) beside "
                                                           "the measured time, by kind.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="Where the MACs come from: archlab (meta trace, default) "
+                                                      "or real (one real forward on the CPU: for forwards "
+                                                      "that read values).")] = "archlab",
     force: Force = False,
     fmt: Fmt = Format.table,
     output: Output = None,
@@ -45,7 +48,7 @@ def latency_cmd(
     size, options = parse_common(input_size, sets, forward_kw)
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
               input_size=size, alpha=alpha, options=options, min_time=min_time_of(min_time), per_layer=per_layer,
-              per_op=per_op, predict=predict, force=force)
+              per_op=per_op, predict=predict, force=force, engine=engine)
     from contextlib import nullcontext
 
     from archlab.cli.progress import progress
@@ -56,5 +59,11 @@ def latency_cmd(
         if r.noisy:
             print(f"archlab: warning: {r.model}: noisy run (IQR {100 * r.iqr_fraction:.1f}% of the median, "
                   f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=stderr())
+    from archlab.measure.predict import prediction_warning
+
+    for r in results:
+        warning = prediction_warning(r.model, r.predicted_over_measured) if r.prediction is not None else None
+        if warning:
+            print(warning, file=stderr())
     comparison = compare(results) if len(results) > 1 else None
     emit(latency_report.render(results, fmt.value, comparison), output)

@@ -44,6 +44,9 @@ def roofline_cmd(
     forward_kw: ForwardKw = None,
     alpha: Alpha = None,
     sets: Sets = None,
+    engine: Annotated[str, typer.Option("--engine", help="Where the layers come from: archlab (meta trace, "
+                                                      "default) or real (one real forward on the CPU: for "
+                                                      "forwards that read values).")] = "archlab",
     force: Force = False,
     fmt: Fmt = Format.table,
     output: Output = None,
@@ -71,7 +74,13 @@ def roofline_cmd(
 
     with progress("calibrating (once per machine, threads and dtype)") as step:
         r = roofline(model, device=device, threads=threads, dtype=dtype.value, measure=measure, force=force,
-                     input_size=size, res=res, batch=batch, alpha=alpha, options=options, progress=step)
+                     input_size=size, res=res, batch=batch, alpha=alpha, options=options, progress=step, engine=engine)
+    if r.measured_ms:  # --measure: the prediction beside the ops' measured sum
+        from archlab.measure.predict import prediction_warning
+
+        warning = prediction_warning(r.model, r.predicted_ms / r.measured_ms)
+        if warning:
+            print(warning, file=stderr())
     if plot is not None:
         write_atomic(plot, roofline_report.image(r, plot))
         print(f"archlab: roofline written to {plot}", file=stderr())

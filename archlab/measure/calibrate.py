@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
 
 VERSION = 9  # of the benchmarks below: a change invalidates cached calibrations
@@ -266,9 +267,52 @@ def machine(device: str = "cpu", threads: int | None = None, dtype: str = "fp32"
         hit = cached(device, n_threads, dtype)
         if hit is not None:
             return hit
-    m = calibrate(device, n_threads, dtype, progress=progress)
+    m, reason = _checked(device, n_threads, dtype, progress)
+    if reason is not None:  # measured once more: a burst of other work may have passed
+        m, reason = _checked(device, n_threads, dtype, progress)
+    if reason is not None:  # refused, and not cached: a later prediction would use it without a word
+        raise UserError(f"calibration refused and not cached, measured twice: {reason}; the machine was busy "
+                        f"or noisy: calibrate on a quieter machine, or with --threads 1")
     _store(m)
     return m
+
+
+def _checked(device: str, threads: int, dtype: str, progress: Any) -> tuple[Machine, str | None]:
+    """A calibration, and why it cannot be trusted (implausible values, or too many unstable
+    micro-benchmarks), or None."""
+    UNSTABLE.clear()
+    TIMED[0] = 0
+    m = calibrate(device, threads, dtype, progress=progress)
+    reason = None  # unstable first: it is the cause of the implausible values a loaded machine gives
+    if len(UNSTABLE) > MAX_UNSTABLE * max(TIMED[0], 1):
+        reason = (f"{len(UNSTABLE)} of {TIMED[0]} micro-benchmarks stayed unstable (IQR up to "
+                  f"{100 * max(UNSTABLE):.0f}% of the median, over {100 * UNSTABLE_IQR:.0f}%, each timed twice)")
+    reason = reason or implausible(m)
+    return m, reason
+
+
+# The checks of a calibration (issue 24: a loaded 2-core machine gave fixed costs of 5-32 ms an op,
+# 0.2 GB/s for activations beside a 19.3 GB/s copy, a dense efficiency of 1.19; predictions then
+# were 18x the measured time). Each threshold is far from any value a quiet machine gives:
+MAX_EFFICIENCY = 1.1  # a convolution's rate over the matmul peak: the peak is the ceiling (10% for noise)
+MAX_FIXED_US = 1000.0  # a kind's fixed cost an op: µs on a quiet CPU (launch, packing); 1 ms is none's
+MIN_MEMORY_SHARE = 1 / 50  # a memory-bound kind's rate over the copy bandwidth: a few times lower at most
+
+
+def implausible(m: Machine) -> str | None:
+    """Why a calibration cannot be right (the first reason found), or None."""
+    for kind, rate in m.conv_gflops.items():
+        if rate > MAX_EFFICIENCY * m.peak_gflops:
+            return (f"{kind} convolution at {rate / m.peak_gflops:.2f} of the matmul peak (efficiency over "
+                    f"{MAX_EFFICIENCY})")
+    for kind, us in m.fixed_us.items():
+        if us > MAX_FIXED_US:
+            return f"a fixed cost of {us / 1e3:,.2f} ms an op for {kind} (over {MAX_FIXED_US / 1e3:g} ms)"
+    for kind, gbs in m.memory_gbs.items():
+        if gbs < MIN_MEMORY_SHARE * m.bandwidth_gbs:
+            return (f"{kind} at {gbs:.3g} GB/s, under 1/{round(1 / MIN_MEMORY_SHARE)} of the copy bandwidth "
+                    f"{m.bandwidth_gbs:.3g} GB/s")
+    return None
 
 
 # --- the micro-benchmarks ----------------------------------------------------------------
@@ -325,16 +369,29 @@ def _fixed_and_rate(small: tuple[Callable[[], Any], int], cases: list[tuple[Call
 def _median_time(fn: Callable[[], Any], clock: Callable[[], float], budget: float = TIME_PER_BENCHMARK,
                  inner: int = 1) -> float:
     """Seconds per call of ``fn``: the median over timed repetitions of ``inner`` calls each."""
+    TIMED[0] += 1
     fn()
     fn()
-    times = []
-    start = clock()
-    while len(times) < 5 or (clock() - start < budget and len(times) < 1000):
-        t = clock()
-        for _ in range(inner):
-            fn()
-        times.append((clock() - t) / inner)
-    return statistics.median(times)
+    for attempt in range(2):  # repeated once when unstable; still unstable: flagged (see ``implausible``)
+        times = []
+        start = clock()
+        while len(times) < 5 or (clock() - start < budget and len(times) < 1000):
+            t = clock()
+            for _ in range(inner):
+                fn()
+            times.append((clock() - t) / inner)
+        median = statistics.median(times)
+        q1, _, q3 = statistics.quantiles(times, n=4)
+        if median <= 0 or (q3 - q1) / median <= UNSTABLE_IQR:
+            return median
+    UNSTABLE.append((q3 - q1) / median)
+    return median
+
+
+UNSTABLE_IQR = 0.5  # a micro-benchmark whose IQR is over half its median (twice) is unstable: others' work
+TIMED = [0]  # the micro-benchmarks timed by the calibration running
+UNSTABLE: list[float] = []  # the IQR fractions of the unstable micro-benchmarks of the calibration running
+MAX_UNSTABLE = 0.25  # more than a quarter of a calibration's micro-benchmarks unstable: refused (a loaded machine)
 
 
 def calibrate(device: str = "cpu", threads: int = 1, dtype: str = "fp32",

@@ -258,6 +258,7 @@ def measure_all(
     progress: Callable[[float, float, str], Any] | None = None,
     forward_kw: Any = None,
     traced: Sequence[tuple[Any, Any]] | None = None,
+    engine: str = "archlab",
 ) -> list[LatencyResult]:
     """Measure several models with the same settings, their timed blocks taking turns.
 
@@ -272,6 +273,8 @@ def measure_all(
 
     ``per_layer``: each module's own time, summed from its ops timed one by one
     (``archlab.measure.per_op``); ``per_op``: those op times, lined up with the trace;
+    ``engine``: "archlab" (the MACs and memory need from the meta trace) or "real" (from a trace of
+    one real forward on the CPU, for builders and forwards that read values, as ``count --engine real``).
     ``traced``: each spec's model built on meta and traced already (``archlab.Model``'s ``built`` and
     ``trace``), so that neither is made again; ``predict``: the roofline prediction (``archlab.measure.predict``) on ``machine`` (default:
     the cached calibration for this device, thread count and dtype, else a new one).
@@ -287,7 +290,11 @@ def measure_all(
     device = "cpu" if is_cpu(device) else device  # cpu:0 is the CPU
     inputs = Inputs.of(input_size, forward_kw)
     settings = {"res": res, "batch": batch, "alpha": alpha, "options": options}
-    if traced is None:
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine '{engine}' (choose {' or '.join(ENGINES)})")
+    if traced is None and engine == "real":
+        traced = [_real_traced(spec, inputs, settings, force) for spec in specs]
+    elif traced is None:
         traced = [(b, trace_built(b)) for b in (build(spec, inputs, **settings) for spec in specs)]
     plans = [_plan(built, trace, dtype, inputs) for built, trace in traced]
     labels = ", ".join(p.label for p in plans)
@@ -404,6 +411,19 @@ class _Plan:
     bytes_needed: int  # fp32 parameters (built in fp32, then cast) + the eager activation peak
     not_counted: int  # calls of ATen ops without a cost rule: the MACs leave them out
     resolved: Any = None  # the spec resolved (archlab.models.resolve.Resolved), built again for real; None: a module
+
+
+ENGINES = ("archlab", "real")  # where the MACs beside the time come from: the meta trace, or a real forward's
+
+
+def _real_traced(spec: Any, inputs: Inputs, settings: dict[str, Any], force: bool) -> tuple[Any, Any]:
+    """(built, trace) of one real forward on the CPU (``--engine real``), within the memory budget
+    (the run keeps every tensor, as ``count --engine real``)."""
+    from archlab.measure.guard import memory_budget
+
+    budget = memory_budget("cpu", force)
+    built = build(spec, inputs, real=True, device="cpu", budget=budget, **settings)
+    return built, trace_built(built, real=True, budget=budget)
 
 
 def _plan(built: Any, tr: Any, dtype: str, inputs: Inputs) -> _Plan:

@@ -212,3 +212,15 @@ def predict(model_or_spec: Any, *, device: str = "cpu", threads: int | None = No
 
     tr, _ = trace_model(model_or_spec, **sizes)
     return predict_trace(tr, machine or calibrated(device, threads, dtype))
+
+
+FAR = 3.0  # a prediction over 3x, or under 1/3, of the measured median: the calibration, not the model, is off
+# (the roofline is a model: within 2x on a quiet machine; 17.75x was a calibration made on a loaded one)
+
+
+def prediction_warning(label: str, ratio: float | None) -> str | None:
+    """The warning for a prediction ``ratio`` times the measured median, when it is far from 1."""
+    if ratio is None or 1 / FAR <= ratio <= FAR:
+        return None
+    return (f"archlab: warning: {label}: the roofline prediction is {ratio:.2f} x the measured median (over "
+            f"{FAR:g}x off): the calibration may be bad; measure it again with `archlab calibrate` on a quiet machine")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
 from archlab.spec import InputSize
 
@@ -74,23 +75,34 @@ class RooflineResult:
 def roofline(model_or_spec: Any, *, device: str = "cpu", threads: int | None = None, dtype: str = "fp32",
              measure: bool = False, force: bool = False, input_size: InputSize = None, res: int | None = None,
              batch: int | None = None, alpha: float | None = None, options: dict[str, Any] | None = None,
-             progress: Any = None) -> RooflineResult:
+             progress: Any = None, engine: str = "archlab") -> RooflineResult:
     """The roofline of the calibrated machine and a model's layers on it (predicted; with
-    ``measure``, also measured op by op, which builds and runs the model)."""
+    ``measure``, also measured op by op, which builds and runs the model). ``engine="real"``: the
+    layers from one real forward's trace on the CPU (a forward that reads values), as ``count --engine real``."""
     from archlab.measure.calibrate import machine as calibrated
     from archlab.measure.setting import check_options
     from archlab.measure.predict import predict_trace
 
     check_options(device, dtype, threads, 1.0)
+    if engine not in ("archlab", "real"):
+        raise UserError(f"unknown engine '{engine}' (choose archlab or real)")
     if measure:
         from archlab.measure.latency import measure_all
 
         r = measure_all([model_or_spec], device=device, dtype=dtype, threads=threads, min_time=0.5, predict=True,
                         force=force, input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
-                        progress=progress)[0]
+                        progress=progress, engine=engine)[0]
         trace, prediction, label = r.trace, r.prediction, r.model
         measured = r.op_times.seconds
         method = r.op_times.method
+    elif engine == "real":
+        from archlab.measure.real import real_trace
+        from archlab.spec import Inputs
+
+        trace, label = real_trace(model_or_spec, Inputs.of(input_size), device="cpu", force=force, res=res,
+                                  batch=batch, alpha=alpha, options=options)
+        prediction = predict_trace(trace, calibrated(device, threads, dtype, progress=progress))
+        measured, method = None, ""
     else:
         from archlab.trace.run import trace_model
 

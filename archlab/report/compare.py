@@ -21,7 +21,7 @@ def _compare_cells(rows: list[CompareRow], first: CompareRow, latency: bool) -> 
                  human_bytes(r.params_bytes), human_bytes(r.activation_peak_bytes),
                  _ratio(r.params, first.params), _ratio(r.macs, first.macs))
         if latency:
-            cells += (f"{r.latency_ms:.2f}", _ratio(r.latency_ms, first.latency_ms))
+            cells += (f"{r.latency_ms:.2f}" + (" (noisy)" if r.latency_noisy else ""), _ratio(r.latency_ms, first.latency_ms))
         if _training(rows):
             cells += (f"{r.training_macs:,}" if r.training_macs is not None else "-",
                       f"{r.training_macs / r.macs:.3f}" if r.training_macs is not None and r.macs else "-",
@@ -83,7 +83,8 @@ def _json(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
     return to_json([{"model": r.model, "params": r.params, "macs": r.macs, "flops": r.flops, "rf": r.rf,
                      "params_bytes": r.params_bytes, "activation_peak_bytes": r.activation_peak_bytes,
                      "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
-                     **({"latency_ms": r.latency_ms, "latency_ratio": _div(r.latency_ms, first.latency_ms)}
+                     **({"latency_ms": r.latency_ms, "latency_ratio": _div(r.latency_ms, first.latency_ms),
+                         "latency_noisy": r.latency_noisy}
                         if latency else {}),
                      **({"training_macs": r.training_macs, "training_peak_bytes": r.training_peak_bytes,
                          "optimizer": r.optimizer} if _training(rows) else {}),
@@ -103,15 +104,33 @@ def _headers(latency: bool, training: bool = False) -> tuple[str, ...]:
                                                                                       else ())
 
 
+def _batch_text(rows: list[CompareRow]) -> str:
+    """'batch N' when every model was counted at the same batch, else each model's batch (a spec's
+    batch= applies to its model only, so the MACs and memory of mixed batches are whole batches)."""
+    batches = {r.batch for r in rows}
+    if len(batches) == 1:
+        return f"batch {batches.pop()}"
+    return "at each model's batch: " + ", ".join(f"{r.model} batch {r.batch}" for r in rows)
+
+
+def _noisy_caption(rows: list[CompareRow]) -> str:
+    from archlab.measure.latency import NOISY_IQR
+
+    noisy = [r.model for r in rows if r.latency_noisy]
+    if not noisy:
+        return ""
+    return f"noisy (IQR over {100 * NOISY_IQR:.1f}% of the median): {', '.join(noisy)}\n"
+
+
 def _caption(rows: list[CompareRow], first: CompareRow) -> str:
     training = ""
     if _training(rows):
         training = (f"training: one step, forward + backward MACs, and its predicted memory peak (parameters, "
-                    f"gradients, {first.optimizer} state, activations), batch 1; '-': the training step fails "
-                    "at batch 1\n")
+                    f"gradients, {first.optimizer} state, activations), {_batch_text(rows)}; '-': the training "
+                    "step fails at that batch\n")
     return (f"sorted by MACs (multiply-accumulates; FLOPs = 2 x MACs); ratios to {first.model}, the first "
-            "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, batch 1\n"
-            + training + _partial_caption(rows))
+            "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, "
+            + _batch_text(rows) + "\n" + training + _partial_caption(rows) + _noisy_caption(rows))
 
 
 def _table(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
