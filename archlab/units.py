@@ -22,7 +22,8 @@ def human(n: float, unit: str = "") -> str:
 
 
 def human_bytes(n: float) -> str:
-    for factor, prefix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+    """Binary units, each rolling over to the next at 1024 of it: 1023.00 MiB, then 1.00 GiB; up to EiB."""
+    for factor, prefix in ((2**60, "EiB"), (2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
         if abs(n) >= factor:
             return f"{n / factor:.2f} {prefix}"
     return f"{n:,.0f} B"
