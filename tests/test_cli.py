@@ -640,3 +640,11 @@ def test_the_default_depths_are_explained_and_the_api_has_the_clis(cli):
     assert defaults == {"count": 2, "trace_layers": 3, "receptive_field": 2}
     depth = lambda *args: max(r["depth"] for r in cli(*args, "resnet18", "--format", "json").json()["layers"])
     assert depth("count") == 2 and depth("trace") == 3
+
+
+def test_dash_output_means_stdout(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("count", "lenet5", "-f", "json", "-o", "-")
+    assert r.code == 0, r.err
+    assert r.json()["params"] > 0
+    assert not (tmp_path / "-").exists()

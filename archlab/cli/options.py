@@ -214,6 +214,8 @@ def repeated_option(command: Any, args: Sequence[str]) -> None:
 def emit(text: str, output: Optional[str]) -> None:
     from archlab.report.files import write_atomic
 
+    if output == "-":  # the usual spelling of standard output
+        output = None
     if output is not None:
         write_atomic(output_path(output), text)
         return
