@@ -172,3 +172,12 @@ def test_cli_report_latency_and_its_bad_inputs(cli, tmp_path):
 
     with pytest.raises(archlab.UserError, match="registered model"):
         page_data(nn.Sequential(nn.Conv2d(3, 4, 3)), input_size=(3, 8, 8), latency=True)
+
+
+def test_report_help_says_what_depth_and_output_do(cli):
+    text = " ".join(cli("report", "--help").out.split())
+    assert "0 = the summary only" not in text  # refused by report
+    assert "at least 1" in text
+    assert "instead of stdout" not in text  # a report is always a file
+    assert "default: reports/MODEL.html" in text
+    assert cli("report", "lenet5", "--depth", "0").code == 2
