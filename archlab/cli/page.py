@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from archlab.cli.options import (Alpha, Batch, ForwardKw, InputSize, Latency, MinTime, ModelArg, Res, Sets,
-                                 _anchor_output, min_time_of, output_path, parse_common, settle)
+                                 anchor_output, min_time_of, output_path, parse_common, settle)
 from archlab.errors import UserError
 
 # the page's own --depth and -o: a report is per layer (no depth 0) and is always a file
@@ -16,7 +16,7 @@ ReportDepth = Annotated[int, typer.Option(
     "--depth", help="Depth of the per-layer table and figures: 1 = the model's children, 2 = the blocks inside them "
     "(a ResNet's bottlenecks); at least 1.")]
 ReportOutput = Annotated[Optional[str], typer.Option(
-    "-o", "--output", callback=_anchor_output, help="The page's file: FILE.html, or FILE.md for markdown "
+    "-o", "--output", callback=anchor_output, help="The page's file: FILE.html, or FILE.md for markdown "
     "(default: reports/MODEL.html).")]
 
 
