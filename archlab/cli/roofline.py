@@ -74,5 +74,6 @@ def roofline_cmd(
                      input_size=size, res=res, batch=batch, alpha=alpha, options=options, progress=step)
     if plot is not None:
         write_atomic(plot, roofline_report.image(r, plot))
-        print(f"archlab: roofline written to {plot}", file=stderr())
+        # the same words as report's "wrote X"; on stderr, as stdout carries the table
+        print(f"archlab: wrote {plot}", file=stderr())
     emit(roofline_report.render(r, fmt.value), output)
