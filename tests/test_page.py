@@ -56,13 +56,18 @@ def test_memory_timeline_peaks_at_the_inference_peak_and_draws_mg(mnv2):
     m = mnv2.memory
     live = [p.live_bytes for p in mnv2.timeline]
     assert max(live) == m.activation_peak_bytes
+    # the axis in the legend's unit: MobileNetV2's peak at 224 is some MiB, so MiB ticks (no 1e7 offset)
+    assert spec.ylabels == ("MiB (fp32)",) and 2**20 <= m.activation_peak_bytes < 2**30
     (x, y, text), = spec.marks
-    assert y == m.activation_peak_bytes and live[x] == y
-    drawn = series_of(draw(spec))
-    assert drawn["live activation bytes (fp32)"] == [float(v) for v in live]
+    assert y == m.activation_peak_bytes / 2**20 and live[x] == m.activation_peak_bytes
+    fig = draw(spec)
+    drawn = series_of(fig)
+    assert drawn["live activations (MiB, fp32)"] == [v / 2**20 for v in live]
     mg = [v for k, v in drawn.items() if k.startswith("M(G)")]
     fused = [v for k, v in drawn.items() if k.startswith("fused M(G)")]
-    assert mg == [[float(m.mg_bytes)] * 2] and fused == [[float(m.mg_fused_bytes)] * 2]
+    assert mg == [[m.mg_bytes / 2**20] * 2] and fused == [[m.mg_fused_bytes / 2**20] * 2]
+    fig.canvas.draw()
+    assert all(ax.yaxis.get_offset_text().get_text() == "" for ax in fig.axes)
     assert m.mg_fused_bytes < m.mg_bytes  # MobileNetV2's argument, visible
 
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from archlab.analysis.page import leaves, stage_boundaries
 from archlab.measure.profile import by_kind
 from archlab.report.figures import FigureSpec, Series, svg_of
-from archlab.units import human, human_bytes, shape_str
+from archlab.units import binary_unit, human, human_bytes, shape_str
 
 # past this many layers the names under the bars are left out (unreadable); the table has them
 MAX_TICK_LABELS = 80
@@ -60,16 +60,18 @@ def figure_specs(count: Any = None, rf: Any = None, memory: Any = None, timeline
     if memory is not None and timeline:
         live = tuple(p.live_bytes for p in timeline)
         peak_i = max(range(len(live)), key=live.__getitem__)
-        series = [Series(f"live activation bytes ({memory.act_dtype})", live),
-                  Series(f"M(G) = {human_bytes(memory.mg_bytes)}", (memory.mg_bytes,), kind="hline")]
+        # the axis in the legend's unit (MiB, GiB: the peak's), not bytes with a 1e7 offset beside it
+        factor, unit = binary_unit(max(live[peak_i], memory.mg_bytes))
+        series = [Series(f"live activations ({unit}, {memory.act_dtype})", tuple(v / factor for v in live)),
+                  Series(f"M(G) = {human_bytes(memory.mg_bytes)}", (memory.mg_bytes / factor,), kind="hline")]
         if memory.mg_fused_bytes is not None:
             series.append(Series(f"fused M(G) = {human_bytes(memory.mg_fused_bytes)} "
-                                 f"({', '.join(memory.fused_types)} as one op)", (memory.mg_fused_bytes,),
+                                 f"({', '.join(memory.fused_types)} as one op)", (memory.mg_fused_bytes / factor,),
                                  kind="hline"))
         specs.append(FigureSpec(
             key="memory", title="Activation memory over the forward (live bytes per op; ▼ the peak)",
-            xlabel="op (forward order)", ylabels=("bytes",), series=tuple(series),
-            marks=((peak_i, live[peak_i], f"peak {human_bytes(live[peak_i])} at {timeline[peak_i].op}"),),
+            xlabel="op (forward order)", ylabels=(f"{unit} ({memory.act_dtype})",), series=tuple(series),
+            marks=((peak_i, live[peak_i] / factor, f"peak {human_bytes(live[peak_i])} at {timeline[peak_i].op}"),),
             extra={"peak_index": peak_i}))
     if latency is not None and latency.layers:
         kinds = by_kind(latency.layers)
