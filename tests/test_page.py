@@ -82,6 +82,24 @@ def test_timeline_maximum_is_the_inference_peak(model):
 def test_stage_boundaries():
     names = ["conv1", "bn1", "maxpool", "layer1.0", "layer1.1", "layer2.0", "avgpool", "fc"]
     assert stage_boundaries(names) == (3, 5, 6)
+    # with the output shapes, a stage starts where the resolution changes (fc's 2-d output has none)
+    shapes = [(1, 64, 112, 112), (1, 64, 112, 112), (1, 64, 56, 56), (1, 64, 56, 56), (1, 64, 56, 56),
+              (1, 128, 28, 28), (1, 512, 1, 1), (1, 1000)]
+    assert stage_boundaries(names, shapes) == (2, 5, 6)
+
+
+def test_unet_stages_are_its_resolutions_not_its_modules():
+    import archlab
+
+    r = archlab.count("unet")  # its paper's 572x572 (a meta trace: nothing runs)
+    names = [layer.name for layer in r.layers]
+    keep = leaves(names)
+    shapes = [r.layers[i].output_shape for i in keep]
+    bounds = stage_boundaries([names[i] for i in keep], shapes)
+    hw = [tuple(s[2:]) for s in shapes]
+    assert all(max(hw[i][0], hw[i - 1][0]) >= 1.5 * min(hw[i][0], hw[i - 1][0]) for i in bounds)
+    # U-Net: 4 poolings down, 4 upsamplings back: 8 changes of resolution, far fewer than its modules
+    assert len(bounds) == 8 < len(stage_boundaries([names[i] for i in keep]))
     assert leaves(["features", "features.0", "features.1", "classifier"]) == [1, 2, 3]
 
 

@@ -35,9 +35,9 @@ def figure_specs(count: Any = None, rf: Any = None, memory: Any = None, timeline
     if count is not None and count.layers:
         layers = [count.layers[i] for i in leaves([layer.name for layer in count.layers])]
         names = [layer.name for layer in layers]
-        bounds = tuple(b - 0.5 for b in stage_boundaries(names))
+        bounds = tuple(b - 0.5 for b in stage_boundaries(names, [layer.output_shape for layer in layers]))
         specs.append(FigureSpec(
-            key="cost", title="MACs and parameters per layer (in forward order; dotted: a new stage)",
+            key="cost", title="MACs and parameters per layer (in forward order; dotted: a new resolution)",
             xlabel="layer", ylabels=("MACs", "params"),
             series=(Series("MACs", tuple(layer.macs for layer in layers), kind="bar", panel=0),
                     Series("params", tuple(layer.params for layer in layers), kind="bar", panel=1)),
@@ -55,7 +55,7 @@ def figure_specs(count: Any = None, rf: Any = None, memory: Any = None, timeline
             specs.append(FigureSpec(
                 key="rf", title="Receptive field growth, layer by layer, against the input size",
                 xlabel="layer", ylabels=("pixels",), series=tuple(series),
-                vlines=tuple(b - 0.5 for b in stage_boundaries(names)),
+                vlines=tuple(b - 0.5 for b in stage_boundaries(names, [r.get("output_shape") for r in rows])),
                 xticklabels=tuple(names) if len(names) <= MAX_TICK_LABELS else ()))
     if memory is not None and timeline:
         live = tuple(p.live_bytes for p in timeline)
