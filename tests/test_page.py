@@ -66,7 +66,9 @@ def test_memory_timeline_peaks_at_the_inference_peak_and_draws_mg(mnv2):
     mg = [v for k, v in drawn.items() if k.startswith("M(G)")]
     fused = [v for k, v in drawn.items() if k.startswith("fused M(G)")]
     assert mg == [[m.mg_bytes / 2**20] * 2] and fused == [[m.mg_fused_bytes / 2**20] * 2]
-    fig.canvas.draw()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()  # the offset text is set when drawn
     assert all(ax.yaxis.get_offset_text().get_text() == "" for ax in fig.axes)
     assert m.mg_fused_bytes < m.mg_bytes  # MobileNetV2's argument, visible
 
@@ -204,3 +206,22 @@ def test_report_help_says_what_depth_and_output_do(cli):
     assert "instead of stdout" not in text  # a report is always a file
     assert "default: reports/MODEL.html" in text
     assert cli("report", "lenet5", "--depth", "0").code == 2
+
+
+def test_a_long_figure_title_stays_inside_the_figure():
+    from archlab.report.figures import FigureSpec, Series
+
+    title = ("Measured time per layer kind beside its share of MACs (cpu, fp32, batch 1; median forward "
+             "12.3 ms; per module, from per-op timing)")  # the latency figure's, as long
+    fig = draw(FigureSpec(key="t", title=title, xlabel="layer kind", ylabels=("share of time (%)",),
+                          series=(Series("time", (1.0, 2.0), kind="bar"),)))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    text = fig.axes[0].title
+    extent = text.get_window_extent(renderer)
+    assert " ".join(text.get_text().split()) == title
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and extent.y1 <= box.y1, (extent, box)
