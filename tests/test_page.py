@@ -225,3 +225,21 @@ def test_a_long_figure_title_stays_inside_the_figure():
     extent = text.get_window_extent(renderer)
     assert " ".join(text.get_text().split()) == title
     assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and extent.y1 <= box.y1, (extent, box)
+
+
+def test_layer_names_under_the_bars_are_legible_and_do_not_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from archlab.report.figures import FigureSpec, Series
+    from archlab.report.page import MAX_TICK_LABELS
+
+    names = tuple(f"layer{i // 4}.{i % 4}.conv" for i in range(MAX_TICK_LABELS))
+    fig = draw(FigureSpec(key="t", title="t", xlabel="layer", ylabels=("MACs",), size=(9.0, 5.5),
+                          series=(Series("MACs", tuple(range(len(names))), kind="bar"),), xticklabels=names))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    labels = [t for t in fig.axes[-1].get_xticklabels() if t.get_text()]
+    assert len(labels) == MAX_TICK_LABELS and all(t.get_fontsize() >= 8 for t in labels)
+    boxes = [t.get_window_extent(canvas.get_renderer()) for t in labels]
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "neighbouring names overlap"
+    assert all(fig.bbox.y0 <= b.y0 for b in boxes), "a name runs off the bottom"

@@ -93,7 +93,7 @@ def draw(spec: FigureSpec) -> Any:
     for x, y, text in spec.notes:
         axes[0].annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     if spec.xticklabels:
-        axes[-1].set_xticks(range(len(spec.xticklabels)), list(spec.xticklabels), rotation=90, fontsize=6)
+        axes[-1].set_xticks(range(len(spec.xticklabels)), list(spec.xticklabels), rotation=90, fontsize=TICK_PT)
     axes[-1].set_xlabel(spec.xlabel)
     axes[0].set_title(_title_lines(spec), fontsize=TITLE_PT)
     _margins(fig, spec, panels)
@@ -107,7 +107,8 @@ LEFT_IN = 0.9  # the y tick labels, their offset (1e8) and the y label
 RIGHT_IN = 0.2
 TITLE_IN = 0.4
 GAP_IN = 0.45  # between stacked panels: the upper one's (hidden) x tick labels
-CHAR_IN = 0.6 * 6 / 72  # one character of a rotated 6-pt tick label: 0.6 em wide, 72 points an inch
+TICK_PT = 8  # the rotated layer names under the bars: legible; the page shows at most as many as fit
+CHAR_IN = 0.6 * TICK_PT / 72  # one character of a rotated tick label: 0.6 em wide, 72 points an inch
 
 
 TITLE_PT = 12  # matplotlib's own title size

@@ -17,7 +17,7 @@ from archlab.report.figures import FigureSpec, Series, svg_of
 from archlab.units import binary_unit, human, human_bytes, shape_str
 
 # past this many layers the names under the bars are left out (unreadable); the table has them
-MAX_TICK_LABELS = 80
+MAX_TICK_LABELS = 50  # 8-pt names side by side across a 9-inch figure's axis (figures.TICK_PT)
 
 
 def _spatial_size(input_shape: Sequence[int]) -> int | None:
