@@ -21,11 +21,18 @@ def human(n: float, unit: str = "") -> str:
     return f"{n:,.0f} {unit}".rstrip() if float(n).is_integer() else f"{n:.3g} {unit}".rstrip()
 
 
+BINARY_UNITS = ((2**60, "EiB"), (2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+
+
+def binary_unit(n: float) -> tuple[int, str]:
+    """The binary unit ``human_bytes`` writes ``n`` bytes in: (bytes per unit, its name)."""
+    return next(((f, p) for f, p in BINARY_UNITS if abs(n) >= f), (1, "B"))
+
+
 def human_bytes(n: float) -> str:
-    for factor, prefix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if abs(n) >= factor:
-            return f"{n / factor:.2f} {prefix}"
-    return f"{n:,.0f} B"
+    """Binary units, each rolling over to the next at 1024 of it: 1023.00 MiB, then 1.00 GiB; up to EiB."""
+    factor, prefix = binary_unit(n)
+    return f"{n:,.0f} B" if factor == 1 else f"{n / factor:.2f} {prefix}"
 
 
 def shape_str(shape: Sequence[int] | None) -> str:

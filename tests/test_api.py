@@ -34,3 +34,19 @@ def test_api_input_size_as_text_and_analyze_routing():
     report = archlab.analyze("lenet5", analyses="count", engine="fvcore", force=True)
     assert set(report.to_dict()) == {"model", "input_shape", "count"}
     assert report.count.fvcore["agrees_with_archlab_macs"]
+
+
+def test_results_read_as_attributes_where_their_json_has_the_key():
+    import torch
+
+    r = archlab.count(torch.nn.Linear(4, 3), input_size=(4,), batch=2, training=True)
+    d = r.to_dict()
+    assert (r.forward_macs, r.backward_macs) == (d["forward_macs"], d["backward_macs"]) == (24, 24)  # the first layer: a weight gradient only
+    assert (r.input_grad_macs, r.weight_grad_macs) == (d["input_grad_macs"], d["weight_grad_macs"])
+    plain = archlab.count(torch.nn.Linear(4, 3), input_size=(4,))
+    assert plain.forward_macs is None and "forward_macs" not in plain.to_dict()
+    rf = archlab.receptive_field("lenet5")
+    assert rf.rf.rf == rf.rf["rf"] == 32 and rf.rf.jump == rf.rf["jump"] and isinstance(rf.rf, dict)
+    assert rf.layers[0].name == rf.layers[0]["name"]
+    with pytest.raises(AttributeError):
+        rf.rf.nosuch

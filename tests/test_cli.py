@@ -640,3 +640,30 @@ def test_the_default_depths_are_explained_and_the_api_has_the_clis(cli):
     assert defaults == {"count": 2, "trace_layers": 3, "receptive_field": 2}
     depth = lambda *args: max(r["depth"] for r in cli(*args, "resnet18", "--format", "json").json()["layers"])
     assert depth("count") == 2 and depth("trace") == 3
+
+
+def test_dash_output_means_stdout(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("count", "lenet5", "-f", "json", "-o", "-")
+    assert r.code == 0, r.err
+    assert r.json()["params"] > 0
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_mistyped_command_reads_as_one_clause(cli):
+    r = cli("cuont")
+    assert_one_line_error(r, "No such command 'cuont'; did you mean 'count'?")
+    assert ".;" not in r.err
+
+
+def test_a_newline_in_a_model_name_stays_on_the_errors_one_line(cli):
+    assert_one_line_error(cli("count", "res\nnet"), "unknown model 'res\\nnet'")
+
+
+def test_debug_shows_the_traceback_of_a_user_error_and_still_exits_2(cli):
+    r = cli("--debug", "count", "nosuchnet")
+    assert r.code == 2, (r.code, r.err)
+    assert "Traceback" in r.err and "UserError" in r.err
+    assert r.err.strip().splitlines()[-1].startswith("archlab: error: unknown model 'nosuchnet'")
+    r = cli("--debug", "cuont")
+    assert r.code == 2 and "Traceback" in r.err and r.err.strip().splitlines()[-1].startswith("archlab: error: No such")

@@ -170,6 +170,10 @@ def test_the_table_ends_with_the_totals_where_a_terminal_shows_them(cli, models)
         assert "count complete" not in cli("count", "resnet18", "--format", fmt).out
 
 
+def densenet_macs(cli):
+    return cli("count", "densenet121", "--depth", "0", "--res", "32", "-f", "json").json()["macs"]
+
+
 def test_count_says_when_the_models_paper_calls_multiply_adds_flops(cli):
     from archlab.models.paper_flops import paper_flops
 
@@ -180,6 +184,9 @@ def test_count_says_when_the_models_paper_calls_multiply_adds_flops(cli):
     assert d["paper_flops"]["paper"].startswith("He et al. 2016")
     assert cli("count", "efficientnet_b3", "-f", "json").json()["paper_flops"]["paper"].startswith("Tan & Le")
     assert cli("count", "resnet50_v1_5@num_classes=10", "-f", "json").json()["paper_flops"] is not None
+    densenet = cli("count", "densenet121", "--depth", "0", "--res", "32")  # the same line at any resolution
+    line = next(l for l in densenet.out.splitlines() if l.startswith("paper's \"FLOPs\""))
+    assert "Huang et al. 2017" in line and f"{densenet_macs(cli):,}" in line
     for spec in ("vgg16", "mobilenet_v2", "googlenet"):  # their papers do not print multiply-adds as FLOPs
         assert cli("count", spec, "-f", "json").json()["paper_flops"] is None
         assert "paper's" not in cli("count", spec, "--depth", "0").out

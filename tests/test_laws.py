@@ -152,6 +152,9 @@ def test_efficientnet_search(cli):
     rows = d["candidates"]
     assert rows and all(abs(r["constraint"] - 2) <= 0.1 for r in rows)
     assert any((r["alpha"], r["beta"], r["gamma"]) == (1.2, 1.1, 1.15) for r in rows), "the paper's pick is a candidate"
+    assert [(r["alpha"], r["beta"], r["gamma"]) for r in rows if r["paper"]] == [(1.2, 1.1, 1.15)]
+    marked = [line for line in cli("efficientnet", "--search").out.splitlines() if line.endswith("<- paper")]
+    assert len(marked) == 1 and marked[0].split()[:3] == ["1.2", "1.1", "1.15"]
     assert "training" in d["note"]
 
 
@@ -270,7 +273,7 @@ def test_efficientnet_csv_raw_numbers(cli):
     assert int(d["official_macs"][2]) == j["official"]["macs"]
     assert float(d["measured_cost_ratio"][2]) == pytest.approx(j["measured_cost_ratio"])
     header, rows = _csv(cli("efficientnet", "--search", "-f", "csv").out)
-    assert header == ["alpha", "beta", "gamma", "constraint", "resolution_px", "params", "macs"]
+    assert header == ["alpha", "beta", "gamma", "constraint", "resolution_px", "params", "macs", "paper"]
     assert all(_is_number(c) for row in rows for c in row)
     # table and md stay human-formatted
     assert "992,629,472 (992.63 M)" in cli("efficientnet", "--phi", "1").out

@@ -175,3 +175,14 @@ def test_a_model_without_operations_has_no_dangling_at(cli):
     r = cli("memory", "torch.nn:Identity", "--input-size", "3,4,4")
     assert r.code == 0 and not any(line.rstrip().endswith(" at") for line in r.out.splitlines())
     assert "(|op| = 0); at -" in r.out
+
+
+def test_byte_sizes_roll_over_at_1024_up_to_exbibytes():
+    from archlab.units import human_bytes
+
+    assert human_bytes(1013.67 * 2**20) == "1013.67 MiB"  # binary units roll at 1024 of a unit, not at 1000
+    assert human_bytes(1024 * 2**20) == "1.00 GiB"
+    assert human_bytes(298202.02 * 2**30) == "291.21 TiB"  # 298202.02 / 1024
+    assert human_bytes(3 * 2**50) == "3.00 PiB"
+    assert human_bytes(5 * 2**60) == "5.00 EiB"
+    assert human_bytes(1023) == "1,023 B"

@@ -56,13 +56,20 @@ def test_memory_timeline_peaks_at_the_inference_peak_and_draws_mg(mnv2):
     m = mnv2.memory
     live = [p.live_bytes for p in mnv2.timeline]
     assert max(live) == m.activation_peak_bytes
+    # the axis in the legend's unit: MobileNetV2's peak at 224 is some MiB, so MiB ticks (no 1e7 offset)
+    assert spec.ylabels == ("MiB (fp32)",) and 2**20 <= m.activation_peak_bytes < 2**30
     (x, y, text), = spec.marks
-    assert y == m.activation_peak_bytes and live[x] == y
-    drawn = series_of(draw(spec))
-    assert drawn["live activation bytes (fp32)"] == [float(v) for v in live]
+    assert y == m.activation_peak_bytes / 2**20 and live[x] == m.activation_peak_bytes
+    fig = draw(spec)
+    drawn = series_of(fig)
+    assert drawn["live activations (MiB, fp32)"] == [v / 2**20 for v in live]
     mg = [v for k, v in drawn.items() if k.startswith("M(G)")]
     fused = [v for k, v in drawn.items() if k.startswith("fused M(G)")]
-    assert mg == [[float(m.mg_bytes)] * 2] and fused == [[float(m.mg_fused_bytes)] * 2]
+    assert mg == [[m.mg_bytes / 2**20] * 2] and fused == [[m.mg_fused_bytes / 2**20] * 2]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()  # the offset text is set when drawn
+    assert all(ax.yaxis.get_offset_text().get_text() == "" for ax in fig.axes)
     assert m.mg_fused_bytes < m.mg_bytes  # MobileNetV2's argument, visible
 
 
@@ -77,6 +84,24 @@ def test_timeline_maximum_is_the_inference_peak(model):
 def test_stage_boundaries():
     names = ["conv1", "bn1", "maxpool", "layer1.0", "layer1.1", "layer2.0", "avgpool", "fc"]
     assert stage_boundaries(names) == (3, 5, 6)
+    # with the output shapes, a stage starts where the resolution changes (fc's 2-d output has none)
+    shapes = [(1, 64, 112, 112), (1, 64, 112, 112), (1, 64, 56, 56), (1, 64, 56, 56), (1, 64, 56, 56),
+              (1, 128, 28, 28), (1, 512, 1, 1), (1, 1000)]
+    assert stage_boundaries(names, shapes) == (2, 5, 6)
+
+
+def test_unet_stages_are_its_resolutions_not_its_modules():
+    import archlab
+
+    r = archlab.count("unet")  # its paper's 572x572 (a meta trace: nothing runs)
+    names = [layer.name for layer in r.layers]
+    keep = leaves(names)
+    shapes = [r.layers[i].output_shape for i in keep]
+    bounds = stage_boundaries([names[i] for i in keep], shapes)
+    hw = [tuple(s[2:]) for s in shapes]
+    assert all(max(hw[i][0], hw[i - 1][0]) >= 1.5 * min(hw[i][0], hw[i - 1][0]) for i in bounds)
+    # U-Net: 4 poolings down, 4 upsamplings back: 8 changes of resolution, far fewer than its modules
+    assert len(bounds) == 8 < len(stage_boundaries([names[i] for i in keep]))
     assert leaves(["features", "features.0", "features.1", "classifier"]) == [1, 2, 3]
 
 
@@ -186,3 +211,49 @@ def test_cli_report_where_reports_cannot_be_created_is_one_line(cli, tmp_path, m
 
     monkeypatch.setattr(os, "makedirs", read_only)
     assert_one_line_error(cli("report", "lenet5"), "cannot create the folder reports/", "Permission denied")
+
+
+def test_report_help_says_what_depth_and_output_do(cli):
+    text = " ".join(cli("report", "--help").out.split())
+    assert "0 = the summary only" not in text  # refused by report
+    assert "at least 1" in text
+    assert "instead of stdout" not in text  # a report is always a file
+    assert "default: reports/MODEL.html" in text
+    assert cli("report", "lenet5", "--depth", "0").code == 2
+
+
+def test_a_long_figure_title_stays_inside_the_figure():
+    from archlab.report.figures import FigureSpec, Series
+
+    title = ("Measured time per layer kind beside its share of MACs (cpu, fp32, batch 1; median forward "
+             "12.3 ms; per module, from per-op timing)")  # the latency figure's, as long
+    fig = draw(FigureSpec(key="t", title=title, xlabel="layer kind", ylabels=("share of time (%)",),
+                          series=(Series("time", (1.0, 2.0), kind="bar"),)))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    text = fig.axes[0].title
+    extent = text.get_window_extent(renderer)
+    assert " ".join(text.get_text().split()) == title
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and extent.y1 <= box.y1, (extent, box)
+
+
+def test_layer_names_under_the_bars_are_legible_and_do_not_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from archlab.report.figures import FigureSpec, Series
+    from archlab.report.page import MAX_TICK_LABELS
+
+    names = tuple(f"layer{i // 4}.{i % 4}.conv" for i in range(MAX_TICK_LABELS))
+    fig = draw(FigureSpec(key="t", title="t", xlabel="layer", ylabels=("MACs",), size=(9.0, 5.5),
+                          series=(Series("MACs", tuple(range(len(names))), kind="bar"),), xticklabels=names))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    labels = [t for t in fig.axes[-1].get_xticklabels() if t.get_text()]
+    assert len(labels) == MAX_TICK_LABELS and all(t.get_fontsize() >= 8 for t in labels)
+    boxes = [t.get_window_extent(canvas.get_renderer()) for t in labels]
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "neighbouring names overlap"
+    assert all(fig.bbox.y0 <= b.y0 for b in boxes), "a name runs off the bottom"

@@ -37,6 +37,7 @@ def test_each_op_is_its_fixed_cost_plus_the_slower_of_compute_and_memory():
     assert p.module_calls == 6 and p.seconds == pytest.approx(sum(o.seconds for o in p.ops) + 6 * 3e-6)
     rows = p.by_kind()
     assert sum(r["predicted_ms"] for r in rows) == pytest.approx(p.ms)
+    assert p.predicted_ms == p.ms == p.seconds * 1e3  # the name LatencyResult uses, too
 
 
 def test_the_kinds_a_prediction_tells_apart():

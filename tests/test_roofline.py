@@ -26,6 +26,9 @@ def test_the_plotted_roofline_is_the_computed_data(counted_calibrations, tmp_pat
         out = tmp_path / f"roof.{ext}"
         res = cli("roofline", "mobilenet_v2@res=64", "--threads", "1", "--plot", str(out))
         assert res.code == 0, res.err
+        # every command says "wrote FILE": on stdout when the file is its only output (report), on
+        # stderr after "archlab: " when stdout carries the command's table, as here
+        assert res.err.strip().splitlines()[-1] == f"archlab: wrote {out}" and "wrote" not in res.out
         data = out.read_bytes()
         assert data.startswith(b"<svg") if ext == "svg" else data.startswith(b"\x89PNG")
 

@@ -128,3 +128,13 @@ def test_the_view_is_read_only():
         view.name = "sin"
     with pytest.raises(TypeError):
         view.attrs["kernel"] = (3, 3)
+
+
+def test_a_rule_for_an_op_pytorch_does_not_have_is_refused():
+    with cost_rules_restored():
+        with pytest.raises(UserError, match="not an op PyTorch has registered"):
+            archlab.cost_rule("aten::not_an_op", kind="elementwise")(lambda op: (0, 1))
+        with pytest.raises(UserError, match="has no overload 'nosuch'"):
+            archlab.cost_rule("aten::cos.nosuch", kind="elementwise")(lambda op: (0, 1))
+        archlab.cost_rule("aten::lgamma.default", kind="elementwise")(lambda op: (0, 1))  # a real one still is
+        assert "aten::not_an_op" not in COST_RULES.snapshot()

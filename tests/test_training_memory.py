@@ -71,6 +71,15 @@ def test_parse_bytes():
             parse_bytes(bad)
 
 
+def test_a_budget_without_a_unit_is_refused(cli):
+    assert parse_bytes("4096B") == 4096
+    for bare in ("8", "1e9"):
+        with pytest.raises(UserError, match="needs a unit"):
+            parse_bytes(bare)
+    r = cli("memory", "lenet5", "--training", "--budget", "8")
+    assert r.code == 2 and r.err.count("\n") == 1 and "needs a unit" in r.err, r.err
+
+
 def test_step_peak_counts_gradients_to_the_end():
     model, x = _mlp(), __import__("torch").empty(2, 4, device="meta")
     tt = trace_training(model, x)

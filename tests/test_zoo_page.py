@@ -48,10 +48,15 @@ def test_compare_html_draws_the_models_side_by_side(cli, tmp_path):
     from archlab.report.compare import compare_figure
 
     rows = compare_models(["lenet5", "resnet18"])
-    drawn = series_of(draw(compare_figure(rows)))
+    fig = draw(compare_figure(rows))
+    drawn = series_of(fig)
     assert drawn["params"] == [float(r.params) for r in rows]
     assert drawn["MACs"] == [float(r.macs) for r in rows]
-    assert drawn["activation peak bytes"] == [float(r.activation_peak_bytes) for r in rows]
+    # resnet18's peak at 224 (fp32) is some MiB: the panel in MiB, as its label says
+    assert drawn["activation peak (MiB)"] == [r.activation_peak_bytes / 2**20 for r in rows]
+    # bars start at a true baseline: linear axes from 0, not a log axis's arbitrary floor
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear"] * 3
+    assert all(ax.get_ylim()[0] == 0 for ax in fig.axes)
     r = cli("compare", "lenet5", "resnet18", "-f", "html", "-o", str(tmp_path / "c.html"))
     assert r.code == 0
     text = (tmp_path / "c.html").read_text()

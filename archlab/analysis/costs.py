@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 
-from archlab.trace.rules import OpRules
+from archlab.trace.rules import OpRules, op_key
 from archlab.trace.graph import Call, Op, Trace
 from archlab.errors import UserError, first_line
 
@@ -132,6 +132,8 @@ def cost_rule(*ops: Any, kind: str, replace: bool = False) -> Callable[[Rule], R
     _check_kind(kind)
     if not ops:
         raise UserError("cost_rule needs the op(s) it counts, e.g. cost_rule('aten::cos', kind='elementwise')")
+    for op in ops:
+        _check_registered(op)
 
     def register(fn: Rule) -> Rule:
         if not callable(fn):
@@ -140,6 +142,27 @@ def cost_rule(*ops: Any, kind: str, replace: bool = False) -> Callable[[Rule], R
         return fn
 
     return register
+
+
+def _check_registered(op: Any) -> None:
+    """An op named as a string must be one PyTorch has registered (a typo would otherwise make a
+    rule that never runs, silently); an op object is registered by being one."""
+    if not isinstance(op, str):
+        return
+    key = op_key(op)
+    ns, _, rest = key.partition("::")
+    name, _, overload = rest.partition(".")
+    try:
+        packet = getattr(getattr(torch.ops, ns), name)
+        known = overload in packet.overloads()
+    except (AttributeError, RuntimeError):
+        packet, known = None, False
+    if packet is None:
+        raise UserError(f"'{op}' is not an op PyTorch has registered ({key} not found): check its name, "
+                        "e.g. 'aten::cos' or torch.ops.aten.cos")
+    if overload and not known:
+        raise UserError(f"'{op}': {ns}::{name} has no overload '{overload}' "
+                        f"(it has {', '.join(packet.overloads())})")
 
 
 def remove_cost_rule(*ops: Any) -> None:

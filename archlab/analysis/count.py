@@ -126,6 +126,24 @@ class CountResult(_Traffic):
         return 2 * self.macs
 
     @property
+    def forward_macs(self) -> int | None:
+        """With training=True: the forward's MACs (``macs``), as ``to_dict()["forward_macs"]``; else None."""
+        return None if self.training is None else self.macs
+
+    @property
+    def backward_macs(self) -> int | None:
+        """With training=True: the backward's MACs (input + weight gradients); else None."""
+        return None if self.training is None else self.training.backward_macs
+
+    @property
+    def input_grad_macs(self) -> int | None:
+        return None if self.training is None else self.training.input_grad_macs
+
+    @property
+    def weight_grad_macs(self) -> int | None:
+        return None if self.training is None else self.training.weight_grad_macs
+
+    @property
     def training_macs(self) -> int | None:
         """Forward + backward MACs of one training step (None without training=True)."""
         return None if self.training is None else self.macs + self.training.backward_macs

@@ -515,6 +515,10 @@ def compound(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1
                           official_points)
 
 
+# the (α, β, γ) the paper's grid search picked at φ = 1 (Tan & Le 2019, Section 3.3, step 1)
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+
+
 def grid_search(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,
                 limits: tuple[float, float, float] = (2.0, 1.5, 1.5),
                 progress: Callable[[float, float | None, str], None] | None = None) -> list[dict[str, Any]]:
@@ -537,7 +541,7 @@ def grid_search(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,
             progress(i, len(grid), f"counting α = {a:g}, β = {b:g}, γ = {g:g}")
         r = count_model(f"efficientnet_phi@phi=1,alpha={a},beta={b},gamma={g}", depth=0)
         rows.append({"alpha": a, "beta": b, "gamma": g, "constraint": c, "resolution": r.input_shape[-1],
-                     "params": r.params, "macs": r.macs})
+                     "params": r.params, "macs": r.macs, "paper": (a, b, g) == PAPER_COEFFICIENTS})
     if progress is not None:
         progress(len(grid), len(grid), "done")
     rows.sort(key=lambda x: x["macs"])

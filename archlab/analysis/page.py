@@ -11,7 +11,7 @@ maximum is that peak.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from archlab.analysis.memory import MemoryResult, Storages
 from archlab.trace.graph import Trace
@@ -39,9 +39,10 @@ class PageData:
     @property
     def stage_boundaries(self) -> tuple[int, ...]:
         """Indices into the leaf layers of ``count.layers`` (see ``leaves``) where a stage
-        begins or ends (see ``stage_boundaries``): where the bars change stage."""
+        begins (where the resolution changes, see ``stage_boundaries``): where the bars change stage."""
         names = [layer.name for layer in self.count.layers]
-        return stage_boundaries([names[i] for i in leaves(names)])
+        keep = leaves(names)
+        return stage_boundaries([names[i] for i in keep], [self.count.layers[i].output_shape for i in keep])
 
     @property
     def status(self) -> str:
@@ -62,10 +63,25 @@ def leaves(names: list[str]) -> list[int]:
     return [i for i, name in enumerate(names) if name not in parents]
 
 
-def stage_boundaries(names: list[str]) -> tuple[int, ...]:
-    """Positions ``i > 0`` where a stage (a top-level container: ``layer1``, ``features``) begins or
-    ends: ``names[i]``'s first dotted component differs from ``names[i-1]``'s and one of the two
-    lies inside a container (``conv1`` -> ``bn1`` is no boundary, ``maxpool`` -> ``layer1.0`` is)."""
+def stage_boundaries(names: list[str], shapes: Sequence[Sequence[int] | None] | None = None) -> tuple[int, ...]:
+    """Positions ``i > 0`` where a stage begins. With the layers' output ``shapes``: where the
+    resolution (the spatial sizes after batch and channels) changes scale from the previous layer's
+    (by 1.5x or more), among layers with spatial outputs (a U-Net's every module is a container; its stages are its
+    resolutions). Without shapes, by name: where a top-level container (``layer1``, ``features``)
+    begins or ends: ``names[i]``'s first dotted component differs from ``names[i-1]``'s and one of
+    the two lies inside a container (``conv1`` -> ``bn1`` is no boundary, ``maxpool`` -> ``layer1.0`` is)."""
+    if shapes is not None:
+        def hw(shape: Sequence[int] | None) -> tuple[int, ...] | None:
+            return tuple(shape[2:]) if shape is not None and len(shape) >= 3 else None
+
+        def rescaled(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> bool:
+            # a new scale (pooling, a strided convolution, upsampling): some side changes by 1.5x or
+            # more; an unpadded 3x3 convolution's two pixels less is the same stage
+            return a is not None and b is not None and len(a) == len(b) and \
+                any(max(x, y) >= 1.5 * min(x, y) for x, y in zip(a, b))
+
+        sizes = [hw(s) for s in shapes]
+        return tuple(i for i in range(1, len(sizes)) if rescaled(sizes[i - 1], sizes[i]))
     tops = [name.split(".")[0] for name in names]
     return tuple(i for i in range(1, len(tops))
                  if tops[i] != tops[i - 1] and ("." in names[i] or "." in names[i - 1]))

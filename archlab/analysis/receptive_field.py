@@ -669,6 +669,19 @@ def describe(f: Field, line: bool = False) -> dict[str, Any]:
 # --- archlab rf ---------------------------------------------------------------------
 
 
+class Row(dict):
+    """A layer's receptive-field row: the dict it always was (its JSON), whose keys also read as
+    attributes: ``archlab.receptive_field("resnet18").rf.jump`` is ``...rf["jump"]``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"no '{key}' in this row (its keys: {', '.join(self)})") from None
+
+
 @dataclass(frozen=True)
 class RFResult:
     model: str
@@ -735,4 +748,5 @@ def rf_of(trace: Trace, label: str, depth: int = 2, rf: RFAnalysis | None = None
             top.update(_described(h.field, trace.values[h.value].shape, input_hw, line))
     mis = tuple({"op": m.op, "module": m.module, "jumps": [list(j) for j in m.jumps],
                  "starts": [list(s) for s in m.starts]} for m in rf.misaligned)
-    return RFResult(label, trace.input_shape, rows, top, mis, dict(rf.unsupported), tuple(rf.notes))
+    return RFResult(label, trace.input_shape, tuple(Row(r) for r in rows), None if top is None else Row(top), mis,
+                    dict(rf.unsupported), tuple(rf.notes))

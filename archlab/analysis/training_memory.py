@@ -190,18 +190,27 @@ def bill(tt: TrainingTrace, label: str, optimizer: str, amp: str | None) -> Trai
 
 
 def parse_bytes(text: Any) -> int:
-    """``8GiB``, ``512MiB``, ``16GB``, ``1e9``: a number of bytes (GiB/MiB/KiB powers of 1024, GB/MB/KB of 1000)."""
+    """``8GiB``, ``512MiB``, ``16GB``, ``4096B``: a number of bytes (GiB/MiB/KiB powers of 1024, GB/MB/KB of 1000).
+    A text must name its unit (``8`` alone would be 8 bytes, never what was meant); a Python number is bytes."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value = float(text)
     else:
         s = str(text).strip().replace(" ", "")
         units = {"gib": 2**30, "mib": 2**20, "kib": 2**10, "tib": 2**40, "gb": 10**9, "mb": 10**6, "kb": 10**3,
                  "tb": 10**12, "g": 2**30, "m": 2**20, "k": 2**10, "b": 1}
-        factor = 1
+        factor = None
         for unit, f in units.items():
             if s.lower().endswith(unit):
                 s, factor = s[: -len(unit)], f
                 break
+        if factor is None:
+            try:
+                float(s)
+            except ValueError:
+                pass
+            else:
+                raise UserError(f"--budget needs a unit, such as 8GiB, 512MiB or 16GB (4096B for bytes), got '{text}'")
+            factor = 1
         try:
             value = float(s) * factor
         except ValueError:

@@ -5,7 +5,7 @@ module imports no torch at import time, so ``archlab --help`` stays fast.
 
 Error contract: a user error prints one line on stderr and exits with 2; an
 internal error exits with 1 and asks for a bug report; ``--debug`` shows the
-traceback of either.
+traceback of either (before the line; the exit code stays 2 or 1).
 """
 
 from __future__ import annotations
@@ -76,7 +76,22 @@ def _click_message(text: str) -> str:
     """click's usage message on one line, without what typer adds for options that have no
     environment variable ("(env var: 'None')") and with the suggestion as its own clause."""
     text = " ".join(text.replace(" (env var: 'None')", "").split())
-    return text.replace(" Did you mean ", "; did you mean ")
+    return text.replace(". Did you mean ", "; did you mean ").replace(" Did you mean ", "; did you mean ")
+
+
+def _one_line(text: str) -> str:
+    """A message as one line: a newline or other control character (in a model name the user typed)
+    is shown escaped, as Python writes it in a string, so that the error stays on its one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _user_error(message: str, debug: bool) -> None:
+    """The one line of a user error; with --debug after the traceback (the exit code stays 2)."""
+    if debug:
+        import traceback
+
+        traceback.print_exc(file=_stderr())
+    print(f"archlab: error: {_one_line(message)}", file=_stderr())
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -101,17 +116,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(e.format_message() if hasattr(e, "format_message") else str(e), file=_stderr())
         return 2
     except click.exceptions.ClickException as e:
-        if debug:
-            raise
-        print(f"archlab: error: {_click_message(e.format_message())}", file=_stderr())
+        _user_error(_click_message(e.format_message()), debug)
         return 2
     except Abort:
         print("archlab: aborted", file=_stderr())
         return 130
     except UserError as e:
-        if debug:
-            raise
-        print(f"archlab: error: {e}", file=_stderr())
+        _user_error(str(e), debug)
         return e.exit_code
     except KeyboardInterrupt:
         print("archlab: interrupted", file=_stderr())

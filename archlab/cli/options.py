@@ -49,7 +49,7 @@ class OutputPath(str):
         return self
 
 
-def _anchor_output(value: Optional[str]) -> Optional[str]:
+def anchor_output(value: Optional[str]) -> Optional[str]:
     """The OUTPUT option's callback: runs as the command line is parsed, before any user code."""
     if not value:
         return value
@@ -95,7 +95,7 @@ PageFmt = Annotated[PageFormat, typer.Option(
     "--format", "-f", help="Output format; html: a self-contained page with its figures (compare: the models side by "
     "side as bars; list: the zoo page).")]
 Output = Annotated[Optional[str], typer.Option(
-    "-o", "--output", callback=_anchor_output, help="Write to this file (atomically) instead of stdout.")]
+    "-o", "--output", callback=anchor_output, help="Write to this file (atomically) instead of stdout.")]
 Device = Annotated[str, typer.Option(
     "--device", help="cpu, cuda or cuda:N: where the model runs for real (count --engine fvcore|real, memory "
     "--measure, latency, roofline --measure, calibrate).")]
@@ -214,6 +214,8 @@ def repeated_option(command: Any, args: Sequence[str]) -> None:
 def emit(text: str, output: Optional[str]) -> None:
     from archlab.report.files import write_atomic
 
+    if output == "-":  # the usual spelling of standard output
+        output = None
     if output is not None:
         write_atomic(output_path(output), text)
         return

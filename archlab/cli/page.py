@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 
-from archlab.cli.options import (Alpha, Batch, Depth, ForwardKw, InputSize, Latency, MinTime, ModelArg, Output, Res,
-                                 Sets, min_time_of, output_path, parse_common, settle)
+from typing import Annotated, Optional
+
+import typer
+
+from archlab.cli.options import (Alpha, Batch, ForwardKw, InputSize, Latency, MinTime, ModelArg, Res, Sets,
+                                 anchor_output, min_time_of, output_path, parse_common, settle)
 from archlab.errors import UserError
+
+# the page's own --depth and -o: a report is per layer (no depth 0) and is always a file
+ReportDepth = Annotated[int, typer.Option(
+    "--depth", help="Depth of the per-layer table and figures: 1 = the model's children, 2 = the blocks inside them "
+    "(a ResNet's bottlenecks); at least 1.")]
+ReportOutput = Annotated[Optional[str], typer.Option(
+    "-o", "--output", callback=anchor_output, help="The page's file: FILE.html, or FILE.md for markdown "
+    "(default: reports/MODEL.html).")]
 
 
 def report_cmd(
@@ -16,10 +28,10 @@ def report_cmd(
     batch: Batch = None,
     alpha: Alpha = None,
     sets: Sets = None,
-    depth: Depth = 2,
+    depth: ReportDepth = 2,
     latency: Latency = False,
     min_time: MinTime = None,
-    output: Output = None,
+    output: ReportOutput = None,
 ) -> None:
     """One self-contained page for a model: summary, figures (inline SVG), per-layer table.
     -o FILE.html (or FILE.md for markdown); without -o, reports/MODEL.html."""

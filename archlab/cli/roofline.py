@@ -83,5 +83,6 @@ def roofline_cmd(
             print(warning, file=stderr())
     if plot is not None:
         write_atomic(plot, roofline_report.image(r, plot))
-        print(f"archlab: roofline written to {plot}", file=stderr())
+        # the same words as report's "wrote X"; on stderr, as stdout carries the table
+        print(f"archlab: wrote {plot}", file=stderr())
     emit(roofline_report.render(r, fmt.value), output)

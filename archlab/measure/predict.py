@@ -156,6 +156,11 @@ class Prediction:
     def ms(self) -> float:
         return self.seconds * 1e3
 
+    @property
+    def predicted_ms(self) -> float:
+        """``ms`` under the name ``LatencyResult.predicted_ms`` gives the same number."""
+        return self.ms
+
     def by_kind(self, measured: Sequence[float] | None = None) -> list[dict[str, Any]]:
         """Rows by roofline kind (the most predicted time first): ops, FLOPs, traffic, predicted
         time and share, how many of its ops each bound set; with ``measured`` (seconds per op, by

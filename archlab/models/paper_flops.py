@@ -9,6 +9,10 @@ from typing import Any
 PAPER_FLOPS: dict[str, tuple[str, str]] = {
     "resnet": ("He et al. 2016 (ResNet), Table 1", "ResNet-50: 3.8 x 10^9 FLOPs"),
     "efficientnet": ("Tan & Le 2019 (EfficientNet), Table 2", "EfficientNet-B0: 0.39B FLOPs"),
+    # Figure 3 (right) plots ImageNet top-1 error against "#flops" for DenseNets and ResNets; its
+    # ResNet-50 sits at its own paper's 3.8 x 10^9, multiply-adds, and the DenseNets on the same axis
+    "densenet": ("Huang et al. 2017 (DenseNet), Figure 3 (right)",
+                 "DenseNets and ResNets on one axis of #flops, ResNet-50 at its paper's 3.8 x 10^9"),
 }
 
 

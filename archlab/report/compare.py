@@ -149,14 +149,20 @@ def compare_figure(rows: list[CompareRow]) -> "FigureSpec":
     """The models side by side: params, MACs and the activation peak (fp32 bytes), one bar each."""
     from archlab.report.figures import FigureSpec, Series
 
+    from archlab.units import binary_unit
+
     names = tuple(r.model for r in rows)
+    # bars on a linear axis from 0: a bar's length is its value (on a log axis bars start at an
+    # arbitrary floor and their lengths mislead); the peak in the binary unit of the largest one
+    factor, unit = binary_unit(max(r.activation_peak_bytes for r in rows))
     return FigureSpec(
-        key="compare", title="The models side by side (log scale)", xlabel="model",
-        ylabels=("params", "MACs", "activation peak (bytes, fp32)"),
+        key="compare", title="The models side by side (linear axes from 0)", xlabel="model",
+        ylabels=("params", "MACs", f"activation peak ({unit}, fp32)"),
         series=(Series("params", tuple(r.params for r in rows), kind="bar", panel=0),
                 Series("MACs", tuple(r.macs for r in rows), kind="bar", panel=1),
-                Series("activation peak bytes", tuple(r.activation_peak_bytes for r in rows), kind="bar", panel=2)),
-        xticklabels=names, logy=(True, True, True), size=(max(5.0, 1.0 + 0.8 * len(rows)), 7.0))
+                Series(f"activation peak ({unit})", tuple(r.activation_peak_bytes / factor for r in rows),
+                       kind="bar", panel=2)),
+        xticklabels=names, logy=(False, False, False), size=(max(5.0, 1.0 + 0.8 * len(rows)), 7.0))
 
 
 def _html(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:

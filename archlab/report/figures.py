@@ -93,9 +93,9 @@ def draw(spec: FigureSpec) -> Any:
     for x, y, text in spec.notes:
         axes[0].annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     if spec.xticklabels:
-        axes[-1].set_xticks(range(len(spec.xticklabels)), list(spec.xticklabels), rotation=90, fontsize=6)
+        axes[-1].set_xticks(range(len(spec.xticklabels)), list(spec.xticklabels), rotation=90, fontsize=TICK_PT)
     axes[-1].set_xlabel(spec.xlabel)
-    axes[0].set_title(spec.title)
+    axes[0].set_title(_title_lines(spec), fontsize=TITLE_PT)
     _margins(fig, spec, panels)
     return fig
 
@@ -107,7 +107,19 @@ LEFT_IN = 0.9  # the y tick labels, their offset (1e8) and the y label
 RIGHT_IN = 0.2
 TITLE_IN = 0.4
 GAP_IN = 0.45  # between stacked panels: the upper one's (hidden) x tick labels
-CHAR_IN = 0.6 * 6 / 72  # one character of a rotated 6-pt tick label: 0.6 em wide, 72 points an inch
+TICK_PT = 8  # the rotated layer names under the bars: legible; the page shows at most as many as fit
+CHAR_IN = 0.6 * TICK_PT / 72  # one character of a rotated tick label: 0.6 em wide, 72 points an inch
+
+
+TITLE_PT = 12  # matplotlib's own title size
+TITLE_CHAR_IN = 0.6 * TITLE_PT / 72  # one character of the title, wide (0.6 em) to be safe
+
+
+def _title_lines(spec: FigureSpec) -> str:
+    """The title wrapped to the figure's width (one long line runs past both edges, centred)."""
+    import textwrap
+
+    return textwrap.fill(spec.title, max(20, int((spec.size[0] - 0.2) / TITLE_CHAR_IN)))
 
 
 def _margins(fig: Any, spec: FigureSpec, panels: int) -> None:
@@ -115,7 +127,8 @@ def _margins(fig: Any, spec: FigureSpec, panels: int) -> None:
     width, height = spec.size
     below = TICKS_IN + (max(map(len, spec.xticklabels)) * CHAR_IN if spec.xticklabels else 0.0)
     panel_in = max(height / panels - GAP_IN, GAP_IN)  # subplots_adjust's hspace is a fraction of a panel's height
-    fig.subplots_adjust(left=LEFT_IN / width, right=1 - RIGHT_IN / width, top=1 - TITLE_IN / height,
+    title_in = TITLE_IN + (_title_lines(spec).count("\n")) * 1.25 * TITLE_PT / 72
+    fig.subplots_adjust(left=LEFT_IN / width, right=1 - RIGHT_IN / width, top=1 - title_in / height,
                         bottom=below / height, hspace=GAP_IN / panel_in)
 
 

@@ -348,29 +348,29 @@ def render_compound_html(r: CompoundResult, png: bytes) -> str:
             "</figure></body></html>\n")
 
 
-SEARCH_HEADERS = ("α", "β", "γ", "α·β²·γ²", "resolution", "params", "MACs")
+SEARCH_HEADERS = ("α", "β", "γ", "α·β²·γ²", "resolution", "params", "MACs", "")
 
 
-SEARCH_NOTE = ("{n} candidates with α·β²·γ² within 2 ± 0.1 on a 0.05 grid, at φ = 1, sorted by MACs. The paper "
+SEARCH_NOTE = ("'<- paper': the paper's pick, Tan & Le 2019 Section 3.3. {n} candidates with α·β²·γ² within 2 ± 0.1 on a 0.05 grid, at φ = 1, sorted by MACs. The paper "
                "picks among them by ImageNet accuracy, which needs training each network: out of scope for archlab.\n")
 
 
 def _search_cells(rows: Sequence[dict[str, Any]]) -> list[tuple]:
     return [(r["alpha"], r["beta"], r["gamma"], f"{r['constraint']:.4f}", r["resolution"], f"{r['params']:,}",
-             f"{r['macs']:,}") for r in rows]
+             f"{r['macs']:,}", "<- paper" if r["paper"] else "") for r in rows]
 
 
 def _search_csv(rows: Sequence[dict[str, Any]]) -> str:
-    return csv_table(("alpha", "beta", "gamma", "constraint", "resolution_px", "params", "macs"),
-                     [(r["alpha"], r["beta"], r["gamma"], r["constraint"], r["resolution"], r["params"], r["macs"])
-                      for r in rows])
+    return csv_table(("alpha", "beta", "gamma", "constraint", "resolution_px", "params", "macs", "paper"),
+                     [(r["alpha"], r["beta"], r["gamma"], r["constraint"], r["resolution"], r["params"], r["macs"],
+                       int(r["paper"])) for r in rows])
 
 
 def render_search(rows: list[dict[str, Any]], fmt: str) -> str:
     """``archlab efficientnet --search``'s output in ``fmt``: the grid's candidates, sorted by MACs."""
     note = SEARCH_NOTE.format(n=len(rows))
     return formats.render(
-        fmt, table=lambda: text_table(SEARCH_HEADERS, _search_cells(rows), "rrrrrrr") + note,
+        fmt, table=lambda: text_table(SEARCH_HEADERS, _search_cells(rows), "rrrrrrrl") + note,
         json=lambda: to_json({"candidates": rows, "note": "accuracy needs training each candidate; archlab only counts"}),
         csv=lambda: _search_csv(rows),
-        md=lambda: md_table(SEARCH_HEADERS, _search_cells(rows), "rrrrrrr") + "\n" + note)
+        md=lambda: md_table(SEARCH_HEADERS, _search_cells(rows), "rrrrrrrl") + "\n" + note)

@@ -14,10 +14,10 @@ from typing import Any, Sequence
 from archlab.analysis.page import leaves, stage_boundaries
 from archlab.measure.profile import by_kind
 from archlab.report.figures import FigureSpec, Series, svg_of
-from archlab.units import human, human_bytes, shape_str
+from archlab.units import binary_unit, human, human_bytes, shape_str
 
 # past this many layers the names under the bars are left out (unreadable); the table has them
-MAX_TICK_LABELS = 80
+MAX_TICK_LABELS = 50  # 8-pt names side by side across a 9-inch figure's axis (figures.TICK_PT)
 
 
 def _spatial_size(input_shape: Sequence[int]) -> int | None:
@@ -35,9 +35,9 @@ def figure_specs(count: Any = None, rf: Any = None, memory: Any = None, timeline
     if count is not None and count.layers:
         layers = [count.layers[i] for i in leaves([layer.name for layer in count.layers])]
         names = [layer.name for layer in layers]
-        bounds = tuple(b - 0.5 for b in stage_boundaries(names))
+        bounds = tuple(b - 0.5 for b in stage_boundaries(names, [layer.output_shape for layer in layers]))
         specs.append(FigureSpec(
-            key="cost", title="MACs and parameters per layer (in forward order; dotted: a new stage)",
+            key="cost", title="MACs and parameters per layer (in forward order; dotted: a new resolution)",
             xlabel="layer", ylabels=("MACs", "params"),
             series=(Series("MACs", tuple(layer.macs for layer in layers), kind="bar", panel=0),
                     Series("params", tuple(layer.params for layer in layers), kind="bar", panel=1)),
@@ -55,21 +55,23 @@ def figure_specs(count: Any = None, rf: Any = None, memory: Any = None, timeline
             specs.append(FigureSpec(
                 key="rf", title="Receptive field growth, layer by layer, against the input size",
                 xlabel="layer", ylabels=("pixels",), series=tuple(series),
-                vlines=tuple(b - 0.5 for b in stage_boundaries(names)),
+                vlines=tuple(b - 0.5 for b in stage_boundaries(names, [r.get("output_shape") for r in rows])),
                 xticklabels=tuple(names) if len(names) <= MAX_TICK_LABELS else ()))
     if memory is not None and timeline:
         live = tuple(p.live_bytes for p in timeline)
         peak_i = max(range(len(live)), key=live.__getitem__)
-        series = [Series(f"live activation bytes ({memory.act_dtype})", live),
-                  Series(f"M(G) = {human_bytes(memory.mg_bytes)}", (memory.mg_bytes,), kind="hline")]
+        # the axis in the legend's unit (MiB, GiB: the peak's), not bytes with a 1e7 offset beside it
+        factor, unit = binary_unit(max(live[peak_i], memory.mg_bytes))
+        series = [Series(f"live activations ({unit}, {memory.act_dtype})", tuple(v / factor for v in live)),
+                  Series(f"M(G) = {human_bytes(memory.mg_bytes)}", (memory.mg_bytes / factor,), kind="hline")]
         if memory.mg_fused_bytes is not None:
             series.append(Series(f"fused M(G) = {human_bytes(memory.mg_fused_bytes)} "
-                                 f"({', '.join(memory.fused_types)} as one op)", (memory.mg_fused_bytes,),
+                                 f"({', '.join(memory.fused_types)} as one op)", (memory.mg_fused_bytes / factor,),
                                  kind="hline"))
         specs.append(FigureSpec(
             key="memory", title="Activation memory over the forward (live bytes per op; ▼ the peak)",
-            xlabel="op (forward order)", ylabels=("bytes",), series=tuple(series),
-            marks=((peak_i, live[peak_i], f"peak {human_bytes(live[peak_i])} at {timeline[peak_i].op}"),),
+            xlabel="op (forward order)", ylabels=(f"{unit} ({memory.act_dtype})",), series=tuple(series),
+            marks=((peak_i, live[peak_i] / factor, f"peak {human_bytes(live[peak_i])} at {timeline[peak_i].op}"),),
             extra={"peak_index": peak_i}))
     if latency is not None and latency.layers:
         kinds = by_kind(latency.layers)
