@@ -40,12 +40,13 @@ def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", 
 
 
 def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | None = None,
-                    freeze: Sequence[str] = (), measure: bool = False, device: str = "cpu",
+                    freeze: Sequence[str] = (), measure: bool = False, device: str = "cpu", force: bool = False,
                     budget: Any = None, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
                     alpha: float | None = None, options: dict[str, Any] | None = None,
                     forward_kw: Any = None) -> Any:
     """The memory bill of one training step (``TrainingMemoryResult``); ``measure`` also runs a real
-    step on ``device`` and records its peak; ``budget`` (bytes or "8GiB") finds the largest batch whose
+    step on ``device`` and records its peak (refused when the predicted peak looks too big for the free
+    memory, unless ``force``); ``budget`` (bytes or "8GiB") finds the largest batch whose
     predicted peak fits."""
     from archlab.analysis.training_memory import check_step_options, largest_batch, parse_bytes
 
@@ -58,7 +59,10 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         result = replace(result, budget_bytes=limit, max_batch=best[0] if best else 0,
                          max_batch_peak_bytes=best[1] if best else None)
     if measure:
+        from archlab.measure.guard import check_fits
         from archlab.measure.training_peak import measure_training_peak
+
+        check_fits(result.training_peak_bytes, device, force, what="--measure --training (a real training step)")
 
         source = model.built.resolved or model.source
         measured, method = measure_training_peak(source, result.input_shape, optimizer=optimizer, amp=amp,
