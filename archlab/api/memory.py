@@ -32,9 +32,9 @@ def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", 
 
     trace = model.trace
     check_fits(run_bytes(trace), device, force, what="--measure (a real forward)")
-    shapes = tuple(tuple(trace.values[v].shape) for v in trace.inputs)  # every input of the forward
+    shapes, options = model.forward_inputs  # every input of the forward, with its dtype and keyword
     source = model.built.resolved or model.source  # the spec resolved once: built again, for real
-    measured, method = measure_peak(source, shapes if len(shapes) > 1 else shapes[0], device=device)
+    measured, method = measure_peak(source, shapes, options=options, device=device)
     predicted = (inference_peak(trace, 4, held=True).bytes if act_bytes != 4 else result.activation_peak_held_bytes)
     return replace(result, measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted)
 
@@ -65,7 +65,8 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         check_fits(result.training_peak_bytes, device, force, what="--measure --training (a real training step)")
 
         source = model.built.resolved or model.source
-        measured, method = measure_training_peak(source, result.input_shape, optimizer=optimizer, amp=amp,
+        shapes, options = model.forward_inputs
+        measured, method = measure_training_peak(source, shapes, options=options, optimizer=optimizer, amp=amp,
                                                  frozen=model.training(freeze).frozen, device=device)
         result = replace(result, measured_training_peak_bytes=measured, measured_method=method)
     return result

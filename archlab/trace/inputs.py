@@ -57,6 +57,14 @@ def model_inputs(shapes: Any, options: Any, empty: Empty,
     return tuple(args), kwargs
 
 
+def real_inputs(shapes: Any, options: Any, device: str,
+                dtype: torch.dtype) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
+    """The forward's arguments for a real run on ``device`` (``model_inputs`` on real tensors): every
+    real run (``memory --measure``, a measured training step, ``--engine fvcore``) makes them so, the
+    inputs' own dtypes (token ids: int64), keywords and forward options included."""
+    return model_inputs(shapes, options, tensor_maker(real=True, device=device), dtype)
+
+
 def module_inputs(model: nn.Module, inputs: Inputs, batch: int | None,
                   empty: Empty) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
     """The forward's arguments for an ``nn.Module`` given as such: float inputs take the model's
