@@ -321,3 +321,15 @@ def test_api_forward_kw(options_file):
 
     with pytest.raises(UserError, match="is a tensor"):
         archlab.count(spec, forward_kw={"twice": torch.zeros(1)})
+
+
+def test_the_header_shows_a_floating_input_dtype_other_than_fp32(cli, tmp_path):
+    # float16:4 is shown as such (like int64:1x128), an fp32 input as its bare shape
+    path = tmp_path / "half.py"
+    path.write_text("from torch import nn\n\ndef half():\n    return nn.Linear(4, 2).half()\n\n"
+                    "def full():\n    return nn.Linear(4, 2)\n")
+    r = cli("count", f"{path}:half", "--input-size", "float16:4")
+    assert r.code == 0, r.err
+    assert "  input float16:1x4  " in r.out.splitlines()[0]
+    r = cli("count", f"{path}:full", "--input-size", "4")
+    assert "  input 1x4  " in r.out.splitlines()[0]

@@ -15,9 +15,9 @@ Empty = Callable[..., torch.Tensor]  # (shape, dtype) -> a tensor
 
 
 def described_shape(shape: tuple[int, ...], dtype: torch.dtype, name: str = "") -> tuple[int, ...]:
-    """An input's shape as reports show it: with its dtype where it is not floating point (token
-    ids: ``int64:1x128``) and the keyword that passed it (``input_ids=...``)."""
-    shown = None if dtype.is_floating_point else str(dtype).removeprefix("torch.")
+    """An input's shape as reports show it: with its dtype where it is not fp32 (token ids:
+    ``int64:1x128``; a half input: ``float16:1x4``) and the keyword that passed it (``input_ids=...``)."""
+    shown = None if dtype == torch.float32 else str(dtype).removeprefix("torch.")
     return InputShape(shape, shown, name or None) if shown or name else tuple(shape)
 
 
