@@ -65,6 +65,11 @@ def real_inputs(shapes: Any, options: Any, device: str,
     return model_inputs(shapes, options, tensor_maker(real=True, device=device), dtype)
 
 
+def floating_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype a model's float inputs take: its parameters' (or buffers') floating dtype, fp32 if none."""
+    return next((t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), torch.float32)
+
+
 def module_inputs(model: nn.Module, inputs: Inputs, batch: int | None,
                   empty: Empty) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
     """The forward's arguments for an ``nn.Module`` given as such: float inputs take the model's
@@ -74,7 +79,7 @@ def module_inputs(model: nn.Module, inputs: Inputs, batch: int | None,
             raise UserError("input_size (C,H,W) is required for a model that is not registered (forward options "
                             "alone do not say its inputs)")
         raise UserError("input_size (C,H,W) is required for a model that is not registered")
-    dtype = next((t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), torch.float32)
+    dtype = floating_dtype(model)
     shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s) for s in inputs.shapes]
     return model_inputs(shapes, inputs.options, empty, dtype)
 
