@@ -116,3 +116,17 @@ def test_the_budget_counts_new_tensors_not_views():
     trace(Views(), (x,), real=True, budget=budget)
     with pytest.raises(archlab.UserError, match="has allocated 48.*--force"):
         trace(Views(), (x,), real=True, budget=budget, allocated=16 * KIB)
+
+
+def test_a_measured_training_step_that_cannot_fit_is_refused_unless_forced(cli, monkeypatch):
+    # the guard reads the training bill's own predicted peak: with a free memory just under it
+    # (90% of free < peak) the step is refused in one line; --force runs it
+    args = ("memory", "mobilenet_v2", "--alpha", "0.25", "--res", "32", "--batch", "2", "--training")
+    peak = cli(*args, "-f", "json").json()["training_peak_bytes"]
+    free_memory(monkeypatch, int(peak / 0.9) - 1)
+    assert_one_line_error(cli(*args, "--measure"),
+                          "--measure --training (a real training step)", "--force", "available")
+    free_memory(monkeypatch, int(peak / 0.9) + 16)
+    assert cli(*args, "--measure").code == 0
+    free_memory(monkeypatch, 1)
+    assert cli(*args, "--measure", "--force").code == 0

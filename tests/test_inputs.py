@@ -370,3 +370,47 @@ def test_cli_refuses_a_forward_option_never_read_in_one_line(cli, tmp_path):
                           "never reads 'foo'")
     r = cli("count", f"{path}:make", "--input-size", "4", "--forward-kw", "temperature=0.7", "-f", "json")
     assert r.code == 0 and r.json()["macs"] == 16, r.err
+
+
+def test_the_header_shows_a_floating_input_dtype_other_than_fp32(cli, tmp_path):
+    # float16:4 is shown as such (like int64:1x128), an fp32 input as its bare shape
+    path = tmp_path / "half.py"
+    path.write_text("from torch import nn\n\ndef half():\n    return nn.Linear(4, 2).half()\n\n"
+                    "def full():\n    return nn.Linear(4, 2)\n")
+    r = cli("count", f"{path}:half", "--input-size", "float16:4")
+    assert r.code == 0, r.err
+    assert "  input float16:1x4  " in r.out.splitlines()[0]
+    r = cli("count", f"{path}:full", "--input-size", "4")
+    assert "  input 1x4  " in r.out.splitlines()[0]
+
+
+@pytest.mark.parametrize("size", ["uint8:4", "bool:4", "complex64:4", "float16:4"])
+def test_the_meta_trace_refuses_an_input_the_real_run_would_refuse(cli, tmp_path, size):
+    # the meta kernels do not check dtypes; a real fp32 nn.Linear refuses each of these inputs,
+    # and so does the count, in one line naming both dtypes
+    path = tmp_path / "full.py"
+    path.write_text("from torch import nn\n\ndef full():\n    return nn.Linear(4, 2)\n")
+    dtype = size.split(":")[0]
+    assert_one_line_error(cli("count", f"{path}:full", "--input-size", size), dtype, "float32")
+    assert cli("count", f"{path}:full", "--input-size", "4").code == 0
+
+
+def test_the_meta_trace_still_counts_a_half_model_on_half_inputs(cli, tmp_path):
+    path = tmp_path / "half.py"
+    path.write_text("import torch\nfrom torch import nn\n\ndef half():\n    return nn.Linear(4, 2).half()\n\n"
+                    "def bf16():\n    return nn.Conv2d(3, 4, 3).to(torch.bfloat16)\n")
+    assert cli("count", f"{path}:half", "--input-size", "float16:4").code == 0
+    assert cli("count", f"{path}:bf16", "--input-size", "bfloat16:3x8x8").code == 0
+
+
+def test_a_factory_returning_a_half_model_counts_on_inputs_of_its_dtype(cli, tmp_path):
+    # float inputs take the model's own dtype from the CLI, as they do from the API
+    path = tmp_path / "half.py"
+    path.write_text("import torch\nfrom torch import nn\n\ndef half():\n    return nn.Linear(4, 2).half()\n\n"
+                    "def bf16():\n    return nn.Conv2d(3, 4, 3).to(torch.bfloat16)\n")
+    r = cli("count", f"{path}:half", "--input-size", "4")
+    assert r.code == 0, r.err
+    assert "  input float16:1x4  " in r.out.splitlines()[0]
+    r = cli("count", f"{path}:bf16", "--input-size", "3x8x8", "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["macs"] == 4 * 6 * 6 * 3 * 3 * 3

@@ -54,3 +54,45 @@ def test_measure_peak_runs_a_half_precision_model_in_fp32_and_leaves_it_as_found
 def test_measure_peak_casts_a_files_half_model_too(models):
     # a file's factory that returns an fp16 model: the measured forward is fp32 like its input
     assert measure_peak(models("half"), (1, 3, 8, 8), input_size=(3, 8, 8))[0] > 0
+
+
+TOKENS = '''
+import torch
+from torch import nn
+
+
+class Tokens(nn.Module):
+    """Token ids in, logits out: the ids must reach the embedding as integers."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+        self.head = nn.Linear(8, 50)
+
+    def forward(self, ids, double=False):
+        out = self.head(self.emb(ids))
+        return out * 2 if double else out
+'''
+
+
+@pytest.fixture
+def tokens_file(tmp_path):
+    path = tmp_path / "tokens.py"
+    path.write_text(TOKENS)
+    return f"{path}:Tokens"
+
+
+@pytest.mark.parametrize("how", [("memory", "--measure"), ("memory", "--training", "--measure"),
+                                 ("count", "--engine", "fvcore")])
+def test_token_id_inputs_keep_their_dtype_in_every_real_run(cli, tokens_file, how):
+    # the real runs make their inputs as the trace does: int64 ids (and keyword options) reach the forward
+    for size in ("int64:16", "ids=int64:16;double=true"):
+        r = cli(how[0], tokens_file, "--input-size", size, *how[1:], "-f", "json")
+        assert r.code == 0, r.err
+        d = r.json()
+        if how[0] == "memory" and "--training" in how:
+            assert d["measured_training_peak_bytes"] > 0
+        elif how[0] == "memory":
+            assert d["measured_peak_bytes"] > 0
+        else:  # fvcore's linear term: 16 tokens x 8 x 50 multiply-accumulates
+            assert d["fvcore"]["macs"] == 16 * 8 * 50 == d["macs"]

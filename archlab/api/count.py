@@ -113,6 +113,7 @@ def _with_fvcore(model: Model, result: Any, device: str, force: bool,
     check_fits(run_bytes(trace), device, force, what="--engine fvcore (a real forward)")
     if progress is not None:
         progress(1, 2, f"fvcore: running the model on real tensors ({device})")
-    report = fvcore_count(model.source, tuple(trace.values[v].shape for v in trace.inputs), device=device,
+    shapes, forward_options = model.forward_inputs  # every input, with its dtype and keyword
+    report = fvcore_count(model.source, shapes, forward_options=forward_options, device=device,
                           alpha=model.settings["alpha"], options=model.settings["options"], archlab_macs=result.macs)
     return type(result)(**{**result.__dict__, "fvcore": report, "engine": "fvcore"})

@@ -32,20 +32,21 @@ def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", 
 
     trace = model.trace
     check_fits(run_bytes(trace), device, force, what="--measure (a real forward)")
-    shapes = tuple(tuple(trace.values[v].shape) for v in trace.inputs)  # every input of the forward
+    shapes, options = model.forward_inputs  # every input of the forward, with its dtype and keyword
     source = model.built.resolved or model.source  # the spec resolved once: built again, for real
-    measured, method = measure_peak(source, shapes if len(shapes) > 1 else shapes[0], device=device)
+    measured, method = measure_peak(source, shapes, options=options, device=device)
     predicted = (inference_peak(trace, 4, held=True).bytes if act_bytes != 4 else result.activation_peak_held_bytes)
     return replace(result, measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted)
 
 
 def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | None = None,
-                    freeze: Sequence[str] = (), measure: bool = False, device: str = "cpu",
+                    freeze: Sequence[str] = (), measure: bool = False, device: str = "cpu", force: bool = False,
                     budget: Any = None, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
                     alpha: float | None = None, options: dict[str, Any] | None = None,
                     forward_kw: Any = None) -> Any:
     """The memory bill of one training step (``TrainingMemoryResult``); ``measure`` also runs a real
-    step on ``device`` and records its peak; ``budget`` (bytes or "8GiB") finds the largest batch whose
+    step on ``device`` and records its peak (refused when the predicted peak looks too big for the free
+    memory, unless ``force``); ``budget`` (bytes or "8GiB") finds the largest batch whose
     predicted peak fits."""
     from archlab.analysis.training_memory import check_step_options, largest_batch, parse_bytes
 
@@ -58,10 +59,14 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         result = replace(result, budget_bytes=limit, max_batch=best[0] if best else 0,
                          max_batch_peak_bytes=best[1] if best else None)
     if measure:
+        from archlab.measure.guard import check_fits
         from archlab.measure.training_peak import measure_training_peak
 
+        check_fits(result.training_peak_bytes, device, force, what="--measure --training (a real training step)")
+
         source = model.built.resolved or model.source
-        measured, method = measure_training_peak(source, result.input_shape, optimizer=optimizer, amp=amp,
+        shapes, options = model.forward_inputs
+        measured, method = measure_training_peak(source, shapes, options=options, optimizer=optimizer, amp=amp,
                                                  frozen=model.training(freeze).frozen, device=device)
         result = replace(result, measured_training_peak_bytes=measured, measured_method=method)
     return result

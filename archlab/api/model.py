@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any, Sequence
 
 from archlab.errors import UserError
-from archlab.spec import InputSize, Inputs, check_batch
+from archlab.spec import InputShape, InputSize, Inputs, check_batch
 from archlab.trace.graph import Trace, TrainingTrace
 from archlab.trace.run import Built, build, saved_for_backward, trace_built, trace_training
 
@@ -50,6 +50,17 @@ class Model:
     def module(self) -> Any:
         """The ``nn.Module`` (built on the meta device for a spec; the user's own module as given)."""
         return self.built.module
+
+    @property
+    def forward_inputs(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """(the inputs' shapes, batch first, each with its dtype and keyword where given; the forward's
+        options): what a real run makes its arguments from (``archlab.trace.inputs.real_inputs``)."""
+        resolved = self.built.resolved
+        if resolved is not None:
+            return tuple(resolved.input_shapes), tuple(resolved.forward_options)
+        b = self.settings["batch"] or 1
+        return (tuple(s.batched(b) if isinstance(s, InputShape) else (b, *s) for s in self.inputs.shapes),
+                tuple(self.inputs.options))
 
     @cached_property
     def trace(self) -> Trace:

@@ -58,7 +58,7 @@ def memory_cmd(
             raise UserError(f"{changed[0]} is an option of the inference view; with --training use --amp for "
                             "mixed precision")
         results = [training_memory(m, optimizer=optimizer, amp=amp, freeze=tuple(freeze or ()), measure=measure,
-                                   device=device, budget=budget, res=res, input_size=size, batch=batch, alpha=alpha,
+                                   device=device, force=force, budget=budget, res=res, input_size=size, batch=batch, alpha=alpha,
                                    options=options) for m in models]
         emit(training_report.render(results, fmt.value), output)
         return

@@ -19,11 +19,12 @@ from archlab.user_code import user_code
 FVCORE_MAC_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
 
 
-def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], *, device: str = "cpu",
-                 alpha: float | None = None, options: dict[str, Any] | None = None,
+def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], *, forward_options: Any = (),
+                 device: str = "cpu", alpha: float | None = None, options: dict[str, Any] | None = None,
                  archlab_macs: int | None = None) -> dict[str, Any]:
-    """fvcore's count of one forward on zero inputs of ``input_shapes`` (batch included), split
-    into its multiply-accumulate terms and the rest."""
+    """fvcore's count of one forward on real inputs of ``input_shapes`` (batch included; an
+    ``InputShape`` keeps its dtype and keyword) and the forward's ``forward_options``, split into its
+    multiply-accumulate terms and the rest."""
     import copy
 
     import torch
@@ -36,6 +37,7 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
     except ImportError:  # pragma: no cover - fvcore is a dependency
         raise UserError("--engine fvcore needs fvcore: pip install fvcore") from None
     from archlab.models.resolve import resolve
+    from archlab.trace.inputs import real_inputs
 
     if isinstance(model_or_spec, torch.nn.Module):
         # a copy: .to(device) moves a module in place, and the user's model stays where it was
@@ -45,11 +47,12 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
         # input= into account: those are dropped here, not given twice
         import dataclasses
 
-        from archlab.spec import parse_spec
+        from archlab.spec import InputShape, parse_spec
 
         spec = parse_spec(model_or_spec) if isinstance(model_or_spec, str) else model_or_spec
         spec = dataclasses.replace(spec, res=None, batch=None, input_size=None)
-        sizes = [tuple(shape[1:]) for shape in input_shapes]
+        sizes = [InputShape(shape[1:], shape.dtype, shape.name) if isinstance(shape, InputShape) else tuple(shape[1:])
+                 for shape in input_shapes]
         model = resolve(spec, alpha=alpha, options=options, batch=input_shapes[0][0],
                         input_size=sizes if len(sizes) > 1 else sizes[0]).build()
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
@@ -58,8 +61,9 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
     try:
         with on_device(device), torch.no_grad(), user_code():
             model = model.to(device).eval()
-            inputs = tuple(torch.zeros(shape, device=device, dtype=dtype) for shape in input_shapes)
-            analysis = FlopCountAnalysis(model, inputs)
+            inputs, kwargs = real_inputs(input_shapes, forward_options, device, dtype)
+            # fvcore's tracer passes positional inputs only: keyword inputs and options are bound here
+            analysis = FlopCountAnalysis(_Bound(model, kwargs) if kwargs else model, inputs)
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)
             analysis.tracer_warnings("none")
@@ -84,3 +88,18 @@ def fvcore_count(model_or_spec: Any, input_shapes: tuple[tuple[int, ...], ...], 
         "device": device,
         "agrees_with_archlab_macs": archlab_macs is not None and fv_macs == archlab_macs,
     }
+
+
+def _Bound(model: Any, kwargs: dict[str, Any]) -> Any:
+    """``model`` with the forward's keyword arguments bound, for a tracer that passes positional ones only."""
+    from torch import nn
+
+    class Bound(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args: Any) -> Any:
+            return self.model(*args, **kwargs)
+
+    return Bound()

@@ -3,7 +3,8 @@
 Counting never allocates activations (meta tensors), so ``archlab count vgg19 --res 4096``
 is always safe. What runs the model for real (``memory --measure``, ``latency``) first
 estimates what it needs (``archlab.analysis.memory.run_bytes``: the parameters plus the eager
-inference peak of the activations, both from the meta trace) and asks ``check_fits``.
+inference peak of the activations, both from the meta trace; for ``memory --training --measure``
+the training bill's predicted peak) and asks ``check_fits``.
 
 A run that cannot be estimated first (``count --engine real`` of a model whose builder or forward
 reads values, so that its meta trace fails) is guarded while it runs: ``memory_budget`` says what

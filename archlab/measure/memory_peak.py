@@ -8,28 +8,32 @@ from typing import Any
 from archlab.errors import UserError
 from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_device, quiet_stderr, run_failed, synchronize
 from archlab.models.resolve import Resolved, resolve
+from archlab.spec import InputShape
 from archlab.user_code import user_code
 
 
-def _shapes(input_shape: Any) -> tuple[tuple[int, ...], ...]:
+def forward_shapes(input_shape: Any) -> tuple[tuple[int, ...], ...]:
     """One shape (batch included) or a sequence of shapes, one per input of the forward."""
     if len(input_shape) and all(isinstance(s, (tuple, list)) for s in input_shape):
-        return tuple(tuple(s) for s in input_shape)
-    return (tuple(input_shape),)
+        return tuple(s if isinstance(s, InputShape) else tuple(s) for s in input_shape)
+    return (input_shape if isinstance(input_shape, InputShape) else tuple(input_shape),)
 
 
-def measure_peak(model_or_spec: Any, input_shape: Any, *, device: str = "cpu",
+def measure_peak(model_or_spec: Any, input_shape: Any, *, options: Any = (), device: str = "cpu",
                  **kw: Any) -> tuple[int, str]:
     """Peak of memory allocated during one real fp32 inference forward (the inputs included,
     the parameters not). ``input_shape``: the shape of the input (batch included), or a
-    sequence of shapes for a forward of several inputs. The model is cast to fp32 (a user's
+    sequence of shapes for a forward of several inputs (an ``InputShape`` keeps its dtype and
+    keyword); ``options``: the forward's options. The model is cast to fp32 (a user's
     model is copied first: it stays on its device, in its mode and dtype)."""
     import copy
 
     import torch
 
+    from archlab.trace.inputs import real_inputs
+
     check_device(device)
-    shapes = _shapes(input_shape)
+    shapes = forward_shapes(input_shape)
     if isinstance(model_or_spec, torch.nn.Module):
         model = copy.deepcopy(model_or_spec)
         label = type(model_or_spec).__name__
@@ -43,15 +47,18 @@ def measure_peak(model_or_spec: Any, input_shape: Any, *, device: str = "cpu",
             model = model.to(device).eval()
 
             def inputs():
-                return tuple(torch.zeros(s, device=device) for s in shapes)
+                return real_inputs(shapes, options, device, torch.float32)
 
-            model(*inputs())  # warm-up: one-off allocations are not the model's
+            args, kwargs = inputs()
+            model(*args, **kwargs)
+            del args, kwargs  # warm-up: one-off allocations are not the model's
             if not is_cuda(device):
                 return _cpu_peak(model, inputs), "PyTorch profiler (profile_memory), CPU allocations"
             synchronize(device)
             base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
-            model(*inputs())
+            args, kwargs = inputs()
+            model(*args, **kwargs)
             synchronize(device)
             return (torch.cuda.max_memory_allocated() - base,
                     "CUDA allocator: max_memory_allocated (includes cuDNN/cuBLAS workspace)")
@@ -69,7 +76,8 @@ def _cpu_peak(model, inputs) -> int:
 
     logging.getLogger("torch.profiler").setLevel(logging.ERROR)
     with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        model(*inputs())
+        args, kwargs = inputs()
+        model(*args, **kwargs)
     # An op event carries what it allocated and freed itself; a "[memory]" event is a free
     # (or allocation) outside any op. In time order, their running sum is the allocated total.
     timeline = []

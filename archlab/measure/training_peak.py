@@ -38,14 +38,18 @@ def _tensors_bytes(tensors: Iterable[Any]) -> int:
     return sum(seen.values())
 
 
-def measure_training_peak(model_or_spec: Any, input_shape: tuple[int, ...], *, optimizer: str = "sgd",
+def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any = (), optimizer: str = "sgd",
                           amp: str | None = None, frozen: Iterable[str] = (), device: str = "cpu",
                           **kw: Any) -> tuple[int, str]:
     """Peak bytes of one real training step on ``device``: parameters + optimizer state + the step's
-    own allocations at their peak. ``frozen``: names of parameters that get no gradient."""
+    own allocations at their peak. ``input_shape``: one shape (batch first) or one per input of the
+    forward (an ``InputShape`` keeps its dtype and keyword); ``options``: the forward's options. ``frozen``: names of parameters that get no gradient."""
     import copy
 
     import torch
+
+    from archlab.measure.memory_peak import forward_shapes
+    from archlab.trace.inputs import real_inputs
 
     check_device(device)
     if isinstance(model_or_spec, torch.nn.Module):
@@ -67,13 +71,13 @@ def measure_training_peak(model_or_spec: Any, input_shape: tuple[int, ...], *, o
             device_type = "cuda" if is_cuda(device) else "cpu"
 
             def step() -> None:
-                x = torch.randn(input_shape, device=device)
+                args, kwargs = real_inputs(forward_shapes(input_shape), options, device, torch.float32)
                 with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    out = model(x)
+                    out = model(*args, **kwargs)
                 outs = [out] if isinstance(out, torch.Tensor) else list(out.values() if isinstance(out, dict) else out)
                 loss = sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor) and o.is_floating_point())
                 loss.backward()
-                del x, out, outs, loss
+                del args, kwargs, out, outs, loss
                 opt.step()
 
             step()  # the optimizer's state is created here

@@ -15,9 +15,9 @@ Empty = Callable[..., torch.Tensor]  # (shape, dtype) -> a tensor
 
 
 def described_shape(shape: tuple[int, ...], dtype: torch.dtype, name: str = "") -> tuple[int, ...]:
-    """An input's shape as reports show it: with its dtype where it is not floating point (token
-    ids: ``int64:1x128``) and the keyword that passed it (``input_ids=...``)."""
-    shown = None if dtype.is_floating_point else str(dtype).removeprefix("torch.")
+    """An input's shape as reports show it: with its dtype where it is not fp32 (token ids:
+    ``int64:1x128``; a half input: ``float16:1x4``) and the keyword that passed it (``input_ids=...``)."""
+    shown = None if dtype == torch.float32 else str(dtype).removeprefix("torch.")
     return InputShape(shape, shown, name or None) if shown or name else tuple(shape)
 
 
@@ -57,6 +57,19 @@ def model_inputs(shapes: Any, options: Any, empty: Empty,
     return tuple(args), kwargs
 
 
+def real_inputs(shapes: Any, options: Any, device: str,
+                dtype: torch.dtype) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
+    """The forward's arguments for a real run on ``device`` (``model_inputs`` on real tensors): every
+    real run (``memory --measure``, a measured training step, ``--engine fvcore``) makes them so, the
+    inputs' own dtypes (token ids: int64), keywords and forward options included."""
+    return model_inputs(shapes, options, tensor_maker(real=True, device=device), dtype)
+
+
+def floating_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype a model's float inputs take: its parameters' (or buffers') floating dtype, fp32 if none."""
+    return next((t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), torch.float32)
+
+
 def module_inputs(model: nn.Module, inputs: Inputs, batch: int | None,
                   empty: Empty) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
     """The forward's arguments for an ``nn.Module`` given as such: float inputs take the model's
@@ -66,7 +79,7 @@ def module_inputs(model: nn.Module, inputs: Inputs, batch: int | None,
             raise UserError("input_size (C,H,W) is required for a model that is not registered (forward options "
                             "alone do not say its inputs)")
         raise UserError("input_size (C,H,W) is required for a model that is not registered")
-    dtype = next((t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), torch.float32)
+    dtype = floating_dtype(model)
     shapes = [s.batched(batch or 1) if isinstance(s, InputShape) else (batch or 1, *s) for s in inputs.shapes]
     return model_inputs(shapes, inputs.options, empty, dtype)
 

@@ -347,9 +347,29 @@ def on_meta(args: tuple, kwargs: dict, tensors: list | None = None) -> tuple[tup
     return to_meta_args(args), {k: to_meta_args((v,))[0] for k, v in kwargs.items()}
 
 
+_aten = torch.ops.aten
+# the ops whose real kernels take tensors of one dtype only (conv, linear, matmul), though their meta
+# kernels take any mix
+ONE_DTYPE_OPS = frozenset(op.default for op in (_aten.convolution, _aten.mm, _aten.addmm, _aten.bmm, _aten.baddbmm,
+                                               _aten.addbmm, _aten.mv, _aten.addmv, _aten.dot))
+
+
+def check_one_dtype(func: Any, args: tuple) -> None:
+    """Refuse, as the real run would, a conv/linear/matmul whose tensors differ in dtype (an fp16,
+    integer, bool or complex input into an fp32 layer)."""
+    dtypes = {t.dtype for t in flat_tensors(args)}
+    if len(dtypes) > 1:
+        names = " and ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
+        raise UserError(f"{func.__name__.split('.')[0]} mixes {names} tensors, which a real run refuses: give "
+                        f"inputs of the layer's dtype (--input-size DTYPE:SHAPE) or cast the model")
+
+
 def run_on_meta(func: Any, args: tuple, kwargs: dict) -> Any:
     """Run an op on meta arguments: by its shape rule when it has one (see ``shapes``), else by
-    PyTorch's meta kernel."""
+    PyTorch's meta kernel (for a conv/linear/matmul, once its dtypes are checked: the meta kernel
+    does not)."""
+    if func in ONE_DTYPE_OPS:
+        check_one_dtype(func, args)
     rule = SHAPE_RULES.get(func)
     return rule(args, kwargs) if rule is not None else func(*args, **kwargs)
 

@@ -23,7 +23,7 @@ from archlab.models.resolve import Resolved, reads_the_model, resolve
 from archlab.spec import InputSize, Inputs, ModelSpec, check_batch
 from archlab.trace.graph import INPUT, PARAM, Call, Trace, TrainingTrace, Uncalled
 from archlab.trace.guards import check_keywords, check_options_read, check_traceable, guarded, without_torch_config_advice
-from archlab.trace.inputs import described_shape, model_inputs, module_inputs, tensor_maker
+from archlab.trace.inputs import described_shape, floating_dtype, model_inputs, module_inputs, tensor_maker
 from archlab.trace.recorder import MetaMode, Recorder, Tracer, TrainingTracer, nested_tensors, to_meta
 
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
@@ -399,8 +399,9 @@ def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: 
                       if not isinstance(t, nn.parameter.UninitializedTensorMixin))  # trace() refuses those
         if weights > budget.limit:
             raise budget.refuse(weights, f"--engine real: the weights of {resolved.label}")
+    # float inputs at the built model's dtype (a factory returning a .half() model gets fp16 inputs)
     args, kwargs = model_inputs(resolved.input_shapes, resolved.forward_options, tensor_maker(real, device),
-                                torch.float32)
+                                floating_dtype(model))
     return Built(model, args, kwargs, resolved.label, resolved, weights)
 
 
