@@ -8,7 +8,15 @@ from typing import Sequence
 SCHEMA_VERSION = 1  # of every JSON output; additions keep it, a change of meaning bumps it
 
 # bytes per element of the dtypes archlab speaks of (parameters, activations)
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
+# torch's floating dtypes by the names above (str(torch.float32) == "torch.float32": no torch import here)
+_TORCH_NAMES = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16", "torch.float64": "fp64"}
+
+
+def dtype_name(dtype: object) -> str:
+    """archlab's name of a torch floating dtype (``torch.bfloat16`` -> ``bf16``); fp32 for any other."""
+    return _TORCH_NAMES.get(str(dtype), "fp32")
+
 # the dtypes a real forward can run in (latency, memory --measure)
 FLOAT_DTYPES = ("fp32", "fp16", "bf16")
 

@@ -43,17 +43,34 @@ def test_memory_measure_of_several_inputs_from_the_api():
 # --- B4: fp16 / bf16 models in the real runs --------------------------------------------------
 
 
+def _conv_at(dtype):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(dtype)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_measure_peak_runs_a_half_precision_model_in_fp32_and_leaves_it_as_found(dtype):
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(dtype)
-    peak, _ = measure_peak(model, (1, 3, 8, 8))
-    assert peak > 0
-    assert model[0].weight.dtype == dtype
+def test_measure_peak_runs_a_half_precision_model_in_its_own_dtype_and_leaves_it_as_found(dtype):
+    model = _conv_at(dtype)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    half, _ = measure_peak(model, (1, 3, 8, 8))
+    full, _ = measure_peak(_conv_at(torch.float32), (1, 3, 8, 8))
+    # the same forward at 2 bytes an element allocates half of what it allocates at 4: it ran in
+    # the model's dtype, not cast to fp32 (the peak, on the CPU: the input, the conv's and the ReLU's outputs)
+    assert full == (3 * 8 * 8 + 2 * 4 * 6 * 6) * 4
+    assert half * 2 == full
+    assert model[0].weight.dtype == dtype and model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_measure_peak_casts_a_files_half_model_too(models):
-    # a file's factory that returns an fp16 model: the measured forward is fp32 like its input
-    assert measure_peak(models("half"), (1, 3, 8, 8), input_size=(3, 8, 8))[0] > 0
+def test_a_files_half_model_is_measured_in_fp16_and_billed_at_fp16(cli, models):
+    # a file's factory that returns an fp16 model: its inputs, its bill and its measured forward are fp16
+    assert measure_peak(models("half"), (1, 3, 8, 8), input_size=(3, 8, 8))[0] == (3 * 8 * 8 + 2 * 4 * 6 * 6) * 2
+    r = cli("memory", models("half"), "--input-size", "3,8,8", "--measure", "-f", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    assert (d["dtype"], d["act_dtype"], d["measured_dtype"]) == ("fp16", "fp16", "fp16")
+    assert d["params_bytes"] == d["params"] * 2
+    assert d["measured_peak_bytes"] == d["predicted_for_measure_bytes"] == (3 * 8 * 8 + 2 * 4 * 6 * 6) * 2
 
 
 TOKENS = '''

@@ -36,6 +36,37 @@ def test_bill_by_hand():
     assert r.optimizer_step_bytes == r.gradients_bytes + 2 * 4 * 20
 
 
+def test_a_bf16_models_bill_is_at_bf16_and_says_so(cli, tmp_path):
+    import torch
+
+    params = 4 * 5 + 5 + 5 * 3 + 3
+    fp32 = training_memory(_mlp(), input_size=(4,), batch=2, optimizer="adam")
+    bf16 = training_memory(_mlp().to(torch.bfloat16), input_size=(4,), batch=2, optimizer="adam")
+    assert bf16.dtype == "bf16" and fp32.dtype == "fp32"
+    # parameters, gradients and Adam's two buffers at 2 bytes; the step counters stay one fp32 element each
+    assert (bf16.params_bytes, bf16.gradients_bytes) == (2 * params, 2 * params)
+    assert bf16.optimizer_state_bytes == 2 * 2 * params + 4 * 4
+    assert bf16.saved_activations_bytes * 2 == fp32.saved_activations_bytes
+    # the measured step runs in bf16 too (it was cast to fp32): half of the fp32 step's bytes, and
+    # the bf16 bill within 1% of it (a few bytes of the CPU allocator's rounding apart)
+    def wide(dtype):
+        return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)).to(dtype)
+
+    steps = [training_memory(wide(d), input_size=(64,), batch=32, optimizer="adam", measure=True)
+             for d in (torch.float32, torch.bfloat16)]
+    assert steps[1].measured_training_peak_bytes * 2 <= steps[0].measured_training_peak_bytes * 1.01
+    assert abs(steps[1].measured_diff_percent) <= 1, steps[1]
+    path = tmp_path / "bf16mlp.py"
+    path.write_text("import torch\nfrom torch import nn\n\n\ndef mlp():\n"
+                    "    return nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3)).to(torch.bfloat16)\n")
+    r = cli("memory", f"{path}:mlp", "--input-size", "4", "--batch", "2", "--training", "--optimizer", "adam")
+    assert r.code == 0, r.err
+    lines = {line.split("  ")[0]: line for line in r.out.splitlines()}
+    assert f"{params} params at bf16" in lines["parameters"] and "fp32" not in lines["parameters"]
+    assert lines["gradients"].endswith(f"({params}), bf16")
+    assert "(at bf16)" in lines["saved activations"]
+
+
 def test_frozen_parameters_have_no_gradient_or_state():
     full = training_memory(_mlp(), input_size=(4,), batch=2, optimizer="adam")
     frozen = training_memory(_mlp(), input_size=(4,), batch=2, optimizer="adam", freeze=("0",))

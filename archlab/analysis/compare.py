@@ -46,7 +46,7 @@ def compare_row(trace: Trace, label: str, latency_ms: float | None = None, laten
     c = count_trace(trace, label, depth=0)
     h = headline(trace, receptive_fields(trace))
     f = h.field if h is not None else None
-    return CompareRow(label, c.params, c.macs, int(max(extent(f)[1])) if f else None, 4 * c.params,
+    return CompareRow(label, c.params, c.macs, int(max(extent(f)[1])) if f else None, trace.stored_params_bytes,
                       inference_peak(trace, 4).bytes, latency_ms, c.unsupported_ops,
                       batch=trace.input_shape[0] if trace.input_shape else 1, latency_noisy=latency_noisy)
 

@@ -2,7 +2,9 @@
 the MobileNetV2 paper's M(G).
 
 Activation sizes are those of the traced tensors, with floating-point tensors counted at
-``act_dtype`` (integer tensors, such as max-pooling indices, keep their own size). Views and
+``act_dtype`` (by default the model's own floating dtype, its parameters'; integer tensors, such
+as max-pooling indices, keep their own size). Parameters are counted at ``dtype``, by default each
+at the dtype the model holds it in. Views and
 in-place results share their input's storage and are counted once.
 
 * Inference peak: the forward runs in execution order; a tensor is allocated by the op that
@@ -179,11 +181,12 @@ def training_bytes(saved: list[torch.Tensor], act_bytes: int) -> int:
     return total
 
 
-def run_bytes(trace: Trace, act_bytes: int = 4) -> int:
-    """What one real inference forward needs: the parameters, built in fp32 (a cast to fp16/bf16
-    comes after), plus the eager activation peak at ``act_bytes`` per element (``archlab.measure.guard``
-    refuses a real run that would not fit)."""
-    return trace.params * 4 + inference_peak(trace, act_bytes, held=True).bytes
+def run_bytes(trace: Trace, act_bytes: int | None = None) -> int:
+    """What one real inference forward needs: the parameters as the model holds them (a cast to
+    fp16/bf16 comes after), plus the eager activation peak at ``act_bytes`` per element (None: the
+    model's own floating dtype) (``archlab.measure.guard`` refuses a real run that would not fit)."""
+    act = DTYPE_BYTES[trace.float_dtype] if act_bytes is None else act_bytes
+    return trace.stored_params_bytes + inference_peak(trace, act, held=True).bytes
 
 
 # --- archlab memory -----------------------------------------------------------------
@@ -214,6 +217,7 @@ class MemoryResult:
     measured_peak_bytes: int | None = None
     measured_method: str | None = None
     predicted_for_measure_bytes: int | None = None
+    measured_dtype: str | None = None  # the dtype the measured forward ran in: the model's own
     training_note: str | None = None  # why training_activation_bytes is None
 
     @property
@@ -234,7 +238,7 @@ class MemoryResult:
             d.pop("training_note")
         if self.measured_peak_bytes is None:
             for k in ("measured_peak_bytes", "measured_method", "predicted_for_measure_bytes",
-                      "measured_diff_percent"):
+                      "measured_diff_percent", "measured_dtype"):
                 d.pop(k)
         return {"schema_version": SCHEMA_VERSION,
                 "units": {"bytes": "bytes, whole batch", "activations": f"floating-point tensors at {self.act_dtype}"},
@@ -250,10 +254,11 @@ def check_dtype(value: str, flag: str) -> int:
 WORKSPACES = ("none", "im2col")
 
 
-def check_memory_options(dtype: str, act_dtype: str, workspace: str) -> tuple[int, int]:
+def check_memory_options(dtype: str | None, act_dtype: str | None, workspace: str) -> tuple[int | None, int | None]:
     """The memory analysis's options checked (one line each for a bad one): (bytes per parameter,
-    bytes per floating activation)."""
-    sizes = check_dtype(dtype, "--dtype"), check_dtype(act_dtype, "--act-dtype")
+    bytes per floating activation); None for a dtype not given (the model's own)."""
+    sizes = (None if dtype is None else check_dtype(dtype, "--dtype"),
+             None if act_dtype is None else check_dtype(act_dtype, "--act-dtype"))
     if workspace not in WORKSPACES:
         raise UserError(f"unknown --workspace '{workspace}' (choose {' or '.join(WORKSPACES)})")
     return sizes
@@ -263,8 +268,8 @@ def memory_of(
     trace: Trace,
     label: str,
     *,
-    dtype: str = "fp32",
-    act_dtype: str = "fp32",
+    dtype: str | None = None,
+    act_dtype: str | None = None,
     fuse: Sequence[str] | None = None,
     workspace: str = "none",
     saved: Sequence[torch.Tensor] | None = None,
@@ -276,6 +281,9 @@ def memory_of(
     tensors a training step keeps for its backward (``archlab.trace.run.saved_for_backward``; None
     with ``training_note`` saying why there are none); ``buffers_bytes``: the model's buffers."""
     param_bytes, act_bytes = check_memory_options(dtype, act_dtype, workspace)
+    dtype, act_dtype = dtype or trace.float_dtype, act_dtype or trace.float_dtype  # not given: the model's own
+    act_bytes = act_bytes or DTYPE_BYTES[act_dtype]
+    params_bytes = trace.stored_params_bytes if param_bytes is None else trace.params * param_bytes
     present = {c.type for c in trace.calls}
     if fuse is None:
         fuse_types = tuple(t for t in DEFAULT_FUSE if t in present)
@@ -291,7 +299,7 @@ def memory_of(
     fused = m_of_g(trace, act_bytes, fuse_types, workspace) if fuse_types else None
     return MemoryResult(
         model=label, input_shape=trace.input_shape, dtype=dtype, act_dtype=act_dtype,
-        params=trace.params, params_bytes=trace.params * param_bytes, buffers_bytes=buffers_bytes,
+        params=trace.params, params_bytes=params_bytes, buffers_bytes=buffers_bytes,
         activation_peak_bytes=peak.bytes, activation_peak_at=peak.where,
         activation_peak_held_bytes=held.bytes, activation_peak_held_at=held.where,
         training_activation_bytes=None if saved is None else training_bytes(saved, act_bytes),

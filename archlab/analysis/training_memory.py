@@ -3,10 +3,11 @@ and backward (``archlab.trace.run.trace_training``).
 
 The bill, each term in bytes for the whole batch:
 
-* **parameters**: every parameter at fp32 (under ``amp``, these are the fp32 master weights);
+* **parameters**: every parameter at the model's own dtype (fp32 for most; under ``amp``, these are
+  the master weights);
 * **amp weight copies** (``amp`` only): the bf16/fp16 copy autocast makes of each weight for the
   forward, saved by the layers for their backward;
-* **gradients**: one per trainable parameter, at the parameter's dtype (fp32);
+* **gradients**: one per trainable parameter, at the parameter's dtype;
 * **optimizer state**: ``sgd`` none, ``momentum`` one buffer per trainable parameter, ``adam`` and
   ``adamw`` two (exp_avg, exp_avg_sq) plus a one-element step counter per parameter tensor;
 * **saved activations**: what the forward leaves alive for the backward (the tensors autograd saved,
@@ -31,7 +32,7 @@ from typing import Any
 from archlab.analysis.memory import Storages
 from archlab.trace.graph import TrainingTrace
 from archlab.errors import UserError
-from archlab.units import AMP, OPTIMIZERS, SCHEMA_VERSION
+from archlab.units import AMP, DTYPE_BYTES, OPTIMIZERS, SCHEMA_VERSION
 
 STATE_BUFFERS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
 
@@ -116,6 +117,7 @@ class TrainingMemoryResult:
     optimizer_step_bytes: int  # gradients + the step's temporaries
     training_peak_bytes: int
     frozen: tuple[str, ...] = ()
+    dtype: str = "fp32"  # the model's own floating dtype: its parameters', gradients' and activations' (without amp)
     measured_training_peak_bytes: int | None = None
     measured_method: str | None = None
     budget_bytes: int | None = None
@@ -173,9 +175,9 @@ def _step_temporaries(tt: TrainingTrace, optimizer: str) -> int:
 def bill(tt: TrainingTrace, label: str, optimizer: str, amp: str | None) -> TrainingMemoryResult:
     """The training-step memory bill of a traced step."""
     tr = tt.trace
-    act_bytes = 2 if amp else 4
+    act_bytes = 2 if amp else DTYPE_BYTES[tr.float_dtype]
     peak = step_peak(tt, act_bytes)
-    params_bytes = tr.params * 4
+    params_bytes = tr.stored_params_bytes
     copies = tr.params * 2 if amp else 0
     state = _optimizer_state(tt, optimizer)
     step = peak.gradients_bytes + _step_temporaries(tt, optimizer)
@@ -185,7 +187,7 @@ def bill(tt: TrainingTrace, label: str, optimizer: str, amp: str | None) -> Trai
         gradients_bytes=peak.gradients_bytes, optimizer_state_bytes=state,
         saved_activations_bytes=peak.saved_bytes, activation_peak_bytes=peak.bytes, activation_peak_at=peak.where,
         optimizer_step_bytes=step, training_peak_bytes=params_bytes + copies + state + max(peak.bytes, step),
-        frozen=tt.freeze,
+        frozen=tt.freeze, dtype=tr.float_dtype,
     )
 
 

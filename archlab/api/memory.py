@@ -8,20 +8,22 @@ from typing import Any, Sequence
 
 from archlab.api.model import as_model
 from archlab.spec import InputSize
+from archlab.units import DTYPE_BYTES
 
 
-def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", fuse: Sequence[str] | None = None,
+def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | None = None, fuse: Sequence[str] | None = None,
            workspace: str = "none", measure: bool = False, device: str = "cpu", force: bool = False,
            input_size: InputSize = None, res: int | None = None, batch: int | None = None, alpha: float | None = None,
            options: dict[str, Any] | None = None, forward_kw: Any = None) -> Any:
     """Memory of a model (``MemoryResult``): parameters, the inference peak, training activations, M(G).
-    ``fuse``: module type names treated as single ops in M(G) (default: MobileNetV2's inverted
+    ``dtype``/``act_dtype``: the parameters'/activations' dtype (not given: the model's own, its
+    parameters' floating dtype). ``fuse``: module type names treated as single ops in M(G) (default: MobileNetV2's inverted
     residual blocks, where present; ``()`` for none). ``measure``: also run one real forward on
     ``device`` and record its peak (refused when it looks too big for the free memory, unless ``force``)."""
     from archlab.analysis.memory import check_memory_options, inference_peak, run_bytes
     from archlab.measure.devices import check_device
 
-    _, act_bytes = check_memory_options(dtype, act_dtype, workspace)  # before anything is built
+    check_memory_options(dtype, act_dtype, workspace)  # before anything is built
     check_device(device)  # also without --measure: a bad --device is an error wherever it is given
     model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
     result = model.memory(dtype, act_dtype, fuse, workspace)
@@ -35,8 +37,10 @@ def memory(model_or_spec: Any, *, dtype: str = "fp32", act_dtype: str = "fp32", 
     shapes, options = model.forward_inputs  # every input of the forward, with its dtype and keyword
     source = model.built.resolved or model.source  # the spec resolved once: built again, for real
     measured, method = measure_peak(source, shapes, options=options, device=device)
-    predicted = (inference_peak(trace, 4, held=True).bytes if act_bytes != 4 else result.activation_peak_held_bytes)
-    return replace(result, measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted)
+    # the real forward runs in the model's own dtype, whatever --act-dtype the bill was drawn at
+    predicted = inference_peak(trace, DTYPE_BYTES[trace.float_dtype], held=True).bytes
+    return replace(result, measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted,
+                   measured_dtype=trace.float_dtype)
 
 
 def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | None = None,

@@ -133,9 +133,10 @@ class Model:
 
         return rf_of(self.trace, self.label, depth, rf=self.fields)
 
-    def memory(self, dtype: str = "fp32", act_dtype: str = "fp32", fuse: Sequence[str] | None = None,
+    def memory(self, dtype: str | None = None, act_dtype: str | None = None, fuse: Sequence[str] | None = None,
                workspace: str = "none") -> Any:
-        """Parameters, the inference peak, training activations and M(G) (``MemoryResult``)."""
+        """Parameters, the inference peak, training activations and M(G) (``MemoryResult``); ``dtype``
+        and ``act_dtype`` not given: the model's own (its parameters' floating dtype)."""
         from archlab.analysis.memory import check_memory_options, memory_of
 
         check_memory_options(dtype, act_dtype, workspace)  # before the training-mode pass
@@ -157,12 +158,13 @@ class Model:
                 note += " (training batch norm needs --batch 2 or more)"
             return None, note
 
-    def timeline(self, act_dtype: str = "fp32") -> Any:
-        """Live activation bytes after each op of the forward (``TimelinePoint`` per op)."""
+    def timeline(self, act_dtype: str | None = None) -> Any:
+        """Live activation bytes after each op of the forward (``TimelinePoint`` per op), floating
+        tensors at ``act_dtype`` (not given: the model's own)."""
         from archlab.analysis.memory import check_dtype
         from archlab.analysis.page import live_timeline
 
-        return live_timeline(self.trace, check_dtype(act_dtype, "--act-dtype"))
+        return live_timeline(self.trace, check_dtype(act_dtype or self.trace.float_dtype, "--act-dtype"))
 
     def training_memory(self, optimizer: str = "sgd", amp: str | None = None, freeze: Sequence[str] = (),
                         batch: int | None = None) -> Any:

@@ -19,8 +19,9 @@ def memory_cmd(
     batch: Batch = None,
     alpha: Alpha = None,
     sets: Sets = None,
-    dtype: StoredDType = DType.fp32,
-    act_dtype: Annotated[DType, typer.Option("--act-dtype", help="Activation dtype.")] = DType.fp32,
+    dtype: StoredDType = None,
+    act_dtype: Annotated[Optional[DType], typer.Option("--act-dtype", help="Activation dtype (default: the "
+                                                        "model's own).")] = None,
     fuse: Annotated[Optional[List[str]], typer.Option("--fuse", help="Module type to treat as one op in M(G) (repeatable); default InvertedResidual.")] = None,
     no_fuse: Annotated[bool, typer.Option("--no-fuse", help="Fuse nothing.")] = False,
     workspace: Annotated[str, typer.Option("--workspace", help="|op| of M(G): none or im2col.")] = "none",
@@ -51,7 +52,7 @@ def memory_cmd(
         from archlab.api.memory import training_memory
         from archlab.report import training_memory as training_report
 
-        changed = [flag for flag, on in (("--dtype", dtype.value != "fp32"), ("--act-dtype", act_dtype.value != "fp32"),
+        changed = [flag for flag, on in (("--dtype", dtype is not None), ("--act-dtype", act_dtype is not None),
                                          ("--fuse", bool(fuse)), ("--no-fuse", no_fuse),
                                          ("--workspace", workspace != "none")) if on]
         if changed:
@@ -65,7 +66,7 @@ def memory_cmd(
     if no_fuse and fuse:
         raise UserError("give either --fuse or --no-fuse, not both")
     fuse_types = () if no_fuse else (tuple(fuse) if fuse else None)
-    results = [memory(m, dtype=dtype.value, act_dtype=act_dtype.value, fuse=fuse_types, workspace=workspace,
+    results = [memory(m, dtype=dtype and dtype.value, act_dtype=act_dtype and act_dtype.value, fuse=fuse_types, workspace=workspace,
                       measure=measure, device=device, force=force, res=res, input_size=size, batch=batch, alpha=alpha,
                       options=options) for m in models]
     emit(memory_report.render(results, fmt.value), output)

@@ -119,7 +119,7 @@ Threads = Annotated[Optional[int], typer.Option(
 Measure = Annotated[bool, typer.Option(
     "--measure", help="Also run the model for real: memory: its peak (a forward, or with --training a step); "
     "roofline: each op timed beside its prediction.")]
-StoredDType = Annotated[DType, typer.Option("--dtype", help="Parameter dtype.")]
+StoredDType = Annotated[Optional[DType], typer.Option("--dtype", help="Parameter dtype (default: the model's own).")]
 TimedDType = Annotated[TimeDType, typer.Option("--dtype", help="Weights and input dtype of the real run.")]
 
 def min_time_of(min_time: Optional[float], latency: Optional[bool] = None) -> float:

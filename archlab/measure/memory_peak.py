@@ -21,16 +21,18 @@ def forward_shapes(input_shape: Any) -> tuple[tuple[int, ...], ...]:
 
 def measure_peak(model_or_spec: Any, input_shape: Any, *, options: Any = (), device: str = "cpu",
                  **kw: Any) -> tuple[int, str]:
-    """Peak of memory allocated during one real fp32 inference forward (the inputs included,
-    the parameters not). ``input_shape``: the shape of the input (batch included), or a
+    """Peak of memory allocated during one real inference forward in the model's own dtype (the
+    inputs included, the parameters not). ``input_shape``: the shape of the input (batch included), or a
     sequence of shapes for a forward of several inputs (an ``InputShape`` keeps its dtype and
-    keyword); ``options``: the forward's options. The model is cast to fp32 (a user's
-    model is copied first: it stays on its device, in its mode and dtype)."""
+    keyword); ``options``: the forward's options. Float inputs take the model's floating dtype
+    (an fp16 or bf16 model runs in fp16 or bf16); a user's model is copied first: it stays on its
+    device and in its mode."""
     import copy
 
     import torch
 
-    from archlab.trace.inputs import real_inputs
+    from archlab.trace.inputs import floating_dtype, real_inputs
+    from archlab.units import dtype_name
 
     check_device(device)
     shapes = forward_shapes(input_shape)
@@ -41,13 +43,13 @@ def measure_peak(model_or_spec: Any, input_shape: Any, *, options: Any = (), dev
         resolved = model_or_spec if isinstance(model_or_spec, Resolved) else resolve(model_or_spec, **kw)
         model, label = resolved.build(), resolved.label
     what = f"the measured forward of {label}"
+    dtype = floating_dtype(model)
     try:
-        model = model.float()  # a file's model may be built in fp16 or bf16: the inputs are fp32
         with on_device(device), torch.inference_mode(), user_code():
             model = model.to(device).eval()
 
             def inputs():
-                return real_inputs(shapes, options, device, torch.float32)
+                return real_inputs(shapes, options, device, dtype)
 
             args, kwargs = inputs()
             model(*args, **kwargs)
@@ -65,7 +67,7 @@ def measure_peak(model_or_spec: Any, input_shape: Any, *, options: Any = (), dev
     except UserError:
         raise
     except FORWARD_ERRORS as e:  # out of memory, a CUDA error, the user's forward raised or called sys.exit()
-        raise run_failed(what, device, "fp32", e) from None
+        raise run_failed(what, device, dtype_name(dtype), e) from None
 
 
 def _cpu_peak(model, inputs) -> int:

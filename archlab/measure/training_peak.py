@@ -43,13 +43,16 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
                           **kw: Any) -> tuple[int, str]:
     """Peak bytes of one real training step on ``device``: parameters + optimizer state + the step's
     own allocations at their peak. ``input_shape``: one shape (batch first) or one per input of the
-    forward (an ``InputShape`` keeps its dtype and keyword); ``options``: the forward's options. ``frozen``: names of parameters that get no gradient."""
+    forward (an ``InputShape`` keeps its dtype and keyword); ``options``: the forward's options;
+    ``frozen``: names of parameters that get no gradient. The step runs in the model's own dtype
+    (a user's model is copied first: it is left as it was found)."""
     import copy
 
     import torch
 
     from archlab.measure.memory_peak import forward_shapes
-    from archlab.trace.inputs import real_inputs
+    from archlab.trace.inputs import floating_dtype, real_inputs
+    from archlab.units import dtype_name
 
     check_device(device)
     if isinstance(model_or_spec, torch.nn.Module):
@@ -60,8 +63,8 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
     frozen = set(frozen)
     what = f"the measured training step of {label}"
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
+    dtype = floating_dtype(model)  # the step runs in the model's own dtype, its float inputs too
     try:
-        model = model.float()
         for name, p in model.named_parameters():
             if name in frozen:
                 p.requires_grad_(False)
@@ -71,7 +74,7 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
             device_type = "cuda" if is_cuda(device) else "cpu"
 
             def step() -> None:
-                args, kwargs = real_inputs(forward_shapes(input_shape), options, device, torch.float32)
+                args, kwargs = real_inputs(forward_shapes(input_shape), options, device, dtype)
                 with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     out = model(*args, **kwargs)
                 outs = [out] if isinstance(out, torch.Tensor) else list(out.values() if isinstance(out, dict) else out)
@@ -96,7 +99,7 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
     except UserError:
         raise
     except FORWARD_ERRORS as e:
-        raise run_failed(what, device, amp or "fp32", e) from None
+        raise run_failed(what, device, amp or dtype_name(dtype), e) from None
 
 
 def _cpu_step_peak(step: Any) -> int:

@@ -28,7 +28,8 @@ def _lines(r: MemoryResult) -> list[tuple[str, str, str]]:
                      f"materialized tensors only, with {fused} fused"))
     if r.measured_peak_bytes is not None:
         rows.append(("measured peak", human_bytes(r.measured_peak_bytes),
-                     f"{r.measured_method}; predicted eager fp32 peak {human_bytes(r.predicted_for_measure_bytes)}, "
+                     f"{r.measured_method}; predicted eager {r.measured_dtype or 'fp32'} peak "
+                     f"{human_bytes(r.predicted_for_measure_bytes)}, "
                      f"{r.measured_diff_percent:+.1f}%"))
     return rows
 

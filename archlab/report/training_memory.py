@@ -13,17 +13,17 @@ _STATE = {"sgd": "none (plain SGD keeps no state)", "momentum": "1 buffer per tr
 
 
 def _lines(r: TrainingMemoryResult) -> list[tuple[str, str, str]]:
-    master = " (the fp32 master weights)" if r.amp else ""
-    rows = [("parameters", human_bytes(r.params_bytes), f"{r.params:,} params at fp32{master}")]
+    master = f" (the {r.dtype} master weights)" if r.amp else ""
+    rows = [("parameters", human_bytes(r.params_bytes), f"{r.params:,} params at {r.dtype}{master}")]
     if r.amp:
         rows.append(("amp weight copies", human_bytes(r.amp_weight_copies_bytes),
                      f"the {r.amp} copy of each weight autocast makes, kept for the backward"))
     rows += [
-        ("gradients", human_bytes(r.gradients_bytes), f"one per trainable parameter ({r.trainable_params:,}), fp32"),
+        ("gradients", human_bytes(r.gradients_bytes), f"one per trainable parameter ({r.trainable_params:,}), {r.dtype}"),
         ("optimizer state", human_bytes(r.optimizer_state_bytes), f"{r.optimizer}: {_STATE[r.optimizer]}"),
         ("saved activations", human_bytes(r.saved_activations_bytes),
          f"alive when the backward starts: what autograd saved, the batch, the outputs"
-         f" (at {'2 bytes, ' + r.amp if r.amp else 'fp32'})"),
+         f" (at {'2 bytes, ' + r.amp if r.amp else r.dtype})"),
         ("activations + gradients, peak", human_bytes(r.activation_peak_bytes),
          f"largest live total, saved tensors freed as the backward consumes them, gradients accumulating; "
          f"at {r.activation_peak_at}"),

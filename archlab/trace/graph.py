@@ -91,6 +91,13 @@ class Trace:
     params: int
     trainable_params: int
     uncalled: list[Uncalled] = field(default_factory=list)
+    params_bytes: int | None = None  # the parameters at their own dtypes (None: at fp32, 4 bytes each)
+    float_dtype: str = "fp32"  # the model's floating dtype (its parameters'): what its float tensors run in
+
+    @property
+    def stored_params_bytes(self) -> int:
+        """The parameters' bytes as the model holds them (each at its own dtype)."""
+        return self.params_bytes if self.params_bytes is not None else 4 * self.params
 
 
 @dataclass

@@ -25,6 +25,7 @@ from archlab.trace.graph import INPUT, PARAM, Call, Trace, TrainingTrace, Uncall
 from archlab.trace.guards import check_keywords, check_options_read, check_traceable, guarded, without_torch_config_advice
 from archlab.trace.inputs import described_shape, floating_dtype, model_inputs, module_inputs, tensor_maker
 from archlab.trace.recorder import MetaMode, Recorder, Tracer, TrainingTracer, nested_tensors, to_meta
+from archlab.units import dtype_name
 
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
           kwargs: dict[str, Any] | None = None, real: bool = False, budget: Any = None,
@@ -86,6 +87,8 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
             params = list({id(p): p for p in model.parameters()}.values())
             counts = (sum(p.numel() for p in params), sum(p.numel() for n, p in model.named_parameters()
                                                           if p.requires_grad and n not in frozen))
+            params_bytes = sum(p.numel() * p.element_size() for p in params)
+            float_dtype = dtype_name(floating_dtype(model))
     except UserError:
         raise
     except SystemExit as e:  # the user's forward must not end archlab without a word
@@ -116,6 +119,8 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
         outputs=out_ids,
         params=counts[0],
         trainable_params=counts[1],
+        params_bytes=params_bytes,
+        float_dtype=float_dtype,
         uncalled=[] if training else uncalled(model, tracer.calls, {id(m) for m in tracer.call_modules}),
     )
     if not training:
