@@ -210,3 +210,42 @@ def test_transformer_encoder_with_a_padding_mask(engine):
     r = archlab.count(Enc(), input_size="10,32;mask=int64:10", engine=engine, depth=0)
     assert r.macs == 2 * per_layer and r.status == "complete"
     assert torch.backends.mha.get_fastpath_enabled(), "the fast path is put back"
+
+
+# --- issue 24: memory --engine real ------------------------------------------------------------
+
+
+def test_memory_of_a_forward_that_reads_values_names_engine_real_and_bills_with_it(cli, path):
+    assert_one_line_error(cli("memory", f"{path}:gate", "--input-size", "16"), "--engine real")
+    r = cli("memory", f"{path}:gate", "--input-size", "16", "--batch", "4", "--engine", "real", "--measure",
+            "-f", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    # the real trace: the batch (4x16), the .sum() scalar and the chosen Linear's output (4x16), fp32
+    assert d["params_bytes"] == 2 * (16 * 16 + 16) * 4
+    assert d["activation_peak_held_bytes"] == d["predicted_for_measure_bytes"]
+    assert d["measured_peak_bytes"] > 0 and d["measured_dtype"] == "fp32"
+    # the training-mode pass runs for real too: the batch (saved by the chosen Linear), 4x16 fp32
+    assert d["training_activation_bytes"] == 4 * 16 * 4 and "training_note" not in d
+
+
+def test_memory_engine_real_equals_the_meta_engine_where_both_trace():
+    meta = archlab.memory("resnet18", res=64, batch=2)
+    real = archlab.memory("resnet18", res=64, batch=2, engine="real")
+    assert real.to_dict() == meta.to_dict()
+
+
+def test_memory_engine_real_of_a_builder_that_reads_values(path):
+    r = archlab.memory(f"{path}:regnet_like", input_size=(3, 8, 8), engine="real")
+    assert r.params == (3 * 9 + 1) * 8 + (8 * 9 + 1) * 16 + (16 * 9 + 1) * 24
+    import runpy
+
+    built_here = runpy.run_path(path)["regnet_like"]()  # built on the CPU, then billed on the meta engine
+    meta_of_the_same = archlab.memory(built_here, input_size=(3, 8, 8))
+    assert r.to_dict()["params_bytes"] == meta_of_the_same.params_bytes
+    assert r.training_activation_bytes == meta_of_the_same.training_activation_bytes > 0
+
+
+def test_memory_engine_is_checked(cli):
+    assert_one_line_error(cli("memory", "lenet5", "--engine", "fvcore"), "unknown engine 'fvcore'")
+    assert_one_line_error(cli("memory", "lenet5", "--engine", "real", "--training"), "--engine real")

@@ -1,46 +1,81 @@
-"""``archlab.memory`` and ``archlab.training_memory``: the memory of one model from its meta trace,
-joined with a measured run on request (``measure=True``)."""
+"""``archlab.memory`` and ``archlab.training_memory``: the memory of one model from its meta trace (or,
+``engine="real"``, the trace of one real forward), joined with a measured run on request (``measure=True``)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any, Sequence
 
-from archlab.api.model import as_model
-from archlab.spec import InputSize
+from archlab.api.model import as_model, memory_of_built, saved_or_why
+from archlab.errors import UserError
+from archlab.spec import InputSize, Inputs
 from archlab.units import DTYPE_BYTES
 
 
-def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | None = None, fuse: Sequence[str] | None = None,
-           workspace: str = "none", measure: bool = False, device: str = "cpu", force: bool = False,
+def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | None = None,
+           fuse: Sequence[str] | None = None, workspace: str = "none", measure: bool = False, device: str = "cpu", force: bool = False,
            input_size: InputSize = None, res: int | None = None, batch: int | None = None, alpha: float | None = None,
-           options: dict[str, Any] | None = None, forward_kw: Any = None) -> Any:
+           options: dict[str, Any] | None = None, forward_kw: Any = None, engine: str = "archlab") -> Any:
     """Memory of a model (``MemoryResult``): parameters, the inference peak, training activations, M(G).
+    ``engine``: "archlab" (the meta trace: nothing runs) or "real" (the trace of one real forward on
+    ``device``, for builders and forwards that read values, as ``count --engine real``).
     ``dtype``/``act_dtype``: the parameters'/activations' dtype (not given: the model's own, its
-    parameters' floating dtype). ``fuse``: module type names treated as single ops in M(G) (default: MobileNetV2's inverted
-    residual blocks, where present; ``()`` for none). ``measure``: also run one real forward on
+    parameters' floating dtype). ``fuse``: module type names treated as single ops in M(G) (default:
+    MobileNetV2's inverted residual blocks, where present; ``()`` for none). ``measure``: also run one real forward on
     ``device`` and record its peak (refused when it looks too big for the free memory, unless ``force``)."""
     from archlab.analysis.memory import check_memory_options, inference_peak, run_bytes
     from archlab.measure.devices import check_device
 
     check_memory_options(dtype, act_dtype, workspace)  # before anything is built
     check_device(device)  # also without --measure: a bad --device is an error wherever it is given
-    model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
-    result = model.memory(dtype, act_dtype, fuse, workspace)
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine '{engine}' (choose {' or '.join(ENGINES)})")
+    settings = {"res": res, "batch": batch, "alpha": alpha, "options": options}
+    if engine == "real":
+        built, trace, shapes, options = _real(model_or_spec, input_size, forward_kw, settings, device, force)
+        result = memory_of_built(built, trace, lambda: saved_or_why(built, trace, real=True), dtype, act_dtype, fuse, workspace)
+        source = built.resolved or built.module
+    else:
+        model = as_model(model_or_spec, input_size, forward_kw, **settings)
+        result = model.memory(dtype, act_dtype, fuse, workspace)
+        trace = model.trace
+        shapes, options = model.forward_inputs  # every input of the forward, with its dtype and keyword
+        source = model.built.resolved or model.source  # the spec resolved once: built again, for real
     if not measure:
         return result
     from archlab.measure.guard import check_fits
     from archlab.measure.memory_peak import measure_peak
 
-    trace = model.trace
     check_fits(run_bytes(trace), device, force, what="--measure (a real forward)")
-    shapes, options = model.forward_inputs  # every input of the forward, with its dtype and keyword
-    source = model.built.resolved or model.source  # the spec resolved once: built again, for real
     measured, method = measure_peak(source, shapes, options=options, device=device)
     # the real forward runs in the model's own dtype, whatever --act-dtype the bill was drawn at
     predicted = inference_peak(trace, DTYPE_BYTES[trace.float_dtype], held=True).bytes
     return replace(result, measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted,
                    measured_dtype=trace.float_dtype)
+
+
+ENGINES = ("archlab", "real")  # where the trace comes from: meta tensors, or one real forward
+
+
+def _real(model_or_spec: Any, input_size: InputSize, forward_kw: Any, settings: dict[str, Any], device: str,
+          force: bool) -> tuple[Any, Any, Any, Any]:
+    """(built, trace, input shapes, forward options) of one real forward on ``device``, guarded by the
+    meta trace's estimate where there is one (as ``count --engine real``)."""
+    from archlab.api.model import Model, forward_inputs
+    from archlab.measure.real import real_traced
+
+    if isinstance(model_or_spec, Model):
+        model_or_spec, inputs, settings = model_or_spec.source, model_or_spec.inputs, model_or_spec.settings
+    else:
+        inputs = Inputs.of(input_size, forward_kw)
+    estimate = None
+    if not force:
+        try:
+            estimate = Model(model_or_spec, inputs, **settings).trace
+        except UserError:  # the builder or the forward reads values: the real run is guarded as it runs
+            estimate = None
+    built, trace = real_traced(model_or_spec, inputs, device=device, force=force, estimate=estimate, **settings)
+    return (built, trace, *forward_inputs(built, inputs, settings["batch"]))
 
 
 def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | None = None,

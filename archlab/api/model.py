@@ -19,7 +19,7 @@ a trace made any other way can be analysed the same way; the ``Model`` only make
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from archlab.errors import UserError
 from archlab.spec import InputShape, InputSize, Inputs, check_batch
@@ -55,12 +55,7 @@ class Model:
     def forward_inputs(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """(the inputs' shapes, batch first, each with its dtype and keyword where given; the forward's
         options): what a real run makes its arguments from (``archlab.trace.inputs.real_inputs``)."""
-        resolved = self.built.resolved
-        if resolved is not None:
-            return tuple(resolved.input_shapes), tuple(resolved.forward_options)
-        b = self.settings["batch"] or 1
-        return (tuple(s.batched(b) if isinstance(s, InputShape) else (b, *s) for s in self.inputs.shapes),
-                tuple(self.inputs.options))
+        return forward_inputs(self.built, self.inputs, self.settings["batch"])
 
     @cached_property
     def trace(self) -> Trace:
@@ -137,26 +132,14 @@ class Model:
                workspace: str = "none") -> Any:
         """Parameters, the inference peak, training activations and M(G) (``MemoryResult``); ``dtype``
         and ``act_dtype`` not given: the model's own (its parameters' floating dtype)."""
-        from archlab.analysis.memory import check_memory_options, memory_of
-
-        check_memory_options(dtype, act_dtype, workspace)  # before the training-mode pass
-        saved, note = self.saved
-        buffers = sum(b.numel() * b.element_size() for b in self.module.buffers())
-        return memory_of(self.trace, self.label, dtype=dtype, act_dtype=act_dtype, fuse=fuse, workspace=workspace,
-                         saved=saved, training_note=note, buffers_bytes=buffers)
+        return memory_of_built(self.built, self.trace, lambda: self.saved, dtype, act_dtype, fuse, workspace)
 
     @cached_property
     def saved(self) -> tuple[Any, str | None]:
         """The tensors a training step keeps for its backward (memory's training activations), made
         once; (None, why) when the training-mode forward fails (batch norm over one value per
         channel): the rest of the memory analysis stands."""
-        try:
-            return saved_for_backward(self.module, self.built.args, self.built.kwargs), None
-        except UserError as e:
-            note = str(e)
-            if self.trace.input_shape[0] == 1 and "more than 1 value per channel" in note:
-                note += " (training batch norm needs --batch 2 or more)"
-            return None, note
+        return saved_or_why(self.built, self.trace)
 
     def timeline(self, act_dtype: str | None = None) -> Any:
         """Live activation bytes after each op of the forward (``TimelinePoint`` per op), floating
@@ -243,3 +226,41 @@ def as_model(model_or_spec: Any, input_size: InputSize = None, forward_kw: Any =
             raise UserError(f"{given[0]} is set when an archlab.Model is made, not when it is analysed")
         return model_or_spec
     return Model(model_or_spec, input_size, forward_kw=forward_kw, **settings)
+
+
+def forward_inputs(built: Built, inputs: Inputs, batch: int | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(the inputs' shapes, batch first, each with its dtype and keyword where given; the forward's
+    options) of a built model: a spec's from its resolution, a module's from ``inputs`` at ``batch``."""
+    resolved = built.resolved
+    if resolved is not None:
+        return tuple(resolved.input_shapes), tuple(resolved.forward_options)
+    b = batch or 1
+    return (tuple(s.batched(b) if isinstance(s, InputShape) else (b, *s) for s in inputs.shapes),
+            tuple(inputs.options))
+
+
+def saved_or_why(built: Built, trace: Trace, real: bool = False) -> tuple[Any, str | None]:
+    """The tensors a training step of ``built`` keeps for its backward, or (None, why) when its
+    training-mode forward fails: the rest of the memory analysis stands. ``real``: the forward runs
+    on ``built``'s real arguments (``--engine real``), not on meta tensors."""
+    try:
+        return saved_for_backward(built.module, built.args, built.kwargs, real=real), None
+    except UserError as e:
+        note = str(e)
+        if trace.input_shape and trace.input_shape[0] == 1 and "more than 1 value per channel" in note:
+            note += " (training batch norm needs --batch 2 or more)"
+        return None, note
+
+
+def memory_of_built(built: Built, trace: Trace, saved: Callable[[], tuple[Any, str | None]],
+                    dtype: str | None = None, act_dtype: str | None = None, fuse: Sequence[str] | None = None,
+                    workspace: str = "none") -> Any:
+    """The memory analysis (``MemoryResult``) of a built model and its trace, meta or real; ``saved()``:
+    its training step's saved tensors, or (None, why) (``saved_or_why``), made after the options are checked."""
+    from archlab.analysis.memory import check_memory_options, memory_of
+
+    check_memory_options(dtype, act_dtype, workspace)  # before the training-mode pass
+    saved, note = saved()
+    buffers = sum(b.numel() * b.element_size() for b in built.module.buffers())
+    return memory_of(trace, built.label, dtype=dtype, act_dtype=act_dtype, fuse=fuse, workspace=workspace,
+                     saved=saved, training_note=note, buffers_bytes=buffers)

@@ -26,6 +26,9 @@ def memory_cmd(
     no_fuse: Annotated[bool, typer.Option("--no-fuse", help="Fuse nothing.")] = False,
     workspace: Annotated[str, typer.Option("--workspace", help="|op| of M(G): none or im2col.")] = "none",
     measure: Measure = False,
+    engine: Annotated[str, typer.Option("--engine", help="archlab (meta trace, nothing runs) or real (the trace of "
+                                        "one real forward on --device, for builders and forwards that read values)."
+                                        )] = "archlab",
     device: Device = "cpu",
     force: Force = False,
     training: Training = False,
@@ -49,6 +52,9 @@ def memory_cmd(
     if given and not training:
         raise UserError(f"{given[0]} applies to the training-step bill: add --training")
     if training:
+        if engine != "archlab":
+            raise UserError("--training is billed from archlab's trace of the step on meta tensors: --engine real "
+                            "applies to the inference view")
         from archlab.api.memory import training_memory
         from archlab.report import training_memory as training_report
 
@@ -68,5 +74,5 @@ def memory_cmd(
     fuse_types = () if no_fuse else (tuple(fuse) if fuse else None)
     results = [memory(m, dtype=dtype and dtype.value, act_dtype=act_dtype and act_dtype.value, fuse=fuse_types, workspace=workspace,
                       measure=measure, device=device, force=force, res=res, input_size=size, batch=batch, alpha=alpha,
-                      options=options) for m in models]
+                      options=options, engine=engine) for m in models]
     emit(memory_report.render(results, fmt.value), output)

@@ -16,12 +16,12 @@ from archlab.measure.devices import check_device
 from archlab.measure.guard import memory_budget
 from archlab.spec import Inputs
 from archlab.trace.graph import Trace
-from archlab.trace.run import build, trace_built
+from archlab.trace.run import Built, build, trace_built
 
 
-def real_trace(model_or_spec: Any, inputs: Inputs, *, device: str = "cpu", force: bool = False,
-               estimate: Trace | None = None, **settings: Any) -> tuple[Trace, str]:
-    """(trace, label) of one real forward on ``device``; ``estimate``: the meta trace of the same
+def real_traced(model_or_spec: Any, inputs: Inputs, *, device: str = "cpu", force: bool = False,
+                estimate: Trace | None = None, **settings: Any) -> tuple[Built, Trace]:
+    """(built, trace) of one real forward on ``device``; ``estimate``: the meta trace of the same
     model and inputs, when it could be made; ``settings``: res, batch, alpha, options."""
     check_device(device)
     budget = memory_budget(device, force)
@@ -30,4 +30,11 @@ def real_trace(model_or_spec: Any, inputs: Inputs, *, device: str = "cpu", force
         if needed > budget.limit:
             raise budget.refuse(needed, "--engine real (a real forward, every tensor kept)")
     built = build(model_or_spec, inputs, real=True, device=device, budget=budget, **settings)
-    return trace_built(built, real=True, budget=budget), built.label
+    return built, trace_built(built, real=True, budget=budget)
+
+
+def real_trace(model_or_spec: Any, inputs: Inputs, *, device: str = "cpu", force: bool = False,
+               estimate: Trace | None = None, **settings: Any) -> tuple[Trace, str]:
+    """(trace, label) of one real forward on ``device`` (``real_traced``)."""
+    built, trace = real_traced(model_or_spec, inputs, device=device, force=force, estimate=estimate, **settings)
+    return trace, built.label

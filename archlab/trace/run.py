@@ -12,6 +12,7 @@ copies no data), so the user's model is never moved or modified. The hooks are r
 from __future__ import annotations
 
 import fnmatch
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -321,11 +322,12 @@ def frozen_names(model: nn.Module, freeze: Sequence[str]) -> set[str]:
 
 
 def saved_for_backward(model: nn.Module, args: torch.Tensor | tuple[torch.Tensor, ...],
-                       kwargs: dict[str, Any] | None = None) -> list[torch.Tensor]:
+                       kwargs: dict[str, Any] | None = None, real: bool = False) -> list[torch.Tensor]:
     """The activations autograd keeps for the backward pass of one training step.
 
-    Runs the forward once in training mode on meta tensors (nothing is computed or allocated)
-    under ``saved_tensors_hooks`` and returns the distinct saved tensors that are not parameters or
+    Runs the forward once in training mode on meta tensors (nothing is computed or allocated;
+    ``real``: on the real arguments as given, for a model built for ``--engine real``) under
+    ``saved_tensors_hooks`` and returns the distinct saved tensors that are not parameters or
     buffers. The model's modes and attributes are put back afterwards, as every trace does."""
     params = {id(p) for p in model.parameters()} | {id(b) for b in model.buffers()}
     saved: dict[int, torch.Tensor] = {}
@@ -337,11 +339,12 @@ def saved_for_backward(model: nn.Module, args: torch.Tensor | tuple[torch.Tensor
         return t
 
     try:
+        place = (lambda t: t) if real else to_meta
         with guarded(model), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-                MetaMode():
+                (nullcontext() if real else MetaMode()):
             set_mode(model, True)
-            model(*(to_meta(t) for t in (args if isinstance(args, tuple) else (args,))),
-                  **{k: to_meta(v) for k, v in (kwargs or {}).items()})
+            model(*(place(t) for t in (args if isinstance(args, tuple) else (args,))),
+                  **{k: place(v) for k, v in (kwargs or {}).items()})
     except SystemExit as e:
         raise UserError(f"the training-mode forward called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 - the user's forward raised
