@@ -374,3 +374,20 @@ def test_an_efficientnet_gate_is_not_taken_for_map_rounding():
     c = compare_scaling("efficientnet_b0", rho="0.5")
     causes = {x["cause"]: x["amount"] for x in c.causes["macs"]}
     assert causes["classifier_resolution"] > 1_024_000 * 1.2  # the classifier and the SE gates' 1x1 convs
+
+
+def test_compare_bills_each_model_at_its_own_dtype_and_says_so(cli, tmp_path):
+    # issue 24 item 4: a bf16 model's memory columns are at bf16 (half the fp32 one's), and the caption says so
+    path = tmp_path / "two_dtypes.py"
+    path.write_text("import torch\nfrom torch import nn\n\n\ndef mlp(bf16=False):\n"
+                    "    m = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10))\n"
+                    "    return m.to(torch.bfloat16) if bf16 else m\n\n\ndef half_mlp():\n    return mlp(True)\n")
+    r = cli("compare", f"{path}:mlp", f"{path}:half_mlp", "--input-size", "64", "-f", "json")
+    assert r.code == 0, r.err
+    rows = {row["model"].split(":")[1].split("@")[0]: row for row in r.json()}
+    assert (rows["mlp"]["dtype"], rows["half_mlp"]["dtype"]) == ("fp32", "bf16")
+    assert rows["half_mlp"]["params_bytes"] * 2 == rows["mlp"]["params_bytes"] == 4 * 19_210
+    assert rows["half_mlp"]["activation_peak_bytes"] * 2 == rows["mlp"]["activation_peak_bytes"]
+    text = cli("compare", f"{path}:mlp", f"{path}:half_mlp", "--input-size", "64")
+    assert "memory at each model's own dtype (" in text.out and "half_mlp@input=64 bf16)" in text.out
+    assert "memory at fp32, batch 1" in cli("compare", "lenet5", "alexnet").out

@@ -12,6 +12,7 @@ from archlab.analysis.memory import inference_peak
 from archlab.analysis.receptive_field import extent, headline, receptive_fields
 from archlab.analysis.training_memory import bill
 from archlab.trace.graph import Trace, TrainingTrace
+from archlab.units import DTYPE_BYTES
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class CompareRow:
     optimizer: str | None = None
     batch: int = 1  # the batch the model was counted (and timed) at: its spec's batch= or --batch
     latency_noisy: bool = False  # the timed run's IQR exceeds NOISY_IQR of its median (as `archlab latency`)
+    dtype: str = "fp32"  # the model's own floating dtype: its memory columns are at it
 
     @property
     def flops(self) -> int:
@@ -47,8 +49,9 @@ def compare_row(trace: Trace, label: str, latency_ms: float | None = None, laten
     h = headline(trace, receptive_fields(trace))
     f = h.field if h is not None else None
     return CompareRow(label, c.params, c.macs, int(max(extent(f)[1])) if f else None, trace.stored_params_bytes,
-                      inference_peak(trace, 4).bytes, latency_ms, c.unsupported_ops,
-                      batch=trace.input_shape[0] if trace.input_shape else 1, latency_noisy=latency_noisy)
+                      inference_peak(trace, DTYPE_BYTES[trace.float_dtype]).bytes, latency_ms, c.unsupported_ops,
+                      batch=trace.input_shape[0] if trace.input_shape else 1, latency_noisy=latency_noisy,
+                      dtype=trace.float_dtype)
 
 
 def with_training(row: CompareRow, tt: TrainingTrace | None, optimizer: str, amp: str | None = None) -> CompareRow:

@@ -82,7 +82,7 @@ def _partial_caption(rows: list[CompareRow]) -> str:
 def _json(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
     return to_json([{"model": r.model, "params": r.params, "macs": r.macs, "flops": r.flops, "rf": r.rf,
                      "params_bytes": r.params_bytes, "activation_peak_bytes": r.activation_peak_bytes,
-                     "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
+                     "dtype": r.dtype, "batch": r.batch, "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
                      **({"latency_ms": r.latency_ms, "latency_ratio": _div(r.latency_ms, first.latency_ms),
                          "latency_noisy": r.latency_noisy}
                         if latency else {}),
@@ -122,6 +122,14 @@ def _noisy_caption(rows: list[CompareRow]) -> str:
     return f"noisy (IQR over {100 * NOISY_IQR:.1f}% of the median): {', '.join(noisy)}\n"
 
 
+def _dtypes(rows: list[CompareRow]) -> str:
+    """The dtype the memory columns are at: one for all, or each model's own."""
+    kinds = {r.dtype for r in rows}
+    if len(kinds) == 1:
+        return kinds.pop()
+    return "each model's own dtype (" + ", ".join(f"{r.model} {r.dtype}" for r in rows) + ")"
+
+
 def _caption(rows: list[CompareRow], first: CompareRow) -> str:
     training = ""
     if _training(rows):
@@ -129,7 +137,7 @@ def _caption(rows: list[CompareRow], first: CompareRow) -> str:
                     f"gradients, {first.optimizer} state, activations), {_batch_text(rows)}; '-': the training "
                     "step fails at that batch\n")
     return (f"sorted by MACs (multiply-accumulates; FLOPs = 2 x MACs); ratios to {first.model}, the first "
-            "model named; RF: receptive field of the last spatial layer, in input pixels; memory at fp32, "
+            f"model named; RF: receptive field of the last spatial layer, in input pixels; memory at {_dtypes(rows)}, "
             + _batch_text(rows) + "\n" + training + _partial_caption(rows) + _noisy_caption(rows))
 
 
