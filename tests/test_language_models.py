@@ -70,3 +70,17 @@ def test_one_decode_step_with_a_kv_cache():
     # the prefill of the same 64 tokens costs the same per token (attention not masked in the count)
     prefill = archlab.count(_factory("gpt2")(layers=2), input_size="input_ids=int64:64;use_cache=true", depth=0)
     assert prefill.macs == 64 * r.macs
+
+
+def test_a_decoder_given_use_cache_false_is_told_that_use_cache_true_traces(cli):
+    # issue 24 item 7: without a cache transformers checks its mask's values, which meta tensors do not hold
+    from conftest import assert_one_line_error
+
+    spec = f"{EXAMPLE}:gpt2@layers=1"
+    failed = cli("count", spec, "--input-size", "input_ids=int64:16", "--forward-kw", "use_cache=false")
+    assert_one_line_error(failed, "--engine real", "use_cache=true traces on meta")
+    r = cli("count", spec, "--input-size", "input_ids=int64:16", "--forward-kw", "use_cache=true", "-f", "json")
+    assert r.code == 0, r.err
+    # the hint is for that case only: an encoder given use_cache=false traces, and nothing names a cache
+    assert cli("count", f"{EXAMPLE}:bert_base@layers=1", "--input-size", "input_ids=int64:16",
+               "--forward-kw", "use_cache=false").code == 0

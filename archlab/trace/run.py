@@ -95,7 +95,7 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
     except SystemExit as e:  # the user's forward must not end archlab without a word
         raise UserError(f"the {'training step' if training else 'forward pass'} called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 - the user's forward raised (an assert, a KeyError, ...)
-        raise _failure(e, model, tracer, first, training) from None
+        raise _failure(e, model, tracer, first, training, kwargs) from None
     finally:
         h_pre.remove()
         h_post.remove()
@@ -245,7 +245,8 @@ def _step(model: nn.Module, state: dict[str, torch.Tensor], args: tuple, kwargs:
     return out
 
 
-def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, training: bool) -> UserError:
+def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, training: bool,
+             kwargs: dict[str, Any] | None = None) -> UserError:
     """The one line for a forward (or training step) that raised: where, and what to do about it."""
     failed = tracer.failed_call if tracer.failed_call is not None else (tracer.stack[-1] if tracer.stack else -1)
     call = tracer.calls[failed] if 0 <= failed < len(tracer.calls) else None
@@ -257,7 +258,7 @@ def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, trainin
         msg = without_torch_config_advice(msg)
         msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
                 "archlab counts on meta tensors, which hold shapes but no values; --engine real runs it "
-                "on real tensors and counts that input)")
+                "on real tensors and counts that input" + _use_cache_hint(model, kwargs) + ")")
     elif "scalar type" in msg or "scalar types" in msg or ("dtype" in msg and "expected" in msg.lower()):
         msg += (" (give each input's dtype in --input-size / input_size: int64:128 is a 128-long int64 "
                 "input, token ids)")
@@ -272,6 +273,16 @@ def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, trainin
         return UserError(f"the training step failed{where}: {msg}")
     shape = "x".join(map(str, first.shape[1:])) if first is not None else "-"
     return UserError(f"the forward pass failed{where} for input {shape}: {msg}")
+
+
+def _use_cache_hint(model: nn.Module, kwargs: dict[str, Any] | None) -> str:
+    """For a Hugging Face model given ``use_cache=False``: without a cache, transformers builds its
+    causal mask from the values of the positions (a data-dependent check), where with one it does
+    not, so ``use_cache=true`` traces on meta."""
+    config = getattr(model, "config", None)
+    if (kwargs or {}).get("use_cache") is False and getattr(config, "use_cache", None) is not None:
+        return "; a Hugging Face decoder given use_cache=true traces on meta"
+    return ""
 
 
 def uncalled(model: nn.Module, calls: list[Call], called: set[int] = frozenset()) -> list[Uncalled]:
