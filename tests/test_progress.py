@@ -87,3 +87,55 @@ def test_an_error_under_the_bar_is_still_one_line(cli, monkeypatch):
 
     _terminal(monkeypatch)
     assert_one_line_error(cli("count", "lenet5", "--engine", "fvcore", "--res", "2"), "input is too small")
+
+
+# --- issue 24 (low): a step that runs long is named, once, on a terminal ------------------------------
+
+SLEEPY = '''
+import time
+from torch import nn
+
+
+class Sleepy(nn.Linear):
+    def forward(self, x):
+        time.sleep(1.5)  # a forward that takes its time (or hangs)
+        return super().forward(x)
+
+
+def make():
+    return Sleepy(4, 4)
+'''
+
+
+@pytest.fixture
+def sleepy(tmp_path, monkeypatch):
+    from archlab.cli import progress
+
+    monkeypatch.setattr(progress, "NOTICE_AFTER", 0.1)  # the forward takes 15 times as long
+    path = tmp_path / "sleepy.py"
+    path.write_text(SLEEPY)
+    return f"{path}:make"
+
+
+def test_a_long_forward_is_named_once_on_a_terminal(cli, sleepy, monkeypatch):
+    plain = cli("count", sleepy, "--input-size", "4", "--depth", "0")
+    assert plain.code == 0 and plain.err == ""  # off a terminal: nothing extra
+    _terminal(monkeypatch)
+    r = cli("count", sleepy, "--input-size", "4", "--depth", "0")
+    assert r.code == 0 and r.out == plain.out
+    notices = r.err.splitlines()
+    assert notices == [notices[0]] and notices[0].startswith("archlab: still tracing the forward of Sleepy after ")
+    assert notices[0].endswith(" s (Ctrl-C stops it)")
+
+
+def test_the_largest_batch_search_is_named_as_it_goes(cli, monkeypatch):
+    # each batch the search traces is a step of its own: a notice names the one that runs long
+    from archlab import status
+
+    steps = []
+    original = status.doing
+    monkeypatch.setattr(status, "doing", lambda what: (steps.append(what), original(what)))
+    r = cli("memory", "lenet5", "--training", "--budget", "4MiB")
+    assert r.code == 0, r.err
+    tried = [s for s in steps if s.startswith("looking for the largest batch within the budget (tracing batch ")]
+    assert len(tried) >= 3

@@ -29,6 +29,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from archlab import status
 from archlab.analysis.memory import Storages
 from archlab.trace.graph import TrainingTrace
 from archlab.errors import UserError
@@ -235,6 +236,7 @@ def largest_batch(at: Any, limit: int) -> tuple[int, int] | None:
     doubling, then bisection. Batch norm in training needs batch >= 2 where it normalizes one value per
     channel; a batch the model refuses counts as not fitting."""
     def peak(b: int) -> int | None:
+        status.doing(f"looking for the largest batch within the budget (tracing batch {b})")
         try:
             return at(b).training_peak_bytes
         except UserError:

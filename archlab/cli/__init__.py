@@ -108,7 +108,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     command = typer.main.get_command(app)
     try:
         repeated_option(command, args)
-        rv = command.main(args=args, prog_name="archlab", standalone_mode=False)
+        from archlab import status
+        from archlab.cli.progress import watch
+
+        status.doing("")
+        with watch():  # a step that runs long is named on a terminal: a forward that hangs, a search
+            rv = command.main(args=args, prog_name="archlab", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except Exit as e:
         return e.exit_code

@@ -53,7 +53,7 @@ def latency_cmd(
 
     from archlab.cli.progress import progress
 
-    with progress("timing") if len(models) > 1 else nullcontext() as step:  # several models: a while
+    with progress("timing") if len(models) > 1 or per_op or per_layer or predict else nullcontext() as step:
         results = measure_all(models, progress=step, **kw)
     for r in results:
         if r.noisy:

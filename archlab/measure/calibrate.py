@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from archlab import status
 from archlab.errors import UserError
 from archlab.units import SCHEMA_VERSION
 
@@ -282,6 +283,7 @@ def _checked(device: str, threads: int, dtype: str, progress: Any) -> tuple[Mach
     micro-benchmarks), or None."""
     UNSTABLE.clear()
     TIMED[0] = 0
+    status.doing(f"calibrating {device} ({threads} thread(s), {dtype}): timing its micro-benchmarks")
     m = calibrate(device, threads, dtype, progress=progress)
     reason = None  # unstable first: it is the cause of the implausible values a loaded machine gives
     if len(UNSTABLE) > MAX_UNSTABLE * max(TIMED[0], 1):

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from archlab import status
 from archlab.analysis.count import count_trace
 from archlab.errors import UserError
 from archlab.measure.devices import FORWARD_ERRORS, is_cpu, is_cuda, on_device, run_failed
@@ -334,7 +335,7 @@ def measure_all(
 
             step.now("calibrating", forward=False)
             report(total - 1, total, "calibrating the machine (cached after the first time)")
-            machine = calibrated(device, n_threads, dtype)
+            machine = calibrated(device, n_threads, dtype, progress=progress)
     except UserError:
         raise
     except RuntimeError as e:  # out of memory, an operator without a kernel for this dtype, a CUDA error
@@ -365,6 +366,7 @@ class _Step:
 
     def now(self, what: str, forward: bool = True) -> str:
         self.what, self.forward = what, forward
+        status.doing(what)
         return what
 
 

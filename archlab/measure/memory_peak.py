@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from archlab import status
 from archlab.errors import UserError
 from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_device, quiet_stderr, run_failed, synchronize
 from archlab.models.resolve import Resolved, resolve
@@ -43,6 +44,7 @@ def measure_peak(model_or_spec: Any, input_shape: Any, *, options: Any = (), dev
         resolved = model_or_spec if isinstance(model_or_spec, Resolved) else resolve(model_or_spec, **kw)
         model, label = resolved.build(), resolved.label
     what = f"the measured forward of {label}"
+    status.doing(f"measuring {what}")
     dtype = floating_dtype(model)
     try:
         with on_device(device), torch.inference_mode(), user_code():

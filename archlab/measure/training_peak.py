@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from archlab import status
 from archlab.errors import UserError
 from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_device, quiet_stderr, run_failed, synchronize
 from archlab.models.resolve import Resolved, resolve
@@ -62,6 +63,7 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
         model, label = resolved.build(), resolved.label
     frozen = set(frozen)
     what = f"the measured training step of {label}"
+    status.doing(f"measuring {what}")
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
     dtype = floating_dtype(model)  # the step runs in the model's own dtype, its float inputs too
     try:

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from archlab import status
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import Resolved, reads_the_model, resolve
 from archlab.spec import InputSize, Inputs, ModelSpec, check_batch
@@ -59,6 +60,8 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
     inputs = tuple(inputs) if isinstance(inputs, tuple) else (inputs,)
     kwargs = dict(kwargs or {})
     model = uncompiled(model)
+    status.doing(f"tracing {'the training step' if training else 'the forward'} of {type(model).__name__}"
+                 + (" on real tensors" if real else ""))
     if not real:
         model = _materialized(model, inputs, kwargs)
     only_by_kwargs = check_keywords(model, list(kwargs))
