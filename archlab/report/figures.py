@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from archlab.errors import UserError
 
@@ -90,14 +90,79 @@ def draw(spec: FigureSpec) -> Any:
     for x, y, text in spec.marks:
         axes[0].plot([x], [y], "v", color="C3", markersize=8)
         axes[0].annotate(text, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    for x, y, text in spec.notes:
-        axes[0].annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     if spec.xticklabels:
         axes[-1].set_xticks(range(len(spec.xticklabels)), list(spec.xticklabels), rotation=90, fontsize=TICK_PT)
     axes[-1].set_xlabel(spec.xlabel)
     axes[0].set_title(_title_lines(spec), fontsize=TITLE_PT)
     _margins(fig, spec, panels)
+    if spec.notes:
+        _annotate_points(fig, axes[0], spec.notes)
     return fig
+
+
+NOTE_PT = 7  # the point labels' size
+NOTE_RADII = (3, 10, 18, 28, 40, 55)  # pixels from its point a label may be moved to, nearest first
+NOTE_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0))
+
+
+def place_labels(anchors: Sequence[tuple[float, float]], sizes: Sequence[tuple[float, float]],
+                 area: tuple[float, float, float, float]) -> list[tuple[float, float]]:
+    """Where each label goes, as the offset in pixels of its lower-left corner from its anchor (a
+    point on the plot): the nearest of the candidate places (``NOTE_RADII`` x ``NOTE_DIRECTIONS``)
+    where its box (``sizes``: width, height) overlaps no label placed before it and no anchor, and
+    stays inside ``area`` (x0, y0, x1, y1). Labels are placed left to right; one with no free
+    place keeps the nearest (up and right of its point)."""
+    pad = 1.0
+    points = [(x - 3, y - 3, x + 3, y + 3) for x, y in anchors]  # the markers themselves
+    placed: list[tuple[float, float, float, float]] = []
+    out: list[tuple[float, float]] = [(NOTE_RADII[0], NOTE_RADII[0])] * len(anchors)
+
+    def free(box: tuple[float, float, float, float]) -> bool:
+        x0, y0, x1, y1 = box
+        if x0 < area[0] or y0 < area[1] or x1 > area[2] or y1 > area[3]:
+            return False
+        return not any(x0 < b[2] + pad and b[0] - pad < x1 and y0 < b[3] + pad and b[1] - pad < y1
+                       for b in (*placed, *points))
+
+    for i in sorted(range(len(anchors)), key=lambda k: anchors[k]):
+        (x, y), (w, h) = anchors[i], sizes[i]
+        for r in NOTE_RADII:
+            for dx, dy in NOTE_DIRECTIONS:
+                # a direction's offset of the box's corner: to the right, the box starts r past the point;
+                # to the left it ends r before it; above or below likewise; centred where the direction is 0
+                ox = r if dx > 0 else (-r - w if dx < 0 else -w / 2)
+                oy = r if dy > 0 else (-r - h if dy < 0 else -h / 2)
+                box = (x + ox, y + oy, x + ox + w, y + oy + h)
+                if free(box):
+                    out[i] = (ox, oy)
+                    placed.append(box)
+                    break
+            else:
+                continue
+            break
+        else:
+            ox, oy = out[i]
+            placed.append((x + ox, y + oy, x + ox + w, y + oy + h))
+    return out
+
+
+def _annotate_points(fig: Any, ax: Any, notes: Sequence[tuple[float, float, str]]) -> None:
+    """Each note's text beside its point, placed so that no two overlap (``place_labels``), with a
+    thin line back to the point when it had to move away from it. Sizes are estimated (0.6 em a
+    character), not measured: measuring every text costs as much as drawing it."""
+    ax.autoscale_view()
+    scale = fig.dpi / 72
+    anchors = [tuple(ax.transData.transform((x, y))) for x, y, _ in notes]
+    sizes = [(0.6 * NOTE_PT * scale * len(text), 1.2 * NOTE_PT * scale) for _, _, text in notes]
+    box = ax.get_window_extent()
+    offsets = place_labels(anchors, sizes, (box.x0, box.y0, box.x1, box.y1))
+    for (x, y, text), (ox, oy), (w, h) in zip(notes, offsets, sizes):
+        gap_x, gap_y = max(ox, 0, -(ox + w)), max(oy, 0, -(oy + h))  # from the point to the nearest edge
+        far = (gap_x ** 2 + gap_y ** 2) ** 0.5 > 1.5 * NOTE_RADII[1]  # moved past the second ring: a leader
+        # offsets in points (the figure's pixels are 72 / dpi points each); the text's anchor its lower left
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(ox / scale, oy / scale), fontsize=NOTE_PT,
+                    ha="left", va="bottom",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.5} if far else None)
 
 
 # Margins in inches, from what the figure holds (a layout engine measures every text of the figure
