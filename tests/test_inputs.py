@@ -361,6 +361,48 @@ def test_a_forward_option_the_forward_never_reads_is_refused():
             archlab.count(model, input_size=(4,), forward_kw={name: 1})
 
 
+class _ReadsByAttribute(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.option = "scale"
+
+    def forward(self, x, **kwargs):
+        return self.fc(x) * kwargs.get(self.option, 1.0)
+
+
+class _ReadsWithAHelper(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        return self.fc(x) * _option(kwargs, "unused") * kwargs["scale"]
+
+
+def _option(options, name):
+    return options.get(name, 1.0) * options.get("temperature", 1.0)
+
+
+class _ReadsInOrder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        return self.fc(x) * (kwargs["scale"] if "scale" in kwargs else 1.0)
+
+
+def test_a_key_the_code_does_not_spell_out_trusts_every_option():
+    # kwargs.get(self.option) or kwargs handed to a helper could read any key: nothing is refused
+    # (a refusal there would stop a model that works); a key spelt out is still checked
+    assert archlab.count(_ReadsByAttribute(), input_size=(4,), forward_kw={"scale": 2.0}).macs == 16
+    assert archlab.count(_ReadsWithAHelper(), input_size=(4,), forward_kw={"scale": 2.0, "temperature": 1}).macs == 16
+    assert archlab.count(_ReadsInOrder(), input_size=(4,), forward_kw={"scale": 2.0}).macs == 16
+    with pytest.raises(UserError, match="never reads 'scael'"):
+        archlab.count(_ReadsInOrder(), input_size=(4,), forward_kw={"scael": 2.0})
+
+
 def test_cli_refuses_a_forward_option_never_read_in_one_line(cli, tmp_path):
     path = tmp_path / "kw.py"
     path.write_text("from torch import nn\n\n\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"

@@ -122,7 +122,8 @@ def check_options_read(model: nn.Module, names: list[str]) -> None:
     option is then taken as read."""
     if not names:
         return
-    fn = inspect.unwrap(getattr(type(model).forward, "__func__", type(model).forward))
+    forward = getattr(model, "forward", None)  # the instance's own, where one was set on it
+    fn = inspect.unwrap(getattr(forward, "__func__", forward))
     code = getattr(fn, "__code__", None)
     if code is None or not code.co_flags & inspect.CO_VARKEYWORDS:
         return
@@ -130,17 +131,23 @@ def check_options_read(model: nn.Module, names: list[str]) -> None:
     if kw in code.co_cellvars:
         return  # captured by a nested function
     ins = list(dis.get_instructions(code))
+
+    def constant(k: int) -> bool:
+        return 0 <= k < len(ins) and ins[k].opname == "LOAD_CONST" and isinstance(ins[k].argval, str)
+
     for i, op in enumerate(ins):
         loads_kw = op.opname.startswith("LOAD_FAST") and (op.argval == kw or
                                                           (isinstance(op.argval, tuple) and kw in op.argval))
         if not loads_kw:
             continue
-        nxt = ins[i + 1] if i + 1 < len(ins) else None
-        keyed = nxt is not None and (nxt.opname in ("LOAD_ATTR", "LOAD_METHOD") and nxt.argval in _KEYED or
-                                     nxt.opname == "LOAD_CONST" and isinstance(nxt.argval, str) or
-                                     nxt.opname == "CONTAINS_OP")
+        nxt = ins[i + 1].opname if i + 1 < len(ins) else ""
+        # read by a key written in the code: kwargs["t"], kwargs.get("t"), "t" in kwargs; a key held in a
+        # variable or an attribute (kwargs.get(self.name)) could be any key, as could kwargs handed on whole
+        keyed = (nxt in ("LOAD_ATTR", "LOAD_METHOD") and ins[i + 1].argval in _KEYED and constant(i + 2)
+                 or constant(i + 1) and i + 2 < len(ins) and ins[i + 2].opname == "BINARY_SUBSCR"
+                 or nxt == "CONTAINS_OP" and constant(i - 1))
         if not keyed:
-            return  # handed on whole, or iterated: any key may be read
+            return  # handed on whole, iterated, or read by a key the code does not spell: any key may be read
 
     def strings(c) -> set[str]:
         out = {k for k in c.co_consts if isinstance(k, str)}
