@@ -104,7 +104,7 @@ Force = Annotated[bool, typer.Option(
 Training = Annotated[bool, typer.Option(
     "--training", help="One training step, the forward and autograd's backward: count: its input- and "
     "weight-gradient MACs per layer; memory: its memory bill (parameters, gradients, optimizer state, saved "
-    "activations, peak over the step); compare: both, per model, batch 1.")]
+    "activations, peak over the step); compare: both, per model, at its batch.")]
 Optimizer = Annotated[str, typer.Option(
     "--optimizer", help=f"With --training: the optimizer whose state the memory bill holds ({', '.join(OPTIMIZERS)}).")]
 Freeze = Annotated[Optional[List[str]], typer.Option(
