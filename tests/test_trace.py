@@ -260,7 +260,10 @@ def test_half_precision_models_are_traced_in_their_dtype(dtype):
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).to(dtype)
     r = archlab.count(model, input_size=(3, 8, 8), depth=0)
     assert r.macs == 6 * 6 * 4 * 27 and r.params == 4 * 27 + 4 + 8
-    assert archlab.memory(model, input_size=(3, 8, 8)).params_bytes == r.params * 4  # --dtype fp32 default
+    own = archlab.memory(model, input_size=(3, 8, 8))  # billed at the model's own dtype unless --dtype says
+    name = {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
+    assert (own.params_bytes, own.dtype, own.act_dtype) == (r.params * 2, name, name)
+    assert archlab.memory(model, input_size=(3, 8, 8), dtype="fp32").params_bytes == r.params * 4
     assert next(model.parameters()).dtype == dtype
 
 
