@@ -13,16 +13,18 @@ from archlab.units import DTYPE_BYTES
 
 
 def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | None = None,
-           fuse: Sequence[str] | None = None, workspace: str = "none", measure: bool = False, device: str = "cpu", force: bool = False,
-           input_size: InputSize = None, res: int | None = None, batch: int | None = None, alpha: float | None = None,
+           fuse: Sequence[str] | None = None, workspace: str = "none", measure: bool = False, device: str = "cpu",
+           force: bool = False, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
+           alpha: float | None = None,
            options: dict[str, Any] | None = None, forward_kw: Any = None, engine: str = "archlab") -> Any:
     """Memory of a model (``MemoryResult``): parameters, the inference peak, training activations, M(G).
     ``engine``: "archlab" (the meta trace: nothing runs) or "real" (the trace of one real forward on
     ``device``, for builders and forwards that read values, as ``count --engine real``).
     ``dtype``/``act_dtype``: the parameters'/activations' dtype (not given: the model's own, its
     parameters' floating dtype). ``fuse``: module type names treated as single ops in M(G) (default:
-    MobileNetV2's inverted residual blocks, where present; ``()`` for none). ``measure``: also run one real forward on
-    ``device`` and record its peak (refused when it looks too big for the free memory, unless ``force``)."""
+    MobileNetV2's inverted residual blocks, where present; ``()`` for none). ``measure``: also run one
+    real forward on ``device`` and record its peak (refused when it looks too big for the free memory,
+    unless ``force``)."""
     from archlab.analysis.memory import check_memory_options, inference_peak, run_bytes
     from archlab.measure.devices import check_device
 
@@ -33,7 +35,8 @@ def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | Non
     settings = {"res": res, "batch": batch, "alpha": alpha, "options": options}
     if engine == "real":
         built, trace, shapes, options = _real(model_or_spec, input_size, forward_kw, settings, device, force)
-        result = memory_of_built(built, trace, lambda: saved_or_why(built, trace, real=True), dtype, act_dtype, fuse, workspace)
+        result = memory_of_built(built, trace, lambda: saved_or_why(built, trace, real=True), dtype, act_dtype, fuse,
+                                 workspace)
         source = built.resolved or built.module
     else:
         model = as_model(model_or_spec, input_size, forward_kw, **settings)

@@ -72,7 +72,7 @@ def memory_cmd(
     if no_fuse and fuse:
         raise UserError("give either --fuse or --no-fuse, not both")
     fuse_types = () if no_fuse else (tuple(fuse) if fuse else None)
-    results = [memory(m, dtype=dtype and dtype.value, act_dtype=act_dtype and act_dtype.value, fuse=fuse_types, workspace=workspace,
-                      measure=measure, device=device, force=force, res=res, input_size=size, batch=batch, alpha=alpha,
-                      options=options, engine=engine) for m in models]
+    results = [memory(m, dtype=dtype and dtype.value, act_dtype=act_dtype and act_dtype.value, fuse=fuse_types,
+                      workspace=workspace, measure=measure, device=device, force=force, res=res, input_size=size,
+                      batch=batch, alpha=alpha, options=options, engine=engine) for m in models]
     emit(memory_report.render(results, fmt.value), output)

@@ -82,7 +82,8 @@ def _partial_caption(rows: list[CompareRow]) -> str:
 def _json(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
     return to_json([{"model": r.model, "params": r.params, "macs": r.macs, "flops": r.flops, "rf": r.rf,
                      "params_bytes": r.params_bytes, "activation_peak_bytes": r.activation_peak_bytes,
-                     "dtype": r.dtype, "batch": r.batch, "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
+                     "dtype": r.dtype, "batch": r.batch,
+                     "params_ratio": _div(r.params, first.params), "macs_ratio": _div(r.macs, first.macs),
                      **({"latency_ms": r.latency_ms, "latency_ratio": _div(r.latency_ms, first.latency_ms),
                          "latency_noisy": r.latency_noisy}
                         if latency else {}),

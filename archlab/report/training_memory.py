@@ -19,7 +19,8 @@ def _lines(r: TrainingMemoryResult) -> list[tuple[str, str, str]]:
         rows.append(("amp weight copies", human_bytes(r.amp_weight_copies_bytes),
                      f"the {r.amp} copy of each weight autocast makes, kept for the backward"))
     rows += [
-        ("gradients", human_bytes(r.gradients_bytes), f"one per trainable parameter ({r.trainable_params:,}), {r.dtype}"),
+        ("gradients", human_bytes(r.gradients_bytes),
+         f"one per trainable parameter ({r.trainable_params:,}), {r.dtype}"),
         ("optimizer state", human_bytes(r.optimizer_state_bytes), f"{r.optimizer}: {_STATE[r.optimizer]}"),
         ("saved activations", human_bytes(r.saved_activations_bytes),
          f"alive when the backward starts: what autograd saved, the batch, the outputs"
