@@ -8,7 +8,7 @@ import typer
 
 from archlab.cli.options import (Alpha, Batch, Device, Fmt, Force, Format, ForwardKw, InputSize, MinTime, Output,
                                  Res, Sets, Threads, TimedDType, TimeDType, emit, min_time_of, parse_common, settle,
-                                 stderr)
+                                 stderr, warn_if_busy)
 
 
 def latency_cmd(
@@ -61,6 +61,8 @@ def latency_cmd(
                   f"over {100 * NOISY_IQR:.0f}%); close other programs or raise --min-time", file=stderr())
     from archlab.measure.predict import prediction_warning
 
+    predicted = [r.prediction for r in results if r.prediction is not None]
+    warn_if_busy(predicted[0].machine if predicted else None)
     for r in results:
         warning = prediction_warning(r.model, r.predicted_over_measured) if r.prediction is not None else None
         if warning:

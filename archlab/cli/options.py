@@ -211,6 +211,16 @@ def repeated_option(command: Any, args: Sequence[str]) -> None:
         seen.setdefault(param.name, (opt, value))
 
 
+def warn_if_busy(machine: Any) -> None:
+    """A calibration measured just now on a busy machine (``calibrate.busy_note``) is kept, with a
+    warning on stderr: never cached without a word."""
+    if machine is None or machine.cached:
+        return
+    for note in machine.notes:
+        if note.startswith("measured while other processes"):
+            print(f"archlab: warning: calibration {note}", file=stderr())
+
+
 def emit(text: str, output: Optional[str]) -> None:
     from archlab.report.files import write_atomic
 

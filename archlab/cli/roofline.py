@@ -8,7 +8,7 @@ import typer
 
 from archlab.cli.options import (Alpha, Batch, Device, Fmt, Force, Format, ForwardKw, InputSize, Measure, ModelArg,
                                  Output, Res, Sets, Threads, TimedDType, TimeDType, emit, parse_common, settle,
-                                 stderr)
+                                 stderr, warn_if_busy)
 
 
 def calibrate_cmd(
@@ -28,6 +28,7 @@ def calibrate_cmd(
     settle()
     with progress("calibrating") as step:
         m = machine(device, threads, dtype.value, fresh=not show, progress=step)
+    warn_if_busy(m)
     emit(roofline_report.render_machine(m, fmt.value), output)
 
 
@@ -75,6 +76,7 @@ def roofline_cmd(
     with progress("calibrating (once per machine, threads and dtype)") as step:
         r = roofline(model, device=device, threads=threads, dtype=dtype.value, measure=measure, force=force,
                      input_size=size, res=res, batch=batch, alpha=alpha, options=options, progress=step, engine=engine)
+    warn_if_busy(r.machine)
     if r.measured_ms:  # --measure: the prediction beside the ops' measured sum
         from archlab.measure.predict import prediction_warning
 

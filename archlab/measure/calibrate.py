@@ -34,7 +34,7 @@ import math
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -268,14 +268,57 @@ def machine(device: str = "cpu", threads: int | None = None, dtype: str = "fp32"
         hit = cached(device, n_threads, dtype)
         if hit is not None:
             return hit
+    before = cpu_seconds()
     m, reason = _checked(device, n_threads, dtype, progress)
     if reason is not None:  # measured once more: a burst of other work may have passed
+        before = cpu_seconds()
         m, reason = _checked(device, n_threads, dtype, progress)
     if reason is not None:  # refused, and not cached: a later prediction would use it without a word
         raise UserError(f"calibration refused and not cached, measured twice: {reason}; the machine was busy "
                         f"or noisy: calibrate on a quieter machine, or with --threads 1")
+    busy = busy_note(before, cpu_seconds(), n_threads)
+    if busy is not None:  # plausible, so kept, but never silently: the note travels with it, cached too
+        m = replace(m, notes=(*m.notes, busy))
     _store(m)
     return m
+
+
+BUSY_MARGIN = 0.5  # CPUs: other processes' use beyond the CPUs a calibration leaves free, before it is noted
+BUSY_MIN_SECONDS = 1.0  # a shorter calibration (a test's stand-in benchmarks) says nothing about the load
+
+
+def cpu_seconds() -> tuple[float, float, float] | None:
+    """(wall clock, CPU seconds busy on every CPU of the machine, this process's CPU seconds), from
+    Linux's /proc/stat; None where it cannot be read."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 8:
+        return None
+    user, nice, system, idle, iowait, irq, softirq = (int(x) for x in fields[1:8])
+    steal = int(fields[8]) if len(fields) > 8 else 0
+    own = os.times()
+    return time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks, own.user + own.system
+
+
+def busy_note(before: Any, after: Any, threads: int) -> str | None:
+    """A note when, over a calibration, other processes kept more CPUs busy than it left free
+    (``threads`` of ``os.cpu_count()``) by ``BUSY_MARGIN``: they competed with its benchmarks, whose
+    rates may then be low. None on a quiet machine, or where the load cannot be read."""
+    if before is None or after is None:
+        return None
+    wall = after[0] - before[0]
+    if wall < BUSY_MIN_SECONDS:
+        return None
+    others = max((after[1] - before[1]) - (after[2] - before[2]), 0.0) / wall  # CPUs' worth
+    free = max((os.cpu_count() or 1) - threads, 0)
+    if others <= free + BUSY_MARGIN:
+        return None
+    return (f"measured while other processes kept {others:.1f} CPUs busy, beyond the {free} this calibration "
+            f"left free: its rates may be low; calibrate again on a quieter machine")
 
 
 def _checked(device: str, threads: int, dtype: str, progress: Any) -> tuple[Machine, str | None]:

@@ -125,7 +125,8 @@ def _machine_caption(m: Machine) -> str:
     k = m.key
     how = "read from the cache" if m.cached else f"measured in {m.seconds:.1f} s"
     return (f"machine model of {k['machine']} ({k['device']}, {k['threads']} thread{'s' if k['threads'] != 1 else ''}, "
-            f"{k['dtype']}, torch {k['torch']}): {how}, {m.measured_at}\n")
+            f"{k['dtype']}, torch {k['torch']}): {how}, {m.measured_at}\n"
+            + "".join(f"note: {note}\n" for note in m.notes))
 
 
 def render_machine(m: Machine, fmt: str) -> str:
