@@ -269,3 +269,117 @@ def test_attention_kernels_take_batch_sequence_heads_layout():
     for fn in (flash, efficient):
         r = counted(fn, (16, 4, 8))
         assert r.status == "complete" and r.macs == 4 * 16 * 16 * 8 * 2
+
+
+# --- ops that were counted as "not counted" (issue 25) ------------------------------------
+
+
+class GroupedExperts(nn.Module):
+    """A mixture of experts' grouped matmul: rows 0, 1-2, 3-5 go to experts 0, 1, 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3, 8, 16, dtype=torch.bfloat16))  # (experts, K, N)
+        self.register_buffer("offs", torch.tensor([1, 3, 6], dtype=torch.int32))
+
+    def forward(self, x):  # x (1, 6, 8)
+        return torch._grouped_mm(x[0].to(torch.bfloat16), self.w, offs=self.offs)
+
+
+def test_grouped_mm_macs_are_the_sum_over_groups_of_rows_x_k_x_n():
+    """_grouped_mm(A (rows, K), B (groups, K, N), offs): the offsets' values are unknown on meta, so the
+    rule counts rows x K x N, exact when the groups partition the rows (offs[-1] == rows), as here: the
+    hand count on the real offsets, sum of rows_g x K x N, says the same. FlopCounterMode has no formula
+    for _grouped_mm (it counts 0), so the reference is the hand count, checked on a real run of the op."""
+    model = GroupedExperts()
+    a = torch.randn(6, 8, dtype=torch.bfloat16)
+    out = torch._grouped_mm(a, model.w, offs=model.offs)  # runs on the CPU in bf16
+    bounds = [0, *model.offs.tolist()]
+    assert bounds[-1] == a.shape[0], "the groups partition the rows"
+    ref = torch.cat([a[s:e] @ model.w[g] for g, (s, e) in enumerate(zip(bounds, bounds[1:]))])
+    assert torch.equal(out, ref)
+    by_hand = sum((e - s) * 8 * 16 for s, e in zip(bounds, bounds[1:]))
+    assert by_hand == 6 * 8 * 16
+    for engine in ("archlab", "real"):
+        r = archlab.count(model, input_size=(6, 8), depth=0, engine=engine)
+        assert r.unsupported_ops == () and r.status == "complete"
+        assert r.macs == by_hand and r.macs_by_kind["matmul"] == by_hand
+
+
+def test_grouped_mm_batched_and_k_grouped_forms():
+    """The other forms of _grouped_mm, counted on meta: 3-d x 3-d (a batch of groups, no offsets):
+    groups x M x K x N; 2-d x 2-d with offsets along K (output (groups, M, N)): M x total K x N."""
+    from archlab.analysis.count import count_trace
+
+    class Batched(nn.Module):
+        def forward(self, a, b):
+            return torch._grouped_mm(a, b)
+
+    class KGrouped(nn.Module):
+        def forward(self, a, b, offs):
+            return torch._grouped_mm(a, b, offs=offs)
+
+    bf = torch.bfloat16
+    tr = trace(Batched(), (torch.empty(3, 16, 8, dtype=bf, device="meta"),
+                           torch.empty(3, 16, 8, dtype=bf, device="meta").transpose(-2, -1)))
+    assert count_trace(tr, "b").macs == 3 * 16 * 8 * 16
+    tr = trace(KGrouped(), (torch.empty(16, 24, dtype=bf, device="meta"), torch.empty(16, 24, dtype=bf, device="meta").t(),
+                            torch.empty(3, dtype=torch.int32, device="meta")))
+    assert tr.values[tr.outputs[0]].shape == (3, 16, 16)
+    assert count_trace(tr, "k").macs == 16 * 24 * 16
+
+
+@pytest.mark.parametrize("api", ["parametrizations", "utils"])
+def test_weight_norm_interface_counts_its_elementwise_work(api):
+    """Both nn.utils.parametrizations.weight_norm and the older nn.utils.weight_norm compute the weight
+    through aten::_weight_norm_interface(v, g): ||v|| per output channel (one op per element of v), g / ||v||
+    (one per channel) and w = v x that (one per element of w): 2 x numel(v) + channels, under normalization."""
+    import warnings
+
+    conv = nn.Conv1d(2, 3, 3, bias=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        wn = nn.utils.parametrizations.weight_norm(conv) if api == "parametrizations" else nn.utils.weight_norm(conv)
+    r = archlab.count(wn, input_size=(2, 10), depth=0)
+    assert r.unsupported_ops == () and r.status == "complete"
+    v = 3 * 2 * 3
+    assert r.other_ops["normalization"] == 2 * v + 3
+    assert r.macs == 8 * 3 * 2 * 3  # the convolution itself: out 8 positions x 3 filters of 2x3
+
+
+class AntialiasedBicubic(nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=self.scale, mode="bicubic", antialias=True)
+
+
+@pytest.mark.parametrize("scale, out_hw", [(2.0, 16), (0.5, 4)])
+def test_antialiased_bicubic_upsampling_is_one_op_per_output_element(scale, out_hw):
+    """_upsample_bicubic2d_aa: the bicubic kernel's support is 4 taps per axis when enlarging and 4 / scale
+    when shrinking (the antialiasing widens it); archlab counts every resampling op, bilinear and bicubic,
+    antialiased or not, as one operation per output element (the upsampling kind), and this one too."""
+    r = archlab.count(AntialiasedBicubic(scale), input_size=(3, 8, 8), depth=0)
+    assert r.unsupported_ops == () and r.status == "complete"
+    assert r.other_ops["upsampling"] == 3 * out_hw * out_hw
+
+
+class NonzeroUnique(nn.Module):
+    def forward(self, x):  # x (1, 4, 5)
+        idx = torch.nonzero(x > 0)
+        values, inverse, counts = torch._unique2(x.round(), return_inverse=True, return_counts=True)
+        return idx, values, inverse, counts
+
+
+def test_nonzero_and_unique_count_one_op_per_input_element_under_engine_real():
+    """nonzero and _unique2 have data-dependent output shapes, so they run only under --engine real.
+    Counted like count_nonzero and sort: one operation per input element (reduction), whatever the data."""
+    with pytest.raises(archlab.UserError):
+        archlab.count(NonzeroUnique(), input_size=(4, 5), depth=0)
+    r = archlab.count(NonzeroUnique(), input_size=(4, 5), depth=0, engine="real")
+    assert r.unsupported_ops == () and r.status == "complete"
+    # x > 0 and round are element-wise (20 each); nonzero and _unique2 read 20 elements each
+    assert r.other_ops["elementwise"] == 40
+    assert r.other_ops["reduction"] == 40
