@@ -383,3 +383,65 @@ def test_nonzero_and_unique_count_one_op_per_input_element_under_engine_real():
     # x > 0 and round are element-wise (20 each); nonzero and _unique2 read 20 elements each
     assert r.other_ops["elementwise"] == 40
     assert r.other_ops["reduction"] == 40
+
+
+@pytest.fixture
+def torchvision_ops():
+    """Stand-ins for torchvision::nms and torchvision::roi_align, with torchvision's qualified names and
+    schemas, registered through torch.library: torchvision does not import here (its wheel is built for
+    CUDA, against another torch). Not exercised: torchvision's own kernels and its meta functions; the
+    rules see only the ops' names and argument shapes, which the stand-ins share."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - any failure to import means: use the stand-ins
+        pass
+    else:
+        pytest.skip("the real torchvision imports here: its ops are registered already")
+    lib = torch.library.Library("torchvision", "DEF")
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.define("roi_align(Tensor input, Tensor rois, float spatial_scale, SymInt pooled_height, "
+               "SymInt pooled_width, int sampling_ratio, bool aligned) -> Tensor")
+
+    def nms(dets, scores, iou_threshold):  # keeps the best-scoring box only: enough for a count
+        return scores.argmax().reshape(1)
+
+    def roi_align_meta(x, rois, spatial_scale, ph, pw, sampling_ratio, aligned):
+        return x.new_empty((rois.shape[0], x.shape[1], ph, pw))
+
+    lib.impl("nms", nms, "CPU")
+    lib.impl("roi_align", roi_align_meta, "Meta")
+    yield torch.ops.torchvision
+    lib._destroy()
+
+
+class Detector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("rois", torch.tensor([[0, 0.0, 0.0, 4.0, 4.0], [0, 2.0, 2.0, 7.0, 6.0]]))
+
+    def forward(self, x):  # x (1, 4, 8, 8)
+        return torch.ops.torchvision.roi_align(x, self.rois, 0.5, 3, 3, 2, False)
+
+
+class Suppress(nn.Module):
+    def forward(self, x):  # x (1, 5, 4): five boxes
+        boxes = x[0]
+        return torch.ops.torchvision.nms(boxes, boxes[:, 0], 0.5)
+
+
+def test_roi_align_is_one_upsampling_op_per_output_element(torchvision_ops):
+    """roi_align samples the feature map bilinearly at sampling_ratio^2 points per output element and
+    averages them; counted as grid_sampler_2d is, one resampling operation per output element:
+    rois x channels x pooled height x pooled width."""
+    r = archlab.count(Detector(), input_size=(4, 8, 8), depth=0)
+    assert r.unsupported_ops == () and r.status == "complete"
+    assert r.other_ops["upsampling"] == 2 * 4 * 3 * 3
+    assert r.macs == 0
+
+
+def test_nms_counts_the_sort_and_every_pair_of_boxes_under_engine_real(torchvision_ops):
+    """nms's output depends on the data (real engine only). Counted: the scores' sort, one per box, and the
+    IoU of every pair, N (N - 1) / 2, the most the kernel computes (it skips boxes already suppressed)."""
+    r = archlab.count(Suppress(), input_size=(5, 4), depth=0, engine="real")
+    assert r.unsupported_ops == () and r.status == "complete"
+    assert r.other_ops["reduction"] == 5 + 5 * 4 // 2
