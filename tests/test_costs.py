@@ -300,6 +300,9 @@ def test_grouped_mm_macs_are_the_sum_over_groups_of_rows_x_k_x_n():
     assert torch.equal(out, ref)
     by_hand = sum((e - s) * 8 * 16 for s, e in zip(bounds, bounds[1:]))
     assert by_hand == 6 * 8 * 16
+    with FlopCounterMode(display=False) as fcm:
+        torch._grouped_mm(a, model.w, offs=model.offs)
+    assert fcm.get_total_flops() in (0, 2 * by_hand), "FlopCounterMode, where it has a formula, agrees"
     for engine in ("archlab", "real"):
         r = archlab.count(model, input_size=(6, 8), depth=0, engine=engine)
         assert r.unsupported_ops == () and r.status == "complete"
