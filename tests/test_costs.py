@@ -269,3 +269,182 @@ def test_attention_kernels_take_batch_sequence_heads_layout():
     for fn in (flash, efficient):
         r = counted(fn, (16, 4, 8))
         assert r.status == "complete" and r.macs == 4 * 16 * 16 * 8 * 2
+
+
+# --- ops that were counted as "not counted" (issue 25) ------------------------------------
+
+
+class GroupedExperts(nn.Module):
+    """A mixture of experts' grouped matmul: rows 0, 1-2, 3-5 go to experts 0, 1, 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3, 8, 16, dtype=torch.bfloat16))  # (experts, K, N)
+        self.register_buffer("offs", torch.tensor([1, 3, 6], dtype=torch.int32))
+
+    def forward(self, x):  # x (1, 6, 8)
+        return torch._grouped_mm(x[0].to(torch.bfloat16), self.w, offs=self.offs)
+
+
+def test_grouped_mm_macs_are_the_sum_over_groups_of_rows_x_k_x_n():
+    """_grouped_mm(A (rows, K), B (groups, K, N), offs): the offsets' values are unknown on meta, so the
+    rule counts rows x K x N, exact when the groups partition the rows (offs[-1] == rows), as here: the
+    hand count on the real offsets, sum of rows_g x K x N, says the same. FlopCounterMode has no formula
+    for _grouped_mm (it counts 0), so the reference is the hand count, checked on a real run of the op."""
+    model = GroupedExperts()
+    a = torch.randn(6, 8, dtype=torch.bfloat16)
+    out = torch._grouped_mm(a, model.w, offs=model.offs)  # runs on the CPU in bf16
+    bounds = [0, *model.offs.tolist()]
+    assert bounds[-1] == a.shape[0], "the groups partition the rows"
+    ref = torch.cat([a[s:e] @ model.w[g] for g, (s, e) in enumerate(zip(bounds, bounds[1:]))])
+    assert torch.equal(out, ref)
+    by_hand = sum((e - s) * 8 * 16 for s, e in zip(bounds, bounds[1:]))
+    assert by_hand == 6 * 8 * 16
+    with FlopCounterMode(display=False) as fcm:
+        torch._grouped_mm(a, model.w, offs=model.offs)
+    assert fcm.get_total_flops() in (0, 2 * by_hand), "FlopCounterMode, where it has a formula, agrees"
+    for engine in ("archlab", "real"):
+        r = archlab.count(model, input_size=(6, 8), depth=0, engine=engine)
+        assert r.unsupported_ops == () and r.status == "complete"
+        assert r.macs == by_hand and r.macs_by_kind["matmul"] == by_hand
+
+
+def test_grouped_mm_batched_and_k_grouped_forms():
+    """The other forms of _grouped_mm, counted on meta: 3-d x 3-d (a batch of groups, no offsets):
+    groups x M x K x N; 2-d x 2-d with offsets along K (output (groups, M, N)): M x total K x N."""
+    from archlab.analysis.count import count_trace
+
+    class Batched(nn.Module):
+        def forward(self, a, b):
+            return torch._grouped_mm(a, b)
+
+    class KGrouped(nn.Module):
+        def forward(self, a, b, offs):
+            return torch._grouped_mm(a, b, offs=offs)
+
+    bf = torch.bfloat16
+    tr = trace(Batched(), (torch.empty(3, 16, 8, dtype=bf, device="meta"),
+                           torch.empty(3, 16, 8, dtype=bf, device="meta").transpose(-2, -1)))
+    assert count_trace(tr, "b").macs == 3 * 16 * 8 * 16
+    tr = trace(KGrouped(), (torch.empty(16, 24, dtype=bf, device="meta"), torch.empty(16, 24, dtype=bf, device="meta").t(),
+                            torch.empty(3, dtype=torch.int32, device="meta")))
+    assert tr.values[tr.outputs[0]].shape == (3, 16, 16)
+    assert count_trace(tr, "k").macs == 16 * 24 * 16
+
+
+@pytest.mark.parametrize("api", ["parametrizations", "utils"])
+def test_weight_norm_interface_counts_its_elementwise_work(api):
+    """Both nn.utils.parametrizations.weight_norm and the older nn.utils.weight_norm compute the weight
+    through aten::_weight_norm_interface(v, g): ||v|| per output channel (one op per element of v), g / ||v||
+    (one per channel) and w = v x that (one per element of w): 2 x numel(v) + channels, under normalization."""
+    import warnings
+
+    conv = nn.Conv1d(2, 3, 3, bias=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        wn = nn.utils.parametrizations.weight_norm(conv) if api == "parametrizations" else nn.utils.weight_norm(conv)
+    r = archlab.count(wn, input_size=(2, 10), depth=0)
+    assert r.unsupported_ops == () and r.status == "complete"
+    v = 3 * 2 * 3
+    assert r.other_ops["normalization"] == 2 * v + 3
+    assert r.macs == 8 * 3 * 2 * 3  # the convolution itself: out 8 positions x 3 filters of 2x3
+
+
+class AntialiasedBicubic(nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=self.scale, mode="bicubic", antialias=True)
+
+
+@pytest.mark.parametrize("scale, out_hw", [(2.0, 16), (0.5, 4)])
+def test_antialiased_bicubic_upsampling_is_one_op_per_output_element(scale, out_hw):
+    """_upsample_bicubic2d_aa: the bicubic kernel's support is 4 taps per axis when enlarging and 4 / scale
+    when shrinking (the antialiasing widens it); archlab counts every resampling op, bilinear and bicubic,
+    antialiased or not, as one operation per output element (the upsampling kind), and this one too."""
+    r = archlab.count(AntialiasedBicubic(scale), input_size=(3, 8, 8), depth=0)
+    assert r.unsupported_ops == () and r.status == "complete"
+    assert r.other_ops["upsampling"] == 3 * out_hw * out_hw
+
+
+class NonzeroUnique(nn.Module):
+    def forward(self, x):  # x (1, 4, 5)
+        idx = torch.nonzero(x > 0)
+        values, inverse, counts = torch._unique2(x.round(), return_inverse=True, return_counts=True)
+        return idx, values, inverse, counts
+
+
+def test_nonzero_and_unique_count_one_op_per_input_element_under_engine_real():
+    """nonzero and _unique2 have data-dependent output shapes, so they run only under --engine real.
+    Counted like count_nonzero and sort: one operation per input element (reduction), whatever the data."""
+    with pytest.raises(archlab.UserError):
+        archlab.count(NonzeroUnique(), input_size=(4, 5), depth=0)
+    r = archlab.count(NonzeroUnique(), input_size=(4, 5), depth=0, engine="real")
+    assert r.unsupported_ops == () and r.status == "complete"
+    # x > 0 and round are element-wise (20 each); nonzero and _unique2 read 20 elements each
+    assert r.other_ops["elementwise"] == 40
+    assert r.other_ops["reduction"] == 40
+
+
+@pytest.fixture
+def torchvision_ops():
+    """Stand-ins for torchvision::nms and torchvision::roi_align, with torchvision's qualified names and
+    schemas, registered through torch.library: torchvision does not import here (its wheel is built for
+    CUDA, against another torch). Not exercised: torchvision's own kernels and its meta functions; the
+    rules see only the ops' names and argument shapes, which the stand-ins share."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - any failure to import means: use the stand-ins
+        pass
+    else:
+        pytest.skip("the real torchvision imports here: its ops are registered already")
+    lib = torch.library.Library("torchvision", "DEF")
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.define("roi_align(Tensor input, Tensor rois, float spatial_scale, SymInt pooled_height, "
+               "SymInt pooled_width, int sampling_ratio, bool aligned) -> Tensor")
+
+    def nms(dets, scores, iou_threshold):  # keeps the best-scoring box only: enough for a count
+        return scores.argmax().reshape(1)
+
+    def roi_align_meta(x, rois, spatial_scale, ph, pw, sampling_ratio, aligned):
+        return x.new_empty((rois.shape[0], x.shape[1], ph, pw))
+
+    lib.impl("nms", nms, "CPU")
+    lib.impl("roi_align", roi_align_meta, "Meta")
+    yield torch.ops.torchvision
+    lib._destroy()
+
+
+class Detector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("rois", torch.tensor([[0, 0.0, 0.0, 4.0, 4.0], [0, 2.0, 2.0, 7.0, 6.0]]))
+
+    def forward(self, x):  # x (1, 4, 8, 8)
+        return torch.ops.torchvision.roi_align(x, self.rois, 0.5, 3, 3, 2, False)
+
+
+class Suppress(nn.Module):
+    def forward(self, x):  # x (1, 5, 4): five boxes
+        boxes = x[0]
+        return torch.ops.torchvision.nms(boxes, boxes[:, 0], 0.5)
+
+
+def test_roi_align_is_one_upsampling_op_per_output_element(torchvision_ops):
+    """roi_align samples the feature map bilinearly at sampling_ratio^2 points per output element and
+    averages them; counted as grid_sampler_2d is, one resampling operation per output element:
+    rois x channels x pooled height x pooled width."""
+    r = archlab.count(Detector(), input_size=(4, 8, 8), depth=0)
+    assert r.unsupported_ops == () and r.status == "complete"
+    assert r.other_ops["upsampling"] == 2 * 4 * 3 * 3
+    assert r.macs == 0
+
+
+def test_nms_counts_the_sort_and_every_pair_of_boxes_under_engine_real(torchvision_ops):
+    """nms's output depends on the data (real engine only). Counted: the scores' sort, one per box, and the
+    IoU of every pair, N (N - 1) / 2, the most the kernel computes (it skips boxes already suppressed)."""
+    r = archlab.count(Suppress(), input_size=(5, 4), depth=0, engine="real")
+    assert r.unsupported_ops == () and r.status == "complete"
+    assert r.other_ops["reduction"] == 5 + 5 * 4 // 2

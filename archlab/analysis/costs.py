@@ -314,6 +314,23 @@ def _attention_kernel_backward(op: OpView) -> tuple[int, int]:
     return _real(op, macs), scores
 
 
+@_builtin("_grouped_mm", kind="matmul")
+def _grouped_mm(op: OpView) -> tuple[int, int]:
+    # _grouped_mm(A, B, offs=None, bias=None): the matmuls of a mixture of experts' groups, in four forms.
+    # A (rows, K) x B (groups, K, N) -> (rows, N), offs the groups' row ends: sum over groups of rows_g x K x N
+    # = rows x K x N when the groups partition the rows (offs[-1] == rows; the offsets' values are not
+    # seen here, on meta they are unknown); A (groups, M, K) x B (K, total N) -> (M, total N) likewise; A
+    # (groups, M, K) x B (groups, K, N), a batch: groups x M x K x N; A (M, total K) x B (total K, N) ->
+    # (groups, M, N), offs along K: M x total K x N. A bias is one addition per output element.
+    a, b = op.input_shapes[0], op.input_shapes[1]
+    if len(a) == 2 and len(b) == 2:
+        macs = a[0] * a[1] * b[1]
+    else:
+        macs = op.output_numel * a[-1]
+    has_bias = any(d.is_floating_point for d in op.input_dtypes[2:])  # offs are integers, a bias is not
+    return _real(op, macs), op.output_numel if has_bias else 0
+
+
 def _recurrent(op: OpView, skip: int) -> tuple[int, int]:
     # lstm/gru/rnn_* (input, hx..., params...): each 2-d weight (w_ih, w_hh of every layer and
     # direction) is one matrix x vector per token, as the ops PyTorch splits them into on meta; the
@@ -380,6 +397,7 @@ _builtin(
 _builtin("mean", "sum", "amax", "amin", "max", "min", "prod", "var", "var_mean", "std",
          "linalg_vector_norm", "norm", "cumsum", "cumsum_", "cumprod", "logsumexp", "topk", "sort", "argmax",
          "argmin", "any", "all", "aminmax", "std_mean", "count_nonzero",
+         "nonzero", "_unique2",
          kind="reduction")(_per_input)
 _builtin(
     "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "pow", "pow_", "neg", "exp", "exp_",
@@ -393,7 +411,7 @@ _builtin(
 _builtin(
     "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact2d",
     "upsample_bilinear2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d", "upsample_linear1d",
-    "upsample_trilinear3d", "grid_sampler_2d",
+    "upsample_trilinear3d", "grid_sampler_2d", "_upsample_bicubic2d_aa", "torchvision::roi_align",
     kind="upsampling")(_per_output)
 _builtin(
     "cat", "stack", "clone", "contiguous", "constant_pad_nd", "reflection_pad2d", "replication_pad2d",
@@ -436,6 +454,23 @@ def _convolution_backward(op: OpView) -> tuple[int, int]:
 def _per_grad_output(op: OpView) -> tuple[int, int]:
     """One per element of the incoming gradient (the first argument of a *_backward op)."""
     return 0, op.input_numel
+
+
+@_builtin("_weight_norm_interface", kind="normalization")
+def _weight_norm(op: OpView) -> tuple[int, int]:
+    # _weight_norm_interface(v, g, dim) -> (w, norms): ||v|| over all but dim (one operation per element of
+    # v), g / ||v|| (one per element of g: a channel) and w = v x g / ||v|| (one per element of w)
+    v, g = op.input_shapes[0], op.input_shapes[1]
+    return 0, 2 * math.prod(v) + math.prod(g)
+
+
+@_builtin("torchvision::nms", kind="reduction")
+def _nms(op: OpView) -> tuple[int, int]:
+    # nms(boxes (N, 4), scores (N), iou_threshold): the scores sorted (one per box, as sort) and the IoU of
+    # every pair of boxes (N (N - 1) / 2), the most the kernel computes: it skips boxes already suppressed,
+    # which depends on the data
+    n = op.input_shapes[0][0]
+    return 0, n + n * (n - 1) // 2
 
 
 _builtin(
