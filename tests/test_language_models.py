@@ -84,3 +84,33 @@ def test_a_decoder_given_use_cache_false_is_told_that_use_cache_true_traces(cli)
     # the hint is for that case only: an encoder given use_cache=false traces, and nothing names a cache
     assert cli("count", f"{EXAMPLE}:bert_base@layers=1", "--input-size", "input_ids=int64:16",
                "--forward-kw", "use_cache=false").code == 0
+
+
+def _tiny_mixtral(experts=None):
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    cfg = MixtralConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)
+    if experts is not None:
+        cfg._experts_implementation = experts
+    return MixtralForCausalLM(cfg)
+
+
+def test_mixtral_default_experts_count_on_meta_complete_and_equal_to_the_hand_formula():
+    # issue 25 item 2: the default experts run aten._grouped_mm, whose meta kernel takes bf16 only;
+    # the trace answers its shape itself (the CPU kernel runs fp32) and counts it
+    import archlab
+
+    pytest.importorskip("transformers.models.mixtral")
+    tokens, hidden, inter, heads, kv, head_dim, experts, top, vocab = 16, 32, 48, 4, 2, 8, 4, 2, 64
+    attention = tokens * hidden * (2 * hidden + 2 * kv * head_dim) + 2 * heads * tokens * tokens * head_dim
+    rotary = head_dim // 2 * tokens  # inv_freq (head_dim/2 x 1) @ positions (1 x tokens)
+    router = tokens * hidden * experts
+    moe = tokens * top * (hidden * 2 * inter + inter * hidden)  # gate and up, then down, per routed token
+    hand = attention + rotary + router + moe + tokens * hidden * vocab
+    default = archlab.Model(_tiny_mixtral(), "input_ids=int64:16;use_cache=true")
+    assert "aten._grouped_mm.default" in {op.target for op in default.trace.ops}
+    r = default.count(depth=0)
+    assert r.unsupported_ops == () and r.macs == hand
+    batched = archlab.count(_tiny_mixtral("batched_mm"), input_size="input_ids=int64:16;use_cache=true", depth=0)
+    assert batched.macs == hand

@@ -37,3 +37,33 @@ def test_broadcasting_add_and_mul_shapes():
 
     tr = trace(Broadcast(), torch.empty(2, 3, 4, 5, device="meta"))
     assert tr.values[tr.outputs[0]].shape == (2, 3, 4, 5)
+
+
+class _Experts(nn.Module):
+    """A grouped matmul as a mixture of experts runs it: the rows sorted by expert, each expert's
+    rows multiplied by its own weight, the groups' ends from a count of the routing."""
+
+    def __init__(self, form, experts=3, k=8, n=16):
+        super().__init__()
+        self.form, self.experts = form, experts
+        self.w = nn.Parameter(torch.randn(experts, k, n) if form != "2d2d" else torch.randn(experts * k, n))
+
+    def forward(self, x):
+        if self.form == "3d3d":
+            return torch._grouped_mm(x.reshape(self.experts, -1, x.shape[-1]), self.w)
+        route = (torch.arange(x.shape[0], device=x.device) % self.experts).to(torch.float32)
+        ends = torch.cumsum(torch.histc(route, bins=self.experts, min=0, max=self.experts - 1), 0).to(torch.int32)
+        if self.form == "2d2d":  # the groups split the inner dimension: ends of k-slices
+            ends = torch.arange(1, self.experts + 1, device=x.device, dtype=torch.int32) * (self.w.shape[0] // self.experts)
+        return torch._grouped_mm(x, self.w, offs=ends)
+
+
+@pytest.mark.skipif(not hasattr(torch.ops.aten, "_grouped_mm"), reason="PyTorch without _grouped_mm")
+@pytest.mark.parametrize("form, shape", [("2d3d", (12, 8)), ("3d3d", (12, 8)), ("2d2d", (5, 24))])
+def test_grouped_mm_shapes_agree_with_the_cpu_kernel_in_fp32(form, shape):
+    # PyTorch's meta kernel refuses fp32 (bf16 only), the CPU kernel runs it: the trace follows the CPU
+    layer = _Experts(form)
+    with torch.no_grad():
+        expected = layer(torch.randn(*shape)).shape
+    tr = trace(layer, torch.empty(*shape, device="meta"))
+    assert tr.values[tr.outputs[0]].shape == tuple(expected)

@@ -397,12 +397,13 @@ _builtin(
 _builtin("mean", "sum", "amax", "amin", "max", "min", "prod", "var", "var_mean", "std",
          "linalg_vector_norm", "norm", "cumsum", "cumsum_", "cumprod", "logsumexp", "topk", "sort", "argmax",
          "argmin", "any", "all", "aminmax", "std_mean", "count_nonzero",
-         "nonzero", "_unique2",
+         "nonzero", "_unique2", "histc", "bincount",
          kind="reduction")(_per_input)
 _builtin(
     "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "pow", "pow_", "neg", "exp", "exp_",
     "log", "sqrt", "rsqrt", "reciprocal", "abs", "maximum", "minimum", "where", "addcmul", "addcdiv",
-    "square", "erf", "lerp", "sign", "floor", "ceil", "round", "fmod", "remainder", "eq", "ne", "lt", "le",
+    "square", "erf", "lerp", "sign", "floor", "ceil", "round", "fmod", "remainder", "floor_divide", "eq", "ne",
+    "lt", "le",
     "gt", "ge", "logical_and", "logical_or", "logical_not", "bitwise_and", "bitwise_or",
     "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "sin_", "cos_", "bitwise_not",
     "bitwise_xor", "logical_xor", "log1p", "expm1", "log2", "log10", "exp2", "isinf", "isnan", "trunc",

@@ -204,6 +204,31 @@ def _shape_mm(args, kwargs):
     return torch.empty((*a.shape[:-1], b.shape[-1]), dtype=a.dtype, device="meta")
 
 
+def _shape_grouped_mm(args, kwargs):
+    # a grouped matmul (MoE experts): PyTorch's meta kernel takes bf16 only, where the CPU kernel also
+    # runs fp32 and fp16; the shapes are those of its four forms (offs: the groups' end offsets)
+    a, b = args[0], args[1]
+    offs = args[2] if len(args) > 2 else kwargs.get("offs")
+    out_dtype = (args[4] if len(args) > 4 else None) or kwargs.get("out_dtype") or a.dtype
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"grouped mm: mat_a and mat_b must have one dtype, got {a.dtype} and {b.dtype}")
+    forms = {  # (a's dims, b's dims): (a's inner dim, b's inner dim, the output shape)
+        (2, 3): lambda: (a.shape[1], b.shape[1], (a.shape[0], b.shape[2])),  # rows of a in groups
+        (3, 3): lambda: (a.shape[2], b.shape[1], (a.shape[0], a.shape[1], b.shape[2])),  # one matmul a group
+        (2, 2): lambda: (a.shape[1], b.shape[0], (offs.shape[0] if offs is not None else 0, a.shape[0], b.shape[1])),
+        (3, 2): lambda: (a.shape[2], b.shape[0], (a.shape[1], b.shape[1])),  # columns of b in groups
+    }
+    form = forms.get((a.dim(), b.dim()))
+    if form is None:
+        raise RuntimeError(f"grouped mm takes 2-d or 3-d matrices, got {a.dim()}-d and {b.dim()}-d")
+    k_a, k_b, shape = form()
+    if k_a != k_b or (a.dim() == b.dim() == 3 and a.shape[0] != b.shape[0]) or ((a.dim(), b.dim()) != (3, 3)
+                                                                                 and offs is None):
+        raise RuntimeError(f"grouped mm: shapes {'x'.join(map(str, a.shape))} and {'x'.join(map(str, b.shape))} "
+                           f"cannot be multiplied{' without offs' if offs is None else ''}")
+    return torch.empty(shape, dtype=out_dtype, device="meta")
+
+
 def _shape_inplace(args, kwargs):
     # an in-place op returns its first argument; the identity of the tensor is what the trace follows
     return args[0]
@@ -223,6 +248,8 @@ SHAPE_RULES.register(_aten.max_pool2d_with_indices.default, lambda a, k: _shape_
 SHAPE_RULES.register(_aten.avg_pool2d.default, lambda a, k: _shape_pool(a, k, False))
 SHAPE_RULES.register(_aten.avg_pool3d.default, lambda a, k: _shape_pool(a, k, False, ndim=3))
 SHAPE_RULES.register(_aten.cat.default, _shape_cat)
+if hasattr(_aten, "_grouped_mm"):  # PyTorch 2.8 and later
+    SHAPE_RULES.register(_aten._grouped_mm.default, _shape_grouped_mm)
 SHAPE_RULES.register(_aten._adaptive_avg_pool2d.default, _shape_adaptive)
 SHAPE_RULES.register(_aten.adaptive_max_pool2d.default, lambda a, k: _shape_adaptive(a, k, True))
 SHAPE_RULES.register(_aten.constant_pad_nd.default, _shape_pad)
