@@ -172,7 +172,32 @@ def test_real_weights_on_the_meta_engine_name_engine_real():
 def test_scripted_and_uninitialized_are_refused_in_one_line(cli, path, factory, needle, engine):
     if factory == "scripted" and engine == "real":
         pytest.skip("counted for real: test_a_scripted_module_counts_under_engine_real")
+    if factory == "uninit" and engine == "real":  # the real forward runs, and PyTorch's own error is the line
+        needle = "the forward pass failed for input 4: ValueError: Attempted to use an uninitialized parameter"
     assert_one_line_error(cli("count", f"{path}:{factory}", "--input-size", "4", "--engine", engine), needle)
+
+
+class _MakesItsParameter(nn.Module):
+    """torchinfo's UninitializedParameterModel: the forward creates the parameter it uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.parameter.UninitializedParameter()
+
+    def forward(self, x):
+        if isinstance(self.w, nn.parameter.UninitializedParameter):
+            self.w = nn.Parameter(torch.ones(x.shape[-1], 3))
+        return x @ self.w
+
+
+def test_a_parameter_the_forward_creates_is_counted_under_engine_real_and_the_model_left_as_found():
+    # issue 25 item 6: refused on meta (its shape is not known before the forward), counted for real
+    model = _MakesItsParameter()
+    with pytest.raises(UserError, match="a forward that creates it is counted with --engine real"):
+        archlab.count(model, input_size=(4,))
+    r = archlab.count(model, input_size=(4,), engine="real", depth=0)
+    assert (r.params, r.macs) == (4 * 3, 4 * 3)
+    assert isinstance(model.w, nn.parameter.UninitializedParameter)  # the user's model as it was
 
 
 def test_a_scripted_module_counts_under_engine_real(cli, path):

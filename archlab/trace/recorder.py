@@ -170,7 +170,8 @@ class Tracer:
         self.claimed: dict[int, set[int]] = {}  # per call depth, the parameters a row already shows
         self.call_modules: list[nn.Module] = []  # per call, the module called
         for n, p in list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers()):
-            self.new_value(p, PARAM, name=n)
+            if not isinstance(p, nn.parameter.UninitializedTensorMixin):  # a real forward may make it (--engine real)
+                self.new_value(p, PARAM, name=n)
 
     # values
     def new_value(self, t: torch.Tensor, producer: int, alias_of: int | None = None, name: str = "") -> int:
@@ -270,7 +271,8 @@ class Tracer:
         the same depth showed. A module called twice, or a shared one called under two names, shows
         its parameters at its first call, so the rows of one depth add up to the total."""
         claimed = self.claimed.setdefault(depth, set())
-        mine = {id(p): p.numel() for p in module.parameters()}
+        mine = {id(p): p.numel() for p in module.parameters()  # one its forward has yet to make has no size
+                if not isinstance(p, nn.parameter.UninitializedTensorMixin)}
         params = sum(n for k, n in mine.items() if k not in claimed)
         claimed.update(mine)
         return params
