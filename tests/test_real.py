@@ -68,6 +68,36 @@ class Kw(nn.Module):
 
 def kw():
     return Kw()
+
+
+class Proposals(nn.Module):
+    # a detector's proposals in small: the rows its first Linear scores above 0 go through the second,
+    # so the MACs depend on the weights and the input
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 1)
+        self.head = nn.Linear(16, 16)
+
+    def forward(self, x):
+        kept = torch.nonzero(self.fc(x)[0, :, 0] > 0).squeeze(1)
+        return self.head(x[0, kept])
+
+
+def proposals():
+    return Proposals()
+
+
+class Masked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+
+    def forward(self, input_ids, attention_mask):
+        return self.emb(input_ids) * attention_mask.unsqueeze(-1)
+
+
+def masked():
+    return Masked()
 '''
 
 # 3 -> 8 -> 16 -> 24 channels, 3x3 convolutions on 8x8: 64 positions x Cout x Cin x 9
@@ -249,3 +279,61 @@ def test_memory_engine_real_of_a_builder_that_reads_values(path):
 def test_memory_engine_is_checked(cli):
     assert_one_line_error(cli("memory", "lenet5", "--engine", "fvcore"), "unknown engine 'fvcore'")
     assert_one_line_error(cli("memory", "lenet5", "--engine", "real", "--training"), "--engine real")
+
+
+# issue 25 item A: --engine real seeds the weights as well as the inputs; --seed N; the caller's RNG kept
+
+PROPOSALS_ROWS = 32  # --input-size 32,16: one batch of 32 rows of 16 features
+
+
+def _proposals_macs(cli, path, *args):
+    r = cli("count", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--engine", "real",
+            "--format", "json", *args)
+    assert r.code == 0, r.err
+    return r.json()
+
+
+def test_engine_real_counts_a_weight_dependent_forward_the_same_run_to_run(cli, path):
+    # the global RNG in two different states, as in two processes: the count must not depend on it
+    torch.manual_seed(1)
+    first = _proposals_macs(cli, path)
+    torch.manual_seed(2)
+    second = _proposals_macs(cli, path)
+    assert first["macs"] == second["macs"] and first["seed"] == second["seed"] == 0
+    # scoring every row (16 MACs each) and 16 x 16 MACs per kept row, whatever the rows kept
+    kept, rest = divmod(first["macs"] - PROPOSALS_ROWS * 16, 16 * 16)
+    assert rest == 0 and 0 <= kept <= PROPOSALS_ROWS
+
+
+def test_engine_real_leaves_the_callers_rng_as_found(path):
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real", seed=4)
+    archlab.memory(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real", seed=4)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_engine_real_seed_option_changes_the_weights_and_inputs(cli, path):
+    base = archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real").macs
+    other = next((s for s in range(1, 50) if archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16",
+                                                           engine="real", seed=s).macs != base), None)
+    assert other is not None  # 49 seeds all keeping the same number of rows out of 32 would be a fixed seed
+    expected = archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real", seed=other).macs
+    d = _proposals_macs(cli, path, "--seed", str(other))
+    assert d["macs"] == expected != base and d["seed"] == other
+    r = cli("count", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--engine", "real",
+            "--seed", str(other), "--depth", "0")
+    assert r.code == 0, r.err
+    assert f"(real engine: real run, seed {other}, the counts are for this input)" in r.out.splitlines()[0]
+    assert f"{expected:,}" in r.out
+
+
+@pytest.mark.parametrize("command", ["count", "memory", "latency", "roofline"])
+def test_seed_needs_engine_real(cli, path, command):
+    assert_one_line_error(cli(command, f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--seed", "1"),
+                          "--seed", "--engine real")
+
+
+def test_a_bad_seed_is_one_line(cli, path):
+    assert_one_line_error(cli("count", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--engine", "real",
+                              "--seed", "-1"), "seed", "-1")
