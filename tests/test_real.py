@@ -337,3 +337,56 @@ def test_seed_needs_engine_real(cli, path, command):
 def test_a_bad_seed_is_one_line(cli, path):
     assert_one_line_error(cli("count", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--engine", "real",
                               "--seed", "-1"), "seed", "-1")
+
+
+# issue 25 item B: under --engine real an integer input named ...mask is ones, token ids are drawn in the vocabulary
+
+TOKENS = "input_ids=int64:16;attention_mask=int64:16"
+
+
+def test_engine_real_masks_are_ones_and_token_ids_are_in_the_vocabulary(path):
+    from archlab.spec import Inputs
+    from archlab.trace.run import build
+
+    built = build(f"{path}:masked", Inputs.of(TOKENS), real=True)
+    mask, ids = built.kwargs["attention_mask"], built.kwargs["input_ids"]
+    assert mask.dtype == ids.dtype == torch.int64 and mask.shape == ids.shape == (1, 16)
+    assert torch.equal(mask, torch.ones(1, 16, dtype=torch.int64))  # no token is padding
+    assert 0 <= ids.min() and ids.max() < 50 and len(ids.unique()) > 1  # the Embedding(50, 8)'s ids, not all 0
+    given = build(built.module, Inputs.of(TOKENS), real=True)  # the nn.Module given as such: the same inputs
+    assert torch.equal(given.kwargs["attention_mask"], mask) and torch.equal(given.kwargs["input_ids"], ids)
+
+
+def test_engine_real_token_ids_are_zeros_where_no_vocabulary_is_known():
+    from archlab.spec import Inputs
+    from archlab.trace.run import build
+
+    built = build(nn.Linear(16, 4), Inputs.of("idx=int64:16"), real=True)
+    assert torch.equal(built.kwargs["idx"], torch.zeros(1, 16, dtype=torch.int64))
+
+
+def test_engine_real_counts_a_masked_embedding(cli, path):
+    r = cli("count", f"{path}:masked", "--input-size", TOKENS, "--engine", "real", "--format", "json")
+    assert r.code == 0, r.err
+    assert r.json()["seed"] == 0 and r.json()["unsupported_ops"] == []
+
+
+def test_engine_real_bert_equals_flop_counter_on_the_same_inputs():
+    transformers = pytest.importorskip("transformers")
+    from archlab.spec import Inputs
+    from archlab.trace.run import build
+
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=32)
+    # eager attention: matmuls FlopCounterMode has formulas for (it has none for the CPU's fused sdpa op)
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.BertModel(config).eval()
+    built = build(model, Inputs.of(TOKENS), real=True)
+    ids, mask = built.kwargs["input_ids"], built.kwargs["attention_mask"]
+    assert torch.equal(mask, torch.ones_like(mask)) and ids.max() < 100 and len(ids.unique()) > 1
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(**built.kwargs)
+    r = archlab.count(model, input_size=TOKENS, engine="real")
+    assert r.macs == counter.get_total_flops() // 2 and r.unsupported_ops == ()
