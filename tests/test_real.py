@@ -115,7 +115,7 @@ def test_a_builder_that_reads_values_names_engine_real_and_counts_with_it(cli, p
     assert_one_line_error(cli("count", f"{path}:regnet_like", "--input-size", "3,8,8"), "--engine real")
     r = cli("count", f"{path}:regnet_like", "--input-size", "3,8,8", "--engine", "real", "--depth", "1")
     assert r.code == 0, r.err
-    assert "(real engine: real run, the counts are for this input)" in r.out.splitlines()[0]
+    assert "(real engine: real run, seed 0, the counts are for this input)" in r.out.splitlines()[0]
     assert f"{REGNET_MACS:,}" in r.out and "count complete" in r.out
 
 
