@@ -35,7 +35,8 @@ def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | Non
     settings = {"res": res, "batch": batch, "alpha": alpha, "options": options}
     if engine == "real":
         built, trace, shapes, options = _real(model_or_spec, input_size, forward_kw, settings, device, force, seed)
-        result = memory_of_built(built, trace, lambda: saved_or_why(built, trace, real=True), dtype, act_dtype, fuse, workspace)
+        result = memory_of_built(built, trace, lambda: _saved_seeded(built, trace, seed), dtype, act_dtype, fuse,
+                                 workspace)
         source = built.resolved or built.module
     else:
         model = as_model(model_or_spec, input_size, forward_kw, **settings)
@@ -54,6 +55,18 @@ def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | Non
     predicted = inference_peak(trace, DTYPE_BYTES[trace.float_dtype], held=True).bytes
     return replace(result, measured_peak_bytes=measured, measured_method=method, predicted_for_measure_bytes=predicted,
                    measured_dtype=trace.float_dtype)
+
+
+def _saved_seeded(built: Any, trace: Any, seed: int) -> Any:
+    """``saved_or_why`` of a real run: its training-mode pass (a dropout's draws) seeded as the run itself, the
+    caller's RNG state kept."""
+    import torch
+
+    from archlab.trace.inputs import seeded
+
+    device = str(next(iter(built.module.parameters()), torch.empty(0)).device)
+    with seeded(seed, device):
+        return saved_or_why(built, trace, real=True)
 
 
 ENGINES = ("archlab", "real")  # where the trace comes from: meta tensors, or one real forward
