@@ -68,6 +68,36 @@ class Kw(nn.Module):
 
 def kw():
     return Kw()
+
+
+class Proposals(nn.Module):
+    # a detector's proposals in small: the rows its first Linear scores above 0 go through the second,
+    # so the MACs depend on the weights and the input
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 1)
+        self.head = nn.Linear(16, 16)
+
+    def forward(self, x):
+        kept = torch.nonzero(self.fc(x)[0, :, 0] > 0).squeeze(1)
+        return self.head(x[0, kept])
+
+
+def proposals():
+    return Proposals()
+
+
+class Masked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+
+    def forward(self, input_ids, attention_mask):
+        return self.emb(input_ids) * attention_mask.unsqueeze(-1)
+
+
+def masked():
+    return Masked()
 '''
 
 # 3 -> 8 -> 16 -> 24 channels, 3x3 convolutions on 8x8: 64 positions x Cout x Cin x 9
@@ -85,7 +115,7 @@ def test_a_builder_that_reads_values_names_engine_real_and_counts_with_it(cli, p
     assert_one_line_error(cli("count", f"{path}:regnet_like", "--input-size", "3,8,8"), "--engine real")
     r = cli("count", f"{path}:regnet_like", "--input-size", "3,8,8", "--engine", "real", "--depth", "1")
     assert r.code == 0, r.err
-    assert "(real engine: real run, the counts are for this input)" in r.out.splitlines()[0]
+    assert "(real engine: real run, seed 0, the counts are for this input)" in r.out.splitlines()[0]
     assert f"{REGNET_MACS:,}" in r.out and "count complete" in r.out
 
 
@@ -274,3 +304,132 @@ def test_memory_engine_real_of_a_builder_that_reads_values(path):
 def test_memory_engine_is_checked(cli):
     assert_one_line_error(cli("memory", "lenet5", "--engine", "fvcore"), "unknown engine 'fvcore'")
     assert_one_line_error(cli("memory", "lenet5", "--engine", "real", "--training"), "--engine real")
+
+
+# issue 25 item A: --engine real seeds the weights as well as the inputs; --seed N; the caller's RNG kept
+
+PROPOSALS_ROWS = 32  # --input-size 32,16: one batch of 32 rows of 16 features
+
+
+def _proposals_macs(cli, path, *args):
+    r = cli("count", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--engine", "real",
+            "--format", "json", *args)
+    assert r.code == 0, r.err
+    return r.json()
+
+
+def test_engine_real_counts_a_weight_dependent_forward_the_same_run_to_run(cli, path):
+    # the global RNG in two different states, as in two processes: the count must not depend on it
+    torch.manual_seed(1)
+    first = _proposals_macs(cli, path)
+    torch.manual_seed(2)
+    second = _proposals_macs(cli, path)
+    assert first["macs"] == second["macs"] and first["seed"] == second["seed"] == 0
+    # scoring every row (16 MACs each) and 16 x 16 MACs per kept row, whatever the rows kept
+    kept, rest = divmod(first["macs"] - PROPOSALS_ROWS * 16, 16 * 16)
+    assert rest == 0 and 0 <= kept <= PROPOSALS_ROWS
+
+
+def test_engine_real_leaves_the_callers_rng_as_found(path):
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real", seed=4)
+    archlab.memory(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real", seed=4)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_engine_real_seed_option_changes_the_weights_and_inputs(cli, path):
+    base = archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real").macs
+    other = next((s for s in range(1, 50) if archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16",
+                                                           engine="real", seed=s).macs != base), None)
+    assert other is not None  # 49 seeds all keeping the same number of rows out of 32 would be a fixed seed
+    expected = archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real", seed=other).macs
+    d = _proposals_macs(cli, path, "--seed", str(other))
+    assert d["macs"] == expected != base and d["seed"] == other
+    r = cli("count", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--engine", "real",
+            "--seed", str(other), "--depth", "0")
+    assert r.code == 0, r.err
+    assert f"(real engine: real run, seed {other}, the counts are for this input)" in r.out.splitlines()[0]
+    assert f"{expected:,}" in r.out
+
+
+@pytest.mark.parametrize("command", ["count", "memory", "latency", "roofline"])
+def test_seed_needs_engine_real(cli, path, command):
+    assert_one_line_error(cli(command, f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--seed", "1"),
+                          "--seed", "--engine real")
+
+
+def test_a_bad_seed_is_one_line(cli, path):
+    assert_one_line_error(cli("count", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--engine", "real",
+                              "--seed", "-1"), "seed", "-1")
+
+
+# issue 25 item B: under --engine real an integer input named ...mask is ones, token ids are drawn in the vocabulary
+
+TOKENS = "input_ids=int64:16;attention_mask=int64:16"
+
+
+def test_engine_real_masks_are_ones_and_token_ids_are_in_the_vocabulary(path):
+    from archlab.spec import Inputs
+    from archlab.trace.run import build
+
+    built = build(f"{path}:masked", Inputs.of(TOKENS), real=True)
+    mask, ids = built.kwargs["attention_mask"], built.kwargs["input_ids"]
+    assert mask.dtype == ids.dtype == torch.int64 and mask.shape == ids.shape == (1, 16)
+    assert torch.equal(mask, torch.ones(1, 16, dtype=torch.int64))  # no token is padding
+    assert 0 <= ids.min() and ids.max() < 50 and len(ids.unique()) > 1  # the Embedding(50, 8)'s ids, not all 0
+    given = build(built.module, Inputs.of(TOKENS), real=True)  # the nn.Module given as such: the same inputs
+    assert torch.equal(given.kwargs["attention_mask"], mask) and torch.equal(given.kwargs["input_ids"], ids)
+
+
+def test_engine_real_token_ids_are_zeros_where_no_vocabulary_is_known():
+    from archlab.spec import Inputs
+    from archlab.trace.run import build
+
+    built = build(nn.Linear(16, 4), Inputs.of("idx=int64:16"), real=True)
+    assert torch.equal(built.kwargs["idx"], torch.zeros(1, 16, dtype=torch.int64))
+
+
+def test_engine_real_counts_a_masked_embedding(cli, path):
+    r = cli("count", f"{path}:masked", "--input-size", TOKENS, "--engine", "real", "--format", "json")
+    assert r.code == 0, r.err
+    assert r.json()["seed"] == 0 and r.json()["unsupported_ops"] == []
+
+
+def test_engine_real_bert_equals_flop_counter_on_the_same_inputs():
+    transformers = pytest.importorskip("transformers")
+    from archlab.spec import Inputs
+    from archlab.trace.run import build
+
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=32)
+    # eager attention: matmuls FlopCounterMode has formulas for (it has none for the CPU's fused sdpa op)
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.BertModel(config).eval()
+    built = build(model, Inputs.of(TOKENS), real=True)
+    ids, mask = built.kwargs["input_ids"], built.kwargs["attention_mask"]
+    assert torch.equal(mask, torch.ones_like(mask)) and ids.max() < 100 and len(ids.unique()) > 1
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(**built.kwargs)
+    r = archlab.count(model, input_size=TOKENS, engine="real")
+    assert r.macs == counter.get_total_flops() // 2 and r.unsupported_ops == ()
+
+
+def test_memory_engine_real_training_pass_leaves_the_callers_rng_as_found():
+    # memory's training-mode pass runs the dropout for real: its draws come from the seed, not the caller's RNG
+    model = nn.Sequential(nn.Linear(16, 16), nn.Dropout(0.5), nn.Linear(16, 4))
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    archlab.memory(model, input_size="16", engine="real", seed=4)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_analyze_passes_the_seed_to_its_real_count(path):
+    counts = {s: archlab.count(f"{path}:proposals", input_size=f"{PROPOSALS_ROWS},16", engine="real", seed=s)
+              for s in range(6)}
+    for s, r in counts.items():
+        report = archlab.analyze(f"{path}:proposals", f"{PROPOSALS_ROWS},16", "count", engine="real", seed=s)
+        assert report.count.macs == r.macs and report.count.seed == s
+    assert len({r.macs for r in counts.values()}) > 1  # the seeds do differ here: the test can tell them apart

@@ -115,6 +115,7 @@ class CountResult(_Traffic):
     # memory traffic of the forward's ops, each op alone (``archlab.analysis.traffic``); None when training
     read_bytes: int | None = None
     written_bytes: int | None = None
+    seed: int | None = None  # engine "real": the seed of its weights, inputs and random draws
 
     @property
     def arithmetic_intensity(self) -> float | None:
@@ -223,6 +224,7 @@ class CountResult(_Traffic):
             "not_called": [{"name": m.name, "type": m.type, "depth": m.depth, "params": m.params}
                            for m in self.not_called],
             "engine": self.engine,
+            **({"seed": self.seed} if self.seed is not None else {}),
             "paper_flops": self.paper_flops,
         }
         if self.fvcore is not None:

@@ -17,7 +17,7 @@ from archlab.spec import InputSize, Inputs, check_depth
 
 ANALYSES = ("count", "rf", "memory", "trace", "training")
 MEMORY_KEYS = ("dtype", "act_dtype", "fuse", "workspace")
-COUNT_KEYS = ("engine", "device", "force", "training", "freeze")
+COUNT_KEYS = ("engine", "device", "force", "training", "freeze", "seed")
 TRAINING_KEYS = ("optimizer", "amp", "freeze", "measure", "device", "budget")
 SHAPE_KEYS = ("res", "batch", "alpha", "options", "forward_kw")
 OPTION_KEYS = {*MEMORY_KEYS, "measure", "device", "force", *COUNT_KEYS, *SHAPE_KEYS, *TRAINING_KEYS}
@@ -112,7 +112,7 @@ def analyze(model_or_spec: Any, input_size: InputSize = None, analyses: Sequence
     (``torchvision:resnet50``, ``file.py:factory``) or an ``nn.Module`` (give ``input_size``): one
     ``archlab.Model``, traced once, answers all of them. ``options`` go to every analysis: ``res``,
     ``batch``, ``alpha``, ``options`` (builder options), ``forward_kw``; and to the analyses that take
-    them: ``engine`` and ``device`` (count), ``dtype``/``act_dtype``/``fuse``/``workspace``/``measure``/
+    them: ``engine``, ``seed`` and ``device`` (count), ``dtype``/``act_dtype``/``fuse``/``workspace``/``measure``/
     ``device`` (memory), ``force`` (count and memory). ``analyses`` is one name or a sequence of names.
 
     The training view: ``training=True`` makes ``count`` a training step's (forward, input- and

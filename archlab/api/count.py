@@ -29,6 +29,7 @@ def count(
     training: bool = False,
     freeze: Sequence[str] = (),
     forward_kw: Any = None,
+    seed: int = 0,
 ) -> Any:
     """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model (``CountResult``).
 
@@ -46,6 +47,9 @@ def count(
 
     ``forward_kw``: non-tensor keyword options of the forward (``{"use_cache": True}``, or the
     ``--forward-kw`` texts ``"use_cache=true"``), beside those ``input_size`` gives.
+
+    ``seed`` (``engine="real"``): the weights' initialisation, the inputs' values and the forward's random
+    draws (the caller's RNG state is kept): the same seed, the same count (``CountResult.seed``).
     """
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}' (choose archlab, fvcore or real)")
@@ -60,8 +64,9 @@ def count(
     if engine == "real":
         if isinstance(model_or_spec, Model):
             return _real(model_or_spec.source, model_or_spec.inputs, device, force, depth, model_or_spec.settings,
-                         progress, model_or_spec)
-        return _real(model_or_spec, Inputs.of(input_size, forward_kw), device, force, depth, settings, progress)
+                         progress, model_or_spec, seed)
+        return _real(model_or_spec, Inputs.of(input_size, forward_kw), device, force, depth, settings, progress,
+                     seed=seed)
     model = as_model(model_or_spec, input_size, forward_kw, **settings)
     if training:
         return model.count_training(depth, freeze)
@@ -75,7 +80,8 @@ def count(
 
 
 def _real(model_or_spec: Any, inputs: Inputs, device: str, force: bool, depth: int, settings: dict[str, Any],
-          progress: Callable[[float, float | None, str], None] | None, model: Model | None = None) -> Any:
+          progress: Callable[[float, float | None, str], None] | None, model: Model | None = None,
+          seed: int = 0) -> Any:
     """The count of one real forward, guarded by the meta trace's estimate where there is one
     (``model``: the meta ``Model`` of the same spec, when made already)."""
     from archlab.analysis.count import count_trace
@@ -90,11 +96,10 @@ def _real(model_or_spec: Any, inputs: Inputs, device: str, force: bool, depth: i
             estimate = (model or Model(model_or_spec, inputs, **settings)).trace
         except UserError:  # the builder or the forward reads values: the real run is guarded as it runs
             estimate = None
-    trace, label = real_trace(model_or_spec, inputs, device=device, force=force, estimate=estimate, **settings)
+    trace, label = real_trace(model_or_spec, inputs, device=device, force=force, estimate=estimate, seed=seed,
+                              **settings)
     result = count_trace(trace, label, depth, engine="real")
-    paper = paper_flops(model_or_spec)
-    if paper is not None:
-        result = type(result)(**{**result.__dict__, "paper_flops": paper})
+    result = type(result)(**{**result.__dict__, "paper_flops": paper_flops(model_or_spec), "seed": seed})
     if progress is not None:
         progress(1, 1, "done")
     return result

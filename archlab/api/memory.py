@@ -15,11 +15,12 @@ from archlab.units import DTYPE_BYTES
 def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | None = None,
            fuse: Sequence[str] | None = None, workspace: str = "none", measure: bool = False, device: str = "cpu",
            force: bool = False, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
-           alpha: float | None = None,
-           options: dict[str, Any] | None = None, forward_kw: Any = None, engine: str = "archlab") -> Any:
+           alpha: float | None = None, options: dict[str, Any] | None = None, forward_kw: Any = None,
+           engine: str = "archlab", seed: int = 0) -> Any:
     """Memory of a model (``MemoryResult``): parameters, the inference peak, training activations, M(G).
     ``engine``: "archlab" (the meta trace: nothing runs) or "real" (the trace of one real forward on
-    ``device``, for builders and forwards that read values, as ``count --engine real``).
+    ``device``, for builders and forwards that read values, as ``count --engine real``; ``seed``: its weights',
+    inputs' and random draws' seed).
     ``dtype``/``act_dtype``: the parameters'/activations' dtype (not given: the model's own, its
     parameters' floating dtype). ``fuse``: module type names treated as single ops in M(G) (default:
     MobileNetV2's inverted residual blocks, where present; ``()`` for none). ``measure``: also run one
@@ -34,8 +35,8 @@ def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | Non
         raise UserError(f"unknown engine '{engine}' (choose {' or '.join(ENGINES)})")
     settings = {"res": res, "batch": batch, "alpha": alpha, "options": options}
     if engine == "real":
-        built, trace, shapes, options = _real(model_or_spec, input_size, forward_kw, settings, device, force)
-        result = memory_of_built(built, trace, lambda: saved_or_why(built, trace, real=True), dtype, act_dtype, fuse,
+        built, trace, shapes, options = _real(model_or_spec, input_size, forward_kw, settings, device, force, seed)
+        result = memory_of_built(built, trace, lambda: _saved_seeded(built, trace, seed), dtype, act_dtype, fuse,
                                  workspace)
         source = built.resolved or built.module
     else:
@@ -57,11 +58,23 @@ def memory(model_or_spec: Any, *, dtype: str | None = None, act_dtype: str | Non
                    measured_dtype=trace.float_dtype)
 
 
+def _saved_seeded(built: Any, trace: Any, seed: int) -> Any:
+    """``saved_or_why`` of a real run: its training-mode pass (a dropout's draws) seeded as the run itself, the
+    caller's RNG state kept."""
+    import torch
+
+    from archlab.trace.inputs import seeded
+
+    device = str(next(iter(built.module.parameters()), torch.empty(0)).device)
+    with seeded(seed, device):
+        return saved_or_why(built, trace, real=True)
+
+
 ENGINES = ("archlab", "real")  # where the trace comes from: meta tensors, or one real forward
 
 
 def _real(model_or_spec: Any, input_size: InputSize, forward_kw: Any, settings: dict[str, Any], device: str,
-          force: bool) -> tuple[Any, Any, Any, Any]:
+          force: bool, seed: int = 0) -> tuple[Any, Any, Any, Any]:
     """(built, trace, input shapes, forward options) of one real forward on ``device``, guarded by the
     meta trace's estimate where there is one (as ``count --engine real``)."""
     from archlab.api.model import Model, forward_inputs
@@ -77,7 +90,8 @@ def _real(model_or_spec: Any, input_size: InputSize, forward_kw: Any, settings: 
             estimate = Model(model_or_spec, inputs, **settings).trace
         except UserError:  # the builder or the forward reads values: the real run is guarded as it runs
             estimate = None
-    built, trace = real_traced(model_or_spec, inputs, device=device, force=force, estimate=estimate, **settings)
+    built, trace = real_traced(model_or_spec, inputs, device=device, force=force, estimate=estimate, seed=seed,
+                               **settings)
     return (built, trace, *forward_inputs(built, inputs, settings["batch"]))
 
 

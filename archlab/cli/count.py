@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from archlab.cli.options import (Alpha, Batch, Depth, Device, Engine, Fmt, Force, Format, ForwardKw, Freeze,
-                                 InputSize, ModelArg, Output, Res, Sets, Training, emit, parse_common, settle)
+from archlab.cli.options import (Alpha, Batch, Depth, Device, Engine, Fmt, Force, Format, ForwardKw, Freeze, InputSize,
+                                 ModelArg, Output, Res, Seed, Sets, Training, emit, parse_common, seed_of, settle)
 
 def count(
     model: ModelArg,
@@ -23,6 +23,7 @@ def count(
     engine: Annotated[Engine, typer.Option("--engine", help="archlab (meta trace, nothing runs), fvcore, or real (build and run on "
                                 "--device, for builders and forwards that read values: counts for this input).")] = Engine.archlab,
     device: Device = "cpu",
+    seed: Seed = None,
     force: Force = False,
     training: Training = False,
     freeze: Freeze = None,
@@ -34,6 +35,7 @@ def count(
 
     settle()
     check_device(device)
+    seed = seed_of(seed, engine.value)
     size, options = parse_common(input_size, sets, forward_kw)
     from contextlib import nullcontext
 
@@ -43,5 +45,5 @@ def count(
     with progress("counting") if engine.value == "fvcore" else nullcontext() as step:
         result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
                            depth=depth, engine=engine.value, device=device, force=force, progress=step,
-                           training=training, freeze=tuple(freeze or ()))
+                           training=training, freeze=tuple(freeze or ()), seed=seed)
     emit(count_report.render(result, fmt.value), output)

@@ -6,9 +6,9 @@ from typing import Annotated, List
 
 import typer
 
-from archlab.cli.options import (Alpha, Batch, Device, Fmt, Force, Format, ForwardKw, InputSize, MinTime, Output,
-                                 Res, Sets, Threads, TimedDType, TimeDType, emit, min_time_of, parse_common, settle,
-                                 stderr, warn_if_busy)
+from archlab.cli.options import (Alpha, Batch, Device, Fmt, Force, Format, ForwardKw, InputSize, MinTime, Output, Res,
+                                 Seed, Sets, Threads, TimeDType, TimedDType, emit, min_time_of, parse_common, seed_of,
+                                 settle, stderr, warn_if_busy)
 
 
 def latency_cmd(
@@ -35,6 +35,7 @@ def latency_cmd(
     engine: Annotated[str, typer.Option("--engine", help="Where the MACs come from: archlab (meta trace, default) "
                                                       "or real (one real forward on the CPU: for forwards "
                                                       "that read values).")] = "archlab",
+    seed: Seed = None,
     force: Force = False,
     fmt: Fmt = Format.table,
     output: Output = None,
@@ -48,7 +49,7 @@ def latency_cmd(
     size, options = parse_common(input_size, sets, forward_kw)
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype.value, channels_last=channels_last, res=res,
               input_size=size, alpha=alpha, options=options, min_time=min_time_of(min_time), per_layer=per_layer,
-              per_op=per_op, predict=predict, force=force, engine=engine)
+              per_op=per_op, predict=predict, force=force, engine=engine, seed=seed_of(seed, engine))
     from contextlib import nullcontext
 
     from archlab.cli.progress import progress

@@ -6,9 +6,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from archlab.cli.options import (Alpha, Batch, Device, DType, Fmt, Force, Format, ForwardKw, Freeze, InputSize,
-                                 Measure, Optimizer, Output, Res, Sets, StoredDType, Training, emit, parse_common,
-                                 settle)
+from archlab.cli.options import (Alpha, Batch, DType, Device, Fmt, Force, Format, ForwardKw, Freeze, InputSize,
+                                 Measure, Optimizer, Output, Res, Seed, Sets, StoredDType, Training, emit,
+                                 parse_common, seed_of, settle)
 from archlab.errors import UserError
 
 def memory_cmd(
@@ -30,6 +30,7 @@ def memory_cmd(
                                         "one real forward on --device, for builders and forwards that read values)."
                                         )] = "archlab",
     device: Device = "cpu",
+    seed: Seed = None,
     force: Force = False,
     training: Training = False,
     optimizer: Optimizer = "sgd",
@@ -47,6 +48,7 @@ def memory_cmd(
 
     settle()
     size, options = parse_common(input_size, sets, forward_kw)
+    seed = seed_of(seed, engine)
     given = [flag for flag, on in (("--optimizer", optimizer != "sgd"), ("--amp", amp is not None),
                                    ("--freeze", bool(freeze)), ("--budget", budget is not None)) if on]
     if given and not training:
@@ -74,5 +76,5 @@ def memory_cmd(
     fuse_types = () if no_fuse else (tuple(fuse) if fuse else None)
     results = [memory(m, dtype=dtype and dtype.value, act_dtype=act_dtype and act_dtype.value, fuse=fuse_types,
                       workspace=workspace, measure=measure, device=device, force=force, res=res, input_size=size,
-                      batch=batch, alpha=alpha, options=options, engine=engine) for m in models]
+                      batch=batch, alpha=alpha, options=options, engine=engine, seed=seed) for m in models]
     emit(memory_report.render(results, fmt.value), output)

@@ -121,6 +121,17 @@ Measure = Annotated[bool, typer.Option(
     "roofline: each op timed beside its prediction.")]
 StoredDType = Annotated[Optional[DType], typer.Option("--dtype", help="Parameter dtype (default: the model's own).")]
 TimedDType = Annotated[TimeDType, typer.Option("--dtype", help="Weights and input dtype of the real run.")]
+Seed = Annotated[Optional[int], typer.Option(
+    "--seed", help="With --engine real: the seed of the weights' initialisation, the inputs' values and the forward's "
+    "random draws (default 0): the same seed, the same count.")]
+
+
+def seed_of(seed: Optional[int], engine: str) -> int:
+    """The seed of an ``--engine real`` run (0 when not given); ``--seed`` with another engine is an error:
+    nothing it would seed runs."""
+    if seed is not None and engine != "real":
+        raise UserError("--seed seeds the weights and inputs of a real run: add --engine real")
+    return 0 if seed is None else seed
 
 def min_time_of(min_time: Optional[float], latency: Optional[bool] = None) -> float:
     """``--min-time`` checked once: a positive number of seconds (``measure.setting``'s check), and

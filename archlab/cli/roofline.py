@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from archlab.cli.options import (Alpha, Batch, Device, Fmt, Force, Format, ForwardKw, InputSize, Measure, ModelArg,
-                                 Output, Res, Sets, Threads, TimedDType, TimeDType, emit, parse_common, settle,
-                                 stderr, warn_if_busy)
+                                 Output, Res, Seed, Sets, Threads, TimeDType, TimedDType, emit, parse_common, seed_of,
+                                 settle, stderr, warn_if_busy)
 
 
 def calibrate_cmd(
@@ -48,6 +48,7 @@ def roofline_cmd(
     engine: Annotated[str, typer.Option("--engine", help="Where the layers come from: archlab (meta trace, "
                                                       "default) or real (one real forward on the CPU: for "
                                                       "forwards that read values).")] = "archlab",
+    seed: Seed = None,
     force: Force = False,
     fmt: Fmt = Format.table,
     output: Output = None,
@@ -71,11 +72,13 @@ def roofline_cmd(
             raise UserError(f"cannot write '{plot}': it is a directory")
     settle()
     size, options = parse_common(input_size, sets, forward_kw)
+    seed = seed_of(seed, engine)
     from archlab.cli.progress import progress
 
     with progress("calibrating (once per machine, threads and dtype)") as step:
         r = roofline(model, device=device, threads=threads, dtype=dtype.value, measure=measure, force=force,
-                     input_size=size, res=res, batch=batch, alpha=alpha, options=options, progress=step, engine=engine)
+                     input_size=size, res=res, batch=batch, alpha=alpha, options=options, progress=step, engine=engine,
+                     seed=seed)
     warn_if_busy(r.machine)
     if r.measured_ms:  # --measure: the prediction beside the ops' measured sum
         from archlab.measure.predict import prediction_warning

@@ -260,6 +260,7 @@ def measure_all(
     forward_kw: Any = None,
     traced: Sequence[tuple[Any, Any]] | None = None,
     engine: str = "archlab",
+    seed: int = 0,
 ) -> list[LatencyResult]:
     """Measure several models with the same settings, their timed blocks taking turns.
 
@@ -275,7 +276,8 @@ def measure_all(
     ``per_layer``: each module's own time, summed from its ops timed one by one
     (``archlab.measure.per_op``); ``per_op``: those op times, lined up with the trace;
     ``engine``: "archlab" (the MACs and memory need from the meta trace) or "real" (from a trace of
-    one real forward on the CPU, for builders and forwards that read values, as ``count --engine real``).
+    one real forward on the CPU, for builders and forwards that read values, as ``count --engine real``;
+    ``seed``: its weights', inputs' and random draws' seed).
     ``traced``: each spec's model built on meta and traced already (``archlab.Model``'s ``built`` and
     ``trace``), so that neither is made again; ``predict``: the roofline prediction (``archlab.measure.predict``) on ``machine`` (default:
     the cached calibration for this device, thread count and dtype, else a new one).
@@ -294,7 +296,7 @@ def measure_all(
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}' (choose {' or '.join(ENGINES)})")
     if traced is None and engine == "real":
-        traced = [_real_traced(spec, inputs, settings, force) for spec in specs]
+        traced = [_real_traced(spec, inputs, settings, force, seed) for spec in specs]
     elif traced is None:
         traced = [(b, trace_built(b)) for b in (build(spec, inputs, **settings) for spec in specs)]
     plans = [_plan(built, trace, dtype, inputs) for built, trace in traced]
@@ -418,14 +420,14 @@ class _Plan:
 ENGINES = ("archlab", "real")  # where the MACs beside the time come from: the meta trace, or a real forward's
 
 
-def _real_traced(spec: Any, inputs: Inputs, settings: dict[str, Any], force: bool) -> tuple[Any, Any]:
+def _real_traced(spec: Any, inputs: Inputs, settings: dict[str, Any], force: bool, seed: int) -> tuple[Any, Any]:
     """(built, trace) of one real forward on the CPU (``--engine real``), within the memory budget
     (the run keeps every tensor, as ``count --engine real``)."""
     from archlab.measure.guard import memory_budget
 
     budget = memory_budget("cpu", force)
-    built = build(spec, inputs, real=True, device="cpu", budget=budget, **settings)
-    return built, trace_built(built, real=True, budget=budget)
+    built = build(spec, inputs, real=True, device="cpu", budget=budget, seed=seed, **settings)
+    return built, trace_built(built, real=True, budget=budget, seed=seed)
 
 
 def _plan(built: Any, tr: Any, dtype: str, inputs: Inputs) -> _Plan:

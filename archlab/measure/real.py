@@ -20,21 +20,24 @@ from archlab.trace.run import Built, build, trace_built
 
 
 def real_traced(model_or_spec: Any, inputs: Inputs, *, device: str = "cpu", force: bool = False,
-                estimate: Trace | None = None, **settings: Any) -> tuple[Built, Trace]:
+                estimate: Trace | None = None, seed: int = 0, **settings: Any) -> tuple[Built, Trace]:
     """(built, trace) of one real forward on ``device``; ``estimate``: the meta trace of the same
-    model and inputs, when it could be made; ``settings``: res, batch, alpha, options."""
+    model and inputs, when it could be made; ``seed``: the weights' initialisation, the inputs' values
+    and the forward's random draws (``archlab.trace.run.build``), the same seed the same count;
+    ``settings``: res, batch, alpha, options."""
     check_device(device)
     budget = memory_budget(device, force)
     if budget is not None and estimate is not None:
         needed = max(sum(v.numel * v.itemsize for v in estimate.values), run_bytes(estimate))
         if needed > budget.limit:
             raise budget.refuse(needed, "--engine real (a real forward, every tensor kept)")
-    built = build(model_or_spec, inputs, real=True, device=device, budget=budget, **settings)
-    return built, trace_built(built, real=True, budget=budget)
+    built = build(model_or_spec, inputs, real=True, device=device, budget=budget, seed=seed, **settings)
+    return built, trace_built(built, real=True, budget=budget, seed=seed)
 
 
 def real_trace(model_or_spec: Any, inputs: Inputs, *, device: str = "cpu", force: bool = False,
-               estimate: Trace | None = None, **settings: Any) -> tuple[Trace, str]:
+               estimate: Trace | None = None, seed: int = 0, **settings: Any) -> tuple[Trace, str]:
     """(trace, label) of one real forward on ``device`` (``real_traced``)."""
-    built, trace = real_traced(model_or_spec, inputs, device=device, force=force, estimate=estimate, **settings)
+    built, trace = real_traced(model_or_spec, inputs, device=device, force=force, estimate=estimate, seed=seed,
+                               **settings)
     return trace, built.label

@@ -75,10 +75,11 @@ class RooflineResult:
 def roofline(model_or_spec: Any, *, device: str = "cpu", threads: int | None = None, dtype: str = "fp32",
              measure: bool = False, force: bool = False, input_size: InputSize = None, res: int | None = None,
              batch: int | None = None, alpha: float | None = None, options: dict[str, Any] | None = None,
-             progress: Any = None, engine: str = "archlab") -> RooflineResult:
+             progress: Any = None, engine: str = "archlab", seed: int = 0) -> RooflineResult:
     """The roofline of the calibrated machine and a model's layers on it (predicted; with
     ``measure``, also measured op by op, which builds and runs the model). ``engine="real"``: the
-    layers from one real forward's trace on the CPU (a forward that reads values), as ``count --engine real``."""
+    layers from one real forward's trace on the CPU (a forward that reads values), as ``count --engine real``
+    (``seed``: its weights', inputs' and random draws' seed)."""
     from archlab.measure.calibrate import machine as calibrated
     from archlab.measure.setting import check_options
     from archlab.measure.predict import predict_trace
@@ -91,7 +92,7 @@ def roofline(model_or_spec: Any, *, device: str = "cpu", threads: int | None = N
 
         r = measure_all([model_or_spec], device=device, dtype=dtype, threads=threads, min_time=0.5, predict=True,
                         force=force, input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
-                        progress=progress, engine=engine)[0]
+                        progress=progress, engine=engine, seed=seed)[0]
         trace, prediction, label = r.trace, r.prediction, r.model
         measured = r.op_times.seconds
         method = r.op_times.method
@@ -100,7 +101,7 @@ def roofline(model_or_spec: Any, *, device: str = "cpu", threads: int | None = N
         from archlab.spec import Inputs
 
         trace, label = real_trace(model_or_spec, Inputs.of(input_size), device="cpu", force=force, res=res,
-                                  batch=batch, alpha=alpha, options=options)
+                                  batch=batch, alpha=alpha, options=options, seed=seed)
         prediction = predict_trace(trace, calibrated(device, threads, dtype, progress=progress))
         measured, method = None, ""
     else:

@@ -163,7 +163,8 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
 
 
 def _title(result: CountResult) -> str:
-    engine = {"archlab": "meta trace, nothing run", "real": "real run, the counts are for this input"}.get(
+    engine = {"archlab": "meta trace, nothing run",
+              "real": f"real run, seed {result.seed}, the counts are for this input"}.get(
         result.engine, "meta trace + fvcore on real tensors")
     if len(result.input_shapes) > 1:
         inputs = "inputs " + ", ".join(shape_str(s) for s in result.input_shapes)

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -21,17 +22,54 @@ def described_shape(shape: tuple[int, ...], dtype: torch.dtype, name: str = "") 
     return InputShape(shape, shown, name or None) if shown or name else tuple(shape)
 
 
-def tensor_maker(real: bool = False, device: str = "cpu") -> Empty:
-    """``empty(shape, dtype)``: a meta tensor; with ``real``, one on ``device`` holding values
-    (floats: normal noise from a generator seeded once per maker; integers: zeros)."""
-    generator = torch.Generator(device="cpu").manual_seed(0)
+def check_seed(seed: Any) -> None:
+    """A seed is a whole number from 0 to 2**63 - 1 (what torch's generators take)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise UserError(f"seed must be a whole number from 0 to {2 ** 63 - 1}, got {seed!r}")
 
-    def empty(shape: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+
+@contextmanager
+def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
+    """Within: the global RNG (the CPU's, and ``device``'s where it is a CUDA one) seeded with ``seed``, so that
+    weights a real build initialises and a forward's random draws are the same run to run; after: the
+    caller's RNG state as it was found."""
+    dev = torch.device(device)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def vocabulary(model: nn.Module | None) -> int | None:
+    """How many token ids a model reads: its ``config.vocab_size`` where it has one, else the smallest
+    ``num_embeddings`` of its ``nn.Embedding`` layers; None when nothing says."""
+    if model is None:
+        return None
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding) and m.num_embeddings > 0]
+    return min(sizes) if sizes else None
+
+
+def tensor_maker(real: bool = False, device: str = "cpu", seed: int = 0, vocab: int | None = None) -> Empty:
+    """``empty(shape, dtype, name)``: a meta tensor; with ``real``, one on ``device`` holding values drawn
+    from a generator seeded once per maker with ``seed`` (the global RNG is not touched): floats, normal
+    noise; integers named ``...mask``, ones (no token is padding); other integers (token ids), random ids
+    in [0, ``vocab``), zeros when the vocabulary is not known."""
+    check_seed(seed)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def empty(shape: Any, dtype: torch.dtype = torch.float32, name: str = "") -> torch.Tensor:
         try:
             if not real:
                 return torch.empty(tuple(shape), device="meta", dtype=dtype)
             if dtype.is_floating_point or dtype.is_complex:
                 return torch.randn(tuple(shape), dtype=dtype, generator=generator).to(device)
+            if (name or "").lower().endswith("mask"):
+                return torch.ones(tuple(shape), dtype=dtype, device=device)
+            if vocab and dtype != torch.bool:
+                return torch.randint(0, vocab, tuple(shape), dtype=dtype, generator=generator).to(device)
             return torch.zeros(tuple(shape), dtype=dtype, device=device)
         except (RuntimeError, TypeError, OverflowError):  # a size or an element count beyond int64
             raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
@@ -47,7 +85,7 @@ def model_inputs(shapes: Any, options: Any, empty: Empty,
     args: list[torch.Tensor] = []
     kwargs: dict[str, Any] = {}
     for s in shapes:
-        t = empty(tuple(s), input_dtype(getattr(s, "dtype", None)) or dtype)
+        t = empty(tuple(s), input_dtype(getattr(s, "dtype", None)) or dtype, getattr(s, "name", None) or "")
         if getattr(s, "name", None):
             kwargs[s.name] = t
         else:

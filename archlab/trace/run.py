@@ -25,7 +25,8 @@ from archlab.models.resolve import Resolved, reads_the_model, resolve
 from archlab.spec import InputSize, Inputs, ModelSpec, check_batch
 from archlab.trace.graph import INPUT, PARAM, Call, Trace, TrainingTrace, Uncalled
 from archlab.trace.guards import check_keywords, check_options_read, check_traceable, guarded, without_torch_config_advice
-from archlab.trace.inputs import described_shape, floating_dtype, model_inputs, module_inputs, tensor_maker
+from archlab.trace.inputs import (described_shape, floating_dtype, model_inputs, module_inputs, seeded, tensor_maker,
+                                  vocabulary)
 from archlab.trace.recorder import MetaMode, Recorder, Tracer, TrainingTracer, nested_tensors, to_meta
 from archlab.units import dtype_name
 
@@ -385,12 +386,14 @@ class Built:
 
 def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: int | None = None,
           alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
-          device: str = "cpu", budget: Any = None) -> Built:
+          device: str = "cpu", budget: Any = None, seed: int = 0) -> Built:
     """Resolve and build a registered model (on the meta device; with ``real``, on ``device``) or
     take an ``nn.Module`` as it is, and make the forward's arguments from ``inputs``.
 
-    ``real``: the inputs hold values (floats: normal noise, seeded; integers: zeros), for builders
-    and forwards that read them. ``budget`` (with ``real``; a ``measure.guard.MemoryBudget``, taken
+    ``real``: the model's weights are initialised with the global RNG seeded with ``seed`` (the caller's
+    RNG state is kept) and the inputs hold values drawn from ``seed`` (``tensor_maker``: floats, normal
+    noise; integer masks, ones; token ids, random ids in the model's vocabulary), for builders and
+    forwards that read them. ``budget`` (with ``real``; a ``measure.guard.MemoryBudget``, taken
     before the build): the built model's parameters and buffers must fit it."""
     check_batch(batch)
     if res is not None and (isinstance(res, bool) or not isinstance(res, int)):
@@ -406,14 +409,19 @@ def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: 
                             "on input_size")
         if real:  # the inputs go where the model's weights are
             device = str(next(iter(model_or_spec.parameters()), torch.empty(0)).device)
-        args, kwargs = module_inputs(model_or_spec, inputs, batch, tensor_maker(real, device))
+        empty = tensor_maker(real, device, seed, vocabulary(model_or_spec) if real else None)
+        args, kwargs = module_inputs(model_or_spec, inputs, batch, empty)
         # the model was built before the budget was taken: its weights are not the run's to allocate
         return Built(model_or_spec, args, kwargs, type(model_or_spec).__name__)
     if not isinstance(model_or_spec, (str, ModelSpec)):
         raise UserError(f"a model is a registered name or spec (a string) or an nn.Module, "
                         f"not {type(model_or_spec).__name__}")
     resolved = resolve(model_or_spec, res=res, inputs=inputs, batch=batch, alpha=alpha, options=options)
-    model = _built(resolved, device if real else "meta")
+    if real:
+        with seeded(seed, device):
+            model = _built(resolved, device)
+    else:
+        model = _built(resolved, "meta")
     weights = 0
     if real and budget is not None:
         weights = sum(t.numel() * t.element_size() for t in
@@ -422,8 +430,8 @@ def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: 
         if weights > budget.limit:
             raise budget.refuse(weights, f"--engine real: the weights of {resolved.label}")
     # float inputs at the built model's dtype (a factory returning a .half() model gets fp16 inputs)
-    args, kwargs = model_inputs(resolved.input_shapes, resolved.forward_options, tensor_maker(real, device),
-                                floating_dtype(model))
+    empty = tensor_maker(real, device, seed, vocabulary(model) if real else None)
+    args, kwargs = model_inputs(resolved.input_shapes, resolved.forward_options, empty, floating_dtype(model))
     return Built(model, args, kwargs, resolved.label, resolved, weights)
 
 
@@ -439,9 +447,18 @@ def _built(resolved: Resolved, device: str) -> nn.Module:
         raise
 
 
-def trace_built(built: Built, *, real: bool = False, budget: Any = None) -> Trace:
+def trace_built(built: Built, *, real: bool = False, budget: Any = None, seed: int = 0) -> Trace:
     """The forward trace of a built model; a registered model's failure names its default input
-    where the input given differs from it."""
+    where the input given differs from it. ``real``: the forward runs with the global RNG seeded with
+    ``seed`` (a forward that draws random numbers draws the same ones), the caller's state kept."""
+    if real:
+        device = str(next(iter(built.module.parameters()), torch.empty(0)).device)
+        with seeded(seed, device):
+            return _trace_built(built, real, budget)
+    return _trace_built(built, real, budget)
+
+
+def _trace_built(built: Built, real: bool, budget: Any) -> Trace:
     if built.resolved is None:
         return trace(built.module, built.args, built.kwargs, real=real, budget=budget)
     try:
@@ -463,8 +480,8 @@ def trace_built(built: Built, *, real: bool = False, budget: Any = None) -> Trac
 
 def trace_model(model_or_spec: Any, *, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
                 alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
-                device: str = "cpu", forward_kw: Any = None, budget: Any = None) -> tuple[Trace, str]:
+                device: str = "cpu", forward_kw: Any = None, budget: Any = None, seed: int = 0) -> tuple[Trace, str]:
     """Build and trace in one call (``build`` then ``trace_built``). Returns (trace, label)."""
     built = build(model_or_spec, Inputs.of(input_size, forward_kw), res=res, batch=batch, alpha=alpha,
-                  options=options, real=real, device=device, budget=budget)
-    return trace_built(built, real=real, budget=budget), built.label
+                  options=options, real=real, device=device, budget=budget, seed=seed)
+    return trace_built(built, real=real, budget=budget, seed=seed), built.label
