@@ -111,12 +111,33 @@ def path(tmp_path):
     return str(p)
 
 
-def test_a_builder_that_reads_values_names_engine_real_and_counts_with_it(cli, path):
-    assert_one_line_error(cli("count", f"{path}:regnet_like", "--input-size", "3,8,8"), "--engine real")
+def test_a_builder_that_reads_values_is_built_on_the_cpu_and_traced_on_meta(cli, path):
+    # issue 25 item 5: the builder reads values (RegNet's widths), the forward does not: built on the
+    # CPU, moved to meta, traced there; no forward runs, and the header says how it was built
+    r = cli("count", f"{path}:regnet_like", "--input-size", "3,8,8", "--depth", "1")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0].endswith("(archlab engine: built on the CPU (its builder reads tensor values), "
+                                          "then a meta trace; no forward run)")
+    assert f"{REGNET_MACS:,}" in r.out and "count complete" in r.out
+    d = cli("count", f"{path}:regnet_like", "--input-size", "3,8,8", "-f", "json").json()
+    assert (d["macs"], d["engine"], d["built_on"]) == (REGNET_MACS, "archlab", "cpu")
+    # the same count as a real run
     r = cli("count", f"{path}:regnet_like", "--input-size", "3,8,8", "--engine", "real", "--depth", "1")
     assert r.code == 0, r.err
     assert "(real engine: real run, seed 0, the counts are for this input)" in r.out.splitlines()[0]
     assert f"{REGNET_MACS:,}" in r.out and "count complete" in r.out
+    # every other command builds it the same way
+    assert archlab.memory(f"{path}:regnet_like", input_size=(3, 8, 8)).params == d["params"]
+    assert "built_on" not in cli("count", "lenet5", "-f", "json").json()  # a meta build says nothing
+
+
+def test_a_cpu_build_that_cannot_fit_is_refused_in_one_line(cli, path, monkeypatch):
+    from archlab.measure import guard
+
+    monkeypatch.setattr(guard, "available_bytes", lambda device: 1000)  # 1 kB free: 4,872 fp32 weights do not fit
+    assert_one_line_error(cli("count", f"{path}:regnet_like", "--input-size", "3,8,8"),
+                          "on the CPU (its builder reads tensor values) takes 19.03 KiB of weights, over 90% of the "
+                          "1,000 B free", "--engine real --force")
 
 
 def test_a_forward_that_reads_values(cli, path):

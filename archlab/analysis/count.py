@@ -116,6 +116,7 @@ class CountResult(_Traffic):
     read_bytes: int | None = None
     written_bytes: int | None = None
     seed: int | None = None  # engine "real": the seed of its weights, inputs and random draws
+    built_on_cpu: bool = False  # its builder reads tensor values: built on the CPU, traced on meta
 
     @property
     def arithmetic_intensity(self) -> float | None:
@@ -225,6 +226,7 @@ class CountResult(_Traffic):
                            for m in self.not_called],
             "engine": self.engine,
             **({"seed": self.seed} if self.seed is not None else {}),
+            **({"built_on": "cpu"} if self.built_on_cpu else {}),
             "paper_flops": self.paper_flops,
         }
         if self.fvcore is not None:

@@ -36,7 +36,7 @@ class Model:
         self.source = model_or_spec
         self.inputs = Inputs.of(input_size, forward_kw)
         self.settings = {"res": res, "batch": check_batch(batch), "alpha": alpha, "options": options}
-        self.built: Built = build(model_or_spec, self.inputs, **self.settings)
+        self.built: Built = build(model_or_spec, self.inputs, **self.settings, cpu_budget=cpu_build_budget)
         self._training: dict[tuple[str, ...], TrainingTrace] = {}
 
     # --- what was made once ------------------------------------------------------------------
@@ -107,6 +107,8 @@ class Model:
         paper = paper_flops(self.source)
         if paper is not None:
             result = type(result)(**{**result.__dict__, "paper_flops": paper})
+        if self.built.built_on_cpu:
+            result = type(result)(**{**result.__dict__, "built_on_cpu": True})
         return result
 
     def count_training(self, depth: int = 2, freeze: Sequence[str] = ()) -> Any:
@@ -264,3 +266,11 @@ def memory_of_built(built: Built, trace: Trace, saved: Callable[[], tuple[Any, s
     buffers = sum(b.numel() * b.element_size() for b in built.module.buffers())
     return memory_of(trace, built.label, dtype=dtype, act_dtype=act_dtype, fuse=fuse, workspace=workspace,
                      saved=saved, training_note=note, buffers_bytes=buffers)
+
+
+def cpu_build_budget() -> Any:
+    """What a CPU build of a builder that reads tensor values may hold (``trace.run.build``'s
+    ``cpu_budget``): 90% of the free memory (``measure.guard``)."""
+    from archlab.measure.guard import memory_budget
+
+    return memory_budget("cpu", False)

@@ -163,7 +163,8 @@ def summary_lines(result: CountResult) -> list[tuple[str, str, str]]:
 
 
 def _title(result: CountResult) -> str:
-    engine = {"archlab": "meta trace, nothing run",
+    engine = {"archlab": ("built on the CPU (its builder reads tensor values), then a meta trace; no forward run"
+                          if result.built_on_cpu else "meta trace, nothing run"),
               "real": f"real run, seed {result.seed}, the counts are for this input"}.get(
         result.engine, "meta trace + fvcore on real tensors")
     if len(result.input_shapes) > 1:

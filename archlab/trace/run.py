@@ -28,7 +28,7 @@ from archlab.trace.guards import check_keywords, check_options_read, check_trace
 from archlab.trace.inputs import (described_shape, floating_dtype, model_inputs, module_inputs, seeded, tensor_maker,
                                   vocabulary)
 from archlab.trace.recorder import MetaMode, Recorder, Tracer, TrainingTracer, nested_tensors, to_meta
-from archlab.units import dtype_name
+from archlab.units import dtype_name, human_bytes
 
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
           kwargs: dict[str, Any] | None = None, real: bool = False, budget: Any = None,
@@ -382,11 +382,12 @@ class Built:
     label: str
     resolved: Resolved | None = None
     weights: int = 0
+    built_on_cpu: bool = False  # its builder reads tensor values: built on the CPU, then moved to meta
 
 
 def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: int | None = None,
           alpha: float | None = None, options: dict[str, Any] | None = None, real: bool = False,
-          device: str = "cpu", budget: Any = None, seed: int = 0) -> Built:
+          device: str = "cpu", budget: Any = None, seed: int = 0, cpu_budget: Any = None) -> Built:
     """Resolve and build a registered model (on the meta device; with ``real``, on ``device``) or
     take an ``nn.Module`` as it is, and make the forward's arguments from ``inputs``.
 
@@ -394,7 +395,11 @@ def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: 
     RNG state is kept) and the inputs hold values drawn from ``seed`` (``tensor_maker``: floats, normal
     noise; integer masks, ones; token ids, random ids in the model's vocabulary), for builders and
     forwards that read them. ``budget`` (with ``real``; a ``measure.guard.MemoryBudget``, taken
-    before the build): the built model's parameters and buffers must fit it."""
+    before the build): the built model's parameters and buffers must fit it. ``cpu_budget`` (without
+    ``real``): a function giving the budget of a CPU build (a ``MemoryBudget``, or None for no limit):
+    a builder that reads tensor values (a RegNet's widths) is then built on the CPU, seeded, its
+    weights checked against that budget, and moved to meta for the trace, so no forward runs; without
+    it, such a builder is refused in one line naming --engine real."""
     check_batch(batch)
     if res is not None and (isinstance(res, bool) or not isinstance(res, int)):
         raise UserError(f"res must be a whole number of pixels, got {res!r}")
@@ -421,27 +426,46 @@ def build(model_or_spec: Any, inputs: Inputs, *, res: int | None = None, batch: 
         with seeded(seed, device):
             model = _built(resolved, device)
     else:
-        model = _built(resolved, "meta")
+        model = _built(resolved, "meta", cpu_budget is not None)
+    on_cpu = model is None
+    if on_cpu:  # the builder reads values: built on the CPU, then moved to meta for the trace
+        budget = cpu_budget()
+        with seeded(seed, "cpu"):
+            model = _built(resolved, "cpu")
+        held = _weight_bytes(model)
+        if budget is not None and held > budget.limit:  # --engine real --force builds it all the same
+            raise UserError(f"building {resolved.label} on the CPU (its builder reads tensor values) takes "
+                            f"{human_bytes(held)} of weights, over 90% of the {human_bytes(budget.free)} free; "
+                            "--engine real --force builds (and runs) it anyway")
+        model = model.to("meta")
     weights = 0
     if real and budget is not None:
-        weights = sum(t.numel() * t.element_size() for t in
-                      {id(t): t for t in (*model.parameters(), *model.buffers())}.values()
-                      if not isinstance(t, nn.parameter.UninitializedTensorMixin))  # trace() refuses those
+        weights = _weight_bytes(model)
         if weights > budget.limit:
             raise budget.refuse(weights, f"--engine real: the weights of {resolved.label}")
     # float inputs at the built model's dtype (a factory returning a .half() model gets fp16 inputs)
     empty = tensor_maker(real, device, seed, vocabulary(model) if real else None)
     args, kwargs = model_inputs(resolved.input_shapes, resolved.forward_options, empty, floating_dtype(model))
-    return Built(model, args, kwargs, resolved.label, resolved, weights)
+    return Built(model, args, kwargs, resolved.label, resolved, weights, on_cpu)
 
 
-def _built(resolved: Resolved, device: str) -> nn.Module:
+def _weight_bytes(model: nn.Module) -> int:
+    """The bytes of a built model's parameters and buffers (an uninitialized one, which trace()
+    refuses, has none yet)."""
+    return sum(t.numel() * t.element_size() for t in {id(t): t for t in (*model.parameters(), *model.buffers())}.values()
+               if not isinstance(t, nn.parameter.UninitializedTensorMixin))
+
+
+def _built(resolved: Resolved, device: str, cpu_instead: bool = False) -> nn.Module | None:
     """The resolved model built on ``device``; a builder that reads tensor values fails on meta:
-    the one-line error names --engine real."""
+    None where ``cpu_instead`` (the caller builds it on the CPU), else the one-line error names
+    --engine real."""
     try:
         return resolved.build(device=device)
     except UserError as e:
         if device == "meta" and ("meta tensor" in str(e) or "data-independent" in str(e)):
+            if cpu_instead:
+                return None
             raise UserError(f"{e} (the builder reads tensor values, which meta tensors do not hold: "
                             f"--engine real builds it on the CPU and counts it)") from None
         raise
