@@ -169,6 +169,11 @@ class Tracer:
         # called twice; T5's shared embedding) is shown by the first call at each depth (``_claim``)
         self.claimed: dict[int, set[int]] = {}  # per call depth, the parameters a row already shows
         self.call_modules: list[nn.Module] = []  # per call, the module called
+        # the meta trace's known values: a small CPU tensor holding what a meta tensor would hold, for
+        # the inputs whose values are known (a mask given as ones: attend everywhere) and what is computed
+        # from them and from small constants (arange, ones); a value read (.item(), .all(), nonzero) of one
+        # of these is answered instead of stopping the trace (``known_values``)
+        self.known: dict[int, torch.Tensor] = {}
         for n, p in list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers()):
             if not isinstance(p, nn.parameter.UninitializedTensorMixin):  # a real forward may make it (--engine real)
                 self.new_value(p, PARAM, name=n)
@@ -194,7 +199,19 @@ class Tracer:
         in_ids = [self.value_of(t) for t in flat_in]
         margs, mkwargs = (args, kwargs) if self.real else on_meta(args, kwargs, flat_in)
         try:
-            out = func(*margs, **mkwargs) if self.real else run_on_meta(func, margs, mkwargs)
+            # known values are carried along where a known input is read (or a small constant made)
+            known = (self._known_result(func, args, kwargs, flat_in) if not self.real and (self.known or not flat_in)
+                     else None)
+            if self.real:
+                out = func(*margs, **mkwargs)
+            else:
+                try:
+                    out = run_on_meta(func, margs, mkwargs)
+                except Exception:  # noqa: BLE001 - a value read: answered from the known values, if any
+                    known = known if known is not None else self._known_result(func, args, kwargs, flat_in, True)
+                    if known is None:
+                        raise
+                    out = _meta_like(known)
         except Exception as e:
             if self.failed_call is None:
                 self.failed_call = self.stack[-1] if self.stack else -1
@@ -221,7 +238,53 @@ class Tracer:
             op.outputs.append(self.new_value(t, index, alias))
             if self.budget is not None and alias is None and not t.is_meta:
                 self.add_allocated(t.numel() * t.element_size())
+        if known is not None:
+            flat_known = flat_tensors(known if isinstance(known, (tuple, list)) else (known,), keep_none=True)
+            for t, k in zip(flat_out, flat_known):
+                if isinstance(t, torch.Tensor) and isinstance(k, torch.Tensor):
+                    self.known[id(t)] = k
         return out
+
+    def _known_result(self, func: Any, args: tuple, kwargs: dict, flat_in: list, failed: bool = False) -> Any:
+        """The op computed on the CPU on the known values of its tensor arguments, when every one is
+        known and small (a tensor not on meta, made by the forward on the CPU, is its own known value),
+        or when it makes a small tensor from nothing (arange, ones); else None. Before the meta run
+        (``failed`` False) only where a known input is read, so a trace without one computes nothing."""
+        if flat_in:
+            held = [self.known.get(id(t), t if t.device.type != "meta" else None) for t in flat_in]
+            if (any(k is None for k in held) or sum(k.numel() for k in held) > KNOWN_MAX
+                    or not (failed or any(id(t) in self.known for t in flat_in))):
+                return None
+            swap = {id(t): k for t, k in zip(flat_in, held)}
+        else:  # a factory: run it on the CPU where its result is a small meta tensor
+            try:
+                shape = run_on_meta(func, args, kwargs)
+            except Exception:  # noqa: BLE001 - the op's own error comes from the meta run that follows
+                return None
+            if not isinstance(shape, torch.Tensor) or not shape.is_meta or shape.numel() > KNOWN_MAX:
+                return None
+            swap = {}
+
+        def put(x: Any) -> Any:
+            if isinstance(x, torch.Tensor):
+                return swap.get(id(x), x)
+            if isinstance(x, (list, tuple)):
+                return type(x)(put(y) for y in x)
+            if isinstance(x, torch.device) and x.type == "meta":
+                return torch.device("cpu")
+            return x
+
+        kw = {k: ("cpu" if k == "device" else put(v)) for k, v in kwargs.items()}
+        if not flat_in:
+            kw["device"] = "cpu"
+        try:
+            if func in _RANDOM:  # a draw (layer drop's torch.rand([])): seeded, the same every trace
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)
+                    return func(*put(args), **kw)
+            return func(*put(args), **kw)
+        except Exception:  # noqa: BLE001 - not computable here (a dtype the CPU lacks): no known value
+            return None
 
     def add_allocated(self, nbytes: int) -> None:
         """Count the bytes of a tensor the real run made; past the budget, stop the run (each later
@@ -337,6 +400,22 @@ def nested_tensors(obj: Any) -> list:
 
 def to_meta_args(args: tuple) -> tuple:
     return tuple([to_meta(t) for t in x] if isinstance(x, list) else to_meta(x) for x in args)
+
+
+KNOWN_MAX = 1 << 16  # elements: the known values kept beside the meta trace stay small (masks, positions)
+_RANDOM = frozenset(getattr(getattr(torch.ops.aten, n), o) for n, o in (("rand", "default"), ("randn", "default"),
+                                                                      ("randint", "low"), ("randperm", "default"))
+                    if hasattr(getattr(torch.ops.aten, n, None), o))
+
+
+def _meta_like(x: Any) -> Any:
+    """A result computed on known values, as the meta trace holds it: tensors as meta tensors of the
+    same shape, strides and dtype; anything else (a Python number from .item()) as it is."""
+    if isinstance(x, torch.Tensor):
+        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_meta_like(y) for y in x)
+    return x
 
 
 def on_meta(args: tuple, kwargs: dict, tensors: list | None = None) -> tuple[tuple, dict]:

@@ -27,7 +27,7 @@ from archlab.trace.graph import INPUT, PARAM, Call, Trace, TrainingTrace, Uncall
 from archlab.trace.guards import check_keywords, check_options_read, check_traceable, guarded, without_torch_config_advice
 from archlab.trace.inputs import (described_shape, floating_dtype, model_inputs, module_inputs, seeded, tensor_maker,
                                   vocabulary)
-from archlab.trace.recorder import MetaMode, Recorder, Tracer, TrainingTracer, nested_tensors, to_meta
+from archlab.trace.recorder import KNOWN_MAX, MetaMode, Recorder, Tracer, TrainingTracer, nested_tensors, to_meta
 from archlab.units import dtype_name, human_bytes
 
 def trace(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
@@ -76,6 +76,10 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
                                             if isinstance(t, torch.Tensor)))
     in_ids = [tracer.new_value(t, INPUT) for t in args]
     in_ids += [tracer.new_value(t, INPUT, name=k) for k, t in kw.items() if isinstance(t, torch.Tensor)]
+    if not real:  # a mask's values are known: ones, attend everywhere (as --engine real gives it)
+        tracer.known.update({id(t): torch.ones(t.shape, dtype=t.dtype) for k, t in kw.items()
+                             if isinstance(t, torch.Tensor) and k.lower().endswith("mask") and not t.is_floating_point()
+                             and t.numel() <= KNOWN_MAX})
     first = next(iter([*args, *(t for t in kw.values() if isinstance(t, torch.Tensor))]), None)
     from torch.nn.modules import module as module_mod
 
