@@ -82,20 +82,20 @@ def test_a_decoder_given_use_cache_false_counts_on_meta_as_with_a_cache(cli):
     assert counts[0].json()["macs"] == counts[1].json()["macs"] and counts[0].json()["unsupported_ops"] == []
 
 
-def test_the_use_cache_hint_is_for_a_hugging_face_model_given_use_cache_false_only():
+def test_theuse_cache_hint_is_for_a_hugging_face_model_given_use_cache_false_only():
     # where the meta trace still stops on a value read, a Hugging Face model given use_cache=false is told
     # that use_cache=true traces on meta; any other model, or another option, is not
     from types import SimpleNamespace
 
     from torch import nn
 
-    from archlab.trace.run import _use_cache_hint
+    from archlab.trace.run import use_cache_hint
 
     hf = nn.Linear(2, 2)
     hf.config = SimpleNamespace(use_cache=True)
-    assert "use_cache=true traces on meta" in _use_cache_hint(hf, {"use_cache": False})
-    assert _use_cache_hint(hf, {"use_cache": True}) == "" and _use_cache_hint(hf, {}) == ""
-    assert _use_cache_hint(nn.Linear(2, 2), {"use_cache": False}) == ""
+    assert "use_cache=true traces on meta" in use_cache_hint(hf, {"use_cache": False})
+    assert use_cache_hint(hf, {"use_cache": True}) == "" and use_cache_hint(hf, {}) == ""
+    assert use_cache_hint(nn.Linear(2, 2), {"use_cache": False}) == ""
 
 
 def _tiny_mixtral(experts=None):

@@ -266,7 +266,7 @@ def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, trainin
         msg = without_torch_config_advice(msg)
         msg += (" (the forward reads tensor values (.item(), .tolist(), nonzero, a branch on a value): "
                 "archlab counts on meta tensors, which hold shapes but no values; --engine real runs it "
-                "on real tensors and counts that input" + _use_cache_hint(model, kwargs) + ")")
+                "on real tensors and counts that input" + use_cache_hint(model, kwargs) + ")")
     elif "scalar type" in msg or "scalar types" in msg or ("dtype" in msg and "expected" in msg.lower()):
         msg += (" (give each input's dtype in --input-size / input_size: int64:128 is a 128-long int64 "
                 "input, token ids)")
@@ -283,7 +283,7 @@ def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, trainin
     return UserError(f"the forward pass failed{where} for input {shape}: {msg}")
 
 
-def _use_cache_hint(model: nn.Module, kwargs: dict[str, Any] | None) -> str:
+def use_cache_hint(model: nn.Module, kwargs: dict[str, Any] | None) -> str:
     """For a Hugging Face model given ``use_cache=False``: without a cache, transformers builds its
     causal mask from the values of the positions (a data-dependent check), where with one it does
     not, so ``use_cache=true`` traces on meta."""
