@@ -298,9 +298,11 @@ def measure_all(
     if traced is None and engine == "real":
         traced = [_real_traced(spec, inputs, settings, force, seed) for spec in specs]
     elif traced is None:
+        from functools import partial
+
         from archlab.measure.guard import memory_budget
 
-        cpu_budget = lambda: memory_budget("cpu", force)  # noqa: E731 - a builder that reads values: built on the CPU
+        cpu_budget = partial(memory_budget, "cpu", force)  # a builder that reads values: built on the CPU
         traced = [(b, trace_built(b)) for b in (build(spec, inputs, **settings, cpu_budget=cpu_budget)
                                                   for spec in specs)]
     plans = [_plan(built, trace, dtype, inputs) for built, trace in traced]

@@ -123,12 +123,17 @@ def _noisy_caption(rows: list[CompareRow]) -> str:
     return f"noisy (IQR over {100 * NOISY_IQR:.1f}% of the median): {', '.join(noisy)}\n"
 
 
-def _dtypes(rows: list[CompareRow]) -> str:
-    """The dtype the memory columns are at: one for all, or each model's own."""
+def _dtype_word(rows: list[CompareRow]) -> str:
+    """The one dtype of every model's memory, or 'each model's dtype' (the caption names them)."""
     kinds = {r.dtype for r in rows}
-    if len(kinds) == 1:
-        return kinds.pop()
-    return "each model's own dtype (" + ", ".join(f"{r.model} {r.dtype}" for r in rows) + ")"
+    return kinds.pop() if len(kinds) == 1 else "each model's dtype"
+
+
+def _dtypes(rows: list[CompareRow]) -> str:
+    """The dtype the memory columns are at: one for all, or each model's own, named."""
+    word = _dtype_word(rows)
+    return word if len({r.dtype for r in rows}) == 1 else (
+        "each model's own dtype (" + ", ".join(f"{r.model} {r.dtype}" for r in rows) + ")")
 
 
 def _caption(rows: list[CompareRow], first: CompareRow) -> str:
@@ -155,7 +160,8 @@ def _md(rows: list[CompareRow], first: CompareRow, latency: bool) -> str:
 
 
 def compare_figure(rows: list[CompareRow]) -> "FigureSpec":
-    """The models side by side: params, MACs and the activation peak (fp32 bytes), one bar each."""
+    """The models side by side: params, MACs and the activation peak (bytes at each model's own dtype),
+    one bar each."""
     from archlab.report.figures import FigureSpec, Series
 
     from archlab.units import binary_unit
@@ -166,7 +172,7 @@ def compare_figure(rows: list[CompareRow]) -> "FigureSpec":
     factor, unit = binary_unit(max(r.activation_peak_bytes for r in rows))
     return FigureSpec(
         key="compare", title="The models side by side (linear axes from 0)", xlabel="model",
-        ylabels=("params", "MACs", f"activation peak ({unit}, fp32)"),
+        ylabels=("params", "MACs", f"activation peak ({unit}, {_dtype_word(rows)})"),
         series=(Series("params", tuple(r.params for r in rows), kind="bar", panel=0),
                 Series("MACs", tuple(r.macs for r in rows), kind="bar", panel=1),
                 Series(f"activation peak ({unit})", tuple(r.activation_peak_bytes / factor for r in rows),
