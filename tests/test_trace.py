@@ -335,3 +335,28 @@ def test_a_compiled_model_counts_its_module_without_pytorchs_warning_about_archl
         r = archlab.count(torch.compile(model), input_size=(4,))
     assert r.macs == 4 * 5 and [layer.name for layer in r.layers] == ["0", "1"]
     assert not [w for w in seen if "hooks" in str(w.message)], [str(w.message) for w in seen]
+
+
+class _LayerDrop(nn.Module):
+    """Hugging Face's layer drop: in training, a draw made on the CPU (torch.rand([])) is compared
+    with the rate (0: the layer always runs), so the forward reads a value."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        if self.training and torch.rand([]) < 0.0:
+            return x
+        return self.fc(x)
+
+
+def test_a_layer_drop_draw_is_answered_on_meta_and_leaves_the_callers_random_state_as_found():
+    # issue 25 (BART's training step): the draw is made on the CPU (seeded) beside the meta trace
+    model = _LayerDrop()
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    t = archlab.count(model, input_size="8", depth=0, training=True).to_dict()
+    assert torch.equal(torch.get_rng_state(), state)
+    # the layer ran: its forward and its weight gradient (the model's input needs no gradient)
+    assert t["macs"] == 64 and t["training_macs"] == 2 * 64 and t["unsupported_ops"] == []

@@ -253,7 +253,7 @@ class Tracer:
         if flat_in:
             held = [self.known.get(id(t), t if t.device.type != "meta" else None) for t in flat_in]
             if (any(k is None for k in held) or sum(k.numel() for k in held) > KNOWN_MAX
-                    or not (failed or any(id(t) in self.known for t in flat_in))):
+                    or not (failed or any(id(t) in self.known or t.device.type != "meta" for t in flat_in))):
                 return None
             swap = {id(t): k for t, k in zip(flat_in, held)}
         else:  # a factory: run it on the CPU where its result is a small meta tensor
@@ -261,7 +261,8 @@ class Tracer:
                 shape = run_on_meta(func, args, kwargs)
             except Exception:  # noqa: BLE001 - the op's own error comes from the meta run that follows
                 return None
-            if not isinstance(shape, torch.Tensor) or not shape.is_meta or shape.numel() > KNOWN_MAX:
+            # a factory given device="cpu" (layer drop's torch.rand([])) makes a CPU tensor on meta too
+            if not isinstance(shape, torch.Tensor) or shape.numel() > KNOWN_MAX:
                 return None
             swap = {}
 

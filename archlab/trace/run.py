@@ -86,7 +86,9 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
     h_pre = module_mod.register_module_forward_pre_hook(tracer.pre_hook)
     h_post = module_mod.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:
-        with guarded(model), (torch.enable_grad() if training else torch.no_grad()), Recorder(tracer):
+        # a draw the forward makes on the CPU (layer drop) leaves the caller's random state as found
+        with guarded(model), torch.random.fork_rng(devices=[], enabled=not real), \
+                (torch.enable_grad() if training else torch.no_grad()), Recorder(tracer):
             if training:
                 out = _step(model, state, args, kw, tracer, (h_pre, h_post))
             else:
