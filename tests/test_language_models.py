@@ -146,7 +146,7 @@ def _encoders():
 
 
 def _fcm_macs(model, training):
-    ids, mask = torch.randint(3, 64, (1, 16)), torch.ones(1, 16, dtype=torch.long)
+    ids, mask = torch.randint(3, 64, (1, 128)), torch.ones(1, 128, dtype=torch.long)
     model.train(training)
     with torch.set_grad_enabled(training), FlopCounterMode(display=False) as f:
         out = model(input_ids=ids, attention_mask=mask)
@@ -163,7 +163,7 @@ def test_encoders_with_their_attention_mask_count_on_meta_equal_to_flop_counter_
     # answered. Eager attention: with SDPA on the CPU, FlopCounterMode counts the fused kernel as 0
     import archlab
 
-    size = "input_ids=int64:16;attention_mask=int64:16"
+    size = "input_ids=int64:128;attention_mask=int64:128"
     r = archlab.count(_encoders()[name](), input_size=size, depth=0)
     assert r.unsupported_ops == () and r.macs == _fcm_macs(_encoders()[name](), False)
     # BART's training step compares a layer-drop draw (torch.rand([]), made on the CPU) with its rate:
