@@ -108,24 +108,56 @@ def _tiny_mixtral(experts=None):
     return MixtralForCausalLM(cfg)
 
 
+def _mixtral_hand_macs(cfg, tokens: int) -> int:
+    """Mixtral's MACs by hand: per layer the attention's projections (grouped key/value heads) and its
+    two matmuls, the router and, for each token, its top-k experts' gate, up and down projections
+    (every expert has the same shape, so the total does not depend on which experts the router
+    picks); once, the rotary embedding's inv_freq (head_dim/2 x 1) @ positions (1 x tokens) and the
+    language-model head."""
+    hidden, inter, heads, kv = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads
+    head_dim = hidden // heads
+    attention = tokens * hidden * (2 * hidden + 2 * kv * head_dim) + 2 * heads * tokens * tokens * head_dim
+    router = tokens * hidden * cfg.num_local_experts
+    moe = tokens * cfg.num_experts_per_tok * 3 * hidden * inter
+    return (cfg.num_hidden_layers * (attention + router + moe) + head_dim // 2 * tokens
+            + tokens * hidden * cfg.vocab_size)
+
+
 def test_mixtral_default_experts_count_on_meta_complete_and_equal_to_the_hand_formula():
     # issue 25 item 2: the default experts run aten._grouped_mm, whose meta kernel takes bf16 only;
     # the trace answers its shape itself (the CPU kernel runs fp32) and counts it
     import archlab
 
     pytest.importorskip("transformers.models.mixtral")
-    tokens, hidden, inter, heads, kv, head_dim, experts, top, vocab = 16, 32, 48, 4, 2, 8, 4, 2, 64
-    attention = tokens * hidden * (2 * hidden + 2 * kv * head_dim) + 2 * heads * tokens * tokens * head_dim
-    rotary = head_dim // 2 * tokens  # inv_freq (head_dim/2 x 1) @ positions (1 x tokens)
-    router = tokens * hidden * experts
-    moe = tokens * top * (hidden * 2 * inter + inter * hidden)  # gate and up, then down, per routed token
-    hand = attention + rotary + router + moe + tokens * hidden * vocab
-    default = archlab.Model(_tiny_mixtral(), "input_ids=int64:16;use_cache=true")
+    model = _tiny_mixtral()
+    hand = _mixtral_hand_macs(model.config, 16)
+    default = archlab.Model(model, "input_ids=int64:16;use_cache=true")
     assert "aten._grouped_mm.default" in {op.target for op in default.trace.ops}
     r = default.count(depth=0)
     assert r.unsupported_ops == () and r.macs == hand
     batched = archlab.count(_tiny_mixtral("batched_mm"), input_size="input_ids=int64:16;use_cache=true", depth=0)
     assert batched.macs == hand
+
+
+@pytest.mark.parametrize("experts", [None, "batched_mm"])
+def test_mixtral_8x7b_from_its_default_config_counts_on_meta_equal_to_the_hand_formula(experts):
+    # issue 25's must-show: MixtralConfig() is the 8x7B (46.7 G parameters, on meta: no memory);
+    # at 128 tokens 1,636,114,112,512 MACs with either experts implementation (the issue's
+    # 1,636,114,104,320 leaves out the rotary embedding's 8,192)
+    import archlab
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    cfg = MixtralConfig()
+    cfg._attn_implementation = "eager"
+    if experts is not None:
+        cfg._experts_implementation = experts
+    with torch.device("meta"):
+        model = MixtralForCausalLM(cfg).eval()
+    r = archlab.Model(model, "input_ids=int64:128;use_cache=true")
+    assert ("aten._grouped_mm.default" in {op.target for op in r.trace.ops}) == (experts is None)
+    c = r.count(depth=0)
+    assert c.status == "complete" and c.unsupported_ops == ()
+    assert c.macs == _mixtral_hand_macs(cfg, 128) == 1_636_114_112_512
 
 
 def _encoders():
