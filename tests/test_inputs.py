@@ -3,6 +3,7 @@ archlab/trace/inputs.py): --input-size / input_size forms, keyword inputs, forwa
 factory's or model's declared inputs, and every bad form as one line."""
 
 import pytest
+import torch
 from torch import nn
 
 import archlab
@@ -172,6 +173,28 @@ def test_api_takes_the_same_forms(lm):
 ])
 def test_every_bad_form_is_one_line(cli, lm, size, needle):
     assert_one_line_error(cli("count", f"{lm}:make", "--input-size", size), needle)
+
+
+class _CastsKeys(nn.Module):
+    """Token ids in, an attention whose keys its forward casts to fp16: the op refuses the model's own
+    dtypes, not the input's."""
+
+    def __init__(self):
+        super().__init__()
+        self.e = nn.Embedding(10, 8)
+
+    def forward(self, ids):
+        q = self.e(ids)[None]
+        return torch.nn.functional.scaled_dot_product_attention(q, q.half(), q)
+
+
+def test_a_dtype_refusal_with_integer_inputs_blames_the_model_not_the_inputs():
+    # issue 25: the hint named the input's dtype, already int64 (Mixtral's experts, before they counted)
+    with pytest.raises(UserError) as e:
+        archlab.count(_CastsKeys(), input_size="int64:4")
+    msg = str(e.value)
+    assert "the inputs are int64 as given" in msg and "parameters are fp32" in msg
+    assert "give each input's dtype" not in msg
 
 
 def test_a_zoo_model_still_wants_its_rank(cli):

@@ -270,8 +270,15 @@ def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, trainin
                 "archlab counts on meta tensors, which hold shapes but no values; --engine real runs it "
                 "on real tensors and counts that input" + use_cache_hint(model, kwargs) + ")")
     elif "scalar type" in msg or "scalar types" in msg or ("dtype" in msg and "expected" in msg.lower()):
-        msg += (" (give each input's dtype in --input-size / input_size: int64:128 is a 128-long int64 "
-                "input, token ids)")
+        given = [t for t in (first, *(kwargs or {}).values()) if isinstance(t, torch.Tensor)]
+        if any(t.is_floating_point() for t in given):
+            msg += (" (give each input's dtype in --input-size / input_size: int64:128 is a 128-long int64 "
+                    "input, token ids)")
+        else:  # the inputs are integer already (token ids): the dtypes the op refuses are the model's
+            inputs = ", ".join(sorted({str(t.dtype).removeprefix("torch.") for t in given}))
+            msg += (f" (the inputs are {inputs} as given: the dtypes this op refuses are the model's own (its "
+                    f"parameters are {dtype_name(floating_dtype(model))}, or its forward casts); cast the model, "
+                    "or the layer, to a dtype the op takes)")
     elif "same device" in msg and any(p.device.type != "meta" for p in model.parameters()):
         # an op that checks devices before PyTorch splits it into the ops archlab sees (nn.LSTM)
         msg += (" (archlab runs the forward on meta tensors, and this layer checks that its weights are "
