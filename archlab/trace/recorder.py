@@ -199,19 +199,20 @@ class Tracer:
         in_ids = [self.value_of(t) for t in flat_in]
         margs, mkwargs = (args, kwargs) if self.real else on_meta(args, kwargs, flat_in)
         try:
-            # known values are carried along where a known input is read (or a small constant made)
-            known = (self._known_result(func, args, kwargs, flat_in) if not self.real and (self.known or not flat_in)
-                     else None)
+            known = None
             if self.real:
                 out = func(*margs, **mkwargs)
             else:
                 try:
                     out = run_on_meta(func, margs, mkwargs)
                 except Exception:  # noqa: BLE001 - a value read: answered from the known values, if any
-                    known = known if known is not None else self._known_result(func, args, kwargs, flat_in, True)
+                    known = self._known_result(func, args, kwargs, flat_in, True)
                     if known is None:
                         raise
                     out = _meta_like(known)
+                else:  # known values are carried along where a known input is read (or a small constant made)
+                    if self.known or not flat_in:
+                        known = self._known_result(func, args, kwargs, flat_in, made=out)
         except Exception as e:
             if self.failed_call is None:
                 self.failed_call = self.stack[-1] if self.stack else -1
@@ -245,24 +246,22 @@ class Tracer:
                     self.known[id(t)] = k
         return out
 
-    def _known_result(self, func: Any, args: tuple, kwargs: dict, flat_in: list, failed: bool = False) -> Any:
+    def _known_result(self, func: Any, args: tuple, kwargs: dict, flat_in: list, failed: bool = False,
+                      made: Any = None) -> Any:
         """The op computed on the CPU on the known values of its tensor arguments, when every one is
         known and small (a tensor not on meta, made by the forward on the CPU, is its own known value),
-        or when it makes a small tensor from nothing (arange, ones); else None. Before the meta run
-        (``failed`` False) only where a known input is read, so a trace without one computes nothing."""
+        or when it makes a small tensor from nothing (arange, ones; ``made``: what the meta run made);
+        else None. After a meta run that did not fail (``failed`` False), only where a known input is
+        read, so a trace without one computes nothing."""
         if flat_in:
             held = [self.known.get(id(t), t if t.device.type != "meta" else None) for t in flat_in]
             if (any(k is None for k in held) or sum(k.numel() for k in held) > KNOWN_MAX
                     or not (failed or any(id(t) in self.known or t.device.type != "meta" for t in flat_in))):
                 return None
             swap = {id(t): k for t, k in zip(flat_in, held)}
-        else:  # a factory: run it on the CPU where its result is a small meta tensor
-            try:
-                shape = run_on_meta(func, args, kwargs)
-            except Exception:  # noqa: BLE001 - the op's own error comes from the meta run that follows
-                return None
-            # a factory given device="cpu" (layer drop's torch.rand([])) makes a CPU tensor on meta too
-            if not isinstance(shape, torch.Tensor) or shape.numel() > KNOWN_MAX:
+        else:  # a factory: run it on the CPU where its result is small (on meta, or on the CPU where the
+            # forward asked for it there: layer drop's torch.rand([]))
+            if not isinstance(made, torch.Tensor) or made.numel() > KNOWN_MAX or func in _UNDEFINED:
                 return None
             swap = {}
 
@@ -404,6 +403,9 @@ def to_meta_args(args: tuple) -> tuple:
 
 
 KNOWN_MAX = 1 << 16  # elements: the known values kept beside the meta trace stay small (masks, positions)
+# factories whose values are undefined (batch norm's reserve buffer): nothing to know
+_UNDEFINED = frozenset((torch.ops.aten.empty.memory_format, torch.ops.aten.empty_strided.default,
+                        torch.ops.aten.empty_like.default, torch.ops.aten.new_empty.default))
 _RANDOM = frozenset(getattr(getattr(torch.ops.aten, n), o) for n, o in (("rand", "default"), ("randn", "default"),
                                                                       ("randint", "low"), ("randperm", "default"))
                     if hasattr(getattr(torch.ops.aten, n, None), o))
