@@ -380,6 +380,13 @@ def test_seed_needs_engine_real(cli, path, command):
                           "--seed", "--engine real")
 
 
+def test_seed_with_a_training_bill_says_drop_it_not_add_engine_real(cli, path):
+    # --engine real would be refused in turn with --training: the one line leads out, not in a loop
+    r = cli("memory", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--training", "--seed", "1")
+    assert_one_line_error(r, "drop --seed")
+    assert "add --engine real" not in r.err
+
+
 def test_a_bad_seed_is_one_line(cli, path):
     assert_one_line_error(cli("count", f"{path}:proposals", "--input-size", f"{PROPOSALS_ROWS},16", "--engine", "real",
                               "--seed", "-1"), "seed", "-1")
@@ -409,6 +416,16 @@ def test_engine_real_token_ids_are_zeros_where_no_vocabulary_is_known():
 
     built = build(nn.Linear(16, 4), Inputs.of("idx=int64:16"), real=True)
     assert torch.equal(built.kwargs["idx"], torch.zeros(1, 16, dtype=torch.int64))
+
+
+def test_engine_real_token_ids_of_a_narrow_dtype_stay_within_what_it_holds():
+    # a uint8 token-id input of a 1000-word vocabulary: ids 0..255 (it was refused as "too large to describe")
+    from archlab.trace.inputs import tensor_maker
+
+    ids = tensor_maker(real=True, vocab=1000)((4, 64), torch.uint8, "input_ids")
+    assert ids.dtype == torch.uint8 and ids.shape == (4, 64) and int(ids.max()) > 200 and len(ids.unique()) > 100
+    small = tensor_maker(real=True, vocab=50)((4, 64), torch.int16, "input_ids")
+    assert int(small.max()) < 50
 
 
 def test_engine_real_counts_a_masked_embedding(cli, path):

@@ -48,6 +48,9 @@ def memory_cmd(
 
     settle()
     size, options = parse_common(input_size, sets, forward_kw)
+    if training and seed is not None:  # not "add --engine real", which --training refuses in turn
+        raise UserError("--seed seeds a real run (--engine real, the inference view); --training is billed from "
+                        "a trace on meta tensors, where nothing is drawn: drop --seed")
     seed = seed_of(seed, engine)
     given = [flag for flag, on in (("--optimizer", optimizer != "sgd"), ("--amp", amp is not None),
                                    ("--freeze", bool(freeze)), ("--budget", budget is not None)) if on]

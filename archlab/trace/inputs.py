@@ -68,8 +68,9 @@ def tensor_maker(real: bool = False, device: str = "cpu", seed: int = 0, vocab: 
                 return torch.randn(tuple(shape), dtype=dtype, generator=generator).to(device)
             if (name or "").lower().endswith("mask"):
                 return torch.ones(tuple(shape), dtype=dtype, device=device)
-            if vocab and dtype != torch.bool:
-                return torch.randint(0, vocab, tuple(shape), dtype=dtype, generator=generator).to(device)
+            if vocab and dtype != torch.bool:  # ids the dtype holds: a uint8 input reads ids 0..255 at most
+                high = min(vocab, torch.iinfo(dtype).max + 1)
+                return torch.randint(0, high, tuple(shape), dtype=dtype, generator=generator).to(device)
             return torch.zeros(tuple(shape), dtype=dtype, device=device)
         except (RuntimeError, TypeError, OverflowError):  # a size or an element count beyond int64
             raise UserError(f"input {'x'.join(map(str, shape))} is too large to describe") from None
