@@ -248,6 +248,21 @@ class PerRankBill:
     largest_unit_bytes: int = 0
     root_unit_bytes: int = 0
     ddp_buckets: int = 0
+    budget_bytes: int | None = None
+    max_batch: int | None = None  # the largest global batch (a multiple of the world size) whose peak fits
+    max_batch_peak_bytes: int | None = None
+    measured_training_peak_bytes: int | None = None  # a measured rank's peak (the largest of the ranks')
+    measured_method: str | None = None
+
+    @property
+    def per_rank_batch(self) -> int:
+        return self.global_batch // self.world_size
+
+    @property
+    def measured_diff_percent(self) -> float | None:
+        if not self.measured_training_peak_bytes:
+            return None
+        return 100.0 * (self.training_peak_bytes - self.measured_training_peak_bytes) / self.measured_training_peak_bytes
 
     @property
     def persistent_bytes(self) -> int:
@@ -258,8 +273,15 @@ class PerRankBill:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
-        d["per_rank_batch"] = self.global_batch // self.world_size
+        d["per_rank_batch"] = self.per_rank_batch
         d["persistent_bytes"] = self.persistent_bytes
+        if self.measured_training_peak_bytes is None:
+            d.pop("measured_method")
+        else:
+            d["measured_diff_percent"] = self.measured_diff_percent
+        if self.budget_bytes is None:
+            for k in ("budget_bytes", "max_batch", "max_batch_peak_bytes"):
+                d.pop(k)
         return {"schema_version": SCHEMA_VERSION,
                 "units": {"bytes": "bytes per rank, on its device (host_bytes: on its host)",
                           "training_peak_bytes": "persistent (parameters, amp copies, optimizer state, DDP buckets) + "
