@@ -160,6 +160,14 @@ def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Se
 
     def at(b: int | None) -> Any:
         rank = model.with_batch(b)
+        try:
+            rank.training(freeze)
+        except UserError as e:
+            if "needs --batch 2 or more" not in str(e):
+                raise
+            raise UserError(f"{str(e).replace(' needs --batch 2 or more', ' needs 2 or more samples per rank')}: "
+                            f"--batch is the global batch, each rank takes --batch / --world-size: give --batch "
+                            f"{2 * world_size} or more") from None
         return per_rank_bill(rank.training(freeze), world_size=world_size, shard=shard, optimizer=optimizer,
                              amp=amp, offload=offload, fsdp_unit=fsdp_unit, label=model.label,
                              global_batch=(b or 1) * world_size)
