@@ -109,7 +109,8 @@ def _rank_lines(r: PerRankBill) -> list[tuple[str, str, str]]:
     ]
     during = "the activation peak" + (" + all-gathered parameters + unit gradients + communication buffers"
                                       if sharded else "")
-    persistent = "parameters + amp copies + optimizer state" + (" + DDP's buckets" if not sharded else "")
+    persistent = ("parameters" + (" + amp copies" if r.amp else "") + " + optimizer state"
+                  + (" + DDP's buckets" if not sharded else ""))
     rows.append(("training peak per rank", human_bytes(r.training_peak_bytes),
                  f"{persistent} + the larger of ({during}) and the optimizer step"))
     if r.offload is not None:
