@@ -286,6 +286,10 @@ def test_sharding_bad_input_is_one_line(cli):
     assert_one_line_error(cli(*base, "--shard", "zero3", "--fsdp-unit", "blocks.*"), "--fsdp-unit blocks.*",
                           "no module", "layer4")
     assert_one_line_error(cli(*base, "--shard", "fsdp", "--fsdp-unit", "*relu*"), "hold no parameters")
+    assert_one_line_error(cli(*base, "--world-size", "2", "--fsdp-unit", "layer*"), "applies to --shard zero2",
+                          "not none")
+    assert_one_line_error(cli(*base, "--world-size", "2", "--measure"), "--measure with --world-size",
+                          "a prediction")
     assert_one_line_error(cli("memory", "resnet18", "--world-size", "2"), "--world-size", "add --training")
     with pytest.raises(UserError, match="at least 1"):
         _rank("none", world_size=True)
@@ -304,6 +308,9 @@ def test_per_rank_cli_formats(cli):
     assert r.code == 0, r.err
     rows = {line.split("  ")[0]: line for line in r.out.splitlines()[1:]}
     assert "DDP's gradient buckets" in rows["communication buffers"]
+    # a glob given as one string, from the API, is one glob
+    one = training_memory("resnet18", res=32, batch=4, world_size=2, shard="zero3", fsdp_unit="layer*")
+    assert (one.units, one.wrap_policy) == (4, "each outermost module matching layer*")  # not every module inside
     assert "training peak per rank" in rows
     r = cli("memory", "lenet5", "--training", "--world-size", "2", "--shard", "zero2", "-f", "csv")
     assert r.code == 0 and r.out.startswith("model,world_size,global_batch,shard"), r.out

@@ -32,7 +32,8 @@ FSDP units (``zero2``, ``zero3``, ``fsdp``): by default, one per top-level block
 parameters, of every outermost ``nn.Sequential``/``nn.ModuleList``/``nn.ModuleDict`` that holds at least two
 children of one class with parameters (ResNet: each residual block of ``layer1``..``layer4``; a ViT:
 each encoder block; a Llama-shaped decoder: each decoder layer of ``model.layers``); with
-``fsdp_unit`` globs, each matching module (nested ones own their own parameters). The rest is the root.
+``fsdp_unit`` globs, the outermost modules each glob matches (units that two globs nest own their own
+parameters). The rest is the root.
 
 ``offload``: ``optimizer`` keeps the optimizer state on the host and runs the step there (ZeRO-Offload,
 DeepSpeed's ``offload_optimizer``); ``params`` (ZeRO-3 / FSDP2 only: FSDP2's ``CPUOffloadPolicy``)
@@ -64,9 +65,10 @@ DDP_FIRST_BUCKET_BYTES = 2**20  # dist._DEFAULT_FIRST_BUCKET_BYTES: the first bu
 CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
 
 
-def check_sharding(world_size: Any, shard: str, offload: str | None, batch: int | None = None) -> None:
-    """A world size, scheme and offload this bill knows (and a global batch the world size divides),
-    or one line saying what is wrong."""
+def check_sharding(world_size: Any, shard: str, offload: str | None, batch: int | None = None,
+                   fsdp_unit: Sequence[str] = ()) -> None:
+    """A world size, scheme and offload this bill knows (and a global batch the world size divides, FSDP
+    units only where a scheme has them), or one line saying what is wrong."""
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
         raise UserError(f"--world-size must be a whole number of at least 1, got {world_size!r}")
     if shard not in SCHEMES:
@@ -79,6 +81,9 @@ def check_sharding(world_size: Any, shard: str, offload: str | None, batch: int 
     if offload == "params" and shard not in ("zero3", "fsdp"):
         raise UserError(f"--offload params keeps the sharded parameters on the host: it needs --shard zero3 or "
                         f"fsdp (--shard {shard} keeps every parameter on each rank)")
+    if fsdp_unit and shard not in ("zero2", "zero3", "fsdp"):
+        raise UserError(f"--fsdp-unit names the units that are sharded and gathered together: it applies to "
+                        f"--shard zero2, zero3 or fsdp, not {shard}")
     if batch is not None and batch % world_size:
         raise UserError(f"--batch {batch} is the global batch: --world-size {world_size} does not divide it "
                         f"(each rank takes batch / world size; try --batch {batch // world_size * world_size or world_size}"
@@ -154,8 +159,10 @@ def fsdp_units(tt: TrainingTrace, globs: Sequence[str] = ()) -> tuple[Unit, list
             if not any(_owns(h, p.name) for h in hits for p in tt.parameters):
                 raise UserError(f"--fsdp-unit {g}: the modules it matches ({hits[0]}"
                                 f"{', ...' if len(hits) > 1 else ''}) hold no parameters: no unit to shard")
-            names += [h for h in hits if h not in names]
-        policy = f"each module matching {' or '.join(globs)}"
+            # a glob's outermost matches ('layer*' is layer1..layer4, not every module inside them too);
+            # nesting is for separate globs to ask for
+            names += [h for h in hits if h not in names and not any(h.startswith(o + ".") for o in hits)]
+        policy = f"each outermost module matching {' or '.join(globs)}"
     else:
         names = block_names(tt)
         policy = ("per top-level block (each child of an outermost Sequential/ModuleList/ModuleDict of "
@@ -303,7 +310,8 @@ def per_rank_bill(tt: TrainingTrace, *, world_size: int, shard: str = "none", op
     The result's ``training_peak_bytes`` is the prediction of one rank's peak on its device; for
     ``zero1`` the rank with the largest one. ``global_batch``: for the record (default: the traced batch
     times the world size)."""
-    check_sharding(world_size, shard, offload)
+    fsdp_unit = (fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit)
+    check_sharding(world_size, shard, offload, fsdp_unit=fsdp_unit)
     tr = tt.trace
     n = world_size
     per_rank = tr.input_shape[0] if tr.input_shape else 1

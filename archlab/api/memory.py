@@ -117,7 +117,8 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         return _per_rank(model_or_spec, optimizer=optimizer, amp=amp, freeze=freeze, measure=measure, budget=budget,
                          input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
                          forward_kw=forward_kw, world_size=1 if world_size is None else world_size,
-                         shard=shard or "none", offload=offload, fsdp_unit=tuple(fsdp_unit or ()))
+                         shard=shard or "none", offload=offload,
+                         fsdp_unit=(fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit or ()))
     model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
     result = model.training_memory(optimizer, amp, freeze)
     if budget is not None:
@@ -147,7 +148,7 @@ def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Se
     from archlab.analysis.sharding import check_sharding, per_rank_bill
     from archlab.analysis.training_memory import largest_batch, parse_bytes
 
-    check_sharding(world_size, shard, offload, batch)
+    check_sharding(world_size, shard, offload, batch, fsdp_unit)
     if measure:
         raise UserError("--measure with --world-size/--shard (a real torch.distributed step per rank) is not "
                         "available yet: the per-rank bill is a prediction")
