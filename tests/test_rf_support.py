@@ -27,6 +27,12 @@ monotone (every path from a pixel to the unit carries a positive factor):
   checks that flag against the gradient with the gate left on;
 * dropout is off (eval mode).
 
+Left as they are: local response normalization (AlexNet, GoogLeNet, VGG-11-LRN),
+whose cross-channel term is negative but, with alpha 1e-4 (or 5e-4) and activations of a
+few units, far smaller than the direct term, so no sum cancels to an exact zero; average pooling
+with or without the padding counted; LeNet-1989's constant padding with -1 (a constant: no gradient,
+and tanh is increasing everywhere).
+
 The analysis runs on a meta trace of the model as built (max pooling and all); the gradient runs
 on the neutralized copy. Channel widths do not change which pixels a unit reads, so the wide
 encoder-decoders are run narrow (``_REDUCED``), and models that take any resolution run at a
@@ -67,7 +73,7 @@ _REDUCED: dict[str, tuple[str, int | None, bool]] = {
     "googlenet": ("googlenet", None, False),  # a fixed 7 x 7 average pool: 224
     "lenet": ("lenet", None, False),
     "lenet5": ("lenet5", None, False),
-    "inception_v2": ("inception_v2", 96, False),
+    "inception_v2": ("inception_v2", None, False),  # a fixed 8 x 8 average pool: 299
     "inception_v3": ("inception_v3", 96, False),
     "inception_resnet_v2": ("inception_resnet_v2", 96, False),
 }
@@ -186,13 +192,13 @@ def supports(model: nn.Module, input_shape, tasks, seed: int = 0) -> torch.Tenso
     return grad.abs().sum(1) > 0
 
 
-def window_mask(f, unit, hw) -> torch.Tensor:
-    """The reported window of ``unit`` clipped to the input, as an (H, W) mask."""
+def window_mask(rf, vid, unit, hw) -> torch.Tensor:
+    """The window the analysis reports for ``unit`` of value ``vid`` (``RFAnalysis.window``: the
+    unit's ``unit_window`` clipped to the input pixels the maps before it reach), as an (H, W) mask."""
     mask = torch.zeros(hw, dtype=torch.bool)
-    (y0, y1), (x0, x1) = [unit_window(f.phase[a], o) or (0, -1) for a, o in enumerate(unit)]
-    y0, y1, x0, x1 = max(y0, 0), min(y1, hw[0] - 1), max(x0, 0), min(x1, hw[1] - 1)
-    if y0 <= y1 and x0 <= x1:
-        mask[y0:y1 + 1, x0:x1 + 1] = True
+    rows, cols = rf.window(vid, unit)
+    if rows is not None and cols is not None:
+        mask[rows[0]:rows[1] + 1, cols[0]:cols[1] + 1] = True
     return mask
 
 
@@ -232,21 +238,22 @@ def _check(spec: str, res: int | None, thin: bool) -> None:
     rf = receptive_fields(tr)
     rows = {r["name"]: r for r in rf_of(tr, label, depth=2, rf=rf).layers}
     hw = tuple(tr.input_shape[-2:])
-    tasks, fields = [], {}
+    tasks, fields, vids = [], {}, {}
     for call in layers_under_test(tr, rf):
         f = rf.of(call.outputs[0])
         assert f.phase is not None, f"{call.name}: the exact windows were not followed"
-        fields[call.name] = f
+        fields[call.name], vids[call.name] = f, call.outputs[0]
         tasks += [(call.name, u) for u in units_under_test(f, tr.values[call.outputs[0]].shape[-2:])]
     hit = supports(monotone(model), tr.input_shape[1:], tasks)
     wrong = []
     for (name, unit), got in zip(tasks, hit):
-        expected = window_mask(fields[name], unit, hw)
+        expected = window_mask(rf, vids[name], unit, hw)
         if not torch.equal(got, expected):
             wrong.append(f"{name} unit {unit}: reported {_bounds(expected)}, gradient {_bounds(got)}"
                          f"{'' if got.sum() == expected.sum() else ' (support of another shape)'}")
     assert not wrong, "\n".join(wrong)
     # the rf command's row: the widest and narrowest windows over the phases (all measured around the centre)
+    compared = 0
     for name, f in fields.items():
         centre = [u for t, u in tasks if t == name and u not in _corners(tr, name)]
         windows = [[unit_window(f.phase[a], u[a]) for u in centre] for a in range(2)]
@@ -256,6 +263,8 @@ def _check(spec: str, res: int | None, thin: bool) -> None:
             widths = [[w[1] - w[0] + 1 for w in windows[a]] for a in range(2)]
             assert rows[name]["rf_hw"] == [max(widths[0]), max(widths[1])], name
             assert rows[name]["rf_min_hw"] == [min(widths[0]), min(widths[1])], name
+            compared += 1
+    assert compared, "no layer's centre windows lie inside the input: the rows were not compared"
 
 
 def _corners(tr, name):
@@ -290,7 +299,7 @@ def test_a_gated_field_depends_on_the_whole_input():
     assert f.global_context
     hit = supports(monotone(model, gate=True), (3, 64, 64), [("features.stage3", (0, 0))])
     assert bool(hit.all())
-    assert not torch.equal(hit[0], window_mask(f, (0, 0), (64, 64)))  # the local window is smaller
+    assert not torch.equal(hit[0], window_mask(rf, call.outputs[0], (0, 0), (64, 64)))  # the local window
 
 
 def test_a_unit_past_the_border_has_no_support():
@@ -302,19 +311,18 @@ def test_a_unit_past_the_border_has_no_support():
     padded = [c for c in tr.calls if c.type in ("ZeroPad2d", "ConstantPad2d")]
     assert padded
     name = padded[0].name
-    f = rf.of(padded[0].outputs[0])
-    mask = window_mask(f, (0, 0), (16, 16))
-    assert not bool(mask.any())
+    vid = padded[0].outputs[0]
+    assert unit_window(rf.of(vid).phase[0], 0)[1] < 0 and rf.window(vid, (0, 0)) == (None, None)
     hit = supports(monotone(model), (1, 16, 16), [(name, (0, 0)), (name, (4, 4))])
-    assert not bool(hit[0].any()) and torch.equal(hit[1], window_mask(f, (4, 4), (16, 16)))
+    assert not bool(hit[0].any()) and torch.equal(hit[1], window_mask(rf, vid, (4, 4), (16, 16)))
 
 
 def test_the_check_sees_a_wrong_window():
     """The comparison can fail: a 3 x 3 convolution's unit reads 3 x 3 pixels, not the 5 x 5 of two."""
     model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1))
     tr = trace(model, torch.empty(1, 1, 12, 12, device="meta"))
-    f = receptive_fields(tr).of(tr.outputs[0])
+    rf = receptive_fields(tr)
     hit = supports(monotone(model), (1, 12, 12), [("0", (6, 6)), ("1", (6, 6))])
     assert _bounds(hit[0]) == (5, 7, 5, 7) and _bounds(hit[1]) == (4, 8, 4, 8)
-    assert torch.equal(hit[1], window_mask(f, (6, 6), (12, 12)))
-    assert not torch.equal(hit[0], window_mask(f, (6, 6), (12, 12)))
+    assert torch.equal(hit[1], window_mask(rf, tr.outputs[0], (6, 6), (12, 12)))
+    assert not torch.equal(hit[0], window_mask(rf, tr.outputs[0], (6, 6), (12, 12)))
