@@ -39,8 +39,15 @@ encoder-decoders are run narrow (``_REDUCED``), and models that take any resolut
 small one; the geometry (kernels, strides, padding, depth) is the model's own.
 
 Findings when this test was written (every registered model at the resolutions below): the
-support equals the reported window for every unit tested, the padding units of LeNet-1989
-included (their window lies outside the input, and their gradient is zero everywhere).
+support is one rectangle for every unit tested (no holes), and it equalled the unit's
+``unit_window`` clipped to the input everywhere but on Inception v3 and Inception-ResNet v2 at 96
+pixels: there the right and bottom edges of the gradient stopped 1 to 3 pixels short (94 or 92,
+not 95). The analysis was wrong: their stems' stride-2 convolutions without padding on an even
+size leave the last pixel to no unit, so no later unit depends on it, while the windows of
+``Field.phase`` assume an unbounded input. The analysis now keeps the pixels each map reaches
+(``RFAnalysis.cover``) and gives a unit's exact pixels as ``RFAnalysis.window``, which is what this
+test compares with (tests/test_receptive_field.py has the small case). LeNet-1989's padding units
+read only padding: their window is empty and their gradient zero everywhere.
 """
 
 from __future__ import annotations

@@ -37,6 +37,13 @@ of units (``Phase``): its smallest and largest width are the field's ``rf_min`` 
 (``describe``), the period is in units of the layer's own grid, and the windows of the units that
 exist say whether any of them reads past the input's border (padding, ``sees_padding``).
 
+The windows of ``phase`` are those of an unbounded input. Near the border a unit reads fewer
+pixels: those past the input are padding, and so are the pixels that a truncating layer (a stride-2
+convolution without padding on an even size) leaves to no unit of its map, and which no later unit
+can therefore depend on. ``RFAnalysis.cover`` keeps, per value, the input pixels its units reach at
+all, and ``RFAnalysis.window(value, unit)`` gives one unit's exact input pixels: its window clipped
+to that cover (tests/test_rf_support.py checks it against the input gradient on every model).
+
 An op without a rule that changes the spatial grid stops the field: its output and everything
 computed from it get no ``Field`` but an entry in ``RFAnalysis.unknown`` naming that op, so a
 headline (``headline``) says the field is unknown rather than naming an earlier layer.
