@@ -555,3 +555,10 @@ def test_a_unit_reading_only_padding_has_no_window():
     tr = trace(model, torch.empty(1, 1, 8, 8, device="meta"))
     rf = receptive_fields(tr)
     assert rf.window(tr.outputs[0], (0, 6)) == (None, (1, 3))
+
+
+def test_window_refuses_a_field_whose_exact_windows_were_not_followed():
+    from archlab.analysis.receptive_field import Field, RFAnalysis
+    rf = RFAnalysis({7: Field((3, 3), (1, 1), (0.0, 0.0))})  # phase None: past _MAX_PERIOD, say
+    with pytest.raises(ValueError, match="exact windows"):
+        rf.window(7, (0, 0))
