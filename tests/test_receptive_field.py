@@ -531,3 +531,34 @@ def test_attention_is_noted_as_seeing_the_whole_input(cli, fused):
     # a classifier's softmax and linear layers mix no positions: no such note for a CNN
     cnn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 14 * 14, 5), nn.Softmax(-1))
     assert not any("attention" in line for line in summary_lines(archlab.receptive_field(cnn, input_size=(3, 16, 16))))
+
+
+def test_a_units_window_stops_where_a_truncating_layer_drops_the_last_pixels():
+    """A 3x3 stride-2 convolution without padding on 8 pixels has 3 units reading 0-2, 2-4, 4-6:
+    pixel 7 is read by none, so no later unit depends on it, although the affine window of the
+    last unit after a padded 3x3 convolution (unit 3 of the first map, padding) reaches 8. Found by
+    tests/test_rf_support.py on Inception v3 at 96 pixels (conv2d_3b read up to pixel 94, not 95)."""
+    from archlab.analysis.receptive_field import unit_window
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, stride=2), nn.Conv2d(1, 1, 3, padding=1))
+    tr = trace(model, torch.empty(1, 1, 8, 8, device="meta"))
+    rf = receptive_fields(tr)
+    out = tr.outputs[0]
+    assert unit_window(rf.of(out).phase[0], 2) == (2, 8)  # the window on an unbounded input
+    assert rf.cover[out] == ((0, 6), (0, 6))
+    assert rf.window(out, (2, 2)) == ((2, 6), (2, 6)) and rf.window(out, (0, 1)) == ((0, 4), (0, 6))
+    _, measured = measured_windows(model, (1, 8, 8), [(2, 2), (0, 1)])
+    assert measured == [((2, 6), (2, 6)), ((0, 4), (0, 6))]
+
+
+def test_a_unit_reading_only_padding_has_no_window():
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.ZeroPad2d(4))
+    tr = trace(model, torch.empty(1, 1, 8, 8, device="meta"))
+    rf = receptive_fields(tr)
+    assert rf.window(tr.outputs[0], (0, 6)) == (None, (1, 3))
+
+
+def test_window_refuses_a_field_whose_exact_windows_were_not_followed():
+    from archlab.analysis.receptive_field import Field, RFAnalysis
+    rf = RFAnalysis({7: Field((3, 3), (1, 1), (0.0, 0.0))})  # phase None: past _MAX_PERIOD, say
+    with pytest.raises(ValueError, match="exact windows"):
+        rf.window(7, (0, 0))

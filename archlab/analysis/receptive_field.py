@@ -37,6 +37,13 @@ of units (``Phase``): its smallest and largest width are the field's ``rf_min`` 
 (``describe``), the period is in units of the layer's own grid, and the windows of the units that
 exist say whether any of them reads past the input's border (padding, ``sees_padding``).
 
+The windows of ``phase`` are those of an unbounded input. Near the border a unit reads fewer
+pixels: those past the input are padding, and so are the pixels that a truncating layer (a stride-2
+convolution without padding on an even size) leaves to no unit of its map, and which no later unit
+can therefore depend on. ``RFAnalysis.cover`` keeps, per value, the input pixels its units reach at
+all, and ``RFAnalysis.window(value, unit)`` gives one unit's exact input pixels: its window clipped
+to that cover (tests/test_rf_support.py checks it against the input gradient on every model).
+
 An op without a rule that changes the spatial grid stops the field: its output and everything
 computed from it get no ``Field`` but an entry in ``RFAnalysis.unknown`` naming that op, so a
 headline (``headline``) says the field is unknown rather than naming an earlier layer.
@@ -215,9 +222,29 @@ class RFAnalysis:
     unsupported: dict[str, int] = field(default_factory=dict)  # ops whose spatial mapping is unknown
     unknown: dict[int, str] = field(default_factory=dict)  # value id -> the op past which its field is unknown
     notes: list[str] = field(default_factory=list)  # what the analysis leaves out (1-D / 3-D inputs, guesses)
+    # value id -> per axis (H, W), the input pixels its units read at all, (lo, hi) or None: a map
+    # whose units do not reach the input's last pixels (a stride-2 valid convolution of an even
+    # size drops the last one) leaves them out of every later unit's window
+    cover: dict[int, tuple[tuple[int, int] | None, tuple[int, int] | None]] = field(default_factory=dict)
 
     def of(self, vid: int) -> Field | None:
         return self.fields.get(vid)
+
+    def window(self, vid: int, unit: tuple[int, int]) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """The input pixels unit (y, x) of value ``vid`` reads, per axis (H, W): its window
+        (``unit_window``) clipped to the pixels the maps before it reach (``cover``: the input's
+        border, and pixels that a truncating layer drops); None on an axis where it reads none.
+        Needs the exact windows (``Field.phase``)."""
+        f = self.fields[vid]
+        if f.phase is None:
+            raise ValueError("the exact windows of this value were not followed (Field.phase is None)")
+        cover = self.cover.get(vid, (None, None))
+        out = []
+        for a in range(2):
+            w, c = unit_window(f.phase[a], unit[a]), cover[a]
+            lo, hi = (max(w[0], c[0]), min(w[1], c[1])) if w is not None and c is not None else (0, -1)
+            out.append((lo, hi) if lo <= hi else None)
+        return out[0], out[1]
 
 
 def _spatial(shape: tuple[int, ...], line: bool = False) -> tuple[int, int] | None:
@@ -337,8 +364,10 @@ class _Walker:
         in_dims = {len(trace.values[vid].shape) for vid in trace.inputs}
         self.line = in_dims == {3}  # (N, C, L): a 1-D model, analysed along L
         for vid in trace.inputs:
-            if self.spatial(vid):
+            sp = self.spatial(vid)
+            if sp:
                 self.fields[vid] = Field((1, 1), (1, 1), (0.0, 0.0), phase=(_IDENTITY, _IDENTITY))
+                self.result.cover[vid] = ((0, sp[0] - 1), (0, sp[1] - 1))
         if self.line:
             self.result.notes.append("1-D input (N, C, L): the field is along L (the H extent is 1)")
         if any(d >= 5 for d in in_dims):
@@ -420,8 +449,27 @@ class _Walker:
         if f is None:
             return
         for vid in op.outputs:
-            if self.spatial(vid) is not None:
+            sp = self.spatial(vid)
+            if sp is not None:
                 self.fields[vid] = f
+                self.result.cover[vid] = self._cover(op, f, sp)
+
+    def _cover(self, op, f: Field, out_sp) -> tuple:
+        """The input pixels an output of ``op`` reads at all, per axis: what its inputs reach (their
+        hull), within the windows of its first and last units (a truncating layer's map ends early)."""
+        covers = [self.result.cover[v] for v in op.inputs if v in self.result.cover]
+        out = []
+        for a in range(2):
+            reach = [c[a] for c in covers if c[a] is not None]
+            c = (min(r[0] for r in reach), max(r[1] for r in reach)) if reach else None
+            if c is not None and f.phase is not None:
+                period, n = f.phase[a][0], int(out_sp[a])
+                first = [w for o in range(min(period, n)) for w in [unit_window(f.phase[a], o)] if w is not None]
+                last = [w for o in range(max(0, n - period), n) for w in [unit_window(f.phase[a], o)] if w is not None]
+                c = (max(c[0], min(w[0] for w in first)), min(c[1], max(w[1] for w in last))) if first else None
+                c = c if c is None or c[0] <= c[1] else None
+            out.append(c)
+        return out[0], out[1]
 
     def _unknown(self, op, origin: str) -> None:
         for vid in op.outputs:
