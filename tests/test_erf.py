@@ -236,6 +236,13 @@ def test_a_container_and_its_last_child_share_one_map():
     assert np.array_equal(names["0"].heatmap, names["0.1"].heatmap)
 
 
+def test_depth_0_measures_the_layer_that_holds_the_models_field():
+    r = archlab.effective_receptive_field("lenet", samples=1, depth=0)
+    top = archlab.receptive_field("lenet", depth=0).rf
+    assert [lay.name for lay in r.layers] == [top["name"]] == ["act2"]
+    assert list(r.layers[0].rf) == top["rf_hw"] == [13, 13]
+
+
 def test_the_model_method_is_the_same_analysis():
     m = archlab.Model("lenet")
     a = m.effective_receptive_field(layer="act2", samples=2)
