@@ -228,6 +228,21 @@ def test_given_weights_are_the_factorys_seeded_build():
     np.testing.assert_allclose(r.layers[0].heatmap, g.abs().sum(1)[0].double().numpy(), rtol=1e-4, atol=1e-8)
 
 
+def test_init_of_an_nn_module_redraws_its_layers_and_says_so(cli):
+    net = nn.Sequential(nn.Conv2d(1, 1, 3))
+    with torch.no_grad():
+        net[0].weight.fill_(5.0)
+    given = archlab.effective_receptive_field(net, input_size=(1, 7, 7), weights="given", samples=1)
+    assert given.layers[0].heatmap.max() == pytest.approx(5.0)  # |kernel|, as given
+    init = archlab.effective_receptive_field(net, input_size=(1, 7, 7), samples=4)
+    # PyTorch's default: uniform within 1/sqrt(fan_in) = 1/3
+    assert 0 < init.layers[0].heatmap.max() <= 1 / 3 and torch.all(net[0].weight == 5.0)
+    assert any("reset_parameters()" in note for note in init.notes)
+    from archlab.report.erf import render_erf
+
+    assert "note: init of a model given as an nn.Module" in render_erf(init, "table")
+
+
 def test_a_container_and_its_last_child_share_one_map():
     net = nn.Sequential(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)))
     r = archlab.effective_receptive_field(net, input_size=(1, 11, 11), weights="given", samples=1, depth=2)

@@ -235,7 +235,6 @@ def measure_erf(source: Any, resolved: Any, input_shape: tuple[int, ...], taps: 
 # --- the whole measurement of a model ------------------------------------------------------------------
 
 
-
 def check_erf_options(samples: Any, weights: Any, seed: Any) -> None:
     """``--samples`` (1 or more), ``--weights`` (init, uniform, given) and ``--seed`` checked, in one line each."""
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -298,6 +297,9 @@ def effective_of(model: Any, *, depth: int = 2, layer: str | None = None, sample
     if weights == "init":
         notes.append(f"init: the model's own initialization, {len(seeds)} builds (seeds {seeds[0]}.."
                      f"{seeds[-1]}), the samples split evenly among them")
+        if built.resolved is None:
+            notes.append("init of a model given as an nn.Module: a copy of it with every layer's reset_parameters() "
+                         "(PyTorch's default initialization; archlab cannot call its constructor again)")
     elif weights == "uniform":
         notes.append("uniform: every conv/linear weight 1/fan_in (fan_in = input channels per group x kernel area), "
                      "biases zero")

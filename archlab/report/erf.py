@@ -80,7 +80,7 @@ def summary_lines(result: ERFResult) -> list[str]:
         lines.append(f"not stable: ERF95 of {len(unsettled)} layer{'s' if len(unsettled) != 1 else ''} (marked *) "
                      f"from {half} of the samples differs by more than {within} (and 2 pixels){largest}; use more "
                      f"--samples")
-    lines.extend(f"note: {n}" for n in result.notes if not n.startswith(("init:", "uniform:")))
+    lines.extend(f"note: {n}" for n in result.notes if not n.startswith(("init: the", "uniform:")))
     return lines
 
 
