@@ -5,7 +5,7 @@ The public API is imported lazily, so that ``archlab --help`` does not import to
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "analyze", "build", "calibrate", "compare", "cost_rule", "count", "dwsc", "latency", "list_models", "memory",
+__all__ = ["Model", "analyze", "build", "calibrate", "compare", "cost_rule", "count", "dwsc", "effective_receptive_field", "latency", "list_models", "memory",
            "predict", "receptive_field", "resolve", "roofline", "trace_layers", "training_memory", "UserError",
            "__version__"]
 
@@ -18,6 +18,7 @@ _PUBLIC = {
     "count": ("archlab.api.count", "count"),
     "trace_layers": ("archlab.api.layers", "trace_layers"),
     "receptive_field": ("archlab.api.layers", "receptive_field"),
+    "effective_receptive_field": ("archlab.api.layers", "effective_receptive_field"),
     "memory": ("archlab.api.memory", "memory"),
     "training_memory": ("archlab.api.memory", "training_memory"),
     "dwsc": ("archlab.analysis.laws", "dwsc"),

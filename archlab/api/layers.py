@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from archlab.api.model import Model
+from archlab.api.model import Model, as_model
 from archlab.spec import check_depth
 
 
@@ -29,3 +29,21 @@ def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> Any:
 def diagram(model_or_spec: Any, *, depth: int = 1, block: str | None = None, **kw: Any) -> Any:
     """The block diagram of a model (or of its module ``block``) at ``depth`` below it (``Diagram``)."""
     return _model(model_or_spec, kw).diagram(depth, block)
+
+
+def effective_receptive_field(model_or_spec: Any, *, depth: int = 2, layer: str | None = None,
+                              samples: int | None = None, weights: str = "init", seed: int = 0,
+                              device: str | None = None, force: bool = False,
+                              progress: Callable[[float, float | None, str], None] | None = None, **kw: Any) -> Any:
+    """The effective receptive field (Luo et al., NIPS 2016) of each layer to ``depth`` (or of the module
+    ``layer``) beside its exact field: |d(centre unit, summed over channels)/d input| averaged over
+    ``samples`` random inputs (default ``archlab.measure.erf.DEFAULT_SAMPLES``) under ``weights``
+    ('init': the model's own initialization averaged over seeded builds; 'uniform': every conv/linear weight
+    equal; 'given': the weights as built), on ``device`` (default the CPU). ``kw``: ``input_size``, ``res``, ``alpha``,
+    ``options``, ``forward_kw``, as for ``archlab.receptive_field``."""
+    from archlab.measure.erf import check_erf_options
+
+    check_depth(depth)
+    check_erf_options(samples, weights, seed)
+    model = as_model(model_or_spec, kw.pop("input_size", None), kw.pop("forward_kw", None), **kw)
+    return model.effective_receptive_field(depth, layer, samples, weights, seed, device, force, progress)

@@ -130,6 +130,17 @@ class Model:
 
         return rf_of(self.trace, self.label, depth, rf=self.fields)
 
+    def effective_receptive_field(self, depth: int = 2, layer: str | None = None, samples: int | None = None,
+                                  weights: str = "init", seed: int = 0, device: str | None = None,
+                                  force: bool = False,
+                                  progress: Callable[[float, float | None, str], None] | None = None) -> Any:
+        """The effective receptive field (Luo et al. 2016) of each layer to ``depth`` (or of ``layer``) beside
+        its exact field: real forwards and backwards on ``samples`` random inputs (``ERFResult``)."""
+        from archlab.measure.erf import effective_of
+
+        return effective_of(self, depth=depth, layer=layer, samples=samples, weights=weights, seed=seed,
+                            device=device, force=force, progress=progress)
+
     def memory(self, dtype: str | None = None, act_dtype: str | None = None, fuse: Sequence[str] | None = None,
                workspace: str = "none") -> Any:
         """Parameters, the inference peak, training activations and M(G) (``MemoryResult``); ``dtype``

@@ -1,0 +1,264 @@
+"""The effective receptive field measured: real forwards and backwards of a model on random inputs.
+
+``gradient_maps`` runs one forward of a batch with every tap hooked, then one backward per tap
+(``retain_graph``): the gradient of the tap's centre unit, summed over its channels, with respect to the
+input. In eval mode the samples of a batch do not mix (batch norm uses its running statistics), so the
+batch's summed unit gives each sample its own gradient in one backward; |gradient| is summed over the
+input's channels and averaged over the samples. The parameters get no gradient (only the input's is
+computed), and the model is left as found: its modes, its parameters' ``requires_grad``, no hook left.
+
+``measure_erf`` makes the models the weights mode asks for (``WEIGHTS`` in ``archlab.analysis.erf``):
+
+* ``init``: the model's own initialization, built anew for each of a few seeds (seed, seed + 1, ...): the
+  samples are split evenly among ``INIT_BUILDS`` builds (fewer when there are fewer samples);
+* ``uniform``: one build whose convolution and linear weights are all one constant per layer, 1/fan_in
+  (fan_in: input channels per group x kernel area; Luo et al.'s first experiment sets them equal, and
+  1/fan_in keeps the activations' scale through fifty layers), biases zero;
+* ``given``: the weights the factory returns (or the ``nn.Module`` as given), as they are.
+
+Batch norm runs in eval mode. The inputs are standard normal noise from a generator seeded with ``seed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from contextlib import ExitStack
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from archlab.analysis.erf import ERF_MASS, WEIGHTS, ERFLayer, ERFResult, erf_metrics, erf_taps, square_sides
+from archlab.errors import UserError
+from archlab.spec import check_depth
+from archlab.trace.guards import left_as_found, modes_restored
+from archlab.trace.inputs import check_seed, seeded
+
+DEFAULT_SAMPLES = 32  # the default --samples: the header says whether ERF95 is the same from half of them
+INIT_BUILDS = 4  # seeded builds the ``init`` mode averages over
+BATCH = 8  # samples per forward
+
+Step = Callable[[float, "float | None", str], None]
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        return next((t for t in out if isinstance(t, torch.Tensor)), None)
+    if isinstance(out, dict):
+        return next((t for t in out.values() if isinstance(t, torch.Tensor)), None)
+    return None
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(iter(model.parameters()), next(iter(model.buffers()), torch.empty(0))).device
+
+
+def gradient_maps(model: nn.Module, inputs: torch.Tensor, taps: dict[str, nn.Module], *, device: Any = None,
+                  kwargs: dict[str, Any] | None = None, step: Callable[[str], None] | None = None,
+                  per_sample: bool = False) -> dict[str, np.ndarray]:
+    """Per tap (a module whose output is (N, C, H, W)): |d(sum over channels of the output's centre unit
+    (H // 2, W // 2))/d input|, summed over the input's channels and averaged over the N samples: an
+    (H_in, W_in) float64 map. ``device``: where the inputs go (default: the model's); ``step(name)`` is
+    called after each tap's backward. ``per_sample``: (N, H_in, W_in) maps, not averaged."""
+    dev = torch.device(device) if device is not None else model_device(model)
+    x = inputs.detach().to(dev).requires_grad_(True)
+    outs: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def capture(_module, _args, out):
+            if name not in outs:  # a module called several times: its first call
+                t = _first_tensor(out)
+                if t is not None:
+                    outs[name] = t
+        return capture
+
+    maps: dict[str, np.ndarray] = {}
+    with ExitStack() as stack:
+        stack.enter_context(left_as_found(model))
+        stack.enter_context(modes_restored(model))
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for name, module in taps.items():
+            stack.callback(module.register_forward_hook(hook(name)).remove)
+        with torch.enable_grad():
+            model(x, **(kwargs or {}))
+            names = list(taps)
+            for i, name in enumerate(names):
+                out = outs.get(name)
+                if out is None:
+                    raise UserError(f"layer '{name}' did not run in the forward (no output to take the gradient of)")
+                if out.dim() != 4:
+                    raise UserError(f"layer '{name}' has no spatial output (its output is "
+                                    f"{'x'.join(map(str, out.shape))}, not N x C x H x W)")
+                unit = out[:, :, out.shape[2] // 2, out.shape[3] // 2].sum()
+                retain = i < len(names) - 1
+                if not unit.requires_grad:
+                    grad = torch.zeros_like(x)
+                else:
+                    (grad,) = torch.autograd.grad(unit, x, retain_graph=retain, allow_unused=True)
+                    grad = torch.zeros_like(x) if grad is None else grad
+                g = grad.abs().sum(1).double()
+                maps[name] = (g if per_sample else g.mean(0)).cpu().numpy()
+                if step is not None:
+                    step(name)
+        outs.clear()
+    return maps
+
+
+# --- the models each weights mode runs -----------------------------------------------------------------
+
+
+def set_uniform(model: nn.Module) -> None:
+    """Every convolution's and linear layer's weights one constant, 1/fan_in; their biases zero."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
+                w = m.weight
+                if isinstance(m, nn.modules.conv._ConvNd) and m.transposed:
+                    fan_in = w.numel() // (w.shape[1] * m.groups) if w.numel() else 1
+                else:
+                    fan_in = w[0].numel() if w.numel() else 1
+                w.fill_(1.0 / max(fan_in, 1))
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def _reset(model: nn.Module) -> None:
+    """An ``nn.Module``'s own initialization drawn anew: ``reset_parameters`` of every module with one."""
+    for m in model.modules():
+        if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
+            m.reset_parameters()
+
+
+def builds(source: Any, resolved: Any, weights: str, seed: int, device: str, n: int):
+    """The (seed, model) pairs a weights mode runs, one at a time (a generator: one model held at once).
+    ``resolved``: the registered spec's resolution (None for an ``nn.Module`` given as such, ``source``)."""
+    seeds = [seed + i for i in range(n)] if weights == "init" else [seed]
+    for s in seeds:
+        if resolved is not None:
+            with seeded(s, device):
+                model = resolved.build(device=device)
+        else:
+            model = source
+            if weights != "given" or model_device(source) != torch.device(device):
+                model = copy.deepcopy(source).to(device)
+            if weights == "init":
+                with seeded(s, device):
+                    _reset(model)
+        if weights == "uniform":
+            set_uniform(model)
+        yield s, model
+
+
+def split(samples: int, parts: int) -> list[int]:
+    """``samples`` split as evenly as possible into ``parts`` (the first ones larger)."""
+    q, r = divmod(samples, parts)
+    return [q + (1 if i < r else 0) for i in range(parts)]
+
+
+def measure_erf(source: Any, resolved: Any, input_shape: tuple[int, ...], taps: list[str], *, weights: str,
+                samples: int, seed: int, device: str, kwargs: dict[str, Any] | None = None,
+                progress: Step | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[int]]:
+    """(maps over all samples, maps over every other sample (the stability check), the seeds built): the
+    gradient maps of the layers named in ``taps`` under ``weights``, from ``samples`` random inputs of shape
+    ``input_shape`` (batch first, taken as one sample's shape) in batches of ``BATCH``."""
+    n_builds = min(INIT_BUILDS, samples) if weights == "init" else 1
+    per_build = split(samples, n_builds)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    sample_shape = tuple(input_shape[1:])
+    total = {t: np.zeros(input_shape[-2:]) for t in taps}
+    half = {t: np.zeros(input_shape[-2:]) for t in taps}
+    n_half, done, seeds = 0, 0, []
+    steps = sum(math.ceil(k / BATCH) for k in per_build) * len(taps)
+    for (s, model), count in zip(builds(source, resolved, weights, seed, device, n_builds), per_build):
+        seeds.append(s)
+        modules = dict(model.named_modules())
+        tap_modules = {t: modules[t] for t in taps}
+        for start in range(0, count, BATCH):
+            b = min(BATCH, count - start)
+            x = torch.randn((b, *sample_shape), generator=generator)
+
+            def step(name):
+                nonlocal done
+                done += 1
+                if progress is not None:
+                    progress(done, steps, f"ERF: {name}")
+
+            maps = gradient_maps(model, x, tap_modules, device=device, kwargs=kwargs, step=step, per_sample=True)
+            for t, m in maps.items():
+                total[t] += m.sum(0)
+                half[t] += m[::2].sum(0)
+            n_half += len(range(0, b, 2))
+        del model, modules, tap_modules
+    return ({t: v / samples for t, v in total.items()}, {t: v / max(n_half, 1) for t, v in half.items()}, seeds)
+
+
+# --- the whole measurement of a model ------------------------------------------------------------------
+
+
+
+def check_erf_options(samples: Any, weights: Any, seed: Any) -> None:
+    """``--samples`` (1 or more), ``--weights`` (init, uniform, given) and ``--seed`` checked, in one line each."""
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise UserError(f"--samples must be a whole number of random inputs, 1 or more, got {samples!r}")
+    if weights not in WEIGHTS:
+        raise UserError(f"unknown --weights '{weights}' (choose {', '.join(WEIGHTS)})")
+    check_seed(seed)
+
+
+def _per_sample_bytes(trace: Any) -> int:
+    """What one sample keeps for the backwards: every tensor the forward makes (an upper bound of what
+    autograd saves), with its gradient while the backward runs."""
+    batch = max(trace.input_shape[0], 1) if trace.input_shape else 1
+    made = sum(v.numel * v.itemsize for v in trace.values if v.producer >= 0 and v.alias_of is None)
+    return 2 * made // batch
+
+
+def effective_of(model: Any, *, depth: int = 2, layer: str | None = None, samples: int | None = None,
+                 weights: str = "init", seed: int = 0, device: str | None = None, force: bool = False,
+                 progress: Callable[[float, float | None, str], None] | None = None) -> ERFResult:
+    """The ``ERFResult`` of an ``archlab.Model`` (its ``built``, ``trace``, ``fields`` and ``label``): the layers
+    and their exact windows from the meta trace, the maps from real runs guarded by what the trace says they need
+    (``archlab.effective_receptive_field``)."""
+    from archlab.measure.devices import check_device, on_device
+    from archlab.measure.guard import check_fits
+
+    check_depth(depth)
+    check_erf_options(samples, weights, seed)
+    device = device or "cpu"
+    check_device(device)
+    n = DEFAULT_SAMPLES if samples is None else samples
+    built, trace = model.built, model.trace
+    if len([a for a in built.args if hasattr(a, "shape")]) != 1:
+        raise UserError("the effective receptive field needs a model with one image input (N, C, H, W)")
+    taps = erf_taps(trace, model.fields, depth, layer)
+    needed = trace.stored_params_bytes + min(n, BATCH) * _per_sample_bytes(trace)
+    check_fits(needed, device, force, what="rf --effective (forwards and backwards on real tensors)")
+    kwargs = {k: v for k, v in built.kwargs.items() if not hasattr(v, "shape")}
+    began = time.perf_counter()
+    with on_device(device):
+        source = built.module if built.resolved is None else None
+        full, half, seeds = measure_erf(source, built.resolved, tuple(trace.input_shape), [t.name for t in taps],
+                                        weights=weights, samples=n, seed=seed, device=device, kwargs=kwargs,
+                                        progress=progress)
+    seconds = time.perf_counter() - began
+    layers = []
+    for t in taps:
+        m = full[t.name]
+        half_side = square_sides(half[t.name], t.centre, [ERF_MASS])[0] if n >= 2 else None
+        layers.append(ERFLayer(t.name, t.type, t.depth, t.out_shape, t.rf, t.window, t.centre,
+                               erf_metrics(m, t.centre), m, t.unit, half_side))
+    notes = []
+    if weights == "init":
+        notes.append(f"init: the model's own initialization, {len(seeds)} builds (seeds {seeds[0]}.."
+                     f"{seeds[-1]}), the samples split evenly among them")
+    elif weights == "uniform":
+        notes.append("uniform: every conv/linear weight 1/fan_in (fan_in = input channels per group x kernel area), "
+                     "biases zero")
+    return ERFResult(model.label, tuple(trace.input_shape), n, weights, tuple(seeds), device, layers, notes, seconds)
