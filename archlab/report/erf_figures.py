@@ -271,3 +271,17 @@ def image(result: Any, path: str) -> bytes | str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
+
+
+def check_plot_path(path: str) -> None:
+    """Refuse, before anything runs, a ``--plot`` file that cannot be written: not .png or .svg, in a
+    folder that does not exist, or a directory."""
+    import os
+
+    if not path.lower().endswith((".png", ".svg")):
+        raise UserError(f"--plot writes a .png or .svg file, not '{path}'")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write '{path}': directory '{folder}' does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"cannot write '{path}': it is a directory")
