@@ -33,6 +33,7 @@ from archlab.units import SCHEMA_VERSION
 THRESHOLDS = (20, 30, 50, 99)  # RepLKNet's high-contribution area ratio, percent of the mass
 ERF_MASS = 0.95  # ERF95
 WEIGHTS = ("init", "uniform", "given")
+STABLE_WITHIN = 0.05  # ERF95 from half the samples within 5% (at least one 2-pixel step) of its value from all
 _EPS = 1e-12  # relative slack of a mass comparison (a box's exact 95% is not lost to rounding)
 
 
@@ -175,6 +176,7 @@ class ERFTap:
     rf: tuple[int, int] | None  # the centre unit's field (height, width), input pixels; None: not followed
     window: tuple[int, int, int, int] | None  # y0, y1, x0, x1 inclusive, may exceed the input
     centre: tuple[float, float]  # the centre unit's centre, input pixels
+    value: int = -1  # the trace's value the layer returns (a container and its last child return the same)
 
 
 def centre_unit(f: Field | None, out_hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[
@@ -236,7 +238,7 @@ def erf_taps(trace: Trace, rf: RFAnalysis, depth: int = 2, layer: str | None = N
         seen.add(c.name)
         shape = tuple(trace.values[c.outputs[0]].shape)
         unit, field_hw, window, centre = centre_unit(rf.of(c.outputs[0]), shape[-2:], input_hw)
-        taps.append(ERFTap(c.name, c.type, c.depth, shape, unit, field_hw, window, centre))
+        taps.append(ERFTap(c.name, c.type, c.depth, shape, unit, field_hw, window, centre, c.outputs[0]))
     if not taps:
         raise UserError(f"no layer down to depth {depth} has a spatial output (N, C, H, W); try --depth or --layer")
     return taps
@@ -255,6 +257,14 @@ class ERFLayer:
     heatmap: np.ndarray  # (H_in, W_in) float64: the averaged |gradient| map
     unit: tuple[int, int] = (0, 0)  # the centre unit's position on the layer's output grid
     erf95_half: int | None = None  # ERF95 from the first half of the samples (the stability check)
+
+    @property
+    def settled(self) -> bool:
+        """Whether ERF95 from half the samples is within ``STABLE_WITHIN`` of its value from all of them (at
+        least one step: ERF95 moves by 2 pixels, the parity of a square centred on the unit)."""
+        if self.erf95_half is None:
+            return True
+        return abs(self.erf95_half - self.metrics.erf95) <= max(2.0, STABLE_WITHIN * self.metrics.erf95)
 
     @property
     def erf95_ratio(self) -> float | None:
@@ -287,8 +297,8 @@ class ERFResult:
 
     @property
     def stable(self) -> bool:
-        """Whether every layer's ERF95 from half the samples is the same as from all of them."""
-        return all(lay.erf95_half is None or lay.erf95_half == lay.metrics.erf95 for lay in self.layers)
+        """Whether every layer's ERF95 from half the samples is within ``STABLE_WITHIN`` of it from all of them."""
+        return all(lay.settled for lay in self.layers)
 
     def to_dict(self, heatmaps: bool = False) -> dict[str, Any]:
         return {

@@ -60,21 +60,31 @@ def model_device(model: nn.Module) -> torch.device:
 
 def gradient_maps(model: nn.Module, inputs: torch.Tensor, taps: dict[str, nn.Module], *, device: Any = None,
                   kwargs: dict[str, Any] | None = None, step: Callable[[str], None] | None = None,
-                  per_sample: bool = False) -> dict[str, np.ndarray]:
+                  per_sample: bool = False, channels_last: bool = False) -> dict[str, np.ndarray]:
     """Per tap (a module whose output is (N, C, H, W)): |d(sum over channels of the output's centre unit
     (H // 2, W // 2))/d input|, summed over the input's channels and averaged over the N samples: an
     (H_in, W_in) float64 map. ``device``: where the inputs go (default: the model's); ``step(name)`` is
-    called after each tap's backward. ``per_sample``: (N, H_in, W_in) maps, not averaged."""
+    called after each tap's backward. ``per_sample``: (N, H_in, W_in) maps, not averaged. ``channels_last``:
+    the input in that memory format (a model converted to it runs its convolutions faster on the CPU)."""
     dev = torch.device(device) if device is not None else model_device(model)
-    x = inputs.detach().to(dev).requires_grad_(True)
-    outs: dict[str, torch.Tensor] = {}
+    x = inputs.detach().to(dev)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    units: dict[str, torch.Tensor] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
 
     def hook(name):
         def capture(_module, _args, out):
-            if name not in outs:  # a module called several times: its first call
-                t = _first_tensor(out)
-                if t is not None:
-                    outs[name] = t
+            if name in shapes:  # a module called several times: its first call
+                return
+            t = _first_tensor(out)
+            if t is None:
+                return
+            shapes[name] = tuple(t.shape)
+            if t.dim() == 4:
+                # the unit is taken now: an in-place op after the module (ReLU(inplace=True)) would change it
+                units[name] = t[:, :, t.shape[2] // 2, t.shape[3] // 2].sum()
         return capture
 
     maps: dict[str, np.ndarray] = {}
@@ -89,25 +99,23 @@ def gradient_maps(model: nn.Module, inputs: torch.Tensor, taps: dict[str, nn.Mod
         with torch.enable_grad():
             model(x, **(kwargs or {}))
             names = list(taps)
-            for i, name in enumerate(names):
-                out = outs.get(name)
-                if out is None:
+            for name in names:
+                if name not in shapes:
                     raise UserError(f"layer '{name}' did not run in the forward (no output to take the gradient of)")
-                if out.dim() != 4:
+                if name not in units:
                     raise UserError(f"layer '{name}' has no spatial output (its output is "
-                                    f"{'x'.join(map(str, out.shape))}, not N x C x H x W)")
-                unit = out[:, :, out.shape[2] // 2, out.shape[3] // 2].sum()
-                retain = i < len(names) - 1
-                if not unit.requires_grad:
-                    grad = torch.zeros_like(x)
-                else:
-                    (grad,) = torch.autograd.grad(unit, x, retain_graph=retain, allow_unused=True)
-                    grad = torch.zeros_like(x) if grad is None else grad
-                g = grad.abs().sum(1).double()
-                maps[name] = (g if per_sample else g.mean(0)).cpu().numpy()
+                                    f"{'x'.join(map(str, shapes[name]))}, not N x C x H x W)")
+            for i, name in enumerate(names):
+                unit = units.pop(name)
+                grad = None
+                if unit.requires_grad:
+                    (grad,) = torch.autograd.grad(unit, x, retain_graph=i < len(names) - 1, allow_unused=True)
+                g = torch.zeros(x.shape[0], *x.shape[2:], dtype=torch.float64) if grad is None else (
+                    grad.abs().sum(1).double().cpu())
+                maps[name] = (g if per_sample else g.mean(0)).numpy()
                 if step is not None:
                     step(name)
-        outs.clear()
+        units.clear()
     return maps
 
 
@@ -137,23 +145,27 @@ def _reset(model: nn.Module) -> None:
 
 
 def builds(source: Any, resolved: Any, weights: str, seed: int, device: str, n: int):
-    """The (seed, model) pairs a weights mode runs, one at a time (a generator: one model held at once).
+    """The (seed, model, whether it is archlab's own copy) a weights mode runs, one at a time (a generator: one
+    model held at once).
     ``resolved``: the registered spec's resolution (None for an ``nn.Module`` given as such, ``source``)."""
     seeds = [seed + i for i in range(n)] if weights == "init" else [seed]
     for s in seeds:
+        ours = True
         if resolved is not None:
             with seeded(s, device):
                 model = resolved.build(device=device)
         else:
-            model = source
-            if weights != "given" or model_device(source) != torch.device(device):
+            model, ours = source, weights != "given" or model_device(source) != torch.device(device)
+            if ours:
                 model = copy.deepcopy(source).to(device)
             if weights == "init":
                 with seeded(s, device):
                     _reset(model)
         if weights == "uniform":
             set_uniform(model)
-        yield s, model
+        if ours:  # a copy of our own: its 4-D weights channels-last, for faster convolutions on the CPU
+            model = model.to(memory_format=torch.channels_last)
+        yield s, model, ours
 
 
 def split(samples: int, parts: int) -> list[int]:
@@ -165,7 +177,7 @@ def split(samples: int, parts: int) -> list[int]:
 def measure_erf(source: Any, resolved: Any, input_shape: tuple[int, ...], taps: list[str], *, weights: str,
                 samples: int, seed: int, device: str, kwargs: dict[str, Any] | None = None,
                 progress: Step | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[int]]:
-    """(maps over all samples, maps over every other sample (the stability check), the seeds built): the
+    """(maps over all samples, maps over the samples of even index (the stability check), the seeds built): the
     gradient maps of the layers named in ``taps`` under ``weights``, from ``samples`` random inputs of shape
     ``input_shape`` (batch first, taken as one sample's shape) in batches of ``BATCH``."""
     n_builds = min(INIT_BUILDS, samples) if weights == "init" else 1
@@ -174,9 +186,9 @@ def measure_erf(source: Any, resolved: Any, input_shape: tuple[int, ...], taps: 
     sample_shape = tuple(input_shape[1:])
     total = {t: np.zeros(input_shape[-2:]) for t in taps}
     half = {t: np.zeros(input_shape[-2:]) for t in taps}
-    n_half, done, seeds = 0, 0, []
+    n_half, done, index, seeds = 0, 0, 0, []
     steps = sum(math.ceil(k / BATCH) for k in per_build) * len(taps)
-    for (s, model), count in zip(builds(source, resolved, weights, seed, device, n_builds), per_build):
+    for (s, model, ours), count in zip(builds(source, resolved, weights, seed, device, n_builds), per_build):
         seeds.append(s)
         modules = dict(model.named_modules())
         tap_modules = {t: modules[t] for t in taps}
@@ -190,11 +202,14 @@ def measure_erf(source: Any, resolved: Any, input_shape: tuple[int, ...], taps: 
                 if progress is not None:
                     progress(done, steps, f"ERF: {name}")
 
-            maps = gradient_maps(model, x, tap_modules, device=device, kwargs=kwargs, step=step, per_sample=True)
+            maps = gradient_maps(model, x, tap_modules, device=device, kwargs=kwargs, step=step, per_sample=True,
+                                 channels_last=ours)
+            evens = slice(index % 2, None, 2)  # the samples with an even index over the whole run
             for t, m in maps.items():
                 total[t] += m.sum(0)
-                half[t] += m[::2].sum(0)
-            n_half += len(range(0, b, 2))
+                half[t] += m[evens].sum(0)
+            n_half += len(range(index % 2, b, 2))
+            index += b
         del model, modules, tap_modules
     return ({t: v / samples for t, v in total.items()}, {t: v / max(n_half, 1) for t, v in half.items()}, seeds)
 
@@ -242,16 +257,19 @@ def effective_of(model: Any, *, depth: int = 2, layer: str | None = None, sample
     check_fits(needed, device, force, what="rf --effective (forwards and backwards on real tensors)")
     kwargs = {k: v for k, v in built.kwargs.items() if not hasattr(v, "shape")}
     began = time.perf_counter()
+    first = {}  # a container returns its last child's output: the same value, measured once
+    for t in taps:
+        first.setdefault(t.value, t.name)
     with on_device(device):
         source = built.module if built.resolved is None else None
-        full, half, seeds = measure_erf(source, built.resolved, tuple(trace.input_shape), [t.name for t in taps],
+        full, half, seeds = measure_erf(source, built.resolved, tuple(trace.input_shape), list(first.values()),
                                         weights=weights, samples=n, seed=seed, device=device, kwargs=kwargs,
                                         progress=progress)
     seconds = time.perf_counter() - began
     layers = []
     for t in taps:
-        m = full[t.name]
-        half_side = square_sides(half[t.name], t.centre, [ERF_MASS])[0] if n >= 2 else None
+        m = full[first[t.value]]
+        half_side = square_sides(half[first[t.value]], t.centre, [ERF_MASS])[0] if n >= 2 else None
         layers.append(ERFLayer(t.name, t.type, t.depth, t.out_shape, t.rf, t.window, t.centre,
                                erf_metrics(m, t.centre), m, t.unit, half_side))
     notes = []
