@@ -369,3 +369,41 @@ def test_report_effective_adds_the_erf_figures_and_says_what_ran(cli, tmp_path, 
 ])
 def test_report_effective_bad_inputs_are_one_line(cli, tmp_path, args, needles):
     assert_one_line_error(cli("report", "lenet5", *args, "-o", str(tmp_path / "x.html")), *needles)
+
+
+def test_rf_effective_plot_draws_the_computed_result_to_svg_or_png(cli, tmp_path):
+    from archlab.report import erf_figures
+
+    args = ("rf", "lenet5", "--effective", "--samples", "2")
+    svg = tmp_path / "erf.svg"
+    r = cli(*args, "--plot", str(svg))
+    assert r.code == 0, r.err
+    assert r.err.strip().splitlines()[-1] == f"archlab: wrote {svg}" and "wrote" not in r.out
+    # the file is the figure of the result the table shows: the same seeds give the same result, the same bytes
+    result = archlab.effective_receptive_field("lenet5", samples=2)
+    assert svg.read_text() == erf_figures.image(result, "x.svg")
+    assert svg.read_text().startswith("<svg") and "ERF95" in svg.read_text()
+    png = tmp_path / "erf.PNG"
+    assert cli(*args, "--plot", str(png)).code == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("args,needles", [
+    (("--plot", "x.svg"), ("--plot draws the effective receptive field", "add --effective")),
+    (("--effective", "--plot", "x.pdf"), ("--plot writes a .png or .svg file", "x.pdf")),
+    (("--effective", "--plot", "/nonexistent-dir/x.png"), ("directory '/nonexistent-dir' does not exist",)),
+])
+def test_rf_plot_bad_inputs_are_one_line_before_anything_runs(cli, monkeypatch, args, needles):
+    import archlab.measure.erf as measure_erf
+
+    def refuse(*a, **k):
+        raise AssertionError("ran the model before checking --plot")
+
+    monkeypatch.setattr(measure_erf, "gradient_maps", refuse)
+    assert_one_line_error(cli("rf", "lenet5", *args), *needles)
+
+
+def test_rf_plot_into_a_directory_is_one_line(cli, tmp_path):
+    folder = tmp_path / "d.svg"
+    folder.mkdir()
+    assert_one_line_error(cli("rf", "lenet5", "--effective", "--plot", str(folder)), "it is a directory")
