@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from archlab.analysis.receptive_field import RFAnalysis, Field, unit_window
+from archlab.analysis.receptive_field import Field, RFAnalysis, headline, unit_window
 from archlab.errors import UserError
 from archlab.trace.graph import Call, Trace
 from archlab.units import SCHEMA_VERSION
@@ -219,7 +219,8 @@ def _spatial_call(trace: Trace, call: Call, rf: RFAnalysis) -> bool:
 
 def erf_taps(trace: Trace, rf: RFAnalysis, depth: int = 2, layer: str | None = None) -> list[ERFTap]:
     """The layers whose effective field is measured: each module call at depth 1..``depth`` with an
-    (N, C, H, W) floating output (first call of a module called several times), or the module ``layer``."""
+    (N, C, H, W) floating output (first call of a module called several times), or the module ``layer``;
+    depth 0: the layer ``archlab rf`` names the model's field at (its headline)."""
     input_hw = _image_hw(trace)
     if layer is not None:
         calls = [c for c in trace.calls if c.name == layer and c.depth > 0]
@@ -229,6 +230,9 @@ def erf_taps(trace: Trace, rf: RFAnalysis, depth: int = 2, layer: str | None = N
             shape = trace.values[calls[0].outputs[0]].shape if calls[0].outputs else ()
             raise UserError(f"--layer '{layer}' has no spatial output (its output is "
                             f"{'x'.join(map(str, shape)) or 'not a tensor'}, not N x C x H x W)")
+    elif depth == 0:  # the summary: the model's field, at the last layer with spatial extent
+        top = headline(trace, rf)
+        calls = [top.call] if top is not None and top.call.depth > 0 and _spatial_call(trace, top.call, rf) else []
     else:
         calls = [c for c in trace.calls if 0 < c.depth <= depth and _spatial_call(trace, c, rf)]
     taps, seen = [], set()
@@ -293,7 +297,8 @@ class ERFResult:
     device: str
     layers: list[ERFLayer]
     notes: list[str] = field(default_factory=list)
-    seconds: float | None = None  # the real run's wall time
+    seconds: float | None = None  # the real run's wall time (not in to_dict: the outputs are the same run to run)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase: trace, build, forward, backward TAP
 
     @property
     def stable(self) -> bool:

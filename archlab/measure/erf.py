@@ -60,12 +60,15 @@ def model_device(model: nn.Module) -> torch.device:
 
 def gradient_maps(model: nn.Module, inputs: torch.Tensor, taps: dict[str, nn.Module], *, device: Any = None,
                   kwargs: dict[str, Any] | None = None, step: Callable[[str], None] | None = None,
-                  per_sample: bool = False, channels_last: bool = False) -> dict[str, np.ndarray]:
+                  per_sample: bool = False, channels_last: bool = False,
+                  timings: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Per tap (a module whose output is (N, C, H, W)): |d(sum over channels of the output's centre unit
     (H // 2, W // 2))/d input|, summed over the input's channels and averaged over the N samples: an
     (H_in, W_in) float64 map. ``device``: where the inputs go (default: the model's); ``step(name)`` is
     called after each tap's backward. ``per_sample``: (N, H_in, W_in) maps, not averaged. ``channels_last``:
-    the input in that memory format (a model converted to it runs its convolutions faster on the CPU)."""
+    the input in that memory format (a model converted to it runs its convolutions faster on the CPU).
+    ``timings``: seconds added up under 'forward' and 'backward TAP' (the benchmark's breakdown)."""
+    clock = timings if timings is not None else {}
     dev = torch.device(device) if device is not None else model_device(model)
     x = inputs.detach().to(dev)
     if channels_last:
@@ -97,7 +100,9 @@ def gradient_maps(model: nn.Module, inputs: torch.Tensor, taps: dict[str, nn.Mod
         for name, module in taps.items():
             stack.callback(module.register_forward_hook(hook(name)).remove)
         with torch.enable_grad():
+            began = time.perf_counter()
             model(x, **(kwargs or {}))
+            _add(clock, "forward", began)
             names = list(taps)
             for name in names:
                 if name not in shapes:
@@ -107,16 +112,22 @@ def gradient_maps(model: nn.Module, inputs: torch.Tensor, taps: dict[str, nn.Mod
                                     f"{'x'.join(map(str, shapes[name]))}, not N x C x H x W)")
             for i, name in enumerate(names):
                 unit = units.pop(name)
+                began = time.perf_counter()
                 grad = None
                 if unit.requires_grad:
                     (grad,) = torch.autograd.grad(unit, x, retain_graph=i < len(names) - 1, allow_unused=True)
                 g = torch.zeros(x.shape[0], *x.shape[2:], dtype=torch.float64) if grad is None else (
                     grad.abs().sum(1).double().cpu())
                 maps[name] = (g if per_sample else g.mean(0)).numpy()
+                _add(clock, f"backward {name}", began)
                 if step is not None:
                     step(name)
         units.clear()
     return maps
+
+
+def _add(clock: dict[str, float], key: str, began: float) -> None:
+    clock[key] = clock.get(key, 0.0) + time.perf_counter() - began
 
 
 # --- the models each weights mode runs -----------------------------------------------------------------
@@ -176,10 +187,13 @@ def split(samples: int, parts: int) -> list[int]:
 
 def measure_erf(source: Any, resolved: Any, input_shape: tuple[int, ...], taps: list[str], *, weights: str,
                 samples: int, seed: int, device: str, kwargs: dict[str, Any] | None = None,
-                progress: Step | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[int]]:
+                progress: Step | None = None, timings: dict[str, float] | None = None
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[int]]:
     """(maps over all samples, maps over the samples of even index (the stability check), the seeds built): the
     gradient maps of the layers named in ``taps`` under ``weights``, from ``samples`` random inputs of shape
-    ``input_shape`` (batch first, taken as one sample's shape) in batches of ``BATCH``."""
+    ``input_shape`` (batch first, taken as one sample's shape) in batches of ``BATCH``; ``timings``: seconds
+    per phase ('build', 'forward', 'backward TAP')."""
+    clock = timings if timings is not None else {}
     n_builds = min(INIT_BUILDS, samples) if weights == "init" else 1
     per_build = split(samples, n_builds)
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -188,7 +202,11 @@ def measure_erf(source: Any, resolved: Any, input_shape: tuple[int, ...], taps: 
     half = {t: np.zeros(input_shape[-2:]) for t in taps}
     n_half, done, index, seeds = 0, 0, 0, []
     steps = sum(math.ceil(k / BATCH) for k in per_build) * len(taps)
-    for (s, model, ours), count in zip(builds(source, resolved, weights, seed, device, n_builds), per_build):
+    made = builds(source, resolved, weights, seed, device, n_builds)
+    for count in per_build:
+        began = time.perf_counter()
+        s, model, ours = next(made)
+        _add(clock, "build", began)
         seeds.append(s)
         modules = dict(model.named_modules())
         tap_modules = {t: modules[t] for t in taps}
@@ -203,7 +221,7 @@ def measure_erf(source: Any, resolved: Any, input_shape: tuple[int, ...], taps: 
                     progress(done, steps, f"ERF: {name}")
 
             maps = gradient_maps(model, x, tap_modules, device=device, kwargs=kwargs, step=step, per_sample=True,
-                                 channels_last=ours)
+                                 channels_last=ours, timings=clock)
             evens = slice(index % 2, None, 2)  # the samples with an even index over the whole run
             for t, m in maps.items():
                 total[t] += m.sum(0)
@@ -249,7 +267,9 @@ def effective_of(model: Any, *, depth: int = 2, layer: str | None = None, sample
     device = device or "cpu"
     check_device(device)
     n = DEFAULT_SAMPLES if samples is None else samples
+    began = time.perf_counter()
     built, trace = model.built, model.trace
+    timings = {"trace": time.perf_counter() - began}
     if len([a for a in built.args if hasattr(a, "shape")]) != 1:
         raise UserError("the effective receptive field needs a model with one image input (N, C, H, W)")
     taps = erf_taps(trace, model.fields, depth, layer)
@@ -264,14 +284,16 @@ def effective_of(model: Any, *, depth: int = 2, layer: str | None = None, sample
         source = built.module if built.resolved is None else None
         full, half, seeds = measure_erf(source, built.resolved, tuple(trace.input_shape), list(first.values()),
                                         weights=weights, samples=n, seed=seed, device=device, kwargs=kwargs,
-                                        progress=progress)
+                                        progress=progress, timings=timings)
     seconds = time.perf_counter() - began
+    began = time.perf_counter()
     layers = []
     for t in taps:
         m = full[first[t.value]]
         half_side = square_sides(half[first[t.value]], t.centre, [ERF_MASS])[0] if n >= 2 else None
         layers.append(ERFLayer(t.name, t.type, t.depth, t.out_shape, t.rf, t.window, t.centre,
                                erf_metrics(m, t.centre), m, t.unit, half_side))
+    timings["metrics"] = time.perf_counter() - began
     notes = []
     if weights == "init":
         notes.append(f"init: the model's own initialization, {len(seeds)} builds (seeds {seeds[0]}.."
@@ -279,4 +301,5 @@ def effective_of(model: Any, *, depth: int = 2, layer: str | None = None, sample
     elif weights == "uniform":
         notes.append("uniform: every conv/linear weight 1/fan_in (fan_in = input channels per group x kernel area), "
                      "biases zero")
-    return ERFResult(model.label, tuple(trace.input_shape), n, weights, tuple(seeds), device, layers, notes, seconds)
+    return ERFResult(model.label, tuple(trace.input_shape), n, weights, tuple(seeds), device, layers, notes, seconds,
+                     timings)
