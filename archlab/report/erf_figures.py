@@ -93,7 +93,9 @@ def depth_spec(result: Any) -> FigureSpec:
 
 def heatmap_title(result: Any) -> str:
     seeds = ", ".join(str(s) for s in result.seeds)
-    return (f"Effective receptive field of {result.label} at each stage: |d(centre unit, summed over channels) / "
+    shown = stage_layers(result)
+    where = f"at '{shown[0].name}'" if len(shown) == 1 else "at each stage (its last layer)"
+    return (f"Effective receptive field of {result.label} {where}: |d(centre unit, summed over channels) / "
             f"d(input)|, averaged over {result.samples} random inputs ({result.weights} weights, seed"
             f"{'s' if len(result.seeds) != 1 else ''} {seeds}), each map divided by its maximum; "
             "solid square: the exact theoretical field; dashed: ERF95")
