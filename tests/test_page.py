@@ -352,6 +352,12 @@ def test_report_effective_adds_the_erf_figures_and_says_what_ran(cli, tmp_path, 
     md = tmp_path / "p.md"
     assert cli("report", "lenet5", "--effective", "--samples", "2", "-o", str(md)).code == 0
     assert md.read_text().count("data:image/svg+xml;base64,") == 5  # cost, rf, memory, heatmaps, depth
+    # in Python, the same page (the default samples: the sentence names them)
+    from archlab.measure.erf import DEFAULT_SAMPLES
+
+    page_md = archlab.Model("lenet5").report(format="md", effective=True)
+    assert page_md.count("data:image/svg+xml;base64,") == 5
+    assert f"on {DEFAULT_SAMPLES} random inputs (init weights, cpu)" in page_md
     # without --effective the page runs nothing: no gradient map is made, no ERF figure, no such sentence
 
     def refuse(*args, **kwargs):
