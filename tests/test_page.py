@@ -358,6 +358,16 @@ def test_report_effective_adds_the_erf_figures_and_says_what_ran(cli, tmp_path, 
     page_md = archlab.Model("lenet5").report(format="md", effective=True)
     assert page_md.count("data:image/svg+xml;base64,") == 5
     assert f"on {DEFAULT_SAMPLES} random inputs (init weights, cpu)" in page_md
+    # the per-layer table gets ERF95 beside the exact field, for each layer measured ('-' for the others)
+    header = next(line for line in page_md.splitlines() if line.startswith("| layer |"))
+    assert header.endswith("| receptive field | ERF95 (pixels) |")
+    erf = archlab.effective_receptive_field("lenet5")
+    rows = {line.split(" | ")[0].lstrip("| "): line.rstrip(" |").rsplit(" | ", 1)[-1]
+            for line in page_md.splitlines() if line.startswith("| ") and not line.startswith("| layer |")}
+    measured = {layer.name: str(layer.metrics.erf95) for layer in erf.layers}
+    assert measured and all(rows[name] == value for name, value in measured.items())
+    assert all(value == "-" for name, value in rows.items() if name not in measured and name in
+               {layer.name for layer in archlab.count("lenet5").layers})
     # without --effective the page runs nothing: no gradient map is made, no ERF figure, no such sentence
 
     def refuse(*args, **kwargs):

@@ -115,10 +115,22 @@ def _summary_rows(count: Any, memory: Any) -> list[tuple[str, str]]:
 LAYER_HEADERS = ("layer", "type", "output shape", "params", "MACs", "receptive field")
 
 
-def _layer_rows(count: Any, rf: Any) -> list[tuple[str, ...]]:
+ERF_HEADER = "ERF95 (pixels)"
+
+
+def layer_headers(erf: Any = None) -> tuple[str, ...]:
+    """The per-layer table's columns: with the effective receptive field, its ERF95 beside the exact field."""
+    return LAYER_HEADERS + ((ERF_HEADER,) if erf is not None else ())
+
+
+def _layer_rows(count: Any, rf: Any, erf: Any = None) -> list[tuple[str, ...]]:
     fields = {r["name"]: r.get("rf") for r in rf.layers} if rf is not None else {}
-    return [(layer.name, layer.type, shape_str(layer.output_shape), f"{layer.params:,}", f"{layer.macs:,}",
+    rows = [(layer.name, layer.type, shape_str(layer.output_shape), f"{layer.params:,}", f"{layer.macs:,}",
              "-" if fields.get(layer.name) is None else str(fields[layer.name])) for layer in count.layers]
+    if erf is None:
+        return rows
+    measured = {layer.name: str(layer.metrics.erf95) for layer in erf.layers}
+    return [(*row, measured.get(row[0], "-")) for row in rows]
 
 
 def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -182,7 +194,7 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
     if diagram is not None:
         parts += ["<h2>Architecture</h2>", diagram_html(diagram)]
     if count is not None:
-        parts += ["<h2>Per layer</h2>", html_table(LAYER_HEADERS, _layer_rows(count, rf))]
+        parts += ["<h2>Per layer</h2>", html_table(layer_headers(erf), _layer_rows(count, rf, erf))]
     return "\n".join(parts)
 
 
@@ -205,7 +217,7 @@ def render_md(model: str, input_shape: Sequence[int], count: Any = None, rf: Any
         data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
         lines += ["", f"![{title}](data:image/svg+xml;base64,{data})"]
     if count is not None:
-        lines += ["", "## Per layer", "", "| " + " | ".join(LAYER_HEADERS) + " |",
-                  "|" + "---|" * len(LAYER_HEADERS)]
-        lines += ["| " + " | ".join(row) + " |" for row in _layer_rows(count, rf)]
+        headers = layer_headers(erf)
+        lines += ["", "## Per layer", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in _layer_rows(count, rf, erf)]
     return "\n".join(lines) + "\n"
