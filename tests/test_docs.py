@@ -70,7 +70,7 @@ MEASURED = {
     "archlab roofline": "predicted from a measured machine model: it differs on every run and every machine",
 }
 
-SLOW = ("--engine fvcore",)
+SLOW = ("--engine fvcore", "vgg16 --effective")  # vgg16 --effective: 32 samples' backwards, a minute or more
 
 # the pages that run no archlab command, and why
 WITHOUT_EXAMPLES = {

@@ -338,6 +338,25 @@ def test_rf_effective_on_cuda_matches_the_cpu():
         assert a.metrics.erf95 == b.metrics.erf95
 
 
+def test_rf_effective_shows_a_progress_bar_of_the_backwards(cli, monkeypatch):
+    from contextlib import contextmanager
+
+    import archlab.cli.progress
+
+    seen = []
+
+    @contextmanager
+    def recording(description):
+        seen.append(description)
+        yield lambda done, total, what: seen.append((done, total, what))
+
+    monkeypatch.setattr(archlab.cli.progress, "progress", recording)
+    r = cli("rf", "lenet", "--effective", "--samples", "2", "--layer", "act2", "--weights", "given")
+    assert r.code == 0, r.err
+    # one build, one batch of two samples, one layer: one backward
+    assert seen == ["effective receptive field", (1, 1, "ERF: act2")]
+
+
 def test_rf_effective_is_guarded_by_the_free_memory(cli, monkeypatch):
     from archlab.measure import guard
 
