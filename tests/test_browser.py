@@ -69,6 +69,20 @@ def test_report_page_in_chromium(browser, pages):
     assert all(f["tag"].lower() == "svg" for f in seen["figures"])
 
 
+def test_report_page_with_the_effective_receptive_field_in_chromium(browser, tmp_path):
+    """MobileNetV2's page with --effective (the issue's must-show): its ERF heatmaps and its figure against
+    depth drawn beside the other figures (few samples: the drawing is what is checked here)."""
+    from archlab.cli import main
+
+    path = tmp_path / "mobilenet_v2-erf.html"
+    assert main(["report", "mobilenet_v2", "--effective", "--samples", "4", "-o", str(path)]) == 0
+    seen = _check(browser, path, 5)
+    ids = [f["id"] for f in seen["figures"]]
+    assert {"fig-cost", "fig-rf", "fig-memory", "fig-erf", "fig-erf-depth"} <= set(ids)
+    heatmaps = next(f for f in seen["figures"] if f["id"] == "fig-erf")
+    assert heatmaps["tag"].lower() == "svg" and heatmaps["height"] > 300  # rows of heatmaps, not a sliver
+
+
 def test_efficientnet_page_in_chromium(browser, pages):
     seen = _check(browser, pages["efficientnet"], 1)
     assert [f["tag"].lower() for f in seen["figures"]] == ["img"]

@@ -257,3 +257,169 @@ def test_layer_names_under_the_bars_are_legible_and_do_not_overlap():
     boxes = [t.get_window_extent(canvas.get_renderer()) for t in labels]
     assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "neighbouring names overlap"
     assert all(fig.bbox.y0 <= b.y0 for b in boxes), "a name runs off the bottom"
+
+
+# --- the effective receptive field's figures (report --effective, rf --effective --plot) ---------------------
+
+
+@pytest.fixture(scope="module")
+def mnv2_erf():
+    # real forwards and backwards: a small resolution, the weights as built (one build), few samples
+    return archlab.effective_receptive_field("mobilenet_v2@res=64", samples=4, weights="given")
+
+
+def test_erf_heatmaps_are_the_measured_maps_at_each_stage_with_the_exact_window_on_each(mnv2_erf):
+    import numpy as np
+
+    from archlab.report import erf_figures
+
+    layers = erf_figures.plotted_layers(mnv2_erf)
+    assert "features" not in [layer.name for layer in layers]  # the container beside its parts is left out
+    # a stage is a run of layers at one output resolution: its last layer is drawn
+    hw = [layer.out_shape[-2:] for layer in layers]
+    expected = [layer.name for i, layer in enumerate(layers) if i == len(layers) - 1 or hw[i + 1] != hw[i]]
+    assert [layer.name for layer in erf_figures.stage_layers(mnv2_erf)] == expected and len(expected) >= 4
+    drawn = erf_figures.panels_of(erf_figures.draw(mnv2_erf, ("heatmaps",)))
+    by_name = {layer.name: layer for layer in layers}
+    assert [p["title"].split("\n")[0] for p in drawn] == expected
+    for p in drawn:
+        layer = by_name[p["title"].split("\n")[0]]
+        heat = layer.heatmap
+        assert np.array_equal(p["image"], heat / heat.max())  # the map itself, divided by its maximum
+        (window_label, wx, wy, ww, wh), (erf_label, ex, ey, es, es_h) = p["squares"]
+        y0, y1, x0, x1 = layer.window
+        assert window_label.startswith("theoretical field") and erf_label.startswith("ERF95")
+        assert (wx, wy, ww, wh) == (x0 - 0.5, y0 - 0.5, x1 - x0 + 1, y1 - y0 + 1)
+        assert f"ERF95 {layer.metrics.erf95} px; field {layer.rf[0]} px" in p["title"]
+        # the drawn squares checked against the map, independently of the metrics: every pixel with a
+        # gradient lies inside the solid square (the exact field bounds the gradient's support) ...
+        ys, xs = np.nonzero(heat)
+        assert ((xs > wx) & (xs < wx + ww) & (ys > wy) & (ys < wy + wh)).all()
+        # ... and the dashed square holds 95% of the mass (pixels whose centres lie inside it), one pixel less does not
+        assert es == es_h == layer.metrics.erf95
+
+        def mass_inside(side):
+            cy, cx = layer.centre
+            rows, cols = np.indices(heat.shape)
+            return heat[(np.abs(rows - cy) < side / 2) & (np.abs(cols - cx) < side / 2)].sum() / heat.sum()
+
+        assert (ex, ey) == (layer.centre[1] - es / 2, layer.centre[0] - es / 2)
+        assert mass_inside(es) >= 0.95 > mass_inside(es - 1)
+
+
+def test_erf_depth_figure_is_erf95_beside_the_exact_field_per_layer(mnv2_erf):
+    from archlab.report import erf_figures
+    from archlab.report.figures import series_of
+
+    layers = erf_figures.plotted_layers(mnv2_erf)
+    spec = erf_figures.depth_spec(mnv2_erf)
+    exact = {r["name"]: r["rf"] for r in archlab.receptive_field("mobilenet_v2@res=64").layers}
+    by_label = spec.series_by_label()
+    assert by_label["ERF95 (pixels)"] == tuple(layer.metrics.erf95 for layer in layers)
+    # the theoretical field is archlab rf's (the same uniform field for every unit of these layers)
+    assert by_label["theoretical field (pixels)"] == tuple(float(exact[layer.name]) for layer in layers)
+    assert by_label["input size (64 pixels)"] == (64,)
+    assert spec.xticklabels == tuple(layer.name for layer in layers)
+    drawn = series_of(erf_figures.draw(mnv2_erf, ("depth",)))
+    assert drawn["ERF95 (pixels)"] == [float(layer.metrics.erf95) for layer in layers]
+    assert drawn["theoretical field (pixels)"] == [float(exact[layer.name]) for layer in layers]
+    # Luo et al.'s point, visible: deep in the network the ERF is well inside the theoretical field
+    assert layers[-1].metrics.erf95 < exact[layers[-1].name] / 2
+
+
+def test_erf_heatmap_view_holds_the_input_and_the_whole_window():
+    import numpy as np
+
+    from archlab.report.erf_figures import HeatmapPanel, view_of
+
+    inside = HeatmapPanel("a", (3, 3), (3, 5, 3, 5), (4.0, 4.0), 3, np.zeros((10, 10)))
+    assert view_of(inside) == ((-0.5, 9.5), (-0.5, 9.5))  # the input alone, no margin
+    past = HeatmapPanel("b", (21, 21), (-5, 15, -5, 15), (5.0, 5.0), 9, np.zeros((10, 10)))
+    (top, bottom), (left, right) = view_of(past)
+    assert top < -5.5 and bottom > 15.5 and left < -5.5 and right > 15.5  # a margin past the window's edges
+    assert bottom - top == right - left  # square: a pixel as wide as it is tall
+
+
+def test_report_effective_adds_the_erf_figures_and_says_what_ran(cli, tmp_path, monkeypatch):
+    import archlab.measure.erf as measure_erf
+
+    out = tmp_path / "p.html"
+    r = cli("report", "lenet5", "--effective", "--samples", "2", "-o", str(out))
+    assert r.code == 0, r.err
+    text = out.read_text()
+    assert "<figure id='fig-erf'><svg" in text and "<figure id='fig-erf-depth'><svg" in text
+    assert "from real forwards and backwards of the model on 2 random inputs (init weights, cpu)" in text
+    md = tmp_path / "p.md"
+    assert cli("report", "lenet5", "--effective", "--samples", "2", "-o", str(md)).code == 0
+    assert md.read_text().count("data:image/svg+xml;base64,") == 5  # cost, rf, memory, heatmaps, depth
+    # in Python, the same page (the default samples: the sentence names them)
+    from archlab.measure.erf import DEFAULT_SAMPLES
+
+    page_md = archlab.Model("lenet5").report(format="md", effective=True)
+    assert page_md.count("data:image/svg+xml;base64,") == 5
+    assert f"on {DEFAULT_SAMPLES} random inputs (init weights, cpu)" in page_md
+    # the per-layer table gets ERF95 beside the exact field, for each layer measured ('-' for the others)
+    header = next(line for line in page_md.splitlines() if line.startswith("| layer |"))
+    assert header.endswith("| receptive field | ERF95 (pixels) |")
+    erf = archlab.effective_receptive_field("lenet5")
+    rows = {line.split(" | ")[0].lstrip("| "): line.rstrip(" |").rsplit(" | ", 1)[-1]
+            for line in page_md.splitlines() if line.startswith("| ") and not line.startswith("| layer |")}
+    measured = {layer.name: str(layer.metrics.erf95) for layer in erf.layers}
+    assert measured and all(rows[name] == value for name, value in measured.items())
+    assert all(value == "-" for name, value in rows.items() if name not in measured and name in
+               {layer.name for layer in archlab.count("lenet5").layers})
+    # without --effective the page runs nothing: no gradient map is made, no ERF figure, no such sentence
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report ran the model without --effective")
+
+    monkeypatch.setattr(measure_erf, "gradient_maps", refuse)
+    plain = tmp_path / "plain.html"
+    assert cli("report", "lenet5", "-o", str(plain)).code == 0
+    assert "fig-erf" not in plain.read_text() and "real forwards" not in plain.read_text()
+
+
+@pytest.mark.parametrize("args,needles", [
+    (("--samples", "4"), ("--samples", "add --effective")),
+    (("--effective", "--samples", "0"), ("--samples must be a whole number", "1 or more")),
+])
+def test_report_effective_bad_inputs_are_one_line(cli, tmp_path, args, needles):
+    assert_one_line_error(cli("report", "lenet5", *args, "-o", str(tmp_path / "x.html")), *needles)
+
+
+def test_rf_effective_plot_draws_the_computed_result_to_svg_or_png(cli, tmp_path):
+    from archlab.report import erf_figures
+
+    args = ("rf", "lenet5", "--effective", "--samples", "2")
+    svg = tmp_path / "erf.svg"
+    r = cli(*args, "--plot", str(svg))
+    assert r.code == 0, r.err
+    assert r.err.strip().splitlines()[-1] == f"archlab: wrote {svg}" and "wrote" not in r.out
+    # the file is the figure of the result the table shows: the same seeds give the same result, the same bytes
+    result = archlab.effective_receptive_field("lenet5", samples=2)
+    assert svg.read_text() == erf_figures.image(result, "x.svg")
+    assert svg.read_text().startswith("<svg") and "ERF95" in svg.read_text()
+    png = tmp_path / "erf.PNG"
+    assert cli(*args, "--plot", str(png)).code == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("args,needles", [
+    (("--plot", "x.svg"), ("--plot draws the effective receptive field", "add --effective")),
+    (("--effective", "--plot", "x.pdf"), ("--plot writes a .png or .svg file", "x.pdf")),
+    (("--effective", "--plot", "/nonexistent-dir/x.png"), ("directory '/nonexistent-dir' does not exist",)),
+])
+def test_rf_plot_bad_inputs_are_one_line_before_anything_runs(cli, monkeypatch, args, needles):
+    import archlab.measure.erf as measure_erf
+
+    def refuse(*a, **k):
+        raise AssertionError("ran the model before checking --plot")
+
+    monkeypatch.setattr(measure_erf, "gradient_maps", refuse)
+    assert_one_line_error(cli("rf", "lenet5", *args), *needles)
+
+
+def test_rf_plot_into_a_directory_is_one_line(cli, tmp_path):
+    folder = tmp_path / "d.svg"
+    folder.mkdir()
+    assert_one_line_error(cli("rf", "lenet5", "--effective", "--plot", str(folder)), "it is a directory")

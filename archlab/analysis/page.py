@@ -35,6 +35,7 @@ class PageData:
     depth: int
     diagram: Any = None  # archlab.analysis.diagram.Diagram at depth 1
     latency: Any = None  # archlab.measure.latency.LatencyResult with per-layer times, when measured
+    erf: Any = None  # the effective receptive field (an ERFResult: real forwards and backwards), when asked for
 
     @property
     def stage_boundaries(self) -> tuple[int, ...]:

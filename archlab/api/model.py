@@ -200,16 +200,22 @@ class Model:
         return PageData(count.model, tuple(count.input_shape), count, self.receptive_field(depth), memory,
                         self.timeline(memory.act_dtype), depth, self.diagram(1), latency)
 
-    def report(self, depth: int = 2, format: str = "html") -> str:
-        """The self-contained report page (``archlab report``): html, or md."""
+    def report(self, depth: int = 2, format: str = "html", effective: bool = False) -> str:
+        """The self-contained report page (``archlab report``): html, or md; ``effective``: with the
+        effective receptive field's figures (``archlab report --effective``: real runs of the model)."""
+        from dataclasses import replace
+
         from archlab.report import page
 
         if format not in ("html", "md"):
             raise UserError(f"unknown report format '{format}' (choose html or md)")
         d = self.page(depth)
+        if effective:
+            d = replace(d, erf=self.effective_receptive_field(depth=depth))
         if format == "md":
-            return page.render_md(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.latency)
-        return page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.diagram, d.latency)
+            return page.render_md(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.latency, d.erf)
+        return page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.diagram, d.latency,
+                                d.erf)
 
     def to_dict(self, depth: int = 2) -> dict[str, Any]:
         """The count, receptive field and memory, as ``archlab.analyze(...).to_dict()`` gives them."""

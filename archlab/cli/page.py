@@ -18,6 +18,12 @@ ReportDepth = Annotated[int, typer.Option(
 ReportOutput = Annotated[Optional[str], typer.Option(
     "-o", "--output", callback=anchor_output, help="The page's file: FILE.html, or FILE.md for markdown "
     "(default: reports/MODEL.html).")]
+Effective = Annotated[bool, typer.Option(
+    "--effective", help="Also measure the effective receptive field (real forwards and backwards on random inputs, "
+    "as archlab rf --effective): heatmaps at each stage with the exact field drawn on them, ERF95 against depth.")]
+EffectiveSamples = Annotated[Optional[int], typer.Option(
+    "--samples", help="With --effective: the random inputs the gradient maps are averaged over (default as rf "
+    "--effective).")]
 
 
 def report_cmd(
@@ -31,13 +37,17 @@ def report_cmd(
     depth: ReportDepth = 2,
     latency: Latency = False,
     min_time: MinTime = None,
+    effective: Effective = False,
+    samples: EffectiveSamples = None,
     output: ReportOutput = None,
 ) -> None:
     """One self-contained page for a model: summary, figures (inline SVG), per-layer table.
     -o FILE.html (or FILE.md for markdown); without -o, reports/MODEL.html."""
     import os
+    from contextlib import nullcontext
 
     from archlab.api.page import page_data
+    from archlab.cli.progress import progress
     from archlab.report import page
     from archlab.report.files import check_report_path, write_atomic
 
@@ -55,8 +65,9 @@ def report_cmd(
             raise UserError("cannot write the report into reports/: 'reports' is a file, not a folder "
                             "(move it, or give -o PATH)")
         min_time = min_time_of(min_time, latency)
-        data = page_data(model, depth=depth, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
-                         latency=latency, min_time=min_time)
+        with progress("effective receptive field (forwards and backwards)") if effective else nullcontext() as step:
+            data = page_data(model, depth=depth, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
+                             latency=latency, min_time=min_time, effective=effective, samples=samples, progress=step)
         if path is None:
             safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in data.model)
             try:
@@ -67,10 +78,10 @@ def report_cmd(
             path = os.path.join("reports", f"{safe}.html")
         if kind == "md":
             text = page.render_md(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
-                                  data.latency)
+                                  data.latency, data.erf)
         else:
             text = page.render_html(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
-                                    data.diagram, data.latency)
+                                    data.diagram, data.latency, data.erf)
         write_atomic(path, text)
     except BaseException:
         if not had_folder:

@@ -27,6 +27,10 @@ ErfSeed = Annotated[Optional[int], typer.Option(
 ErfDevice = Annotated[Optional[str], typer.Option(
     "--device", help="With --effective: cpu, cuda or cuda:N, where the forwards and backwards run (default cpu).")]
 
+ErfPlot = Annotated[Optional[str], typer.Option(
+    "--plot", help="With --effective: draw the heatmaps at each stage (the exact field's square on each) and ERF95 "
+    "against depth to this .png or .svg file.")]
+
 
 def _without_effective(**given) -> None:
     """--samples, --weights, --layer, --seed and --device say how the effective field is measured: refused
@@ -51,6 +55,7 @@ def rf_cmd(
     seed: ErfSeed = None,
     device: ErfDevice = None,
     force: Force = False,
+    plot: ErfPlot = None,
     fmt: Fmt = Format.table,
     output: Output = None,
 ) -> None:
@@ -60,6 +65,12 @@ def rf_cmd(
     if not effective:
         _without_effective(samples=samples, weights=weights, layer=layer, seed=seed, device=device,
                            force=force or None)
+        if plot is not None:
+            raise UserError("--plot draws the effective receptive field: add --effective")
+    if plot is not None:  # before anything runs: a bad path fails at once
+        from archlab.report.erf_figures import check_plot_path
+
+        check_plot_path(plot)
     size, options = parse_common(input_size, sets, forward_kw)
     if effective:
         from archlab.api.layers import effective_receptive_field
@@ -71,6 +82,13 @@ def rf_cmd(
                                                depth=depth, layer=layer, samples=samples, weights=weights or "init",
                                                seed=0 if seed is None else seed, device=device, force=force,
                                                progress=step)
+        if plot is not None:
+            from archlab.cli.options import stderr
+            from archlab.report.erf_figures import image
+            from archlab.report.files import write_atomic
+
+            write_atomic(plot, image(result, plot))
+            print(f"archlab: wrote {plot}", file=stderr())  # on stderr: stdout carries the table
         emit(erf_report.render_erf(result, fmt.value), output)
         return
     from archlab.api.layers import receptive_field

@@ -115,10 +115,22 @@ def _summary_rows(count: Any, memory: Any) -> list[tuple[str, str]]:
 LAYER_HEADERS = ("layer", "type", "output shape", "params", "MACs", "receptive field")
 
 
-def _layer_rows(count: Any, rf: Any) -> list[tuple[str, ...]]:
+ERF_HEADER = "ERF95 (pixels)"
+
+
+def layer_headers(erf: Any = None) -> tuple[str, ...]:
+    """The per-layer table's columns: with the effective receptive field, its ERF95 beside the exact field."""
+    return LAYER_HEADERS + ((ERF_HEADER,) if erf is not None else ())
+
+
+def _layer_rows(count: Any, rf: Any, erf: Any = None) -> list[tuple[str, ...]]:
     fields = {r["name"]: r.get("rf") for r in rf.layers} if rf is not None else {}
-    return [(layer.name, layer.type, shape_str(layer.output_shape), f"{layer.params:,}", f"{layer.macs:,}",
+    rows = [(layer.name, layer.type, shape_str(layer.output_shape), f"{layer.params:,}", f"{layer.macs:,}",
              "-" if fields.get(layer.name) is None else str(fields[layer.name])) for layer in count.layers]
+    if erf is None:
+        return rows
+    measured = {layer.name: str(layer.metrics.erf95) for layer in erf.layers}
+    return [(*row, measured.get(row[0], "-")) for row in rows]
 
 
 def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -145,45 +157,67 @@ def diagram_html(diagram: Any) -> str:
             "Its Mermaid source:</p><pre>" + html.escape(diagram_report.to_mermaid(diagram)) + "</pre>")
 
 
+def _provenance(erf: Any) -> str:
+    """Where the page's numbers come from: one meta-device trace, and the ERF's real runs when shown."""
+    text = "Every number is computed from one meta-device trace"
+    if erf is None:
+        return text + "."
+    return (f"{text}, except the effective receptive field's, from real forwards and backwards of the model on "
+            f"{erf.samples} random input{'s' if erf.samples != 1 else ''} ({erf.weights} weights, {erf.device}).")
+
+
+def erf_figures(erf: Any) -> list[tuple[str, str, str]]:
+    """The effective receptive field's figures for the page, (key, caption, SVG): the stage heatmaps
+    with the exact field drawn on each, and ERF95 beside the theoretical field against depth."""
+    from archlab.report import erf_figures as erf_fig
+
+    if erf is None or not erf.layers:
+        return []
+    return [("erf", erf_fig.heatmap_title(erf), erf_fig.svg(erf, ("heatmaps",))),
+            ("erf-depth", erf_fig.depth_spec(erf).title, erf_fig.svg(erf, ("depth",)))]
+
+
 def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-         timeline: Any = None, diagram: Any = None, latency: Any = None) -> str:
-    """The page's content (what a notebook shows): headings, summary, figures, tables."""
+         timeline: Any = None, diagram: Any = None, latency: Any = None, erf: Any = None) -> str:
+    """The page's content (what a notebook shows): headings, summary, figures, tables. ``erf``: the
+    effective receptive field (an ``ERFResult``), for its heatmaps and its figure against depth."""
     parts = [f"<h1>{html.escape(model)}</h1>",
              f"<p>input {html.escape(shape_str(input_shape))}; MACs are multiply-accumulates, FLOPs = 2 x MACs; "
-             "bytes at the activation dtype named. Every number is computed from one meta-device trace.</p>",
+             f"bytes at the activation dtype named. {html.escape(_provenance(erf))}</p>",
              "<h2>Summary</h2>", html_table(("quantity", "value"), _summary_rows(count, memory))]
     specs = figure_specs(count, rf, memory, timeline, input_shape, latency)
-    if specs:
+    drawn = [(spec.key, spec.title, svg_of(spec)) for spec in specs] + erf_figures(erf)
+    if drawn:
         parts.append("<h2>Figures</h2>")
-    for spec in specs:
-        parts.append(f"<figure id='fig-{spec.key}'>{svg_of(spec)}<figcaption>{html.escape(spec.title)}"
-                     "</figcaption></figure>")
+    for key, caption, svg in drawn:
+        parts.append(f"<figure id='fig-{key}'>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>")
     if diagram is not None:
         parts += ["<h2>Architecture</h2>", diagram_html(diagram)]
     if count is not None:
-        parts += ["<h2>Per layer</h2>", html_table(LAYER_HEADERS, _layer_rows(count, rf))]
+        parts += ["<h2>Per layer</h2>", html_table(layer_headers(erf), _layer_rows(count, rf, erf))]
     return "\n".join(parts)
 
 
 def render_html(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-                timeline: Any = None, diagram: Any = None, latency: Any = None) -> str:
+                timeline: Any = None, diagram: Any = None, latency: Any = None, erf: Any = None) -> str:
     """The self-contained html page (``diagram``: an ``archlab.analysis.diagram.Diagram``)."""
     return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>archlab report: {html.escape(model)}</title><style>{STYLE}</style></head><body>\n"
-            + body(model, input_shape, count, rf, memory, timeline, diagram, latency) + "\n</body></html>\n")
+            + body(model, input_shape, count, rf, memory, timeline, diagram, latency, erf) + "\n</body></html>\n")
 
 
 def render_md(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-              timeline: Any = None, latency: Any = None) -> str:
+              timeline: Any = None, latency: Any = None, erf: Any = None) -> str:
     """The page as markdown: tables, and the figures as inline SVG images (data URIs)."""
-    lines = [f"# {model}", "", f"input {shape_str(input_shape)}; MACs are multiply-accumulates, FLOPs = 2 x MACs.",
-             "", "| quantity | value |", "|---|---|"]
+    lines = [f"# {model}", "", f"input {shape_str(input_shape)}; MACs are multiply-accumulates, FLOPs = 2 x MACs."
+             + ("" if erf is None else " " + _provenance(erf)), "", "| quantity | value |", "|---|---|"]
     lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in _summary_rows(count, memory)]
-    for spec in figure_specs(count, rf, memory, timeline, input_shape, latency):
-        data = base64.b64encode(svg_of(spec).encode("utf-8")).decode("ascii")
-        lines += ["", f"![{spec.title}](data:image/svg+xml;base64,{data})"]
+    drawn = [(spec.title, svg_of(spec)) for spec in figure_specs(count, rf, memory, timeline, input_shape, latency)]
+    for title, svg in drawn + [(caption, svg) for _, caption, svg in erf_figures(erf)]:
+        data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        lines += ["", f"![{title}](data:image/svg+xml;base64,{data})"]
     if count is not None:
-        lines += ["", "## Per layer", "", "| " + " | ".join(LAYER_HEADERS) + " |",
-                  "|" + "---|" * len(LAYER_HEADERS)]
-        lines += ["| " + " | ".join(row) + " |" for row in _layer_rows(count, rf)]
+        headers = layer_headers(erf)
+        lines += ["", "## Per layer", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in _layer_rows(count, rf, erf)]
     return "\n".join(lines) + "\n"
