@@ -350,3 +350,26 @@ def test_the_default_table_fits_120_columns_and_wide_has_every_column(cli):
     assert cli("verify", "--only", "vgg.rf.*", "--wide", "-f", "csv").out == cli("verify", "--only", "vgg.rf.*",
                                                                                    "-f", "csv").out
     assert cli("verify", "--wide", "--only", "nothing*").code == 2
+
+
+def test_luo_erf_claims_pass_with_the_exponent_printed(shipped):
+    rows = _rows(shipped)
+    luo = [r for r in shipped.rows if r.claim.id.startswith("luo.")]
+    assert len(luo) == 8 and all(r.status == "ok" for r in luo)
+    # independent reference: n equal 3x3 weights sum n independent steps of variance 2/3 per axis (CLT)
+    sigma64 = rows["luo.uniform.sigma_growth"].evidence[1].value
+    assert sigma64 == pytest.approx((2 * 64 / 3) ** 0.5, rel=0.01)
+    assert 0.45 <= rows["luo.uniform.sigma_growth"].computed <= 0.55
+    assert rows["luo.uniform.sigma_growth"].computed_display() == f"{rows['luo.uniform.sigma_growth'].computed:.3f}"
+    assert rows["luo.dilation.larger"].tolerance_display() == "> 1"
+
+
+def test_a_bound_row_fails_on_the_wrong_side_and_needs_a_value(cli, tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text('[[group]]\nsection = "s"\nwhere = "w"\nrows = [{ id = "a", claim = "c", course = "below 1", '
+                   'value = "1", bound = "below", quantity = "formula", expr = "2" }]\n')
+    r = cli("verify", "--data", str(bad))
+    assert r.code == 3
+    bad.write_text('[[group]]\nsection = "s"\nwhere = "w"\nrows = [{ id = "a", claim = "c", course = "x", '
+                   'bound = "sideways", quantity = "formula", expr = "2" }]\n')
+    assert_one_line_error(cli("verify", "--data", str(bad)), "'bound' must be one of above, below")

@@ -50,6 +50,7 @@ from archlab.verify.data import (
     Fact,
     load,
 )
+from archlab.verify.effective import erf_change, erf_exponent, erf_metric
 from archlab.verify.formulas import compound, dwsc, dwsc_ratio, formula, ratio
 from archlab.verify.quantities import QUANTITIES, Context, Quantity, evaluate, quantity
 from archlab.verify.readings import (
@@ -78,6 +79,7 @@ __all__ = [
     "CAUSES", "DEFAULT_DATA", "EVIDENCE_FIELDS", "ROW_FIELDS", "UNITS", "Claim", "ClaimData", "Fact", "load",
     # the computations
     "QUANTITIES", "Context", "Quantity", "quantity", "evaluate", "channels", "compound", "dwsc", "dwsc_ratio",
-    "formula", "input_size", "layer_list", "layer_spec", "macs", "neurons", "output_size", "params", "patch",
+    "erf_change", "erf_exponent", "erf_metric", "formula", "input_size", "layer_list", "layer_spec", "macs",
+    "neurons", "output_size", "params", "patch",
     "ratio", "stacked_rf", "stage_blocks", "stage_row", "table1_row", "weight_layers", "weights",
 ]

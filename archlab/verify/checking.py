@@ -10,7 +10,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from archlab.errors import UserError
-from archlab.verify.data import EVIDENCE_FIELDS, UNITS, Claim, Fact, load
+from archlab.verify.data import BOUNDS, EVIDENCE_FIELDS, UNITS, Claim, Fact, load
 from archlab.verify.quantities import Context, evaluate
 
 SCHEMA_VERSION = 1
@@ -80,6 +80,8 @@ class Row:
         return f"{c.course} (= {_num(round(self.course_value * 1.024, 3))}k)"
 
     def tolerance_display(self) -> str:
+        if self.claim.bound:
+            return f"{BOUNDS[self.claim.bound]} {self.claim.value}"
         if self.tolerance == 0:
             return "exact"
         scale = UNITS[self.claim.unit][0] / UNITS[shown_unit(self.claim.unit)][0]
@@ -175,6 +177,8 @@ def check(claim: Claim, ctx: Context) -> Row:
         diff = x - course_value
         diff_percent = 100 * diff / course_value if course_value else None
         within = abs(diff) <= tol + 1e-9 * max(1.0, abs(course_value))
+        if claim.bound:
+            tol, within = 0.0, (x > course_value if claim.bound == "above" else x < course_value)
     else:
         course_value, tol, diff_percent = _normalise(claim.text or claim.course), 0.0, None
         within = _normalise(computed) == course_value

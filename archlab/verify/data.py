@@ -21,7 +21,10 @@ CAUSES = {
 # unit -> (scale, suffix as printed). "Ki" is GoogLeNet's K = 1024.
 UNITS = {"": (1, ""), "x": (1, "x"), "k": (1e3, "k"), "Ki": (1024, "K"), "M": (1e6, "M"), "G": (1e9, "G")}
 ROW_FIELDS = {"id", "section", "where", "claim", "course", "value", "text", "unit", "approx", "course_formula", "vars",
-              "status", "cause", "explanation", "evidence"}
+              "status", "cause", "explanation", "evidence", "bound"}
+# a claim that a quantity lies above or below a number (a law's direction: 'dilation enlarges the field'), not
+# that it equals one: the row holds when the computed value is strictly on that side of 'value'
+BOUNDS = {"above": ">", "below": "<"}
 EVIDENCE_FIELDS = {"label", "unit", "reproduces"}
 
 
@@ -46,6 +49,7 @@ class Claim:
     evidence: tuple[dict[str, Any], ...]
     about: str = ""  # the group's note (conventions shared by its rows)
     origin: str = ""  # file, group and row: where errors point
+    bound: str | None = None  # 'above' | 'below': the computed value must lie strictly on that side of 'value'
 
     @property
     def quantity(self) -> Quantity:
@@ -209,12 +213,15 @@ def _claim(row: dict[str, Any], index: int, where: str, about: str = "") -> Clai
         if ev.get("reproduces") and value is None:
             raise bad(f"evidence #{j}: 'reproduces' needs the row's printed 'value'")
         _check_compute({k: v for k, v in ev.items() if k not in EVIDENCE_FIELDS}, lambda m: bad(f"evidence #{j}: {m}"))
+    bound = row.get("bound")
+    if bound is not None and (bound not in BOUNDS or value is None):
+        raise bad(f"'bound' must be one of {', '.join(BOUNDS)}, beside the printed 'value' it bounds")
     text = row.get("text")
     if text is not None and (not isinstance(text, str) or value is not None or course_formula is not None):
         raise bad("'text' (the value of a text claim) must be text, and not beside 'value' or 'course_formula'")
     return Claim(index, row["id"], row["section"], row["where"], row["claim"], row["course"], value, text, unit,
                  bool(row.get("approx", False)), course_formula, dict(vars_), compute, status, cause,
-                 " ".join(explanation.split()), tuple(evidence), " ".join(about.split()), where)
+                 " ".join(explanation.split()), tuple(evidence), " ".join(about.split()), where, bound)
 
 
 def _check_compute(spec: dict[str, Any], bad: Callable[[str], UserError]) -> None:

@@ -99,6 +99,7 @@ class Context:
 
     def __init__(self) -> None:
         self._models: dict[str, TracedModel] = {}
+        self.memo: dict[Any, Any] = {}  # other computations run once per run (the measured ERF experiments)
 
     def model(self, spec: str) -> TracedModel:
         if spec not in self._models:
