@@ -79,3 +79,104 @@ def test_errors(cli):
     assert_one_line_error(cli("diagram", "resnet18", "--block", "nosuch"), "no module 'nosuch'")
     assert_one_line_error(cli("diagram", "resnet18", "--depth", "0"), "--depth")
     assert_one_line_error(cli("diagram", "resnet18", "--format", "png"), "--format")
+
+
+TWO_INPUTS = '''
+import torch
+from torch import nn
+
+
+class Two(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(16, 8)
+
+    def forward(self, x, y):
+        return self.conv(x).mean((2, 3)) + self.fc(y)
+
+
+def two():
+    return Two()
+
+
+class Bad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(16, 8, 3)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv2(self.relu(self.conv1(x))).mean((2, 3)))
+
+
+def bad():
+    return Bad()
+'''
+
+
+def test_leaf_modules_above_the_depth_stay_module_boxes():
+    from archlab.api.count import count
+
+    d = diagram("resnet18", depth=2)
+    boxes = _by_name(d)
+    rows = {layer.name: layer for layer in count("resnet18", depth=1).layers}
+    for name in ("conv1", "bn1", "relu", "maxpool", "avgpool", "fc"):
+        assert boxes[name].type == rows[name].type and boxes[name].macs == rows[name].macs
+        assert boxes[name].params == rows[name].params
+    assert [b.name for b in d.boxes if b.type == "op"] == []  # no raw ATen ops, no floating "empty 0"
+    linked = {a for a, _ in d.edges} | {b for _, b in d.edges}
+    assert all(b.id in linked for b in d.boxes)
+    assert "empty" not in diagram_report.to_mermaid(d)
+
+
+def test_blocks_are_labelled_with_their_stage():
+    d = diagram("resnet18", depth=2, expand=True)
+    lines = [diagram_report.box_lines(b)[0] for b in d.boxes if b.type == "BasicBlock"]
+    assert lines == [f"layer{s}.{k}: BasicBlock" for s in range(1, 5) for k in range(2)]
+    inner = diagram("resnet18", block="layer1.0")  # inside a block: names relative to it
+    assert diagram_report.box_lines(_by_name(inner)["layer1.0.conv1"])[0] == "conv1: Conv2d"
+
+
+def test_googlenet_lrn_and_padding_are_module_boxes_not_op_nodes():
+    d = diagram("googlenet", depth=2)
+    assert {b.name for b in d.boxes if b.type == "op"} == {"cat"}  # the nine Inception merges, nothing else
+    assert len([b for b in d.boxes if b.type == "op"]) == 9
+    assert _by_name(d)["norm1"].type == "LocalResponseNorm" and _by_name(d)["norm2"].type == "LocalResponseNorm"
+
+
+def test_every_input_is_its_own_box_with_its_edges(tmp_path):
+    p = tmp_path / "two.py"
+    p.write_text(TWO_INPUTS)
+    d = diagram(f"{p}:two", input_size="3,8,8;16")
+    boxes = _by_name(d)
+    ins = [b for b in d.boxes if b.type == "input"]
+    assert [(b.id, b.output_shape) for b in ins] == [("input", (1, 3, 8, 8)), ("input2", (1, 16))]
+    assert ("input", boxes["conv"].id) in d.edges and ("input2", boxes["fc"].id) in d.edges
+    assert ("input", boxes["fc"].id) not in d.edges and ("input2", boxes["conv"].id) not in d.edges
+    assert diagram_report.box_lines(ins[1])[0] == "input 2"
+
+
+def test_token_ids_are_drawn_as_such_and_feed_the_embedding(tmp_path):
+    pytest.importorskip("transformers")
+    p = tmp_path / "lm.py"
+    p.write_text(LM)
+    d = diagram(f"{p}:gpt2", input_size="input_ids=int64:16", depth=2)
+    ids = d.boxes[0]
+    assert ids.type == "input" and diagram_report.box_lines(ids) == ["input_ids: token ids", "1x16 int64"]
+    assert ("input", _by_name(d)["transformer.wte"].id) in d.edges
+
+
+LM = '''
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+
+def gpt2():
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=1000, n_positions=64, bos_token_id=0,
+                        eos_token_id=0)
+    with torch.device("meta"):
+        return GPT2LMHeadModel(config)
+'''

@@ -26,6 +26,7 @@ def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> Any:
     return _model(model_or_spec, kw).receptive_field(depth)
 
 
-def diagram(model_or_spec: Any, *, depth: int = 1, block: str | None = None, **kw: Any) -> Any:
-    """The block diagram of a model (or of its module ``block``) at ``depth`` below it (``Diagram``)."""
-    return _model(model_or_spec, kw).diagram(depth, block)
+def diagram(model_or_spec: Any, *, depth: int = 1, block: str | None = None, expand: bool = False, **kw: Any) -> Any:
+    """The block diagram of a model (or of its module ``block``) at ``depth`` below it (``Diagram``);
+    repeated blocks are one box each ("Bottleneck × 6") unless ``expand``."""
+    return _model(model_or_spec, kw).diagram(depth, block, expand)

@@ -161,11 +161,12 @@ class Model:
         model = self if batch is None else self.with_batch(check_batch(batch))
         return bill(model.training(freeze), model.label, optimizer, amp)
 
-    def diagram(self, depth: int = 1, block: str | None = None) -> Any:
-        """The block diagram at ``depth`` (of the module ``block``, if given) (``Diagram``)."""
+    def diagram(self, depth: int = 1, block: str | None = None, expand: bool = False) -> Any:
+        """The block diagram at ``depth`` (of the module ``block``, if given) (``Diagram``), repeated blocks
+        collapsed into one box each unless ``expand``."""
         from archlab.analysis.diagram import diagram_of_trace
 
-        return diagram_of_trace(self.trace, self.label, depth, block)
+        return diagram_of_trace(self.trace, self.label, depth, block, expand=expand)
 
     def predict(self, machine: Any = None, *, device: str = "cpu", threads: int | None = None,
                 dtype: str = "fp32") -> Any:

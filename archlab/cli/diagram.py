@@ -15,6 +15,8 @@ def diagram_cmd(
                               "block's), 2 = the modules inside them, ...")] = 1,
     block: Annotated[Optional[str], typer.Option("--block", help="Draw only this module (e.g. layer1.0, "
                                         "inception3a), its children as boxes.")] = None,
+    expand: Annotated[bool, typer.Option("--expand", help="Draw repeated blocks one by one (by default a run "
+                               "of blocks of the same structure is one box, 'Bottleneck × 6').")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid (renders on code-hosting sites and in "
                             "notebooks), dot (Graphviz), or svg (needs Graphviz's dot).")] = "mermaid",
     res: Res = None,
@@ -35,5 +37,5 @@ def diagram_cmd(
         raise UserError(diagram_report.DOT_MISSING)
     settle()
     size, options = parse_common(input_size, sets, forward_kw)
-    d = diagram(model, depth=depth, block=block, res=res, input_size=size, alpha=alpha, options=options)
+    d = diagram(model, depth=depth, block=block, expand=expand, res=res, input_size=size, alpha=alpha, options=options)
     emit(diagram_report.render(d, fmt), output)

@@ -16,16 +16,20 @@ FORMATS = ("mermaid", "dot", "svg")
 
 def box_lines(box: Box) -> list[str]:
     """A box's text: name, type, output shape, params and MACs (each computed)."""
-    if box.type in ("input", "output"):
+    error = [f"FAILED: {box.error}"] if box.error else []
+    if box.type == "input":
+        return [box.label or box.name, shape_str(box.output_shape) + (f" {box.dtype}" if "int" in box.dtype else "")]
+    if box.type == "output":
         return [box.name, shape_str(box.output_shape)]
     if box.type == "op":
-        lines = [box.name, shape_str(box.output_shape)]
+        lines = [box.label or box.name, shape_str(box.output_shape)]
         if box.macs:
             lines.append(f"{human(box.macs, 'MACs')}")
-        return lines
-    short = box.name.rsplit(".", 1)[-1] if box.name else box.type
-    return [f"{short}: {box.type}", shape_str(box.output_shape),
-            f"params {human(box.params)} · {human(box.macs, 'MACs')}"]
+        return lines + error
+    name = box.label or box.name or box.type
+    kind = f"{box.type} × {box.repeat}" if box.repeat > 1 else box.type
+    return [f"{name}: {kind}", shape_str(box.output_shape),
+            f"params {human(box.params)} · {human(box.macs, 'MACs')}"] + error
 
 
 def _title(d: Diagram) -> str:
