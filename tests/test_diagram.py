@@ -180,3 +180,39 @@ def gpt2():
     with torch.device("meta"):
         return GPT2LMHeadModel(config)
 '''
+
+
+def test_repeats_collapse_and_their_sums_equal_the_stage_totals():
+    from archlab.api.count import count
+
+    d = diagram("resnet152", depth=2)
+    groups = [b for b in d.boxes if b.repeat > 1]
+    assert [(b.label, b.repeat) for b in groups] == [("layer1.1-2", 2), ("layer2.1-7", 7), ("layer3.1-35", 35),
+                                                     ("layer4.1-2", 2)]
+    assert len([b for b in d.boxes if b.type not in ("input", "output")]) == 14  # not 58
+    rows = {layer.name: layer for layer in count("resnet152", depth=1).layers}
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        drawn = [b for b in d.boxes if b.name.startswith(stage + ".")]
+        assert len(drawn) == 2  # the first block (with its downsample) and the repeats
+        assert sum(b.macs for b in drawn) == rows[stage].macs and sum(b.params for b in drawn) == rows[stage].params
+    assert diagram_report.box_lines(groups[2])[0] == "layer3.1-35: Bottleneck × 35"
+    assert groups[2].members == tuple(f"layer3.{k}" for k in range(1, 36))
+
+
+def test_expand_draws_every_block(cli):
+    r = cli("diagram", "resnet152", "--depth", "2", "--expand")
+    assert r.code == 0 and r.out.count(": Bottleneck<br/>") == 3 + 8 + 36 + 3 and "×" not in r.out
+    collapsed = cli("diagram", "resnet152", "--depth", "2", "--format", "dot")
+    assert collapsed.code == 0 and collapsed.out.count("Bottleneck") == 8 and "Bottleneck × 35" in collapsed.out
+
+
+def test_a_stage_first_block_that_widens_inside_is_drawn_apart():
+    d = diagram("mobilenet_v2", depth=3)
+    stage = [b for b in d.boxes if b.name.startswith("features.bottleneck4.")]
+    assert [(b.label, b.repeat) for b in stage] == [("features.bottleneck4.0", 1), ("features.bottleneck4.1-3", 3)]
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_resnet152_collapsed_in_svg(cli):
+    r = cli("diagram", "resnet152", "--depth", "2", "--format", "svg")
+    assert r.code == 0 and r.out.count("class=\"node\"") == 16 and "Bottleneck × 35" in r.out
