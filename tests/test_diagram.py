@@ -216,3 +216,21 @@ def test_a_stage_first_block_that_widens_inside_is_drawn_apart():
 def test_resnet152_collapsed_in_svg(cli):
     r = cli("diagram", "resnet152", "--depth", "2", "--format", "svg")
     assert r.code == 0 and r.out.count("class=\"node\"") == 16 and "Bottleneck × 35" in r.out
+
+
+def test_a_failing_model_is_drawn_up_to_the_failing_op(cli, tmp_path):
+    p = tmp_path / "bad.py"
+    p.write_text(TWO_INPUTS)
+    out = tmp_path / "bad.dot"
+    r = cli("diagram", f"{p}:bad", "--input-size", "3,8,8", "--format", "dot", "-o", str(out))
+    assert_one_line_error(r, "at layer 'conv2'", "expected input[1, 8, 6, 6] to have 16 channels",
+                          f"the diagram up to the failing op, marked FAILED, is in {out}")
+    dot = out.read_text()
+    assert "conv1: Conv2d" in dot and "relu: ReLU" in dot and "fc: Linear" not in dot
+    failed = [line for line in dot.splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and failed[0].lstrip().startswith("m3 [label=\"conv2: Conv2d") and "#cc0000" in failed[0]
+    assert "FAILED: convolution: Given groups=1" in failed[0]
+    assert "m2 -> m3;" in dot and "output" not in dot
+    r = cli("diagram", f"{p}:bad", "--input-size", "3,8,8")  # no -o: the diagram on stdout, the line on stderr
+    assert_one_line_error(r, "is on stdout")
+    assert r.out.startswith("flowchart TB") and "style m3 stroke:#c00" in r.out

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from archlab.analysis.costs import OpCosts
 from archlab.analysis.ops import SEE_THROUGH, has
-from archlab.trace.graph import INPUT, Trace
+from archlab.trace.graph import INPUT, PartialTrace, Trace
 from archlab.errors import UserError
 
 
@@ -125,9 +125,10 @@ def input_label(name: str, dtype: str, k: int, n: int) -> str:
 
 
 def diagram_of_trace(trace: Trace, label: str, depth: int = 1, block: str | None = None, *, expand: bool = False,
-                     error: str = "", failed_call: int | None = None) -> Diagram:
+                     error: str = "", failed: PartialTrace | None = None) -> Diagram:
     """The diagram at ``depth`` below the model (or its module ``block``); ``expand``: repeats drawn
-    one by one; ``error``/``failed_call``: a partial trace's failure, marked on the box it ran in."""
+    one by one; ``failed``: the trace is a failed forward's (``failed.trace``), drawn up to the failing
+    op, whose box is marked with ``error``."""
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise UserError(f"--depth must be 1 or more, got {depth!r}")
     costs = OpCosts(trace)
@@ -190,8 +191,8 @@ def diagram_of_trace(trace: Trace, label: str, depth: int = 1, block: str | None
                 edges.append((s, box_id))
         for v in op.outputs:
             source[v] = box_id
-    if failed_call is not None:
-        failed_box = _failed_box(trace, failed_call, root, target_depth, inner, costs, prefix, add_box, boxes, edges,
+    if failed is not None:
+        failed_box = _failed_box(trace, failed, root, target_depth, inner, costs, prefix, add_box, boxes, edges,
                                  source)
     outputs = trace.calls[root].outputs if root >= 0 else trace.outputs
     if not error:
@@ -206,7 +207,9 @@ def diagram_of_trace(trace: Trace, label: str, depth: int = 1, block: str | None
     keep = [i for i in order if not (boxes[i].type == "op" and i not in linked and boxes[i].macs == 0)]
     drawn = [boxes[i] for i in keep]
     if failed_box is not None:
-        drawn = [replace(b, error=error) if b.id == failed_box else b for b in drawn]
+        what = failed.failed_op[0] if failed and failed.failed_op else "forward"
+        mark = f"{what}: {error.split(': ', 1)[-1]}"  # the op and PyTorch's words (the error line has the rest)
+        drawn = [replace(b, error=mark) if b.id == failed_box else b for b in drawn]
     drawn_edges = list(edges)
     if not expand:
         drawn, drawn_edges = collapse(trace, drawn, drawn_edges)
@@ -223,17 +226,18 @@ def _module_box(trace: Trace, call: int, costs: OpCosts, prefix: str, add_box, b
     return box_id
 
 
-def _failed_box(trace, failed_call, root, target_depth, inner, costs, prefix, add_box, boxes, edges, source) -> str:
-    """The box the failing op ran in: its module's box at the drawn depth, drawn (with the edges of the
-    inputs it was given) even when it ran no op before failing."""
-    call = _box_of_op(trace, failed_call, root, target_depth, inner) if failed_call >= 0 else None
+def _failed_box(trace, failed, root, target_depth, inner, costs, prefix, add_box, boxes, edges, source) -> str:
+    """The box the failing op ran in: its module's box at the drawn depth (drawn even when it ran no
+    op before failing), or a box of the op's own; with the edges of the tensors the op was given."""
+    call = _box_of_op(trace, failed.failed_call, root, target_depth, inner) if failed.failed_call >= 0 else None
+    name, reads = failed.failed_op if failed.failed_op is not None else ("forward", ())
     if call is None:
-        add_box(Box("failed", "failed op", "op", None, 0, 0, "failed op"))
         box_id = "failed"
-        reads = []
+        add_box(Box(box_id, name, "op", None, 0, 0, name))
     else:
         box_id = _module_box(trace, call, costs, prefix, add_box, boxes)
-        reads = trace.calls[call].inputs
+        if not reads:
+            reads = tuple(trace.calls[call].inputs)
     for v in reads:
         s = source.get(v)
         if s is not None and s != box_id and (s, box_id) not in edges:

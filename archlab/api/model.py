@@ -166,7 +166,18 @@ class Model:
         collapsed into one box each unless ``expand``."""
         from archlab.analysis.diagram import diagram_of_trace
 
-        return diagram_of_trace(self.trace, self.label, depth, block, expand=expand)
+        try:
+            trace = self.trace
+        except UserError as e:  # the forward failed: the diagram up to the failing op goes with the error
+            partial = getattr(e, "partial", None)
+            if partial is not None:
+                try:
+                    e.diagram = diagram_of_trace(partial.trace, self.label, depth, block,  # type: ignore[attr-defined]
+                                                 expand=expand, error=str(e), failed=partial)
+                except UserError:  # the block asked for is not in what was traced
+                    pass
+            raise
+        return diagram_of_trace(trace, self.label, depth, block, expand=expand)
 
     def predict(self, machine: Any = None, *, device: str = "cpu", threads: int | None = None,
                 dtype: str = "fp32") -> Any:

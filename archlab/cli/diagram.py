@@ -37,5 +37,14 @@ def diagram_cmd(
         raise UserError(diagram_report.DOT_MISSING)
     settle()
     size, options = parse_common(input_size, sets, forward_kw)
-    d = diagram(model, depth=depth, block=block, expand=expand, res=res, input_size=size, alpha=alpha, options=options)
+    try:
+        d = diagram(model, depth=depth, block=block, expand=expand, res=res, input_size=size, alpha=alpha,
+                    options=options)
+    except UserError as e:  # a failing forward: the diagram up to the failing op, then the one-line error
+        partial = getattr(e, "diagram", None)
+        if partial is None:
+            raise
+        emit(diagram_report.render(partial, fmt), output)
+        where = f"in {output}" if output and output != "-" else "on stdout"
+        raise UserError(f"{e} (the diagram up to the failing op, marked FAILED, is {where})") from None
     emit(diagram_report.render(d, fmt), output)

@@ -50,6 +50,7 @@ def to_mermaid(d: Diagram) -> str:
             lines.append(f'    {box.id}["{text}"]')
     for a, b in d.edges:
         lines.append(f"    {a} --> {b}")
+    lines += [f"    style {box.id} stroke:#c00,stroke-width:3px" for box in d.boxes if box.error]
     return "\n".join(lines) + "\n"
 
 
@@ -63,7 +64,8 @@ def to_dot(d: Diagram) -> str:
     for box in d.boxes:
         label = "\\n".join(_dot_escape(line) for line in box_lines(box))
         shape = {"op": "circle", "input": "parallelogram", "output": "parallelogram"}.get(box.type, "box")
-        lines.append(f'    {box.id} [label="{label}", shape={shape}];')
+        mark = ', color="#cc0000", penwidth=3' if box.error else ""
+        lines.append(f'    {box.id} [label="{label}", shape={shape}{mark}];')
     for a, b in d.edges:
         lines.append(f"    {a} -> {b};")
     lines.append("}")
