@@ -294,3 +294,165 @@ def span(first: str, last: str) -> str:
     a, _, x = first.rpartition(".")
     b, _, y = last.rpartition(".")
     return f"{first}-{y}" if a == b else f"{first}-{last}"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One box of the interactive diagram: a module call, a run of repeats, an op, an input or the output."""
+
+    id: int
+    parent: int  # -1 for the model
+    kind: str  # "model", "module", "repeat", "op", "input", "output"
+    name: str  # the module's qualified name (a run: first-last), the op's name, the input's
+    type: str  # the module's class (a run: its blocks'), "op", "input", "output"
+    order: tuple[int, int]  # forward order: (first op, 0 for a module / 1 for an op)
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shape: tuple[int, ...] | None
+    params: int
+    macs: int
+    other: int  # other ops (not MACs): comparisons, exps, ...
+    read: int  # bytes read by its ops
+    written: int  # bytes written by its ops
+    ops: tuple[int, int]  # its ops' range in the trace (a run: the first's start to the last's end)
+    rf: tuple[float, float] | None = None  # receptive field of its output (H, W), where known
+    repeat: int = 1
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The whole model as nested boxes, down to single ops, and the data flow between its leaves
+    (ops, inputs, the output): edges (from node, to node, the tensor's shape, its bytes)."""
+
+    model: str
+    nodes: tuple[Node, ...]
+    edges: tuple[tuple[int, int, tuple[int, ...], int], ...]
+
+
+def tree_of_trace(trace: Trace, label: str, costs: OpCosts, traffic, fields=None) -> Tree:
+    """Every module call (with no ops of its own left out: an ``nn.Identity``), every op but the
+    see-through reshapes, the inputs and the output, as nested nodes; runs of repeated sibling
+    modules (the rule of ``collapse``, with "consecutive" meaning no op of the parent between
+    them) get a node of their own around them."""
+    from archlab.analysis.traffic import value_bytes
+
+    other_prefix = [0]
+    for n in costs.other:
+        other_prefix.append(other_prefix[-1] + n)
+    nodes: list[Node] = []
+    root_call = 0 if trace.calls and trace.calls[0].parent == -1 else -1
+
+    def rf_of(vids) -> tuple[float, float] | None:
+        f = fields.of(vids[0]) if fields is not None and vids else None
+        return tuple(f.rf) if f is not None else None
+
+    def shape(v: int) -> tuple[int, ...]:
+        return tuple(trace.values[v].shape)
+
+    def module_node(c, parent: int, kind: str) -> Node:
+        r, w = traffic.by_call(c)
+        return Node(len(nodes), parent, kind, c.name or label, c.type, (c.first_op, 0),
+                    tuple(shape(v) for v in c.inputs), shape(c.outputs[0]) if c.outputs else None,
+                    c.params, costs.by_call(c), other_prefix[c.end_op] - other_prefix[c.first_op], r, w,
+                    (c.first_op, c.end_op), rf_of(c.outputs))
+
+    if root_call >= 0:
+        nodes.append(module_node(trace.calls[root_call], -1, "model"))
+    else:
+        nodes.append(Node(0, -1, "model", label, "model", (0, 0), (), None, trace.params, costs.total_macs,
+                          other_prefix[-1], traffic.total_read, traffic.total_written, (0, len(trace.ops))))
+    node_of_call: dict[int, int] = {}
+    if root_call >= 0:
+        node_of_call[root_call] = 0
+    source: dict[int, int] = {}
+    for k, v in enumerate(trace.inputs):
+        value = trace.values[v]
+        dtype = str(value.dtype).removeprefix("torch.")
+        nodes.append(Node(len(nodes), 0, "input", input_label(value.name, dtype, k, len(trace.inputs)), "input",
+                          (-1, k), (), shape(v), 0, 0, 0, 0, 0, (0, 0)))
+        source[v] = nodes[-1].id
+    for c in trace.calls:
+        if c.index == root_call or c.end_op <= c.first_op or c.parent not in node_of_call:
+            continue
+        node_of_call[c.index] = len(nodes)
+        nodes.append(module_node(c, node_of_call[c.parent], "module"))
+    edges: dict[tuple[int, int], tuple[int, int, tuple[int, ...], int]] = {}
+    for op in trace.ops:
+        if has(SEE_THROUGH, op):
+            srcs = [source[v] for v in op.inputs if v in source]
+            for v in op.outputs:
+                if srcs:
+                    source[v] = srcs[0]
+            continue
+        parent = node_of_call.get(op.call, 0)
+        node = Node(len(nodes), parent, "op", op.name, "op", (op.index, 1), tuple(shape(v) for v in op.inputs
+                    if trace.values[v].producer >= INPUT), shape(op.outputs[0]) if op.outputs else None, 0,
+                    costs.macs[op.index], costs.other[op.index], traffic.read[op.index], traffic.written[op.index],
+                    (op.index, op.index + 1), rf_of(op.outputs))
+        nodes.append(node)
+        for v in op.inputs:
+            s = source.get(v)
+            if s is not None and (s, node.id) not in edges:
+                edges[(s, node.id)] = (s, node.id, shape(v), value_bytes(trace, v))
+        for v in op.outputs:
+            source[v] = node.id
+    out = Node(len(nodes), 0, "output", "output", "output", (len(trace.ops), 2), (),
+               shape(trace.outputs[0]) if trace.outputs else None, 0, 0, 0, 0, 0, (0, 0))
+    nodes.append(out)
+    for v in trace.outputs:
+        s = source.get(v)
+        if s is not None and (s, out.id) not in edges:
+            edges[(s, out.id)] = (s, out.id, shape(v), value_bytes(trace, v))
+    linked = {e[0] for e in edges} | {e[1] for e in edges}
+    # an op that reads nothing drawn and feeds nothing (a factory's empty buffer) is left out
+    gone = {n.id for n in nodes if n.kind == "op" and n.id not in linked and n.macs == 0}
+    if gone:
+        renumber = {}
+        for n in nodes:
+            if n.id not in gone:
+                renumber[n.id] = len(renumber)
+        nodes = [replace(n, id=renumber[n.id], parent=renumber.get(n.parent, -1)) for n in nodes if n.id not in gone]
+        node_of_call = {c: renumber[i] for c, i in node_of_call.items()}
+        edges = {(renumber[a], renumber[b]): (renumber[a], renumber[b], sh, nb) for (a, b), (_, _, sh, nb)
+                 in edges.items()}
+    nodes = _repeat_nodes(trace, nodes, node_of_call)
+    return Tree(label, tuple(nodes), tuple(edges.values()))
+
+
+def _repeat_nodes(trace: Trace, nodes: list[Node], node_of_call: dict[int, int]) -> list[Node]:
+    """A "repeat" node around each run of repeated sibling modules (appended; members re-parented)."""
+    trees = type_trees(trace)
+    children: dict[int, list[Node]] = {}
+    for n in nodes:
+        children.setdefault(n.parent, []).append(n)
+    call_of_node = {v: k for k, v in node_of_call.items()}
+
+    def signature(n: Node) -> tuple | None:
+        if n.kind != "module":
+            return None
+        c = trace.calls[call_of_node[n.id]]
+        s = n.input_shapes[0] if n.input_shapes else ()
+        return (trees[c.index], s[:1] + s[2:], len(s), inner_shapes(trace, c.index))
+
+    out = list(nodes)
+    for parent, kids in children.items():
+        kids = sorted(kids, key=lambda n: n.order)
+        runs: list[list[Node]] = []
+        for n in kids:
+            prev = runs[-1][-1] if runs else None
+            if (prev is not None and signature(n) is not None and signature(n) == signature(prev)
+                    and n.ops[0] == prev.ops[1]):
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        for run in runs:
+            if len(run) < 2:
+                continue
+            head, last = run[0], run[-1]
+            g = Node(len(out), parent, "repeat", span(head.name, last.name), head.type, head.order,
+                     head.input_shapes, last.output_shape, sum(n.params for n in run), sum(n.macs for n in run),
+                     sum(n.other for n in run), sum(n.read for n in run), sum(n.written for n in run),
+                     (head.ops[0], last.ops[1]), last.rf, len(run))
+            out.append(g)
+            for n in run:
+                out[n.id] = replace(n, parent=g.id)
+    return out

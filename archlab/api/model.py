@@ -179,6 +179,22 @@ class Model:
             raise
         return diagram_of_trace(trace, self.label, depth, block, expand=expand)
 
+    def diagram_tree(self) -> Any:
+        """The whole model as nested boxes down to single ops, for the interactive diagram (``Tree``)."""
+        from archlab.analysis.diagram import tree_of_trace
+
+        return tree_of_trace(self.trace, self.label, self.costs, self.traffic, self.fields)
+
+    def cached_prediction(self) -> Any:
+        """The predicted time per op from this machine's cached CPU calibration (all threads, fp32), or
+        None where it has none (nothing is measured here)."""
+        import torch
+
+        from archlab.measure.calibrate import cached
+
+        machine = cached("cpu", torch.get_num_threads(), "fp32")
+        return None if machine is None else self.predict(machine)
+
     def predict(self, machine: Any = None, *, device: str = "cpu", threads: int | None = None,
                 dtype: str = "fp32") -> Any:
         """One forward's time predicted from the trace and a calibration (``Prediction``): ``machine``,
