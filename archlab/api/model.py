@@ -215,7 +215,7 @@ class Model:
         count = self.count(depth)
         memory = self.memory()
         return PageData(count.model, tuple(count.input_shape), count, self.receptive_field(depth), memory,
-                        self.timeline(memory.act_dtype), depth, self.diagram(1), latency)
+                        self.timeline(memory.act_dtype), depth, self.diagram_tree(), latency)
 
     def report(self, depth: int = 2, format: str = "html") -> str:
         """The self-contained report page (``archlab report``): html, or md."""
