@@ -190,7 +190,7 @@ def tree_data(tree: Any, depth: int, prediction: Any = None) -> dict[str, Any]:
             details += [("predicted time", f"{ms:.4g} ms"), ("bound", bound or "-")]
         nodes.append([n.parent, n.kind, line1, shape_str(n.output_shape), line3, n.order[0], n.order[1],
                       n.macs, n.params, traffic, ms, bound, details,
-                      1 if n.id in has_kids and n.kind != "model" else 0])
+                      1 if n.id in has_kids and n.kind != "model" else 0, n.name])
     opened = [n.id for n in tree.nodes if n.kind == "model" or
               (n.kind == "module" and n.id in module_kids and depths[n.id] < depth)]
     edges = [[a, b, shape_str(s), human_bytes(nb)] for a, b, s, nb in tree.edges]
@@ -283,7 +283,8 @@ SCRIPT = r"""
     var gb = el('g', {'class': 'boxes'}, svg);
     order.forEach(function (i) {
       var n = N[i], p = pos[i];
-      var g = el('g', {'class': 'box', 'data-id': i, 'data-kind': n[1], 'data-macs': n[7], 'data-params': n[8],
+      var g = el('g', {'class': 'box', 'data-id': i, 'data-kind': n[1], 'data-name': n[14], 'data-macs': n[7],
+                        'data-params': n[8],
                         'transform': 'translate(' + p[0] + ',' + p[1] + ')'}, gb);
       var shape = n[1] === 'op' ? {rx: 22} : n[1] === 'repeat' ? {rx: 3, 'stroke-dasharray': '6 3'} : {rx: 3};
       var r = el('rect', Object.assign({width: W, height: H, fill: fill(i, metric, top), stroke: '#555'}, shape), g);
