@@ -149,3 +149,56 @@ def open_page(browser: Browser, url: str, javascript: bool = False) -> dict[str,
     browser.call("Target.closeTarget", {"targetId": target})
     return {"errors": errors, "figures": probe["figures"], "broken_images": probe["broken"],
             "title": probe["title"], "text_length": probe["text"], "screenshot": base64.b64decode(shot)}
+
+
+class Tab:
+    """A page kept open (scripts on) to work its controls: ``evaluate`` runs an expression in it and
+    returns its value, ``errors`` what went wrong so far (console errors, exceptions, failed or
+    outside requests, as ``open_page`` reports them), ``screenshot`` the whole page as PNG bytes."""
+
+    def __init__(self, browser: Browser, url: str, width: int = 1280, height: int = 900) -> None:
+        self.browser = browser
+        self.target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = browser.call("Target.attachToTarget", {"targetId": self.target, "flatten": True})["sessionId"]
+        browser.events.clear()
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            browser.call(f"{domain}.enable", session=self.session)
+        browser.call("Emulation.setDeviceMetricsOverride",
+                     {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=self.session)
+        browser.call("Page.navigate", {"url": url}, session=self.session)
+        browser.wait_for("Page.loadEventFired")
+
+    def evaluate(self, expression: str) -> Any:
+        reply = self.browser.call("Runtime.evaluate", {"expression": expression, "returnByValue": True},
+                                  session=self.session)
+        if "exceptionDetails" in reply:
+            raise RuntimeError(f"{expression[:80]}: {reply['exceptionDetails'].get('text')}")
+        return reply["result"].get("value")
+
+    def errors(self) -> list[str]:
+        errors = []
+        for event in self.browser.events:
+            method, params = event.get("method"), event.get("params", {})
+            if event.get("sessionId") not in (None, self.session):
+                continue
+            if method == "Runtime.exceptionThrown":
+                errors.append(f"exception: {params['exceptionDetails'].get('text')}")
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                errors.append(f"console.{params['type']}: {params.get('args')}")
+            elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+                errors.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
+            elif method == "Network.loadingFailed":
+                errors.append(f"request failed: {params.get('errorText')} ({params.get('type')})")
+            elif method == "Network.requestWillBeSent":
+                request_url = params["request"]["url"]
+                if not request_url.startswith(("file:", "data:", "about:")):
+                    errors.append(f"network request: {request_url}")
+        return errors
+
+    def screenshot(self) -> bytes:
+        shot = self.browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False},
+                                 session=self.session)["data"]
+        return base64.b64decode(shot)
+
+    def close(self) -> None:
+        self.browser.call("Target.closeTarget", {"targetId": self.target})

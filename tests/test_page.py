@@ -164,8 +164,22 @@ def test_page_without_graphviz_shows_the_mermaid_source(monkeypatch):
 
     d = page_data("lenet5")
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
-    text = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.diagram)
+    static = archlab.Model("lenet5").diagram(1)  # one depth, given as a Diagram: Graphviz's SVG, or Mermaid
+    text = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, static)
     assert "flowchart TB" in text and "apt-get install graphviz" in text and "fig-diagram" not in text
+    text = page.render_html(d.model, d.input_shape, d.count, d.rf, d.memory, d.timeline, d.diagram)
+    assert "fig-diagram" in text and "apt-get install graphviz" not in text  # the interactive one needs nothing
+
+
+def test_report_page_architecture_opens_at_the_papers_blocks():
+    from archlab.report import diagram as diagram_report
+
+    assert diagram_report.blocks_depth(archlab.Model("resnet152").diagram_tree()) == 2  # the Bottlenecks
+    assert diagram_report.blocks_depth(archlab.Model("mobilenet_v2").diagram_tree()) == 3  # inverted residuals
+    assert diagram_report.blocks_depth(archlab.Model("googlenet").diagram_tree()) == 1  # the Inception modules
+    text = archlab.Model("resnet152").report()
+    assert "fig-diagram" in text and "at depth 2 (repeated blocks collapsed)" in text
+    assert len(text.encode("utf-8")) < 1_000_000
 
 
 def test_latency_figure_is_each_kinds_share_of_time_beside_its_share_of_macs():

@@ -33,7 +33,7 @@ class PageData:
     memory: MemoryResult
     timeline: tuple[TimelinePoint, ...]
     depth: int
-    diagram: Any = None  # archlab.analysis.diagram.Diagram at depth 1
+    diagram: Any = None  # archlab.analysis.diagram.Tree: the interactive diagram's nested boxes
     latency: Any = None  # archlab.measure.latency.LatencyResult with per-layer times, when measured
     erf: Any = None  # the effective receptive field (an ERFResult: real forwards and backwards), when asked for
 

@@ -26,9 +26,24 @@ def receptive_field(model_or_spec: Any, *, depth: int = 2, **kw: Any) -> Any:
     return _model(model_or_spec, kw).receptive_field(depth)
 
 
-def diagram(model_or_spec: Any, *, depth: int = 1, block: str | None = None, **kw: Any) -> Any:
-    """The block diagram of a model (or of its module ``block``) at ``depth`` below it (``Diagram``)."""
-    return _model(model_or_spec, kw).diagram(depth, block)
+def diagram(model_or_spec: Any, *, depth: int = 1, block: str | None = None, expand: bool = False, **kw: Any) -> Any:
+    """The block diagram of a model (or of its module ``block``) at ``depth`` below it (``Diagram``);
+    repeated blocks are one box each ("Bottleneck × 6") unless ``expand``."""
+    return _model(model_or_spec, kw).diagram(depth, block, expand)
+
+
+def diagram_html(model_or_spec: Any, *, depth: int = 1, color: str = "macs", **kw: Any) -> str:
+    """The interactive diagram as a self-contained page (``archlab diagram --format html``): open at
+    ``depth``, boxes coloured by their share of ``color``; predicted times where this machine is calibrated."""
+    from archlab.report import diagram as diagram_report
+
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        from archlab.errors import UserError
+
+        raise UserError(f"--depth must be 1 or more, got {depth!r}")
+    m = _model(model_or_spec, kw)
+    prediction = m.cached_prediction()
+    return diagram_report.to_html(m.diagram_tree(), depth, color, prediction)
 
 
 def effective_receptive_field(model_or_spec: Any, *, depth: int = 2, layer: str | None = None,

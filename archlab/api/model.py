@@ -172,11 +172,39 @@ class Model:
         model = self if batch is None else self.with_batch(check_batch(batch))
         return bill(model.training(freeze), model.label, optimizer, amp)
 
-    def diagram(self, depth: int = 1, block: str | None = None) -> Any:
-        """The block diagram at ``depth`` (of the module ``block``, if given) (``Diagram``)."""
+    def diagram(self, depth: int = 1, block: str | None = None, expand: bool = False) -> Any:
+        """The block diagram at ``depth`` (of the module ``block``, if given) (``Diagram``), repeated blocks
+        collapsed into one box each unless ``expand``."""
         from archlab.analysis.diagram import diagram_of_trace
 
-        return diagram_of_trace(self.trace, self.label, depth, block)
+        try:
+            trace = self.trace
+        except UserError as e:  # the forward failed: the diagram up to the failing op goes with the error
+            partial = getattr(e, "partial", None)
+            if partial is not None:
+                try:
+                    e.diagram = diagram_of_trace(partial.trace, self.label, depth, block,  # type: ignore[attr-defined]
+                                                 expand=expand, error=str(e), failed=partial)
+                except UserError:  # the block asked for is not in what was traced
+                    pass
+            raise
+        return diagram_of_trace(trace, self.label, depth, block, expand=expand)
+
+    def diagram_tree(self) -> Any:
+        """The whole model as nested boxes down to single ops, for the interactive diagram (``Tree``)."""
+        from archlab.analysis.diagram import tree_of_trace
+
+        return tree_of_trace(self.trace, self.label, self.costs, self.traffic, self.fields)
+
+    def cached_prediction(self) -> Any:
+        """The predicted time per op from this machine's cached CPU calibration (all threads, fp32), or
+        None where it has none (nothing is measured here)."""
+        import torch
+
+        from archlab.measure.calibrate import cached
+
+        machine = cached("cpu", torch.get_num_threads(), "fp32")
+        return None if machine is None else self.predict(machine)
 
     def predict(self, machine: Any = None, *, device: str = "cpu", threads: int | None = None,
                 dtype: str = "fp32") -> Any:
@@ -198,7 +226,7 @@ class Model:
         count = self.count(depth)
         memory = self.memory()
         return PageData(count.model, tuple(count.input_shape), count, self.receptive_field(depth), memory,
-                        self.timeline(memory.act_dtype), depth, self.diagram(1), latency)
+                        self.timeline(memory.act_dtype), depth, self.diagram_tree(), latency)
 
     def report(self, depth: int = 2, format: str = "html", effective: bool = False) -> str:
         """The self-contained report page (``archlab report``): html, or md; ``effective``: with the

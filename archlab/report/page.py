@@ -146,10 +146,17 @@ STYLE = ("body{font-family:sans-serif;max-width:70em;margin:auto;padding:0 1em}"
 
 
 def diagram_html(diagram: Any) -> str:
-    """The architecture diagram for the page: SVG laid out by Graphviz when ``dot`` is installed,
-    else the Mermaid source (which notebooks and code-hosting sites render) with how to get the SVG."""
+    """The architecture for the page: the interactive diagram (``diagram``: an
+    ``archlab.analysis.diagram.Tree``), open at the depth that shows the paper's blocks, repeats collapsed;
+    a ``Diagram`` (one depth) is drawn by Graphviz when ``dot`` is installed, else as its Mermaid source."""
     from archlab.report import diagram as diagram_report
 
+    if hasattr(diagram, "nodes"):
+        depth = diagram_report.blocks_depth(diagram)
+        return (f"<figure id='fig-diagram'>{diagram_report.interactive(diagram, depth)}<figcaption>The "
+                f"architecture at depth {depth} (repeated blocks collapsed): + expands a box into its children, "
+                "down to single ops, − collapses it back; the pointer over a box shows its numbers</figcaption>"
+                "</figure>")
     if diagram_report.dot_available():
         return f"<figure id='fig-diagram'>{diagram_report.to_svg(diagram)}<figcaption>The model's children as " \
                "boxes (type, output shape, params, MACs) and the data flow between them</figcaption></figure>"
@@ -200,7 +207,8 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
 
 def render_html(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
                 timeline: Any = None, diagram: Any = None, latency: Any = None, erf: Any = None) -> str:
-    """The self-contained html page (``diagram``: an ``archlab.analysis.diagram.Diagram``)."""
+    """The self-contained html page (``diagram``: an ``archlab.analysis.diagram.Tree``, drawn by the page's one
+    inline script, or a ``Diagram``)."""
     return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>archlab report: {html.escape(model)}</title><style>{STYLE}</style></head><body>\n"
             + body(model, input_shape, count, rf, memory, timeline, diagram, latency, erf) + "\n</body></html>\n")

@@ -119,6 +119,17 @@ class Param:
         return self.numel * self.itemsize
 
 
+@dataclass(frozen=True)
+class PartialTrace:
+    """What a forward that raised had traced: the ops before the failing one, the module call it
+    failed in (-1: outside every module), and the failing op's name and the values it was given
+    (None when the forward raised outside an op: an assert, a KeyError)."""
+
+    trace: Trace
+    failed_call: int
+    failed_op: tuple[str, tuple[int, ...]] | None
+
+
 @dataclass
 class TrainingTrace:
     """A trace of one training step: ``trace.ops[:backward_start]`` are the forward (and the

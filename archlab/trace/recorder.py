@@ -152,6 +152,7 @@ class Tracer:
         self.calls: list[Call] = []
         self.stack: list[int] = []
         self.failed_call: int | None = None  # the module call in which an op failed
+        self.failed_op: tuple[str, list[int]] | None = None  # that op: its name and the values it was given
         self.vid_of: dict[int, int] = {}  # id(tensor) -> value id
         self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so their ids stay unique
         self.names: dict[int, str] = {}
@@ -216,6 +217,7 @@ class Tracer:
         except Exception as e:
             if self.failed_call is None:
                 self.failed_call = self.stack[-1] if self.stack else -1
+                self.failed_op = (name, in_ids)
             if not isinstance(e, Vanished):
                 raise
             call = self.calls[self.stack[-1]] if self.stack else None

@@ -23,7 +23,7 @@ from archlab import status
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import Resolved, reads_the_model, resolve
 from archlab.spec import InputSize, Inputs, ModelSpec, check_batch
-from archlab.trace.graph import INPUT, PARAM, Call, Param, Trace, TrainingTrace, Uncalled
+from archlab.trace.graph import INPUT, PARAM, Call, Param, PartialTrace, Trace, TrainingTrace, Uncalled
 from archlab.trace.guards import check_keywords, check_options_read, check_traceable, guarded, without_torch_config_advice
 from archlab.trace.inputs import (described_shape, floating_dtype, model_inputs, module_inputs, seeded, tensor_maker,
                                   vocabulary)
@@ -105,7 +105,10 @@ def _run(model: nn.Module, inputs: Any, kwargs: dict[str, Any] | None, *, traini
     except SystemExit as e:  # the user's forward must not end archlab without a word
         raise UserError(f"the {'training step' if training else 'forward pass'} called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 - the user's forward raised (an assert, a KeyError, ...)
-        raise _failure(e, model, tracer, first, training, kwargs) from None
+        error = _failure(e, model, tracer, first, training, kwargs)
+        if not training:  # what was traced up to the failure: drawn by archlab diagram
+            error.partial = _partial(tracer, in_ids)  # type: ignore[attr-defined]
+        raise error from None
     finally:
         h_pre.remove()
         h_post.remove()
@@ -259,6 +262,19 @@ def _step(model: nn.Module, state: dict[str, torch.Tensor], args: tuple, kwargs:
     if loss is not None:
         loss.backward()  # its seed, ones_like, has a shape rule: PyTorch's imports sympy (1 s)
     return out
+
+
+def _partial(tracer: Tracer, in_ids: list[int]) -> PartialTrace:
+    head = tracer.values[in_ids[0]] if in_ids else None
+    failed = tracer.failed_call if tracer.failed_call is not None else (tracer.stack[-1] if tracer.stack else -1)
+    for call in tracer.calls:  # calls the failure left open end where the trace ends
+        if call.end_op < call.first_op or (call.end_op == 0 and call.first_op == 0 and call.index in tracer.stack):
+            call.end_op = len(tracer.ops)
+    trace = Trace(input_shape=described_shape(head.shape, head.dtype, head.name) if head else (),
+                  values=tracer.values, ops=tracer.ops, calls=tracer.calls, inputs=in_ids, outputs=[], params=0,
+                  trainable_params=0)
+    op = tracer.failed_op
+    return PartialTrace(trace, failed, (op[0], tuple(op[1])) if op is not None else None)
 
 
 def _failure(e: Exception, model: nn.Module, tracer: Tracer, first: Any, training: bool,
