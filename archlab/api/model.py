@@ -152,14 +152,22 @@ class Model:
         return live_timeline(self.trace, check_dtype(act_dtype or self.trace.float_dtype, "--act-dtype"))
 
     def training_memory(self, optimizer: str = "sgd", amp: str | None = None, freeze: Sequence[str] = (),
-                        batch: int | None = None) -> Any:
+                        batch: int | None = None, checkpoint: Sequence[str] = (),
+                        modules: Sequence[str] | None = None) -> Any:
         """The memory bill of one training step (``TrainingMemoryResult``); ``batch``: at another batch
-        size than the model's (traced anew at that size)."""
+        size than the model's (traced anew at that size); ``checkpoint``: module-name globs checkpointed
+        (recomputed in the backward); ``modules``: the exact names checkpointed instead (a plan's)."""
+        from archlab.analysis.checkpointing import by_names, checkpointed_bill, select
         from archlab.analysis.training_memory import bill, check_step_options
 
         check_step_options(optimizer, amp)
         model = self if batch is None else self.with_batch(check_batch(batch))
-        return bill(model.training(freeze), model.label, optimizer, amp)
+        tt = model.training(freeze)
+        if modules is not None:
+            return checkpointed_bill(tt, model.label, optimizer, amp, by_names(tt, modules), checkpoint or ("auto",))
+        if checkpoint:
+            return checkpointed_bill(tt, model.label, optimizer, amp, select(tt, checkpoint), checkpoint)
+        return bill(tt, model.label, optimizer, amp)
 
     def diagram(self, depth: int = 1, block: str | None = None) -> Any:
         """The block diagram at ``depth`` (of the module ``block``, if given) (``Diagram``)."""

@@ -6,7 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from archlab.cli.options import (Alpha, Batch, DType, Device, Fmt, Force, Format, ForwardKw, Freeze, InputSize,
+from archlab.cli.options import (Alpha, Batch, Checkpoint, DType, Device, Fmt, Force, Format, ForwardKw, Freeze,
+                                 InputSize,
                                  Measure, Optimizer, Output, Res, Seed, Sets, StoredDType, Training, emit,
                                  parse_common, seed_of, settle)
 from archlab.errors import UserError
@@ -39,6 +40,9 @@ def memory_cmd(
     freeze: Freeze = None,
     budget: Annotated[Optional[str], typer.Option("--budget", help="With --training: a memory size (8GiB): report the "
                                          "largest batch whose predicted training peak fits.")] = None,
+    checkpoint: Checkpoint = None,
+    checkpoint_depth: Annotated[Optional[int], typer.Option("--checkpoint-depth", help="With --checkpoint auto: the "
+                                "depth of the module tree whose modules the plan chooses from (default 2).")] = None,
     fmt: Fmt = Format.table,
     output: Output = None,
 ) -> None:
@@ -50,7 +54,9 @@ def memory_cmd(
     size, options = parse_common(input_size, sets, forward_kw)
     seed = seed_of(seed, engine)
     given = [flag for flag, on in (("--optimizer", optimizer != "sgd"), ("--amp", amp is not None),
-                                   ("--freeze", bool(freeze)), ("--budget", budget is not None)) if on]
+                                   ("--freeze", bool(freeze)), ("--budget", budget is not None),
+                                   ("--checkpoint", checkpoint is not None),
+                                   ("--checkpoint-depth", checkpoint_depth is not None)) if on]
     if given and not training:
         raise UserError(f"{given[0]} applies to the training-step bill: add --training")
     if training:
@@ -67,7 +73,8 @@ def memory_cmd(
             raise UserError(f"{changed[0]} is an option of the inference view; with --training use --amp for "
                             "mixed precision")
         results = [training_memory(m, optimizer=optimizer, amp=amp, freeze=tuple(freeze or ()), measure=measure,
-                                   device=device, force=force, budget=budget, res=res, input_size=size, batch=batch, alpha=alpha,
+                                   device=device, force=force, budget=budget, checkpoint=checkpoint,
+                                   checkpoint_depth=checkpoint_depth, res=res, input_size=size, batch=batch, alpha=alpha,
                                    options=options) for m in models]
         emit(training_report.render(results, fmt.value), output)
         return
