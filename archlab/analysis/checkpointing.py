@@ -31,6 +31,7 @@ import fnmatch
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
+from archlab.analysis.costs import OpCosts
 from archlab.analysis.memory import Storages
 from archlab.analysis.training_memory import (StepPeak, TrainingMemoryResult, activation_bytes, bill,
                                               persistent_bytes)
@@ -57,6 +58,22 @@ def select(tt: TrainingTrace, patterns: Sequence[str]) -> list[int]:
                             f"{shorten(shown, 80)})")
         hit |= found
     return [c for c in sorted(hit) if not _under(calls, c, hit)]
+
+
+def checkpoint_patterns(checkpoint: Sequence[str] | str | None) -> tuple[str, ...]:
+    """``--checkpoint``'s globs: repeatable, each comma-separated; empty items refused."""
+    if checkpoint is None:
+        return ()
+    items = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
+    out = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                raise UserError(f"--checkpoint takes module-name globs such as 'layer*' (comma-separated or repeated) "
+                                f"or auto, got {str(item)!r}")
+            out.append(part)
+    return tuple(dict.fromkeys(out))
 
 
 def _under(calls: list, c: int, chosen: Iterable[int]) -> bool:
@@ -102,12 +119,27 @@ def names_of(tt: TrainingTrace, calls: Iterable[int]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tt.trace.calls[c].name for c in sorted(calls)))
 
 
+def recompute_macs(tt: TrainingTrace, chosen: Iterable[int], costs: OpCosts) -> int:
+    """The forward MACs of the outermost chosen calls that the backward reaches (a call without a backward op
+    is never recomputed), each call once."""
+    calls = tt.trace.calls
+    chosen = set(chosen)
+    outer = {c for c in chosen if not _under(calls, c, chosen)}
+    done = set()
+    for op in tt.trace.ops[tt.backward_start:]:
+        c = op.call
+        while c >= 0 and c not in outer:
+            c = calls[c].parent
+        if c >= 0:
+            done.add(c)
+    return sum(sum(costs.macs[calls[c].first_op:calls[c].end_op]) for c in done)
+
+
 class Replay:
     """The step replayed with some calls checkpointed: ``peak(chosen)``; ``peak(chosen, optimistic)`` is
     the planner's lower bound with the ``optimistic`` calls undecided."""
 
     def __init__(self, tt: TrainingTrace, act_bytes: int) -> None:
-        from archlab.analysis.costs import OpCosts
         from archlab.analysis.training_memory import accumulated_source
 
         self.tt = tt
@@ -143,16 +175,7 @@ class Replay:
         return owner
 
     def recompute_macs(self, chosen: Iterable[int]) -> int:
-        calls = self.tt.trace.calls
-        owner = self.owners(chosen)
-        done = {owner[op.call] for op in self.ops[self._first_backward():] if op.call >= 0} - {-1}
-        return sum(sum(self.costs.macs[calls[c].first_op:calls[c].end_op]) for c in done)
-
-    def _first_backward(self) -> int:
-        for i, op in enumerate(self.ops):
-            if op.index >= self.tt.backward_start:
-                return i
-        return len(self.ops)
+        return recompute_macs(self.tt, chosen, self.costs)
 
     def peak(self, chosen: Iterable[int], optimistic: Iterable[int] = ()) -> StepPeak:
         tt, tr = self.tt, self.tt.trace

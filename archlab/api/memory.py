@@ -107,7 +107,7 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
     predicted peak fits. ``checkpoint``: module-name globs (a list, or one comma-separated text) whose
     modules are checkpointed (``torch.utils.checkpoint``: recomputed in the backward), or "auto": the plan
     of least recompute that fits ``budget``, over the modules at ``checkpoint_depth`` (default 2)."""
-    from archlab.analysis.checkpointing import plan_bill
+    from archlab.analysis.checkpointing import checkpoint_patterns, plan_bill
     from archlab.analysis.training_memory import check_step_options, largest_batch, parse_bytes
 
     check_step_options(optimizer, amp)
@@ -152,18 +152,3 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         result = replace(result, measured_training_peak_bytes=measured, measured_method=method)
     return result
 
-
-def checkpoint_patterns(checkpoint: Sequence[str] | str | None) -> tuple[str, ...]:
-    """``--checkpoint``'s globs: repeatable, each comma-separated; empty items refused."""
-    if checkpoint is None:
-        return ()
-    items = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
-    out = []
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                raise UserError(f"--checkpoint takes module-name globs such as 'layer*' (comma-separated or repeated) "
-                                f"or auto, got {str(item)!r}")
-            out.append(part)
-    return tuple(dict.fromkeys(out))

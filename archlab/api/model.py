@@ -111,12 +111,24 @@ class Model:
             result = type(result)(**{**result.__dict__, "built_on_cpu": True})
         return result
 
-    def count_training(self, depth: int = 2, freeze: Sequence[str] = ()) -> Any:
+    def count_training(self, depth: int = 2, freeze: Sequence[str] = (), checkpoint: Sequence[str] = ()) -> Any:
         """One training step's count: the forward's MACs, and the backward's input- and weight-gradient
-        MACs per layer (``CountResult`` with ``training``)."""
+        MACs per layer (``CountResult`` with ``training``); ``checkpoint``: module-name globs recomputed in the
+        backward (their forward MACs in ``training.recompute_macs``)."""
+        from dataclasses import replace
+
+        from archlab.analysis.checkpointing import names_of, recompute_macs, select
+        from archlab.analysis.costs import OpCosts
         from archlab.analysis.count import count_training
 
-        return count_training(self.training(freeze), self.label, depth=depth)
+        tt = self.training(freeze)
+        result = count_training(tt, self.label, depth=depth)
+        if not checkpoint:
+            return result
+        calls = select(tt, checkpoint)
+        return replace(result, training=replace(result.training, checkpoint=tuple(checkpoint),
+                                                checkpointed=names_of(tt, calls),
+                                                recompute_macs=recompute_macs(tt, calls, OpCosts(tt.trace))))
 
     def layers(self, depth: int = 3) -> Any:
         """One row per module call: shapes, geometry, params, MACs, receptive field (``TraceResult``)."""
