@@ -272,7 +272,8 @@ def test_measured_checkpointed_step_within_15_percent():
     assert plain.measured_training_peak_bytes - ckpt.measured_training_peak_bytes >= saved / 2
 
 
-@pytest.mark.parametrize("name, pattern", [("resnet18", "layer1.*,layer3.1"), ("mobilenet_v2", "features.bottleneck2,features.bottleneck4.*")])
+@pytest.mark.parametrize("name, pattern", [("resnet18", "layer1.*,layer3.1"),
+                                           ("mobilenet_v2", "features.bottleneck2,features.bottleneck4.*")])
 def test_recompute_macs_equal_flop_counter_of_the_checkpointed_step(name, pattern):
     """FlopCounterMode's total of a step with those modules under torch.utils.checkpoint, less its grouped-conv
     weight-gradient excess (tests/test_training.py), is 2 x (training + recompute MACs)."""
@@ -327,6 +328,13 @@ def test_checkpoint_cli(cli):
     d = cli("memory", "resnet18", "--res", "64", "--batch", "8", "--training", "--checkpoint", "layer1.*",
             "-f", "json").json()
     assert d["checkpointed"] == ["layer1.0", "layer1.1"] and d["recompute_macs"] > 0
+    # a budget the step fits without checkpointing: the plan is empty, and says so
+    r = cli("memory", "resnet18", "--res", "64", "--batch", "8", "--training", "--checkpoint", "auto",
+            "--budget", "1GiB")
+    lines = {line.split("  ")[0]: line for line in r.out.splitlines()}
+    assert lines["checkpointed modules"].split()[2] == "0", lines["checkpointed modules"]
+    assert "none, the step fits without" in lines["checkpointed modules"]
+    assert lines["recompute MACs"].split()[2] == "0"
 
 
 @pytest.mark.parametrize("args, needles", [

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from archlab.cli.options import (Alpha, Batch, Checkpoint, Depth, Device, Engine, Fmt, Force, Format, ForwardKw, Freeze, InputSize,
+from archlab.cli.options import (Alpha, Batch, Checkpoint, Depth, Device, Engine, Fmt, Force, Format, ForwardKw,
+                                 Freeze, InputSize,
                                  ModelArg, Output, Res, Seed, Sets, Training, emit, parse_common, seed_of, settle)
 
 def count(

@@ -74,8 +74,8 @@ def memory_cmd(
                             "mixed precision")
         results = [training_memory(m, optimizer=optimizer, amp=amp, freeze=tuple(freeze or ()), measure=measure,
                                    device=device, force=force, budget=budget, checkpoint=checkpoint,
-                                   checkpoint_depth=checkpoint_depth, res=res, input_size=size, batch=batch, alpha=alpha,
-                                   options=options) for m in models]
+                                   checkpoint_depth=checkpoint_depth, res=res, input_size=size, batch=batch,
+                                   alpha=alpha, options=options) for m in models]
         emit(training_report.render(results, fmt.value), output)
         return
     if no_fuse and fuse:

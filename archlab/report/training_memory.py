@@ -33,7 +33,8 @@ def _lines(r: TrainingMemoryResult) -> list[tuple[str, str, str]]:
          "parameters + amp copies + optimizer state + the larger of the two lines above"),
     ]
     if r.checkpoint:
-        names = ", ".join(r.checkpointed) if r.checkpointed else "none"
+        names = (", ".join(r.checkpointed) if r.checkpointed else
+                 "none, the step fits without" if r.checkpoint == ("auto",) else "none")
         how = "the plan to the budget" if r.checkpoint == ("auto",) else f"--checkpoint {','.join(r.checkpoint)}"
         rows += [
             ("checkpointed modules", str(len(r.checkpointed)), f"{how}: {names}"),
