@@ -314,3 +314,211 @@ def test_per_rank_cli_formats(cli):
     assert "training peak per rank" in rows
     r = cli("memory", "lenet5", "--training", "--world-size", "2", "--shard", "zero2", "-f", "csv")
     assert r.code == 0 and r.out.startswith("model,world_size,global_batch,shard"), r.out
+
+# --- activation checkpointing (--checkpoint) and its plan to a budget (--checkpoint auto) -------------------
+
+def _tanh_block() -> nn.Module:
+    """x (4x2) -> Linear 2->16 -> block [tanh, tanh, Linear 16->16] -> Linear 16->1; no biases."""
+    return nn.Sequential(nn.Linear(2, 16, bias=False),
+                         nn.Sequential(nn.Tanh(), nn.Tanh(), nn.Linear(16, 16, bias=False)),
+                         nn.Linear(16, 1, bias=False))
+
+
+def test_checkpointed_bill_by_hand():
+    plain = training_memory(_tanh_block(), input_size=(2,), batch=4)
+    ckpt = training_memory(_tanh_block(), input_size=(2,), batch=4, checkpoint="1")
+    act = 4 * 16 * 4  # one 4x16 fp32 activation: 256 bytes
+    # alive when the backward starts, without checkpointing: the batch (32 B, saved by the first Linear), both
+    # tanh results (each tanh saves its result; the block's Linear saves the second), the block's output (the
+    # last Linear's input) and the loss; the first Linear's output is freed (tanh saves its result, not its input)
+    assert plain.saved_activations_bytes == 32 + 3 * act + 4
+    # checkpointing the block: the tanh results are freed after the forward; its input (the first Linear's
+    # output) is kept for the recompute; its output stays alive for the last Linear
+    assert ckpt.saved_activations_bytes == 32 + 2 * act + 4
+    # the peak, both ways at the block's Linear's weight gradient: the batch, the last Linear's weight gradient
+    # (16 x 4 B), the gradient of the block's output, the two tanh results (recomputed, with checkpointing), the
+    # gradient of the Linear's input, and its weight gradient (16 x 16 x 4 B)
+    assert plain.activation_peak_bytes == ckpt.activation_peak_bytes == 32 + 64 + 4 * act + 1024
+    assert "in '1.2'" in ckpt.activation_peak_at
+    assert ckpt.recompute_macs == 4 * 16 * 16  # the block's Linear, once more
+    assert ckpt.checkpointed == ("1",) and ckpt.unplanned_training_peak_bytes == plain.training_peak_bytes
+    d = ckpt.to_dict()
+    assert d["recompute_macs"] == 1024 and d["checkpointed"] == ["1"] and "recompute_macs" in d["units"]
+    assert "recompute_macs" not in plain.to_dict()
+
+
+def test_checkpointing_nothing_replays_the_step_as_step_peak():
+    from archlab.analysis.checkpointing import Replay
+    from archlab.api.model import Model
+
+    for name, res in (("resnet18", 64), ("mobilenet_v2", 64), ("densenet121", 64)):
+        tt = Model(name, res=res, batch=2).training(())
+        assert Replay(tt, 4).peak([]) == step_peak(tt, 4), name
+
+
+def test_checkpoint_globs_outermost_and_comma_separated():
+    r = training_memory("resnet18", res=64, batch=2, checkpoint=["layer1*", "layer2.0,layer2.0.conv1"])
+    # layer1* matches layer1 and everything in it: only layer1 is recomputed (its blocks with it)
+    assert r.checkpointed == ("layer1", "layer2.0")
+    one = training_memory("resnet18", res=64, batch=2, checkpoint="layer1")
+    two = training_memory("resnet18", res=64, batch=2, checkpoint="layer2.0")
+    assert r.recompute_macs == one.recompute_macs + two.recompute_macs
+    import archlab
+
+    counted = archlab.count("resnet18", res=64, batch=2, depth=2)
+    macs = {l.name: l.macs for l in counted.layers}
+    assert one.recompute_macs == macs["layer1"] and two.recompute_macs == macs["layer2.0"]
+
+
+def _subset_peaks(tt, cands):
+    """Every subset of the candidates, replayed: (recompute MACs, activation peak bytes, subset)."""
+    import itertools
+
+    from archlab.analysis.checkpointing import Replay
+
+    replay = Replay(tt, 4)
+    out = []
+    for n in range(len(cands) + 1):
+        for subset in itertools.combinations(cands, n):
+            calls = [c for g in subset for c in g]
+            out.append((replay.recompute_macs(calls), replay.peak(calls).bytes, subset))
+    return replay, out
+
+
+def test_plan_recomputes_no_more_than_brute_force():
+    """On ResNet-18 at depth 2 (14 candidates, 16,384 sets, each replayed): for budgets across the whole range,
+    the plan fits and its recompute is the least of every set that fits; below every set's peak, the plan
+    reports the smallest peak of any set."""
+    from archlab.analysis.checkpointing import candidates, plan
+    from archlab.api.model import Model
+
+    tt = Model("resnet18", res=32, batch=8).training(())
+    cands = candidates(tt, 2)
+    assert len(cands) == 14
+    replay, every = _subset_peaks(tt, cands)
+    peaks = sorted({p for _, p, _ in every})
+    lowest = peaks[0]
+    for limit in (peaks[0], peaks[1], peaks[len(peaks) // 4], peaks[len(peaks) // 2], peaks[-1]):
+        found = plan(replay, cands, limit)
+        best = min(m for m, p, _ in every if p <= limit)
+        assert found.fits and found.exact
+        assert found.recompute_macs == best and found.activation_peak <= limit
+        assert replay.peak(found.calls).bytes == found.activation_peak
+    found = plan(replay, cands, lowest - 1)
+    assert not found.fits and found.activation_peak == lowest
+    # stopped early, the search says so and bounds the optimum from below
+    limit = peaks[len(peaks) // 2]
+    best = min(m for m, p, _ in every if p <= limit)
+    cut = plan(replay, cands, limit, node_limit=20)
+    assert not cut.exact and cut.fits and cut.lower_bound_macs <= best <= cut.recompute_macs
+
+
+def test_resnet50_batch_64_plan_fits_a_budget_30_percent_below_the_unplanned_peak():
+    plain = training_memory("resnet50", batch=64)
+    budget = int(plain.training_peak_bytes * 0.7)
+    r = training_memory("resnet50", batch=64, checkpoint="auto", budget=budget)
+    assert r.training_peak_bytes <= budget < plain.training_peak_bytes
+    assert r.recompute_macs > 0 and r.checkpointed and r.plan_method.startswith("exact: branch and bound")
+    assert r.unplanned_training_peak_bytes == plain.training_peak_bytes
+    assert r.max_batch >= 64 and r.max_batch_peak_bytes <= budget  # the largest batch under that plan
+    # the plan's modules, given by name, are the same bill
+    again = training_memory("resnet50", batch=64, checkpoint=",".join(r.checkpointed))
+    assert (again.training_peak_bytes, again.recompute_macs) == (r.training_peak_bytes, r.recompute_macs)
+
+
+def test_measured_checkpointed_step_within_15_percent():
+    """A real step with the modules under torch.utils.checkpoint: its measured peak within 15% of the
+    prediction, and checkpointing lowers the measured peak by at least half of what the bill says it saves."""
+    plain = training_memory("resnet18", res=112, batch=16, measure=True)
+    ckpt = training_memory("resnet18", res=112, batch=16, checkpoint="layer1.*,layer2.*", measure=True)
+    assert abs(ckpt.measured_diff_percent) <= 15, (ckpt.training_peak_bytes, ckpt.measured_training_peak_bytes)
+    saved = plain.training_peak_bytes - ckpt.training_peak_bytes
+    assert saved > 0.1 * plain.training_peak_bytes
+    assert plain.measured_training_peak_bytes - ckpt.measured_training_peak_bytes >= saved / 2
+
+
+@pytest.mark.parametrize("name, pattern", [("resnet18", "layer1.*,layer3.1"),
+                                           ("mobilenet_v2", "features.bottleneck2,features.bottleneck4.*")])
+def test_recompute_macs_equal_flop_counter_of_the_checkpointed_step(name, pattern):
+    """FlopCounterMode's total of a step with those modules under torch.utils.checkpoint, less its grouped-conv
+    weight-gradient excess (tests/test_training.py), is 2 x (training + recompute MACs)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import archlab
+    from archlab.measure.training_peak import checkpointed
+    from archlab.spec import Inputs
+    from archlab.trace.run import build
+    from test_training import _flop_counter_grouped_excess
+
+    counted = archlab.count(name, res=64, batch=2, training=True, checkpoint=pattern)
+    assert counted.training.recompute_macs > 0
+    built = build(name, Inputs(), res=64, batch=2)
+    checkpointed(built.module, counted.training.checkpointed)
+    built.module.train()
+    with torch.utils.checkpoint.set_checkpoint_early_stop(False), FlopCounterMode(display=False) as counter:
+        out = built.module(*built.args)
+        out.sum().backward()
+    tt = trace_training(build(name, Inputs(), res=64, batch=2).module, built.args)
+    expected = counter.get_total_flops() - _flop_counter_grouped_excess(tt)
+    assert 2 * (counted.training_macs + counted.training.recompute_macs) == expected
+
+
+def test_count_training_checkpoint(cli):
+    import archlab
+
+    r = archlab.count(_tanh_block(), input_size=(2,), batch=4, training=True, checkpoint="1")
+    assert r.training.recompute_macs == 4 * 16 * 16 and r.training.checkpointed == ("1",)
+    out = cli("count", "resnet18", "--res", "64", "--batch", "2", "--training", "--checkpoint", "layer1.*",
+              "--checkpoint", "layer2")
+    assert out.code == 0, out.err
+    lines = {line.split("  ")[0]: line for line in out.out.splitlines()}
+    assert "142,606,336" in lines["recompute MACs"] and "3 checkpointed modules" in lines["recompute MACs"]
+    d = cli("count", "resnet18", "--res", "64", "--batch", "2", "--training", "--checkpoint", "layer1.*,layer2",
+            "-f", "json").json()
+    assert d["recompute_macs"] == 142_606_336
+    assert d["checkpointed_training_macs"] == d["training_macs"] + 142_606_336
+    assert d["training"]["checkpointed"] == ["layer1.0", "layer1.1", "layer2"]
+
+
+def test_checkpoint_cli(cli):
+    r = cli("memory", "resnet18", "--res", "64", "--batch", "8", "--training", "--checkpoint", "auto",
+            "--budget", "150MiB")
+    assert r.code == 0, r.err
+    lines = {line.split("  ")[0]: line for line in r.out.splitlines()}
+    assert "the plan to the budget" in lines["checkpointed modules"]
+    assert "MACs: their forward, run again in the backward" in lines["recompute MACs"]
+    assert "exact: branch and bound over 14 candidate modules at depth 2" in lines["plan"]
+    assert "largest batch in budget" in lines
+    d = cli("memory", "resnet18", "--res", "64", "--batch", "8", "--training", "--checkpoint", "layer1.*",
+            "-f", "json").json()
+    assert d["checkpointed"] == ["layer1.0", "layer1.1"] and d["recompute_macs"] > 0
+    # a budget the step fits without checkpointing: the plan is empty, and says so
+    r = cli("memory", "resnet18", "--res", "64", "--batch", "8", "--training", "--checkpoint", "auto",
+            "--budget", "1GiB")
+    lines = {line.split("  ")[0]: line for line in r.out.splitlines()}
+    assert lines["checkpointed modules"].split()[2] == "0", lines["checkpointed modules"]
+    assert "none, the step fits without" in lines["checkpointed modules"]
+    assert lines["recompute MACs"].split()[2] == "0"
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("--training", "--checkpoint", "auto"), ("add --budget",)),
+    (("--training", "--checkpoint", "auto,layer1", "--budget", "1GiB"), ("give it alone",)),
+    (("--training", "--checkpoint", "nope"), ("--checkpoint nope: no module", "layer1")),
+    (("--training", "--checkpoint", "layer1,"), ("module-name globs",)),
+    (("--training", "--checkpoint-depth", "3"), ("add --checkpoint auto",)),
+    (("--training", "--checkpoint", "auto", "--budget", "1GiB", "--checkpoint-depth", "0"), ("1 or more",)),
+    (("--checkpoint", "layer1"), ("--checkpoint applies to the training-step bill: add --training",)),
+    (("--training", "--checkpoint", "auto", "--budget", "50MiB"),
+     ("--budget 50MiB: no plan of checkpointed modules fits; the smallest training peak is", "checkpointing",
+      "(the optimizer's step alone needs more)")),
+    (("--training", "--checkpoint", "auto", "--budget", "150MiB", "--batch", "64"),
+     ("--budget 150MiB: no plan", "156.15 MiB (163,732,544 bytes), checkpointing 5 modules: bn1, maxpool, "
+      "layer1.0, layer1.1, layer2.0 (14 candidate modules at depth 2")),
+])
+def test_checkpoint_bad_input_is_one_line(cli, args, needles):
+    from conftest import assert_one_line_error
+
+    batch = () if "--batch" in args else ("--batch", "8")
+    assert_one_line_error(cli("memory", "resnet18", "--res", "64", *batch, *args), *needles)

@@ -82,6 +82,10 @@ class TrainingTotals:
     other_ops: dict[str, int]  # the backward's other operations, by kind
     frozen: tuple[str, ...] = ()  # the --freeze patterns
     frozen_params: int = 0  # parameters that got no gradient because of them
+    # with --checkpoint: the modules recomputed in the backward, and their forward MACs, run again
+    checkpoint: tuple[str, ...] = ()  # the --checkpoint globs
+    checkpointed: tuple[str, ...] = ()
+    recompute_macs: int = 0
 
     @property
     def backward_macs(self) -> int:
@@ -242,6 +246,11 @@ class CountResult(_Traffic):
                 "frozen_params": t.frozen_params,
                 "backward_other_ops": dict(t.other_ops),
             }
+            if t.checkpoint:
+                d["recompute_macs"] = t.recompute_macs
+                d["checkpointed_training_macs"] = self.training_macs + t.recompute_macs
+                d["training"].update(checkpoint=list(t.checkpoint), checkpointed=list(t.checkpointed))
+                d["units"]["recompute_macs"] = "forward MACs of the checkpointed modules, run again in the backward"
             d["units"]["input_grad_macs"] = "backward MACs computing gradients of activations (conv: transposed conv)"
             d["units"]["weight_grad_macs"] = "backward MACs computing gradients of parameters"
         return d

@@ -48,7 +48,7 @@ class StepPeak:
     gradients_bytes: int
 
 
-def _accumulated_source(tt: TrainingTrace, st: Storages) -> dict[int, int]:
+def accumulated_source(tt: TrainingTrace, st: Storages) -> dict[int, int]:
     """The tracer's AccumulateGrad copies (it holds every tensor, so autograd copies the gradient into
     ``.grad``): copy's storage -> the gradient it copied, which an eager step keeps instead."""
     src = {}
@@ -66,7 +66,7 @@ def step_peak(tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | No
     tr = tt.trace
     st = Storages(tr, act_bytes)
     st.unmade = set()  # in training, max pooling's indices are read by its backward
-    src = _accumulated_source(tt, st)
+    src = accumulated_source(tt, st)
     grads = {src.get(st.root[g], st.root[g]) for g in tt.param_grads}
     kept = {src.get(st.root[g], st.root[g]): n for g, n in (grad_sizes or {}).items()}
     skip = {op.index for op in tr.ops[tt.backward_start:] if op.attrs.get("accumulate_grad")}
@@ -129,6 +129,13 @@ class TrainingMemoryResult:
     budget_bytes: int | None = None
     max_batch: int | None = None  # the largest batch whose predicted training peak fits budget_bytes
     max_batch_peak_bytes: int | None = None
+    # with --checkpoint: the modules recomputed in the backward (their names), the forward MACs that adds, the
+    # peak without them, and (--checkpoint auto) how the plan was found
+    checkpoint: tuple[str, ...] = ()  # the --checkpoint globs as given, or ("auto",)
+    checkpointed: tuple[str, ...] = ()
+    recompute_macs: int | None = None
+    unplanned_training_peak_bytes: int | None = None
+    plan_method: str | None = None
 
     @property
     def persistent_bytes(self) -> int:
@@ -144,6 +151,10 @@ class TrainingMemoryResult:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
         d["frozen"] = list(self.frozen)
+        d["checkpoint"], d["checkpointed"] = list(self.checkpoint), list(self.checkpointed)
+        if not self.checkpoint:
+            for k in ("checkpoint", "checkpointed", "recompute_macs", "unplanned_training_peak_bytes", "plan_method"):
+                d.pop(k)
         d["persistent_bytes"] = self.persistent_bytes
         if self.measured_training_peak_bytes is None:
             d.pop("measured_method")
@@ -155,7 +166,9 @@ class TrainingMemoryResult:
         return {"schema_version": SCHEMA_VERSION,
                 "units": {"bytes": "bytes, whole batch",
                           "training_peak_bytes": "parameters + amp weight copies + optimizer state + the peak of "
-                                                 "activations and gradients over forward, backward and step"},
+                                                 "activations and gradients over forward, backward and step",
+                          **({"recompute_macs": "forward MACs of the checkpointed modules, run again in the backward"}
+                             if self.checkpoint else {})},
                 **d}
 
 
@@ -168,7 +181,7 @@ def _optimizer_state(tt: TrainingTrace, optimizer: str) -> int:
     return state
 
 
-def _step_temporaries(tt: TrainingTrace, optimizer: str) -> int:
+def step_temporaries(tt: TrainingTrace, optimizer: str) -> int:
     """What the optimizer's step allocates besides its state (single-tensor implementations, as PyTorch
     runs them on the CPU): Adam's denominator, sqrt(exp_avg_sq) / bias_correction, two tensors of the
     largest parameter at once; SGD and momentum update in place."""
@@ -178,15 +191,27 @@ def _step_temporaries(tt: TrainingTrace, optimizer: str) -> int:
     return 2 * largest
 
 
-def bill(tt: TrainingTrace, label: str, optimizer: str, amp: str | None) -> TrainingMemoryResult:
-    """The training-step memory bill of a traced step."""
+def activation_bytes(tt: TrainingTrace, amp: str | None) -> int:
+    """Bytes per element of the step's floating activations: 2 under amp, else the model's own dtype's."""
+    return 2 if amp else DTYPE_BYTES[tt.trace.float_dtype]
+
+
+def persistent_bytes(tt: TrainingTrace, optimizer: str, amp: str | None) -> int:
+    """Parameters + amp weight copies + optimizer state: what the whole step holds."""
+    return tt.trace.stored_params_bytes + (tt.trace.params * 2 if amp else 0) + _optimizer_state(tt, optimizer)
+
+
+def bill(tt: TrainingTrace, label: str, optimizer: str, amp: str | None,
+         peak: StepPeak | None = None) -> TrainingMemoryResult:
+    """The training-step memory bill of a traced step (``peak``: the step's replayed activation peak, when it
+    was replayed otherwise, as with checkpointed modules)."""
     tr = tt.trace
-    act_bytes = 2 if amp else DTYPE_BYTES[tr.float_dtype]
-    peak = step_peak(tt, act_bytes)
+    if peak is None:
+        peak = step_peak(tt, activation_bytes(tt, amp))
     params_bytes = tr.stored_params_bytes
     copies = tr.params * 2 if amp else 0
     state = _optimizer_state(tt, optimizer)
-    step = peak.gradients_bytes + _step_temporaries(tt, optimizer)
+    step = peak.gradients_bytes + step_temporaries(tt, optimizer)
     return TrainingMemoryResult(
         model=label, input_shape=tr.input_shape, optimizer=optimizer, amp=amp, params=tr.params,
         trainable_params=tr.trainable_params, params_bytes=params_bytes, amp_weight_copies_bytes=copies,

@@ -30,6 +30,7 @@ def count(
     freeze: Sequence[str] = (),
     forward_kw: Any = None,
     seed: int = 0,
+    checkpoint: Sequence[str] | str | None = None,
 ) -> Any:
     """Count parameters, MACs (FLOPs = 2 x MACs) and other operations of a model (``CountResult``).
 
@@ -43,7 +44,9 @@ def count(
     ``training=True`` counts one training step: the training-mode forward and autograd's real
     backward of ``loss = sum of the outputs``, traced on meta; the backward MACs are split into
     input-gradient and weight-gradient MACs, per layer. ``freeze``: module-name globs whose
-    parameters get no gradient (fine-tuning).
+    parameters get no gradient (fine-tuning). ``checkpoint``: module-name globs (a list, or one
+    comma-separated text) checkpointed in that step: their forward MACs, run again in the backward, are
+    ``training.recompute_macs``.
 
     ``forward_kw``: non-tensor keyword options of the forward (``{"use_cache": True}``, or the
     ``--forward-kw`` texts ``"use_cache=true"``), beside those ``input_size`` gives.
@@ -57,6 +60,14 @@ def count(
     freeze = (freeze,) if isinstance(freeze, str) else tuple(freeze)
     if freeze and not training:
         raise UserError("--freeze says which modules get no gradient in training: add --training")
+    from archlab.analysis.checkpointing import checkpoint_patterns
+
+    patterns = checkpoint_patterns(checkpoint)
+    if patterns and not training:
+        raise UserError("--checkpoint says which modules a training step recomputes: add --training")
+    if "auto" in patterns:
+        raise UserError("--checkpoint auto plans to a memory budget: use archlab memory --training --checkpoint auto "
+                        "--budget SIZE, then count --training --checkpoint with the modules it names")
     if training and engine != "archlab":
         raise UserError("--training is counted by archlab's own engine on meta tensors (fvcore and real count "
                         "the forward only)")
@@ -69,7 +80,7 @@ def count(
                      seed=seed)
     model = as_model(model_or_spec, input_size, forward_kw, **settings)
     if training:
-        return model.count_training(depth, freeze)
+        return model.count_training(depth, freeze, patterns)
     result = model.count(depth)
     stages = 1
     if engine == "fvcore":

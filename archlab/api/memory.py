@@ -100,7 +100,8 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
                     budget: Any = None, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
                     alpha: float | None = None, options: dict[str, Any] | None = None,
                     forward_kw: Any = None, world_size: int | None = None, shard: str | None = None,
-                    offload: str | None = None, fsdp_unit: Sequence[str] = ()) -> Any:
+                    offload: str | None = None, fsdp_unit: Sequence[str] = (),
+                    checkpoint: Sequence[str] | str | None = None, checkpoint_depth: int | None = None) -> Any:
     """The memory bill of one training step (``TrainingMemoryResult``); ``measure`` also runs a real
     step on ``device`` and records its peak (refused when the predicted peak looks too big for the free
     memory, unless ``force``); ``budget`` (bytes or "8GiB") finds the largest batch whose
@@ -109,21 +110,48 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
     With ``world_size`` or ``shard`` (none, zero1, zero2, zero3, fsdp; ``offload``: optimizer or params;
     ``fsdp_unit``: module-name globs of the FSDP units), one rank's bill instead (``PerRankBill``,
     ``archlab.analysis.sharding``): ``batch`` is then the global batch, divided among the ranks (not given:
-    one sample per rank); ``budget`` finds the largest global batch whose per-rank peak fits."""
+    one sample per rank); ``budget`` finds the largest global batch whose per-rank peak fits.
+
+    ``checkpoint``: module-name globs (a list, or one comma-separated text) whose
+    modules are checkpointed (``torch.utils.checkpoint``: recomputed in the backward), or "auto": the plan
+    of least recompute that fits ``budget``, over the modules at ``checkpoint_depth`` (default 2)."""
+    from archlab.analysis.checkpointing import checkpoint_patterns, plan_bill
     from archlab.analysis.training_memory import check_step_options, largest_batch, parse_bytes
 
     check_step_options(optimizer, amp)
     if world_size is not None or shard is not None or offload is not None or fsdp_unit:
+        if checkpoint:
+            raise UserError("--checkpoint with --world-size/--shard is not available yet: give one or the other")
         return _per_rank(model_or_spec, optimizer=optimizer, amp=amp, freeze=freeze, measure=measure, budget=budget,
                          input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
                          forward_kw=forward_kw, world_size=1 if world_size is None else world_size,
                          shard=shard or "none", offload=offload,
                          fsdp_unit=(fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit or ()))
+    patterns = checkpoint_patterns(checkpoint)
+    auto = "auto" in patterns
+    if auto and len(patterns) > 1:
+        raise UserError("--checkpoint auto plans which modules to checkpoint: give it alone, not with module globs")
+    if auto and budget is None:
+        raise UserError("--checkpoint auto plans to a memory budget: add --budget (such as --budget 8GiB)")
+    if checkpoint_depth is not None and not auto:
+        raise UserError("--checkpoint-depth says where --checkpoint auto looks for modules: add --checkpoint auto")
+    depth = 2 if checkpoint_depth is None else checkpoint_depth
+    if depth < 1:
+        raise UserError(f"--checkpoint-depth must be 1 or more, got {depth}")
+    limit = None if budget is None else parse_bytes(budget)  # before anything is traced
     model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
-    result = model.training_memory(optimizer, amp, freeze)
+    if auto:
+        result = plan_bill(model.training(freeze), model.label, optimizer, amp, limit, depth, str(budget))
+
+        def at(b: int) -> Any:
+            return model.training_memory(optimizer, amp, freeze, batch=b, modules=result.checkpointed)
+    else:
+        result = model.training_memory(optimizer, amp, freeze, checkpoint=patterns)
+
+        def at(b: int) -> Any:
+            return model.training_memory(optimizer, amp, freeze, batch=b, checkpoint=patterns)
     if budget is not None:
-        limit = parse_bytes(budget)
-        best = largest_batch(lambda b: model.training_memory(optimizer, amp, freeze, batch=b), limit)
+        best = largest_batch(at, limit)
         result = replace(result, budget_bytes=limit, max_batch=best[0] if best else 0,
                          max_batch_peak_bytes=best[1] if best else None)
     if measure:
@@ -135,7 +163,8 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         source = model.built.resolved or model.source
         shapes, options = model.forward_inputs
         measured, method = measure_training_peak(source, shapes, options=options, optimizer=optimizer, amp=amp,
-                                                 frozen=model.training(freeze).frozen, device=device)
+                                                 frozen=model.training(freeze).frozen, device=device,
+                                                 checkpoint=result.checkpointed)
         result = replace(result, measured_training_peak_bytes=measured, measured_method=method)
     return result
 

@@ -111,12 +111,24 @@ class Model:
             result = type(result)(**{**result.__dict__, "built_on_cpu": True})
         return result
 
-    def count_training(self, depth: int = 2, freeze: Sequence[str] = ()) -> Any:
+    def count_training(self, depth: int = 2, freeze: Sequence[str] = (), checkpoint: Sequence[str] = ()) -> Any:
         """One training step's count: the forward's MACs, and the backward's input- and weight-gradient
-        MACs per layer (``CountResult`` with ``training``)."""
+        MACs per layer (``CountResult`` with ``training``); ``checkpoint``: module-name globs recomputed in the
+        backward (their forward MACs in ``training.recompute_macs``)."""
+        from dataclasses import replace
+
+        from archlab.analysis.checkpointing import names_of, recompute_macs, select
+        from archlab.analysis.costs import OpCosts
         from archlab.analysis.count import count_training
 
-        return count_training(self.training(freeze), self.label, depth=depth)
+        tt = self.training(freeze)
+        result = count_training(tt, self.label, depth=depth)
+        if not checkpoint:
+            return result
+        calls = select(tt, checkpoint)
+        return replace(result, training=replace(result.training, checkpoint=tuple(checkpoint),
+                                                checkpointed=names_of(tt, calls),
+                                                recompute_macs=recompute_macs(tt, calls, OpCosts(tt.trace))))
 
     def layers(self, depth: int = 3) -> Any:
         """One row per module call: shapes, geometry, params, MACs, receptive field (``TraceResult``)."""
@@ -163,14 +175,22 @@ class Model:
         return live_timeline(self.trace, check_dtype(act_dtype or self.trace.float_dtype, "--act-dtype"))
 
     def training_memory(self, optimizer: str = "sgd", amp: str | None = None, freeze: Sequence[str] = (),
-                        batch: int | None = None) -> Any:
+                        batch: int | None = None, checkpoint: Sequence[str] = (),
+                        modules: Sequence[str] | None = None) -> Any:
         """The memory bill of one training step (``TrainingMemoryResult``); ``batch``: at another batch
-        size than the model's (traced anew at that size)."""
+        size than the model's (traced anew at that size); ``checkpoint``: module-name globs checkpointed
+        (recomputed in the backward); ``modules``: the exact names checkpointed instead (a plan's)."""
+        from archlab.analysis.checkpointing import by_names, checkpointed_bill, select
         from archlab.analysis.training_memory import bill, check_step_options
 
         check_step_options(optimizer, amp)
         model = self if batch is None else self.with_batch(check_batch(batch))
-        return bill(model.training(freeze), model.label, optimizer, amp)
+        tt = model.training(freeze)
+        if modules is not None:
+            return checkpointed_bill(tt, model.label, optimizer, amp, by_names(tt, modules), checkpoint or ("auto",))
+        if checkpoint:
+            return checkpointed_bill(tt, model.label, optimizer, amp, select(tt, checkpoint), checkpoint)
+        return bill(tt, model.label, optimizer, amp)
 
     def diagram(self, depth: int = 1, block: str | None = None, expand: bool = False) -> Any:
         """The block diagram at ``depth`` (of the module ``block``, if given) (``Diagram``), repeated blocks

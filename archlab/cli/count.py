@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from archlab.cli.options import (Alpha, Batch, Depth, Device, Engine, Fmt, Force, Format, ForwardKw, Freeze, InputSize,
+from archlab.cli.options import (Alpha, Batch, Checkpoint, Depth, Device, Engine, Fmt, Force, Format, ForwardKw,
+                                 Freeze, InputSize,
                                  ModelArg, Output, Res, Seed, Sets, Training, emit, parse_common, seed_of, settle)
 
 def count(
@@ -27,6 +28,7 @@ def count(
     force: Force = False,
     training: Training = False,
     freeze: Freeze = None,
+    checkpoint: Checkpoint = None,
 ) -> None:
     """Parameters, MACs, FLOPs and the other operations of a model, per layer."""
     from archlab.api.count import count as count_api
@@ -45,5 +47,6 @@ def count(
     with progress("counting") if engine.value == "fvcore" else nullcontext() as step:
         result = count_api(model, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
                            depth=depth, engine=engine.value, device=device, force=force, progress=step,
-                           training=training, freeze=tuple(freeze or ()), seed=seed)
+                           training=training, freeze=tuple(freeze or ()), seed=seed,
+                           checkpoint=checkpoint)
     emit(count_report.render(result, fmt.value), output)

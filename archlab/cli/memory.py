@@ -6,7 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from archlab.cli.options import (Alpha, Batch, DType, Device, Fmt, Force, Format, ForwardKw, Freeze, InputSize,
+from archlab.cli.options import (Alpha, Batch, Checkpoint, DType, Device, Fmt, Force, Format, ForwardKw, Freeze,
+                                 InputSize,
                                  Measure, Optimizer, Output, Res, Seed, Sets, StoredDType, Training, emit,
                                  parse_common, seed_of, settle)
 from archlab.errors import UserError
@@ -48,6 +49,9 @@ def memory_cmd(
     fsdp_unit: Annotated[Optional[List[str]], typer.Option("--fsdp-unit", help="With --shard zero2/zero3/fsdp: a "
                                            "module-name glob of the FSDP units (repeatable; default: each top-level "
                                            "block).")] = None,
+    checkpoint: Checkpoint = None,
+    checkpoint_depth: Annotated[Optional[int], typer.Option("--checkpoint-depth", help="With --checkpoint auto: the "
+                                "depth of the module tree whose modules the plan chooses from (default 2).")] = None,
     fmt: Fmt = Format.table,
     output: Output = None,
 ) -> None:
@@ -64,7 +68,9 @@ def memory_cmd(
     given = [flag for flag, on in (("--optimizer", optimizer != "sgd"), ("--amp", amp is not None),
                                    ("--freeze", bool(freeze)), ("--budget", budget is not None),
                                    ("--world-size", world_size is not None), ("--shard", shard is not None),
-                                   ("--offload", offload is not None), ("--fsdp-unit", bool(fsdp_unit))) if on]
+                                   ("--offload", offload is not None), ("--fsdp-unit", bool(fsdp_unit)),
+                                   ("--checkpoint", checkpoint is not None),
+                                   ("--checkpoint-depth", checkpoint_depth is not None)) if on]
     if given and not training:
         raise UserError(f"{given[0]} applies to the training-step bill: add --training")
     if training:
@@ -81,9 +87,10 @@ def memory_cmd(
             raise UserError(f"{changed[0]} is an option of the inference view; with --training use --amp for "
                             "mixed precision")
         results = [training_memory(m, optimizer=optimizer, amp=amp, freeze=tuple(freeze or ()), measure=measure,
-                                   device=device, force=force, budget=budget, res=res, input_size=size, batch=batch, alpha=alpha,
-                                   options=options, world_size=world_size, shard=shard, offload=offload,
-                                   fsdp_unit=tuple(fsdp_unit or ())) for m in models]
+                                   device=device, force=force, budget=budget, checkpoint=checkpoint,
+                                   checkpoint_depth=checkpoint_depth, res=res, input_size=size, batch=batch,
+                                   alpha=alpha, options=options, world_size=world_size, shard=shard,
+                                   offload=offload, fsdp_unit=tuple(fsdp_unit or ())) for m in models]
         emit(training_report.render(results, fmt.value), output)
         return
     if no_fuse and fuse:

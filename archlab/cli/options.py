@@ -109,6 +109,10 @@ Optimizer = Annotated[str, typer.Option(
     "--optimizer", help=f"With --training: the optimizer whose state the memory bill holds ({', '.join(OPTIMIZERS)}).")]
 Freeze = Annotated[Optional[List[str]], typer.Option(
     "--freeze", help="With --training: module-name glob whose parameters get no gradient (repeatable), e.g. 'layer*'.")]
+Checkpoint = Annotated[Optional[List[str]], typer.Option(
+    "--checkpoint", help="With --training: module-name globs recomputed in the backward (activation checkpointing; "
+    "repeatable or comma-separated), e.g. 'layer*.*'; memory: auto with --budget plans the set of least recompute "
+    "that fits.")]
 Latency = Annotated[bool, typer.Option(
     "--latency", help="Also measure the latency (CPU): compare: each model's median forward, batch 1; report: each "
     "op of a forward timed and attributed to its module, a figure of time per layer kind beside its MACs.")]

@@ -5,7 +5,10 @@ The step measured is the second: the first creates the optimizer's state, then t
 set to None (``zero_grad``), as in a training loop. On the CPU the PyTorch profiler's allocation
 events give the peak of what the step allocates (the batch, activations, gradients, the step's
 temporaries); the parameters and the optimizer state, allocated before, are added at their real
-sizes, read from the tensors. On a GPU it is the CUDA allocator's ``max_memory_allocated``."""
+sizes, read from the tensors. On a GPU it is the CUDA allocator's ``max_memory_allocated``.
+
+With ``checkpoint`` (module names), each of those modules runs under ``torch.utils.checkpoint.checkpoint``
+(``use_reentrant=False``, early stop off: the whole module's forward recomputed, as the bill counts it)."""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def _tensors_bytes(tensors: Iterable[Any]) -> int:
 
 def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any = (), optimizer: str = "sgd",
                           amp: str | None = None, frozen: Iterable[str] = (), device: str = "cpu",
-                          **kw: Any) -> tuple[int, str]:
+                          checkpoint: Iterable[str] = (), **kw: Any) -> tuple[int, str]:
     """Peak bytes of one real training step on ``device``: parameters + optimizer state + the step's
     own allocations at their peak. ``input_shape``: one shape (batch first) or one per input of the
     forward (an ``InputShape`` keeps its dtype and keyword); ``options``: the forward's options;
@@ -50,6 +53,7 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
     import copy
 
     import torch
+    import torch.utils.checkpoint
 
     from archlab.measure.memory_peak import forward_shapes
     from archlab.trace.inputs import floating_dtype, real_inputs
@@ -70,7 +74,8 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
         for name, p in model.named_parameters():
             if name in frozen:
                 p.requires_grad_(False)
-        with on_device(device):
+        checkpointed(model, checkpoint)
+        with on_device(device), torch.utils.checkpoint.set_checkpoint_early_stop(False):
             model = model.to(device).train()
             opt = _optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
             device_type = "cuda" if is_cuda(device) else "cpu"
@@ -102,6 +107,25 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
         raise
     except FORWARD_ERRORS as e:
         raise run_failed(what, device, amp or dtype_name(dtype), e) from None
+
+
+def checkpointed(model: Any, names: Iterable[str]) -> None:
+    """Run each named module of ``model`` under ``torch.utils.checkpoint.checkpoint`` (non-reentrant): its
+    forward is replaced on the instance by one that checkpoints the original."""
+    import functools
+
+    from torch.utils.checkpoint import checkpoint
+
+    modules = dict(model.named_modules())
+    for name in names:
+        if name not in modules:
+            raise UserError(f"--checkpoint: the model has no module '{name}'")
+        module = modules[name]
+        module.forward = functools.partial(_checkpointed_forward, module.forward, checkpoint)
+
+
+def _checkpointed_forward(forward: Any, checkpoint: Any, *args: Any, **kwargs: Any) -> Any:
+    return checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
 
 def _cpu_step_peak(step: Any) -> int:

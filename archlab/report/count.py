@@ -58,6 +58,15 @@ def training_lines(result: CountResult) -> list[tuple[str, str, str]]:
         ("training MACs", f"{result.training_macs:,}",
          f"{human(result.training_macs, 'MACs')} = forward + backward, one step; FLOPs {2 * result.training_macs:,}"),
     ]
+    if t.checkpoint:
+        rows += [
+            ("recompute MACs", f"{t.recompute_macs:,}",
+             f"{human(t.recompute_macs, 'MACs')}: the forward of the {len(t.checkpointed)} checkpointed modules "
+             f"(--checkpoint {','.join(t.checkpoint)}), run again in the backward"),
+            ("training MACs with recompute", f"{result.training_macs + t.recompute_macs:,}",
+             f"{human(result.training_macs + t.recompute_macs, 'MACs')} = training + recompute MACs; FLOPs "
+             f"{2 * (result.training_macs + t.recompute_macs):,}"),
+        ]
     reasons = result.training_reasons()
     ratio = "-" if result.training_ratio is None else f"{result.training_ratio:.3f}"
     if result.training_ratio is None:

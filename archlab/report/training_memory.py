@@ -8,7 +8,7 @@ from archlab.analysis.sharding import PerRankBill
 from archlab.analysis.training_memory import TrainingMemoryResult
 from archlab.report import formats
 from archlab.report.formats import csv_table, md_table, text_table, to_json
-from archlab.units import human_bytes, shape_str
+from archlab.units import human, human_bytes, shape_str
 
 _STATE = {"sgd": "none (plain SGD keeps no state)", "momentum": "1 buffer per trainable parameter (momentum)",
           "adam": "2 buffers per trainable parameter (exp_avg, exp_avg_sq) + a step counter each",
@@ -35,6 +35,18 @@ def _lines(r: TrainingMemoryResult) -> list[tuple[str, str, str]]:
         ("training peak", human_bytes(r.training_peak_bytes),
          "parameters + amp copies + optimizer state + the larger of the two lines above"),
     ]
+    if r.checkpoint:
+        names = (", ".join(r.checkpointed) if r.checkpointed else
+                 "none, the step fits without" if r.checkpoint == ("auto",) else "none")
+        how = "the plan to the budget" if r.checkpoint == ("auto",) else f"--checkpoint {','.join(r.checkpoint)}"
+        rows += [
+            ("checkpointed modules", str(len(r.checkpointed)), f"{how}: {names}"),
+            ("recompute MACs", f"{r.recompute_macs:,}",
+             f"{human(r.recompute_macs, 'MACs')}: their forward, run again in the backward (torch.utils.checkpoint)"),
+            ("without checkpointing", human_bytes(r.unplanned_training_peak_bytes), "the training peak"),
+        ]
+        if r.plan_method:
+            rows.append(("plan", "", r.plan_method))
     if r.frozen:
         rows.insert(1, ("frozen", f"{r.params - r.trainable_params:,}",
                         f"parameters without gradient or state (--freeze {' '.join(r.frozen)})"))
@@ -140,7 +152,7 @@ def _title(r: Any) -> str:
 
 CSV_KEYS = ("model", "optimizer", "amp", "params_bytes", "amp_weight_copies_bytes", "gradients_bytes",
             "optimizer_state_bytes", "saved_activations_bytes", "activation_peak_bytes", "optimizer_step_bytes",
-            "training_peak_bytes", "measured_training_peak_bytes", "max_batch")
+            "training_peak_bytes", "measured_training_peak_bytes", "max_batch", "recompute_macs")
 
 
 RANK_CSV_KEYS = ("model", "world_size", "global_batch", "shard", "offload", "optimizer", "amp", "params_bytes",
