@@ -522,3 +522,11 @@ def test_checkpoint_bad_input_is_one_line(cli, args, needles):
 
     batch = () if "--batch" in args else ("--batch", "8")
     assert_one_line_error(cli("memory", "resnet18", "--res", "64", *batch, *args), *needles)
+
+
+def test_checkpoint_with_sharding_is_refused_in_one_line_until_they_combine(cli):
+    from conftest import assert_one_line_error
+
+    r = cli("memory", "resnet18", "--training", "--batch", "4", "--world-size", "2", "--shard", "fsdp",
+            "--checkpoint", "layer1")
+    assert_one_line_error(r, "--checkpoint with --world-size/--shard is not available yet")
