@@ -22,6 +22,7 @@ each reads only the one before.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from archlab.analysis.costs import OpCosts
 from archlab.analysis.ops import SEE_THROUGH, has
@@ -328,7 +329,7 @@ class Tree:
     edges: tuple[tuple[int, int, tuple[int, ...], int], ...]
 
 
-def tree_of_trace(trace: Trace, label: str, costs: OpCosts, traffic, fields=None) -> Tree:
+def tree_of_trace(trace: Trace, label: str, costs: OpCosts, traffic: Any, fields: Any = None) -> Tree:
     """Every module call (with no ops of its own left out: an ``nn.Identity``), every op but the
     see-through reshapes, the inputs and the output, as nested nodes; runs of repeated sibling
     modules (the rule of ``collapse``, with "consecutive" meaning no op of the parent between

@@ -25,7 +25,7 @@ import copy
 import math
 import time
 from contextlib import ExitStack
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -155,7 +155,8 @@ def _reset(model: nn.Module) -> None:
             m.reset_parameters()
 
 
-def builds(source: Any, resolved: Any, weights: str, seed: int, device: str, n: int):
+def builds(source: Any, resolved: Any, weights: str, seed: int, device: str,
+           n: int) -> Iterator[tuple[int, nn.Module, bool]]:
     """The (seed, model, whether it is archlab's own copy) a weights mode runs, one at a time (a generator: one
     model held at once).
     ``resolved``: the registered spec's resolution (None for an ``nn.Module`` given as such, ``source``)."""
