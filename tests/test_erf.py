@@ -19,7 +19,7 @@ import archlab
 from archlab.analysis.erf import THRESHOLDS, erf_metrics, fit_gaussian, growth_exponent, square_sides
 from archlab.errors import UserError
 from archlab.measure.erf import gradient_maps, set_uniform
-from tests.conftest import assert_one_line_error
+from conftest import assert_one_line_error
 
 TRIANGLE = np.array([1.0, 2.0, 3.0, 2.0, 1.0])  # two 3x3 convs of ones: each axis's count of paths
 
