@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from archlab.analysis.page import leaves, stage_boundaries
 from archlab.errors import UserError
-from archlab.report.figures import FigureSpec, Series, to_svg
+from archlab.report.figures import FigureSpec, Series, matplotlib_figure, to_svg
 
 HEATMAP_COLS = 4  # panels per row: 4 maps of about 2 inches side by side on a 9-inch figure
 WINDOW_LABEL = "theoretical field (the centre unit's exact window)"
@@ -99,16 +99,6 @@ def heatmap_title(result: Any) -> str:
             f"d(input)|, averaged over {result.samples} random inputs ({result.weights} weights, seed"
             f"{'s' if len(result.seeds) != 1 else ''} {seeds}), each map divided by its maximum; "
             "solid square: the exact theoretical field; dashed: ERF95")
-
-
-def _matplotlib() -> Any:
-    try:
-        import matplotlib
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UserError("plots need matplotlib, a dependency of archlab that is missing here: "
-                        "pip install -r requirements.txt . (or pip install matplotlib)") from None
-    return matplotlib, Figure
 
 
 # the layout in inches (fixed, not a layout engine's: it is deterministic and costs no extra drawing)
@@ -230,7 +220,7 @@ def _draw_depth(fig: Any, spec: FigureSpec, top: float, height: float) -> None:
 def draw(result: Any, parts: Sequence[str] = ("heatmaps", "depth")) -> Any:
     """The matplotlib ``Figure`` of ``parts`` of ``result``: the stage heatmaps, the depth figure, or
     both stacked (``--plot``). No pyplot: nothing global is touched."""
-    _, Figure = _matplotlib()
+    _, Figure = matplotlib_figure()
     panels = heatmap_panels(result) if "heatmaps" in parts else []
     spec = depth_spec(result) if "depth" in parts and result.layers else None
     title = _title_lines(heatmap_title(result))

@@ -44,7 +44,7 @@ class FigureSpec:
         return {s.label: s.y for s in self.series}
 
 
-def _matplotlib() -> Any:
+def matplotlib_figure() -> Any:
     try:
         import matplotlib
         from matplotlib.figure import Figure
@@ -56,7 +56,7 @@ def _matplotlib() -> Any:
 
 def draw(spec: FigureSpec) -> Any:
     """The matplotlib ``Figure`` of ``spec`` (no pyplot: nothing global is touched)."""
-    _, Figure = _matplotlib()
+    _, Figure = matplotlib_figure()
     panels = max((s.panel for s in spec.series), default=0) + 1
     fig = Figure(figsize=spec.size, dpi=72)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
@@ -214,7 +214,7 @@ def series_of(fig: Any) -> dict[str, list[float]]:
 def to_svg(fig: Any) -> str:
     """Deterministic SVG text (the same bytes for the same figure): a fixed hash salt for the
     ids matplotlib makes, no date in the metadata, text kept as text."""
-    matplotlib, _ = _matplotlib()
+    matplotlib, _ = matplotlib_figure()
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": "archlab", "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
