@@ -250,3 +250,168 @@ def test_a_checkpointed_distributed_step_frees_the_checkpointed_blocks_activatio
         # the backward, so the step's own peak (over what was alive when it started) about halves (measured:
         # 18.6 MB -> 10.1 MB); three quarters is a margin no allocator noise crosses
         assert b.peak_bytes - b.start_bytes < 0.75 * (a.peak_bytes - a.start_bytes), (a, b)
+
+# --- one rank's bill: --world-size, --shard, --offload, --fsdp-unit ---------------------------------------
+
+def _rank(shard: str, world_size: int = 2, batch: int = 4, **kw):
+    return training_memory(_mlp(), input_size=(4,), batch=batch, world_size=world_size, shard=shard, **kw)
+
+
+def test_ddp_rank_is_the_single_device_bill_at_its_batch_plus_the_gradient_buckets():
+    params = 4 * 5 + 5 + 5 * 3 + 3  # 43
+    single = training_memory(_mlp(), input_size=(4,), batch=2, optimizer="adam")
+    r = _rank("none", optimizer="adam")
+    assert (r.world_size, r.global_batch, r.per_rank_batch, r.input_shape) == (2, 4, 2, single.input_shape)
+    assert (r.params_bytes, r.gradients_bytes, r.comm_buffers_bytes) == (4 * params, 4 * params, 4 * params)
+    assert r.optimizer_state_bytes == single.optimizer_state_bytes
+    assert r.activation_peak_bytes == single.activation_peak_bytes
+    # gradient_as_bucket_view=False: the buckets are a second copy of every gradient, for the whole run
+    assert r.training_peak_bytes == single.training_peak_bytes + 4 * params
+    assert r.ddp_buckets == 1  # 172 bytes: one bucket, under the first bucket's 1 MiB cap
+
+
+def test_zero1_bills_the_rank_with_the_largest_partition_as_zero_redundancy_optimizer_makes_it():
+    # ZeroRedundancyOptimizer sorts by size (20, 15, 5, 3 elements) and gives each to the rank with the fewest:
+    # 20 -> rank 0, 15 -> rank 1, 5 -> rank 1 (15 < 20), 3 -> rank 0 (20 = 20: the lowest rank)
+    r = _rank("zero1", optimizer="adam")
+    assert r.rank == 0
+    assert r.optimizer_state_bytes == 2 * 4 * (20 + 3) + 2 * 4  # two buffers, and a step counter per parameter
+    assert r.optimizer_step_bytes == r.gradients_bytes + 2 * 4 * 20  # Adam's temporaries of its largest, 5x4
+    none = _rank("none", optimizer="adam")
+    assert r.training_peak_bytes == none.training_peak_bytes - (none.optimizer_state_bytes - r.optimizer_state_bytes)
+    assert _rank("zero1", optimizer="sgd").optimizer_state_bytes == 0
+
+
+def test_zero3_shards_pad_dim_0_and_the_units_are_the_repeated_blocks():
+    r = _rank("zero3", optimizer="momentum")
+    # shards over 2 ranks, dim 0 padded: (5,4) -> 3x4, (5,) -> 3, (3,5) -> 2x5, (3,) -> 2: 27 elements
+    assert r.params_bytes == 4 * 27 and r.gradients_bytes == 4 * 27 and r.optimizer_state_bytes == 4 * 27
+    # Sequential(Linear, ReLU, Linear): two Linears, so each is a unit; the root holds nothing
+    assert (r.units, r.root_unit_bytes, r.largest_unit, r.largest_unit_bytes) == (2, 0, "0", 4 * 25)
+    assert r.gathered_params_bytes == 4 * 25  # the root's (none) and the largest unit's
+    assert r.unit_gradients_bytes == 4 * 25
+    # the all-gather output of the largest unit (2 x 15 elements, padded) and the reduce-scatter input of its
+    # gradients (the same)
+    assert r.comm_buffers_bytes == 2 * 4 * 30
+    assert r.training_peak_bytes == r.params_bytes + r.optimizer_state_bytes + max(
+        r.activation_peak_bytes + r.gathered_params_bytes + r.unit_gradients_bytes + r.comm_buffers_bytes,
+        r.optimizer_step_bytes)
+    assert _rank("fsdp", optimizer="momentum").training_peak_bytes == r.training_peak_bytes
+    z2 = _rank("zero2", optimizer="momentum")
+    assert (z2.params_bytes, z2.gradients_bytes, z2.gathered_params_bytes) == (4 * 43, 4 * 27, 0)
+    assert z2.comm_buffers_bytes == 4 * 30  # the reduce-scatter input only
+
+
+def test_the_default_fsdp_units_of_a_cnn_and_of_a_transformer():
+    from archlab.analysis.sharding import fsdp_units
+
+    tt = trace_training(__import__("archlab").Model("resnet18", res=32, batch=2).module,
+                        __import__("torch").empty(2, 3, 32, 32, device="meta"))
+    root, units, policy = fsdp_units(tt)
+    assert [u.name for u in units] == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert [p.name for p in root.params] == ["conv1.weight", "bn1.weight", "bn1.bias", "fc.weight", "fc.bias"]
+    assert "top-level block" in policy
+    root, units, policy = fsdp_units(tt, ("layer4", "layer4.1"))
+    assert [u.name for u in units] == ["layer4", "layer4.1"]  # nested: layer4.1's parameters are its own
+    assert all(not p.name.startswith("layer4.1.") for p in units[0].params)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn, self.mlp = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.mlp(self.attn(x))
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(4, 8)
+            self.layers = nn.ModuleList([Block() for _ in range(3)])
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            x = self.embed(x)
+            for layer in self.layers:
+                x = layer(x)
+            return self.head(x)
+
+    tt = trace_training(Decoder(), __import__("torch").empty(2, 4, device="meta"))
+    root, units, _ = fsdp_units(tt)
+    assert [u.name for u in units] == ["layers.0", "layers.1", "layers.2"]  # the ModuleList's blocks, never called
+    assert [p.name for p in root.params] == ["embed.weight", "embed.bias", "head.weight", "head.bias"]
+
+
+def test_offload_moves_the_state_or_the_shards_to_the_host():
+    base = _rank("zero3", optimizer="adam")
+    opt = _rank("zero3", optimizer="adam", offload="optimizer")
+    assert opt.optimizer_state_bytes == 0
+    assert opt.host_bytes == base.optimizer_state_bytes + 2 * 4 * 12  # the state and Adam's temporaries (a 3x4 shard)
+    par = _rank("zero3", optimizer="adam", offload="params")
+    assert (par.params_bytes, par.gradients_bytes, par.optimizer_state_bytes) == (0, 0, 0)
+    assert par.host_bytes == base.params_bytes + base.gradients_bytes + opt.host_bytes
+    assert par.training_peak_bytes < opt.training_peak_bytes < base.training_peak_bytes
+
+
+def test_sharding_lowers_resnet18s_peak_per_rank_in_order():
+    peaks = {s: training_memory("resnet18", res=32, batch=16, optimizer="adam", world_size=8, shard=s)
+             for s in ("none", "zero1", "zero2", "zero3")}
+    assert peaks["none"].training_peak_bytes > peaks["zero1"].training_peak_bytes > peaks["zero2"].training_peak_bytes
+    assert peaks["zero3"].params_bytes < peaks["zero2"].params_bytes / 7
+    assert peaks["zero3"].training_peak_bytes < peaks["zero2"].training_peak_bytes
+    assert all(r.input_shape == (2, 3, 32, 32) for r in peaks.values())  # the global 16 over 8 ranks
+
+
+def test_budget_per_rank_finds_the_largest_global_batch():
+    limit = _rank("zero3", batch=8).training_peak_bytes
+    r = _rank("zero3", batch=2, budget=limit)
+    assert r.max_batch % 2 == 0 and r.max_batch >= 8 and r.max_batch_peak_bytes <= limit
+    assert _rank("zero3", batch=r.max_batch + 2).training_peak_bytes > limit
+
+
+def test_sharding_bad_input_is_one_line(cli):
+    from conftest import assert_one_line_error
+
+    base = ("memory", "resnet18", "--res", "32", "--training")
+    assert_one_line_error(cli(*base, "--world-size", "2", "--shard", "zero3"), "each rank", "--batch 4 or more")
+    base += ("--batch", "4")
+    assert_one_line_error(cli("memory", "resnet18", "--training", "--batch", "6", "--world-size", "4"), "global batch", "does not divide",
+                          "--batch 4 or 8")
+    assert_one_line_error(cli(*base, "--shard", "zero4"), "unknown --shard 'zero4'", "zero1, zero2, zero3, fsdp")
+    assert_one_line_error(cli(*base, "--world-size", "2", "--offload", "optimizer"), "needs sharding")
+    assert_one_line_error(cli(*base, "--world-size", "2", "--shard", "zero1", "--offload", "params"),
+                          "zero3 or fsdp")
+    assert_one_line_error(cli(*base, "--shard", "zero3", "--offload", "disk"), "unknown --offload 'disk'")
+    for bad in ("0", "-2"):
+        assert_one_line_error(cli(*base, "--world-size", bad), "--world-size must be a whole number of at least 1")
+    assert_one_line_error(cli(*base, "--shard", "zero3", "--fsdp-unit", "blocks.*"), "--fsdp-unit blocks.*",
+                          "no module", "layer4")
+    assert_one_line_error(cli(*base, "--shard", "fsdp", "--fsdp-unit", "*relu*"), "hold no parameters")
+    assert_one_line_error(cli(*base, "--world-size", "2", "--fsdp-unit", "layer*"), "applies to --shard zero2",
+                          "not none")
+    assert_one_line_error(cli(*base, "--world-size", "2", "--measure"), "--measure with --world-size",
+                          "a prediction")
+    assert_one_line_error(cli("memory", "resnet18", "--world-size", "2"), "--world-size", "add --training")
+    with pytest.raises(UserError, match="at least 1"):
+        _rank("none", world_size=True)
+
+
+def test_per_rank_cli_formats(cli):
+    r = cli("memory", "lenet5", "--training", "--batch", "4", "--world-size", "2", "--shard", "zero3",
+            "--optimizer", "adam", "-f", "json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert (d["world_size"], d["global_batch"], d["per_rank_batch"], d["shard"]) == (2, 4, 2, "zero3")
+    for key in ("params_bytes", "gradients_bytes", "optimizer_state_bytes", "comm_buffers_bytes",
+                "gathered_params_bytes", "training_peak_bytes", "wrap_policy"):
+        assert key in d
+    r = cli("memory", "lenet5", "--training", "--batch", "4", "--world-size", "2", "--shard", "zero1")
+    assert r.code == 0, r.err
+    rows = {line.split("  ")[0]: line for line in r.out.splitlines()[1:]}
+    assert "DDP's gradient buckets" in rows["communication buffers"]
+    # a glob given as one string, from the API, is one glob
+    one = training_memory("resnet18", res=32, batch=4, world_size=2, shard="zero3", fsdp_unit="layer*")
+    assert (one.units, one.wrap_policy) == (4, "each outermost module matching layer*")  # not every module inside
+    assert "training peak per rank" in rows
+    r = cli("memory", "lenet5", "--training", "--world-size", "2", "--shard", "zero2", "-f", "csv")
+    assert r.code == 0 and r.out.startswith("model,world_size,global_batch,shard"), r.out

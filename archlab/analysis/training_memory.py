@@ -58,17 +58,22 @@ def _accumulated_source(tt: TrainingTrace, st: Storages) -> dict[int, int]:
     return src
 
 
-def step_peak(tt: TrainingTrace, act_bytes: int) -> StepPeak:
+def step_peak(tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | None = None) -> StepPeak:
     """Replay the traced step: forward, backward (freeing saved tensors as they are consumed,
-    gradients accumulating), and return the peak of activations + gradients."""
+    gradients accumulating), and return the peak of activations + gradients. ``grad_sizes``: the bytes
+    a gradient (by its value id in ``tt.param_grads``) keeps once made, where it is not its own size
+    (a rank's shard of it, under sharding)."""
     tr = tt.trace
     st = Storages(tr, act_bytes)
     st.unmade = set()  # in training, max pooling's indices are read by its backward
     src = _accumulated_source(tt, st)
     grads = {src.get(st.root[g], st.root[g]) for g in tt.param_grads}
+    kept = {src.get(st.root[g], st.root[g]): n for g, n in (grad_sizes or {}).items()}
     skip = {op.index for op in tr.ops[tt.backward_start:] if op.attrs.get("accumulate_grad")}
 
     def size(sid: int) -> int:
+        if sid in kept:
+            return kept[sid]
         v = tr.values[sid]
         return v.numel * v.itemsize if sid in grads else st.size(sid)
 

@@ -99,14 +99,26 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
                     freeze: Sequence[str] = (), measure: bool = False, device: str = "cpu", force: bool = False,
                     budget: Any = None, input_size: InputSize = None, res: int | None = None, batch: int | None = None,
                     alpha: float | None = None, options: dict[str, Any] | None = None,
-                    forward_kw: Any = None) -> Any:
+                    forward_kw: Any = None, world_size: int | None = None, shard: str | None = None,
+                    offload: str | None = None, fsdp_unit: Sequence[str] = ()) -> Any:
     """The memory bill of one training step (``TrainingMemoryResult``); ``measure`` also runs a real
     step on ``device`` and records its peak (refused when the predicted peak looks too big for the free
     memory, unless ``force``); ``budget`` (bytes or "8GiB") finds the largest batch whose
-    predicted peak fits."""
+    predicted peak fits.
+
+    With ``world_size`` or ``shard`` (none, zero1, zero2, zero3, fsdp; ``offload``: optimizer or params;
+    ``fsdp_unit``: module-name globs of the FSDP units), one rank's bill instead (``PerRankBill``,
+    ``archlab.analysis.sharding``): ``batch`` is then the global batch, divided among the ranks (not given:
+    one sample per rank); ``budget`` finds the largest global batch whose per-rank peak fits."""
     from archlab.analysis.training_memory import check_step_options, largest_batch, parse_bytes
 
     check_step_options(optimizer, amp)
+    if world_size is not None or shard is not None or offload is not None or fsdp_unit:
+        return _per_rank(model_or_spec, optimizer=optimizer, amp=amp, freeze=freeze, measure=measure, budget=budget,
+                         input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
+                         forward_kw=forward_kw, world_size=1 if world_size is None else world_size,
+                         shard=shard or "none", offload=offload,
+                         fsdp_unit=(fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit or ()))
     model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
     result = model.training_memory(optimizer, amp, freeze)
     if budget is not None:
@@ -125,4 +137,46 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         measured, method = measure_training_peak(source, shapes, options=options, optimizer=optimizer, amp=amp,
                                                  frozen=model.training(freeze).frozen, device=device)
         result = replace(result, measured_training_peak_bytes=measured, measured_method=method)
+    return result
+
+
+def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Sequence[str], measure: bool,
+              budget: Any, input_size: InputSize, res: int | None, batch: int | None, alpha: float | None,
+              options: dict[str, Any] | None, forward_kw: Any, world_size: int, shard: str, offload: str | None,
+              fsdp_unit: tuple[str, ...]) -> Any:
+    """One rank's bill (``training_memory`` with ``world_size``/``shard``)."""
+    from archlab.analysis.sharding import check_sharding, per_rank_bill
+    from archlab.analysis.training_memory import largest_batch, parse_bytes
+
+    check_sharding(world_size, shard, offload, batch, fsdp_unit)
+    if measure:
+        raise UserError("--measure with --world-size/--shard (a real torch.distributed step per rank) is not "
+                        "available yet: the per-rank bill is a prediction")
+    model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
+    global_batch = model.settings["batch"]
+    check_sharding(world_size, shard, offload, global_batch)
+    per_rank = None if global_batch is None else global_batch // world_size
+    if global_batch is None:
+        global_batch = world_size
+
+    def at(b: int | None) -> Any:
+        rank = model.with_batch(b)
+        try:
+            rank.training(freeze)
+        except UserError as e:
+            if "needs --batch 2 or more" not in str(e):
+                raise
+            raise UserError(f"{str(e).replace(' needs --batch 2 or more', ' needs 2 or more samples per rank')}: "
+                            f"--batch is the global batch, each rank takes --batch / --world-size: give --batch "
+                            f"{2 * world_size} or more") from None
+        return per_rank_bill(rank.training(freeze), world_size=world_size, shard=shard, optimizer=optimizer,
+                             amp=amp, offload=offload, fsdp_unit=fsdp_unit, label=model.label,
+                             global_batch=(b or 1) * world_size)
+
+    result = at(per_rank)
+    if budget is not None:
+        limit = parse_bytes(budget)
+        best = largest_batch(at, limit)
+        result = replace(result, budget_bytes=limit, max_batch=best[0] * world_size if best else 0,
+                         max_batch_peak_bytes=best[1] if best else None)
     return result

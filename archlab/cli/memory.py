@@ -39,6 +39,15 @@ def memory_cmd(
     freeze: Freeze = None,
     budget: Annotated[Optional[str], typer.Option("--budget", help="With --training: a memory size (8GiB): report the "
                                          "largest batch whose predicted training peak fits.")] = None,
+    world_size: Annotated[Optional[int], typer.Option("--world-size", help="With --training: the bill of one of N "
+                                              "data-parallel ranks; --batch is then the global batch.")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="With --training: how the ranks divide the model: "
+                                    "none (DDP), zero1, zero2, zero3 or fsdp (FSDP2, as zero3).")] = None,
+    offload: Annotated[Optional[str], typer.Option("--offload", help="With --shard: optimizer (state and step on "
+                                      "the host) or params (zero3/fsdp: sharded parameters, gradients, state).")] = None,
+    fsdp_unit: Annotated[Optional[List[str]], typer.Option("--fsdp-unit", help="With --shard zero2/zero3/fsdp: a "
+                                           "module-name glob of the FSDP units (repeatable; default: each top-level "
+                                           "block).")] = None,
     fmt: Fmt = Format.table,
     output: Output = None,
 ) -> None:
@@ -50,7 +59,9 @@ def memory_cmd(
     size, options = parse_common(input_size, sets, forward_kw)
     seed = seed_of(seed, engine)
     given = [flag for flag, on in (("--optimizer", optimizer != "sgd"), ("--amp", amp is not None),
-                                   ("--freeze", bool(freeze)), ("--budget", budget is not None)) if on]
+                                   ("--freeze", bool(freeze)), ("--budget", budget is not None),
+                                   ("--world-size", world_size is not None), ("--shard", shard is not None),
+                                   ("--offload", offload is not None), ("--fsdp-unit", bool(fsdp_unit))) if on]
     if given and not training:
         raise UserError(f"{given[0]} applies to the training-step bill: add --training")
     if training:
@@ -68,7 +79,8 @@ def memory_cmd(
                             "mixed precision")
         results = [training_memory(m, optimizer=optimizer, amp=amp, freeze=tuple(freeze or ()), measure=measure,
                                    device=device, force=force, budget=budget, res=res, input_size=size, batch=batch, alpha=alpha,
-                                   options=options) for m in models]
+                                   options=options, world_size=world_size, shard=shard, offload=offload,
+                                   fsdp_unit=tuple(fsdp_unit or ())) for m in models]
         emit(training_report.render(results, fmt.value), output)
         return
     if no_fuse and fuse:

@@ -100,6 +100,25 @@ class Trace:
         return self.params_bytes if self.params_bytes is not None else 4 * self.params
 
 
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a traced training step, as the model registers it (first name of a shared one)."""
+
+    name: str
+    shape: tuple[int, ...]
+    itemsize: int
+    trainable: bool  # gets a gradient (requires_grad, and not frozen)
+    grad: int | None = None  # value id of its gradient in the trace (None: no gradient)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def bytes(self) -> int:
+        return self.numel * self.itemsize
+
+
 @dataclass
 class TrainingTrace:
     """A trace of one training step: ``trace.ops[:backward_start]`` are the forward (and the
@@ -112,3 +131,5 @@ class TrainingTrace:
     frozen: tuple[str, ...]  # parameter names that got no gradient because --freeze named their module
     freeze: tuple[str, ...] = ()  # the --freeze patterns
     frozen_params: int = 0  # parameters (elements) that --freeze left without a gradient
+    parameters: tuple[Param, ...] = ()  # every parameter, in the model's order (what sharding divides)
+    modules: tuple[tuple[str, str], ...] = ()  # (qualified name, class name) of every module, the model's first

@@ -23,7 +23,7 @@ from archlab import status
 from archlab.errors import UserError, first_line
 from archlab.models.resolve import Resolved, reads_the_model, resolve
 from archlab.spec import InputSize, Inputs, ModelSpec, check_batch
-from archlab.trace.graph import INPUT, PARAM, Call, Trace, TrainingTrace, Uncalled
+from archlab.trace.graph import INPUT, PARAM, Call, Param, Trace, TrainingTrace, Uncalled
 from archlab.trace.guards import check_keywords, check_options_read, check_traceable, guarded, without_torch_config_advice
 from archlab.trace.inputs import (described_shape, floating_dtype, model_inputs, module_inputs, seeded, tensor_maker,
                                   vocabulary)
@@ -188,12 +188,18 @@ def _training_trace(model: nn.Module, trace: Trace, tracer: TrainingTracer, stat
         tracer.backward_start = len(tracer.ops)
     grads = []
     seen: set[int] = set()
+    grad_of: dict[int, int] = {}  # id of a stand-in -> its gradient's value id
     for t in state.values():
         if t.requires_grad and id(t) not in seen and t.grad is not None:
             seen.add(id(t))
             grads.append(tracer.value_of(t.grad))
+            grad_of[id(t)] = grads[-1]
     frozen_params = sum(p.numel() for n, p in dict(model.named_parameters()).items() if n in frozen and p.requires_grad)
-    return TrainingTrace(trace, tracer.backward_start, grads, tuple(sorted(frozen)), tuple(freeze), frozen_params)
+    parameters = tuple(Param(n, tuple(p.shape), p.element_size(), id(state[n]) in grad_of, grad_of.get(id(state[n])))
+                       for n, p in model.named_parameters() if n in state)
+    modules = tuple((n, type(m).__name__) for n, m in model.named_modules())
+    return TrainingTrace(trace, tracer.backward_start, grads, tuple(sorted(frozen)), tuple(freeze), frozen_params,
+                         parameters, modules)
 
 
 def _tracer(model: nn.Module, training: bool, frozen: set[str], real: bool, budget: Any,
