@@ -7,9 +7,9 @@ gloo on a free localhost port. Each runs the step that ``measure_training_peak``
 to None between the two) on its own per-rank batch, with the model wrapped as the scheme says:
 
 - ``ddp``: ``DistributedDataParallel`` (its gradient buckets are allocated when it is built);
-- ``zero1``: ``torch.distributed.optim.ZeroRedundancyOptimizer`` around the optimizer (each rank
-  keeps the state of its own partition of the parameters); the model is not wrapped, the gradients are
-  averaged by hand (one all_reduce per gradient) before the step, as ZeRO-1 leaves that to the user;
+- ``zero1``: ``DistributedDataParallel`` (which all-reduces the gradients) with
+  ``torch.distributed.optim.ZeroRedundancyOptimizer`` around the optimizer (each rank keeps the state of
+  its own partition of the parameters), as PyTorch's own ZeRO recipe pairs them;
 - ``fsdp``: FSDP2, ``fully_shard`` on each unit (by default each top-level block: the children, with
   parameters, of every outermost ``Sequential``/``ModuleList``/``ModuleDict`` that holds at least two
   children of one class, the policy of ``archlab.analysis.sharding``), then on the root.
@@ -125,18 +125,18 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
             dtype = floating_dtype(model)
             for name in job["checkpoint"]:
                 _checkpointed(model.get_submodule(name))
-            if scheme == "ddp":
+            if scheme in ("ddp", "zero1"):
                 from torch.nn.parallel import DistributedDataParallel
 
                 model = DistributedDataParallel(model)
                 opt = _optimizer(job["optimizer"], list(model.parameters()))
-            elif scheme == "zero1":
+            if scheme == "zero1":
                 from torch.distributed.optim import ZeroRedundancyOptimizer
 
                 cls = type(_optimizer(job["optimizer"], [torch.nn.Parameter(torch.zeros(1))]))
                 defaults = _optimizer(job["optimizer"], [torch.nn.Parameter(torch.zeros(1))]).defaults
                 opt = ZeroRedundancyOptimizer(list(model.parameters()), optimizer_class=cls, **defaults)
-            else:
+            if scheme == "fsdp":
                 from torch.distributed.fsdp import fully_shard
 
                 for name in job["units"]:
@@ -151,11 +151,6 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
                 loss = sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor) and o.is_floating_point())
                 loss.backward()
                 del args, kwargs, out, outs, loss
-                if scheme == "zero1":  # ZeRO-1 shards the optimizer only: the gradients are averaged by hand
-                    for p in model.parameters():
-                        if p.grad is not None:
-                            dist.all_reduce(p.grad)
-                            p.grad.div_(world_size)
                 opt.step()
 
             step()
