@@ -110,7 +110,7 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from archlab.measure.memory_peak import forward_shapes
-    from archlab.measure.training_peak import _optimizer
+    from archlab.measure.training_peak import make_optimizer
     from archlab.trace.inputs import floating_dtype, real_inputs
 
     try:
@@ -129,12 +129,12 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
                 from torch.nn.parallel import DistributedDataParallel
 
                 model = DistributedDataParallel(model)
-                opt = _optimizer(job["optimizer"], list(model.parameters()))
+                opt = make_optimizer(job["optimizer"], list(model.parameters()))
             if scheme == "zero1":
                 from torch.distributed.optim import ZeroRedundancyOptimizer
 
-                cls = type(_optimizer(job["optimizer"], [torch.nn.Parameter(torch.zeros(1))]))
-                defaults = _optimizer(job["optimizer"], [torch.nn.Parameter(torch.zeros(1))]).defaults
+                cls = type(make_optimizer(job["optimizer"], [torch.nn.Parameter(torch.zeros(1))]))
+                defaults = make_optimizer(job["optimizer"], [torch.nn.Parameter(torch.zeros(1))]).defaults
                 opt = ZeroRedundancyOptimizer(list(model.parameters()), optimizer_class=cls, **defaults)
             if scheme == "fsdp":
                 from torch.distributed.fsdp import fully_shard
@@ -142,7 +142,7 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
                 for name in job["units"]:
                     fully_shard(model.get_submodule(name))
                 fully_shard(model)
-                opt = _optimizer(job["optimizer"], list(model.parameters()))
+                opt = make_optimizer(job["optimizer"], list(model.parameters()))
 
             def step() -> None:
                 args, kwargs = real_inputs(forward_shapes(job["input_shape"]), job["options"], "cpu", dtype)

@@ -17,7 +17,7 @@ from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_de
 from archlab.models.resolve import Resolved, resolve
 
 
-def _optimizer(name: str, params: list) -> Any:
+def make_optimizer(name: str, params: list) -> Any:
     import torch
 
     if name == "sgd":
@@ -72,7 +72,7 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
                 p.requires_grad_(False)
         with on_device(device):
             model = model.to(device).train()
-            opt = _optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
+            opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
             device_type = "cuda" if is_cuda(device) else "cpu"
 
             def step() -> None:
