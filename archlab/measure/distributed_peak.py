@@ -109,6 +109,7 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
     import torch.distributed as dist
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    from archlab.measure.devices import quiet_stderr
     from archlab.measure.memory_peak import forward_shapes
     from archlab.measure.training_peak import make_optimizer
     from archlab.trace.inputs import floating_dtype, real_inputs
@@ -120,7 +121,7 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
         torch.manual_seed(rank)
         logging.getLogger("torch.profiler").setLevel(logging.ERROR)
         scheme, source = job["scheme"], job["model"]
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             model = copy.deepcopy(source).train()  # the rank's own tensors, allocated under the profiler
             dtype = floating_dtype(model)
             for name in job["checkpoint"]:
