@@ -288,8 +288,6 @@ def test_sharding_bad_input_is_one_line(cli):
     assert_one_line_error(cli(*base, "--shard", "fsdp", "--fsdp-unit", "*relu*"), "hold no parameters")
     assert_one_line_error(cli(*base, "--world-size", "2", "--fsdp-unit", "layer*"), "applies to --shard zero2",
                           "not none")
-    assert_one_line_error(cli(*base, "--world-size", "2", "--measure"), "--measure with --world-size",
-                          "a prediction")
     assert_one_line_error(cli("memory", "resnet18", "--world-size", "2"), "--world-size", "add --training")
     with pytest.raises(UserError, match="at least 1"):
         _rank("none", world_size=True)

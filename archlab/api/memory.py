@@ -125,7 +125,7 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         return _per_rank(model_or_spec, optimizer=optimizer, amp=amp, freeze=freeze, measure=measure, budget=budget,
                          input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
                          forward_kw=forward_kw, world_size=1 if world_size is None else world_size,
-                         shard=shard or "none", offload=offload,
+                         shard=shard or "none", offload=offload, force=force,
                          fsdp_unit=(fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit or ()))
     patterns = checkpoint_patterns(checkpoint)
     auto = "auto" in patterns
@@ -172,15 +172,18 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
 def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Sequence[str], measure: bool,
               budget: Any, input_size: InputSize, res: int | None, batch: int | None, alpha: float | None,
               options: dict[str, Any] | None, forward_kw: Any, world_size: int, shard: str, offload: str | None,
-              fsdp_unit: tuple[str, ...]) -> Any:
+              fsdp_unit: tuple[str, ...], force: bool = False) -> Any:
     """One rank's bill (``training_memory`` with ``world_size``/``shard``)."""
     from archlab.analysis.sharding import check_sharding, per_rank_bill
     from archlab.analysis.training_memory import largest_batch, parse_bytes
 
     check_sharding(world_size, shard, offload, batch, fsdp_unit)
-    if measure:
-        raise UserError("--measure with --world-size/--shard (a real torch.distributed step per rank) is not "
-                        "available yet: the per-rank bill is a prediction")
+    if measure and shard not in MEASURED_SCHEMES:
+        raise UserError(f"--measure with --shard {shard}: no torch engine of this scheme is run here; "
+                        f"measure --shard {', '.join(MEASURED_SCHEMES)}")
+    if measure and (offload or fsdp_unit or amp or freeze):
+        raise UserError("--measure with --world-size/--shard runs the default step only: "
+                        "leave out --offload, --fsdp-unit, --amp and --freeze")
     model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
     global_batch = model.settings["batch"]
     check_sharding(world_size, shard, offload, global_batch)
@@ -208,4 +211,33 @@ def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Se
         best = largest_batch(at, limit)
         result = replace(result, budget_bytes=limit, max_batch=best[0] * world_size if best else 0,
                          max_batch_peak_bytes=best[1] if best else None)
+    if measure:
+        result = _measure_ranks(model.with_batch(per_rank), result, shard, world_size, optimizer, force)
     return result
+
+
+MEASURED_SCHEMES = {"none": "ddp", "zero1": "zero1", "fsdp": "fsdp"}
+
+
+def _measure_ranks(rank_model: Any, result: Any, shard: str, world_size: int, optimizer: str, force: bool) -> Any:
+    """Each rank's measured peak of a real gloo step (``archlab.measure.distributed_peak``) joined to the bill:
+    the largest rank's peak is compared, every rank's is named in the method."""
+    from archlab.measure.distributed_peak import measure_distributed_peak
+    from archlab.measure.guard import check_fits
+    from archlab.models.resolve import Resolved
+    from archlab.units import human_bytes
+
+    check_fits(world_size * result.training_peak_bytes, "cpu", force,
+               what=f"--measure --world-size {world_size} (a real training step on each of {world_size} ranks)")
+    source = rank_model.built.resolved or rank_model.source
+    module = source.build() if isinstance(source, Resolved) else source
+    shapes, options = rank_model.forward_inputs
+    scheme = MEASURED_SCHEMES[shard]
+    ranks = measure_distributed_peak(module, shapes, scheme=scheme, world_size=world_size, optimizer=optimizer,
+                                     options=options)
+    engine = {"ddp": "DistributedDataParallel", "zero1": "ZeroRedundancyOptimizer",
+              "fsdp": "FSDP2 fully_shard per top-level block, then the root"}[scheme]
+    each = ", ".join(f"rank {r.rank} {human_bytes(r.peak_bytes)}" for r in ranks)
+    method = (f"torch.distributed on gloo, {world_size} spawned ranks ({engine}): PyTorch profiler raw CPU "
+              f"allocation records, the second step's peak of all the rank allocated; {each}")
+    return replace(result, measured_training_peak_bytes=max(r.peak_bytes for r in ranks), measured_method=method)

@@ -20,7 +20,7 @@ from archlab.measure.devices import FORWARD_ERRORS, check_device, is_cuda, on_de
 from archlab.models.resolve import Resolved, resolve
 
 
-def _optimizer(name: str, params: list) -> Any:
+def make_optimizer(name: str, params: list) -> Any:
     import torch
 
     if name == "sgd":
@@ -77,7 +77,7 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
         checkpointed(model, checkpoint)
         with on_device(device), torch.utils.checkpoint.set_checkpoint_early_stop(False):
             model = model.to(device).train()
-            opt = _optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
+            opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
             device_type = "cuda" if is_cuda(device) else "cpu"
 
             def step() -> None:
