@@ -187,18 +187,51 @@ def test_zero3_shards_pad_dim_0_and_the_units_are_the_repeated_blocks():
     assert r.params_bytes == 4 * 27 and r.gradients_bytes == 4 * 27 and r.optimizer_state_bytes == 4 * 27
     # Sequential(Linear, ReLU, Linear): two Linears, so each is a unit; the root holds nothing
     assert (r.units, r.root_unit_bytes, r.largest_unit, r.largest_unit_bytes) == (2, 0, "0", 4 * 25)
-    assert r.gathered_params_bytes == 4 * 25  # the root's (none) and the largest unit's
-    assert r.unit_gradients_bytes == 4 * 25
-    # the all-gather output of the largest unit (2 x 15 elements, padded) and the reduce-scatter input of its
-    # gradients (the same)
-    assert r.comm_buffers_bytes == 2 * 4 * 30
+    # the sum at the rank's peak: activations + gradients, and what FSDP holds while that op runs
     assert r.training_peak_bytes == r.params_bytes + r.optimizer_state_bytes + max(
         r.activation_peak_bytes + r.gathered_params_bytes + r.unit_gradients_bytes + r.comm_buffers_bytes,
         r.optimizer_step_bytes)
     assert _rank("fsdp", optimizer="momentum").training_peak_bytes == r.training_peak_bytes
     z2 = _rank("zero2", optimizer="momentum")
     assert (z2.params_bytes, z2.gradients_bytes, z2.gathered_params_bytes) == (4 * 43, 4 * 27, 0)
-    assert z2.comm_buffers_bytes == 4 * 30  # the reduce-scatter input only
+
+
+def test_what_fsdp_holds_beside_the_activations_op_by_op():
+    import torch
+
+    from archlab.analysis.sharding import fsdp_timeline, fsdp_units, shard_bytes
+
+    tt = trace_training(_mlp(), torch.empty(2, 4, device="meta"))
+    root, units, _ = fsdp_units(tt)
+    assert [u.name for u in units] == ["0", "2"] and root.params == ()
+    shards = {u.name: sum(shard_bytes(p, 2) for p in u.params) for u in units}  # 4 x 15 and 4 x 12 bytes
+    assert shards == {"0": 4 * 15, "2": 4 * 12}
+    timeline, names = fsdp_timeline(tt, root, units, 2, gathers=True, shard_grads=shards)
+    ops, start = tt.trace.ops, tt.backward_start
+
+    def at(unit: str, phase: str, which: int) -> tuple[int, int, int]:
+        mine = [op.index for op in ops if names.get(op.index) == unit and (op.index >= start) == (phase == "b")]
+        return timeline[mine[which]]
+
+    # (gathered parameters, the unit's gradients beyond this rank's shard, communication buffers), bytes:
+    # unit "0" holds 25 fp32 parameters (padded flat all-gather output: 2 x 15), unit "2" 18 (2 x 12)
+    assert at("0", "f", 0) == (4 * 25, 0, 4 * 30)  # its parameters, and the all-gather output being copied out
+    assert at("0", "f", -1) == (4 * 25, 0, 0)
+    assert at("2", "f", 0) == (4 * 18, 0, 4 * 24)
+    assert at("2", "b", 0) == (4 * 18, 4 * (18 - 12), 4 * 24)  # its own all-gather output, copied out
+    assert at("2", "b", 1) == (4 * 18, 4 * 6, 4 * 30)  # unit "0"'s, prefetched
+    assert at("2", "b", -1) == (4 * 18, 4 * 6, 4 * 30 + 4 * 24)  # + its reduce-scatter input
+    assert at("0", "b", 1) == (4 * 25, 4 * 10, 4 * 24)  # unit "2"'s reduce-scatter input, kept until this one's
+    assert at("0", "b", -1) == (4 * 25, 4 * 10, 4 * 24 + 4 * 30)
+    between = [op.index for op in ops if op.index >= start and op.target == "aten.threshold_backward.default"]
+    assert timeline[between[0]] == (0, 0, 4 * 30 + 4 * 24)  # the ReLU: no unit; a prefetch and a kept input
+    # ZeRO-2: nothing gathered, the same gradients and reduce-scatter inputs
+    z2, _ = fsdp_timeline(tt, root, units, 2, gathers=False, shard_grads=shards)
+    assert z2[between[0]] == (0, 0, 4 * 24)
+    r = _rank("zero3", optimizer="momentum")  # the bill's terms are the timeline's where its peak is
+    peak_op = [i for i, parts in timeline.items() if parts == (r.gathered_params_bytes, r.unit_gradients_bytes,
+                                                                 r.comm_buffers_bytes)]
+    assert peak_op and r.peak_unit == names.get(peak_op[0])
 
 
 def test_the_default_fsdp_units_of_a_cnn_and_of_a_transformer():

@@ -235,7 +235,7 @@ class Replay:
             delta[end + 1] -= size
             if a < first_bw <= end:
                 saved += size
-        best, where, total = base, "the batch", base
+        best, where, total, best_op = base, "the batch", base, -1
         for pos in range(n):
             total += delta[pos]
             if total > best:
@@ -244,10 +244,10 @@ class Replay:
                 module = tr.calls[op.call].name if op.call >= 0 else ""
                 phase = (f"recompute of '{tr.calls[c].name}'" if c >= 0 else
                          "backward" if j >= bs else "forward")
-                best, where = total, f"{phase}: {op.target}" + (f" in '{module}'" if module else "")
+                best, where, best_op = total, f"{phase}: {op.target}" + (f" in '{module}'" if module else ""), j
         if first_bw == n:
             saved = total
-        return StepPeak(best, where, saved, sum(self.sizes[g] for g in self.grads))
+        return StepPeak(best, where, saved, sum(self.sizes[g] for g in self.grads), op=best_op)
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,83 @@ def fsdp_units(tt: TrainingTrace, globs: Sequence[str] = ()) -> tuple[Unit, list
     return Unit("", tuple(owner[""])), units, policy
 
 
+def fsdp_timeline(tt: TrainingTrace, root: Unit, units: Sequence[Unit], world_size: int, *, gathers: bool,
+                  shard_grads: dict[str, int]) -> tuple[dict[int, tuple[int, int, int]], dict[int, str]]:
+    """What a sharded rank holds beside its activations while each op of the step runs, as FSDP2 schedules its
+    units: (op index -> (gathered parameters, a unit's gradients beyond this rank's shard, communication
+    buffers), in bytes; op index -> the name of the unit it runs in, where it runs in one). ``gathers``: the parameters are sharded and all-gathered (ZeRO-3 / FSDP2; not ZeRO-2);
+    ``shard_grads``: the bytes of each unit's gradients that the replay already counts (this rank's shards).
+
+    Forward: the root unit's parameters all along (FSDP2 does not reshard the root after its forward), a
+    unit's while its ops run (resharded after its forward), and at a unit's first op also its flat all-gather
+    output (alive while it is copied out into the parameters). Backward, units in the order their backward
+    runs: the root's parameters; the unit's own; the next unit's all-gather output (prefetched at this unit's
+    pre-backward, copied out at the next's); the unit's gradients whole; the last reduce-scatter input (a flat
+    padded copy of a unit's gradients, kept until the next unit's reduce); at the unit's last op also its own
+    reduce-scatter input beside its whole gradients. An op belongs to the innermost unit whose module holds it."""
+    tr = tt.trace
+    n = world_size
+    names = sorted((u.name for u in units), key=len, reverse=True)
+    by_name = {u.name: u for u in units}
+
+    def unit_of(index: int) -> Unit | None:
+        call = tr.ops[index].call
+        module = tr.calls[call].name if call >= 0 else ""
+        for name in names:
+            if module == name or module.startswith(name + "."):
+                return by_name[name]
+        return None
+
+    of = [unit_of(op.index) for op in tr.ops]
+    names_at = {i: u.name for i, u in enumerate(of) if u is not None}
+    root_params = root.bytes if gathers else 0
+    timeline: dict[int, tuple[int, int, int]] = {}
+    seen: set[str] = set()
+    for i in range(tt.backward_start):
+        u = of[i]
+        gathered, comm = root_params, (root.padded_bytes(n) if gathers and i == 0 else 0)
+        if u is not None and gathers:
+            gathered += u.bytes
+            if u.name not in seen:
+                comm += u.padded_bytes(n)
+        if u is not None:
+            seen.add(u.name)
+        timeline[i] = (gathered, 0, comm)
+    order: list[Unit] = []  # the units in the order their backward runs
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for i in range(tt.backward_start, len(tr.ops)):
+        u = of[i]
+        if u is not None:
+            if u.name not in first:
+                first[u.name] = i
+                order.append(u)
+            last[u.name] = i
+    position = {u.name: k for k, u in enumerate(order)}
+    k, kept = 0, 0  # the next unit's position in ``order``; the last reduce-scatter input kept
+    for i in range(tt.backward_start, len(tr.ops)):
+        u = of[i]
+        if u is None:
+            upcoming = order[k] if k < len(order) else None
+            prefetched = upcoming.padded_bytes(n) if gathers and upcoming is not None else 0
+            timeline[i] = (root_params, 0, prefetched + kept)
+            continue
+        k = position[u.name] + 1
+        upcoming = order[k] if k < len(order) else None
+        own = u.bytes if gathers else 0
+        grads = u.grad_bytes - shard_grads.get(u.name, 0)
+        if i == first[u.name]:  # its all-gather output (prefetched) is copied out into its parameters
+            comm = (u.padded_bytes(n) if gathers else 0) + kept
+        else:
+            comm = (upcoming.padded_bytes(n) if gathers and upcoming is not None else 0) + kept
+        if i == last[u.name]:  # its post-backward: its gradients copied into a flat reduce-scatter input
+            comm += u.padded_grad_bytes(n)
+        timeline[i] = (root_params + own, grads, comm)
+        if i == last[u.name]:
+            kept = u.padded_grad_bytes(n)
+    return timeline, names_at
+
+
 def ddp_buckets(params: Sequence[Param]) -> int:
     """How many gradient buckets DDP makes of the trainable ``params`` (rebuilt after the first step in the
     order the gradients become ready, about the reverse of the parameters'): a bucket closes when it reaches
@@ -240,10 +317,12 @@ class PerRankBill:
     optimizer_state_bytes: int
     comm_buffers_bytes: int
     comm_buffers_what: str
-    gathered_params_bytes: int  # zero3/fsdp: parameters all-gathered and alive at once during the step
-    unit_gradients_bytes: int  # zero2/zero3/fsdp: the largest unit's gradients before their reduce-scatter
+    gathered_params_bytes: int  # zero3/fsdp: parameters all-gathered and alive when the rank's peak is reached
+    unit_gradients_bytes: int  # zero2/zero3/fsdp: a unit's whole gradients (beyond this rank's shard) at the peak
     saved_activations_bytes: int
-    activation_peak_bytes: int  # activations + this rank's gradients, at their largest over the step
+    # activations + this rank's gradients: at their largest over the step (none, zero1), or as they are when the
+    # rank's peak is reached (zero2, zero3, fsdp: the peak of the sum with the terms above)
+    activation_peak_bytes: int
     activation_peak_at: str
     optimizer_step_bytes: int
     training_peak_bytes: int  # the per-rank peak on the device
@@ -254,6 +333,7 @@ class PerRankBill:
     largest_unit: str | None = None
     largest_unit_bytes: int = 0
     root_unit_bytes: int = 0
+    peak_unit: str | None = None  # zero2/zero3/fsdp: the unit whose ops run when the rank's peak is reached
     ddp_buckets: int = 0
     budget_bytes: int | None = None
     max_batch: int | None = None  # the largest global batch (a multiple of the world size) whose peak fits
@@ -362,42 +442,39 @@ def per_rank_bill(tt: TrainingTrace, *, world_size: int, shard: str = "none", op
     # unit's backward is done; the root's stay whole to the end of the backward
     grad_sizes = {p.grad: (p.bytes if p.name in in_root else (0 if on_host else sizes[p.name]))
                   for p in trainable if p.grad is not None}
-    replay = step_peak(tt, act_bytes, grad_sizes)
+    shard_grads = {u.name: sum(grad_sizes.get(p.grad, 0) for p in u.params if p.trainable) for u in units}
+    timeline, unit_names = fsdp_timeline(tt, root, units, n, gathers=shard != "zero2", shard_grads=shard_grads)
+    replay = step_peak(tt, act_bytes, grad_sizes, {i: sum(parts) for i, parts in timeline.items()})
     largest = max(units, key=lambda u: u.bytes, default=None)
-    largest_grads = max(units, key=lambda u: u.grad_bytes, default=None)
-    unit_grads = largest_grads.grad_bytes if largest_grads else 0
-    rs_input = largest_grads.padded_grad_bytes(n) if largest_grads else 0
     shard_params = sum(sizes[p.name] for p in params)
-    shard_grads = sum(sizes[p.name] for p in trainable)
+    shard_grads_total = sum(sizes[p.name] for p in trainable)
     state = _state(params, optimizer, sizes)
     temps = _temporaries(params, optimizer, sizes)
-    if shard == "zero2":
-        params_dev, gathered, ag_buffer = P, 0, 0
-    else:
-        params_dev = 0 if on_host else shard_params
-        gathered = root.bytes + (largest.bytes if largest else 0)
-        ag_buffer = largest.padded_bytes(n) if largest else 0
-    comm = rs_input + ag_buffer
-    what = ("the largest unit's reduce-scatter input (its gradients, flat, dim 0 padded)" if shard == "zero2" else
-            "the all-gather output of one unit and the reduce-scatter input of the largest unit's gradients "
-            "(flat, dim 0 padded)")
-    grads_dev = 0 if on_host else shard_grads
+    params_dev = P if shard == "zero2" else (0 if on_host else shard_params)
+    # the transient terms as they are when the rank's peak is reached (the replay's op; none before the first)
+    gathered, unit_grads, comm = timeline.get(replay.op, (0, 0, 0))
+    peak_unit = unit_names.get(replay.op)
+    what = ("reduce-scatter inputs (a unit's gradients, flat, dim 0 padded)" if shard == "zero2" else
+            "all-gather outputs (a unit's parameters, flat, dim 0 padded) and reduce-scatter inputs (a unit's "
+            "gradients, flat, dim 0 padded)") + ", as alive at the peak"
+    grads_dev = 0 if on_host else shard_grads_total
     host = 0
     state_dev, temps_dev = state, temps
     if offload is not None:
-        host = state + temps + (shard_params + shard_grads if on_host else 0)
+        host = state + temps + (shard_params + shard_grads_total if on_host else 0)
         state_dev, temps_dev = 0, 0
     # the end of the backward: every gradient reduced but the root's, reduce-scattered now
     root_grads = root.grad_bytes
     end = grads_dev - (0 if on_host else sum(sizes[p.name] for p in root.params if p.trainable)) + root_grads \
         + root.padded_grad_bytes(n)
     step = max(grads_dev + temps_dev, end)
-    during = replay.bytes + gathered + unit_grads + comm
-    peak = params_dev + copies + state_dev + max(during, step)
+    peak = params_dev + copies + state_dev + max(replay.bytes, step)
     return PerRankBill(**common, params_bytes=params_dev, gradients_bytes=grads_dev, optimizer_state_bytes=state_dev,
                        comm_buffers_bytes=comm, comm_buffers_what=what, gathered_params_bytes=gathered,
                        unit_gradients_bytes=unit_grads, saved_activations_bytes=replay.saved_bytes,
-                       activation_peak_bytes=replay.bytes, activation_peak_at=replay.where, optimizer_step_bytes=step,
+                       activation_peak_bytes=replay.bytes - replay.extra_bytes, activation_peak_at=replay.where,
+                       optimizer_step_bytes=step,
                        training_peak_bytes=peak, host_bytes=host, wrap_policy=policy, units=len(units),
                        largest_unit=largest.name if largest else None,
-                       largest_unit_bytes=largest.bytes if largest else 0, root_unit_bytes=root.bytes)
+                       largest_unit_bytes=largest.bytes if largest else 0, root_unit_bytes=root.bytes,
+                       peak_unit=peak_unit)

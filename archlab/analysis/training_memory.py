@@ -46,6 +46,8 @@ class StepPeak:
     where: str
     saved_bytes: int  # alive when the backward starts: what autograd saved, the batch, the outputs
     gradients_bytes: int
+    extra_bytes: int = 0  # of ``bytes``: the caller's extra bytes alive at the peak's op (``step_peak``'s extra)
+    op: int = -1  # the index of the op where the peak is reached (-1: before the first op)
 
 
 def accumulated_source(tt: TrainingTrace, st: Storages) -> dict[int, int]:
@@ -58,11 +60,13 @@ def accumulated_source(tt: TrainingTrace, st: Storages) -> dict[int, int]:
     return src
 
 
-def step_peak(tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | None = None) -> StepPeak:
+def step_peak(tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | None = None,
+              extra: dict[int, int] | None = None) -> StepPeak:
     """Replay the traced step: forward, backward (freeing saved tensors as they are consumed,
     gradients accumulating), and return the peak of activations + gradients. ``grad_sizes``: the bytes
     a gradient (by its value id in ``tt.param_grads``) keeps once made, where it is not its own size
-    (a rank's shard of it, under sharding)."""
+    (a rank's shard of it, under sharding). ``extra``: more bytes alive while an op runs (by op index:
+    a sharded rank's gathered parameters and communication buffers), counted in the peak."""
     tr = tt.trace
     st = Storages(tr, act_bytes)
     st.unmade = set()  # in training, max pooling's indices are read by its backward
@@ -85,7 +89,8 @@ def step_peak(tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | No
             last_use[sid] = op.index
     keep = grads | st.of(tr.inputs)
     live = {sid: size(sid) for sid in st.of(tr.inputs)}
-    best, where, saved = sum(live.values()), "the batch", 0
+    extra = extra or {}
+    best, where, saved, best_extra, best_op = sum(live.values()), "the batch", 0, 0, -1
     for op in tr.ops:
         if op.index == tt.backward_start:
             saved = sum(live.values())
@@ -93,16 +98,17 @@ def step_peak(tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | No
             continue
         for sid in st.of(op.outputs):
             live.setdefault(sid, size(sid))
-        total = sum(live.values())
+        total = sum(live.values()) + extra.get(op.index, 0)
         if total > best:
             phase = "backward" if op.index >= tt.backward_start else "forward"
             module = tr.calls[op.call].name if op.call >= 0 else ""
             best, where = total, f"{phase}: {op.target}" + (f" in '{module}'" if module else "")
+            best_extra, best_op = extra.get(op.index, 0), op.index
         for sid in [s for s in live if s not in keep and last_use.get(s, op.index) <= op.index]:
             del live[sid]
     if tt.backward_start >= len(tr.ops):
         saved = sum(live.values())
-    return StepPeak(best, where, saved, sum(size(g) for g in grads))
+    return StepPeak(best, where, saved, sum(size(g) for g in grads), best_extra, best_op)
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,6 @@ def _measure_ranks(rank_model: Any, result: Any, shard: str, world_size: int, op
     engine = {"ddp": "DistributedDataParallel", "zero1": "ZeroRedundancyOptimizer",
               "fsdp": "FSDP2 fully_shard per top-level block, then the root"}[scheme]
     each = ", ".join(f"rank {r.rank} {human_bytes(r.peak_bytes)}" for r in ranks)
-    method = (f"torch.distributed on gloo, {world_size} spawned ranks ({engine}): PyTorch profiler raw CPU "
-              f"allocation records, the second step's peak of all the rank allocated; {each}")
+    method = (f"torch.distributed on gloo, {world_size} spawned ranks ({engine}): the second step's peak of the "
+              f"rank's CPU allocations on every thread (c10's allocation total in the profiler's records); {each}")
     return replace(result, measured_training_peak_bytes=max(r.peak_bytes for r in ranks), measured_method=method)

@@ -99,28 +99,31 @@ def _rank_lines(r: PerRankBill) -> list[tuple[str, str, str]]:
     if sharded:
         rows.append(("FSDP units", str(r.units), f"wrapping policy: {r.wrap_policy}; the root unit (the parameters in "
                                                  f"no other unit) holds {human_bytes(r.root_unit_bytes)}"))
+    at_peak = f"unit '{r.peak_unit}'" if r.peak_unit else "the root unit's ops"
     if r.shard in ("zero3", "fsdp"):
-        largest = f" + the largest unit, '{r.largest_unit}' ({human_bytes(r.largest_unit_bytes)})" if r.largest_unit \
-            else ""
+        largest = f"; the largest unit is '{r.largest_unit}' ({human_bytes(r.largest_unit_bytes)})" \
+            if r.largest_unit else ""
         rows.append(("all-gathered parameters", human_bytes(r.gathered_params_bytes),
-                     f"whole during the step: the root unit ({human_bytes(r.root_unit_bytes)}, not resharded after the "
-                     f"forward){largest}"))
+                     f"whole at the peak (in {at_peak}): the root unit ({human_bytes(r.root_unit_bytes)}, not "
+                     f"resharded after the forward) and the unit running{largest}"))
     if sharded:
         rows.append(("unit gradients", human_bytes(r.unit_gradients_bytes),
-                     "the largest unit's gradients, whole until its reduce-scatter"))
+                     f"at the peak (in {at_peak}): the unit's gradients whole, beyond this rank's shard, until its "
+                     "reduce-scatter"))
     act = "2 bytes, " + r.amp if r.amp else r.dtype
     rows += [
         ("saved activations", human_bytes(r.saved_activations_bytes),
          f"alive when the backward starts, at this rank's batch of {r.per_rank_batch} (at {act})"),
-        ("activations + gradients, peak", human_bytes(r.activation_peak_bytes),
-         f"largest live total, with this rank's gradients ({'the root unit whole, the others shards' if sharded else 'all'}"
-         f"); at {r.activation_peak_at}"),
+        ("activations + gradients, peak" if not sharded else "activations + gradients", human_bytes(r.activation_peak_bytes),
+         ("largest live total, with this rank's gradients (all)" if not sharded else
+          "live at the rank's peak, with this rank's gradients (the root unit whole, the others shards)")
+         + f"; at {r.activation_peak_at}"),
         ("optimizer step", human_bytes(r.optimizer_step_bytes),
          "this rank's gradients, plus the step's temporaries" + (" (the root's reduce-scatter, if larger)"
                                                                  if sharded else "")),
     ]
-    during = "the activation peak" + (" + all-gathered parameters + unit gradients + communication buffers"
-                                      if sharded else "")
+    during = ("the activation peak" if not sharded else "the largest sum over the step's ops of activations + "
+              "gradients + all-gathered parameters + unit gradients + communication buffers")
     persistent = ("parameters" + (" + amp copies" if r.amp else "") + " + optimizer state"
                   + (" + DDP's buckets" if not sharded else ""))
     rows.append(("training peak per rank", human_bytes(r.training_peak_bytes),
