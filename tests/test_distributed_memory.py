@@ -26,9 +26,10 @@ def test_distributed_step_components_per_scheme_by_hand():
     ddp = measure_distributed_peak(_dist_mlp(), (2, 64), scheme="ddp", optimizer="adam", timeout=240)
     for r in ddp:  # replicas: everything whole; when the step starts, params + state + DDP's buckets (one copy)
         assert (r.params_bytes, r.gradients_bytes, r.optimizer_state_bytes) == (p, p, adam)
-        # params + state + DDP's buckets (one copy of the gradients); observed: in some runs a second copy is still
-        # alive when the step starts (the last all-reduce's flat result, released on gloo's thread, not yet freed)
-        assert p + adam + p <= r.start_bytes <= p + adam + 2 * p
+        # params + state + DDP's buckets (one copy of the gradients), exactly: every thread's allocations and frees
+        # are in the total (counting the main thread's records only, a second copy freed on gloo's thread stayed
+        # in it in some runs)
+        assert r.start_bytes == p + adam + p
         assert r.peak_bytes > r.start_bytes
     zero1 = measure_distributed_peak(_dist_mlp(), (2, 64), scheme="zero1", optimizer="adam", timeout=240)
     # ZeroRedundancyOptimizer: the state partitioned (each parameter's state on one rank), params and grads whole
@@ -37,7 +38,8 @@ def test_distributed_step_components_per_scheme_by_hand():
     fsdp = measure_distributed_peak(_dist_mlp(), (2, 64), scheme="fsdp", optimizer="adam", timeout=240)
     for r in fsdp:  # FSDP2: every parameter dim-0 sharded in halves (all dims even), grads and state with them
         assert (r.params_bytes, r.gradients_bytes, r.optimizer_state_bytes) == (p // 2, p // 2, p + 6 * 4)
-        assert r.start_bytes >= p // 2 + p + 6 * 4
+        # when the step starts: the shards and the state, and a few bytes of FSDP's own (24 in every run seen)
+        assert p // 2 + p + 6 * 4 <= r.start_bytes <= p // 2 + p + 6 * 4 + 64
 
 
 def test_distributed_step_refuses_bad_input():
@@ -73,27 +75,6 @@ def test_default_fsdp_units_are_the_top_level_blocks():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scheme", ["ddp", "zero1", "fsdp"])
-def test_distributed_step_of_resnet18_and_a_transformer(scheme):
-    from archlab.models.resolve import build
-
-    from archlab.measure.distributed_peak import measure_distributed_peak
-
-    torch_models = [(build("resnet18", num_classes=10), (2, 3, 64, 64)),
-                    (nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2), (2, 16, 64))]
-    for model, shape in torch_models:
-        p = sum(t.numel() for t in model.parameters()) * 4
-        ranks = measure_distributed_peak(model, shape, scheme=scheme, optimizer="adam", timeout=300)
-        assert [r.rank for r in ranks] == [0, 1]
-        local = [r.params_bytes for r in ranks]
-        if scheme == "fsdp":  # each rank holds about half (dim-0 shards padded to an even split)
-            assert all(p // 2 <= b <= p // 2 + 4 * 64 * 64 for b in local), (local, p)
-        else:
-            assert local == [p, p]
-        assert all(r.peak_bytes > r.start_bytes > 0 for r in ranks)
-
-
-@pytest.mark.slow
 def test_a_checkpointed_distributed_step_frees_the_checkpointed_blocks_activations():
     from archlab.measure.distributed_peak import measure_distributed_peak
 
@@ -120,11 +101,45 @@ def _small_transformer() -> nn.Module:
 @pytest.mark.parametrize("which", ["resnet18", "transformer"])
 def test_per_rank_bill_within_15_percent_of_the_measured_gloo_step(shard, which):
     # the prediction (the per-rank bill) against the largest rank's measured peak of the real step on 2 gloo ranks
+    # (2026-12-05: resnet18 -0.0%, -4.4%, +0.3%..+7.2%; the transformer at 64 tokens -1.0%, -0.7%, -0.7%; FSDP's
+    # measured peak differs between runs by a unit's buffer that gloo's thread frees early or late)
     if which == "resnet18":
         r = training_memory("resnet18", res=64, batch=4, world_size=2, shard=shard, optimizer="adam", measure=True)
     else:
-        r = training_memory(_small_transformer(), input_size=(16, 64), batch=4, world_size=2, shard=shard,
+        r = training_memory(_small_transformer(), input_size=(64, 64), batch=4, world_size=2, shard=shard,
                             optimizer="adam", measure=True)
     assert r.measured_method.startswith("torch.distributed on gloo, 2 spawned ranks")
     assert abs(r.measured_diff_percent) <= 15, (r.training_peak_bytes, r.measured_training_peak_bytes,
                                                 r.measured_method)
+
+
+def test_every_threads_allocations_are_in_the_total_once_counted(tmp_path):
+    # the mechanism of the measurement, in a fresh process (the table is process-wide: this one stays as it is):
+    # a thread's 8 MB (alive) and 4 MB (freed) are in the total the main thread's next record carries, which
+    # the main thread's own records (the profiler's per-thread view) do not see
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import json, os, sys, threading, torch\n"
+        "from torch.profiler import ProfilerActivity, profile, record_function\n"
+        "from archlab.measure.distributed_peak import count_every_thread, step_totals\n"
+        "count_every_thread()\n"
+        "kept = []\n"
+        "def work():\n"
+        "    a = torch.ones(1_000_000); kept.append(torch.ones(2_000_000)); del a\n"
+        "with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:\n"
+        "    with record_function('archlab.step_two'):\n"
+        "        first = torch.ones(250_000)\n"
+        "        t = threading.Thread(target=work); t.start(); t.join()\n"
+        "        second = torch.ones(250_000)\n"
+        "own = [e.nbytes() for e in prof.profiler.kineto_results.events() if e.name() == '[memory]']\n"
+        "print(json.dumps([step_totals(prof, sys.argv[1]), sum(own)]))\n")
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "trace.json")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (start, peak), own = __import__("json").loads(out.stdout.splitlines()[-1])
+    assert own == 2 * 1_000_000  # the main thread's records: its own two tensors only
+    # the total: when the step starts (what was alive before), and at its peak with the thread's 8 MB included
+    assert peak - start == 2 * 1_000_000 + 8_000_000

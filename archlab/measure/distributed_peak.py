@@ -167,7 +167,7 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
             with record_function("archlab.step_two"):
                 step()
             dist.barrier()
-        start_total, peak = _step_totals(prof, os.path.join(out_dir, f"trace{rank}.json"))
+        start_total, peak = step_totals(prof, os.path.join(out_dir, f"trace{rank}.json"))
         state_owner = opt.optim if scheme == "zero1" else opt
         state = [t for s in state_owner.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
         result = RankPeak(rank, peak, _storages_bytes(model.parameters()),
@@ -202,7 +202,7 @@ def count_every_thread() -> None:
                     f"in {', '.join(libs) or 'torch/lib'}): the distributed step's memory cannot be measured")
 
 
-def _step_totals(prof: Any, path: str) -> tuple[int, int]:
+def step_totals(prof: Any, path: str) -> tuple[int, int]:
     """(the allocated total when the second step starts, its largest value inside the step), in bytes, from the
     "Total Allocated" of the profiler's CPU allocation records (the exported trace: the only place the records
     give it)."""
@@ -274,8 +274,10 @@ def measure_distributed_peak(model: Any, input_shape: Any, *, scheme: str, world
         for rank in range(world_size):
             path = os.path.join(out_dir, f"rank{rank}.json")
             if not os.path.exists(path):
-                raise UserError(f"rank {rank} of the distributed step ({scheme}) ended without a result "
-                                f"(exit code {ctx.processes[rank].exitcode})")
+                raise UserError(f"rank {rank} of the distributed step ({scheme}) ended without a result (exit code "
+                                f"{ctx.processes[rank].exitcode}): the ranks are spawned processes that import the "
+                                "caller's main module; called from a script, the call must be under "
+                                "if __name__ == '__main__':")
             with open(path, encoding="utf-8") as f:
                 results.append(RankPeak(**json.load(f)))
         return results
