@@ -143,3 +143,20 @@ def test_every_threads_allocations_are_in_the_total_once_counted(tmp_path):
     assert own == 2 * 1_000_000  # the main thread's records: its own two tensors only
     # the total: when the step starts (what was alive before), and at its peak with the thread's 8 MB included
     assert peak - start == 2 * 1_000_000 + 8_000_000
+
+
+def test_measure_with_sharding_bad_input_is_one_line(cli):
+    from conftest import assert_one_line_error
+
+    base = ("memory", "resnet18", "--training", "--res", "32", "--batch", "4", "--world-size", "2", "--measure")
+    # the real distributed check runs DDP, ZeroRedundancyOptimizer and FSDP2 as they come, nothing else
+    assert_one_line_error(cli(*base, "--shard", "zero2"), "--measure with --shard zero2",
+                          "measure --shard none, zero1, zero3, fsdp")
+    assert_one_line_error(cli(*base, "--shard", "fsdp", "--fsdp-unit", "layer*"), "runs the default step only",
+                          "--fsdp-unit")
+    assert_one_line_error(cli(*base, "--shard", "zero1", "--offload", "optimizer"), "runs the default step only")
+    assert_one_line_error(cli(*base, "--shard", "none", "--amp", "bf16"), "runs the default step only")
+    assert_one_line_error(cli("memory", "resnet18", "--training", "--batch", "3", "--world-size", "2", "--measure"),
+                          "does not divide")
+    assert_one_line_error(cli(*base, "--shard", "fsdp", "--device", "cuda"), "runs its ranks on the CPU",
+                          "leave out --device")

@@ -125,14 +125,20 @@ def _owns(module: str, param: str) -> bool:
 
 def block_names(tt: TrainingTrace) -> list[str]:
     """The default units: the children (with parameters) of every outermost container of repeated blocks."""
-    types = dict(tt.modules)
+    return blocks_of(tt.modules, [p.name for p in tt.parameters])
+
+
+def blocks_of(modules: Sequence[tuple[str, str]], param_names: Sequence[str]) -> list[str]:
+    """``block_names`` of a model given as (qualified name, class name) of every module, the model's first, and
+    the qualified names of its parameters: a traced step's, or a real module's (the distributed measurement's)."""
+    types = dict(modules)
     children: dict[str, list[str]] = {}
-    for name, _ in tt.modules:
+    for name, _ in modules:
         if name:
             children.setdefault(name.rpartition(".")[0], []).append(name)
-    holding = {n for n, _ in tt.modules if any(_owns(n, p.name) for p in tt.parameters)}
+    holding = {n for n, _ in modules if any(_owns(n, p) for p in param_names)}
     chosen: list[str] = []
-    for name, kind in tt.modules:
+    for name, kind in modules:
         if any(name == c or name.startswith(c + ".") for c in chosen) or kind not in CONTAINERS:
             continue
         kids = [k for k in children.get(name, []) if k in holding]

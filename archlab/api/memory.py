@@ -125,7 +125,7 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
         return _per_rank(model_or_spec, optimizer=optimizer, amp=amp, freeze=freeze, measure=measure, budget=budget,
                          input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
                          forward_kw=forward_kw, world_size=1 if world_size is None else world_size,
-                         shard=shard or "none", offload=offload, force=force,
+                         shard=shard or "none", offload=offload, force=force, device=device,
                          fsdp_unit=(fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit or ()))
     patterns = checkpoint_patterns(checkpoint)
     auto = "auto" in patterns
@@ -172,15 +172,18 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
 def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Sequence[str], measure: bool,
               budget: Any, input_size: InputSize, res: int | None, batch: int | None, alpha: float | None,
               options: dict[str, Any] | None, forward_kw: Any, world_size: int, shard: str, offload: str | None,
-              fsdp_unit: tuple[str, ...], force: bool = False) -> Any:
+              fsdp_unit: tuple[str, ...], force: bool = False, device: str = "cpu") -> Any:
     """One rank's bill (``training_memory`` with ``world_size``/``shard``)."""
     from archlab.analysis.sharding import check_sharding, per_rank_bill
     from archlab.analysis.training_memory import largest_batch, parse_bytes
 
     check_sharding(world_size, shard, offload, batch, fsdp_unit)
     if measure and shard not in MEASURED_SCHEMES:
-        raise UserError(f"--measure with --shard {shard}: no torch engine of this scheme is run here; "
-                        f"measure --shard {', '.join(MEASURED_SCHEMES)}")
+        raise UserError(f"--measure with --shard {shard}: PyTorch has no engine of this scheme to run (ZeRO-2 is "
+                        f"DeepSpeed's); measure --shard {', '.join(MEASURED_SCHEMES)}")
+    if measure and device != "cpu":
+        raise UserError(f"--measure with --world-size/--shard runs its ranks on the CPU (torch.distributed on gloo), "
+                        f"not on {device}: leave out --device")
     if measure and (offload or fsdp_unit or amp or freeze):
         raise UserError("--measure with --world-size/--shard runs the default step only: "
                         "leave out --offload, --fsdp-unit, --amp and --freeze")
@@ -216,7 +219,7 @@ def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Se
     return result
 
 
-MEASURED_SCHEMES = {"none": "ddp", "zero1": "zero1", "fsdp": "fsdp"}
+MEASURED_SCHEMES = {"none": "ddp", "zero1": "zero1", "zero3": "fsdp", "fsdp": "fsdp"}  # zero3 is FSDP2
 
 
 def _measure_ranks(rank_model: Any, result: Any, shard: str, world_size: int, optimizer: str, force: bool) -> Any:
@@ -233,11 +236,14 @@ def _measure_ranks(rank_model: Any, result: Any, shard: str, world_size: int, op
     module = source.build() if isinstance(source, Resolved) else source
     shapes, options = rank_model.forward_inputs
     scheme = MEASURED_SCHEMES[shard]
+    checkpointed = tuple(getattr(result, "checkpointed", ()) or ())  # the bill's checkpointed modules, run so
     ranks = measure_distributed_peak(module, shapes, scheme=scheme, world_size=world_size, optimizer=optimizer,
-                                     options=options)
+                                     options=options, checkpoint=checkpointed)
     engine = {"ddp": "DistributedDataParallel", "zero1": "ZeroRedundancyOptimizer",
               "fsdp": "FSDP2 fully_shard per top-level block, then the root"}[scheme]
     each = ", ".join(f"rank {r.rank} {human_bytes(r.peak_bytes)}" for r in ranks)
+    if checkpointed:
+        engine += f"; {len(checkpointed)} modules under torch.utils.checkpoint"
     method = (f"torch.distributed on gloo, {world_size} spawned ranks ({engine}): the second step's peak of the "
               f"rank's CPU allocations on every thread (c10's allocation total in the profiler's records); {each}")
     return replace(result, measured_training_peak_bytes=max(r.peak_bytes for r in ranks), measured_method=method)

@@ -46,7 +46,6 @@ from typing import Any, Iterable, Sequence
 from archlab.errors import UserError
 
 SCHEMES = ("ddp", "zero1", "fsdp")
-CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
 
 
 @dataclass(frozen=True)
@@ -65,19 +64,13 @@ class RankPeak:
 
 
 def block_names(model: Any) -> list[str]:
-    """The default FSDP units of a real model: the children (with parameters) of every outermost
-    container that holds at least two children of one class with parameters."""
-    modules = dict(model.named_modules())
-    chosen: list[str] = []
-    for name, m in modules.items():
-        if type(m).__name__ not in CONTAINERS or any(name == c or name.startswith(c + ".") for c in chosen):
-            continue
-        kids = [(f"{name}.{k}" if name else k, c) for k, c in m.named_children()
-                if any(True for _ in c.parameters())]
-        kinds = [type(c) for _, c in kids]
-        if any(kinds.count(k) >= 2 for k in kinds):
-            chosen.extend(n for n, _ in kids)
-    return chosen
+    """The default FSDP units of a real model, by the per-rank bill's policy (``archlab.analysis.sharding``): the
+    children (with parameters) of every outermost container that holds at least two children of one class with
+    parameters."""
+    from archlab.analysis.sharding import blocks_of
+
+    return blocks_of([(n, type(m).__name__) for n, m in model.named_modules()],
+                     [n for n, _ in model.named_parameters()])
 
 
 def _free_port() -> int:
