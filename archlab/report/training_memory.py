@@ -268,7 +268,9 @@ def scheme_rows(bills: list[PerRankBill], baselines: dict[str, int]) -> list[tup
 def _schemes_caption(bills: list[PerRankBill]) -> str:
     first = bills[0]
     amp = f", autocast {first.amp}" if first.amp else ""
-    return (f"one rank of {first.world_size}, global batch {first.global_batch} ({first.per_rank_batch} per rank), "
+    schemes = {r.shard for r in bills}
+    scheme = f"{_SCHEME[first.shard]}, " if len(schemes) == 1 else ""
+    return (f"{scheme}one rank of {first.world_size}, global batch {first.global_batch} ({first.per_rank_batch} per rank), "
             f"optimizer {first.optimizer}{amp}; bytes on the rank's device at {first.dtype} "
             "(KiB/MiB/GiB = 1024/1024^2/1024^3 bytes); the peak = parameters + optimizer state (+ DDP's buckets) + "
             "the larger of (the activations + gradients peak + all-gathered parameters + unit gradients + "
