@@ -270,8 +270,8 @@ def _schemes_caption(bills: list[PerRankBill]) -> str:
     amp = f", autocast {first.amp}" if first.amp else ""
     schemes = {r.shard for r in bills}
     scheme = f"{_SCHEME[first.shard]}, " if len(schemes) == 1 else ""
-    return (f"{scheme}one rank of {first.world_size}, global batch {first.global_batch} ({first.per_rank_batch} per rank), "
-            f"optimizer {first.optimizer}{amp}; bytes on the rank's device at {first.dtype} "
+    return (f"{scheme}one rank of {first.world_size}, global batch {first.global_batch} "
+            f"({first.per_rank_batch} per rank), optimizer {first.optimizer}{amp}; bytes on the rank's device at {first.dtype} "
             "(KiB/MiB/GiB = 1024/1024^2/1024^3 bytes); the peak = parameters + optimizer state (+ DDP's buckets) + "
             "the larger of (the activations + gradients peak + all-gathered parameters + unit gradients + "
             "communication buffers) and the optimizer step; saving against none: the peak under DDP replicas less "
