@@ -449,13 +449,13 @@ def r18_training():
 
 def test_training_figure_stacks_each_schemes_bill_up_to_its_peak(r18_training):
     from archlab.api.memory import training_memory
-    from archlab.report.training_memory import RANK_STACK, STEP_EXCESS, rank_stack
+    from archlab.report.training_memory import RANK_STACK, STEP_EXCESS, rank_stack, training_section
 
     bills = r18_training.training
     assert [b.shard for b in bills] == ["none", "zero1", "zero2", "zero3", "fsdp"] and r18_training.shard == "zero2"
     for b in bills:  # each bar is the bill `archlab memory --training --world-size 4 --shard S` gives
         assert b == training_memory("resnet18", res=64, batch=8, world_size=4, shard=b.shard, optimizer="adam")
-    spec, headers, rows, _ = page.training_section(bills, "zero2")
+    spec, headers, rows, _ = training_section(list(bills), "zero2")
     factor = spec.extra["factor"]
     drawn = series_of(draw(spec))
     for label, key in RANK_STACK:

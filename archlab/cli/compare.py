@@ -87,7 +87,7 @@ def compare_cmd(
         return
     if per_rank:
         from archlab.api.compare import compare_schemes
-        from archlab.report.training_memory import render_schemes
+        from archlab.report.compare import render_schemes
 
         if latency:
             raise UserError("--latency times forwards; the per-rank training bills (--world-size/--shard) are "

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from archlab.analysis.page import leaves, stage_boundaries
 from archlab.measure.profile import by_kind
 from archlab.report.figures import FigureSpec, Series, svg_of
+from archlab.report.training_memory import training_section
 from archlab.units import binary_unit, human, human_bytes, shape_str
 
 # past this many layers the names under the bars are left out (unreadable); the table has them
@@ -184,20 +185,6 @@ def erf_figures(erf: Any) -> list[tuple[str, str, str]]:
             ("erf-depth", erf_fig.depth_spec(erf).title, erf_fig.svg(erf, ("depth",)))]
 
 
-def training_section(training: Any, shard: str | None) -> tuple[Any, tuple[str, ...], list[tuple[str, ...]], str]:
-    """The training-memory section of the page: (its figure's spec, the table's headers, its rows, the caption) of
-    one rank's bills under every scheme (``training``: ``PerRankBill``s), ``shard`` the chosen one, marked."""
-    from archlab.report.training_memory import _columns, _schemes_caption, rank_bills_figure, scheme_rows
-
-    bills = list(training)
-    baselines = {r.model: r.training_peak_bytes for r in bills if r.shard == "none"}
-    headers = ("per rank", *_columns(bills, shard))
-    caption = (f"One rank's training-step memory under each scheme, {shard} chosen; each bar stacks the parts "
-               "that add up to its peak (gradients are inside the activations + gradients peak): "
-               + _schemes_caption(bills).strip())
-    return rank_bills_figure(bills, shard), headers, scheme_rows(bills, baselines), caption
-
-
 def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
          timeline: Any = None, diagram: Any = None, latency: Any = None, erf: Any = None, training: Any = None,
          shard: str | None = None) -> str:
@@ -215,7 +202,7 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
     for key, caption, svg in drawn:
         parts.append(f"<figure id='fig-{key}'>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>")
     if training:
-        spec, headers, rows, caption = training_section(training, shard)
+        spec, headers, rows, caption = training_section(list(training), shard)
         parts += ["<h2>Training memory per rank</h2>",
                   f"<figure id='fig-{spec.key}'>{svg_of(spec)}<figcaption>{html.escape(spec.title)}</figcaption>"
                   "</figure>", html_table(headers, rows), f"<p>{html.escape(caption)}</p>"]
@@ -249,7 +236,7 @@ def render_md(model: str, input_shape: Sequence[int], count: Any = None, rf: Any
         data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
         lines += ["", f"![{title}](data:image/svg+xml;base64,{data})"]
     if training:
-        spec, headers, rows, caption = training_section(training, shard)
+        spec, headers, rows, caption = training_section(list(training), shard)
         data = base64.b64encode(svg_of(spec).encode("utf-8")).decode("ascii")
         lines += ["", "## Training memory per rank", "", f"![{spec.title}](data:image/svg+xml;base64,{data})", "",
                   "| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]

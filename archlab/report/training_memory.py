@@ -186,6 +186,18 @@ def render(results: list[Any], fmt: str) -> str:
     return formats.render(fmt, table=table, json=js, csv=csv, md=md)
 
 
+def training_section(bills: list[PerRankBill], chosen: str | None) -> tuple[Any, tuple[str, ...],
+                                                                          list[tuple[str, ...]], str]:
+    """The report page's training-memory section: (its figure's spec, the table's headers, its rows, the caption)
+    of one rank's bills under every scheme, ``chosen`` the scheme marked."""
+    baselines = {r.model: r.training_peak_bytes for r in bills if r.shard == "none"}
+    headers = ("per rank", *columns(bills, chosen))
+    caption = (f"One rank's training-step memory under each scheme, {chosen} chosen; each bar stacks the parts "
+               "that add up to its peak (gradients are inside the activations + gradients peak): "
+               + schemes_caption(bills).strip())
+    return rank_bills_figure(bills, chosen), headers, scheme_rows(bills, baselines), caption
+
+
 # One rank's bill, component by component: the parts that add up to its training peak, in the order they
 # are stacked (the last: what the optimizer step needs past the rest, when the step is the larger branch)
 RANK_STACK = (("parameters", "params_bytes"), ("amp weight copies", "amp_weight_copies_bytes"),
@@ -208,7 +220,7 @@ def _column(r: PerRankBill, several_models: bool, several_schemes: bool) -> str:
     return r.model if several_models else r.shard
 
 
-def _columns(bills: list[PerRankBill], chosen: str | None = None) -> list[str]:
+def columns(bills: list[PerRankBill], chosen: str | None = None) -> list[str]:
     models = len({r.model for r in bills}) > 1
     schemes = len({r.shard for r in bills}) > 1 or not models
     return [_column(r, models, schemes) + (" (chosen)" if r.shard == chosen else "") for r in bills]
@@ -235,7 +247,7 @@ def rank_bills_figure(bills: list[PerRankBill], chosen: str | None = None) -> An
         ylabels=(f"{unit} per rank ({dtype})",), series=series,
         marks=tuple((i, r.training_peak_bytes / factor, human_bytes(r.training_peak_bytes))
                     for i, r in enumerate(bills)),
-        xticklabels=tuple(_columns(bills, chosen)), size=(9.0, 5.5),
+        xticklabels=tuple(columns(bills, chosen)), size=(9.0, 5.5),
         extra={"factor": factor})
 
 
@@ -265,13 +277,14 @@ def scheme_rows(bills: list[PerRankBill], baselines: dict[str, int]) -> list[tup
     return rows
 
 
-def _schemes_caption(bills: list[PerRankBill]) -> str:
+def schemes_caption(bills: list[PerRankBill]) -> str:
     first = bills[0]
     amp = f", autocast {first.amp}" if first.amp else ""
     schemes = {r.shard for r in bills}
     scheme = f"{_SCHEME[first.shard]}, " if len(schemes) == 1 else ""
     return (f"{scheme}one rank of {first.world_size}, global batch {first.global_batch} "
-            f"({first.per_rank_batch} per rank), optimizer {first.optimizer}{amp}; bytes on the rank's device at {first.dtype} "
+            f"({first.per_rank_batch} per rank), optimizer {first.optimizer}{amp}; bytes on the rank's device at "
+            f"{first.dtype} "
             "(KiB/MiB/GiB = 1024/1024^2/1024^3 bytes); the peak = parameters + optimizer state (+ DDP's buckets) + "
             "the larger of (the activations + gradients peak + all-gathered parameters + unit gradients + "
             "communication buffers) and the optimizer step; saving against none: the peak under DDP replicas less "
@@ -284,19 +297,19 @@ SCHEME_CSV_KEYS = tuple(k for k in RANK_CSV_KEYS if k not in ("offload", "host_b
 
 def render_schemes(bills: list[PerRankBill], baselines: dict[str, int], fmt: str) -> str:
     """``archlab compare --training --world-size N --shard ...``: one rank's bills side by side, a column per
-    scheme (or per model), a row per component (table, md, json, csv, html)."""
-    headers = ("per rank", *_columns(bills))
+    scheme (or per model), a row per component (table, md, json, csv; html: ``archlab.report.compare``)."""
+    headers = ("per rank", *columns(bills))
 
     def saving(r: PerRankBill) -> int | None:
         none = baselines.get(r.model)
         return None if none is None else none - r.training_peak_bytes
 
     def table() -> str:
-        return text_table(headers, scheme_rows(bills, baselines), "l" + "r" * len(bills)) + _schemes_caption(bills)
+        return text_table(headers, scheme_rows(bills, baselines), "l" + "r" * len(bills)) + schemes_caption(bills)
 
     def md() -> str:
         return (md_table(headers, scheme_rows(bills, baselines), "l" + "r" * len(bills)) + "\n"
-                + _schemes_caption(bills))
+                + schemes_caption(bills))
 
     def js() -> str:
         return to_json([{**r.to_dict(), "saving_against_none_bytes": saving(r)} for r in bills])
@@ -305,20 +318,16 @@ def render_schemes(bills: list[PerRankBill], baselines: dict[str, int], fmt: str
         return csv_table(SCHEME_CSV_KEYS, [[{**r.to_dict(), "saving_against_none_bytes": saving(r)}.get(k)
                                             for k in SCHEME_CSV_KEYS] for r in bills])
 
-    def page() -> str:
-        import html
-
-        from archlab.report.figures import svg_of
-        from archlab.report.page import STYLE, html_table
-
-        spec = rank_bills_figure(bills)
-        names = ", ".join(dict.fromkeys(r.model for r in bills))
-        return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>archlab compare --training"
-                f"</title><style>{STYLE}</style></head><body>\n<h1>archlab compare --training: {html.escape(names)}"
-                f"</h1>\n<figure id='fig-{spec.key}'>{svg_of(spec)}<figcaption>{html.escape(spec.title)}</figcaption>"
-                f"</figure>\n{html_table(headers, scheme_rows(bills, baselines))}\n"
-                f"<p>{html.escape(_schemes_caption(bills))}</p>\n</body></html>\n")
-
-    if fmt == "html":
-        return page()
     return formats.render(fmt, table=table, json=js, csv=csv, md=md)
+
+
+def training_section(bills: list[PerRankBill], chosen: str | None) -> tuple[Any, tuple[str, ...],
+                                                                          list[tuple[str, ...]], str]:
+    """The report page's training-memory section: (its figure's spec, the table's headers, its rows, the caption)
+    of one rank's bills under every scheme, ``chosen`` the scheme marked."""
+    baselines = {r.model: r.training_peak_bytes for r in bills if r.shard == "none"}
+    headers = ("per rank", *columns(bills, chosen))
+    caption = (f"One rank's training-step memory under each scheme, {chosen} chosen; each bar stacks the parts "
+               "that add up to its peak (gradients are inside the activations + gradients peak): "
+               + schemes_caption(bills).strip())
+    return rank_bills_figure(bills, chosen), headers, scheme_rows(bills, baselines), caption
