@@ -391,3 +391,93 @@ def test_compare_bills_each_model_at_its_own_dtype_and_says_so(cli, tmp_path):
     text = cli("compare", f"{path}:mlp", f"{path}:half_mlp", "--input-size", "64")
     assert "memory at each model's own dtype (" in text.out and "half_mlp@input=64 bf16)" in text.out
     assert "memory at fp32, batch 1" in cli("compare", "lenet5", "alexnet").out
+
+
+# --- compare --training --world-size N --shard ...: one rank's bill per scheme, side by side ---------
+
+
+def _bill(model, shard, **kw):
+    from archlab.api.memory import training_memory
+
+    return training_memory(model, shard=shard, **kw)
+
+
+def test_compare_training_shard_columns_are_each_schemes_per_rank_bill(cli):
+    kw = dict(world_size=4, batch=8, optimizer="adam", res=64)
+    r = cli("compare", "resnet18", "--training", "--world-size", "4", "--shard", "all", "--batch", "8",
+            "--optimizer", "adam", "--res", "64", "-f", "json")
+    assert r.code == 0, r.err
+    got = r.json()
+    assert [c["shard"] for c in got] == ["none", "zero1", "zero2", "zero3", "fsdp"]
+    none = _bill("resnet18", "none", **kw)
+    for column in got:
+        bill = _bill("resnet18", column["shard"], **kw)
+        assert {k: v for k, v in column.items() if k != "saving_against_none_bytes"} == bill.to_dict()
+        assert column["saving_against_none_bytes"] == none.training_peak_bytes - bill.training_peak_bytes
+    # an independent reference for the sharded parameters: FSDP2's dim-0 shards of the model's own parameters
+    import math
+
+    from archlab.api.model import Model
+
+    module = Model("resnet18", res=64).built.module
+    shards = sum(math.ceil(p.shape[0] / 4) * math.prod(p.shape[1:]) * 4 for p in module.parameters())
+    assert got[3]["params_bytes"] == got[4]["params_bytes"] == shards
+    assert got[0]["params_bytes"] == 4 * sum(p.numel() for p in module.parameters())
+
+
+def test_compare_training_shard_table_md_csv_name_each_scheme_and_the_saving(cli):
+    from archlab.units import human_bytes
+
+    args = ("compare", "resnet18", "--training", "--world-size", "2", "--shard", "none,zero3", "--batch", "4",
+            "--res", "64")
+    bills = [_bill("resnet18", s, world_size=2, batch=4, res=64) for s in ("none", "zero3")]
+    table = cli(*args).out.splitlines()
+    assert table[0].split() == ["per", "rank", "none", "zero3"]
+    peak = next(line for line in table if line.startswith("training peak per rank"))
+    assert peak.split("  ")[-1].strip() == human_bytes(bills[1].training_peak_bytes)
+    assert human_bytes(bills[0].training_peak_bytes) in peak
+    saved = bills[0].training_peak_bytes - bills[1].training_peak_bytes
+    saving = next(line for line in table if line.startswith("saving against none"))
+    assert f"{human_bytes(saved)} ({100 * saved / bills[0].training_peak_bytes:.1f}%)" in saving
+    assert "one rank of 2, global batch 4 (2 per rank)" in cli(*args).out and "at fp32" in cli(*args).out
+    md = cli(*args, "-f", "md").out
+    assert md.startswith("| per rank | none | zero3 |") and "| training peak per rank |" in md
+    head, rows = _csv(cli(*args, "-f", "csv").out)
+    for row, bill in zip(rows, bills):
+        d = dict(zip(head, row))
+        assert d["shard"] == bill.shard and int(d["training_peak_bytes"]) == bill.training_peak_bytes
+        assert int(d["comm_buffers_bytes"]) == bill.comm_buffers_bytes
+        assert int(d["saving_against_none_bytes"]) == bills[0].training_peak_bytes - bill.training_peak_bytes
+    page = cli(*args, "-f", "html").out
+    assert page.count("<svg") == 1 and page.endswith("</html>\n") and "training peak per rank" in page
+
+
+def test_compare_training_several_models_under_one_scheme(cli):
+    r = cli("compare", "resnet18", "mobilenet_v2", "--training", "--world-size", "2", "--shard", "zero2",
+            "--batch", "4", "--res", "64", "-f", "json")
+    assert r.code == 0, r.err
+    for column, model in zip(r.json(), ("resnet18", "mobilenet_v2")):
+        bill = _bill(model, "zero2", world_size=2, batch=4, res=64)
+        none = _bill(model, "none", world_size=2, batch=4, res=64)
+        assert column["model"] == bill.model == f"{model}@res=64"
+        assert column["training_peak_bytes"] == bill.training_peak_bytes
+        assert column["saving_against_none_bytes"] == none.training_peak_bytes - bill.training_peak_bytes
+    table = cli("compare", "resnet18", "mobilenet_v2", "--training", "--world-size", "2", "--shard", "zero2",
+                "--batch", "4", "--res", "64").out
+    assert table.splitlines()[0].split() == ["per", "rank", "resnet18@res=64", "mobilenet_v2@res=64"]
+    assert "ZeRO-2, one rank" in table
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("--world-size", "2"), ("--world-size", "add --training")),
+    (("--shard", "zero1"), ("--shard", "add --training")),
+    (("--training", "--world-size", "3", "--batch", "4"), ("--world-size 3 does not divide", "--batch 3 or 6")),
+    (("--training", "--world-size", "0"), ("--world-size must be a whole number",)),
+    (("--training", "--shard", "zero9"), ("unknown --shard 'zero9'", "or all")),
+    (("--training", "--shard", "all,zero1"), ("--shard all", "alone")),
+    (("--training", "--shard", "none,"), ("scheme names separated by commas",)),
+    (("--training", "--shard", "zero1", "--latency"), ("--latency",)),
+    (("--training", "--shard", "zero1", "--alpha", "0.5"), ("--alpha/--rho", "no training view")),
+])
+def test_compare_training_shard_bad_inputs_are_one_line(cli, args, needles):
+    assert_one_line_error(cli("compare", "resnet18", "--res", "64", *args), *needles)

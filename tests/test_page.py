@@ -437,3 +437,102 @@ def test_rf_plot_into_a_directory_is_one_line(cli, tmp_path):
     folder = tmp_path / "d.svg"
     folder.mkdir()
     assert_one_line_error(cli("rf", "lenet5", "--effective", "--plot", str(folder)), "it is a directory")
+
+
+# --- --training: one rank's training memory under every scheme, a stacked bar each ------------------
+
+
+@pytest.fixture(scope="module")
+def r18_training():
+    return page_data("resnet18", res=64, batch=8, training=True, world_size=4, shard="zero2", optimizer="adam")
+
+
+def test_training_figure_stacks_each_schemes_bill_up_to_its_peak(r18_training):
+    from archlab.api.memory import training_memory
+    from archlab.report.training_memory import RANK_STACK, STEP_EXCESS, rank_stack, training_section
+
+    bills = r18_training.training
+    assert [b.shard for b in bills] == ["none", "zero1", "zero2", "zero3", "fsdp"] and r18_training.shard == "zero2"
+    for b in bills:  # each bar is the bill `archlab memory --training --world-size 4 --shard S` gives
+        assert b == training_memory("resnet18", res=64, batch=8, world_size=4, shard=b.shard, optimizer="adam")
+    spec, headers, rows, _ = training_section(list(bills), "zero2")
+    factor = spec.extra["factor"]
+    drawn = series_of(draw(spec))
+    for label, key in RANK_STACK:
+        if label in spec.series_by_label():
+            assert spec.series_by_label()[label] == tuple(getattr(b, key) / factor for b in bills)
+            assert drawn[label] == [float(getattr(b, key) / factor) for b in bills]
+        else:  # left out of the legend only where it is 0 in every bar
+            assert all(getattr(b, key) == 0 for b in bills)
+    for b in bills:
+        parts = dict(rank_stack(b))
+        assert sum(parts.values()) == b.training_peak_bytes
+        # the step's excess, from the bill's two branches: (activations + gathered + unit gradients, + the
+        # buffers where they are transient: DDP's buckets stay for the whole run) against the optimizer step
+        during = b.activation_peak_bytes + b.gathered_params_bytes + b.unit_gradients_bytes
+        if b.shard not in ("none", "zero1"):
+            during += b.comm_buffers_bytes
+        assert parts[STEP_EXCESS] == max(0, b.optimizer_step_bytes - during)
+    assert parts[STEP_EXCESS] == 0 and dict(rank_stack(bills[0]))[STEP_EXCESS] > 0  # adam's step: the larger
+    assert [m[1] for m in spec.marks] == [b.training_peak_bytes / factor for b in bills]
+    assert spec.xticklabels[2] == "zero2 (chosen)" and headers[3] == "zero2 (chosen)"
+
+
+def test_cli_report_training_section_in_html_and_md(cli, tmp_path):
+    from archlab.units import human_bytes
+
+    args = ("report", "resnet18", "--res", "64", "--batch", "8", "--training", "--world-size", "4", "--shard",
+            "zero3")
+    r = cli(*args, "-o", str(tmp_path / "p.html"))
+    assert r.code == 0, r.err
+    text = (tmp_path / "p.html").read_text()
+    from archlab.api.memory import training_memory
+
+    peaks = [human_bytes(training_memory("resnet18", res=64, batch=8, world_size=4, shard=s).training_peak_bytes)
+             for s in ("none", "zero1", "zero2", "zero3", "fsdp")]
+    section = text[text.index("<h2>Training memory per rank</h2>"):]
+    assert "<figure id='fig-training'><svg" in section and "<th>zero3 (chosen)</th>" in section
+    assert "<td>training peak per rank</td>" + "".join(f"<td>{p}</td>" for p in peaks) in section
+    import html.parser
+
+    class Tags(html.parser.HTMLParser):  # the page's html stays balanced: every opened element closed
+        def __init__(self):
+            super().__init__()
+            self.open = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("meta", "br", "img", "path", "use", "stop", "rect", "circle", "line"):
+                self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            if self.open and self.open[-1] == tag:
+                self.open.pop()
+
+        def handle_startendtag(self, tag, attrs):
+            pass
+
+    tags = Tags()
+    tags.feed(section[:section.index("<h2>", 5)])
+    assert tags.open == []
+    r = cli(*args, "-o", str(tmp_path / "p.md"))
+    md = (tmp_path / "p.md").read_text()
+    assert "## Training memory per rank" in md and "| per rank | none | zero1 | zero2 | zero3 (chosen) | fsdp |" in md
+    assert "| training peak per rank | " + " | ".join(peaks) + " |" in md
+    assert "bytes on the rank's device at fp32" in md
+    plain = cli("report", "lenet5", "-o", str(tmp_path / "q.html"))
+    assert plain.code == 0 and "Training memory" not in (tmp_path / "q.html").read_text()
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("--shard", "zero2"), ("--shard", "add --training")),
+    (("--world-size", "2"), ("--world-size", "add --training")),
+    (("--optimizer", "adam"), ("--optimizer", "add --training")),
+    (("--training", "--world-size", "3", "--batch", "4"), ("--world-size 3 does not divide", "--batch 3 or 6")),
+    (("--training", "--world-size", "0"), ("--world-size must be a whole number",)),
+    (("--training", "--shard", "zero9"), ("unknown --shard 'zero9'",)),
+    (("--training", "--optimizer", "lion"), ("lion",)),
+])
+def test_cli_report_training_bad_inputs_are_one_line(cli, tmp_path, monkeypatch, args, needles):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(cli("report", "resnet18", "--res", "64", *args), *needles)
+    assert not (tmp_path / "reports").exists()

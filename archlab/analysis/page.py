@@ -36,6 +36,8 @@ class PageData:
     diagram: Any = None  # archlab.analysis.diagram.Tree: the interactive diagram's nested boxes
     latency: Any = None  # archlab.measure.latency.LatencyResult with per-layer times, when measured
     erf: Any = None  # the effective receptive field (an ERFResult: real forwards and backwards), when asked for
+    training: Any = None  # one rank's training bills (PerRankBill), one per scheme, when asked for
+    shard: str | None = None  # the scheme chosen among them
 
     @property
     def stage_boundaries(self) -> tuple[int, ...]:

@@ -57,3 +57,24 @@ def with_latency(c: Any, min_time: float = 1.0) -> Any:
     base, var = latency_pair(c.baseline["model"], c.variant["model"], min_time=min_time)
     return replace(c, latency={"device": "cpu", "batch": 1, "statistic": "median", "baseline_ms": base,
                                "variant_ms": var, "ratio": var / base if base else None})
+
+
+def compare_schemes(specs: list[str], shards: Any = "all", *, world_size: int = 1, optimizer: str = "sgd",
+                    amp: str | None = None, res: int | None = None, batch: int | None = None, input_size: Any = None,
+                    forward_kw: Any = None) -> tuple[list[Any], dict[str, int]]:
+    """One rank's training bill (``PerRankBill``) of each model under each scheme of ``shards`` ("all", names
+    separated by commas, or a list), at ``world_size`` ranks and the global ``batch``: model by model, scheme by
+    scheme (each equal to ``training_memory(model, world_size=, shard=)``); and each model's peak under ``none``
+    (DDP replicas), which the savings are taken against."""
+    from archlab.api.memory import shard_names, training_bills
+
+    names = shard_names(shards)
+    bills: list[Any] = []
+    baselines: dict[str, int] = {}
+    for spec in specs:
+        asked = names if "none" in names else ("none", *names)
+        mine = training_bills(spec, asked, world_size=world_size, optimizer=optimizer, amp=amp, res=res, batch=batch,
+                              input_size=input_size, forward_kw=forward_kw)
+        baselines[mine[0].model] = mine[asked.index("none")].training_peak_bytes
+        bills += [b for b in mine if b.shard in names]
+    return bills, baselines

@@ -195,17 +195,8 @@ def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Se
         global_batch = world_size
 
     def at(b: int | None) -> Any:
-        rank = model.with_batch(b)
-        try:
-            rank.training(freeze)
-        except UserError as e:
-            if "needs --batch 2 or more" not in str(e):
-                raise
-            raise UserError(f"{str(e).replace(' needs --batch 2 or more', ' needs 2 or more samples per rank')}: "
-                            f"--batch is the global batch, each rank takes --batch / --world-size: give --batch "
-                            f"{2 * world_size} or more") from None
-        return per_rank_bill(rank.training(freeze), world_size=world_size, shard=shard, optimizer=optimizer,
-                             amp=amp, offload=offload, fsdp_unit=fsdp_unit, label=model.label,
+        return per_rank_bill(_rank_step(model, b, world_size, freeze), world_size=world_size, shard=shard,
+                             optimizer=optimizer, amp=amp, offload=offload, fsdp_unit=fsdp_unit, label=model.label,
                              global_batch=(b or 1) * world_size)
 
     result = at(per_rank)
@@ -247,3 +238,62 @@ def _measure_ranks(rank_model: Any, result: Any, shard: str, world_size: int, op
     method = (f"torch.distributed on gloo, {world_size} spawned ranks ({engine}): the second step's peak of the "
               f"rank's CPU allocations on every thread (c10's allocation total in the profiler's records); {each}")
     return replace(result, measured_training_peak_bytes=max(r.peak_bytes for r in ranks), measured_method=method)
+
+
+def _rank_step(model: Any, per_rank: int | None, world_size: int, freeze: Sequence[str]) -> Any:
+    """The training step's trace of one rank (``model`` at ``per_rank`` samples), or one line saying the global
+    batch gives a rank too few samples."""
+    rank = model.with_batch(per_rank)
+    try:
+        return rank.training(freeze)
+    except UserError as e:
+        if "needs --batch 2 or more" not in str(e):
+            raise
+        raise UserError(f"{str(e).replace(' needs --batch 2 or more', ' needs 2 or more samples per rank')}: "
+                        f"--batch is the global batch, each rank takes --batch / --world-size: give --batch "
+                        f"{2 * world_size} or more") from None
+
+
+def training_bills(model_or_spec: Any, shards: Sequence[str] | str = "all", *, world_size: int = 1,
+                   optimizer: str = "sgd", amp: str | None = None, freeze: Sequence[str] = (),
+                   input_size: InputSize = None, res: int | None = None, batch: int | None = None,
+                   alpha: float | None = None, options: dict[str, Any] | None = None,
+                   forward_kw: Any = None) -> list[Any]:
+    """One rank's bill (``PerRankBill``) under each scheme of ``shards`` (names of
+    ``archlab.analysis.sharding.SCHEMES``, a comma-separated text, or "all"), at ``world_size`` ranks:
+    ``training_memory(..., world_size=, shard=)`` for each, from one trace of the step at the per-rank batch
+    (``batch`` is the global batch; not given: one sample per rank). Nothing runs."""
+    from archlab.analysis.sharding import check_sharding, per_rank_bill
+    from archlab.analysis.training_memory import check_step_options
+
+    check_step_options(optimizer, amp)
+    names = shard_names(shards)
+    for name in names:
+        check_sharding(world_size, name, None, batch)
+    model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
+    global_batch = model.settings["batch"]
+    check_sharding(world_size, names[0], None, global_batch)
+    per_rank = None if global_batch is None else global_batch // world_size
+    step = _rank_step(model, per_rank, world_size, tuple(freeze))
+    return [per_rank_bill(step, world_size=world_size, shard=name, optimizer=optimizer, amp=amp, label=model.label,
+                          global_batch=(per_rank or 1) * world_size) for name in names]
+
+
+def shard_names(shards: Sequence[str] | str) -> tuple[str, ...]:
+    """The schemes ``shards`` names ("all", "zero1,zero3", or a list), each once in the order given, or one
+    line saying which is unknown."""
+    from archlab.analysis.sharding import SCHEMES
+
+    words = shards.split(",") if isinstance(shards, str) else list(shards)
+    words = [w.strip() for w in words]
+    if not words or any(not w for w in words):
+        raise UserError(f"--shard takes scheme names separated by commas ({', '.join(SCHEMES)}) or all, "
+                        f"got {','.join(words)!r}")
+    if "all" in words:
+        if len(words) > 1:
+            raise UserError("--shard all is every scheme: give it alone, not with scheme names")
+        return SCHEMES
+    unknown = [w for w in words if w not in SCHEMES]
+    if unknown:
+        raise UserError(f"unknown --shard '{unknown[0]}' (choose {', '.join(SCHEMES)}, or all)")
+    return tuple(dict.fromkeys(words))

@@ -29,6 +29,11 @@ def compare_cmd(
     optimizer: Optimizer = "sgd",
     amp: Annotated[Optional[str], typer.Option("--amp", help="With --training: mixed precision, bf16 or fp16 "
                                                            "activations in the training peak.")] = None,
+    world_size: Annotated[Optional[int], typer.Option("--world-size", help="With --training: one of N data-parallel "
+                                              "ranks' bill, per scheme; --batch is then the global batch.")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="With --training: the schemes side by side, "
+                                    "separated by commas (none, zero1, zero2, zero3, fsdp) or all (default with "
+                                    "--world-size).")] = None,
     fmt: PageFmt = PageFormat.table,
     output: Output = None,
 ) -> None:
@@ -44,13 +49,17 @@ def compare_cmd(
     settle()
     min_time = min_time_of(min_time, latency)
     scaling = alpha is not None or rho is not None
-    if len(models) == 1 and not scaling:
+    per_rank = world_size is not None or shard is not None  # one rank's bills, a column per scheme (or model)
+    if len(models) == 1 and not scaling and not per_rank:
         spec = parse_spec(models[0])
         scaling = "alpha" in spec.options or spec.res is not None
     if optimizer != "sgd" and not training:
         raise UserError("--optimizer applies to the training view: add --training")
     if amp is not None and not training:
         raise UserError("--amp applies to the training view: add --training")
+    for flag, v in (("--world-size", world_size), ("--shard", shard)):
+        if v is not None and not training:
+            raise UserError(f"{flag} applies to the per-rank training bill: add --training")
     if training:
         from archlab.analysis.training_memory import check_step_options
 
@@ -76,9 +85,22 @@ def compare_cmd(
             c = with_latency(c, min_time=min_time)
         emit(laws_report.render_scaling(c, fmt.value), output)
         return
+    if per_rank:
+        from archlab.api.compare import compare_schemes
+        from archlab.report.compare import render_schemes
+
+        if latency:
+            raise UserError("--latency times forwards; the per-rank training bills (--world-size/--shard) are "
+                            "predictions: give one or the other")
+        size, _ = parse_common(input_size, None, forward_kw)
+        bills, baselines = compare_schemes(models, "all" if shard is None else shard,
+                                           world_size=1 if world_size is None else world_size, optimizer=optimizer,
+                                           amp=amp, res=res, batch=batch, input_size=size)
+        emit(render_schemes(bills, baselines, fmt.value), output)
+        return
     if len(models) < 2:
         raise UserError("compare needs two or more models, or one model with --alpha or --rho (or alpha=/res= in "
-                        "its spec)")
+                        "its spec), or one model's training bill per scheme (--training --world-size N --shard ...)")
     from archlab.api.compare import compare_models
     from archlab.report import compare as compare_report
 

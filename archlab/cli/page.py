@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from archlab.cli.options import (Alpha, Batch, ForwardKw, InputSize, Latency, MinTime, ModelArg, Res, Sets,
-                                 anchor_output, min_time_of, output_path, parse_common, settle)
+from archlab.cli.options import (Alpha, Batch, ForwardKw, InputSize, Latency, MinTime, ModelArg, Optimizer, Res, Sets,
+                                 Training, anchor_output, min_time_of, output_path, parse_common, settle)
 from archlab.errors import UserError
 
 # the page's own --depth and -o: a report is per layer (no depth 0) and is always a file
@@ -39,6 +39,14 @@ def report_cmd(
     min_time: MinTime = None,
     effective: Effective = False,
     samples: EffectiveSamples = None,
+    training: Training = False,
+    world_size: Annotated[Optional[int], typer.Option("--world-size", help="With --training: the section's bars "
+                                              "are one of N data-parallel ranks; --batch is then the global batch "
+                                              "(default 1).")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="With --training: the scheme marked as chosen "
+                                    "among the five drawn side by side (none, zero1, zero2, zero3, fsdp; default "
+                                    "none).")] = None,
+    optimizer: Optimizer = "sgd",
     output: ReportOutput = None,
 ) -> None:
     """One self-contained page for a model: summary, figures (inline SVG), per-layer table.
@@ -67,7 +75,8 @@ def report_cmd(
         min_time = min_time_of(min_time, latency)
         with progress("effective receptive field (forwards and backwards)") if effective else nullcontext() as step:
             data = page_data(model, depth=depth, res=res, input_size=size, batch=batch, alpha=alpha, options=options,
-                             latency=latency, min_time=min_time, effective=effective, samples=samples, progress=step)
+                             latency=latency, min_time=min_time, effective=effective, samples=samples, progress=step,
+                             training=training, world_size=world_size, shard=shard, optimizer=optimizer)
         if path is None:
             safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in data.model)
             try:
@@ -78,10 +87,10 @@ def report_cmd(
             path = os.path.join("reports", f"{safe}.html")
         if kind == "md":
             text = page.render_md(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
-                                  data.latency, data.erf)
+                                  data.latency, data.erf, data.training, data.shard)
         else:
             text = page.render_html(data.model, data.input_shape, data.count, data.rf, data.memory, data.timeline,
-                                    data.diagram, data.latency, data.erf)
+                                    data.diagram, data.latency, data.erf, data.training, data.shard)
         write_atomic(path, text)
     except BaseException:
         if not had_folder:

@@ -3,6 +3,8 @@ one model against its scaling law is rendered by ``archlab.report.laws.render_sc
 
 from __future__ import annotations
 
+from typing import Any
+
 from archlab.analysis.compare import CompareRow
 from archlab.analysis.costs import unsupported_json
 from archlab.report import formats
@@ -203,3 +205,25 @@ def render_compare(rows: list[CompareRow], fmt: str, latency: bool = False) -> s
         return _html(rows, first, latency)
     return formats.render(fmt, table=lambda: _table(rows, first, latency), json=lambda: _json(rows, first, latency),
                           csv=lambda: _csv(rows, first, latency), md=lambda: _md(rows, first, latency))
+
+
+def render_schemes(bills: list[Any], baselines: dict[str, int], fmt: str) -> str:
+    """``archlab compare --training --world-size N --shard ...``: one rank's bills (``PerRankBill``) side by side,
+    a column per scheme (or model), a row per component; html: a page with one stacked bar per column above the
+    table (``archlab.report.training_memory``)."""
+    from archlab.report import training_memory as tm
+
+    if fmt != "html":
+        return tm.render_schemes(bills, baselines, fmt)
+    import html
+
+    from archlab.report.figures import svg_of
+    from archlab.report.page import STYLE, html_table
+
+    spec = tm.rank_bills_figure(bills)
+    names = ", ".join(dict.fromkeys(r.model for r in bills))
+    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>archlab compare --training</title>"
+            f"<style>{STYLE}</style></head><body>\n<h1>archlab compare --training: {html.escape(names)}</h1>\n"
+            f"<figure id='fig-{spec.key}'>{svg_of(spec)}<figcaption>{html.escape(spec.title)}</figcaption></figure>\n"
+            f"{html_table(('per rank', *tm.columns(bills)), tm.scheme_rows(bills, baselines))}\n"
+            f"<p>{html.escape(tm.schemes_caption(bills))}</p>\n</body></html>\n")

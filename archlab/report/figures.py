@@ -20,7 +20,8 @@ class Series:
     label: str
     y: tuple[float, ...]
     x: tuple[float, ...] | None = None  # None: 0, 1, 2, ...
-    kind: str = "line"  # line, linepoints, bar, step, scatter, hline (y holds one value)
+    kind: str = "line"  # line, linepoints, bar, stack (a bar on the panel's bars before it), step, scatter, hline
+    # (y holds one value)
     panel: int = 0  # which of the figure's stacked axes
 
 
@@ -60,11 +61,16 @@ def draw(spec: FigureSpec) -> Any:
     panels = max((s.panel for s in spec.series), default=0) + 1
     fig = Figure(figsize=spec.size, dpi=72)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    tops: dict[tuple[int, float], float] = {}  # (panel, x): the top of the stacked bars there so far
     for s in spec.series:
         ax = axes[s.panel]
         x = list(s.x) if s.x is not None else list(range(len(s.y)))
         if s.kind == "bar":
             ax.bar(x, list(s.y), width=0.8, label=s.label)
+        elif s.kind == "stack":
+            bottom = [tops.get((s.panel, v), 0.0) for v in x]
+            ax.bar(x, list(s.y), width=0.6, bottom=bottom, label=s.label)
+            tops.update({(s.panel, v): b + y for v, b, y in zip(x, bottom, s.y)})
         elif s.kind == "step":
             ax.step(x, list(s.y), where="mid", label=s.label)
         elif s.kind == "scatter":

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from archlab.analysis.page import leaves, stage_boundaries
 from archlab.measure.profile import by_kind
 from archlab.report.figures import FigureSpec, Series, svg_of
+from archlab.report.training_memory import training_section
 from archlab.units import binary_unit, human, human_bytes, shape_str
 
 # past this many layers the names under the bars are left out (unreadable); the table has them
@@ -185,9 +186,11 @@ def erf_figures(erf: Any) -> list[tuple[str, str, str]]:
 
 
 def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-         timeline: Any = None, diagram: Any = None, latency: Any = None, erf: Any = None) -> str:
+         timeline: Any = None, diagram: Any = None, latency: Any = None, erf: Any = None, training: Any = None,
+         shard: str | None = None) -> str:
     """The page's content (what a notebook shows): headings, summary, figures, tables. ``erf``: the
-    effective receptive field (an ``ERFResult``), for its heatmaps and its figure against depth."""
+    effective receptive field (an ``ERFResult``), for its heatmaps and its figure against depth; ``training``:
+    one rank's training bills under every scheme (``PerRankBill``s; ``shard`` the chosen one)."""
     parts = [f"<h1>{html.escape(model)}</h1>",
              f"<p>input {html.escape(shape_str(input_shape))}; MACs are multiply-accumulates, FLOPs = 2 x MACs; "
              f"bytes at the activation dtype named. {html.escape(_provenance(erf))}</p>",
@@ -198,6 +201,11 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
         parts.append("<h2>Figures</h2>")
     for key, caption, svg in drawn:
         parts.append(f"<figure id='fig-{key}'>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>")
+    if training:
+        spec, headers, rows, caption = training_section(list(training), shard)
+        parts += ["<h2>Training memory per rank</h2>",
+                  f"<figure id='fig-{spec.key}'>{svg_of(spec)}<figcaption>{html.escape(spec.title)}</figcaption>"
+                  "</figure>", html_table(headers, rows), f"<p>{html.escape(caption)}</p>"]
     if diagram is not None:
         parts += ["<h2>Architecture</h2>", diagram_html(diagram)]
     if count is not None:
@@ -206,16 +214,19 @@ def body(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = No
 
 
 def render_html(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-                timeline: Any = None, diagram: Any = None, latency: Any = None, erf: Any = None) -> str:
+                timeline: Any = None, diagram: Any = None, latency: Any = None, erf: Any = None, training: Any = None,
+                shard: str | None = None) -> str:
     """The self-contained html page (``diagram``: an ``archlab.analysis.diagram.Tree``, drawn by the page's one
     inline script, or a ``Diagram``)."""
     return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>archlab report: {html.escape(model)}</title><style>{STYLE}</style></head><body>\n"
-            + body(model, input_shape, count, rf, memory, timeline, diagram, latency, erf) + "\n</body></html>\n")
+            + body(model, input_shape, count, rf, memory, timeline, diagram, latency, erf, training, shard)
+            + "\n</body></html>\n")
 
 
 def render_md(model: str, input_shape: Sequence[int], count: Any = None, rf: Any = None, memory: Any = None,
-              timeline: Any = None, latency: Any = None, erf: Any = None) -> str:
+              timeline: Any = None, latency: Any = None, erf: Any = None, training: Any = None,
+              shard: str | None = None) -> str:
     """The page as markdown: tables, and the figures as inline SVG images (data URIs)."""
     lines = [f"# {model}", "", f"input {shape_str(input_shape)}; MACs are multiply-accumulates, FLOPs = 2 x MACs."
              + ("" if erf is None else " " + _provenance(erf)), "", "| quantity | value |", "|---|---|"]
@@ -224,6 +235,13 @@ def render_md(model: str, input_shape: Sequence[int], count: Any = None, rf: Any
     for title, svg in drawn + [(caption, svg) for _, caption, svg in erf_figures(erf)]:
         data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
         lines += ["", f"![{title}](data:image/svg+xml;base64,{data})"]
+    if training:
+        spec, headers, rows, caption = training_section(list(training), shard)
+        data = base64.b64encode(svg_of(spec).encode("utf-8")).decode("ascii")
+        lines += ["", "## Training memory per rank", "", f"![{spec.title}](data:image/svg+xml;base64,{data})", "",
+                  "| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["", caption]
     if count is not None:
         headers = layer_headers(erf)
         lines += ["", "## Per layer", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

@@ -187,3 +187,150 @@ def render(results: list[Any], fmt: str) -> str:
         return csv_table(keys, [[r.to_dict().get(k) for k in keys] for r in results])
 
     return formats.render(fmt, table=table, json=js, csv=csv, md=md)
+
+
+def training_section(bills: list[PerRankBill], chosen: str | None) -> tuple[Any, tuple[str, ...],
+                                                                          list[tuple[str, ...]], str]:
+    """The report page's training-memory section: (its figure's spec, the table's headers, its rows, the caption)
+    of one rank's bills under every scheme, ``chosen`` the scheme marked."""
+    baselines = {r.model: r.training_peak_bytes for r in bills if r.shard == "none"}
+    headers = ("per rank", *columns(bills, chosen))
+    caption = (f"One rank's training-step memory under each scheme, {chosen} chosen; each bar stacks the parts "
+               "that add up to its peak (gradients are inside the activations + gradients peak): "
+               + schemes_caption(bills).strip())
+    return rank_bills_figure(bills, chosen), headers, scheme_rows(bills, baselines), caption
+
+
+# One rank's bill, component by component: the parts that add up to its training peak, in the order they
+# are stacked (the last: what the optimizer step needs past the rest, when the step is the larger branch)
+RANK_STACK = (("parameters", "params_bytes"), ("amp weight copies", "amp_weight_copies_bytes"),
+              ("optimizer state", "optimizer_state_bytes"), ("communication buffers", "comm_buffers_bytes"),
+              ("all-gathered parameters", "gathered_params_bytes"), ("unit gradients", "unit_gradients_bytes"),
+              ("activations + gradients, peak", "activation_peak_bytes"))
+STEP_EXCESS = "optimizer step, past the rest"
+
+
+def rank_stack(r: PerRankBill) -> list[tuple[str, int]]:
+    """The parts of one rank's peak as (component, bytes), from the bill's fields; they add up to
+    ``training_peak_bytes`` (the last part: the optimizer step's excess over the other branch, often 0)."""
+    parts = [(label, getattr(r, key)) for label, key in RANK_STACK]
+    return parts + [(STEP_EXCESS, r.training_peak_bytes - sum(v for _, v in parts))]
+
+
+def _column(r: PerRankBill, several_models: bool, several_schemes: bool) -> str:
+    if several_models and several_schemes:
+        return f"{r.model} {r.shard}"
+    return r.model if several_models else r.shard
+
+
+def columns(bills: list[PerRankBill], chosen: str | None = None) -> list[str]:
+    models = len({r.model for r in bills}) > 1
+    schemes = len({r.shard for r in bills}) > 1 or not models
+    return [_column(r, models, schemes) + (" (chosen)" if r.shard == chosen else "") for r in bills]
+
+
+def rank_bills_figure(bills: list[PerRankBill], chosen: str | None = None) -> Any:
+    """One stacked bar per bill (per scheme, or per model), one rank's peak split into its parts
+    (``rank_stack``), in the binary unit of the largest peak; ``chosen``: the scheme marked under its bar.
+    Parts that are 0 in every bar are left out of the legend."""
+    from archlab.report.figures import FigureSpec, Series
+    from archlab.units import binary_unit
+
+    factor, unit = binary_unit(max(r.training_peak_bytes for r in bills))
+    stacks = [rank_stack(r) for r in bills]
+    series = tuple(Series(label, tuple(s[i][1] / factor for s in stacks), kind="stack")
+                   for i, (label, _) in enumerate(stacks[0]) if any(s[i][1] for s in stacks))
+    first = bills[0]
+    dtype = f"{first.dtype}" + (f", autocast {first.amp}" if first.amp else "")
+    return FigureSpec(
+        key="training", title=f"Training memory of one rank of {first.world_size}, global batch "
+                              f"{first.global_batch} ({first.per_rank_batch} per rank), optimizer {first.optimizer}: "
+                              f"each bar stacks the parts of the per-rank peak (▼ the peak)",
+        xlabel="scheme" if len({r.model for r in bills}) == 1 else "model",
+        ylabels=(f"{unit} per rank ({dtype})",), series=series,
+        marks=tuple((i, r.training_peak_bytes / factor, human_bytes(r.training_peak_bytes))
+                    for i, r in enumerate(bills)),
+        xticklabels=tuple(columns(bills, chosen)), size=(9.0, 5.5),
+        extra={"factor": factor})
+
+
+def _saving(r: PerRankBill, none_peak: int | None) -> str:
+    if none_peak is None or r.shard == "none":
+        return "-"
+    saved = none_peak - r.training_peak_bytes
+    sign = "-" if saved < 0 else ""
+    return f"{sign}{human_bytes(abs(saved))} ({100 * saved / none_peak:.1f}%)"
+
+
+def scheme_rows(bills: list[PerRankBill], baselines: dict[str, int]) -> list[tuple[str, ...]]:
+    """The side-by-side table of one rank's bills: a row per component, a column per bill (bytes on the
+    rank's device); ``baselines``: each model's peak under ``none`` (DDP), for the saving row."""
+    rows: list[tuple[str, ...]] = []
+    keys = [("parameters", "params_bytes"), ("amp weight copies", "amp_weight_copies_bytes"),
+            ("gradients (after the backward)", "gradients_bytes"), ("optimizer state", "optimizer_state_bytes"),
+            ("communication buffers", "comm_buffers_bytes"), ("all-gathered parameters", "gathered_params_bytes"),
+            ("unit gradients", "unit_gradients_bytes"), ("saved activations", "saved_activations_bytes"),
+            ("activations + gradients, peak", "activation_peak_bytes"), ("optimizer step", "optimizer_step_bytes")]
+    for label, key in keys:
+        if key == "amp_weight_copies_bytes" and not any(r.amp for r in bills):
+            continue
+        rows.append((label, *(human_bytes(getattr(r, key)) for r in bills)))
+    rows.append(("training peak per rank", *(human_bytes(r.training_peak_bytes) for r in bills)))
+    rows.append(("saving against none", *(_saving(r, baselines.get(r.model)) for r in bills)))
+    return rows
+
+
+def schemes_caption(bills: list[PerRankBill]) -> str:
+    first = bills[0]
+    amp = f", autocast {first.amp}" if first.amp else ""
+    schemes = {r.shard for r in bills}
+    scheme = f"{_SCHEME[first.shard]}, " if len(schemes) == 1 else ""
+    return (f"{scheme}one rank of {first.world_size}, global batch {first.global_batch} "
+            f"({first.per_rank_batch} per rank), optimizer {first.optimizer}{amp}; bytes on the rank's device at "
+            f"{first.dtype} "
+            "(KiB/MiB/GiB = 1024/1024^2/1024^3 bytes); the peak = parameters + optimizer state (+ DDP's buckets) + "
+            "the larger of (the activations + gradients peak + all-gathered parameters + unit gradients + "
+            "communication buffers) and the optimizer step; saving against none: the peak under DDP replicas less "
+            "this one\n")
+
+
+SCHEME_CSV_KEYS = tuple(k for k in RANK_CSV_KEYS if k not in ("offload", "host_bytes", "measured_training_peak_bytes",
+                                                              "max_batch")) + ("saving_against_none_bytes",)
+
+
+def render_schemes(bills: list[PerRankBill], baselines: dict[str, int], fmt: str) -> str:
+    """``archlab compare --training --world-size N --shard ...``: one rank's bills side by side, a column per
+    scheme (or per model), a row per component (table, md, json, csv; html: ``archlab.report.compare``)."""
+    headers = ("per rank", *columns(bills))
+
+    def saving(r: PerRankBill) -> int | None:
+        none = baselines.get(r.model)
+        return None if none is None else none - r.training_peak_bytes
+
+    def table() -> str:
+        return text_table(headers, scheme_rows(bills, baselines), "l" + "r" * len(bills)) + schemes_caption(bills)
+
+    def md() -> str:
+        return (md_table(headers, scheme_rows(bills, baselines), "l" + "r" * len(bills)) + "\n"
+                + schemes_caption(bills))
+
+    def js() -> str:
+        return to_json([{**r.to_dict(), "saving_against_none_bytes": saving(r)} for r in bills])
+
+    def csv() -> str:
+        return csv_table(SCHEME_CSV_KEYS, [[{**r.to_dict(), "saving_against_none_bytes": saving(r)}.get(k)
+                                            for k in SCHEME_CSV_KEYS] for r in bills])
+
+    return formats.render(fmt, table=table, json=js, csv=csv, md=md)
+
+
+def training_section(bills: list[PerRankBill], chosen: str | None) -> tuple[Any, tuple[str, ...],
+                                                                          list[tuple[str, ...]], str]:
+    """The report page's training-memory section: (its figure's spec, the table's headers, its rows, the caption)
+    of one rank's bills under every scheme, ``chosen`` the scheme marked."""
+    baselines = {r.model: r.training_peak_bytes for r in bills if r.shard == "none"}
+    headers = ("per rank", *columns(bills, chosen))
+    caption = (f"One rank's training-step memory under each scheme, {chosen} chosen; each bar stacks the parts "
+               "that add up to its peak (gradients are inside the activations + gradients peak): "
+               + schemes_caption(bills).strip())
+    return rank_bills_figure(bills, chosen), headers, scheme_rows(bills, baselines), caption
