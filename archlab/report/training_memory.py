@@ -196,7 +196,7 @@ def training_section(bills: list[PerRankBill], chosen: str | None) -> tuple[Any,
     baselines = {r.model: r.training_peak_bytes for r in bills if r.shard == "none"}
     headers = ("per rank", *columns(bills, chosen))
     caption = (f"One rank's training-step memory under each scheme, {chosen} chosen; each bar stacks the parts "
-               "that add up to its peak (gradients are inside the activations + gradients peak): "
+               "that add up to its peak (gradients are inside activations + gradients): "
                + schemes_caption(bills).strip())
     return rank_bills_figure(bills, chosen), headers, scheme_rows(bills, baselines), caption
 
@@ -206,7 +206,7 @@ def training_section(bills: list[PerRankBill], chosen: str | None) -> tuple[Any,
 RANK_STACK = (("parameters", "params_bytes"), ("amp weight copies", "amp_weight_copies_bytes"),
               ("optimizer state", "optimizer_state_bytes"), ("communication buffers", "comm_buffers_bytes"),
               ("all-gathered parameters", "gathered_params_bytes"), ("unit gradients", "unit_gradients_bytes"),
-              ("activations + gradients, peak", "activation_peak_bytes"))
+              ("activations + gradients at the peak", "activation_peak_bytes"))
 STEP_EXCESS = "optimizer step, past the rest"
 
 
@@ -270,7 +270,7 @@ def scheme_rows(bills: list[PerRankBill], baselines: dict[str, int]) -> list[tup
             ("gradients (after the backward)", "gradients_bytes"), ("optimizer state", "optimizer_state_bytes"),
             ("communication buffers", "comm_buffers_bytes"), ("all-gathered parameters", "gathered_params_bytes"),
             ("unit gradients", "unit_gradients_bytes"), ("saved activations", "saved_activations_bytes"),
-            ("activations + gradients, peak", "activation_peak_bytes"), ("optimizer step", "optimizer_step_bytes")]
+            ("activations + gradients at the peak", "activation_peak_bytes"), ("optimizer step", "optimizer_step_bytes")]
     for label, key in keys:
         if key == "amp_weight_copies_bytes" and not any(r.amp for r in bills):
             continue
@@ -289,9 +289,9 @@ def schemes_caption(bills: list[PerRankBill]) -> str:
             f"({first.per_rank_batch} per rank), optimizer {first.optimizer}{amp}; bytes on the rank's device at "
             f"{first.dtype} "
             "(KiB/MiB/GiB = 1024/1024^2/1024^3 bytes); the peak = parameters + optimizer state (+ DDP's buckets) + "
-            "the larger of (the activations + gradients peak + all-gathered parameters + unit gradients + "
-            "communication buffers) and the optimizer step; saving against none: the peak under DDP replicas less "
-            "this one\n")
+            "the larger of (activations + gradients + all-gathered parameters + unit gradients + communication "
+            "buffers, at the op where their sum is largest: the rows give each at that op) and the optimizer step; "
+            "saving against none: the peak under DDP replicas less this one\n")
 
 
 SCHEME_CSV_KEYS = tuple(k for k in RANK_CSV_KEYS if k not in ("offload", "host_bytes", "measured_training_peak_bytes",
@@ -331,6 +331,6 @@ def training_section(bills: list[PerRankBill], chosen: str | None) -> tuple[Any,
     baselines = {r.model: r.training_peak_bytes for r in bills if r.shard == "none"}
     headers = ("per rank", *columns(bills, chosen))
     caption = (f"One rank's training-step memory under each scheme, {chosen} chosen; each bar stacks the parts "
-               "that add up to its peak (gradients are inside the activations + gradients peak): "
+               "that add up to its peak (gradients are inside activations + gradients): "
                + schemes_caption(bills).strip())
     return rank_bills_figure(bills, chosen), headers, scheme_rows(bills, baselines), caption
