@@ -306,9 +306,7 @@ class PerRankBill:
                           "training_peak_bytes": "persistent (parameters, amp copies, optimizer state, DDP buckets) + "
                                                  "the larger of: the activation peak + gathered parameters + the "
                                                  "unit's gradients + the reduce-scatter/all-gather buffers; the "
-                                                 "optimizer step",
-                          **({"recompute_macs": "forward MACs of the checkpointed modules, run again in the backward "
-                                                "(one rank's)"} if self.checkpoint else {})},
+                                                 "optimizer step"},
                 **d}
 
 
