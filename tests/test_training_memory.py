@@ -601,14 +601,14 @@ def test_checkpointed_per_rank_replay_keeps_the_shards_gradient_sizes():
     """Under ZeRO-2/3 the checkpointed replay keeps each unit's gradients at this rank's shard once its backward is
     done, as the plain one does: its peak is the replay with those sizes, below the replay with whole gradients."""
     from archlab.analysis.checkpointing import Replay, select
-    from archlab.analysis.sharding import _grad_sizes, per_rank_bill
+    from archlab.analysis.sharding import rank_grad_sizes, per_rank_bill
     from archlab.api.model import Model
 
     tt = Model("resnet18", res=32, batch=2).training(())
     calls = select(tt, ["layer1.*"])
     for shard in ("zero2", "zero3"):
         r = per_rank_bill(tt, world_size=4, shard=shard, checkpointed=calls)
-        sized = Replay(tt, 4, _grad_sizes(tt, 4, shard, None, ())).peak(calls)
+        sized = Replay(tt, 4, rank_grad_sizes(tt, 4, shard, None, ())).peak(calls)
         assert (r.activation_peak_bytes, r.activation_peak_at) == (sized.bytes, sized.where)
         assert r.activation_peak_bytes < Replay(tt, 4).peak(calls).bytes
     assert per_rank_bill(tt, world_size=4, checkpointed=calls).activation_peak_bytes == Replay(tt, 4).peak(calls).bytes

@@ -40,6 +40,11 @@ DeepSpeed's ``offload_optimizer``); ``params`` (ZeRO-3 / FSDP2 only: FSDP2's ``C
 keeps the sharded parameters, gradients and optimizer state on the host. Offloaded bytes are the
 ``host_bytes`` of a rank, not part of its device peak.
 
+Activation checkpointing (``checkpointed``: module calls run under ``torch.utils.checkpoint``): the same replay
+with those calls' inner activations freed after the forward and recomputed in the backward
+(``archlab.analysis.checkpointing.Replay``, with this rank's gradient sizes); ``per_rank_plan`` chooses them to
+fit a per-rank budget.
+
 Approximations (upper bounds): the transient terms (all-gathered parameters, a unit's unsharded
 gradients, the communication buffers) are added to the replay's peak as if they coincided with it;
 autocast's weight copies (``amp``) are billed whole on every scheme. Not modelled: the communication
@@ -335,9 +340,9 @@ def per_rank_bill(tt: TrainingTrace, *, world_size: int, shard: str = "none", op
                    fsdp_unit=fsdp_unit, label=label, global_batch=global_batch)
     calls = tuple(checkpointed)
     if not calls and not checkpoint:
-        replay = StepReplay(tt, activation_bytes(tt, amp), _grad_sizes(tt, world_size, shard, offload, fsdp_unit))
+        replay = StepReplay(tt, activation_bytes(tt, amp), rank_grad_sizes(tt, world_size, shard, offload, fsdp_unit))
         return _largest(_rank_bills(tt, replay.peak(()), **options))
-    ckpt = Replay(tt, activation_bytes(tt, amp), _grad_sizes(tt, world_size, shard, offload, fsdp_unit))
+    ckpt = Replay(tt, activation_bytes(tt, amp), rank_grad_sizes(tt, world_size, shard, offload, fsdp_unit))
     best = _largest(_rank_bills(tt, ckpt.peak(calls), **options))
     plain = _largest(_rank_bills(tt, ckpt.peak(()), **options))
     record = tuple(checkpoint) or (("auto",) if plan_method else names_of(tt, calls))
@@ -371,7 +376,7 @@ def per_rank_plan(tt: TrainingTrace, *, budget: int, depth: int = 2, budget_text
     check_sharding(world_size, shard, offload, fsdp_unit=fsdp_unit)
     options = dict(world_size=world_size, shard=shard, optimizer=optimizer, amp=amp, offload=offload,
                    fsdp_unit=fsdp_unit, label=label, global_batch=global_batch)
-    replay = Replay(tt, activation_bytes(tt, amp), _grad_sizes(tt, world_size, shard, offload, fsdp_unit))
+    replay = Replay(tt, activation_bytes(tt, amp), rank_grad_sizes(tt, world_size, shard, offload, fsdp_unit))
     cands = candidates(tt, depth)
     ranks = _rank_bills(tt, StepPeak(0, "", 0, 0), **options)  # the terms that no plan changes
     limit = min(budget - b.persistent_bytes - _outside_replay(b) for b in ranks)
@@ -389,7 +394,7 @@ def per_rank_plan(tt: TrainingTrace, *, budget: int, depth: int = 2, budget_text
     return result
 
 
-def _grad_sizes(tt: TrainingTrace, world_size: int, shard: str, offload: str | None,
+def rank_grad_sizes(tt: TrainingTrace, world_size: int, shard: str, offload: str | None,
                 fsdp_unit: Sequence[str]) -> dict[int, int] | None:
     """The replay's gradient sizes under sharding (zero2, zero3, fsdp): a unit's gradients become this rank's
     shard (on the host, with --offload params: 0 on the device) once the unit's backward is done; the root's
