@@ -4,7 +4,10 @@
 
 ResNet-50 (the zoo's), ViT-B/16 and a 1B-parameter Llama-shaped decoder (Llama 3.2 1B's shape), both from
 ``transformers`` configs on the meta device (no download, no weights in memory). Each model's step is traced
-once at the per-rank batch; every scheme's bill is ``archlab.analysis.sharding.per_rank_bill`` of that trace.
+once at the per-rank batch; every scheme's bill is ``archlab.analysis.sharding.per_rank_bill`` of that trace,
+without and with activation checkpointing of every top-level block (the common recipe: each residual block of
+ResNet-50's layer1..layer4, each encoder layer of the ViT, each decoder layer of the Llama-shaped model; the
+blocks ``sharding.block_names`` finds, the same as the default FSDP units).
 Needs the optional extra: ``pip install archlab[lm]`` (transformers).
 """
 
@@ -52,24 +55,32 @@ ROWS = (("ResNet-50, 224x224", "resnet50", None, 256, "adam"),
 
 
 def table() -> str:
-    from archlab.analysis.sharding import per_rank_bill
+    from archlab.analysis.checkpointing import by_names
+    from archlab.analysis.sharding import block_names, per_rank_bill
     from archlab.api.model import Model
-    from archlab.units import human_bytes
+    from archlab.units import human, human_bytes
 
     lines = ["| model | params | global batch (per rank) | optimizer | scheme | parameters | gradients | "
-             "optimizer state | buffers + gathered | activations + gradients, peak | peak per rank |",
-             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+             "optimizer state | buffers + gathered | activations + gradients, peak | peak per rank | "
+             "with checkpointing: activations + gradients, peak | with checkpointing: peak per rank | "
+             "recompute per rank |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for what, source, input_size, batch, optimizer in ROWS:
         model = Model(source() if callable(source) else source, input_size, batch=batch // WORLD_SIZE)
         tt = model.training(())
+        blocks = by_names(tt, block_names(tt))  # every top-level block's call
         for shard in SCHEMES:
-            r = per_rank_bill(tt, world_size=WORLD_SIZE, shard=shard, optimizer=optimizer, label=what,
-                              global_batch=batch)
+            how = dict(world_size=WORLD_SIZE, shard=shard, optimizer=optimizer, label=what, global_batch=batch)
+            r = per_rank_bill(tt, **how)
+            c = per_rank_bill(tt, **how, checkpointed=blocks)
+            assert c.unplanned_training_peak_bytes == r.training_peak_bytes
             extra = r.comm_buffers_bytes + r.gathered_params_bytes + r.unit_gradients_bytes
             lines.append(f"| {what} | {r.params / 1e6:,.1f} M | {batch} ({r.per_rank_batch}) | {optimizer} | {shard} | "
                          f"{human_bytes(r.params_bytes)} | {human_bytes(r.gradients_bytes)} | "
                          f"{human_bytes(r.optimizer_state_bytes)} | {human_bytes(extra)} | "
-                         f"{human_bytes(r.activation_peak_bytes)} | {human_bytes(r.training_peak_bytes)} |")
+                         f"{human_bytes(r.activation_peak_bytes)} | {human_bytes(r.training_peak_bytes)} | "
+                         f"{human_bytes(c.activation_peak_bytes)} | {human_bytes(c.training_peak_bytes)} | "
+                         f"{len(c.checkpointed)} blocks, {human(c.recompute_macs, 'MACs')} |")
     return "\n".join(lines)
 
 

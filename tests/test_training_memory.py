@@ -555,9 +555,201 @@ def test_checkpoint_bad_input_is_one_line(cli, args, needles):
     assert_one_line_error(cli("memory", "resnet18", "--res", "64", *batch, *args), *needles)
 
 
-def test_checkpoint_with_sharding_is_refused_in_one_line_until_they_combine(cli):
+# --- --checkpoint with --world-size/--shard: the per-rank bill with checkpointed modules ----------------------
+
+def _encoder() -> nn.Module:
+    """A small transformer: two encoder layers (width 16, 2 heads, feed-forward 32), then a Linear head."""
+    import torch
+
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
+    return nn.Sequential(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False), nn.Linear(16, 4))
+
+
+# (activation peak, training peak) per rank, bytes, at world size 2 with Adam: the bills before --checkpoint
+# combined with sharding, which replayed the step with its own loop (none, zero1: b603ef0's; zero2, zero3, fsdp:
+# the op-by-op FSDP schedule's, i27-h0 before the merge with the checkpointed replay)
+_BEFORE = {"resnet18": {"none": (47269280, 252664856), "zero1": (47269280, 205906860), "zero2": (19750304, 154187736),
+                        "zero3": (19750304, 152313896), "fsdp": (19750304, 152313896)},
+           "encoder": {"none": (34640, 107000), "zero1": (34640, 88900), "zero2": (33520, 74200),
+                       "zero3": (33520, 83232), "fsdp": (33520, 83232)}}
+
+
+def test_per_rank_bill_with_nothing_checkpointed_is_the_bill_before_checkpointing_for_every_scheme():
+    from dataclasses import replace
+
+    from archlab.analysis.sharding import SCHEMES, per_rank_bill
+    from archlab.api.model import Model
+
+    for name, tt in (("resnet18", Model("resnet18", res=32, batch=2).training(())),
+                     ("encoder", Model(_encoder(), input_size=(8, 16), batch=2).training(()))):
+        for shard in SCHEMES:
+            plain = per_rank_bill(tt, world_size=2, shard=shard, optimizer="adam")
+            assert (plain.activation_peak_bytes, plain.training_peak_bytes) == _BEFORE[name][shard], (name, shard)
+            assert "checkpoint" not in plain.to_dict() and "recompute_macs" not in plain.to_dict()
+            # the checkpointed replay with nothing checkpointed: the same bill, byte for byte, plus the record
+            none = per_rank_bill(tt, world_size=2, shard=shard, optimizer="adam", checkpoint=("auto",),
+                                 plan_method="by hand")
+            assert (none.checkpointed, none.recompute_macs) == ((), 0)
+            assert none.unplanned_training_peak_bytes == plain.training_peak_bytes
+            blank = dict(checkpoint=(), checkpointed=(), recompute_macs=None, unplanned_training_peak_bytes=None,
+                         plan_method=None)
+            assert replace(none, **blank).to_dict() == plain.to_dict(), (name, shard)
+
+
+def _wide_after_block() -> nn.Module:
+    """x (16) -> Linear 16->16 -> block [Linear 16->64, tanh, Linear 64->16] -> Linear 16->256 -> tanh ->
+    Linear 256->1; no biases. The step peaks in the wide tanh's backward, after the block's forward and before
+    its backward."""
+    return nn.Sequential(nn.Linear(16, 16, bias=False),
+                         nn.Sequential(nn.Linear(16, 64, bias=False), nn.Tanh(), nn.Linear(64, 16, bias=False)),
+                         nn.Linear(16, 256, bias=False), nn.Tanh(), nn.Linear(256, 1, bias=False))
+
+
+@pytest.mark.parametrize("shard", ["none", "fsdp"])
+def test_checkpointing_a_block_lowers_the_per_rank_activation_peak_by_its_inner_activation(shard):
+    plain = training_memory(_wide_after_block(), input_size=(16,), batch=128, world_size=2, shard=shard)
+    ckpt = training_memory(_wide_after_block(), input_size=(16,), batch=128, world_size=2, shard=shard,
+                           checkpoint="1")
+    b = 64  # samples per rank: the global 128 over 2 ranks
+    # the peak, both ways in the backward of the wide tanh ('3'): the batch (b x 16 x 4 B), the block's input
+    # (saved by its first Linear), the block's tanh result (without checkpointing only), the block's output (saved
+    # by Linear '2'), the wide tanh's result, the gradient of its output and of its input (b x 256 x 4 B each),
+    # and the last Linear's weight gradient (256 x 4 B; its shard is as large: dim 0 of 1, padded to 2)
+    wide = b * 256 * 4
+    assert plain.activation_peak_bytes == 3 * b * 16 * 4 + b * 64 * 4 + 3 * wide + 1024
+    assert ckpt.activation_peak_bytes == plain.activation_peak_bytes - b * 64 * 4  # less the block's tanh result
+    assert plain.activation_peak_at == ckpt.activation_peak_at == "backward: aten.tanh_backward.default in '3'"
+    assert ckpt.saved_activations_bytes == plain.saved_activations_bytes - b * 64 * 4
+    assert ckpt.training_peak_bytes == plain.training_peak_bytes - b * 64 * 4
+    assert ckpt.recompute_macs == b * 16 * 64 + b * 64 * 16  # the block's two Linears, once more, on one rank
+    assert (ckpt.checkpoint, ckpt.checkpointed) == (("1",), ("1",))
+    assert ckpt.unplanned_training_peak_bytes == plain.training_peak_bytes
+    d = ckpt.to_dict()
+    assert d["recompute_macs"] == ckpt.recompute_macs and d["checkpointed"] == ["1"]
+
+
+def test_checkpointed_per_rank_replay_keeps_the_shards_gradient_sizes():
+    """Under ZeRO-2/3 the checkpointed replay keeps each unit's gradients at this rank's shard once its backward is
+    done, as the plain one does: its peak is the replay with those sizes, below the replay with whole gradients."""
+    from archlab.analysis.checkpointing import Replay, select
+    from archlab.analysis.sharding import per_rank_bill, rank_schedule
+    from archlab.api.model import Model
+
+    tt = Model("resnet18", res=32, batch=2).training(())
+    calls = select(tt, ["layer1.*"])
+    for shard in ("zero2", "zero3"):
+        r = per_rank_bill(tt, world_size=4, shard=shard, checkpointed=calls)
+        grad_sizes, timeline, _ = rank_schedule(tt, 4, shard, None, ())
+        sized = Replay(tt, 4, grad_sizes, {i: sum(t) for i, t in timeline.items()}).peak(calls)
+        # the replay's peak holds FSDP's terms at that op: the bill's lines are its parts
+        beside = r.gathered_params_bytes + r.unit_gradients_bytes + r.comm_buffers_bytes
+        assert (r.activation_peak_bytes + beside, r.activation_peak_at) == (sized.bytes, sized.where)
+        assert beside == sum(timeline[sized.op]) == sized.extra_bytes
+        assert Replay(tt, 4, grad_sizes).peak(calls).bytes < Replay(tt, 4).peak(calls).bytes
+    assert per_rank_bill(tt, world_size=4, checkpointed=calls).activation_peak_bytes == Replay(tt, 4).peak(calls).bytes
+
+
+@pytest.mark.parametrize("shard", ["none", "zero1", "fsdp"])
+def test_per_rank_plan_fits_and_recomputes_no_more_than_brute_force(shard):
+    """ResNet-18 at depth 1 (10 candidates, 1,024 sets, each billed with per_rank_bill): for budgets across the
+    range, the plan's per-rank peak fits and its recompute is the least of every set that fits."""
+    import itertools
+
+    from archlab.analysis.checkpointing import candidates
+    from archlab.analysis.sharding import per_rank_bill, per_rank_plan
+    from archlab.api.model import Model
+
+    tt = Model("resnet18", res=32, batch=4).training(())
+    how = dict(world_size=2, shard=shard, optimizer="momentum")
+    cands = candidates(tt, 1)
+    assert len(cands) == 10
+    every = []
+    for n in range(len(cands) + 1):
+        for subset in itertools.combinations(cands, n):
+            r = per_rank_bill(tt, **how, checkpointed=[c for g in subset for c in g])
+            every.append((r.recompute_macs or 0, r.training_peak_bytes))
+    peaks = sorted({p for _, p in every})
+    for budget in (peaks[0], peaks[len(peaks) // 4], peaks[len(peaks) // 2], peaks[-1]):
+        r = per_rank_plan(tt, **how, budget=budget, depth=1)
+        assert r.training_peak_bytes <= budget and r.plan_method.startswith("exact: branch and bound")
+        assert r.recompute_macs == min(m for m, p in every if p <= budget), budget
+        assert r.checkpoint == ("auto",)
+    with pytest.raises(UserError, match="no plan of checkpointed modules fits; the smallest training peak per rank "
+                                        f"is .* \\({peaks[0]:,} bytes\\)"):
+        per_rank_plan(tt, **how, budget=peaks[0] - 1, depth=1)
+
+
+def test_per_rank_plan_to_a_budget_and_the_largest_global_batch_under_it():
+    plain = training_memory("resnet18", res=64, batch=64, world_size=4, shard="zero3", optimizer="adam")
+    budget = plain.training_peak_bytes - (plain.activation_peak_bytes // 8)
+    r = training_memory("resnet18", res=64, batch=64, world_size=4, shard="zero3", optimizer="adam",
+                        checkpoint="auto", budget=budget)
+    assert r.training_peak_bytes <= budget < plain.training_peak_bytes and r.checkpointed and r.recompute_macs > 0
+    assert r.unplanned_training_peak_bytes == plain.training_peak_bytes
+    # the largest global batch under the plan (a multiple of the world size), as the plan's modules give it
+    assert r.max_batch >= 64 and r.max_batch % 4 == 0 and r.max_batch_peak_bytes <= budget
+    again = training_memory("resnet18", res=64, batch=r.max_batch + 4, world_size=4, shard="zero3", optimizer="adam",
+                            checkpoint=",".join(r.checkpointed))
+    assert again.training_peak_bytes > budget
+    # the plan's modules, given by name: the same bill
+    named = training_memory("resnet18", res=64, batch=64, world_size=4, shard="zero3", optimizer="adam",
+                            checkpoint=",".join(r.checkpointed))
+    assert (named.training_peak_bytes, named.recompute_macs) == (r.training_peak_bytes, r.recompute_macs)
+    # --budget alone with sharding: still the largest global batch, nothing checkpointed
+    alone = training_memory("resnet18", res=64, batch=64, world_size=4, shard="zero3", optimizer="adam", budget=budget)
+    assert alone.checkpoint == () and alone.max_batch < 64 <= r.max_batch
+
+
+def test_checkpoint_with_sharding_cli(cli):
+    base = ("memory", "resnet18", "--res", "32", "--training", "--batch", "8", "--world-size", "2", "--shard",
+            "fsdp", "--checkpoint", "layer1.*,layer2")
+    r = cli(*base)
+    assert r.code == 0, r.err
+    lines = {line.split("  ")[0]: line for line in r.out.splitlines()[1:]}
+    assert "--checkpoint layer1.*,layer2: layer1.0, layer1.1, layer2" in lines["checkpointed modules"]
+    assert "run again in the backward on each rank" in lines["recompute MACs"]
+    assert "the training peak per rank" in lines["without checkpointing"]
+    d = cli(*base, "-f", "json").json()
+    assert d["checkpointed"] == ["layer1.0", "layer1.1", "layer2"] and d["recompute_macs"] > 0
+    assert d["unplanned_training_peak_bytes"] > d["training_peak_bytes"] and d["checkpoint"] == ["layer1.*", "layer2"]
+    rows = cli(*base, "-f", "csv").out.splitlines()
+    header, row = rows[0].split(","), rows[1].split(",")
+    assert row[header.index("recompute_macs")] == str(d["recompute_macs"])
+    plain = cli("memory", "resnet18", "--res", "32", "--training", "--batch", "8", "--world-size", "2", "--shard",
+                "fsdp", "-f", "csv").out.splitlines()
+    assert plain[1].split(",")[plain[0].split(",").index("recompute_macs")] == ""
+    auto = cli("memory", "resnet18", "--res", "32", "--training", "--batch", "8", "--world-size", "2", "--shard",
+               "zero2", "--checkpoint", "auto", "--budget", "1GiB")
+    lines = {line.split("  ")[0]: line for line in auto.out.splitlines()[1:]}
+    assert "the plan to the budget per rank: none, the step fits without" in lines["checkpointed modules"]
+    assert "exact: branch and bound" in lines["plan"] and "1.00 GiB per rank" in lines["largest batch in budget"]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("--checkpoint", "auto"), ("--checkpoint auto plans to a memory budget: add --budget",)),
+    (("--checkpoint", "nope"), ("--checkpoint nope: no module", "layer1")),
+    (("--checkpoint", "auto,layer1", "--budget", "1GiB"), ("give it alone",)),
+    (("--checkpoint", "auto", "--budget", "1GiB", "--checkpoint-depth", "0"), ("1 or more",)),
+    (("--checkpoint", "auto", "--budget", "40MiB"),
+     ("--budget 40MiB: no plan of checkpointed modules fits; the smallest training peak per rank is", "checkpointing",
+      "candidate modules at depth 2")),
+])
+def test_checkpoint_with_sharding_bad_input_is_one_line(cli, args, needles):
     from conftest import assert_one_line_error
 
-    r = cli("memory", "resnet18", "--training", "--batch", "4", "--world-size", "2", "--shard", "fsdp",
-            "--checkpoint", "layer1")
-    assert_one_line_error(r, "--checkpoint with --world-size/--shard is not available yet")
+    assert_one_line_error(cli("memory", "resnet18", "--res", "64", "--training", "--batch", "16", "--world-size",
+                              "2", "--shard", "zero3", *args), *needles)
+
+
+def test_the_smallest_per_rank_peak_named_is_the_bill_of_the_plan_named():
+    """Where no plan fits, the one line names the smallest per-rank peak and its plan: that plan, billed, is that
+    peak, and it is below the peak without checkpointing."""
+    import re
+
+    with pytest.raises(UserError) as e:
+        training_memory("resnet18", res=64, batch=16, world_size=2, shard="zero3", checkpoint="auto", budget="40MiB")
+    found = re.search(r"is [^(]+\(([\d,]+) bytes\), checkpointing \d+ modules: ([^(]+) \(", str(e.value))
+    peak, names = int(found.group(1).replace(",", "")), found.group(2)
+    r = training_memory("resnet18", res=64, batch=16, world_size=2, shard="zero3", checkpoint=names)
+    assert r.training_peak_bytes == peak < r.unplanned_training_peak_bytes

@@ -6,8 +6,9 @@ only its inputs for the backward: the activations made inside it are freed after
 forward (or of a backward outside the module: a module's output that the next layer saved stays alive for
 that layer). When the backward reaches the module (its first backward op), its forward runs again on the
 kept inputs: its inner activations are alive again during its own backward, each freed after its last
-reader there. The replay below is the one of ``archlab.analysis.training_memory.step_peak`` with those
-recompute segments inserted; without a checkpointed module it gives the same peak, byte for byte.
+reader there. The replay is the step's one (``archlab.analysis.training_memory.StepReplay``, which
+``step_peak`` runs with nothing checkpointed) with those recompute segments inserted; it takes the same
+``grad_sizes`` (a rank's gradient shards, ``archlab.analysis.sharding``).
 
 The recompute MACs are the forward MACs of the checkpointed calls (each call recomputed once, in full, as
 ``torch.utils.checkpoint`` does with ``set_checkpoint_early_stop(False)``; PyTorch's default early stop
@@ -32,9 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from archlab.analysis.costs import OpCosts
-from archlab.analysis.memory import Storages
-from archlab.analysis.training_memory import (StepPeak, TrainingMemoryResult, activation_bytes, bill,
-                                              persistent_bytes)
+from archlab.analysis.training_memory import StepReplay, TrainingMemoryResult, activation_bytes, bill, persistent_bytes
 from archlab.errors import UserError, shorten
 from archlab.trace.graph import TrainingTrace
 from archlab.units import human_bytes
@@ -135,119 +134,17 @@ def recompute_macs(tt: TrainingTrace, chosen: Iterable[int], costs: OpCosts) -> 
     return sum(sum(costs.macs[calls[c].first_op:calls[c].end_op]) for c in done)
 
 
-class Replay:
-    """The step replayed with some calls checkpointed: ``peak(chosen)``; ``peak(chosen, optimistic)`` is
-    the planner's lower bound with the ``optimistic`` calls undecided."""
+class Replay(StepReplay):
+    """The step replayed with some calls checkpointed (``StepReplay``, the one replay of the step), with the
+    forward MACs of the calls: ``recompute_macs(chosen)``."""
 
-    def __init__(self, tt: TrainingTrace, act_bytes: int) -> None:
-        from archlab.analysis.training_memory import accumulated_source
-
-        self.tt = tt
-        tr = tt.trace
-        st = Storages(tr, act_bytes)
-        st.unmade = set()  # in training, max pooling's indices are read by its backward
-        src = accumulated_source(tt, st)
-        self.grads = {src.get(st.root[g], st.root[g]) for g in tt.param_grads}
-        skip = {op.index for op in tr.ops[tt.backward_start:] if op.attrs.get("accumulate_grad")}
-        self.ops = [op for op in tr.ops if op.index not in skip]
-        self.ins = {op.index: sorted(st.of(op.inputs)) for op in self.ops}
-        self.outs = {op.index: sorted(st.of(op.outputs)) for op in self.ops}
-        self.inputs = sorted(st.of(tr.inputs))
-        self.nv = len(tr.values)
-        self.sizes = [0] * self.nv
-        for sid in range(self.nv):
-            v = tr.values[sid]
-            self.sizes[sid] = v.numel * v.itemsize if sid in self.grads else st.size(sid)
-        self.made_in = [-1] * self.nv  # the forward call (innermost) whose op made each storage
-        for op in tr.ops[:tt.backward_start]:
-            for sid in self.outs.get(op.index, ()):
-                if self.made_in[sid] == -1 and tr.values[sid].producer == op.index:
-                    self.made_in[sid] = op.call
-        self.costs = OpCosts(tr)
-
-    def owners(self, chosen: Iterable[int]) -> list[int]:
-        """Per call: the outermost chosen call it is in (itself included), or -1."""
-        chosen = set(chosen)
-        owner = []
-        for c in self.tt.trace.calls:
-            up = owner[c.parent] if c.parent >= 0 else -1
-            owner.append(up if up >= 0 else (c.index if c.index in chosen else -1))
-        return owner
+    def __init__(self, tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | None = None,
+                 extra: dict[int, int] | None = None) -> None:
+        super().__init__(tt, act_bytes, grad_sizes, extra)
+        self.costs = OpCosts(tt.trace)
 
     def recompute_macs(self, chosen: Iterable[int]) -> int:
         return recompute_macs(self.tt, chosen, self.costs)
-
-    def peak(self, chosen: Iterable[int], optimistic: Iterable[int] = ()) -> StepPeak:
-        tt, tr = self.tt, self.tt.trace
-        chosen, optimistic = set(chosen), set(optimistic)
-        owner = self.owners(chosen | optimistic)
-        order = {c: k + 1 for k, c in enumerate(sorted(chosen))}  # recompute keys: storage + k * nv
-        made_in, nv, bs = self.made_in, self.nv, tt.backward_start
-
-        def inner(sid: int) -> int:  # the chosen or optimistic call whose forward made this storage, or -1
-            c = made_in[sid]
-            return owner[c] if c >= 0 else -1
-
-        events: list[tuple[int, int, list[int], list[int]]] = []  # (op index, recomputing call, inputs, outputs)
-        recomputed: set[int] = set()
-        for op in self.ops:
-            o = owner[op.call] if op.call >= 0 else -1
-            if op.index < bs:
-                events.append((op.index, -1, self.ins[op.index], self.outs[op.index]))
-                continue
-            if o in chosen and o not in recomputed:  # the module's forward runs again, on its kept inputs
-                recomputed.add(o)
-                call = tr.calls[o]
-                for j in range(call.first_op, call.end_op):
-                    if j not in self.ins:
-                        continue
-                    key = [s + order[o] * nv if inner(s) == o else s for s in self.ins[j]]
-                    out = [s + order[o] * nv if inner(s) == o else s for s in self.outs[j]]
-                    events.append((j, o, key, out))
-            if o in chosen:
-                key = [s + order[o] * nv if inner(s) == o else s for s in self.ins[op.index]]
-            elif o in optimistic:
-                key = [s for s in self.ins[op.index] if inner(s) != o]
-            else:
-                key = self.ins[op.index]
-            events.append((op.index, -1, key, self.outs[op.index]))
-        # each storage's interval: made at its first event, freed after its last reader (or at once)
-        alloc: dict[int, int] = {s: -1 for s in self.inputs}
-        last: dict[int, int] = {}
-        for pos, (_, _, ins, outs) in enumerate(events):
-            for s in ins:
-                last[s] = pos
-            for s in outs:
-                alloc.setdefault(s, pos)
-        keep = self.grads | set(self.inputs)
-        n = len(events)
-        delta = [0] * (n + 1)
-        base = 0
-        first_bw = next((p for p, e in enumerate(events) if e[0] >= bs or e[1] >= 0), n)
-        saved = 0
-        for s, a in alloc.items():
-            size = self.sizes[s % nv]
-            end = n - 1 if s in keep else max(last.get(s, a), a)
-            if a < 0:
-                base += size
-            else:
-                delta[a] += size
-            delta[end + 1] -= size
-            if a < first_bw <= end:
-                saved += size
-        best, where, total, best_op = base, "the batch", base, -1
-        for pos in range(n):
-            total += delta[pos]
-            if total > best:
-                j, c, _, _ = events[pos]
-                op = tr.ops[j]
-                module = tr.calls[op.call].name if op.call >= 0 else ""
-                phase = (f"recompute of '{tr.calls[c].name}'" if c >= 0 else
-                         "backward" if j >= bs else "forward")
-                best, where, best_op = total, f"{phase}: {op.target}" + (f" in '{module}'" if module else ""), j
-        if first_bw == n:
-            saved = total
-        return StepPeak(best, where, saved, sum(self.sizes[g] for g in self.grads), op=best_op)
 
 
 @dataclass(frozen=True)
@@ -355,21 +252,28 @@ def plan_bill(tt: TrainingTrace, label: str, optimizer: str, amp: str | None, bu
     plain = bill(tt, label, optimizer, amp)
     step = plain.optimizer_step_bytes
     found = plan(replay, cands, budget - fixed, floor=step)
-    peak = fixed + max(found.activation_peak, step)
-    how = (f"{len(cands)} candidate modules at depth {depth} (--checkpoint-depth), {found.searched:,} sets replayed"
-           if cands else f"no module at depth {depth} has a backward to recompute for")
+    method = plan_method(tt, found, len(cands), depth, fixed + max(found.activation_peak, step), budget,
+                         budget_text, fixed + step > budget)
+    return checkpointed_bill(tt, label, optimizer, amp, found.calls, ("auto",), method)
+
+
+def plan_method(tt: TrainingTrace, found: Plan, n_candidates: int, depth: int, peak: int, budget: int,
+                budget_text: str = "", step_over: bool = False, what: str = "training peak") -> str:
+    """How the plan ``found`` was found, in words (exact or bounded); or one line (``UserError``) naming the
+    smallest ``what`` (bytes: ``peak``) any plan reaches, and with which plan, where it is over ``budget``
+    (``step_over``: the optimizer's step alone is over it)."""
+    how = (f"{n_candidates} candidate modules at depth {depth} (--checkpoint-depth), {found.searched:,} sets replayed"
+           if n_candidates else f"no module at depth {depth} has a backward to recompute for")
     shown = budget_text or human_bytes(budget)
     if not found.fits or peak > budget:
         names = names_of(tt, found.calls)
         which = (f"checkpointing {len(names)} module{'s' if len(names) != 1 else ''}: {shorten(', '.join(names), 160)}"
                  if names else "checkpointing nothing")
-        floor = " (the optimizer's step alone needs more)" if fixed + step > budget else ""
+        floor = " (the optimizer's step alone needs more)" if step_over else ""
         proven = "" if found.exact else " found (the search stopped early)"
-        raise UserError(f"--budget {shown}: no plan of checkpointed modules fits; the smallest training peak{proven} "
+        raise UserError(f"--budget {shown}: no plan of checkpointed modules fits; the smallest {what}{proven} "
                         f"is {human_bytes(peak)} ({peak:,} bytes), {which}{floor} ({how})")
     if found.exact:
-        method = f"exact: branch and bound over {how}; no other set fits with less recompute"
-    else:
-        method = (f"bounded: branch and bound over {how}, stopped at the limit; the optimum recomputes at least "
-                  f"{found.lower_bound_macs:,} MACs")
-    return checkpointed_bill(tt, label, optimizer, amp, found.calls, ("auto",), method)
+        return f"exact: branch and bound over {how}; no other set fits with less recompute"
+    return (f"bounded: branch and bound over {how}, stopped at the limit; the optimum recomputes at least "
+            f"{found.lower_bound_macs:,} MACs")

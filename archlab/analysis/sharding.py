@@ -40,6 +40,11 @@ DeepSpeed's ``offload_optimizer``); ``params`` (ZeRO-3 / FSDP2 only: FSDP2's ``C
 keeps the sharded parameters, gradients and optimizer state on the host. Offloaded bytes are the
 ``host_bytes`` of a rank, not part of its device peak.
 
+Activation checkpointing (``checkpointed``: module calls run under ``torch.utils.checkpoint``): the same replay
+with those calls' inner activations freed after the forward and recomputed in the backward
+(``archlab.analysis.checkpointing.Replay``, with this rank's gradient sizes); ``per_rank_plan`` chooses them to
+fit a per-rank budget.
+
 Approximations (upper bounds): the transient terms (all-gathered parameters, a unit's unsharded
 gradients, the communication buffers) are added to the replay's peak as if they coincided with it;
 autocast's weight copies (``amp``) are billed whole on every scheme. Not modelled: the communication
@@ -50,13 +55,14 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
-from archlab.analysis.training_memory import STATE_BUFFERS, step_peak
+from archlab.analysis.checkpointing import Replay, candidates, names_of, plan, plan_method
+from archlab.analysis.training_memory import STATE_BUFFERS, StepPeak, StepReplay, activation_bytes
 from archlab.errors import UserError
 from archlab.trace.graph import Param, TrainingTrace
-from archlab.units import DTYPE_BYTES, SCHEMA_VERSION
+from archlab.units import SCHEMA_VERSION
 
 SCHEMES = ("none", "zero1", "zero2", "zero3", "fsdp")
 OFFLOADS = ("optimizer", "params")
@@ -346,6 +352,13 @@ class PerRankBill:
     max_batch_peak_bytes: int | None = None
     measured_training_peak_bytes: int | None = None  # a measured rank's peak (the largest of the ranks')
     measured_method: str | None = None
+    # with --checkpoint, as the single-device bill's (TrainingMemoryResult): the globs as given or ("auto",), the
+    # modules recomputed in the backward, their forward MACs (per rank), the per-rank peak without them, the plan
+    checkpoint: tuple[str, ...] = ()
+    checkpointed: tuple[str, ...] = ()
+    recompute_macs: int | None = None
+    unplanned_training_peak_bytes: int | None = None
+    plan_method: str | None = None
 
     @property
     def per_rank_batch(self) -> int:
@@ -366,6 +379,10 @@ class PerRankBill:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
+        d["checkpoint"], d["checkpointed"] = list(self.checkpoint), list(self.checkpointed)
+        if not self.checkpoint:
+            for k in ("checkpoint", "checkpointed", "recompute_macs", "unplanned_training_peak_bytes", "plan_method"):
+                d.pop(k)
         d["per_rank_batch"] = self.per_rank_batch
         d["persistent_bytes"] = self.persistent_bytes
         if self.measured_training_peak_bytes is None:
@@ -386,23 +403,127 @@ class PerRankBill:
 
 def per_rank_bill(tt: TrainingTrace, *, world_size: int, shard: str = "none", optimizer: str = "sgd",
                   amp: str | None = None, offload: str | None = None, fsdp_unit: Sequence[str] = (),
-                  label: str = "", global_batch: int | None = None) -> PerRankBill:
+                  label: str = "", global_batch: int | None = None, checkpointed: Sequence[int] = (),
+                  checkpoint: Sequence[str] = (), plan_method: str | None = None) -> PerRankBill:
     """One rank's memory bill of the training step ``tt``, traced at the per-rank batch (the global batch
     divided by ``world_size``), under ``shard`` (none, zero1, zero2, zero3, fsdp), ``optimizer`` (sgd,
     momentum, adam, adamw), ``amp`` (None, bf16, fp16) and ``offload`` (None, optimizer, params); FSDP units
     per top-level block or as ``fsdp_unit`` globs name them. Nothing runs: a function of the trace (the
     module's docstring says what each scheme keeps and what is an upper bound).
 
+    ``checkpointed``: the module calls (the trace's call indices, as ``archlab.analysis.checkpointing.select``
+    or ``by_names`` give them) run under ``torch.utils.checkpoint``: the step is replayed with their inner
+    activations freed after the forward and recomputed in the backward (``checkpointing.Replay``), with this
+    rank's gradient sizes; ``checkpoint`` (the globs as given, or ("auto",)) and ``plan_method`` are for the
+    record.
+
     The result's ``training_peak_bytes`` is the prediction of one rank's peak on its device; for
     ``zero1`` the rank with the largest one. ``global_batch``: for the record (default: the traced batch
     times the world size)."""
     fsdp_unit = (fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit)
     check_sharding(world_size, shard, offload, fsdp_unit=fsdp_unit)
+    options = dict(world_size=world_size, shard=shard, optimizer=optimizer, amp=amp, offload=offload,
+                   fsdp_unit=fsdp_unit, label=label, global_batch=global_batch)
+    calls = tuple(checkpointed)
+    grad_sizes, timeline, unit_names = rank_schedule(tt, world_size, shard, offload, fsdp_unit)
+    extra = {i: sum(parts) for i, parts in timeline.items()}
+    options.update(timeline=timeline, unit_names=unit_names)
+    if not calls and not checkpoint:
+        replay = StepReplay(tt, activation_bytes(tt, amp), grad_sizes, extra)
+        return _largest(_rank_bills(tt, replay.peak(()), **options))
+    ckpt = Replay(tt, activation_bytes(tt, amp), grad_sizes, extra)
+    best = _largest(_rank_bills(tt, ckpt.peak(calls), **options))
+    plain = _largest(_rank_bills(tt, ckpt.peak(()), **options))
+    record = tuple(checkpoint) or (("auto",) if plan_method else names_of(tt, calls))
+    return replace(best, checkpoint=record, checkpointed=names_of(tt, calls), recompute_macs=ckpt.recompute_macs(calls),
+                   unplanned_training_peak_bytes=plain.training_peak_bytes, plan_method=plan_method)
+
+
+def _largest(bills: list[PerRankBill]) -> PerRankBill:
+    """The rank billed: the one with the largest peak (the first of equals)."""
+    return max(bills, key=lambda b: b.training_peak_bytes)
+
+
+def _outside_replay(b: PerRankBill) -> int:
+    """What a rank holds beside its activations and gradients at its peak: all-gathered parameters, a unit's
+    gradients and the sharded schemes' buffers (DDP's buckets are persistent). The replay counts them op by op
+    (its extra bytes): a bill made from no replay (``StepPeak`` of nothing) has none."""
+    sharded = b.shard in ("zero2", "zero3", "fsdp")
+    return b.gathered_params_bytes + b.unit_gradients_bytes + (b.comm_buffers_bytes if sharded else 0)
+
+
+def per_rank_plan(tt: TrainingTrace, *, budget: int, depth: int = 2, budget_text: str = "", world_size: int,
+                  shard: str = "none", optimizer: str = "sgd", amp: str | None = None, offload: str | None = None,
+                  fsdp_unit: Sequence[str] = (), label: str = "", global_batch: int | None = None) -> PerRankBill:
+    """``--checkpoint auto --budget`` with ``--world-size/--shard``: the bill (``per_rank_bill``) of the
+    least-recompute set of modules to checkpoint whose per-rank peak fits ``budget`` bytes (the budget is
+    per rank), by ``checkpointing.plan``'s branch and bound over the per-rank replay; one line
+    (``UserError``) naming the smallest per-rank peak any plan reaches, and with which plan, where none fits.
+
+    A rank's peak is ``persistent + max(R + outside, step)`` with R the replay's activation peak: the plan
+    bounds R by the budget less the rank's persistent and outside terms (every rank's, for zero1)."""
+    fsdp_unit = (fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit)
+    check_sharding(world_size, shard, offload, fsdp_unit=fsdp_unit)
+    options = dict(world_size=world_size, shard=shard, optimizer=optimizer, amp=amp, offload=offload,
+                   fsdp_unit=fsdp_unit, label=label, global_batch=global_batch)
+    grad_sizes, timeline, unit_names = rank_schedule(tt, world_size, shard, offload, fsdp_unit)
+    replay = Replay(tt, activation_bytes(tt, amp), grad_sizes, {i: sum(parts) for i, parts in timeline.items()})
+    cands = candidates(tt, depth)
+    # the terms that no plan changes (the sharded schemes' transient terms are in the replay, op by op)
+    ranks = _rank_bills(tt, StepPeak(0, "", 0, 0), timeline=timeline, unit_names=unit_names, **options)
+    limit = min(budget - b.persistent_bytes - _outside_replay(b) for b in ranks)
+    step = max(b.persistent_bytes + b.optimizer_step_bytes for b in ranks)  # the peak where the step dominates
+    floor = min(step - b.persistent_bytes - _outside_replay(b) for b in ranks)
+    found = plan(replay, cands, limit, floor=floor)
+
+    def peak_of(activations: int) -> int:
+        return max(b.persistent_bytes + max(activations + _outside_replay(b), b.optimizer_step_bytes) for b in ranks)
+
+    method = plan_method(tt, found, len(cands), depth, peak_of(found.activation_peak), budget, budget_text,
+                         step > budget, what="training peak per rank")
+    result = per_rank_bill(tt, **options, checkpointed=found.calls, checkpoint=("auto",), plan_method=method)
+    assert result.training_peak_bytes == peak_of(result.activation_peak_bytes + _outside_replay(result)) <= budget
+    return result
+
+
+def rank_grad_sizes(tt: TrainingTrace, world_size: int, shard: str, offload: str | None,
+                fsdp_unit: Sequence[str]) -> dict[int, int] | None:
+    """The replay's gradient sizes under sharding (zero2, zero3, fsdp): a unit's gradients become this rank's
+    shard (on the host, with --offload params: 0 on the device) once the unit's backward is done; the root's
+    stay whole to the end of the backward. None: every gradient whole (none, zero1)."""
+    if shard not in ("zero2", "zero3", "fsdp"):
+        return None
+    root, _, _ = fsdp_units(tt, fsdp_unit)
+    in_root = {p.name for p in root.params}
+    on_host = offload == "params"
+    return {p.grad: (p.bytes if p.name in in_root else (0 if on_host else shard_bytes(p, world_size)))
+            for p in tt.parameters if p.trainable and p.grad is not None}
+
+
+def rank_schedule(tt: TrainingTrace, world_size: int, shard: str, offload: str | None, fsdp_unit: Sequence[str],
+                  ) -> tuple[dict[int, int] | None, dict[int, tuple[int, int, int]], dict[int, str]]:
+    """What the replay of a rank's step needs beside the trace: the gradient sizes (``rank_grad_sizes``) and, for
+    the sharded schemes, ``fsdp_timeline``'s terms op by op and the unit each op runs in (empty for none, zero1)."""
+    grad_sizes = rank_grad_sizes(tt, world_size, shard, offload, fsdp_unit)
+    if grad_sizes is None:
+        return None, {}, {}
+    root, units, _ = fsdp_units(tt, fsdp_unit)
+    shard_grads = {u.name: sum(grad_sizes.get(p.grad, 0) for p in u.params if p.trainable) for u in units}
+    timeline, names = fsdp_timeline(tt, root, units, world_size, gathers=shard != "zero2", shard_grads=shard_grads)
+    return grad_sizes, timeline, names
+
+
+def _rank_bills(tt: TrainingTrace, replay: StepPeak, *, world_size: int, shard: str, optimizer: str,
+                amp: str | None, offload: str | None, fsdp_unit: tuple[str, ...], label: str,
+                global_batch: int | None, timeline: dict[int, tuple[int, int, int]],
+                unit_names: dict[int, str]) -> list[PerRankBill]:
+    """Every rank's bill (zero1: each rank's; the others: one, alike on every rank), with ``replay`` the step's
+    replayed peak (with this rank's gradient sizes and, for the sharded schemes, ``timeline``'s terms op by op:
+    ``rank_schedule``'s)."""
     tr = tt.trace
     n = world_size
     per_rank = tr.input_shape[0] if tr.input_shape else 1
     global_batch = global_batch if global_batch is not None else per_rank * n
-    act_bytes = 2 if amp else DTYPE_BYTES[tr.float_dtype]
     params = list(tt.parameters)
     trainable = [p for p in params if p.trainable]
     P = sum(p.bytes for p in params) if params else tr.stored_params_bytes
@@ -415,7 +536,6 @@ def per_rank_bill(tt: TrainingTrace, *, world_size: int, shard: str = "none", op
 
     if not sharded:
         buckets = ddp_buckets(params)
-        replay = step_peak(tt, act_bytes)
         what = (f"DDP's gradient buckets: {buckets} (caps 1 MiB for the first, 25 MiB after), a copy of every "
                 "gradient (gradient_as_bucket_view=False)")
         if shard == "none":
@@ -424,50 +544,39 @@ def per_rank_bill(tt: TrainingTrace, *, world_size: int, shard: str = "none", op
             what += "; ZeroRedundancyOptimizer broadcasts each parameter in place: no buffer"
             ranks = [(r, _state(ps, optimizer), _temporaries(ps, optimizer))
                      for r, ps in enumerate(zero1_partition(params, n))]
-        best = None
+        bills = []
         for r, state, temps in ranks:
             host = state + temps if offload == "optimizer" else 0
             state_dev = 0 if offload == "optimizer" else state
             step = G + (0 if offload == "optimizer" else temps)
             peak = P + copies + state_dev + G + max(replay.bytes, step)
-            if best is None or peak > best.training_peak_bytes:
-                best = PerRankBill(**common, params_bytes=P, gradients_bytes=G, optimizer_state_bytes=state_dev,
+            bills.append(PerRankBill(**common, params_bytes=P, gradients_bytes=G, optimizer_state_bytes=state_dev,
                                    comm_buffers_bytes=G, comm_buffers_what=what, gathered_params_bytes=0,
                                    unit_gradients_bytes=0, saved_activations_bytes=replay.saved_bytes,
                                    activation_peak_bytes=replay.bytes, activation_peak_at=replay.where,
                                    optimizer_step_bytes=step, training_peak_bytes=peak, host_bytes=host, rank=r,
-                                   ddp_buckets=buckets)
-        assert best is not None
-        return best
+                                   ddp_buckets=buckets))
+        return bills
 
     root, units, policy = fsdp_units(tt, fsdp_unit)
     sizes = {p.name: shard_bytes(p, n) for p in params}
-    in_root = {p.name for p in root.params}
     on_host = offload == "params"
-    # the replay: a unit's gradients become this rank's shard (on the host, with --offload params) once the
-    # unit's backward is done; the root's stay whole to the end of the backward
-    grad_sizes = {p.grad: (p.bytes if p.name in in_root else (0 if on_host else sizes[p.name]))
-                  for p in trainable if p.grad is not None}
-    shard_grads = {u.name: sum(grad_sizes.get(p.grad, 0) for p in u.params if p.trainable) for u in units}
-    timeline, unit_names = fsdp_timeline(tt, root, units, n, gathers=shard != "zero2", shard_grads=shard_grads)
-    replay = step_peak(tt, act_bytes, grad_sizes, {i: sum(parts) for i, parts in timeline.items()})
     largest = max(units, key=lambda u: u.bytes, default=None)
     shard_params = sum(sizes[p.name] for p in params)
-    shard_grads_total = sum(sizes[p.name] for p in trainable)
+    shard_grads = sum(sizes[p.name] for p in trainable)
     state = _state(params, optimizer, sizes)
     temps = _temporaries(params, optimizer, sizes)
     params_dev = P if shard == "zero2" else (0 if on_host else shard_params)
     # the transient terms as they are when the rank's peak is reached (the replay's op; none before the first)
     gathered, unit_grads, comm = timeline.get(replay.op, (0, 0, 0))
-    peak_unit = unit_names.get(replay.op)
     what = ("reduce-scatter inputs (a unit's gradients, flat, dim 0 padded)" if shard == "zero2" else
             "all-gather outputs (a unit's parameters, flat, dim 0 padded) and reduce-scatter inputs (a unit's "
             "gradients, flat, dim 0 padded)") + ", as alive at the peak"
-    grads_dev = 0 if on_host else shard_grads_total
+    grads_dev = 0 if on_host else shard_grads
     host = 0
     state_dev, temps_dev = state, temps
     if offload is not None:
-        host = state + temps + (shard_params + shard_grads_total if on_host else 0)
+        host = state + temps + (shard_params + shard_grads if on_host else 0)
         state_dev, temps_dev = 0, 0
     # the end of the backward: every gradient reduced but the root's, reduce-scattered now
     root_grads = root.grad_bytes
@@ -475,12 +584,11 @@ def per_rank_bill(tt: TrainingTrace, *, world_size: int, shard: str = "none", op
         + root.padded_grad_bytes(n)
     step = max(grads_dev + temps_dev, end)
     peak = params_dev + copies + state_dev + max(replay.bytes, step)
-    return PerRankBill(**common, params_bytes=params_dev, gradients_bytes=grads_dev, optimizer_state_bytes=state_dev,
+    return [PerRankBill(**common, params_bytes=params_dev, gradients_bytes=grads_dev, optimizer_state_bytes=state_dev,
                        comm_buffers_bytes=comm, comm_buffers_what=what, gathered_params_bytes=gathered,
                        unit_gradients_bytes=unit_grads, saved_activations_bytes=replay.saved_bytes,
                        activation_peak_bytes=replay.bytes - replay.extra_bytes, activation_peak_at=replay.where,
-                       optimizer_step_bytes=step,
-                       training_peak_bytes=peak, host_bytes=host, wrap_policy=policy, units=len(units),
-                       largest_unit=largest.name if largest else None,
+                       optimizer_step_bytes=step, training_peak_bytes=peak, host_bytes=host, wrap_policy=policy,
+                       units=len(units), largest_unit=largest.name if largest else None,
                        largest_unit_bytes=largest.bytes if largest else 0, root_unit_bytes=root.bytes,
-                       peak_unit=peak_unit)
+                       peak_unit=unit_names.get(replay.op))]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from archlab import status
 from archlab.analysis.memory import Storages
@@ -46,7 +46,7 @@ class StepPeak:
     where: str
     saved_bytes: int  # alive when the backward starts: what autograd saved, the batch, the outputs
     gradients_bytes: int
-    extra_bytes: int = 0  # of ``bytes``: the caller's extra bytes alive at the peak's op (``step_peak``'s extra)
+    extra_bytes: int = 0  # of ``bytes``: the replay's extra bytes alive at the peak's op (``StepReplay``'s extra)
     op: int = -1  # the index of the op where the peak is reached (-1: before the first op)
 
 
@@ -67,48 +67,132 @@ def step_peak(tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | No
     a gradient (by its value id in ``tt.param_grads``) keeps once made, where it is not its own size
     (a rank's shard of it, under sharding). ``extra``: more bytes alive while an op runs (by op index:
     a sharded rank's gathered parameters and communication buffers), counted in the peak."""
-    tr = tt.trace
-    st = Storages(tr, act_bytes)
-    st.unmade = set()  # in training, max pooling's indices are read by its backward
-    src = accumulated_source(tt, st)
-    grads = {src.get(st.root[g], st.root[g]) for g in tt.param_grads}
-    kept = {src.get(st.root[g], st.root[g]): n for g, n in (grad_sizes or {}).items()}
-    skip = {op.index for op in tr.ops[tt.backward_start:] if op.attrs.get("accumulate_grad")}
+    return StepReplay(tt, act_bytes, grad_sizes, extra).peak(())
 
-    def size(sid: int) -> int:
-        if sid in kept:
-            return kept[sid]
-        v = tr.values[sid]
-        return v.numel * v.itemsize if sid in grads else st.size(sid)
 
-    last_use: dict[int, int] = {}
-    for op in tr.ops:
-        if op.index in skip:
-            continue
-        for sid in st.of(op.inputs):
-            last_use[sid] = op.index
-    keep = grads | st.of(tr.inputs)
-    live = {sid: size(sid) for sid in st.of(tr.inputs)}
-    extra = extra or {}
-    best, where, saved, best_extra, best_op = sum(live.values()), "the batch", 0, 0, -1
-    for op in tr.ops:
-        if op.index == tt.backward_start:
-            saved = sum(live.values())
-        if op.index in skip:
-            continue
-        for sid in st.of(op.outputs):
-            live.setdefault(sid, size(sid))
-        total = sum(live.values()) + extra.get(op.index, 0)
-        if total > best:
-            phase = "backward" if op.index >= tt.backward_start else "forward"
-            module = tr.calls[op.call].name if op.call >= 0 else ""
-            best, where = total, f"{phase}: {op.target}" + (f" in '{module}'" if module else "")
-            best_extra, best_op = extra.get(op.index, 0), op.index
-        for sid in [s for s in live if s not in keep and last_use.get(s, op.index) <= op.index]:
-            del live[sid]
-    if tt.backward_start >= len(tr.ops):
-        saved = sum(live.values())
-    return StepPeak(best, where, saved, sum(size(g) for g in grads), best_extra, best_op)
+class StepReplay:
+    """The step replayed op by op, some module calls checkpointed or not: ``peak(chosen)`` (``chosen``: call
+    indices; none: the plain step); ``peak(chosen, optimistic)`` is the planner's lower bound with the
+    ``optimistic`` calls undecided (``archlab.analysis.checkpointing``). ``grad_sizes``: as ``step_peak``'s.
+
+    Each storage is made at its first writer and freed after its last reader (the batch and the gradients
+    are kept to the end). A checkpointed call's inner activations are freed after their last reader of the
+    forward; at the call's first backward op its forward runs again on the kept inputs, and the recomputed
+    activations are freed after their last reader in the backward."""
+
+    def __init__(self, tt: TrainingTrace, act_bytes: int, grad_sizes: dict[int, int] | None = None,
+                 extra: dict[int, int] | None = None) -> None:
+        self.tt = tt
+        self.extra = extra or {}  # op index -> bytes alive beside the replay's while it runs (step_peak's)
+        tr = tt.trace
+        st = Storages(tr, act_bytes)
+        st.unmade = set()  # in training, max pooling's indices are read by its backward
+        src = accumulated_source(tt, st)
+        self.grads = {src.get(st.root[g], st.root[g]) for g in tt.param_grads}
+        kept = {src.get(st.root[g], st.root[g]): n for g, n in (grad_sizes or {}).items()}
+        skip = {op.index for op in tr.ops[tt.backward_start:] if op.attrs.get("accumulate_grad")}
+        self.ops = [op for op in tr.ops if op.index not in skip]
+        self.ins = {op.index: sorted(st.of(op.inputs)) for op in self.ops}
+        self.outs = {op.index: sorted(st.of(op.outputs)) for op in self.ops}
+        self.inputs = sorted(st.of(tr.inputs))
+        self.nv = len(tr.values)
+        self.sizes = [0] * self.nv
+        for sid in range(self.nv):
+            v = tr.values[sid]
+            self.sizes[sid] = kept[sid] if sid in kept else v.numel * v.itemsize if sid in self.grads else st.size(sid)
+        self.made_in = [-1] * self.nv  # the forward call (innermost) whose op made each storage
+        for op in tr.ops[:tt.backward_start]:
+            for sid in self.outs.get(op.index, ()):
+                if self.made_in[sid] == -1 and tr.values[sid].producer == op.index:
+                    self.made_in[sid] = op.call
+
+    def owners(self, chosen: Iterable[int]) -> list[int]:
+        """Per call: the outermost chosen call it is in (itself included), or -1."""
+        chosen = set(chosen)
+        owner: list[int] = []
+        for c in self.tt.trace.calls:
+            up = owner[c.parent] if c.parent >= 0 else -1
+            owner.append(up if up >= 0 else (c.index if c.index in chosen else -1))
+        return owner
+
+    def peak(self, chosen: Iterable[int], optimistic: Iterable[int] = ()) -> StepPeak:
+        tt, tr = self.tt, self.tt.trace
+        chosen, optimistic = set(chosen), set(optimistic)
+        owner = self.owners(chosen | optimistic)
+        order = {c: k + 1 for k, c in enumerate(sorted(chosen))}  # recompute keys: storage + k * nv
+        made_in, nv, bs = self.made_in, self.nv, tt.backward_start
+
+        def inner(sid: int) -> int:  # the chosen or optimistic call whose forward made this storage, or -1
+            c = made_in[sid]
+            return owner[c] if c >= 0 else -1
+
+        events: list[tuple[int, int, list[int], list[int]]] = []  # (op index, recomputing call, inputs, outputs)
+        recomputed: set[int] = set()
+        at: list[int] = []  # per event: the op index whose extra bytes are alive then
+        for op in self.ops:
+            o = owner[op.call] if op.call >= 0 else -1
+            if op.index < bs:
+                events.append((op.index, -1, self.ins[op.index], self.outs[op.index]))
+                at.append(op.index)
+                continue
+            if o in chosen and o not in recomputed:  # the module's forward runs again, on its kept inputs
+                recomputed.add(o)
+                call = tr.calls[o]
+                for j in range(call.first_op, call.end_op):
+                    if j not in self.ins:
+                        continue
+                    key = [s + order[o] * nv if inner(s) == o else s for s in self.ins[j]]
+                    out = [s + order[o] * nv if inner(s) == o else s for s in self.outs[j]]
+                    events.append((j, o, key, out))
+                    at.append(op.index)  # a recomputed op runs while this backward op waits: its extra
+            if o in chosen:
+                key = [s + order[o] * nv if inner(s) == o else s for s in self.ins[op.index]]
+            elif o in optimistic:
+                key = [s for s in self.ins[op.index] if inner(s) != o]
+            else:
+                key = self.ins[op.index]
+            events.append((op.index, -1, key, self.outs[op.index]))
+            at.append(op.index)
+        # each storage's interval: made at its first event, freed after its last reader (or at once)
+        alloc: dict[int, int] = {s: -1 for s in self.inputs}
+        last: dict[int, int] = {}
+        for pos, (_, _, ins, outs) in enumerate(events):
+            for s in ins:
+                last[s] = pos
+            for s in outs:
+                alloc.setdefault(s, pos)
+        keep = self.grads | set(self.inputs)
+        n = len(events)
+        delta = [0] * (n + 1)
+        base = 0
+        first_bw = next((p for p, e in enumerate(events) if e[0] >= bs or e[1] >= 0), n)
+        saved = 0
+        for s, a in alloc.items():
+            size = self.sizes[s % nv]
+            end = n - 1 if s in keep else max(last.get(s, a), a)
+            if a < 0:
+                base += size
+            else:
+                delta[a] += size
+            delta[end + 1] -= size
+            if a < first_bw <= end:
+                saved += size
+        extra = self.extra
+        best, where, total, best_extra, best_op = base, "the batch", base, 0, -1
+        for pos in range(n):
+            total += delta[pos]
+            here = total + extra.get(at[pos], 0)
+            if here > best:
+                j, c, _, _ = events[pos]
+                op = tr.ops[j]
+                module = tr.calls[op.call].name if op.call >= 0 else ""
+                phase = (f"recompute of '{tr.calls[c].name}'" if c >= 0 else
+                         "backward" if j >= bs else "forward")
+                best, where = here, f"{phase}: {op.target}" + (f" in '{module}'" if module else "")
+                best_extra, best_op = extra.get(at[pos], 0), at[pos]
+        if first_bw == n:
+            saved = total
+        return StepPeak(best, where, saved, sum(self.sizes[g] for g in self.grads), best_extra, best_op)
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
     With ``world_size`` or ``shard`` (none, zero1, zero2, zero3, fsdp; ``offload``: optimizer or params;
     ``fsdp_unit``: module-name globs of the FSDP units), one rank's bill instead (``PerRankBill``,
     ``archlab.analysis.sharding``): ``batch`` is then the global batch, divided among the ranks (not given:
-    one sample per rank); ``budget`` finds the largest global batch whose per-rank peak fits.
+    one sample per rank); ``budget`` finds the largest global batch whose per-rank peak fits (and, with
+    ``checkpoint="auto"``, is the per-rank budget the plan fits).
 
     ``checkpoint``: module-name globs (a list, or one comma-separated text) whose
     modules are checkpointed (``torch.utils.checkpoint``: recomputed in the backward), or "auto": the plan
@@ -119,14 +120,6 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
     from archlab.analysis.training_memory import check_step_options, largest_batch, parse_bytes
 
     check_step_options(optimizer, amp)
-    if world_size is not None or shard is not None or offload is not None or fsdp_unit:
-        if checkpoint:
-            raise UserError("--checkpoint with --world-size/--shard is not available yet: give one or the other")
-        return _per_rank(model_or_spec, optimizer=optimizer, amp=amp, freeze=freeze, measure=measure, budget=budget,
-                         input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
-                         forward_kw=forward_kw, world_size=1 if world_size is None else world_size,
-                         shard=shard or "none", offload=offload, force=force, device=device,
-                         fsdp_unit=(fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit or ()))
     patterns = checkpoint_patterns(checkpoint)
     auto = "auto" in patterns
     if auto and len(patterns) > 1:
@@ -139,6 +132,13 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
     if depth < 1:
         raise UserError(f"--checkpoint-depth must be 1 or more, got {depth}")
     limit = None if budget is None else parse_bytes(budget)  # before anything is traced
+    if world_size is not None or shard is not None or offload is not None or fsdp_unit:
+        return _per_rank(model_or_spec, optimizer=optimizer, amp=amp, freeze=freeze, measure=measure, budget=budget,
+                         input_size=input_size, res=res, batch=batch, alpha=alpha, options=options,
+                         forward_kw=forward_kw, world_size=1 if world_size is None else world_size,
+                         shard=shard or "none", offload=offload, force=force, device=device,
+                         fsdp_unit=(fsdp_unit,) if isinstance(fsdp_unit, str) else tuple(fsdp_unit or ()),
+                         checkpoint=patterns, depth=depth)
     model = as_model(model_or_spec, input_size, forward_kw, res=res, batch=batch, alpha=alpha, options=options)
     if auto:
         result = plan_bill(model.training(freeze), model.label, optimizer, amp, limit, depth, str(budget))
@@ -172,9 +172,12 @@ def training_memory(model_or_spec: Any, *, optimizer: str = "sgd", amp: str | No
 def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Sequence[str], measure: bool,
               budget: Any, input_size: InputSize, res: int | None, batch: int | None, alpha: float | None,
               options: dict[str, Any] | None, forward_kw: Any, world_size: int, shard: str, offload: str | None,
-              fsdp_unit: tuple[str, ...], force: bool = False, device: str = "cpu") -> Any:
-    """One rank's bill (``training_memory`` with ``world_size``/``shard``)."""
-    from archlab.analysis.sharding import check_sharding, per_rank_bill
+              fsdp_unit: tuple[str, ...], checkpoint: tuple[str, ...] = (), depth: int = 2, force: bool = False,
+              device: str = "cpu") -> Any:
+    """One rank's bill (``training_memory`` with ``world_size``/``shard``); ``checkpoint``: the globs, or
+    ("auto",): the plan to the per-rank ``budget`` over the modules at ``depth``."""
+    from archlab.analysis.checkpointing import by_names, select
+    from archlab.analysis.sharding import check_sharding, per_rank_bill, per_rank_plan
     from archlab.analysis.training_memory import largest_batch, parse_bytes
 
     check_sharding(world_size, shard, offload, batch, fsdp_unit)
@@ -194,12 +197,23 @@ def _per_rank(model_or_spec: Any, *, optimizer: str, amp: str | None, freeze: Se
     if global_batch is None:
         global_batch = world_size
 
+    planned: tuple[str, ...] | None = None  # the plan's modules, once made (at the asked batch)
+
     def at(b: int | None) -> Any:
-        return per_rank_bill(_rank_step(model, b, world_size, freeze), world_size=world_size, shard=shard,
-                             optimizer=optimizer, amp=amp, offload=offload, fsdp_unit=fsdp_unit, label=model.label,
-                             global_batch=(b or 1) * world_size)
+        tt = _rank_step(model, b, world_size, freeze)
+        how = dict(world_size=world_size, shard=shard, optimizer=optimizer, amp=amp, offload=offload,
+                   fsdp_unit=fsdp_unit, label=model.label, global_batch=(b or 1) * world_size)
+        if planned is not None:  # the plan, at another batch (the largest in the budget)
+            return per_rank_bill(tt, **how, checkpointed=by_names(tt, planned), checkpoint=("auto",),
+                                 plan_method=result.plan_method)
+        if checkpoint == ("auto",):
+            return per_rank_plan(tt, **how, budget=parse_bytes(budget), depth=depth, budget_text=str(budget))
+        return per_rank_bill(tt, **how, checkpointed=select(tt, checkpoint) if checkpoint else (),
+                             checkpoint=checkpoint)
 
     result = at(per_rank)
+    if checkpoint == ("auto",):
+        planned = result.checkpointed
     if budget is not None:
         limit = parse_bytes(budget)
         best = largest_batch(at, limit)

@@ -35,18 +35,7 @@ def _lines(r: TrainingMemoryResult) -> list[tuple[str, str, str]]:
         ("training peak", human_bytes(r.training_peak_bytes),
          "parameters + amp copies + optimizer state + the larger of the two lines above"),
     ]
-    if r.checkpoint:
-        names = (", ".join(r.checkpointed) if r.checkpointed else
-                 "none, the step fits without" if r.checkpoint == ("auto",) else "none")
-        how = "the plan to the budget" if r.checkpoint == ("auto",) else f"--checkpoint {','.join(r.checkpoint)}"
-        rows += [
-            ("checkpointed modules", str(len(r.checkpointed)), f"{how}: {names}"),
-            ("recompute MACs", f"{r.recompute_macs:,}",
-             f"{human(r.recompute_macs, 'MACs')}: their forward, run again in the backward (torch.utils.checkpoint)"),
-            ("without checkpointing", human_bytes(r.unplanned_training_peak_bytes), "the training peak"),
-        ]
-        if r.plan_method:
-            rows.append(("plan", "", r.plan_method))
+    rows += _checkpoint_rows(r)
     if r.frozen:
         rows.insert(1, ("frozen", f"{r.params - r.trainable_params:,}",
                         f"parameters without gradient or state (--freeze {' '.join(r.frozen)})"))
@@ -57,6 +46,27 @@ def _lines(r: TrainingMemoryResult) -> list[tuple[str, str, str]]:
         fits = (f"batch {r.max_batch} (predicted peak {human_bytes(r.max_batch_peak_bytes)})" if r.max_batch
                 else "no batch fits")
         rows.append(("largest batch in budget", str(r.max_batch), f"{human_bytes(r.budget_bytes)}: {fits}"))
+    return rows
+
+
+def _checkpoint_rows(r: Any, per_rank: bool = False) -> list[tuple[str, str, str]]:
+    """--checkpoint's lines (none without it): the modules, their recompute MACs, the peak without them, the plan."""
+    if not r.checkpoint:
+        return []
+    names = (", ".join(r.checkpointed) if r.checkpointed else
+             "none, the step fits without" if r.checkpoint == ("auto",) else "none")
+    how = (f"the plan to the budget{' per rank' if per_rank else ''}" if r.checkpoint == ("auto",) else
+           f"--checkpoint {','.join(r.checkpoint)}")
+    rank = " on each rank" if per_rank else ""
+    rows = [
+        ("checkpointed modules", str(len(r.checkpointed)), f"{how}: {names}"),
+        ("recompute MACs", f"{r.recompute_macs:,}",
+         f"{human(r.recompute_macs, 'MACs')}: their forward, run again in the backward{rank} (torch.utils.checkpoint)"),
+        ("without checkpointing", human_bytes(r.unplanned_training_peak_bytes),
+         "the training peak" + (" per rank" if per_rank else "")),
+    ]
+    if r.plan_method:
+        rows.append(("plan", "", r.plan_method))
     return rows
 
 
@@ -128,6 +138,7 @@ def _rank_lines(r: PerRankBill) -> list[tuple[str, str, str]]:
                   + (" + DDP's buckets" if not sharded else ""))
     rows.append(("training peak per rank", human_bytes(r.training_peak_bytes),
                  f"{persistent} + the larger of ({during}) and the optimizer step"))
+    rows += _checkpoint_rows(r, per_rank=True)
     if r.offload is not None:
         rows.append(("host memory per rank", human_bytes(r.host_bytes),
                      "offloaded: " + ("the optimizer state and its step's temporaries" if r.offload == "optimizer" else
@@ -162,7 +173,7 @@ RANK_CSV_KEYS = ("model", "world_size", "global_batch", "shard", "offload", "opt
                  "amp_weight_copies_bytes", "gradients_bytes", "optimizer_state_bytes", "comm_buffers_bytes",
                  "gathered_params_bytes", "unit_gradients_bytes", "saved_activations_bytes", "activation_peak_bytes",
                  "optimizer_step_bytes", "training_peak_bytes", "host_bytes", "measured_training_peak_bytes",
-                 "max_batch")
+                 "max_batch", "recompute_macs")
 
 
 def _rows(r: Any) -> list[tuple[str, str, str]]:
