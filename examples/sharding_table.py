@@ -61,8 +61,8 @@ def table() -> str:
     from archlab.units import human, human_bytes
 
     lines = ["| model | params | global batch (per rank) | optimizer | scheme | parameters | gradients | "
-             "optimizer state | buffers + gathered | activations + gradients, peak | peak per rank | "
-             "with checkpointing: activations + gradients, peak | with checkpointing: peak per rank | "
+             "optimizer state | buffers + gathered | activations + gradients | peak per rank | "
+             "with checkpointing: activations + gradients | with checkpointing: peak per rank | "
              "recompute per rank |",
              "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for what, source, input_size, batch, optimizer in ROWS:
