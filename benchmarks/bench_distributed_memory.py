@@ -2,8 +2,8 @@
 
     python benchmarks/bench_distributed_memory.py [--runs 3]
 
-For ResNet-18 (64x64, global batch 4) and a 2-layer ``nn.TransformerEncoder`` (d_model 64, 4 heads, 64 tokens,
-global batch 4), Adam, each scheme archlab can run for real (``none``: DDP; ``zero1``: DDP +
+For ResNet-18 (112x112, global batch 16, SGD) and a 2-layer ``nn.TransformerEncoder`` (d_model 64, 4 heads, 64
+tokens, global batch 4, Adam), each scheme archlab can run for real (``none``: DDP; ``zero1``: DDP +
 ZeroRedundancyOptimizer; ``fsdp``: FSDP2 ``fully_shard`` per top-level block), with and without every top-level
 block checkpointed: archlab's per-rank bill (``memory --training --world-size 2 --shard S``) beside each
 rank's measured peak (``--measure``: 2 spawned gloo ranks, every thread's CPU allocations). ``--runs``: how many
@@ -27,8 +27,10 @@ def transformer() -> nn.Module:
                                  enable_nested_tensor=False)
 
 
-CASES = (("ResNet-18, 3x64x64", lambda **kw: training_memory("resnet18", res=64, **kw), "layer*.*"),
-         ("TransformerEncoder, 64 tokens", lambda **kw: training_memory(transformer(), input_size=(64, 64), **kw),
+CASES = (("ResNet-18, 3x112x112, global batch 16, sgd",
+          lambda **kw: training_memory("resnet18", res=112, batch=16, optimizer="sgd", **kw), "layer*.*"),
+         ("TransformerEncoder, 64 tokens, global batch 4, adam",
+          lambda **kw: training_memory(transformer(), input_size=(64, 64), batch=4, optimizer="adam", **kw),
           "layers.*"))
 
 
@@ -48,7 +50,7 @@ def main() -> int:
     for label, bill, blocks in CASES:
         for shard in ("none", "zero1", "fsdp"):
             for checkpoint in (None,) if args.no_checkpoint else (None, blocks):
-                kw = dict(batch=4, world_size=2, shard=shard, optimizer="adam", measure=True)
+                kw = dict(world_size=2, shard=shard, measure=True)
                 if checkpoint:
                     kw["checkpoint"] = checkpoint
                 measured, errors, seconds = [], [], 0.0
