@@ -205,3 +205,43 @@ def test_a_planned_fsdp_step_fits_its_budget_measured_and_recomputes_what_flop_c
     tt = trace_training(build("resnet18", Inputs(), res=112, batch=8).module, built.args)
     training_macs = archlab.count("resnet18", res=112, batch=8, training=True).training_macs
     assert 2 * (training_macs + r.recompute_macs) == counter.get_total_flops() - _flop_counter_grouped_excess(tt)
+
+
+@pytest.mark.slow
+def test_a_models_file_reaches_the_ranks_and_its_prints_do_not(tmp_path):
+    # a model from the user's file (its class is the file's, which the ranks load as the caller did); its forward
+    # prints, which must not reach archlab's output from any rank
+    (tmp_path / "mine.py").write_text(
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.blocks = nn.Sequential(nn.Linear(16, 32), nn.Linear(32, 32))\n"
+        "    def forward(self, x):\n"
+        "        print('hello from the forward')\n"
+        "        return self.blocks(x)\n"
+        "def make():\n"
+        "    return Net()\n")
+    import json
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "archlab", "memory", "mine.py:make", "--input-size", "16", "--training", "--batch",
+            "4", "--world-size", "2", "--shard", "fsdp", "-f", "json"]
+    predicted, r = (subprocess.run(a, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                    for a in (args, args + ["--measure"]))
+    assert r.returncode == 0, r.stderr[-2000:]
+    # the user's prints while archlab traces the model go to stderr, never to the output; the ranks' (two steps
+    # on each of two ranks, in processes of their own) go nowhere
+    assert "hello" not in r.stdout and r.stderr.count("hello") == predicted.stderr.count("hello"), r.stderr
+    d = json.loads(r.stdout)
+    assert d["measured_training_peak_bytes"] > 0 and d["shard"] == "fsdp"
+
+
+def test_a_model_that_cannot_be_sent_to_the_ranks_is_one_line():
+    from archlab.measure.distributed_peak import measure_distributed_peak
+
+    model = _dist_mlp()
+    model.hook = lambda x: x  # a lambda does not pickle
+    with pytest.raises(UserError, match="the model cannot be sent to the ranks"):
+        measure_distributed_peak(model, (2, 64), scheme="ddp")

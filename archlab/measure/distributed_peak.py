@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -108,20 +110,24 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
     import torch.distributed as dist
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from archlab.measure.devices import quiet_stderr
     from archlab.measure.memory_peak import forward_shapes
+    from archlab.models.external import load_source
     from archlab.measure.training_peak import make_optimizer
     from archlab.trace.inputs import floating_dtype, real_inputs
 
     try:
+        silence()  # the user's code writes nowhere (a rank's error goes to its .err file)
+        for name, path in job["user_modules"]:  # the files the model's classes come from, as the caller loaded them
+            load_source(name, path)
+        source = pickle.loads(job["model"])  # before the count starts: the rank's copy is what it counts
         torch.set_num_threads(1)
         count_every_thread()
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
                                 timeout=__import__("datetime").timedelta(seconds=job["timeout"]))
         torch.manual_seed(rank)
         logging.getLogger("torch.profiler").setLevel(logging.ERROR)
-        scheme, source = job["scheme"], job["model"]
-        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        scheme = job["scheme"]
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             model = copy.deepcopy(source).train()  # the rank's own tensors, allocated under the profiler
             dtype = floating_dtype(model)
             for name in job["checkpoint"]:
@@ -174,6 +180,17 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def silence() -> None:
+    """Send this process's standard output and error (file descriptors 1 and 2, and Python's) to the null
+    device: a rank's prints, the user's and the libraries', never reach archlab's output."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the rank
+    sys.stderr = sys.stdout
 
 
 def count_every_thread() -> None:
@@ -241,7 +258,17 @@ def measure_distributed_peak(model: Any, input_shape: Any, *, scheme: str, world
     for name in list(checkpoint) + list(units or []):
         if name not in names or not name:
             raise UserError(f"no module named '{name}' in {type(model).__name__}")
-    job = {"scheme": scheme, "model": model, "input_shape": input_shape, "optimizer": optimizer,
+    try:
+        payload = pickle.dumps(model)
+    except Exception as e:  # noqa: BLE001 - a lambda, a local class, an open file in the model
+        raise UserError(f"the model cannot be sent to the ranks (pickle: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); give a model whose classes are importable")
+    from archlab.models.external import USER_MODULE_PREFIX
+
+    user_modules = [(name, m.__file__) for name, m in list(sys.modules.items())
+                    if name.startswith(USER_MODULE_PREFIX) and getattr(m, "__file__", None)]
+    job = {"scheme": scheme, "model": payload, "user_modules": user_modules, "input_shape": input_shape,
+           "optimizer": optimizer,
            "options": options, "checkpoint": list(checkpoint), "timeout": timeout,
            "units": list(block_names(model) if units is None else units)}
     with tempfile.TemporaryDirectory(prefix="archlab-dist-") as out_dir:

@@ -106,6 +106,22 @@ def _timm(name: str) -> tuple[Callable[..., Any], tuple[int, int, int] | None]:
     return build, size
 
 
+USER_MODULE_PREFIX = "archlab_user_"  # the module name of a user's file: the prefix, then the file's stem
+
+
+def load_source(mod_name: str, path: str) -> Any:
+    """Run the Python file ``path`` as the module ``mod_name`` (in ``sys.modules`` while it runs and after; the
+    caller removes it if the file raises). Read as Python source whatever the file is called (model.PY,
+    notes.txt, an extensionless script): ``spec_from_file_location`` alone picks a loader by suffix and finds
+    none for those."""
+    loader = importlib.machinery.SourceFileLoader(mod_name, path)
+    spec = importlib.util.spec_from_file_location(mod_name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _user_callable(target: str) -> Callable[..., Any]:
     module_part, _, attr = target.rpartition(":")
     if not module_part or not attr:
@@ -116,16 +132,10 @@ def _user_callable(target: str) -> Callable[..., Any]:
         if not os.path.isfile(path):
             raise UserError(f"no such file: '{shown}'")
         stem = os.path.basename(path).partition(".")[0] or "model"
-        mod_name = "archlab_user_" + "".join(c if c.isalnum() else "_" for c in stem)
-        # read as Python source whatever the file is called (model.PY, notes.txt, an extensionless
-        # script): spec_from_file_location alone picks a loader by suffix and finds none for those
-        loader = importlib.machinery.SourceFileLoader(mod_name, path)
-        spec = importlib.util.spec_from_file_location(mod_name, path, loader=loader)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
+        mod_name = USER_MODULE_PREFIX + "".join(c if c.isalnum() else "_" for c in stem)
         try:
             with user_code(f"'{shown}' to load"):
-                spec.loader.exec_module(module)
+                module = load_source(mod_name, path)
         except (Exception, SystemExit) as e:  # the user's code: report it in one line (sys.exit too)
             sys.modules.pop(mod_name, None)
             raise UserError(f"loading '{shown}' failed: {type(e).__name__}: {_first(e)}") from None
