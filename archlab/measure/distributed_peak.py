@@ -110,10 +110,9 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
     import torch.distributed as dist
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from archlab.measure.memory_peak import forward_shapes
     from archlab.models.external import load_source
-    from archlab.measure.training_peak import make_optimizer
-    from archlab.trace.inputs import floating_dtype, real_inputs
+    from archlab.measure.training_peak import make_optimizer, training_step
+    from archlab.trace.inputs import floating_dtype
 
     try:
         silence()  # the user's code writes nowhere (a rank's error goes to its .err file)
@@ -151,14 +150,7 @@ def _rank_main(rank: int, world_size: int, port: int, job: dict, out_dir: str) -
                 fully_shard(model)
                 opt = make_optimizer(job["optimizer"], list(model.parameters()))
 
-            def step() -> None:
-                args, kwargs = real_inputs(forward_shapes(job["input_shape"]), job["options"], "cpu", dtype)
-                out = model(*args, **kwargs)
-                outs = [out] if isinstance(out, torch.Tensor) else list(out.values() if isinstance(out, dict) else out)
-                loss = sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor) and o.is_floating_point())
-                loss.backward()
-                del args, kwargs, out, outs, loss
-                opt.step()
+            step = training_step(model, opt, job["input_shape"], job["options"], "cpu", dtype)
 
             step()
             opt.zero_grad(set_to_none=True)

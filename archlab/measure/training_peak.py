@@ -55,8 +55,7 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
     import torch
     import torch.utils.checkpoint
 
-    from archlab.measure.memory_peak import forward_shapes
-    from archlab.trace.inputs import floating_dtype, real_inputs
+    from archlab.trace.inputs import floating_dtype
     from archlab.units import dtype_name
 
     check_device(device)
@@ -78,17 +77,8 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
         with on_device(device), torch.utils.checkpoint.set_checkpoint_early_stop(False):
             model = model.to(device).train()
             opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
-            device_type = "cuda" if is_cuda(device) else "cpu"
 
-            def step() -> None:
-                args, kwargs = real_inputs(forward_shapes(input_shape), options, device, dtype)
-                with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    out = model(*args, **kwargs)
-                outs = [out] if isinstance(out, torch.Tensor) else list(out.values() if isinstance(out, dict) else out)
-                loss = sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor) and o.is_floating_point())
-                loss.backward()
-                del args, kwargs, out, outs, loss
-                opt.step()
+            step = training_step(model, opt, input_shape, options, device, dtype, autocast_dtype)
 
             step()  # the optimizer's state is created here
             opt.zero_grad(set_to_none=True)
@@ -107,6 +97,31 @@ def measure_training_peak(model_or_spec: Any, input_shape: Any, *, options: Any 
         raise
     except FORWARD_ERRORS as e:
         raise run_failed(what, device, amp or dtype_name(dtype), e) from None
+
+
+def training_step(model: Any, opt: Any, input_shape: Any, options: Any, device: str, dtype: Any,
+                  autocast_dtype: Any = None) -> Any:
+    """The step measured, as a function: fresh inputs of ``input_shape`` (``forward_shapes``'), the forward (under
+    autocast to ``autocast_dtype`` if given), ``loss = sum of the floating outputs``, backward, ``opt.step()``;
+    nothing of it is kept after it returns."""
+    import torch
+
+    from archlab.measure.memory_peak import forward_shapes
+    from archlab.trace.inputs import real_inputs
+
+    device_type = "cuda" if is_cuda(device) else "cpu"
+
+    def step() -> None:
+        args, kwargs = real_inputs(forward_shapes(input_shape), options, device, dtype)
+        with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out = model(*args, **kwargs)
+        outs = [out] if isinstance(out, torch.Tensor) else list(out.values() if isinstance(out, dict) else out)
+        loss = sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor) and o.is_floating_point())
+        loss.backward()
+        del args, kwargs, out, outs, loss
+        opt.step()
+
+    return step
 
 
 def checkpointed(model: Any, names: Iterable[str]) -> None:

@@ -333,15 +333,3 @@ def render_schemes(bills: list[PerRankBill], baselines: dict[str, int], fmt: str
                                             for k in SCHEME_CSV_KEYS] for r in bills])
 
     return formats.render(fmt, table=table, json=js, csv=csv, md=md)
-
-
-def training_section(bills: list[PerRankBill], chosen: str | None) -> tuple[Any, tuple[str, ...],
-                                                                          list[tuple[str, ...]], str]:
-    """The report page's training-memory section: (its figure's spec, the table's headers, its rows, the caption)
-    of one rank's bills under every scheme, ``chosen`` the scheme marked."""
-    baselines = {r.model: r.training_peak_bytes for r in bills if r.shard == "none"}
-    headers = ("per rank", *columns(bills, chosen))
-    caption = (f"One rank's training-step memory under each scheme, {chosen} chosen; each bar stacks the parts "
-               "that add up to its peak (gradients are inside activations + gradients): "
-               + schemes_caption(bills).strip())
-    return rank_bills_figure(bills, chosen), headers, scheme_rows(bills, baselines), caption
