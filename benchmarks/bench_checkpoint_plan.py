@@ -61,7 +61,8 @@ def main() -> int:
     print(f"budget B = U / 1.3                {_bytes(budget)}")
     print(f"plan                              {len(planned.checkpointed)} modules: {', '.join(planned.checkpointed)}")
     gmacs = planned.recompute_macs / 1e9
-    print(f"plan's recompute                  {planned.recompute_macs:,} MACs ({gmacs:.2f} GMACs), {planned.plan_method}")
+    print(f"plan's recompute                  {planned.recompute_macs:,} MACs ({gmacs:.2f} GMACs), "
+          f"{planned.plan_method}")
     print(f"planned step, predicted           {_bytes(planned.training_peak_bytes)}  "
           f"{planned.training_peak_bytes / budget:.4f} x B")
     um, pm = unplanned_m.measured_training_peak_bytes, planned_m.measured_training_peak_bytes
