@@ -80,10 +80,17 @@ _REDUCED: dict[str, tuple[str, int | None, bool]] = {
     "googlenet": ("googlenet", None, False),  # a fixed 7 x 7 average pool: 224
     "lenet": ("lenet", None, False),
     "lenet5": ("lenet5", None, False),
-    "inception_v2": ("inception_v2", None, False),  # a fixed 8 x 8 average pool: 299
+    "inception_v2": ("inception_v2", 139, False),  # 299 less 5 x 32: see _WHOLE_MAP_POOL
     "inception_v3": ("inception_v3", 96, False),
     "inception_resnet_v2": ("inception_resnet_v2", 96, False),
 }
+# spec -> (attribute, side): a fixed average pool that reads the whole last map, made the size of that map
+# at the smaller input the test runs (a wrong side fails the trace: the classifier then gets other features).
+# Inception v2's Table 1 pools its 8 x 8 map at 299 pixels; at 139 = 299 - 5 x 32 every stride-2 layer sees
+# a map of the same parity as at 299 (149/69, 147/67, 71/31, 35/15, 17/7): each reads its map's last row
+# and column, as at 299, so every layer's field and its clipping at the edges work as at 299; the last
+# map is 3 x 3.
+_WHOLE_MAP_POOL: dict[str, tuple[str, int]] = {"inception_v2": ("avgpool", 3)}
 _FAST = {"lenet", "resnet18", "mobilenet_v2", "efficientnet_b0", "unet", "fcn8s", "hourglass", "densenet121",
          "vgg11"}
 
@@ -241,6 +248,10 @@ def _check(spec: str, res: int | None, thin: bool) -> None:
     model = archlab.build(spec)
     if thin:
         _replace(model, _thin)
+    if spec in _WHOLE_MAP_POOL:
+        attribute, side = _WHOLE_MAP_POOL[spec]
+        assert isinstance(getattr(model, attribute), nn.AvgPool2d)
+        setattr(model, attribute, nn.AvgPool2d(side))
     tr, label = archlab.trace.run.trace_model(model, input_size=_input_size(spec, res, thin))
     rf = receptive_fields(tr)
     rows = {r["name"]: r for r in rf_of(tr, label, depth=2, rf=rf).layers}
