@@ -36,7 +36,9 @@ and tanh is increasing everywhere).
 The analysis runs on a meta trace of the model as built (max pooling and all); the gradient runs
 on the neutralized copy. Channel widths do not change which pixels a unit reads, so the wide
 encoder-decoders are run narrow (``_REDUCED``), and models that take any resolution run at a
-small one; the geometry (kernels, strides, padding, depth) is the model's own.
+small one; the geometry (kernels, strides, padding, depth) is the model's own. Models whose fixed last
+pool expects their own input size run at a smaller one with that pool made the size of the last map
+(``_WHOLE_MAP_POOL``).
 
 Findings when this test was written (every registered model at the resolutions below): the
 support is one rectangle for every unit tested (no holes), and it equalled the unit's
@@ -76,21 +78,24 @@ _REDUCED: dict[str, tuple[str, int | None, bool]] = {
     "fcn32s": ("fcn32s@num_classes=1", 64, True),
     "alexnet": ("alexnet", None, False),  # a fixed classifier: the model's own 227
     "alexnet_owt": ("alexnet_owt", None, False),
-    "bn_inception": ("bn_inception", None, False),  # a fixed 7 x 7 average pool: 224
-    "googlenet": ("googlenet", None, False),  # a fixed 7 x 7 average pool: 224
+    "bn_inception": ("bn_inception", 96, False),  # 224 less 4 x 32: see _WHOLE_MAP_POOL
+    "googlenet": ("googlenet", 96, False),  # 224 less 4 x 32: see _WHOLE_MAP_POOL
     "lenet": ("lenet", None, False),
     "lenet5": ("lenet5", None, False),
     "inception_v2": ("inception_v2", 139, False),  # 299 less 5 x 32: see _WHOLE_MAP_POOL
     "inception_v3": ("inception_v3", 96, False),
     "inception_resnet_v2": ("inception_resnet_v2", 96, False),
 }
-# spec -> (attribute, side): a fixed average pool that reads the whole last map, made the size of that map
-# at the smaller input the test runs (a wrong side fails the trace: the classifier then gets other features).
-# Inception v2's Table 1 pools its 8 x 8 map at 299 pixels; at 139 = 299 - 5 x 32 every stride-2 layer sees
-# a map of the same parity as at 299 (149/69, 147/67, 71/31, 35/15, 17/7): each reads its map's last row
-# and column, as at 299, so every layer's field and its clipping at the edges work as at 299; the last
-# map is 3 x 3.
-_WHOLE_MAP_POOL: dict[str, tuple[str, int]] = {"inception_v2": ("avgpool", 3)}
+# spec -> (attribute, side): a fixed average pool that reads the whole last map (these models' tables:
+# "pool 8x8" of Inception v2 at 299 pixels, "avg pool 7x7" of GoogLeNet and BN-Inception at 224), made the
+# size of that map at the smaller input the test runs (a wrong side fails the trace: the classifier would get
+# other features). The smaller input is the model's own less a multiple of 32, the network's total stride:
+# every stride-2 layer then sees a map of the same parity as at the model's own size (Inception v2 at 139:
+# 149/69, 147/67, 71/31, 35/15, 17/7), so it reads (or, with ceil_mode, overhangs) its map's last row and
+# column as there, and every layer's field and its clipping at the input's edges work the same way; the
+# last map is 3 x 3.
+_WHOLE_MAP_POOL: dict[str, tuple[str, int]] = {"inception_v2": ("avgpool", 3), "googlenet": ("pool5", 3),
+                                               "bn_inception": ("avgpool", 3)}
 _FAST = {"lenet", "resnet18", "mobilenet_v2", "efficientnet_b0", "unet", "fcn8s", "hourglass", "densenet121",
          "vgg11"}
 
