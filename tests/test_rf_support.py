@@ -103,6 +103,9 @@ _FAST = {"lenet", "resnet18", "mobilenet_v2", "efficientnet_b0", "unet", "fcn8s"
 def _config(name: str) -> tuple[str, int | None, bool]:
     if name in _REDUCED:
         return _REDUCED[name]
+    if name.startswith("efficientnet_b") and name != "efficientnet_b0":
+        # B1..B7: B0's blocks deeper and wider; no concatenation, so one channel everywhere (B0 runs at full width)
+        return name, 64, True
     if name.startswith("vgg"):
         return f"{name}@adaptive_pool=true", 64, False  # the classifier after an adaptive pool takes any size
     return name, 64, False  # global average pooling before the classifier: any size
@@ -127,6 +130,8 @@ def _thin(m: nn.Module):
         return type(m)(1, 1, m.kernel_size, m.stride, m.padding, dilation=m.dilation, bias=m.bias is not None)
     if isinstance(m, nn.BatchNorm2d):
         return nn.BatchNorm2d(1, eps=m.eps)
+    if isinstance(m, nn.Linear):  # a classifier after global pooling: one feature in (traced, never run here)
+        return nn.Linear(1, m.out_features, bias=m.bias is not None)
     return None
 
 
