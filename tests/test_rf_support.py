@@ -36,7 +36,9 @@ and tanh is increasing everywhere).
 The analysis runs on a meta trace of the model as built (max pooling and all); the gradient runs
 on the neutralized copy. Channel widths do not change which pixels a unit reads, so the wide
 encoder-decoders are run narrow (``_REDUCED``), and models that take any resolution run at a
-small one; the geometry (kernels, strides, padding, depth) is the model's own.
+small one; the geometry (kernels, strides, padding, depth) is the model's own. Models whose fixed last
+pool expects their own input size run at a smaller one with that pool made the size of the last map
+(``_WHOLE_MAP_POOL``).
 
 Findings when this test was written (every registered model at the resolutions below): the
 support is one rectangle for every unit tested (no holes), and it equalled the unit's
@@ -76,14 +78,24 @@ _REDUCED: dict[str, tuple[str, int | None, bool]] = {
     "fcn32s": ("fcn32s@num_classes=1", 64, True),
     "alexnet": ("alexnet", None, False),  # a fixed classifier: the model's own 227
     "alexnet_owt": ("alexnet_owt", None, False),
-    "bn_inception": ("bn_inception", None, False),  # a fixed 7 x 7 average pool: 224
-    "googlenet": ("googlenet", None, False),  # a fixed 7 x 7 average pool: 224
+    "bn_inception": ("bn_inception", 96, False),  # 224 less 4 x 32: see _WHOLE_MAP_POOL
+    "googlenet": ("googlenet", 96, False),  # 224 less 4 x 32: see _WHOLE_MAP_POOL
     "lenet": ("lenet", None, False),
     "lenet5": ("lenet5", None, False),
-    "inception_v2": ("inception_v2", None, False),  # a fixed 8 x 8 average pool: 299
+    "inception_v2": ("inception_v2", 139, False),  # 299 less 5 x 32: see _WHOLE_MAP_POOL
     "inception_v3": ("inception_v3", 96, False),
     "inception_resnet_v2": ("inception_resnet_v2", 96, False),
 }
+# spec -> (attribute, side): a fixed average pool that reads the whole last map (these models' tables:
+# "pool 8x8" of Inception v2 at 299 pixels, "avg pool 7x7" of GoogLeNet and BN-Inception at 224), made the
+# size of that map at the smaller input the test runs (a wrong side fails the trace: the classifier would get
+# other features). The smaller input is the model's own less a multiple of 32, the network's total stride:
+# every stride-2 layer then sees a map of the same parity as at the model's own size (Inception v2 at 139:
+# 149/69, 147/67, 71/31, 35/15, 17/7), so it reads (or, with ceil_mode, overhangs) its map's last row and
+# column as there, and every layer's field and its clipping at the input's edges work the same way; the
+# last map is 3 x 3.
+_WHOLE_MAP_POOL: dict[str, tuple[str, int]] = {"inception_v2": ("avgpool", 3), "googlenet": ("pool5", 3),
+                                               "bn_inception": ("avgpool", 3)}
 _FAST = {"lenet", "resnet18", "mobilenet_v2", "efficientnet_b0", "unet", "fcn8s", "hourglass", "densenet121",
          "vgg11"}
 
@@ -91,6 +103,9 @@ _FAST = {"lenet", "resnet18", "mobilenet_v2", "efficientnet_b0", "unet", "fcn8s"
 def _config(name: str) -> tuple[str, int | None, bool]:
     if name in _REDUCED:
         return _REDUCED[name]
+    if name.startswith("efficientnet_b") and name != "efficientnet_b0":
+        # B1..B7: B0's blocks deeper and wider; no concatenation, so one channel everywhere (B0 runs at full width)
+        return name, 64, True
     if name.startswith("vgg"):
         return f"{name}@adaptive_pool=true", 64, False  # the classifier after an adaptive pool takes any size
     return name, 64, False  # global average pooling before the classifier: any size
@@ -115,6 +130,8 @@ def _thin(m: nn.Module):
         return type(m)(1, 1, m.kernel_size, m.stride, m.padding, dilation=m.dilation, bias=m.bias is not None)
     if isinstance(m, nn.BatchNorm2d):
         return nn.BatchNorm2d(1, eps=m.eps)
+    if isinstance(m, nn.Linear):  # a classifier after global pooling: one feature in (traced, never run here)
+        return nn.Linear(1, m.out_features, bias=m.bias is not None)
     return None
 
 
@@ -241,6 +258,10 @@ def _check(spec: str, res: int | None, thin: bool) -> None:
     model = archlab.build(spec)
     if thin:
         _replace(model, _thin)
+    if spec in _WHOLE_MAP_POOL:
+        attribute, side = _WHOLE_MAP_POOL[spec]
+        assert isinstance(getattr(model, attribute), nn.AvgPool2d)
+        setattr(model, attribute, nn.AvgPool2d(side))
     tr, label = archlab.trace.run.trace_model(model, input_size=_input_size(spec, res, thin))
     rf = receptive_fields(tr)
     rows = {r["name"]: r for r in rf_of(tr, label, depth=2, rf=rf).layers}

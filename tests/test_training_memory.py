@@ -457,6 +457,27 @@ def test_resnet50_batch_64_plan_fits_a_budget_30_percent_below_the_unplanned_pea
     assert (again.training_peak_bytes, again.recompute_macs) == (r.training_peak_bytes, r.recompute_macs)
 
 
+@pytest.mark.slow
+def test_measured_planned_step_fits_a_budget_the_unplanned_step_exceeds_by_30_percent():
+    """The planner's promise measured: a budget B that the unplanned step's predicted peak U exceeds by 30%
+    (B = U / 1.3), the plan to it, and both steps run for real (CPU profiler records: deterministic, the same
+    allocations every run). The planned step's measured peak is under B with a 2.4% margin (15 MiB; the
+    prediction's error on this model is 0.5 MiB), the unplanned step's measured peak over it by 30%, and the
+    measured saving is the predicted one. benchmarks/bench_checkpoint_plan.py runs the issue's case, ResNet-50
+    at 64x3x224x224 (docs/memory.md). On ResNets at such small inputs the measured peak is 4.5 to 8.2 MiB above
+    the bill, planned or not (oneDNN's convolution backward of a layer4 512x512x3x3 weight holds buffers the
+    bill does not count, one of the weight's size, 9 MiB): more than a tight plan's margin there."""
+    plain = training_memory("mobilenet_v2", res=64, batch=128, measure=True)
+    budget = int(plain.training_peak_bytes / 1.3)
+    r = training_memory("mobilenet_v2", res=64, batch=128, checkpoint="auto", budget=budget, measure=True)
+    assert r.checkpointed and r.training_peak_bytes <= budget
+    assert r.measured_training_peak_bytes < 0.98 * budget, (r.measured_training_peak_bytes, budget)
+    assert plain.measured_training_peak_bytes > 1.29 * budget, (plain.measured_training_peak_bytes, budget)
+    saved = plain.training_peak_bytes - r.training_peak_bytes
+    measured_saved = plain.measured_training_peak_bytes - r.measured_training_peak_bytes
+    assert abs(measured_saved - saved) <= 0.01 * saved, (measured_saved, saved)
+
+
 def test_measured_checkpointed_step_within_15_percent():
     """A real step with the modules under torch.utils.checkpoint: its measured peak within 15% of the
     prediction, and checkpointing lowers the measured peak by at least half of what the bill says it saves."""
