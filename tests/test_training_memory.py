@@ -589,8 +589,10 @@ def _encoder() -> nn.Module:
 
 # (activation peak, training peak) per rank, bytes, at world size 2 with Adam: the bills before --checkpoint
 # combined with sharding, which replayed the step with its own loop (none, zero1: b603ef0's; zero2, zero3, fsdp:
-# the op-by-op FSDP schedule's, i27-h0 before the merge with the checkpointed replay)
-_BEFORE = {"resnet18": {"none": (47269280, 252664856), "zero1": (47269280, 205906860), "zero2": (19750304, 154187736),
+# the op-by-op FSDP schedule's, i27-h0 before the merge with the checkpointed replay; Adam's temporaries since
+# by training_memory.adam_temporaries: ResNet-18's none +2,048 bytes, zero1's rank 0 +9,436,832, where its
+# optimizer holds two 512x512x3x3 weights in a row)
+_BEFORE = {"resnet18": {"none": (47269280, 252666904), "zero1": (47269280, 215343692), "zero2": (19750304, 154187736),
                         "zero3": (19750304, 152313896), "fsdp": (19750304, 152313896)},
            "encoder": {"none": (34640, 107000), "zero1": (34640, 88900), "zero2": (33520, 74200),
                        "zero3": (33520, 83232), "fsdp": (33520, 83232)}}
@@ -774,3 +776,32 @@ def test_the_smallest_per_rank_peak_named_is_the_bill_of_the_plan_named():
     peak, names = int(found.group(1).replace(",", "")), found.group(2)
     r = training_memory("resnet18", res=64, batch=16, world_size=2, shard="zero3", checkpoint=names)
     assert r.training_peak_bytes == peak < r.unplanned_training_peak_bytes
+
+
+def test_adams_temporaries_are_a_parameters_two_beside_the_previous_ones_denominator():
+    # measured against torch.optim.Adam on the CPU (the profiler's records of the second step): the law holds
+    # to the byte, less the 12 bytes of scalars the step allocates, for every order of these sizes
+    import itertools
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from archlab.analysis.training_memory import adam_temporaries
+
+    shapes = [(256, 64, 3, 3), (128, 64, 3, 3), (256, 64, 3, 3), (64,)]
+    assert adam_temporaries([]) == 0 and adam_temporaries([8]) == 16
+    for order in itertools.permutations(shapes):
+        params = [torch.nn.Parameter(torch.ones(s)) for s in order]
+        opt = torch.optim.Adam(params, lr=1e-3)
+        for p in params:
+            p.grad = torch.ones_like(p)
+        opt.step()  # the state is made here
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            opt.step()
+        records = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                         key=lambda e: e.start_ns())
+        total = peak = 0
+        for e in records:
+            total += e.nbytes()
+            peak = max(peak, total)
+        assert peak - 12 == adam_temporaries([p.numel() * 4 for p in params]), order

@@ -59,7 +59,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 from archlab.analysis.checkpointing import Replay, candidates, names_of, plan, plan_method
-from archlab.analysis.training_memory import STATE_BUFFERS, StepPeak, StepReplay, activation_bytes
+from archlab.analysis.training_memory import STATE_BUFFERS, StepPeak, StepReplay, activation_bytes, adam_temporaries
 from archlab.errors import UserError
 from archlab.trace.graph import Param, TrainingTrace
 from archlab.units import SCHEMA_VERSION
@@ -191,16 +191,16 @@ def fsdp_timeline(tt: TrainingTrace, root: Unit, units: Sequence[Unit], world_si
                   shard_grads: dict[str, int]) -> tuple[dict[int, tuple[int, int, int]], dict[int, str]]:
     """What a sharded rank holds beside its activations while each op of the step runs, as FSDP2 schedules its
     units: (op index -> (gathered parameters, a unit's gradients beyond this rank's shard, communication
-    buffers), in bytes; op index -> the name of the unit it runs in, where it runs in one). ``gathers``: the parameters are sharded and all-gathered (ZeRO-3 / FSDP2; not ZeRO-2);
-    ``shard_grads``: the bytes of each unit's gradients that the replay already counts (this rank's shards).
-
-    Forward: the root unit's parameters all along (FSDP2 does not reshard the root after its forward), a
-    unit's while its ops run (resharded after its forward), and at a unit's first op also its flat all-gather
-    output (alive while it is copied out into the parameters). Backward, units in the order their backward
-    runs: the root's parameters; the unit's own; the next unit's all-gather output (prefetched at this unit's
-    pre-backward, copied out at the next's); the unit's gradients whole; the last reduce-scatter input (a flat
-    padded copy of a unit's gradients, kept until the next unit's reduce); at the unit's last op also its own
-    reduce-scatter input beside its whole gradients. An op belongs to the innermost unit whose module holds it."""
+    buffers), in bytes; op index -> the name of the unit it runs in, where it runs in one). ``gathers``: the
+    parameters are sharded and all-gathered (ZeRO-3 / FSDP2; not ZeRO-2); ``shard_grads``: the bytes of each unit's
+    gradients that the replay already counts (this rank's shards). Forward: the root unit's parameters all along
+    (FSDP2 does not reshard the root after its forward), a unit's while its ops run (resharded after its forward),
+    and at a unit's first op also its flat all-gather output (alive while it is copied out into the parameters).
+    Backward, units in the order their backward runs: the root's parameters; the unit's own; the next unit's
+    all-gather output (prefetched at this unit's pre-backward, copied out at the next's); the unit's gradients
+    whole; the last reduce-scatter input (a flat padded copy of a unit's gradients, kept until the next unit's
+    reduce); at the unit's last op also its own reduce-scatter input beside its whole gradients. An op belongs to
+    the innermost unit whose module holds it."""
     tr = tt.trace
     n = world_size
     names = sorted((u.name for u in units), key=len, reverse=True)
@@ -301,11 +301,12 @@ def _state(params: Sequence[Param], optimizer: str, sizes: dict[str, int] | None
 
 
 def _temporaries(params: Sequence[Param], optimizer: str, sizes: dict[str, int] | None = None) -> int:
-    """Single-tensor Adam's two temporaries of the largest parameter (or shard); SGD and momentum none."""
+    """Single-tensor Adam's temporaries over ``params`` (or their shards) in the optimizer's order
+    (``training_memory.adam_temporaries``); SGD and momentum none."""
     trainable = [p for p in params if p.trainable]
     if optimizer not in ("adam", "adamw") or not trainable:
         return 0
-    return 2 * max((sizes or {}).get(p.name, p.bytes) for p in trainable)
+    return adam_temporaries([(sizes or {}).get(p.name, p.bytes) for p in trainable])
 
 
 @dataclass(frozen=True)
