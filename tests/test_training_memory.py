@@ -332,6 +332,9 @@ def test_per_rank_cli_formats(cli):
     assert r.code == 0, r.err
     d = json.loads(r.out)
     assert (d["world_size"], d["global_batch"], d["per_rank_batch"], d["shard"]) == (2, 4, 2, "zero3")
+    # the JSON says its units, and the FSDP unit count has a key of its own (it once overwrote "units")
+    assert d["units"]["bytes"].startswith("bytes per rank") and "training_peak_bytes" in d["units"]
+    assert d["fsdp_units"] == training_memory("lenet5", batch=4, world_size=2, shard="zero3", optimizer="adam").units
     for key in ("params_bytes", "gradients_bytes", "optimizer_state_bytes", "comm_buffers_bytes",
                 "gathered_params_bytes", "training_peak_bytes", "wrap_policy"):
         assert key in d

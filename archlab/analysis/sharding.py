@@ -55,11 +55,12 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from archlab.analysis.checkpointing import Replay, candidates, names_of, plan, plan_method
-from archlab.analysis.training_memory import STATE_BUFFERS, StepPeak, StepReplay, activation_bytes, adam_temporaries
+from archlab.analysis.training_memory import (STATE_BUFFERS, StepPeak, StepReplay, activation_bytes, adam_temporaries,
+                                              bill_dict)
 from archlab.errors import UserError
 from archlab.trace.graph import Param, TrainingTrace
 from archlab.units import SCHEMA_VERSION
@@ -378,27 +379,18 @@ class PerRankBill:
         return self.params_bytes + self.amp_weight_copies_bytes + self.optimizer_state_bytes + buckets
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_shape"] = list(self.input_shape)
-        d["checkpoint"], d["checkpointed"] = list(self.checkpoint), list(self.checkpointed)
-        if not self.checkpoint:
-            for k in ("checkpoint", "checkpointed", "recompute_macs", "unplanned_training_peak_bytes", "plan_method"):
-                d.pop(k)
+        d = bill_dict(self)
         d["per_rank_batch"] = self.per_rank_batch
-        d["persistent_bytes"] = self.persistent_bytes
-        if self.measured_training_peak_bytes is None:
-            d.pop("measured_method")
-        else:
-            d["measured_diff_percent"] = self.measured_diff_percent
-        if self.budget_bytes is None:
-            for k in ("budget_bytes", "max_batch", "max_batch_peak_bytes"):
-                d.pop(k)
+        d["fsdp_units"] = d.pop("units")  # "units" is the JSON's description of its units
         return {"schema_version": SCHEMA_VERSION,
                 "units": {"bytes": "bytes per rank, on its device (host_bytes: on its host)",
                           "training_peak_bytes": "persistent (parameters, amp copies, optimizer state, DDP buckets) + "
-                                                 "the larger of: the activation peak + gathered parameters + the "
-                                                 "unit's gradients + the reduce-scatter/all-gather buffers; the "
-                                                 "optimizer step"},
+                                                 "the larger of: the largest sum over the step's ops of activations + "
+                                                 "gradients + gathered parameters + the unit's gradients + the "
+                                                 "reduce-scatter/all-gather buffers (the fields give each at that op); "
+                                                 "the optimizer step",
+                          **({"recompute_macs": "forward MACs of the checkpointed modules, run again in the backward, "
+                                                "on each rank"} if self.checkpoint else {})},
                 **d}
 
 

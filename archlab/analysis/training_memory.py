@@ -239,21 +239,8 @@ class TrainingMemoryResult:
         return 100.0 * (self.training_peak_bytes - self.measured_training_peak_bytes) / self.measured_training_peak_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_shape"] = list(self.input_shape)
+        d = bill_dict(self)
         d["frozen"] = list(self.frozen)
-        d["checkpoint"], d["checkpointed"] = list(self.checkpoint), list(self.checkpointed)
-        if not self.checkpoint:
-            for k in ("checkpoint", "checkpointed", "recompute_macs", "unplanned_training_peak_bytes", "plan_method"):
-                d.pop(k)
-        d["persistent_bytes"] = self.persistent_bytes
-        if self.measured_training_peak_bytes is None:
-            d.pop("measured_method")
-        else:
-            d["measured_diff_percent"] = self.measured_diff_percent
-        if self.budget_bytes is None:
-            for k in ("budget_bytes", "max_batch", "max_batch_peak_bytes"):
-                d.pop(k)
         return {"schema_version": SCHEMA_VERSION,
                 "units": {"bytes": "bytes, whole batch",
                           "training_peak_bytes": "parameters + amp weight copies + optimizer state + the peak of "
@@ -261,6 +248,27 @@ class TrainingMemoryResult:
                           **({"recompute_macs": "forward MACs of the checkpointed modules, run again in the backward"}
                              if self.checkpoint else {})},
                 **d}
+
+
+def bill_dict(bill: Any) -> dict[str, Any]:
+    """The fields of a training bill (``TrainingMemoryResult`` or a rank's ``PerRankBill``) as JSON wants them:
+    lists for tuples, the checkpointing, measurement and budget fields only where they were asked for, and the
+    derived ``persistent_bytes`` and ``measured_diff_percent``."""
+    d = asdict(bill)
+    d["input_shape"] = list(bill.input_shape)
+    d["checkpoint"], d["checkpointed"] = list(bill.checkpoint), list(bill.checkpointed)
+    if not bill.checkpoint:
+        for k in ("checkpoint", "checkpointed", "recompute_macs", "unplanned_training_peak_bytes", "plan_method"):
+            d.pop(k)
+    d["persistent_bytes"] = bill.persistent_bytes
+    if bill.measured_training_peak_bytes is None:
+        d.pop("measured_method")
+    else:
+        d["measured_diff_percent"] = bill.measured_diff_percent
+    if bill.budget_bytes is None:
+        for k in ("budget_bytes", "max_batch", "max_batch_peak_bytes"):
+            d.pop(k)
+    return d
 
 
 def _optimizer_state(tt: TrainingTrace, optimizer: str) -> int:
